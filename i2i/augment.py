@@ -1,0 +1,1 @@
+"""Kornia augmentation pipelines (filled in below)."""

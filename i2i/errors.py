@@ -1,0 +1,42 @@
+"""Errors that mean "the user asked for something wrong", as opposed to bugs.
+
+The CLI prints an ``I2IError`` as one line and exits non-zero; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+
+class I2IError(Exception):
+    """A user-facing error whose message already says what to do."""
+
+
+class UnknownComponentError(I2IError, KeyError):
+    """A name that no installed plugin registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class DuplicateComponentError(I2IError):
+    """Two plugins registered the same name."""
+
+
+class InvalidArgumentError(I2IError, TypeError):
+    """A keyword argument a component does not take, or a value it cannot use."""
+
+
+class DataError(I2IError):
+    """A dataset folder that is missing, empty or laid out wrongly."""
+
+
+class CheckpointError(I2IError):
+    """A checkpoint or model folder that does not match what it claims to be."""
+
+
+class InputSizeError(I2IError, ValueError):
+    """An image size a network cannot take (e.g. unet256 on 100x100)."""
+
+
+class ImageDecodeError(I2IError, OSError):
+    """A file that is not a readable image."""

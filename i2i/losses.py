@@ -1,0 +1,1 @@
+"""GAN objectives and reconstruction losses (filled in below)."""

@@ -1,0 +1,122 @@
+"""The plugin manager: i2i's own parts first, then every entry point in group ``i2i``.
+
+Built-in parts are plain pluggy plugins registered through the same hooks as a third party's.
+Each plugin is imported and each of its hooks called in isolation, so one broken plugin is
+reported once (a ``PluginLoadWarning`` naming it) and all the others still load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from i2i import hookspecs
+from i2i.registry import REGISTRIES
+
+# Parts of the core that are plugins in their own right (like llm's DEFAULT_PLUGINS).
+DEFAULT_PLUGINS = ("i2i.nets", "i2i.losses", "i2i.augment")
+ENTRY_POINT_GROUP = "i2i"
+REGISTRY_HOOKS = {f"register_{kind}": registry for kind, registry in REGISTRIES.items()}
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin failed to import or register; the rest of i2i works without it."""
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    module: str
+    hooks: list[str] = field(default_factory=list)
+
+
+pm = pluggy.PluginManager("i2i")
+pm.add_hookspecs(hookspecs)
+
+_loaded = False
+_info: dict[str, PluginInfo] = {}
+failures: dict[str, str] = {}
+
+
+def _report(plugin: str, error: BaseException) -> None:
+    message = f"{type(error).__name__}: {error}"
+    if plugin in failures:
+        return
+    failures[plugin] = message
+    warnings.warn(
+        f"i2i plugin {plugin!r} failed and was skipped ({message})",
+        PluginLoadWarning,
+        stacklevel=3,
+    )
+
+
+def _register_module(module: Any, name: str, version: str) -> None:
+    pm.register(module, name=name)
+    hooks = sorted(impl_name for impl_name in dir(module) if impl_name.startswith("register_"))
+    _info[name] = PluginInfo(name, version, module.__name__, hooks)
+
+
+def _call_registration_hooks(only: str | None = None) -> None:
+    for hook_name, registry in REGISTRY_HOOKS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name in failures or (only and impl.plugin_name != only):
+                continue
+            added: list[str] = []
+
+            def register(factory, name=None, *, summary=None, _plugin=impl.plugin_name):
+                registry.register(factory, name, plugin=_plugin, summary=summary)
+                added.append(name or getattr(factory, "name", None) or factory.__name__)
+                return factory
+
+            try:
+                impl.function(register=register)
+            except Exception as error:  # a third party's bug must not break i2i
+                for done in added:  # leave nothing half-registered
+                    registry.unregister(done)
+                _report(impl.plugin_name, error)
+
+
+def load_plugins() -> None:
+    """Import and register every plugin once; later calls do nothing."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from i2i import __version__
+
+    for module_name in DEFAULT_PLUGINS:
+        _register_module(importlib.import_module(module_name), module_name, __version__)
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.has_plugin(ep.name) or ep.name in failures:
+            continue
+        version = ep.dist.version if ep.dist is not None else "?"
+        try:
+            _register_module(ep.load(), ep.name, version)
+        except Exception as error:
+            _report(ep.name, error)
+    _call_registration_hooks()
+
+
+def register_plugin(module: Any, name: str | None = None, version: str = "?") -> None:
+    """Register a plugin object at run time (tests, notebooks); its components appear at once."""
+    load_plugins()
+    name = name or getattr(module, "__name__", repr(module))
+    _register_module(module, name, version)
+    _call_registration_hooks(only=name)
+
+
+def plugin_names() -> list[str]:
+    load_plugins()
+    return sorted(_info)
+
+
+def plugins() -> list[PluginInfo]:
+    """Installed plugins with versions and the hooks they implement."""
+    load_plugins()
+    return [_info[n] for n in sorted(_info)]

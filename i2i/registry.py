@@ -1,0 +1,196 @@
+"""One registry class; generators, discriminators, losses, augmentations and tasks are instances.
+
+Factories are plain callables (functions or classes). Their signature is the contract: ``create``
+checks keyword arguments against it, ``describe`` reads defaults from it, and the first line of
+the docstring is the one-line summary that ``i2i list`` shows.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from i2i.errors import DuplicateComponentError, InvalidArgumentError, UnknownComponentError
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: Any
+    annotation: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered factory and where it came from."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    summary: str
+    parameters: tuple[Parameter, ...] = field(default=())
+    accepts_any_kwargs: bool = False
+
+
+def _summary(factory: Callable[..., Any]) -> str:
+    doc = inspect.getdoc(factory) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _parameters(factory: Callable[..., Any]) -> tuple[tuple[Parameter, ...], bool]:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return (), True
+    params, any_kwargs = [], False
+    for p in sig.parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            any_kwargs = True
+            continue
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
+            continue
+        annotation = p.annotation if p.annotation is not inspect.Parameter.empty else ""
+        if not isinstance(annotation, str):
+            annotation = getattr(annotation, "__name__", str(annotation))
+        required = p.default is inspect.Parameter.empty
+        params.append(Parameter(p.name, None if required else p.default, annotation, required))
+    return tuple(params), any_kwargs
+
+
+class Registry:
+    """Named factories of one kind, filled by plugins through a ``register_*`` hook."""
+
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+        self.kind = kind
+        self._components: dict[str, Component] = {}
+        self._loader = loader
+
+    # -- filling -----------------------------------------------------------------------------
+    def register(
+        self,
+        factory: Callable[..., Any],
+        name: str | None = None,
+        *,
+        plugin: str = "<direct>",
+        summary: str | None = None,
+    ) -> Callable[..., Any]:
+        """Add ``factory`` under ``name`` (default: its ``name`` attribute or ``__name__``)."""
+        name = name or getattr(factory, "name", None) or factory.__name__
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"{self.kind} names must be non-empty strings, got {name!r}")
+        if name in self._components:
+            other = self._components[name].plugin
+            raise DuplicateComponentError(
+                f"{self.kind} {name!r} is registered by both plugin {other!r} and plugin "
+                f"{plugin!r}; uninstall one of them or rename the component"
+            )
+        params, any_kwargs = _parameters(factory)
+        self._components[name] = Component(
+            kind=self.kind,
+            name=name,
+            factory=factory,
+            plugin=plugin,
+            summary=summary if summary is not None else _summary(factory),
+            parameters=params,
+            accepts_any_kwargs=any_kwargs,
+        )
+        return factory
+
+    def unregister(self, name: str) -> None:
+        self._components.pop(name, None)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        if self._loader is not None:
+            self._loader()
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._components
+
+    def __iter__(self) -> Iterator[Component]:
+        self._ensure_loaded()
+        return iter(sorted(self._components.values(), key=lambda c: c.name))
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(self._components)
+
+    def get(self, name: str) -> Component:
+        """The component called ``name``; an unknown name lists close matches and plugins."""
+        self._ensure_loaded()
+        try:
+            return self._components[name]
+        except KeyError:
+            raise UnknownComponentError(self._unknown_message(name)) from None
+
+    def _unknown_message(self, name: str) -> str:
+        from i2i.plugins import plugin_names
+
+        close = difflib.get_close_matches(str(name), list(self._components), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        return (
+            f"unknown {self.kind} {name!r}; {hint}available: "
+            f"{', '.join(sorted(self._components)) or 'none'} "
+            f"(installed plugins: {', '.join(plugin_names()) or 'none'}); "
+            f"`i2i list {self.kind}s` shows them all"
+        )
+
+    def list(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching a glob pattern, like ``timm.list_models``."""
+        self._ensure_loaded()
+        return sorted(n for n in self._components if fnmatch.fnmatchcase(n, pattern))
+
+    def describe(self, name: str) -> Component:
+        return self.get(name)
+
+    def check_kwargs(self, name: str, kwargs: dict[str, Any]) -> Component:
+        """Fail with the valid names when ``kwargs`` holds one that ``name`` does not take."""
+        component = self.get(name)
+        if component.accepts_any_kwargs:
+            return component
+        valid = [p.name for p in component.parameters]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise InvalidArgumentError(
+                f"{self.kind} {name!r} takes no argument {', '.join(map(repr, unknown))}; "
+                f"valid arguments: {', '.join(valid) or 'none'}"
+            )
+        missing = [p.name for p in component.parameters if p.required and p.name not in kwargs]
+        if missing:
+            raise InvalidArgumentError(
+                f"{self.kind} {name!r} needs argument(s) {', '.join(missing)}"
+            )
+        return component
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Build the component ``name`` with checked keyword arguments."""
+        component = self.check_kwargs(name, kwargs)
+        return component.factory(**kwargs)
+
+
+def _load_plugins() -> None:
+    from i2i.plugins import load_plugins
+
+    load_plugins()
+
+
+generators = Registry("generator", _load_plugins)
+discriminators = Registry("discriminator", _load_plugins)
+losses = Registry("loss", _load_plugins)
+augmentations = Registry("augmentation", _load_plugins)
+tasks = Registry("task", _load_plugins)
+
+REGISTRIES: dict[str, Registry] = {
+    "generators": generators,
+    "discriminators": discriminators,
+    "losses": losses,
+    "augmentations": augmentations,
+    "tasks": tasks,
+}
