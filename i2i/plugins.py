@@ -120,3 +120,15 @@ def plugins() -> list[PluginInfo]:
     """Installed plugins with versions and the hooks they implement."""
     load_plugins()
     return [_info[n] for n in sorted(_info)]
+
+
+def add_plugin_commands(cli: Any) -> None:
+    """Let each plugin add click commands; a failing plugin is reported and skipped."""
+    load_plugins()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        if impl.plugin_name in failures:
+            continue
+        try:
+            impl.function(cli=cli)
+        except Exception as error:
+            _report(impl.plugin_name, error)

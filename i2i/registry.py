@@ -153,11 +153,9 @@ class Registry:
     def check_kwargs(self, name: str, kwargs: dict[str, Any]) -> Component:
         """Fail with the valid names when ``kwargs`` holds one that ``name`` does not take."""
         component = self.get(name)
-        if component.accepts_any_kwargs:
-            return component
         valid = [p.name for p in component.parameters]
         unknown = sorted(set(kwargs) - set(valid))
-        if unknown:
+        if unknown and not component.accepts_any_kwargs:
             raise InvalidArgumentError(
                 f"{self.kind} {name!r} takes no argument {', '.join(map(repr, unknown))}; "
                 f"valid arguments: {', '.join(valid) or 'none'}"

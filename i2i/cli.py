@@ -1,0 +1,193 @@
+"""The ``i2i`` command: a thin click layer over the Python API.
+
+User errors (``I2IError``) print one line and exit 1, without a traceback. Training flags are
+generated from each task's declared options, and plugins may add commands through the
+``register_commands(cli)`` hook; both are loaded lazily so ``i2i --version`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from i2i import __version__
+from i2i.errors import I2IError
+
+KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks")
+
+
+def _kind(value: str) -> str:
+    for kind in KINDS:
+        if value in (kind, kind[:-1], kind.removesuffix("es")):
+            return kind
+    raise click.BadParameter(f"{value!r} is not one of {', '.join(KINDS)}")
+
+
+class I2IGroup(click.Group):
+    """Prints user errors on one line and adds plugin commands on first lookup."""
+
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if I2IGroup._plugin_commands_loaded:
+            return
+        I2IGroup._plugin_commands_loaded = True
+        from i2i.plugins import add_plugin_commands
+
+        add_plugin_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except I2IError as error:
+            click.secho(f"Error: {error}", err=True, fg="red")
+            ctx.exit(1)
+
+
+@click.group(cls=I2IGroup)
+@click.version_option(__version__, prog_name="i2i")
+def cli() -> None:
+    """i2i: image-to-image translation (CycleGAN, pix2pix, your own) with plugins."""
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=max(100, click.get_terminal_size()[0])).print(table)
+
+
+@cli.command("list")
+@click.argument("kind", required=False, type=_kind)
+@click.argument("pattern", required=False, default="*")
+def list_command(kind: str | None, pattern: str) -> None:
+    """List registered components: KIND is generators, discriminators, losses,
+    augmentations or tasks; PATTERN is a glob such as 'resnet*'."""
+    from i2i.registry import REGISTRIES
+
+    for name in [kind] if kind else list(KINDS):
+        registry = REGISTRIES[name]
+        rows = [[c.name, c.plugin, c.summary] for c in registry if c.name in registry.list(pattern)]
+        _table(name, ["name", "plugin", "summary"], rows)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--kind", type=_kind, help="Which registry, when a name is in several.")
+def describe(name: str, kind: str | None) -> None:
+    """Show a component's parameters and defaults, e.g. `i2i describe resnet9`."""
+    from i2i.registry import REGISTRIES
+
+    found = [REGISTRIES[k].get(name) for k in ([kind] if kind else KINDS) if name in REGISTRIES[k]]
+    if not found:
+        REGISTRIES[kind or "generators"].get(name)  # raises with close matches
+    for component in found:
+        click.echo(f"{component.name} ({component.kind}, plugin {component.plugin})")
+        if component.summary:
+            click.echo(f"  {component.summary}")
+        rows = [
+            [p.name, p.annotation, "(required)" if p.required else repr(p.default)]
+            for p in component.parameters
+        ]
+        if component.kind == "task":
+            from i2i.train.trainer import task_options
+
+            rows = [[o.name, getattr(o.type, "__name__", ""), repr(o.default)]
+                    for o in task_options(component.factory)]
+        _table("parameters", ["name", "type", "default"], rows)
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins, their versions and the hooks they implement."""
+    from i2i.plugins import failures
+    from i2i.plugins import plugins as installed
+
+    _table(
+        "plugins",
+        ["name", "version", "module", "hooks"],
+        [[p.name, p.version, p.module, ", ".join(p.hooks)] for p in installed()],
+    )
+    for name, error in failures.items():
+        click.secho(f"failed: {name}: {error}", err=True, fg="yellow")
+
+
+def _click_option(option: Any) -> click.Option:
+    from i2i.train.options import Option
+
+    assert isinstance(option, Option)
+    if option.switch:
+        return click.Option(
+            [option.switch, option.name], is_flag=True, flag_value=not option.default,
+            default=option.default, help=option.help,
+        )
+    if option.keyvalue:
+        return click.Option(
+            [option.flag, option.name], multiple=True, metavar="KEY=VALUE", help=option.help
+        )
+    kind: Any = click.Choice(option.choices) if option.choices else (option.type or str)
+    default = f" [default: {option.default}]" if option.default is not None else ""
+    return click.Option([option.flag, option.name], type=kind, help=option.help + default)
+
+
+class TrainGroup(click.Group):
+    """One subcommand per registered task, its flags generated from the task's options."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from i2i.registry import tasks
+
+        return tasks.list()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from i2i.registry import tasks
+        from i2i.train.trainer import task_options
+
+        task_cls = tasks.get(cmd_name).factory
+        params = [_click_option(o) for o in task_options(task_cls)]
+        params.append(click.Option(["--config"], type=click.Path(dir_okay=False),
+                                   help="YAML or JSON file of options; flags override it."))
+
+        def run(**values: Any) -> None:
+            from click.core import ParameterSource
+
+            from i2i.train.trainer import train
+
+            ctx = click.get_current_context()
+            given = {
+                k: v for k, v in values.items()
+                if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+            }
+            config_file = given.pop("config", None)
+            result = train(cmd_name, config_file=config_file, **given)
+            if result.interrupted:
+                sys.exit(130)
+
+        return click.Command(cmd_name, params=params, callback=run, help=task_cls.__doc__)
+
+
+@cli.group(cls=TrainGroup)
+def train() -> None:
+    """Train a task, e.g. `i2i train cyclegan --data DIR`; without --data it trains on a
+    built-in toy day/night dataset."""
+
+
+def main() -> None:
+    cli(prog_name="i2i")

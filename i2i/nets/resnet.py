@@ -1,0 +1,135 @@
+"""The ResNet generator of CycleGAN (Johnson et al. style: downsample, residual blocks, upsample).
+
+Module structure and attribute names follow upstream's ``ResnetGenerator`` and ``ResnetBlock``
+exactly, so its checkpoints load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from i2i.nets._checks import check_choice, check_input_size
+from i2i.nets.init import init_weights
+from i2i.nets.norm import conv_bias, norm_layer
+
+PADDINGS = ("reflect", "replicate", "zero")
+
+
+def _padded_conv3x3(channels: int, padding: str, bias: bool) -> list[nn.Module]:
+    """Upstream pads with a separate layer, except for zero padding, which the conv does itself."""
+    conv_padding = 0
+    layers: list[nn.Module] = []
+    if padding == "reflect":
+        layers.append(nn.ReflectionPad2d(1))
+    elif padding == "replicate":
+        layers.append(nn.ReplicationPad2d(1))
+    else:
+        conv_padding = 1
+    layers.append(nn.Conv2d(channels, channels, 3, padding=conv_padding, bias=bias))
+    return layers
+
+
+class ResnetBlock(nn.Module):
+    """Two 3x3 convs with a skip connection; the layers live in ``conv_block`` as upstream."""
+
+    def __init__(self, channels: int, padding: str, norm: str, dropout: bool):
+        super().__init__()
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        layers = [*_padded_conv3x3(channels, padding, bias), make_norm(channels), nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [*_padded_conv3x3(channels, padding, bias), make_norm(channels)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Two stride-2 downsamplings, ``n_blocks`` residual blocks and two upsamplings.
+
+    The two stride-2 stages make the output size equal the input size only for multiples of 4,
+    hence ``size_multiple``. Reflection padding also needs the 1/4-scale map to be at least 2 px.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        norm: str = "instance",
+        dropout: bool = False,
+        n_blocks: int = 9,
+        padding: str = "reflect",
+    ):
+        super().__init__()
+        check_choice("padding", padding, PADDINGS)
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        self.arch = f"resnet{n_blocks}"
+        self.size_multiple = 4
+        self.min_size = 8 if padding == "reflect" else 4
+
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, ngf, 7, bias=bias),
+            make_norm(ngf),
+            nn.ReLU(True),
+        ]
+        for mult in (1, 2):
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                make_norm(ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        layers += [ResnetBlock(ngf * 4, padding, norm, dropout) for _ in range(n_blocks)]
+        for mult in (4, 2):
+            layers += [
+                nn.ConvTranspose2d(
+                    ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                make_norm(ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_size(x, self.arch, self.size_multiple, self.min_size)
+        return self.model(x)
+
+
+def resnet9(
+    in_channels: int = 3,
+    out_channels: int = 3,
+    ngf: int = 64,
+    norm: str = "instance",
+    dropout: bool = False,
+    padding: str = "reflect",
+    init: str = "normal",
+    init_gain: float = 0.02,
+) -> ResnetGenerator:
+    """ResNet generator, 9 residual blocks: CycleGAN's default for 256 px images and up.
+
+    Takes any height and width divisible by 4; output has the input's size.
+    """
+    net = ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 9, padding)
+    return init_weights(net, init, init_gain)
+
+
+def resnet6(
+    in_channels: int = 3,
+    out_channels: int = 3,
+    ngf: int = 64,
+    norm: str = "instance",
+    dropout: bool = False,
+    padding: str = "reflect",
+    init: str = "normal",
+    init_gain: float = 0.02,
+) -> ResnetGenerator:
+    """ResNet generator, 6 residual blocks: CycleGAN's choice for 128 px images.
+
+    Fewer blocks than resnet9 because small images need less receptive field; same size rules.
+    """
+    net = ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 6, padding)
+    return init_weights(net, init, init_gain)

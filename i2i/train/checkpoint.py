@@ -1,0 +1,127 @@
+"""Atomic training checkpoints: a kill at any moment leaves the last good one intact.
+
+Each checkpoint is a folder ``checkpoints/step_XXXXXXXX`` holding ``networks.safetensors`` (all
+networks, keys prefixed by network name) and ``state.pt`` (optimizers, schedulers, RNG states,
+counters; tensors and plain types only, read back with ``weights_only=True``). It is written under
+a temporary name and renamed into place, then the ``latest`` pointer is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from i2i.errors import CheckpointError
+
+NETWORKS_FILE = "networks.safetensors"
+STATE_FILE = "state.pt"
+LATEST = "latest"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def flatten_state_dicts(networks: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+    return {
+        f"{name}.{key}": value.detach().cpu().contiguous()
+        for name, net in networks.items()
+        for key, value in net.state_dict().items()
+    }
+
+
+def split_state_dicts(flat: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        name, _, rest = key.partition(".")
+        out.setdefault(name, {})[rest] = value
+    return out
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    networks: Mapping[str, nn.Module],
+    state: dict[str, Any],
+    keep: int = 2,
+) -> Path:
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    if not final.exists():
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
+        try:
+            save_file(flatten_state_dicts(networks), str(tmp / NETWORKS_FILE))
+            torch.save(state, tmp / STATE_FILE)
+            for file in tmp.iterdir():
+                with open(file, "rb") as f:
+                    os.fsync(f.fileno())
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    atomic_write_text(root / LATEST, final.name + "\n")
+    _prune(root, keep, final.name)
+    return final
+
+
+def _prune(root: Path, keep: int, newest: str) -> None:
+    done = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in done[: max(0, len(done) - max(keep, 1))]:
+        if old.name != newest:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".step_*"):  # temp folders of a run killed mid-write
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = Path(run_dir) / "checkpoints" / LATEST
+    if not pointer.is_file():
+        return None
+    path = pointer.parent / pointer.read_text().strip()
+    return path if (path / NETWORKS_FILE).is_file() else None
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
+    """Networks (per name) and training state of one checkpoint folder."""
+    try:
+        networks = split_state_dicts(load_file(str(path / NETWORKS_FILE)))
+        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as error:
+        raise CheckpointError(f"checkpoint {path} is unreadable: {error}") from None
+    return networks, state
+
+
+def load_networks_strict(networks: Mapping[str, nn.Module], weights: Mapping[str, Any]) -> None:
+    """Load every network exactly; any missing, extra or misshapen tensor is an error."""
+    missing = sorted(set(networks) - set(weights))
+    extra = sorted(set(weights) - set(networks))
+    if missing or extra:
+        raise CheckpointError(
+            f"checkpoint networks {sorted(weights)} do not match the task's {sorted(networks)}"
+        )
+    for name, net in networks.items():
+        try:
+            net.load_state_dict(weights[name], strict=True)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:3])
+            raise CheckpointError(f"network {name} does not match the checkpoint: {detail}") from None

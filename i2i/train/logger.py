@@ -1,0 +1,116 @@
+"""What the user sees during training: a progress bar, losses.jsonl, TensorBoard, a loss curve.
+
+Only rank 0 logs. Values arrive already reduced to Python floats at logging intervals, which
+are the only points where the training loop waits for the device.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from i2i.viz import line_charts
+
+METRICS_FILE = "losses.jsonl"
+LOSS_CURVE = "loss_curve.png"
+
+
+def _tensorboard_writer(log_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, total_steps: int, start_step: int, enabled: bool = True):
+        self.run_dir = Path(run_dir)
+        self.enabled = enabled
+        self.console = Console(stderr=True)
+        self.metrics_path = self.run_dir / METRICS_FILE
+        self.tensorboard = _tensorboard_writer(self.run_dir / "tensorboard") if enabled else None
+        self.progress: Progress | None = None
+        self._last_time, self._last_step = time.perf_counter(), start_step
+        if enabled:
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[speed]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=self.console,
+                disable=not self.console.is_terminal,
+            )
+            self.bar = self.progress.add_task(
+                "train", total=total_steps, completed=start_step, epoch="-", speed="", losses=""
+            )
+            self.progress.start()
+
+    def advance(self, step: int, epoch: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.bar, completed=step, epoch=epoch + 1)
+
+    def log(self, step: int, epoch: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        speed = (step - self._last_step) / max(now - self._last_time, 1e-9)
+        self._last_time, self._last_step = now, step
+        record = {"step": step, "epoch": epoch + 1, "time": time.time(), "it_per_s": speed, **values}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(key, value, step)
+        losses = " ".join(f"{k}={v:.3g}" for k, v in values.items() if k != "lr")
+        if self.progress is not None and self.console.is_terminal:
+            self.progress.update(self.bar, speed=f"{speed:.2f} it/s", losses=losses)
+        else:
+            self.console.print(f"step {step} epoch {epoch + 1} {speed:.2f} it/s {losses}", highlight=False)
+
+    def image(self, tag: str, image: Any, step: int) -> None:
+        if self.tensorboard is not None:
+            import numpy as np
+
+            self.tensorboard.add_image(tag, np.asarray(image), step, dataformats="HWC")
+
+    def write_loss_curve(self) -> Path | None:
+        if not self.enabled or not self.metrics_path.exists():
+            return None
+        records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+        keys = [k for k in records[-1] if k not in ("step", "epoch", "time", "it_per_s")] if records else []
+        if not keys:
+            return None
+        series = {
+            k: ([r["step"] for r in records if k in r], [float(r[k]) for r in records if k in r])
+            for k in keys
+        }
+        path = self.run_dir / LOSS_CURVE
+        line_charts(series).save(path)
+        return path
+
+    def print(self, message: str) -> None:
+        if self.enabled:
+            self.console.print(message, highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if self.tensorboard is not None:
+            self.tensorboard.close()

@@ -1,0 +1,131 @@
+"""Training options, declared once and turned into CLI flags, config-file keys and config.json.
+
+A task lists its own ``Option``s; the trainer adds the common ones. Precedence, lowest first:
+option defaults, the task's toy defaults (only when training on the built-in dataset), the
+``--config`` file, then flags given on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from i2i.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One knob: its config key, default, help and how it appears on the command line."""
+
+    name: str
+    default: Any
+    help: str
+    type: Any = None
+    # A switch that sets the opposite of the default, e.g. ``--no-flip`` for ``flip=True``.
+    switch: str | None = None
+    # KEY=VALUE pairs collected into a dict (``--gen-kw n_blocks=6``).
+    keyvalue: bool = False
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def flag(self) -> str:
+        return self.switch or "--" + self.name.replace("_", "-")
+
+
+TRAINER_OPTIONS: tuple[Option, ...] = (
+    Option("data", None, "Dataset folder; omit to train on the built-in toy dataset.", str),
+    Option("out", None, "Run folder (default: runs/<task>-<time>).", str),
+    Option("resume", None, "Continue the run in this folder from its last checkpoint.", str),
+    Option("epochs", 100, "Epochs at the initial learning rate.", int),
+    Option("epochs_decay", 100, "Epochs of linear learning-rate decay to zero after that.", int),
+    Option("max_steps", None, "Stop after this many steps in total (checkpoint saved).", int),
+    Option("batch_size", 1, "Images per domain per step (per GPU under torchrun).", int),
+    Option("lr", 2e-4, "Adam learning rate.", float),
+    Option("beta1", 0.5, "Adam beta1.", float),
+    Option("beta2", 0.999, "Adam beta2.", float),
+    Option("load_size", 286, "Resize images to this size before cropping.", int),
+    Option("crop_size", 256, "Random crop size (the size the networks train at).", int),
+    Option("preprocess", "resize_crop", "Geometric preprocessing.", str,
+           choices=("resize_crop", "scale_width", "none")),
+    Option("flip", True, "Random horizontal flips.", bool, switch="--no-flip"),
+    Option("augment", None, "Extra Kornia augmentations, comma separated (e.g. color_jitter).", str),
+    Option("max_images", None, "Use at most this many images per domain.", int),
+    Option("seed", 0, "Random seed (each rank adds its rank).", int),
+    Option("device", "auto", "auto, cpu, cuda or cuda:N.", str),
+    Option("precision", "fp32", "Autocast precision.", str, choices=("fp32", "bf16", "fp16")),
+    Option("compile", False, "torch.compile the networks.", bool, switch="--compile"),
+    Option("workers", None, "DataLoader worker processes (default: up to 4, by CPU count).", int),
+    Option("log_every", 50, "Steps between loss lines (the only host syncs).", int),
+    Option("sample_every", 500, "Steps between sample grids.", int),
+    Option("save_every", 1000, "Steps between checkpoints.", int),
+    Option("keep_checkpoints", 2, "How many checkpoints to keep.", int),
+    Option("num_samples", 4, "Fixed images per domain in the sample grids.", int),
+)
+
+
+def parse_keyvalue(pairs: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``["n_blocks=6", "dropout=true"]`` -> ``{"n_blocks": 6, "dropout": True}``."""
+    if pairs is None:
+        return {}
+    if isinstance(pairs, Mapping):
+        return dict(pairs)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError(f"expected KEY=VALUE, got {pair!r}")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise InvalidArgumentError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        first = str(error).splitlines()[0]
+        raise InvalidArgumentError(f"config file {path} is not valid: {first}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgumentError(f"config file {path} must hold a mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve(
+    options: Iterable[Option],
+    given: Mapping[str, Any],
+    config_file: Mapping[str, Any] | None = None,
+    toy_defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The complete config: defaults < toy defaults (no data) < config file < given flags."""
+    options = list(options)
+    by_name = {o.name: o for o in options}
+    config_file = dict(config_file or {})
+    unknown = sorted(set(config_file) - set(by_name))
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown option(s) {', '.join(unknown)} in config file; valid: {', '.join(by_name)}"
+        )
+    config = {o.name: o.default for o in options}
+    chosen = {**config_file, **given}
+    if chosen.get("data") is None and toy_defaults:
+        config.update({k: v for k, v in toy_defaults.items() if k not in chosen})
+    config.update(chosen)
+    for name, value in config.items():
+        option = by_name[name]
+        if option.keyvalue:
+            config[name] = parse_keyvalue(value)
+        elif option.choices and value not in option.choices:
+            raise InvalidArgumentError(
+                f"--{name.replace('_', '-')} must be one of {', '.join(option.choices)}, "
+                f"got {value!r}"
+            )
+    return config

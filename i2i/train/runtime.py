@@ -1,0 +1,137 @@
+"""Where and how the networks run: device, distributed ranks, precision, compile, channels_last.
+
+Tasks never touch torch.distributed or autocast directly; they ask the Runtime, so the same task
+code runs on one CPU, one GPU, or many GPUs under torchrun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from i2i.errors import InvalidArgumentError
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    """``auto`` means CUDA when present, else CPU; a named device that is absent is a user error."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise InvalidArgumentError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+class Runtime:
+    """Device, rank and numeric settings shared by the trainer and the task."""
+
+    def __init__(
+        self, device: str | None = "auto", precision: str = "fp32", compile: bool = False
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise InvalidArgumentError(
+                f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}"
+            )
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.distributed = self.world_size > 1
+        self.device = resolve_device(device)
+        if self.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(self.device)
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        self.compile = compile
+        self.channels_last = self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def prepare(self, net: nn.Module) -> nn.Module:
+        """Move a network to the device and wrap it for DDP / compile; returns what to call."""
+        net = net.to(self.device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        if self.distributed and any(p.requires_grad for p in net.parameters()):
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        if self.compile:
+            net = torch.compile(net)
+        return net
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        if self.precision == "fp32":
+            yield
+        else:
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                yield
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.scaler.step(optimizer)
+
+    def update(self) -> None:
+        """Once per training step, after every optimizer stepped (the fp16 loss scale)."""
+        self.scaler.update()
+
+    def all_reduce_max(self, value: float) -> float:
+        if not self.distributed:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self._collective_device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
+
+    def mean_across_ranks(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.distributed:
+            return t
+        t = t.to(self._collective_device, torch.float64)
+        dist.all_reduce(t)
+        return t / self.world_size
+
+    @property
+    def _collective_device(self) -> torch.device:
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def unwrap(net: Any) -> nn.Module:
+    """The plain module under DDP and torch.compile wrappers (for saving and sampling)."""
+    while True:
+        if hasattr(net, "_orig_mod"):
+            net = net._orig_mod
+        elif isinstance(net, nn.parallel.DistributedDataParallel):
+            net = net.module
+        else:
+            return net

@@ -1,0 +1,77 @@
+"""The contract between the core trainer and a training recipe such as CycleGAN or pix2pix.
+
+A task owns its networks, losses, optimizers and the maths of one step. Everything that is not
+specific to the recipe (data loading, devices, precision, logging, samples, checkpoints, resume,
+DDP) lives in the trainer, so a new recipe is mostly its losses and its ``step``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from i2i.train.options import Option
+from i2i.train.runtime import Runtime, unwrap
+
+
+class Task:
+    """Base class of training recipes; subclasses register through ``register_tasks``."""
+
+    name: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    # Overrides applied when no --data is given: small networks for the built-in toy dataset.
+    toy_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: dict[str, Any], runtime: Runtime, data_root: Path) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.data_root = Path(data_root)
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # -- what a task implements ------------------------------------------------------------
+    def build(self) -> None:
+        """Create networks (through ``add_network``), losses and optimizers."""
+        raise NotImplementedError
+
+    def dataset(self, split: str) -> torch.utils.data.Dataset:
+        """The dataset for ``split`` ("train" or "test"); raise DataError when it is unusable."""
+        raise NotImplementedError
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Device-side augmentation of a float batch in [-1, 1]."""
+        return batch
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns detached scalar losses (no host sync)."""
+        raise NotImplementedError
+
+    def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
+        """Panels for the sample grid: (column titles, one image batch per column)."""
+        raise NotImplementedError
+
+    def generators(self) -> dict[str, dict[str, Any]]:
+        """Exportable generators: net name -> {"registry_name", "kwargs", "direction"}."""
+        raise NotImplementedError
+
+    # -- shared helpers --------------------------------------------------------------------
+    def add_network(self, name: str, net: nn.Module) -> nn.Module:
+        """Keep the plain module for saving and return the device-ready (DDP/compiled) one."""
+        self.nets[name] = net
+        return self.runtime.prepare(net)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Extra training state beyond networks and optimizers (e.g. image pools)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        del state
+
+    @staticmethod
+    def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+        for net in nets:
+            for p in unwrap(net).parameters():
+                p.requires_grad_(flag)

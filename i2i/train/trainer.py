@@ -1,0 +1,418 @@
+"""The task-independent training loop: data, devices, schedule, logging, samples, checkpoints.
+
+The loop never waits for the device except every ``log_every`` steps (loss values), when it
+samples and when it checkpoints. Learning rates are a pure function of the epoch, and the data
+order a pure function of (seed, epoch), so a run resumed from a checkpoint continues exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from i2i.data import EpochSampler, collate, to_float
+from i2i.errors import CheckpointError, DataError, InvalidArgumentError
+from i2i.registry import tasks
+from i2i.train.checkpoint import (
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+    load_networks_strict,
+    save_checkpoint,
+)
+from i2i.train.logger import LOSS_CURVE, METRICS_FILE, RunLogger
+from i2i.train.options import TRAINER_OPTIONS, Option, read_config_file, resolve
+from i2i.train.runtime import Runtime
+from i2i.train.task import Task
+from i2i.viz import image_grid
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    samples: Path | None
+    loss_curve: Path | None
+    interrupted: bool = False
+
+
+def task_options(task_cls: type[Task]) -> list[Option]:
+    """Trainer options followed by the task's own; a task may redefine a trainer default."""
+    own = {o.name: o for o in task_cls.options}
+    return [own.pop(o.name, o) for o in TRAINER_OPTIONS] + list(own.values())
+
+
+def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
+    """The official CycleGAN "linear" policy: constant, then linear decay towards zero."""
+    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+
+def resolve_config(task: str, given: dict[str, Any], config_file: str | None = None) -> dict[str, Any]:
+    """The complete config of a run from flags, a config file or a run being resumed."""
+    task_cls = tasks.get(task).factory
+    base: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    if given.get("resume"):
+        saved = Path(given["resume"]) / CONFIG_FILE
+        if not saved.is_file():
+            raise CheckpointError(f"{given['resume']} is not an i2i run folder (no {CONFIG_FILE})")
+        run = json.loads(saved.read_text())
+        if run.get("task") != task:
+            raise CheckpointError(
+                f"{given['resume']} is a {run.get('task')!r} run; resume it with "
+                f"`i2i train {run.get('task')} --resume {given['resume']}`"
+            )
+        base = {**run["options"], **base}
+    config = resolve(task_options(task_cls), given, base, task_cls.toy_defaults)
+    if given.get("resume"):
+        config["out"] = config["resume"]
+    return config
+
+
+def _default_workers() -> int:
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+        "numpy_pos": int(np.random.get_state()[2]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(i) for i in x) if isinstance(x, list | tuple) else x
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to save and stop; a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    @contextmanager
+    def installed(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+class Trainer:
+    def __init__(self, task_name: str, config: dict[str, Any]) -> None:
+        self.task_name = task_name
+        self.config = config
+        task_cls = tasks.get(task_name).factory
+        self.runtime = Runtime(config["device"], config["precision"], config["compile"])
+        rt = self.runtime
+        if config["data"]:
+            data_root = Path(config["data"])
+        else:
+            from i2i.toydata import toy_dataset_dir
+
+            data_root = toy_dataset_dir()
+        torch.manual_seed(config["seed"])  # identical network init on every rank
+        self.task: Task = task_cls(config, rt, data_root)
+        self.dataset = self.task.dataset("train")
+        if len(self.dataset) == 0:
+            raise DataError(f"no training images in {data_root}")
+        self.task.build()
+        self._seed_everything(config["seed"] + rt.rank)
+        self.run_dir = self._run_dir()
+        self.step = 0
+        self.skipped: dict[str, str] = {}
+        self.sampler = EpochSampler(
+            len(self.dataset), seed=config["seed"], shuffle=True, rank=rt.rank, world_size=rt.world_size
+        )
+        self.steps_per_epoch = math.ceil(self.sampler.num_samples / config["batch_size"])
+        self.total_epochs = config["epochs"] + config["epochs_decay"]
+        self.total_steps = self.steps_per_epoch * self.total_epochs
+        if config["max_steps"]:
+            self.total_steps = min(self.total_steps, config["max_steps"])
+        for opt in self.task.optimizers.values():
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        if config["resume"]:
+            self._resume()
+        elif rt.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / CONFIG_FILE, json.dumps(self.run_config(), indent=2))
+        self.fixed = self._fixed_batch()
+
+    # -- setup -------------------------------------------------------------------------------
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+
+    def _run_dir(self) -> Path:
+        if self.config["out"]:
+            run_dir = Path(self.config["out"])
+        else:
+            run_dir = Path("runs") / f"{self.task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if not self.config["resume"] and latest_checkpoint(run_dir) is not None:
+            raise InvalidArgumentError(
+                f"{run_dir} already holds a training run; continue it with --resume {run_dir} "
+                f"or choose another --out"
+            )
+        return run_dir
+
+    def run_config(self) -> dict[str, Any]:
+        from i2i import __version__
+
+        return {
+            "i2i_version": __version__,
+            "task": self.task_name,
+            "options": self.config,
+            "generators": self.task.generators(),
+            "world_size": self.runtime.world_size,
+        }
+
+    def _resume(self) -> None:
+        path = latest_checkpoint(self.run_dir)
+        if path is None:
+            raise CheckpointError(f"{self.run_dir} has no checkpoint to resume from")
+        networks, state = load_checkpoint(path)
+        load_networks_strict(self.task.nets, networks)
+        for name, opt in self.task.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.runtime.scaler.load_state_dict(state["scaler"])
+        per_rank = state["per_rank"]
+        mine = per_rank[self.runtime.rank] if len(per_rank) == self.runtime.world_size else None
+        if mine is None:
+            mine = per_rank[0]
+            if self.runtime.is_main:
+                print(f"note: resuming a {len(per_rank)}-process run with "
+                      f"{self.runtime.world_size}; random streams will differ")
+        self.task.load_state_dict(mine["task"])
+        _set_rng_state(mine["rng"])
+        self.step = state["step"]
+        self.skipped = dict(state.get("skipped", {}))
+
+    def _fixed_batch(self) -> dict[str, torch.Tensor]:
+        """The same few images for every sample grid: held-out ones when the data has them."""
+        try:
+            dataset = self.task.dataset("test")
+        except DataError:
+            dataset = self.dataset
+        n = min(self.config["num_samples"], len(dataset))
+        items = [dataset[i] for i in range(n)]
+        batch = collate(items)
+        if batch["A"] is None:
+            return {}
+        size = self.config["crop_size"]
+        out = {}
+        for key in ("A", "B"):
+            x = to_float(batch[key].to(self.runtime.device))
+            if self.config["preprocess"] != "none":
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                  align_corners=False)
+            out[key] = x
+        return out
+
+    def loader(self, epoch: int, start: int) -> torch.utils.data.DataLoader:
+        workers = self.config["workers"]
+        workers = _default_workers() if workers is None else workers
+        self.sampler.set_epoch(epoch, start=start)
+        return torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=self.config["batch_size"],
+            sampler=self.sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            pin_memory=self.runtime.device.type == "cuda",
+            # Worker seeds come from this generator, never from the global RNG that resume
+            # restores, so creating a loader mid-epoch does not shift any random stream.
+            generator=torch.Generator().manual_seed(self.config["seed"] + epoch),
+            prefetch_factor=4 if workers else None,
+        )
+
+    # -- the loop ----------------------------------------------------------------------------
+    def set_learning_rate(self, epoch: int) -> float:
+        factor = lr_factor(epoch, self.config["epochs"], self.config["epochs_decay"])
+        lr = 0.0
+        for opt in self.task.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr = group["initial_lr"] * factor
+        return lr
+
+    def train(self) -> TrainResult:
+        rt, config = self.runtime, self.config
+        logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
+        stop = _StopFlag()
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        samples_path = None
+        stopping = False  # agreed by all ranks, unlike a signal that reached one of them
+        if rt.is_main:
+            logger.print(
+                f"training {self.task_name} on {len(self.dataset)} images/epoch "
+                f"({self.task.data_root}), {self.total_steps} steps, device {rt.device}"
+                f"{f' x{rt.world_size}' if rt.distributed else ''}, {rt.precision}; run folder "
+                f"{self.run_dir}"
+            )
+        try:
+            with stop.installed():
+                while self.step < self.total_steps and not stopping:
+                    epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
+                    lr = self.set_learning_rate(epoch)
+                    for raw in self.loader(epoch, done_in_epoch * config["batch_size"]):
+                        self._note_skipped(raw.get("skipped", []), logger)
+                        if raw["A"] is not None:
+                            batch = {k: to_float(rt.to_device(raw[k])) for k in ("A", "B")}
+                            losses = self.task.step(self.task.augment(batch))
+                            for key, value in losses.items():
+                                sums[key] = sums[key] + value if key in sums else value
+                            count += 1
+                        self.step += 1
+                        logger.advance(self.step, epoch)
+                        last = self.step >= self.total_steps
+                        if self.step % config["log_every"] == 0 or last:
+                            if count:
+                                values = {k: float(rt.mean_across_ranks(v / count).item())
+                                          for k, v in sums.items()}
+                                logger.log(self.step, epoch, {**values, "lr": lr})
+                            sums, count = {}, 0
+                            if rt.distributed:
+                                stopping = rt.all_reduce_max(float(stop.signum is not None)) > 0
+                        if not rt.distributed:
+                            stopping = stop.signum is not None
+                        if self.step % config["sample_every"] == 0 and rt.is_main:
+                            samples_path = self.write_samples(logger)
+                        if self.step % config["save_every"] == 0:
+                            self.save()
+                        if last or stopping:
+                            break
+                checkpoint = self.save()
+                if rt.is_main:
+                    samples_path = self.write_samples(logger)
+                loss_curve = logger.write_loss_curve()
+        finally:
+            logger.close()
+        result = TrainResult(self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping)
+        if rt.is_main:
+            self._summary(result)
+        rt.close()
+        return result
+
+    def _note_skipped(self, skipped: list[tuple[str, str]], logger: RunLogger) -> None:
+        for path, reason in skipped:
+            if path not in self.skipped:
+                self.skipped[path] = reason
+                logger.print(f"warning: skipped unreadable image {path}: {reason}")
+
+    # -- outputs -----------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        rt = self.runtime
+        per_rank_state = {"rng": _rng_state(), "task": self.task.state_dict()}
+        if rt.distributed:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * rt.world_size
+            dist.all_gather_object(gathered, per_rank_state)
+        else:
+            gathered = [per_rank_state]
+        path = None
+        if rt.is_main:
+            state = {
+                "step": self.step,
+                "epoch": self.step // self.steps_per_epoch,
+                "optimizers": {n: o.state_dict() for n, o in self.task.optimizers.items()},
+                "scaler": rt.scaler.state_dict(),
+                "per_rank": gathered,
+                "skipped": self.skipped,
+            }
+            path = save_checkpoint(
+                self.run_dir, self.step, self.task.nets, state, keep=self.config["keep_checkpoints"]
+            )
+        rt.barrier()
+        return path
+
+    def write_samples(self, logger: RunLogger) -> Path | None:
+        if not self.fixed:
+            return None
+        nets = list(self.task.nets.values())
+        modes = [n.training for n in nets]
+        for n in nets:
+            n.eval()
+        try:
+            with torch.no_grad(), self.runtime.autocast():
+                panels = self.task.samples(self.fixed)
+        finally:
+            for n, mode in zip(nets, modes, strict=True):
+                n.train(mode)
+        grid = image_grid(panels)
+        folder = self.run_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{self.step:08d}.png"
+        grid.save(path)
+        grid.save(folder / "latest.png")
+        logger.image("samples", grid, self.step)
+        return path
+
+    def _summary(self, result: TrainResult) -> None:
+        lines = []
+        if result.interrupted:
+            lines.append(
+                f"Interrupted at step {result.step}; checkpoint saved. Resume with: "
+                f"i2i train {self.task_name} --resume {self.run_dir}"
+            )
+        else:
+            lines.append(f"Finished {result.step} steps.")
+        lines += [
+            f"  run folder   {self.run_dir}",
+            f"  config       {self.run_dir / CONFIG_FILE}",
+            f"  checkpoint   {result.checkpoint}",
+            f"  samples      {self.run_dir / 'samples' / 'latest.png'}",
+            f"  losses       {self.run_dir / METRICS_FILE}",
+            f"  loss curve   {self.run_dir / LOSS_CURVE}",
+        ]
+        if self.skipped:
+            lines.append(f"  skipped      {len(self.skipped)} unreadable image(s), listed above")
+        print("\n".join(lines), flush=True)
+
+
+def train(task: str, config_file: str | None = None, **options: Any) -> TrainResult:
+    """Train ``task`` with options given as keyword arguments (the CLI's flags, snake_case)."""
+    config = resolve_config(task, options, config_file)
+    return Trainer(task, config).train()

@@ -1,0 +1,262 @@
+"""CycleGAN: two generators and two discriminators trained with adversarial, cycle and identity
+losses on unpaired images, with the official code's defaults.
+
+Naming: ``G_AB`` maps A to B and ``D_B`` judges whether an image is a real B. The losses are the
+paper's; the only liberty taken is computing passes that share a network as one batch when the
+network has no batch norm (instance norm keeps samples independent, so the maths is unchanged).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import torch
+from torch import nn
+
+from i2i.augment import build_augmentation
+from i2i.data import UnalignedDataset
+from i2i.registry import Registry, discriminators, generators, losses
+from i2i.train.options import Option
+from i2i.train.pool import ImagePool
+from i2i.train.task import Task
+
+
+def network_kwargs(
+    registry: Registry, name: str, common: dict[str, Any], explicit: dict[str, Any]
+) -> dict[str, Any]:
+    """The task's shared settings that ``name`` accepts, overridden by the user's ``--*-kw``.
+
+    A third party's network need not take ``ngf`` or ``norm``; explicit kwargs are always passed
+    so that a wrong one is reported rather than dropped.
+    """
+    component = registry.get(name)
+    accepted = {p.name for p in component.parameters}
+    chosen = {
+        k: v for k, v in common.items() if component.accepts_any_kwargs or k in accepted
+    }
+    chosen.update(explicit)
+    registry.check_kwargs(name, chosen)
+    return chosen
+
+
+def has_batch_norm(net: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def split(x: torch.Tensor, *sizes: int) -> tuple[torch.Tensor, ...]:
+    return tuple(x.split(list(sizes), dim=0))
+
+
+class CycleGAN(Task):
+    """Unpaired translation A<->B: adversarial + cycle-consistency + identity losses."""
+
+    name = "cyclegan"
+    options = (
+        Option("gen", "resnet9", "Generator (any registered name).", str),
+        Option("disc", "patchgan", "Discriminator (any registered name).", str),
+        Option("gen_kw", None, "Extra generator argument KEY=VALUE (repeatable).", str, keyvalue=True),
+        Option("disc_kw", None, "Extra discriminator argument KEY=VALUE (repeatable).", str, keyvalue=True),
+        Option("gan_loss", "lsgan", "GAN objective (any registered loss).", str),
+        Option("lambda_cycle", 10.0, "Weight of both cycle-consistency losses.", float),
+        Option("lambda_a", None, "Cycle weight A->B->A (default: --lambda-cycle).", float),
+        Option("lambda_b", None, "Cycle weight B->A->B (default: --lambda-cycle).", float),
+        Option("lambda_identity", 0.5, "Identity loss weight, relative to the cycle weight.", float),
+        Option("pool_size", 50, "Generated images kept for the discriminators (0: none).", int),
+        Option("ngf", 64, "Generator width.", int),
+        Option("ndf", 64, "Discriminator width.", int),
+        Option("norm", "instance", "Normalisation.", str, choices=("instance", "batch", "none")),
+        Option("dropout", False, "Dropout in the generators.", bool, switch="--dropout"),
+        Option("init", "normal", "Weight init.", str, choices=("normal", "xavier", "kaiming", "orthogonal")),
+        Option("init_gain", 0.02, "Weight init gain.", float),
+        Option("channels_a", 3, "Channels of domain A images (1 for grayscale).", int),
+        Option("channels_b", 3, "Channels of domain B images.", int),
+    )
+    toy_defaults = {
+        "gen": "resnet6",
+        "ngf": 16,
+        "ndf": 16,
+        "load_size": 72,
+        "crop_size": 64,
+        "epochs": 3,
+        "epochs_decay": 2,
+        "log_every": 20,
+        "sample_every": 100,
+        "save_every": 500,
+    }
+
+    # -- setup -------------------------------------------------------------------------------
+    def dataset(self, split: str) -> UnalignedDataset:
+        c = self.config
+        return UnalignedDataset(
+            self.data_root,
+            split=split,
+            max_images=c["max_images"],
+            channels=(c["channels_a"], c["channels_b"]),
+            seed=c["seed"],
+        )
+
+    def _gen_kwargs(self, in_channels: int, out_channels: int) -> dict[str, Any]:
+        c = self.config
+        common = {"in_channels": in_channels, "out_channels": out_channels, "ngf": c["ngf"],
+                  "norm": c["norm"], "dropout": c["dropout"], "init": c["init"],
+                  "init_gain": c["init_gain"]}
+        return network_kwargs(generators, c["gen"], common, c["gen_kw"])
+
+    def _disc_kwargs(self, in_channels: int) -> dict[str, Any]:
+        c = self.config
+        common = {"in_channels": in_channels, "ndf": c["ndf"], "norm": c["norm"],
+                  "init": c["init"], "init_gain": c["init_gain"]}
+        return network_kwargs(discriminators, c["disc"], common, c["disc_kw"])
+
+    def generators(self) -> dict[str, dict[str, Any]]:
+        c = self.config
+        return {
+            "G_AB": {"name": c["gen"], "kwargs": self._gen_kwargs(c["channels_a"], c["channels_b"]),
+                     "direction": "AtoB"},
+            "G_BA": {"name": c["gen"], "kwargs": self._gen_kwargs(c["channels_b"], c["channels_a"]),
+                     "direction": "BtoA"},
+        }
+
+    def build(self) -> None:
+        c = self.config
+        for net_name, spec in self.generators().items():
+            setattr(self, net_name, self.add_network(net_name, generators.create(spec["name"], **spec["kwargs"])))
+        self.D_A = self.add_network("D_A", discriminators.create(c["disc"], **self._disc_kwargs(c["channels_a"])))
+        self.D_B = self.add_network("D_B", discriminators.create(c["disc"], **self._disc_kwargs(c["channels_b"])))
+        device = self.runtime.device
+        self.gan_loss = losses.create(c["gan_loss"]).to(device)
+        self.cycle_loss = losses.create("l1").to(device)
+        self.identity_loss = losses.create("l1").to(device)
+        self.lambda_a = c["lambda_a"] if c["lambda_a"] is not None else c["lambda_cycle"]
+        self.lambda_b = c["lambda_b"] if c["lambda_b"] is not None else c["lambda_cycle"]
+        self.lambda_idt = c["lambda_identity"]
+        if self.lambda_idt > 0 and c["channels_a"] != c["channels_b"]:
+            self.lambda_idt = 0.0  # identity needs G_AB to accept B images; impossible here
+        self.pool_A, self.pool_B = ImagePool(c["pool_size"]), ImagePool(c["pool_size"])
+        betas = (c["beta1"], c["beta2"])
+        self.optimizers["G"] = torch.optim.Adam(
+            itertools.chain(self.nets["G_AB"].parameters(), self.nets["G_BA"].parameters()),
+            lr=c["lr"], betas=betas,
+        )
+        self.optimizers["D"] = torch.optim.Adam(
+            itertools.chain(self.nets["D_A"].parameters(), self.nets["D_B"].parameters()),
+            lr=c["lr"], betas=betas,
+        )
+        self.merge_g = not has_batch_norm(self.nets["G_AB"])
+        self.merge_d = not has_batch_norm(self.nets["D_A"])
+        specs: list[Any] = []
+        if c["preprocess"] != "none":
+            specs.append((c["preprocess"], {"load_size": c["load_size"], "crop_size": c["crop_size"]}))
+        if c["flip"]:
+            specs.append("hflip")
+        if c["augment"]:
+            specs += [s.strip() for s in c["augment"].split(";") if s.strip()]
+        self.augmentation = build_augmentation(specs)
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # Unpaired: A and B get independent random crops and flips.
+        return {"A": self.augmentation(batch["A"]), "B": self.augmentation(batch["B"])}
+
+    # -- the maths ---------------------------------------------------------------------------
+    def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All generator outputs of one step, in three network calls when norms allow."""
+        nA, nB = real_A.shape[0], real_B.shape[0]
+        idt = self.lambda_idt > 0
+        out: dict[str, torch.Tensor] = {}
+        if self.merge_g:
+            if idt:
+                out["fake_B"], out["idt_B"] = split(self.G_AB(torch.cat([real_A, real_B])), nA, nB)
+                out["fake_A"], out["idt_A"], out["rec_A"] = split(
+                    self.G_BA(torch.cat([real_B, real_A, out["fake_B"]])), nB, nA, nA
+                )
+            else:
+                out["fake_B"] = self.G_AB(real_A)
+                out["fake_A"], out["rec_A"] = split(
+                    self.G_BA(torch.cat([real_B, out["fake_B"]])), nB, nA
+                )
+        else:
+            out["fake_B"] = self.G_AB(real_A)
+            out["rec_A"] = self.G_BA(out["fake_B"])
+            out["fake_A"] = self.G_BA(real_B)
+            if idt:
+                out["idt_B"] = self.G_AB(real_B)
+                out["idt_A"] = self.G_BA(real_A)
+        out["rec_B"] = self.G_AB(out["fake_A"])
+        return out
+
+    def _discriminate(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """0.5 * (loss on real + loss on fake), plus any penalty the GAN objective asks for."""
+        if self.merge_d:
+            pred = D(torch.cat([real, fake]))
+            pred_real, pred_fake = _split_prediction(pred, real.shape[0], fake.shape[0])
+        else:
+            pred_real, pred_fake = D(real), D(fake)
+        loss = 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
+        penalty = self.gan_loss.penalty(D, real, fake)
+        return loss if penalty is None else loss + penalty
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        rt = self.runtime
+        real_A, real_B = batch["A"], batch["B"]
+        opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+
+        # Generators, with the discriminators frozen (no gradients computed for them).
+        self.set_requires_grad([self.D_A, self.D_B], False)
+        opt_G.zero_grad(set_to_none=True)
+        with rt.autocast():
+            out = self.translate(real_A, real_B)
+            # D forwards here go through the plain modules: no DDP bookkeeping for frozen nets.
+            loss_gan_AB = self.gan_loss(self.nets["D_B"](out["fake_B"]), True, for_discriminator=False)
+            loss_gan_BA = self.gan_loss(self.nets["D_A"](out["fake_A"]), True, for_discriminator=False)
+            loss_cycle_A = self.cycle_loss(out["rec_A"], real_A) * self.lambda_a
+            loss_cycle_B = self.cycle_loss(out["rec_B"], real_B) * self.lambda_b
+            loss_G = loss_gan_AB + loss_gan_BA + loss_cycle_A + loss_cycle_B
+            logged = {"G_AB": loss_gan_AB, "G_BA": loss_gan_BA,
+                      "cycle_A": loss_cycle_A, "cycle_B": loss_cycle_B}
+            if self.lambda_idt > 0:
+                loss_idt_A = self.identity_loss(out["idt_A"], real_A) * self.lambda_a * self.lambda_idt
+                loss_idt_B = self.identity_loss(out["idt_B"], real_B) * self.lambda_b * self.lambda_idt
+                loss_G = loss_G + loss_idt_A + loss_idt_B
+                logged.update(idt_A=loss_idt_A, idt_B=loss_idt_B)
+        rt.backward(loss_G)
+        rt.step(opt_G)
+
+        # Discriminators on real images and on fakes drawn from the pools.
+        self.set_requires_grad([self.D_A, self.D_B], True)
+        opt_D.zero_grad(set_to_none=True)
+        fake_A = self.pool_A.query(out["fake_A"].detach())
+        fake_B = self.pool_B.query(out["fake_B"].detach())
+        with rt.autocast():
+            loss_D_A = self._discriminate(self.D_A, real_A, fake_A)
+            loss_D_B = self._discriminate(self.D_B, real_B, fake_B)
+        rt.backward(loss_D_A + loss_D_B)
+        rt.step(opt_D)
+        rt.update()
+        logged.update(D_A=loss_D_A, D_B=loss_D_B)
+        return {k: v.detach().float() for k, v in logged.items()}
+
+    def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
+        G_AB, G_BA = self.nets["G_AB"], self.nets["G_BA"]
+        real_A, real_B = batch["A"], batch["B"]
+        fake_B, fake_A = G_AB(real_A), G_BA(real_B)
+        return [
+            (["real A", "fake B", "rec A"], [real_A, fake_B, G_BA(fake_B)]),
+            (["real B", "fake A", "rec B"], [real_B, fake_A, G_AB(fake_A)]),
+        ]
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pool_A.load_state_dict(state["pool_A"], self.runtime.device)
+        self.pool_B.load_state_dict(state["pool_B"], self.runtime.device)
+
+
+def _split_prediction(pred: Any, n_real: int, n_fake: int) -> tuple[Any, Any]:
+    """Split a discriminator output (a tensor or a list of multi-scale maps) into real/fake."""
+    if isinstance(pred, list | tuple):
+        pairs = [p.split([n_real, n_fake]) for p in pred]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    return tuple(pred.split([n_real, n_fake]))

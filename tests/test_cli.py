@@ -1,0 +1,98 @@
+"""The CLI through click's runner and as a real subprocess; user errors are one line."""
+
+import shutil
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+import i2i
+from i2i.cli import cli
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert i2i.__version__ in result.output
+
+
+def test_list_one_kind_with_pattern_shows_name_plugin_summary():
+    result = invoke("list", "generators", "resnet*")
+    assert result.exit_code == 0
+    assert "resnet9" in result.output and "resnet6" in result.output
+    assert "unet256" not in result.output
+    assert "i2i.nets" in result.output
+
+
+def test_list_everything_and_singular_kind():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name in ("resnet9", "patchgan", "lsgan", "hflip", "cyclegan"):
+        assert name in result.output
+    assert "patchgan" in invoke("list", "discriminator").output
+
+
+def test_list_unknown_kind_is_a_usage_error():
+    result = invoke("list", "widgets")
+    assert result.exit_code == 2
+    assert "generators" in result.output
+
+
+def test_describe_shows_parameters_and_defaults():
+    result = invoke("describe", "resnet9")
+    assert result.exit_code == 0
+    assert "ngf" in result.output and "64" in result.output and "instance" in result.output
+
+
+def test_describe_a_task_lists_its_training_options():
+    result = invoke("describe", "cyclegan")
+    assert result.exit_code == 0
+    for option in ("lambda_cycle", "pool_size", "crop_size", "epochs_decay"):
+        assert option in result.output
+
+
+def test_unknown_component_is_one_line_without_traceback():
+    result = invoke("describe", "resnt9")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "did you mean resnet9" in lines[0]
+
+
+def test_plugins_table():
+    result = invoke("plugins")
+    assert result.exit_code == 0
+    assert "cyclegan" in result.output and "register_tasks" in result.output
+
+
+def test_train_unknown_generator_and_kwarg_are_one_line_errors(tmp_path):
+    result = invoke("train", "cyclegan", "--gen", "resnet99", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert "resnet9" in result.output
+    result = invoke("train", "cyclegan", "--gen-kw", "blocks=3", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert "valid arguments" in result.output
+
+
+def test_train_missing_data_folder_is_a_clear_error(tmp_path):
+    result = invoke("train", "cyclegan", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert "trainA" in result.output
+    assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+def test_real_subprocess():
+    exe = shutil.which("i2i")
+    assert exe, "the i2i console script is installed"
+    out = subprocess.run([exe, "list", "generators"], capture_output=True, text=True, check=True)
+    assert "resnet9" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "i2i", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and i2i.__version__ in out.stdout
+    out = subprocess.run([exe, "describe", "nothing_like_this"], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
