@@ -50,7 +50,8 @@ class ResnetGenerator(nn.Module):
     """Two stride-2 downsamplings, ``n_blocks`` residual blocks and two upsamplings.
 
     The two stride-2 stages make the output size equal the input size only for multiples of 4,
-    hence ``size_multiple``. Reflection padding also needs the 1/4-scale map to be at least 2 px.
+    hence ``size_multiple``. The 1/4-scale map must also be at least 2x2: reflection padding
+    and normalising over space in training (instance norm, batch norm at batch 1) fail on 1x1.
     """
 
     def __init__(
@@ -68,7 +69,7 @@ class ResnetGenerator(nn.Module):
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         self.arch = f"resnet{n_blocks}"
         self.size_multiple = 4
-        self.min_size = 8 if padding == "reflect" else 4
+        self.min_size = 8
 
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),

@@ -58,9 +58,8 @@ def timm_backbone(
     """
     import timm  # imported here: it takes seconds, and most runs never build this network
 
-    if not backbone.startswith(("hf-hub:", "hf_hub:", "local-dir:")) and not timm.is_model(
-        backbone
-    ):
+    hub = backbone.startswith(("hf-hub:", "hf_hub:", "local-dir:"))  # not in timm's list
+    if not hub and not timm.is_model(backbone):
         close = difflib.get_close_matches(backbone, timm.list_models(), n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise InvalidArgumentError(
@@ -81,6 +80,6 @@ def timm_backbone(
             f"out_indices {tuple(out_indices)} is out of range for timm backbone {backbone!r}; "
             "use indices of its feature levels (0 is the highest resolution)"
         ) from None
-    heads = TimmDiscriminator(features, features.feature_info.channels(), ndf, norm)
-    init_weights(heads.heads, init, init_gain)
-    return heads
+    net = TimmDiscriminator(features, features.feature_info.channels(), ndf, norm)
+    init_weights(net.heads, init, init_gain)
+    return net

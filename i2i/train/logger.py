@@ -39,7 +39,7 @@ class RunLogger:
     def __init__(self, run_dir: Path, total_steps: int, start_step: int, enabled: bool = True):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, soft_wrap=True)
         self.metrics_path = self.run_dir / METRICS_FILE
         self.tensorboard = _tensorboard_writer(self.run_dir / "tensorboard") if enabled else None
         self.progress: Progress | None = None

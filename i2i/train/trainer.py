@@ -163,7 +163,7 @@ class Trainer:
         self.sampler = EpochSampler(
             len(self.dataset), seed=config["seed"], shuffle=True, rank=rt.rank, world_size=rt.world_size
         )
-        self.steps_per_epoch = math.ceil(self.sampler.num_samples / config["batch_size"])
+        self.steps_per_epoch = math.ceil(self.sampler.shard_size / config["batch_size"])
         self.total_epochs = config["epochs"] + config["epochs_decay"]
         self.total_steps = self.steps_per_epoch * self.total_epochs
         if config["max_steps"]:

@@ -1,0 +1,240 @@
+"""The CycleGAN task: the paper's objective, exact resume, the run folder, and bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import i2i
+from i2i.errors import DataError
+from i2i.train.checkpoint import latest_checkpoint
+from i2i.train.runtime import Runtime
+from i2i.train.trainer import resolve_config, train
+from tests.conftest import TINY
+
+
+def _task(toy_data: Path, **overrides):
+    config = resolve_config("cyclegan", {"data": str(toy_data), **TINY, **overrides})
+    torch.manual_seed(0)
+    task = i2i.tasks.get("cyclegan").factory(config, Runtime("cpu"), toy_data)
+    task.build()
+    return task
+
+
+def _reference_step(nets, real_A, real_B, lam=10.0, lam_idt=0.5):
+    """The paper's objective written out plainly, one network call per term, as the official
+    code does it; returns the losses and the gradients of every parameter."""
+    G_AB, G_BA, D_A, D_B = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
+
+    def mse(pred, target):
+        return ((pred - target) ** 2).mean()
+
+    fake_B, fake_A = G_AB(real_A), G_BA(real_B)
+    rec_A, rec_B = G_BA(fake_B), G_AB(fake_A)
+    idt_B, idt_A = G_AB(real_B), G_BA(real_A)
+    losses = {
+        "G_AB": mse(D_B(fake_B), 1.0),
+        "G_BA": mse(D_A(fake_A), 1.0),
+        "cycle_A": (rec_A - real_A).abs().mean() * lam,
+        "cycle_B": (rec_B - real_B).abs().mean() * lam,
+        "idt_A": (idt_A - real_A).abs().mean() * lam * lam_idt,
+        "idt_B": (idt_B - real_B).abs().mean() * lam * lam_idt,
+    }
+    g_params = [*G_AB.parameters(), *G_BA.parameters()]
+    g_grads = torch.autograd.grad(sum(losses.values()), g_params)
+    # First step: the image pools hand back the fakes themselves.
+    losses["D_A"] = 0.5 * (mse(D_A(real_A), 1.0) + mse(D_A(fake_A.detach()), 0.0))
+    losses["D_B"] = 0.5 * (mse(D_B(real_B), 1.0) + mse(D_B(fake_B.detach()), 0.0))
+    d_params = [*D_A.parameters(), *D_B.parameters()]
+    d_grads = torch.autograd.grad(losses["D_A"] + losses["D_B"], d_params)
+    return losses, g_grads, d_grads
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_one_step_equals_the_papers_objective(toy_data, norm):
+    task = _task(toy_data, norm=norm)
+    assert task.merge_g == (norm == "instance")  # batched passes only where maths allows
+    reference_nets = copy.deepcopy(task.nets)
+    torch.manual_seed(1)
+    real_A, real_B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    losses = task.step({"A": real_A, "B": real_B})
+    ref_losses, g_grads, d_grads = _reference_step(reference_nets, real_A, real_B)
+    assert set(losses) == set(ref_losses)
+    for key, value in ref_losses.items():
+        torch.testing.assert_close(losses[key], value.detach(), rtol=1e-5, atol=1e-6, msg=key)
+    got_g = [p.grad for n in ("G_AB", "G_BA") for p in task.nets[n].parameters()]
+    got_d = [p.grad for n in ("D_A", "D_B") for p in task.nets[n].parameters()]
+    for got, want in zip(got_g + got_d, list(g_grads) + list(d_grads), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_data, tmp_path):
+    """4 steps + resume + 4 steps == 8 steps (CPU, fixed seed), crossing an epoch boundary.
+
+    Tolerance: exact equality is expected on CPU; we allow 1e-6 absolute for BLAS nondeterminism.
+    """
+    common = {"data": str(toy_data), **TINY, "epochs": 2, "epochs_decay": 1}
+    straight = train("cyclegan", out=str(tmp_path / "straight"), max_steps=8, **common)
+    first = train("cyclegan", out=str(tmp_path / "resumed"), max_steps=4, **common)
+    assert first.step == 4
+    resumed = train("cyclegan", resume=str(tmp_path / "resumed"), max_steps=8)
+    assert resumed.step == straight.step == 8
+    a = load_file(str(straight.checkpoint / "networks.safetensors"))
+    b = load_file(str(resumed.checkpoint / "networks.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+    state_a = torch.load(straight.checkpoint / "state.pt", weights_only=True)
+    state_b = torch.load(resumed.checkpoint / "state.pt", weights_only=True)
+    torch.testing.assert_close(
+        state_a["per_rank"][0]["task"]["pool_A"]["images"],
+        state_b["per_rank"][0]["task"]["pool_A"]["images"],
+    )
+
+
+def test_run_folder_contents(toy_data, tmp_path):
+    out = tmp_path / "run"
+    result = train("cyclegan", data=str(toy_data), out=str(out), max_steps=6, **{**TINY})
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "cyclegan"
+    options = config["options"]
+    assert options["lambda_identity"] == 0.5 and options["pool_size"] == 50
+    assert options["gen"] == "resnet6" and options["ngf"] == 8
+    assert config["generators"]["G_AB"]["name"] == "resnet6"
+    assert config["generators"]["G_AB"]["kwargs"]["ngf"] == 8
+    records = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert {"G_AB", "cycle_A", "idt_B", "D_A", "lr"} <= set(records[0])
+    assert (out / "loss_curve.png").is_file()
+    assert (out / "samples" / "latest.png").is_file()
+    assert (out / "samples" / "step_00000004.png").is_file()
+    assert latest_checkpoint(out) == result.checkpoint
+    weights = load_file(str(result.checkpoint / "networks.safetensors"))
+    assert {k.split(".")[0] for k in weights} == {"G_AB", "G_BA", "D_A", "D_B"}
+    from PIL import Image
+
+    grid = Image.open(out / "samples" / "latest.png")
+    assert grid.width >= 3 * 32 and grid.height >= 2 * 2 * 32  # 3 columns, 2 panels of 2 rows
+
+
+def test_refuses_to_overwrite_a_run(toy_data, tmp_path):
+    out = tmp_path / "run"
+    train("cyclegan", data=str(toy_data), out=str(out), max_steps=1, **TINY)
+    with pytest.raises(i2i.I2IError, match="--resume"):
+        train("cyclegan", data=str(toy_data), out=str(out), max_steps=1, **TINY)
+
+
+def test_corrupt_images_are_skipped_and_counted(toy_data, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    (data / "trainA" / "zz_broken.png").write_bytes(b"not an image at all")
+    result = train("cyclegan", data=str(data), out=str(tmp_path / "run"), max_steps=7, **TINY)
+    assert result.step == 7
+    err = capsys.readouterr()
+    assert "zz_broken.png" in err.err + err.out
+    state = torch.load(result.checkpoint / "state.pt", weights_only=True)
+    assert any("zz_broken.png" in path for path in state["skipped"])
+
+
+def test_empty_or_missing_domain_fails_before_training(tmp_path):
+    (tmp_path / "trainA").mkdir()
+    (tmp_path / "trainB").mkdir()
+    with pytest.raises(DataError, match="trainA"):
+        train("cyclegan", data=str(tmp_path), out=str(tmp_path / "run"), **TINY)
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_file_and_flags(toy_data, tmp_path):
+    cfg = tmp_path / "opts.yaml"
+    cfg.write_text("lambda_cycle: 5.0\npool-size: 3\nngf: 4\n")
+    config = resolve_config("cyclegan", {"data": str(toy_data), "ngf": 8}, str(cfg))
+    assert config["lambda_cycle"] == 5.0 and config["pool_size"] == 3
+    assert config["ngf"] == 8  # the command line wins
+    cfg.write_text("lambda_cycel: 5.0\n")
+    with pytest.raises(i2i.I2IError, match="lambda_cycel"):
+        resolve_config("cyclegan", {}, str(cfg))
+
+
+def test_any_registered_generator_can_be_named(toy_data, tmp_path):
+    """A third party's generator that takes none of the usual kwargs trains too."""
+    from torch import nn
+
+    from i2i.plugins import register_plugin
+
+    class Plugin:
+        @staticmethod
+        @i2i.hookimpl
+        def register_generators(register):
+            def shallow(in_channels: int = 3, out_channels: int = 3):
+                """A one-layer generator."""
+                return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.Tanh())
+
+            register(shallow)
+
+    if "shallow" not in i2i.generators:
+        register_plugin(Plugin, name="test-shallow")
+    result = train(
+        "cyclegan",
+        data=str(toy_data),
+        out=str(tmp_path / "r"),
+        max_steps=2,
+        **{**TINY, "gen": "shallow"},
+    )
+    assert result.step == 2
+
+
+def test_sigint_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [
+        sys.executable,
+        "-m",
+        "i2i",
+        "train",
+        "cyclegan",
+        "--data",
+        str(toy_data),
+        "--out",
+        str(out),
+        "--gen",
+        "resnet6",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--load-size",
+        "36",
+        "--crop-size",
+        "32",
+        "--workers",
+        "0",
+        "--log-every",
+        "1",
+        "--epochs",
+        "500",
+        "--epochs-decay",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.time() + 120
+    while not (out / "losses.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert f"--resume {out}" in output
+    assert latest_checkpoint(out) is not None
