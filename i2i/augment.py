@@ -53,7 +53,7 @@ class ScaleWidth(K.Resize):
     would come out shorter than the crop up to the crop size, so the crop after it always fits.
     """
 
-    def __init__(self, width: int, min_height: int):
+    def __init__(self, width: int, min_height: int) -> None:
         super().__init__(
             width, side="horz", resample="bicubic", align_corners=False, antialias=True
         )
@@ -142,7 +142,7 @@ class Augmentation(nn.Module):
     geometric ops take any channel count.
     """
 
-    def __init__(self, *ops: nn.Module):
+    def __init__(self, *ops: nn.Module) -> None:
         super().__init__()
         # Disabling "sequential features" stops Kornia caching every output for ``.show()``.
         self.pipeline = K.ImageSequential(*ops, disable_sequential_features=True)

@@ -7,6 +7,7 @@ generated from each task's declared options, and plugins may add commands throug
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -72,7 +73,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*row)
-    Console(width=max(100, click.get_terminal_size()[0])).print(table)
+    Console(width=max(100, shutil.get_terminal_size().columns)).print(table)
 
 
 @cli.command("list")
@@ -110,8 +111,10 @@ def describe(name: str, kind: str | None) -> None:
         if component.kind == "task":
             from i2i.train.trainer import task_options
 
-            rows = [[o.name, getattr(o.type, "__name__", ""), repr(o.default)]
-                    for o in task_options(component.factory)]
+            rows = [
+                [o.name, getattr(o.type, "__name__", ""), repr(o.default)]
+                for o in task_options(component.factory)
+            ]
         _table("parameters", ["name", "type", "default"], rows)
 
 
@@ -136,8 +139,11 @@ def _click_option(option: Any) -> click.Option:
     assert isinstance(option, Option)
     if option.switch:
         return click.Option(
-            [option.switch, option.name], is_flag=True, flag_value=not option.default,
-            default=option.default, help=option.help,
+            [option.switch, option.name],
+            is_flag=True,
+            flag_value=not option.default,
+            default=option.default,
+            help=option.help,
         )
     if option.keyvalue:
         return click.Option(
@@ -162,8 +168,13 @@ class TrainGroup(click.Group):
 
         task_cls = tasks.get(cmd_name).factory
         params = [_click_option(o) for o in task_options(task_cls)]
-        params.append(click.Option(["--config"], type=click.Path(dir_okay=False),
-                                   help="YAML or JSON file of options; flags override it."))
+        params.append(
+            click.Option(
+                ["--config"],
+                type=click.Path(dir_okay=False),
+                help="YAML or JSON file of options; flags override it.",
+            )
+        )
 
         def run(**values: Any) -> None:
             from click.core import ParameterSource
@@ -172,8 +183,10 @@ class TrainGroup(click.Group):
 
             ctx = click.get_current_context()
             given = {
-                k: v for k, v in values.items()
-                if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+                k: v
+                for k, v in values.items()
+                if ctx.get_parameter_source(k)
+                in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
             }
             config_file = given.pop("config", None)
             result = train(cmd_name, config_file=config_file, **given)

@@ -42,7 +42,7 @@ class GANLoss(nn.Module):
         return sum(losses) / len(losses)
 
     def loss(self, prediction: Tensor, target_is_real: bool, for_discriminator: bool) -> Tensor:
-        """The objective on one prediction map."""
+        """Score one map; :meth:`forward` averages over scales so subclasses need not."""
         raise NotImplementedError
 
     def penalty(
@@ -55,7 +55,7 @@ class GANLoss(nn.Module):
 class _LabelGANLoss(GANLoss):
     """Scores predictions against constant real/fake targets (labels below 1 smooth them)."""
 
-    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0):
+    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0) -> None:
         super().__init__()
         self.real_label = real_label
         self.fake_label = fake_label
@@ -119,7 +119,9 @@ class WGANGPLoss(GANLoss):
 
     GP_TYPES = ("mixed", "real", "fake")
 
-    def __init__(self, lambda_gp: float = 10.0, constant: float = 1.0, gp_type: str = "mixed"):
+    def __init__(
+        self, lambda_gp: float = 10.0, constant: float = 1.0, gp_type: str = "mixed"
+    ) -> None:
         super().__init__()
         if gp_type not in self.GP_TYPES:
             raise InvalidArgumentError(

@@ -15,8 +15,18 @@ from PIL import Image, ImageDraw, ImageFont
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
 GRID = (225, 225, 225)
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+COLOURS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
 
 
 def _font() -> ImageFont.ImageFont:
@@ -97,12 +107,18 @@ def line_charts(
         draw.text((left, bottom + 4), f"{x_label} {_nice(x0)}", fill=INK, font=font)
         draw.text((right - 40, bottom + 4), _nice(x1), fill=INK, font=font)
         scaled = [
-            (left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top))
+            (
+                left + (x - x0) / (x1 - x0) * (right - left),
+                bottom - (y - y0) / (y1 - y0) * (bottom - top),
+            )
             for x, y in pts
         ]
         colour = COLOURS[i % len(COLOURS)]
         if len(scaled) == 1:
-            draw.ellipse((scaled[0][0] - 2, scaled[0][1] - 2, scaled[0][0] + 2, scaled[0][1] + 2), fill=colour)
+            draw.ellipse(
+                (scaled[0][0] - 2, scaled[0][1] - 2, scaled[0][0] + 2, scaled[0][1] + 2),
+                fill=colour,
+            )
         else:
             draw.line(scaled, fill=colour, width=2)
     return image

@@ -80,7 +80,9 @@ def test_train_unknown_generator_and_kwarg_are_one_line_errors(tmp_path):
 
 
 def test_train_missing_data_folder_is_a_clear_error(tmp_path):
-    result = invoke("train", "cyclegan", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"))
+    result = invoke(
+        "train", "cyclegan", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")
+    )
     assert result.exit_code == 1
     assert "trainA" in result.output
     assert not (tmp_path / "r").exists()  # nothing half-written

@@ -26,7 +26,7 @@ from tests.conftest import TINY
 def _task(toy_data: Path, **overrides):
     config = resolve_config("cyclegan", {"data": str(toy_data), **TINY, **overrides})
     torch.manual_seed(0)
-    task = i2i.tasks.get("cyclegan").factory(config, Runtime("cpu"), toy_data)
+    task = i2i.registry.tasks.get("cyclegan").factory(config, Runtime("cpu"), toy_data)
     task.build()
     return task
 
@@ -183,7 +183,7 @@ def test_any_registered_generator_can_be_named(toy_data, tmp_path):
 
             register(shallow)
 
-    if "shallow" not in i2i.generators:
+    if "shallow" not in i2i.registry.generators:
         register_plugin(Plugin, name="test-shallow")
     result = train(
         "cyclegan",

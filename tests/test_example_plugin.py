@@ -15,8 +15,18 @@ def plugin_site(tmp_path_factory) -> Path:
     """The example installed by pip into its own folder, so the main environment stays clean."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(ROOT / "examples" / "i2i-example-plugin")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "examples" / "i2i-example-plugin"),
+        ],
         check=True,
     )
     return target

@@ -429,14 +429,14 @@ def test_registry():
     assert {"patchgan", "nlayer", "pixel", "timm"} <= set(i2i.list_discriminators())
     assert isinstance(i2i.create_discriminator("pixel", ndf=4), nn.Module)
     for registry, names in [
-        (i2i.generators, ["resnet9", "resnet6", "unet256", "unet128"]),
-        (i2i.discriminators, ["patchgan", "nlayer", "pixel", "timm"]),
+        (i2i.registry.generators, ["resnet9", "resnet6", "unet256", "unet128"]),
+        (i2i.registry.discriminators, ["patchgan", "nlayer", "pixel", "timm"]),
     ]:
         for name in names:
             component = registry.get(name)
             assert component.plugin == "i2i.nets"
             assert component.summary and not component.accepts_any_kwargs
-    unet = {p.name: p.default for p in i2i.generators.get("unet256").parameters}
+    unet = {p.name: p.default for p in i2i.registry.generators.get("unet256").parameters}
     assert unet["norm"] == "batch" and unet["dropout"] is True
-    timm = {p.name: p.default for p in i2i.discriminators.get("timm").parameters}
+    timm = {p.name: p.default for p in i2i.registry.discriminators.get("timm").parameters}
     assert timm["backbone"] == "resnet18" and timm["pretrained"] is False

@@ -14,8 +14,8 @@ def test_builtins_are_plugins_registered_through_hooks():
     names = plugin_names()
     for module in ("i2i.nets", "i2i.losses", "i2i.augment", "cyclegan"):
         assert module in names
-    assert i2i.generators.get("resnet9").plugin == "i2i.nets"
-    assert i2i.tasks.get("cyclegan").plugin == "cyclegan"
+    assert i2i.registry.generators.get("resnet9").plugin == "i2i.nets"
+    assert i2i.registry.tasks.get("cyclegan").plugin == "cyclegan"
     hooks = {p.name: p.hooks for p in plugins()}
     assert "register_generators" in hooks["i2i.nets"]
     assert "register_tasks" in hooks["cyclegan"]
@@ -31,7 +31,9 @@ def test_fresh_install_lists_the_built_in_components():
     assert "cyclegan" in i2i.list_tasks()
 
 
-def _fake_distribution(root: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]):
+def _fake_distribution(
+    root: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]
+):
     """An installed distribution on disk: dist-info with entry points, plus its modules."""
     info = root / f"{name}-0.1.dist-info"
     info.mkdir(parents=True)
@@ -113,7 +115,7 @@ def test_a_plugin_taking_a_built_in_name_is_reported_with_both_names(tmp_path):
             """
         },
     )
-    result = _run(tmp_path, "import i2i; print(i2i.generators.get('resnet9').plugin)")
+    result = _run(tmp_path, "import i2i; print(i2i.registry.generators.get('resnet9').plugin)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "i2i.nets"
     assert "'i2i.nets'" in result.stderr and "'clash'" in result.stderr

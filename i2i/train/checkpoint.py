@@ -124,4 +124,6 @@ def load_networks_strict(networks: Mapping[str, nn.Module], weights: Mapping[str
         except RuntimeError as error:
             first = str(error).strip().splitlines()
             detail = " ".join(line.strip() for line in first[:3])
-            raise CheckpointError(f"network {name} does not match the checkpoint: {detail}") from None
+            raise CheckpointError(
+                f"network {name} does not match the checkpoint: {detail}"
+            ) from None

@@ -72,7 +72,13 @@ class RunLogger:
         now = time.perf_counter()
         speed = (step - self._last_step) / max(now - self._last_time, 1e-9)
         self._last_time, self._last_step = now, step
-        record = {"step": step, "epoch": epoch + 1, "time": time.time(), "it_per_s": speed, **values}
+        record = {
+            "step": step,
+            "epoch": epoch + 1,
+            "time": time.time(),
+            "it_per_s": speed,
+            **values,
+        }
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:
@@ -82,7 +88,9 @@ class RunLogger:
         if self.progress is not None and self.console.is_terminal:
             self.progress.update(self.bar, speed=f"{speed:.2f} it/s", losses=losses)
         else:
-            self.console.print(f"step {step} epoch {epoch + 1} {speed:.2f} it/s {losses}", highlight=False)
+            self.console.print(
+                f"step {step} epoch {epoch + 1} {speed:.2f} it/s {losses}", highlight=False
+            )
 
     def image(self, tag: str, image: Any, step: int) -> None:
         if self.tensorboard is not None:
@@ -94,7 +102,11 @@ class RunLogger:
         if not self.enabled or not self.metrics_path.exists():
             return None
         records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
-        keys = [k for k in records[-1] if k not in ("step", "epoch", "time", "it_per_s")] if records else []
+        keys = (
+            [k for k in records[-1] if k not in ("step", "epoch", "time", "it_per_s")]
+            if records
+            else []
+        )
         if not keys:
             return None
         series = {

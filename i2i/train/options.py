@@ -50,10 +50,17 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     Option("beta2", 0.999, "Adam beta2.", float),
     Option("load_size", 286, "Resize images to this size before cropping.", int),
     Option("crop_size", 256, "Random crop size (the size the networks train at).", int),
-    Option("preprocess", "resize_crop", "Geometric preprocessing.", str,
-           choices=("resize_crop", "scale_width", "none")),
+    Option(
+        "preprocess",
+        "resize_crop",
+        "Geometric preprocessing.",
+        str,
+        choices=("resize_crop", "scale_width", "none"),
+    ),
     Option("flip", True, "Random horizontal flips.", bool, switch="--no-flip"),
-    Option("augment", None, "Extra Kornia augmentations, comma separated (e.g. color_jitter).", str),
+    Option(
+        "augment", None, "Extra Kornia augmentations, comma separated (e.g. color_jitter).", str
+    ),
     Option("max_images", None, "Use at most this many images per domain.", int),
     Option("seed", 0, "Random seed (each rank adds its rank).", int),
     Option("device", "auto", "auto, cpu, cuda or cuda:N.", str),

@@ -27,7 +27,9 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise InvalidArgumentError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from error
+        raise InvalidArgumentError(
+            f"unknown device {name!r}; use auto, cpu, cuda or cuda:N"
+        ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgumentError(f"device {name!r} asked for, but CUDA is not available here")
     return device

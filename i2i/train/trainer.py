@@ -62,7 +62,9 @@ def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
     return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
 
-def resolve_config(task: str, given: dict[str, Any], config_file: str | None = None) -> dict[str, Any]:
+def resolve_config(
+    task: str, given: dict[str, Any], config_file: str | None = None
+) -> dict[str, Any]:
     """The complete config of a run from flags, a config file or a run being resumed."""
     task_cls = tasks.get(task).factory
     base: dict[str, Any] = read_config_file(config_file) if config_file else {}
@@ -102,7 +104,9 @@ def _rng_state() -> dict[str, Any]:
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    np.random.set_state(
+        ("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0)
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -161,7 +165,11 @@ class Trainer:
         self.step = 0
         self.skipped: dict[str, str] = {}
         self.sampler = EpochSampler(
-            len(self.dataset), seed=config["seed"], shuffle=True, rank=rt.rank, world_size=rt.world_size
+            len(self.dataset),
+            seed=config["seed"],
+            shuffle=True,
+            rank=rt.rank,
+            world_size=rt.world_size,
         )
         self.steps_per_epoch = math.ceil(self.sampler.shard_size / config["batch_size"])
         self.total_epochs = config["epochs"] + config["epochs_decay"]
@@ -222,8 +230,10 @@ class Trainer:
         if mine is None:
             mine = per_rank[0]
             if self.runtime.is_main:
-                print(f"note: resuming a {len(per_rank)}-process run with "
-                      f"{self.runtime.world_size}; random streams will differ")
+                print(
+                    f"note: resuming a {len(per_rank)}-process run with "
+                    f"{self.runtime.world_size}; random streams will differ"
+                )
         self.task.load_state_dict(mine["task"])
         _set_rng_state(mine["rng"])
         self.step = state["step"]
@@ -245,8 +255,9 @@ class Trainer:
         for key in ("A", "B"):
             x = to_float(batch[key].to(self.runtime.device))
             if self.config["preprocess"] != "none":
-                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                  align_corners=False)
+                x = F.interpolate(
+                    x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+                )
             out[key] = x
         return out
 
@@ -309,8 +320,10 @@ class Trainer:
                         last = self.step >= self.total_steps
                         if self.step % config["log_every"] == 0 or last:
                             if count:
-                                values = {k: float(rt.mean_across_ranks(v / count).item())
-                                          for k, v in sums.items()}
+                                values = {
+                                    k: float(rt.mean_across_ranks(v / count).item())
+                                    for k, v in sums.items()
+                                }
                                 logger.log(self.step, epoch, {**values, "lr": lr})
                             sums, count = {}, 0
                             if rt.distributed:
@@ -329,7 +342,9 @@ class Trainer:
                 loss_curve = logger.write_loss_curve()
         finally:
             logger.close()
-        result = TrainResult(self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping)
+        result = TrainResult(
+            self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping
+        )
         if rt.is_main:
             self._summary(result)
         rt.close()

@@ -32,9 +32,7 @@ def network_kwargs(
     """
     component = registry.get(name)
     accepted = {p.name for p in component.parameters}
-    chosen = {
-        k: v for k, v in common.items() if component.accepts_any_kwargs or k in accepted
-    }
+    chosen = {k: v for k, v in common.items() if component.accepts_any_kwargs or k in accepted}
     chosen.update(explicit)
     registry.check_kwargs(name, chosen)
     return chosen
@@ -55,19 +53,35 @@ class CycleGAN(Task):
     options = (
         Option("gen", "resnet9", "Generator (any registered name).", str),
         Option("disc", "patchgan", "Discriminator (any registered name).", str),
-        Option("gen_kw", None, "Extra generator argument KEY=VALUE (repeatable).", str, keyvalue=True),
-        Option("disc_kw", None, "Extra discriminator argument KEY=VALUE (repeatable).", str, keyvalue=True),
+        Option(
+            "gen_kw", None, "Extra generator argument KEY=VALUE (repeatable).", str, keyvalue=True
+        ),
+        Option(
+            "disc_kw",
+            None,
+            "Extra discriminator argument KEY=VALUE (repeatable).",
+            str,
+            keyvalue=True,
+        ),
         Option("gan_loss", "lsgan", "GAN objective (any registered loss).", str),
         Option("lambda_cycle", 10.0, "Weight of both cycle-consistency losses.", float),
         Option("lambda_a", None, "Cycle weight A->B->A (default: --lambda-cycle).", float),
         Option("lambda_b", None, "Cycle weight B->A->B (default: --lambda-cycle).", float),
-        Option("lambda_identity", 0.5, "Identity loss weight, relative to the cycle weight.", float),
+        Option(
+            "lambda_identity", 0.5, "Identity loss weight, relative to the cycle weight.", float
+        ),
         Option("pool_size", 50, "Generated images kept for the discriminators (0: none).", int),
         Option("ngf", 64, "Generator width.", int),
         Option("ndf", 64, "Discriminator width.", int),
         Option("norm", "instance", "Normalisation.", str, choices=("instance", "batch", "none")),
         Option("dropout", False, "Dropout in the generators.", bool, switch="--dropout"),
-        Option("init", "normal", "Weight init.", str, choices=("normal", "xavier", "kaiming", "orthogonal")),
+        Option(
+            "init",
+            "normal",
+            "Weight init.",
+            str,
+            choices=("normal", "xavier", "kaiming", "orthogonal"),
+        ),
         Option("init_gain", 0.02, "Weight init gain.", float),
         Option("channels_a", 3, "Channels of domain A images (1 for grayscale).", int),
         Option("channels_b", 3, "Channels of domain B images.", int),
@@ -98,32 +112,57 @@ class CycleGAN(Task):
 
     def _gen_kwargs(self, in_channels: int, out_channels: int) -> dict[str, Any]:
         c = self.config
-        common = {"in_channels": in_channels, "out_channels": out_channels, "ngf": c["ngf"],
-                  "norm": c["norm"], "dropout": c["dropout"], "init": c["init"],
-                  "init_gain": c["init_gain"]}
+        common = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "ngf": c["ngf"],
+            "norm": c["norm"],
+            "dropout": c["dropout"],
+            "init": c["init"],
+            "init_gain": c["init_gain"],
+        }
         return network_kwargs(generators, c["gen"], common, c["gen_kw"])
 
     def _disc_kwargs(self, in_channels: int) -> dict[str, Any]:
         c = self.config
-        common = {"in_channels": in_channels, "ndf": c["ndf"], "norm": c["norm"],
-                  "init": c["init"], "init_gain": c["init_gain"]}
+        common = {
+            "in_channels": in_channels,
+            "ndf": c["ndf"],
+            "norm": c["norm"],
+            "init": c["init"],
+            "init_gain": c["init_gain"],
+        }
         return network_kwargs(discriminators, c["disc"], common, c["disc_kw"])
 
     def generators(self) -> dict[str, dict[str, Any]]:
         c = self.config
         return {
-            "G_AB": {"name": c["gen"], "kwargs": self._gen_kwargs(c["channels_a"], c["channels_b"]),
-                     "direction": "AtoB"},
-            "G_BA": {"name": c["gen"], "kwargs": self._gen_kwargs(c["channels_b"], c["channels_a"]),
-                     "direction": "BtoA"},
+            "G_AB": {
+                "name": c["gen"],
+                "kwargs": self._gen_kwargs(c["channels_a"], c["channels_b"]),
+                "direction": "AtoB",
+            },
+            "G_BA": {
+                "name": c["gen"],
+                "kwargs": self._gen_kwargs(c["channels_b"], c["channels_a"]),
+                "direction": "BtoA",
+            },
         }
 
     def build(self) -> None:
         c = self.config
         for net_name, spec in self.generators().items():
-            setattr(self, net_name, self.add_network(net_name, generators.create(spec["name"], **spec["kwargs"])))
-        self.D_A = self.add_network("D_A", discriminators.create(c["disc"], **self._disc_kwargs(c["channels_a"])))
-        self.D_B = self.add_network("D_B", discriminators.create(c["disc"], **self._disc_kwargs(c["channels_b"])))
+            setattr(
+                self,
+                net_name,
+                self.add_network(net_name, generators.create(spec["name"], **spec["kwargs"])),
+            )
+        self.D_A = self.add_network(
+            "D_A", discriminators.create(c["disc"], **self._disc_kwargs(c["channels_a"]))
+        )
+        self.D_B = self.add_network(
+            "D_B", discriminators.create(c["disc"], **self._disc_kwargs(c["channels_b"]))
+        )
         device = self.runtime.device
         self.gan_loss = losses.create(c["gan_loss"]).to(device)
         self.cycle_loss = losses.create("l1").to(device)
@@ -137,17 +176,21 @@ class CycleGAN(Task):
         betas = (c["beta1"], c["beta2"])
         self.optimizers["G"] = torch.optim.Adam(
             itertools.chain(self.nets["G_AB"].parameters(), self.nets["G_BA"].parameters()),
-            lr=c["lr"], betas=betas,
+            lr=c["lr"],
+            betas=betas,
         )
         self.optimizers["D"] = torch.optim.Adam(
             itertools.chain(self.nets["D_A"].parameters(), self.nets["D_B"].parameters()),
-            lr=c["lr"], betas=betas,
+            lr=c["lr"],
+            betas=betas,
         )
         self.merge_g = not has_batch_norm(self.nets["G_AB"])
         self.merge_d = not has_batch_norm(self.nets["D_A"])
         specs: list[Any] = []
         if c["preprocess"] != "none":
-            specs.append((c["preprocess"], {"load_size": c["load_size"], "crop_size": c["crop_size"]}))
+            specs.append(
+                (c["preprocess"], {"load_size": c["load_size"], "crop_size": c["crop_size"]})
+            )
         if c["flip"]:
             specs.append("hflip")
         if c["augment"]:
@@ -207,16 +250,28 @@ class CycleGAN(Task):
         with rt.autocast():
             out = self.translate(real_A, real_B)
             # D forwards here go through the plain modules: no DDP bookkeeping for frozen nets.
-            loss_gan_AB = self.gan_loss(self.nets["D_B"](out["fake_B"]), True, for_discriminator=False)
-            loss_gan_BA = self.gan_loss(self.nets["D_A"](out["fake_A"]), True, for_discriminator=False)
+            loss_gan_AB = self.gan_loss(
+                self.nets["D_B"](out["fake_B"]), True, for_discriminator=False
+            )
+            loss_gan_BA = self.gan_loss(
+                self.nets["D_A"](out["fake_A"]), True, for_discriminator=False
+            )
             loss_cycle_A = self.cycle_loss(out["rec_A"], real_A) * self.lambda_a
             loss_cycle_B = self.cycle_loss(out["rec_B"], real_B) * self.lambda_b
             loss_G = loss_gan_AB + loss_gan_BA + loss_cycle_A + loss_cycle_B
-            logged = {"G_AB": loss_gan_AB, "G_BA": loss_gan_BA,
-                      "cycle_A": loss_cycle_A, "cycle_B": loss_cycle_B}
+            logged = {
+                "G_AB": loss_gan_AB,
+                "G_BA": loss_gan_BA,
+                "cycle_A": loss_cycle_A,
+                "cycle_B": loss_cycle_B,
+            }
             if self.lambda_idt > 0:
-                loss_idt_A = self.identity_loss(out["idt_A"], real_A) * self.lambda_a * self.lambda_idt
-                loss_idt_B = self.identity_loss(out["idt_B"], real_B) * self.lambda_b * self.lambda_idt
+                loss_idt_A = (
+                    self.identity_loss(out["idt_A"], real_A) * self.lambda_a * self.lambda_idt
+                )
+                loss_idt_B = (
+                    self.identity_loss(out["idt_B"], real_B) * self.lambda_b * self.lambda_idt
+                )
                 loss_G = loss_G + loss_idt_A + loss_idt_B
                 logged.update(idt_A=loss_idt_A, idt_B=loss_idt_B)
         rt.backward(loss_G)

@@ -1,7 +1,8 @@
 """A third-party i2i plugin: registers the generator ``tiny_separable``."""
 
-import i2i
 from torch import nn
+
+import i2i
 
 
 class TinySeparable(nn.Module):
@@ -14,8 +15,10 @@ class TinySeparable(nn.Module):
 
         def separable(c: int) -> nn.Module:
             return nn.Sequential(
-                nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
-                nn.InstanceNorm2d(c), nn.ReLU(True),
+                nn.Conv2d(c, c, 3, padding=1, groups=c),
+                nn.Conv2d(c, c, 1),
+                nn.InstanceNorm2d(c),
+                nn.ReLU(True),
             )
 
         self.stem = nn.Conv2d(in_channels, ngf, 3, padding=1)
