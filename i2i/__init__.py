@@ -30,6 +30,7 @@ __all__ = [
     "list_generators",
     "list_losses",
     "list_tasks",
+    "load",
 ]
 
 
@@ -83,4 +84,8 @@ def __getattr__(name: str) -> Any:
         from i2i.train.task import Task
 
         return Task
+    if name == "load":
+        from i2i.loader import load
+
+        return load
     raise AttributeError(f"module 'i2i' has no attribute {name!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -200,6 +201,158 @@ class TrainGroup(click.Group):
 def train() -> None:
     """Train a task, e.g. `i2i train cyclegan --data DIR`; without --data it trains on a
     built-in toy day/night dataset."""
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["safetensors"]),
+    default="safetensors",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--with-discriminators", is_flag=True, help="Also save D (for fine-tuning).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUT.")
+def export(run_dir: str, out: str, fmt: str, with_discriminators: bool, overwrite: bool) -> None:
+    """Turn a training run into a model folder (config.json, model.safetensors, model card)."""
+    from i2i.model import export_run
+
+    path = export_run(Path(run_dir), Path(out), with_discriminators, overwrite)
+    click.echo(f"model written to {path} (try: i2i apply {path} IMAGES -o OUT)")
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("repo_id")
+@click.option("--private", is_flag=True, help="Create the repo as private.")
+@click.option("--revision", help="Branch to push to (created if missing).")
+@click.option("--message", help="Commit message.")
+@click.option("--with-discriminators", is_flag=True, help="Include D when MODEL is a run.")
+def push(
+    model: str,
+    repo_id: str,
+    private: bool,
+    revision: str | None,
+    message: str | None,
+    with_discriminators: bool,
+) -> None:
+    """Upload a model folder or a training run to the Hub as USER/REPO."""
+    from i2i.hub import push as push_model
+
+    info = push_model(
+        model,
+        repo_id,
+        private=private,
+        revision=revision,
+        message=message,
+        with_discriminators=with_discriminators,
+    )
+    click.echo(f"pushed to {repo_id}: {getattr(info, 'commit_url', info)}")
+
+
+@cli.command()
+@click.argument("repo_id")
+@click.option("--revision", help="Branch, tag or commit (default: main).")
+def pull(repo_id: str, revision: str | None) -> None:
+    """Download a model into the Hugging Face cache and print its local path."""
+    from i2i.hub import pull as pull_model
+
+    click.echo(str(pull_model(repo_id, revision)))
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--direction", help="AtoB or BtoA (default: AtoB, or the model's only one).")
+@click.option("--batch-size", default=4, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"])
+)
+@click.option("--tile", type=int, help="Translate in tiles of this size (for huge images).")
+@click.option("--overlap", default=32, show_default=True, type=int, help="Tile overlap in pixels.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
+def apply(
+    model: str,
+    inputs: tuple[str, ...],
+    out: str,
+    direction: str | None,
+    batch_size: int,
+    device: str,
+    precision: str,
+    tile: int | None,
+    overlap: int,
+    overwrite: bool,
+    revision: str | None,
+) -> None:
+    """Translate images, folders, globs or videos with MODEL (Hub id, model folder or run)."""
+    from i2i.apply import apply_paths
+    from i2i.loader import load
+
+    translator = load(
+        model, revision=revision, device=device, precision=precision, batch_size=batch_size
+    )
+    report = apply_paths(
+        translator,
+        list(inputs),
+        Path(out),
+        direction=direction,
+        batch_size=batch_size,
+        overwrite=overwrite,
+        tile=tile,
+        overlap=overlap,
+    )
+    click.echo(report.summary())
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.group()
+def convert() -> None:
+    """Import checkpoints from other implementations."""
+
+
+@convert.command("official")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--gen", required=True, help="Registered generator matching the checkpoint.")
+@click.option("--gen-kw", multiple=True, metavar="KEY=VALUE", help="Generator arguments.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False))
+@click.option("--direction", default="AtoB", show_default=True, type=click.Choice(["AtoB", "BtoA"]))
+@click.option("--task", default="cyclegan", show_default=True, help="cyclegan or pix2pix.")
+@click.option("--domain-a", default="A", show_default=True)
+@click.option("--domain-b", default="B", show_default=True)
+@click.option("--overwrite", is_flag=True)
+def convert_official_command(
+    path: str,
+    gen: str,
+    gen_kw: tuple[str, ...],
+    out: str,
+    direction: str,
+    task: str,
+    domain_a: str,
+    domain_b: str,
+    overwrite: bool,
+) -> None:
+    """Official pytorch-CycleGAN-and-pix2pix generator (latest_net_G.pth) -> model folder."""
+    from i2i.convert import convert_official
+    from i2i.train.options import parse_keyvalue
+
+    folder = convert_official(
+        Path(path),
+        Path(out),
+        gen,
+        parse_keyvalue(gen_kw),
+        direction=direction,
+        task=task,
+        domains={"A": domain_a, "B": domain_b},
+        overwrite=overwrite,
+    )
+    click.echo(f"model written to {folder}")
 
 
 def main() -> None:

@@ -57,6 +57,10 @@ class Task:
         """Exportable generators: net name -> {"registry_name", "kwargs", "direction"}."""
         raise NotImplementedError
 
+    def discriminators(self) -> dict[str, dict[str, Any]]:
+        """Discriminators that an export may include for fine-tuning: net name -> spec."""
+        return {}
+
     # -- shared helpers --------------------------------------------------------------------
     def add_network(self, name: str, net: nn.Module) -> nn.Module:
         """Keep the plain module for saving and return the device-ready (DDP/compiled) one."""

@@ -213,6 +213,7 @@ class Trainer:
             "task": self.task_name,
             "options": self.config,
             "generators": self.task.generators(),
+            "discriminators": self.task.discriminators(),
             "world_size": self.runtime.world_size,
         }
 

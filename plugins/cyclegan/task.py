@@ -83,10 +83,14 @@ class CycleGAN(Task):
             choices=("normal", "xavier", "kaiming", "orthogonal"),
         ),
         Option("init_gain", 0.02, "Weight init gain.", float),
+        Option("domain_a", "A", "Name of domain A (for the model card), e.g. monet.", str),
+        Option("domain_b", "B", "Name of domain B, e.g. photo.", str),
         Option("channels_a", 3, "Channels of domain A images (1 for grayscale).", int),
         Option("channels_b", 3, "Channels of domain B images.", int),
     )
     toy_defaults = {
+        "domain_a": "day",
+        "domain_b": "night",
         "gen": "resnet6",
         "ngf": 16,
         "ndf": 16,
@@ -149,20 +153,20 @@ class CycleGAN(Task):
             },
         }
 
+    def discriminators(self) -> dict[str, dict[str, Any]]:
+        c = self.config
+        return {
+            "D_A": {"name": c["disc"], "kwargs": self._disc_kwargs(c["channels_a"])},
+            "D_B": {"name": c["disc"], "kwargs": self._disc_kwargs(c["channels_b"])},
+        }
+
     def build(self) -> None:
         c = self.config
-        for net_name, spec in self.generators().items():
-            setattr(
-                self,
-                net_name,
-                self.add_network(net_name, generators.create(spec["name"], **spec["kwargs"])),
-            )
-        self.D_A = self.add_network(
-            "D_A", discriminators.create(c["disc"], **self._disc_kwargs(c["channels_a"]))
-        )
-        self.D_B = self.add_network(
-            "D_B", discriminators.create(c["disc"], **self._disc_kwargs(c["channels_b"]))
-        )
+        specs = [(generators, self.generators()), (discriminators, self.discriminators())]
+        for registry, nets in specs:
+            for net_name, spec in nets.items():
+                net = registry.create(spec["name"], **spec["kwargs"])
+                setattr(self, net_name, self.add_network(net_name, net))
         device = self.runtime.device
         self.gan_loss = losses.create(c["gan_loss"]).to(device)
         self.cycle_loss = losses.create("l1").to(device)

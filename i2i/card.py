@@ -1,0 +1,50 @@
+"""Model cards: huggingface_hub's ``ModelCard`` rendered from i2i's Jinja template.
+
+The YAML front matter makes the Hub index the model (``library_name: i2i``,
+``pipeline_tag: image-to-image``, task tags); the body says how to use it and how it was made.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+TEMPLATE = "model_card.md.jinja"
+
+
+def render_card(config: dict[str, Any], repo_id: str | None = None) -> str:
+    domains = config.get("domains", {})
+    a, b = domains.get("A", "A"), domains.get("B", "B")
+    directions = list(config["generators"])
+    text = {"AtoB": f"{a} → {b}", "BtoA": f"{b} → {a}"}
+    card_data = ModelCardData(
+        library_name="i2i",
+        pipeline_tag="image-to-image",
+        tags=["i2i", config["task"], "image-to-image", "gan", "safetensors"],
+        license=config.get("license") or None,
+        datasets=[d for d in config.get("datasets", []) if "/" in d] or None,
+    )
+    architectures = ", ".join(
+        f"{d}: {spec['name']}({', '.join(f'{k}={v}' for k, v in spec.get('kwargs', {}).items())})"
+        for d, spec in config["generators"].items()
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_str=files("i2i.model_cards").joinpath(TEMPLATE).read_text(),
+        title=f"{config['task']}: {' / '.join(text[d] for d in directions)}",
+        summary=(
+            f"Translates {' and '.join(text[d] for d in directions)} images"
+            + (" (one direction only)." if len(directions) == 1 else ".")
+        ),
+        task=config["task"],
+        architectures=architectures,
+        repo_id=repo_id or "USER/REPO",
+        directions=directions,
+        direction_lines=[{"direction": d, "text": text[d]} for d in directions],
+        has_samples=config.get("has_samples", False),
+        metrics=config.get("metrics") or {},
+        training=config.get("training") or {},
+    )
+    return str(card)

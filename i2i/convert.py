@@ -1,0 +1,126 @@
+"""Import official pytorch-CycleGAN-and-pix2pix generator checkpoints (``latest_net_G.pth``).
+
+The built-in networks share the official state-dict layout, so conversion is: read the tensors
+safely (``weights_only=True``), strip DataParallel's ``module.`` prefixes, apply the official
+InstanceNorm patch (old checkpoints carry running statistics that instance norm without
+tracking does not have), check every shape against the architecture named on the command line,
+and write a model folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from i2i.errors import CheckpointError
+from i2i.model import create_network, load_strict, make_config, net_spec, save_model
+from i2i.registry import generators
+
+STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def read_official(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except Exception as error:  # pickle with code, truncated file, not a torch file
+        first = str(error).strip().splitlines()[0][:200]
+        raise CheckpointError(
+            f"{path} is not a plain PyTorch state dict that can be loaded safely ({first})"
+        ) from None
+    if (
+        isinstance(state, Mapping)
+        and "state_dict" in state
+        and isinstance(state["state_dict"], Mapping)
+    ):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def patch_instance_norm(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
+    """Drop statistics that the official code's instance-norm layers never used."""
+    modules = dict(net.named_modules())
+    out = {}
+    for key, value in state.items():
+        owner, _, leaf = key.rpartition(".")
+        module = modules.get(owner)
+        stale = (
+            isinstance(module, nn.InstanceNorm2d)
+            and leaf in STALE_NORM_KEYS
+            and getattr(module, "running_mean", None) is None
+        )
+        if not stale:
+            out[key] = value
+    return out
+
+
+def _hint(state: Mapping[str, torch.Tensor], net: nn.Module) -> str:
+    """Suggest the --gen-kw that would match, for the common ResNet mismatches."""
+    hints = []
+    first = state.get("model.1.weight")
+    own = net.state_dict().get("model.1.weight")
+    if first is not None and own is not None and first.shape[0] != own.shape[0]:
+        hints.append(f"--gen-kw ngf={first.shape[0]}")
+    blocks = {m.group(1) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
+    own_blocks = {
+        m.group(1) for k in net.state_dict() if (m := re.match(r"model\.(\d+)\.conv_block\.", k))
+    }
+    if blocks and own_blocks and len(blocks) != len(own_blocks):
+        hints.append(
+            f"--gen resnet{len(blocks)}" if len(blocks) in (6, 9) else f"n_blocks={len(blocks)}"
+        )
+    return f"; try {' '.join(hints)}" if hints else ""
+
+
+def load_official_generator(path: Path, gen: str, gen_kwargs: Mapping[str, Any]) -> nn.Module:
+    """A registered generator holding the official checkpoint's weights, checked strictly."""
+    net = create_network(generators, {"name": gen, "kwargs": dict(gen_kwargs)}, "generator")
+    state = patch_instance_norm(read_official(Path(path)), net)
+    own = net.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise CheckpointError(
+                f"{Path(path).name} does not fit {gen}({', '.join(f'{k}={v}' for k, v in gen_kwargs.items())}):"
+                f" {key} is {tuple(value.shape)} in the file, {tuple(own[key].shape)} in the network"
+                f"{_hint(state, net)}"
+            )
+    try:
+        load_strict(net, state, "generator")
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}{_hint(state, net)}") from None
+    return net.eval()
+
+
+def convert_official(
+    path: Path,
+    out_dir: Path,
+    gen: str,
+    gen_kwargs: Mapping[str, Any] | None = None,
+    *,
+    direction: str = "AtoB",
+    task: str = "cyclegan",
+    domains: Mapping[str, str] | None = None,
+    size: int | None = 256,
+    overwrite: bool = False,
+) -> Path:
+    """Write a single-direction model folder from an official ``*_net_G*.pth`` file."""
+    gen_kwargs = dict(gen_kwargs or {})
+    net = load_official_generator(path, gen, gen_kwargs)
+    config = make_config(
+        task,
+        {direction: net_spec(generators, gen, gen_kwargs)},
+        domains=domains,
+        size=size,
+        training={"converted_from": Path(path).name},
+    )
+    return save_model(out_dir, config, {direction: net}, overwrite=overwrite)

@@ -1,0 +1,174 @@
+"""Push and pull models on the Hugging Face Hub, and resolve what ``MODEL`` means.
+
+All transport is huggingface_hub's (``HfApi``, ``hf_hub_download``, ``snapshot_download``), so
+``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OFFLINE`` and the standard cache behave as users expect.
+Only ``config.json``, ``model.safetensors``, ``README.md`` and ``samples.png`` are ever fetched:
+never pickles, never code. Hub failures become one-line ``HubError``s whose ``__cause__`` keeps
+the client's exception.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from i2i.errors import I2IError
+from i2i.model import CARD, CONFIG, SAMPLES, WEIGHTS, is_run_folder, read_config
+
+MODEL_FILES = [CONFIG, WEIGHTS, CARD, SAMPLES]
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class HubError(I2IError):
+    """The Hub refused or could not answer; the message says what to do."""
+
+
+def split_revision(model: str) -> tuple[str, str | None]:
+    """``user/repo@rev`` -> (``user/repo``, ``rev``)."""
+    repo, _, revision = model.partition("@")
+    return repo, revision or None
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+@contextmanager
+def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
+    from huggingface_hub import errors
+
+    rev = f" at revision {revision!r}" if revision else ""
+    try:
+        yield
+    except errors.RepositoryNotFoundError as error:
+        raise HubError(
+            f"model repo {repo_id!r} was not found on {_endpoint()} (check the name; a private "
+            f"repo needs a token: set HF_TOKEN or run `hf auth login`)"
+        ) from error
+    except errors.RevisionNotFoundError as error:
+        raise HubError(
+            f"repo {repo_id!r} has no revision {revision!r} (a branch, tag or commit)"
+        ) from error
+    except errors.RemoteEntryNotFoundError as error:
+        raise HubError(f"repo {repo_id!r}{rev} has no {CONFIG}: it is not an i2i model") from error
+    except errors.LocalEntryNotFoundError as error:
+        raise HubError(
+            f"{repo_id!r}{rev} is not in the local cache and the Hub cannot be reached; go online "
+            f"once (or unset HF_HUB_OFFLINE) to download it"
+        ) from error
+    except errors.HfHubHTTPError as error:
+        status = getattr(error.response, "status_code", None)
+        if status in (401, 403):
+            raise HubError(
+                f"the Hub rejected the token for {repo_id!r} (HTTP {status}); check HF_TOKEN or "
+                f"run `hf auth login` with a token that has write access"
+            ) from error
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HubError(f"the Hub failed for {repo_id!r}: {first}") from error
+
+
+def pull(repo_id: str, revision: str | None = None, token: str | None = None) -> Path:
+    """Download (or find in the HF cache) a model; returns its local folder."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    from i2i import __version__
+
+    if "@" in repo_id and revision is None:
+        repo_id, revision = split_revision(repo_id)
+    if not REPO_ID.match(repo_id):
+        raise HubError(f"{repo_id!r} is not a Hub model id; expected USER/REPO")
+    with _hub_errors(repo_id, revision):
+        # config.json first: a repo that is not an i2i model fails before any large download.
+        config_path = hf_hub_download(
+            repo_id,
+            CONFIG,
+            revision=revision,
+            token=token,
+            library_name="i2i",
+            library_version=__version__,
+        )
+        read_config(Path(config_path).parent)
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            allow_patterns=MODEL_FILES,
+            token=token,
+            library_name="i2i",
+            library_version=__version__,
+        )
+    read_config(Path(folder))
+    if not (Path(folder) / WEIGHTS).is_file():
+        raise HubError(f"repo {repo_id!r} has no {WEIGHTS}: it is not a complete i2i model")
+    return Path(folder)
+
+
+def push(
+    model: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    message: str | None = None,
+    token: str | None = None,
+    with_discriminators: bool = False,
+) -> Any:
+    """Upload a model folder, or a training run exported on the fly, to ``repo_id``.
+
+    The card is re-rendered with ``repo_id`` so its usage lines are copy-paste ready.
+    """
+    from huggingface_hub import HfApi
+
+    from i2i.card import render_card
+    from i2i.model import export_run
+
+    if not REPO_ID.match(repo_id):
+        raise HubError(f"{repo_id!r} is not a Hub repo id; expected USER/REPO")
+    source = Path(model)
+    with tempfile.TemporaryDirectory(prefix="i2i-push-") as tmp:
+        staged = Path(tmp) / "model"
+        if is_run_folder(source):
+            export_run(source, staged, with_discriminators=with_discriminators)
+        elif (source / CONFIG).is_file():
+            read_config(source)
+            staged.mkdir()
+            for name in MODEL_FILES:
+                if (source / name).is_file():
+                    shutil.copyfile(source / name, staged / name)
+        else:
+            raise I2IError(f"{source} is neither an i2i model folder nor a training run folder")
+        config = read_config(staged)
+        config["has_samples"] = (staged / SAMPLES).is_file()
+        (staged / CARD).write_text(render_card(config, repo_id=repo_id))
+        api = HfApi(token=token)
+        with _hub_errors(repo_id, revision):
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            return api.upload_folder(
+                folder_path=str(staged),
+                repo_id=repo_id,
+                revision=revision,
+                commit_message=message or "Upload i2i model",
+            )
+
+
+def resolve_model(model: str | Path, revision: str | None = None) -> tuple[str, Path]:
+    """("run" | "model", local path) for a run folder, a model folder or a Hub id."""
+    path = Path(model)
+    if path.exists():
+        if is_run_folder(path):
+            return "run", path
+        read_config(path)
+        return "model", path
+    text = str(model)
+    repo_id, at_revision = split_revision(text)
+    if REPO_ID.match(repo_id) and not text.startswith((".", "/")):
+        return "model", pull(repo_id, revision or at_revision)
+    raise I2IError(f"{model} is not a folder, and not a Hub id of the form USER/REPO[@REVISION]")

@@ -1,0 +1,1 @@
+"""Jinja templates for model cards (installed as i2i.model_cards)."""

@@ -1,0 +1,152 @@
+"""The model folder: export from a run, strict loading, the card, and every mismatch error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+import i2i
+from i2i.cli import cli
+from i2i.errors import CheckpointError, I2IError, UnknownComponentError
+from i2i.model import (
+    export_run,
+    load_discriminators,
+    load_model,
+    make_config,
+    net_spec,
+    read_config,
+    save_model,
+)
+from i2i.registry import generators
+from i2i.train.trainer import train
+from tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def run_dir(toy_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    train("cyclegan", data=str(toy_data), out=str(out), max_steps=4, domain_a="day",
+          domain_b="night", **TINY)
+    return out
+
+
+def test_export_writes_config_weights_card_and_samples(run_dir, tmp_path):
+    model = export_run(run_dir, tmp_path / "model")
+    assert sorted(p.name for p in model.iterdir()) == [
+        "README.md", "config.json", "model.safetensors", "samples.png"
+    ]
+    config = read_config(model)
+    assert config["task"] == "cyclegan" and config["domains"] == {"A": "day", "B": "night"}
+    assert config["generators"]["AtoB"]["name"] == "resnet6"
+    assert config["generators"]["AtoB"]["plugin"] == "i2i.nets"
+    assert config["generators"]["BtoA"]["kwargs"]["ngf"] == 8
+    assert config["preprocess"]["size"] == 32
+    assert config["discriminators"] == {}  # only on request
+    card = (model / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["library_name"] == "i2i" and front["pipeline_tag"] == "image-to-image"
+    assert "cyclegan" in front["tags"]
+    assert "day → night" in card and "i2i.load(" in card and "i2i apply" in card
+    assert "![samples](samples.png)" in card
+    assert "lambda_identity" in card
+
+
+def test_exported_generators_equal_the_checkpoint(run_dir, tmp_path):
+    from i2i.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    model = export_run(run_dir, tmp_path / "model")
+    _, nets = load_model(model)
+    checkpoint, _ = load_checkpoint(latest_checkpoint(run_dir))
+    for key, value in checkpoint["G_AB"].items():
+        torch.testing.assert_close(nets["AtoB"].state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_with_discriminators(run_dir, tmp_path):
+    model = export_run(run_dir, tmp_path / "model", with_discriminators=True)
+    discs = load_discriminators(model)
+    assert set(discs) == {"D_A", "D_B"}
+    _, nets = load_model(model)  # generators still load strictly beside them
+    assert set(nets) == {"AtoB", "BtoA"}
+
+
+def test_export_refuses_to_overwrite_and_leaves_nothing_half_written(run_dir, tmp_path):
+    out = tmp_path / "model"
+    export_run(run_dir, out)
+    with pytest.raises(I2IError, match="--overwrite"):
+        export_run(run_dir, out)
+    export_run(run_dir, out, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temp folders left
+
+
+def _tiny_model(tmp_path: Path, **kwargs) -> Path:
+    net = i2i.create_generator("resnet6", ngf=8)
+    config = make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", {"ngf": 8})})
+    return save_model(tmp_path / "m", config, {"AtoB": net}, **kwargs)
+
+
+def test_missing_plugin_is_named(tmp_path):
+    folder = _tiny_model(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["generators"]["AtoB"].update(name="fancy_gen", plugin="i2i-fancy")
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnknownComponentError, match="'fancy_gen' from plugin 'i2i-fancy'"):
+        load_model(folder)
+
+
+def test_config_that_does_not_fit_the_weights(tmp_path):
+    folder = _tiny_model(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["generators"]["AtoB"]["kwargs"]["ngf"] = 16
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"model\.1\.\w+ is \(8,?.*\) in the file"):
+        load_model(folder)
+    config["generators"]["AtoB"].update(name="resnet9", kwargs={"ngf": 8})
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="missing"):
+        load_model(folder)
+    config["generators"]["AtoB"]["kwargs"] = {"ngf": 8, "wings": 2}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="wings"):
+        load_model(folder)
+
+
+def test_not_a_model(tmp_path):
+    with pytest.raises(CheckpointError, match="no config.json"):
+        read_config(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(CheckpointError, match="not an i2i model"):
+        read_config(tmp_path)
+    (tmp_path / "config.json").write_text("{oops")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        read_config(tmp_path)
+
+
+def test_corrupt_weights_file(tmp_path):
+    folder = _tiny_model(tmp_path)
+    (folder / "model.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_model(folder)
+
+
+def test_cli_export(run_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["export", str(run_dir), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    result = CliRunner().invoke(cli, ["export", str(run_dir), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "--overwrite" in result.output
+
+
+def test_i2i_load_accepts_a_run_and_a_model_folder(run_dir, tmp_path):
+    from PIL import Image
+
+    model = export_run(run_dir, tmp_path / "model")
+    image = Image.new("RGB", (40, 28), (200, 120, 40))
+    from_run = i2i.load(run_dir, device="cpu")(image, direction="AtoB")
+    from_model = i2i.load(model, device="cpu")(image, direction="AtoB")
+    assert from_run.size == (40, 28)
+    assert list(from_run.getdata()) == list(from_model.getdata())
