@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from i2i.registry import Registry
 from i2i.train.options import Option
 from i2i.train.runtime import Runtime, unwrap
 
@@ -79,3 +80,36 @@ class Task:
         for net in nets:
             for p in unwrap(net).parameters():
                 p.requires_grad_(flag)
+
+
+def network_kwargs(
+    registry: Registry, name: str, common: dict[str, Any], explicit: dict[str, Any]
+) -> dict[str, Any]:
+    """The task's shared settings that ``name`` accepts, overridden by the user's ``--*-kw``.
+
+    A third party's network need not take ``ngf`` or ``norm``; explicit kwargs are always passed
+    so that a wrong one is reported rather than dropped.
+    """
+    component = registry.get(name)
+    accepted = {p.name for p in component.parameters}
+    chosen = {k: v for k, v in common.items() if component.accepts_any_kwargs or k in accepted}
+    chosen.update(explicit)
+    registry.check_kwargs(name, chosen)
+    return chosen
+
+
+def has_batch_norm(net: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def augmentation_specs(config: dict[str, Any]) -> list[Any]:
+    """The Kornia pipeline that the trainer's options describe (preprocess, flip, extras)."""
+    specs: list[Any] = []
+    if config["preprocess"] != "none":
+        sizes = {"load_size": config["load_size"], "crop_size": config["crop_size"]}
+        specs.append((config["preprocess"], sizes))
+    if config["flip"]:
+        specs.append("hflip")
+    if config["augment"]:
+        specs += [s.strip() for s in config["augment"].split(";") if s.strip()]
+    return specs

@@ -16,30 +16,10 @@ from torch import nn
 
 from i2i.augment import build_augmentation
 from i2i.data import UnalignedDataset
-from i2i.registry import Registry, discriminators, generators, losses
+from i2i.registry import discriminators, generators, losses
 from i2i.train.options import Option
 from i2i.train.pool import ImagePool
-from i2i.train.task import Task
-
-
-def network_kwargs(
-    registry: Registry, name: str, common: dict[str, Any], explicit: dict[str, Any]
-) -> dict[str, Any]:
-    """The task's shared settings that ``name`` accepts, overridden by the user's ``--*-kw``.
-
-    A third party's network need not take ``ngf`` or ``norm``; explicit kwargs are always passed
-    so that a wrong one is reported rather than dropped.
-    """
-    component = registry.get(name)
-    accepted = {p.name for p in component.parameters}
-    chosen = {k: v for k, v in common.items() if component.accepts_any_kwargs or k in accepted}
-    chosen.update(explicit)
-    registry.check_kwargs(name, chosen)
-    return chosen
-
-
-def has_batch_norm(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+from i2i.train.task import Task, augmentation_specs, has_batch_norm, network_kwargs
 
 
 def split(x: torch.Tensor, *sizes: int) -> tuple[torch.Tensor, ...]:
@@ -190,16 +170,7 @@ class CycleGAN(Task):
         )
         self.merge_g = not has_batch_norm(self.nets["G_AB"])
         self.merge_d = not has_batch_norm(self.nets["D_A"])
-        specs: list[Any] = []
-        if c["preprocess"] != "none":
-            specs.append(
-                (c["preprocess"], {"load_size": c["load_size"], "crop_size": c["crop_size"]})
-            )
-        if c["flip"]:
-            specs.append("hflip")
-        if c["augment"]:
-            specs += [s.strip() for s in c["augment"].split(";") if s.strip()]
-        self.augmentation = build_augmentation(specs)
+        self.augmentation = build_augmentation(augmentation_specs(c))
 
     def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # Unpaired: A and B get independent random crops and flips.
