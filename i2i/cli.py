@@ -17,7 +17,7 @@ import click
 from i2i import __version__
 from i2i.errors import I2IError
 
-KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks")
+KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "feature_extractors")
 
 
 def _kind(value: str) -> str:
@@ -204,23 +204,45 @@ def train() -> None:
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
+@click.argument("model")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["safetensors"]),
+    type=click.Choice(["safetensors", "onnx"]),
     default="safetensors",
     show_default=True,
-    help="Output format.",
+    help="safetensors: a model folder; onnx: one graph per direction.",
 )
 @click.option("--with-discriminators", is_flag=True, help="Also save D (for fine-tuning).")
+@click.option(
+    "--tolerance",
+    default=1e-4,
+    show_default=True,
+    type=float,
+    help="ONNX parity check: largest allowed difference from PyTorch.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUT.")
-def export(run_dir: str, out: str, fmt: str, with_discriminators: bool, overwrite: bool) -> None:
-    """Turn a training run into a model folder (config.json, model.safetensors, model card)."""
+def export(
+    model: str, out: str, fmt: str, with_discriminators: bool, tolerance: float, overwrite: bool
+) -> None:
+    """Turn a training run into a model folder, or a run / model into ONNX graphs."""
+    if fmt == "onnx":
+        from i2i.export_onnx import export_onnx
+        from i2i.loader import load_generators
+
+        config, generators = load_generators(model, device="cpu")
+        path = export_onnx(
+            config, generators, Path(out), tolerance=tolerance, overwrite=overwrite, log=click.echo
+        )
+        click.echo(
+            f"ONNX graphs written to {path} (try: i2i apply {path} IMAGES -o OUT "
+            f"--backend onnxruntime)"
+        )
+        return
     from i2i.model import export_run
 
-    path = export_run(Path(run_dir), Path(out), with_discriminators, overwrite)
+    path = export_run(Path(model), Path(out), with_discriminators, overwrite)
     click.echo(f"model written to {path} (try: i2i apply {path} IMAGES -o OUT)")
 
 

@@ -40,5 +40,10 @@ def register_tasks(register: Any) -> None:
 
 
 @hookspec
+def register_feature_extractors(register: Any) -> None:
+    """Register image feature extractors for FID/KID (e.g. Inception-v3)."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands to the ``i2i`` command group."""

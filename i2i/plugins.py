@@ -19,7 +19,7 @@ from i2i import hookspecs
 from i2i.registry import REGISTRIES
 
 # Parts of the core that are plugins in their own right (like llm's DEFAULT_PLUGINS).
-DEFAULT_PLUGINS = ("i2i.nets", "i2i.losses", "i2i.augment")
+DEFAULT_PLUGINS = ("i2i.nets", "i2i.losses", "i2i.augment", "i2i.metrics")
 ENTRY_POINT_GROUP = "i2i"
 REGISTRY_HOOKS = {f"register_{kind}": registry for kind, registry in REGISTRIES.items()}
 

@@ -184,6 +184,7 @@ discriminators = Registry("discriminator", _load_plugins)
 losses = Registry("loss", _load_plugins)
 augmentations = Registry("augmentation", _load_plugins)
 tasks = Registry("task", _load_plugins)
+feature_extractors = Registry("feature_extractor", _load_plugins)
 
 REGISTRIES: dict[str, Registry] = {
     "generators": generators,
@@ -191,4 +192,5 @@ REGISTRIES: dict[str, Registry] = {
     "losses": losses,
     "augmentations": augmentations,
     "tasks": tasks,
+    "feature_extractors": feature_extractors,
 }

@@ -34,3 +34,19 @@ TINY = {
     "epochs": 1,
     "epochs_decay": 1,
 }
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory):
+    """A Hub-compatible HTTP server on 127.0.0.1 for the whole session (tests/hubserver.py)."""
+    from tests.hubserver import hub_server_fixture
+
+    yield from hub_server_fixture(tmp_path_factory)
+
+
+@pytest.fixture
+def hub(hub_server, tmp_path):
+    """huggingface_hub pointed at ``hub_server`` with an empty cache of its own."""
+    from tests.hubserver import hub_client_fixture
+
+    yield from hub_client_fixture(hub_server, tmp_path)

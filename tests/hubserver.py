@@ -67,9 +67,10 @@ Behaviour modelled on the real Hub
 ----------------------------------
 * A new repo gets an "initial commit" holding a ``.gitattributes`` with the usual LFS patterns.
 * Preupload answers ``lfs`` when the path matches a ``filter=lfs`` pattern of the target
-  revision's ``.gitattributes`` (or of the same commit), when the size is >= ``lfs_threshold``
-  (10 MiB by default) or when the 512-byte sample contains a NUL byte (binary file); otherwise
-  ``regular``. It returns the existing ``oid`` so unchanged files are skipped by the client.
+  branch's current ``.gitattributes`` (e.g. ``*.safetensors``, ``*.pt``), when the size is
+  >= ``lfs_threshold`` (10 MiB by default, a constructor argument) or when the 512-byte sample
+  contains a NUL byte (binary file); otherwise ``regular``. It returns the existing ``oid`` so
+  the client skips unchanged files (no empty commit).
 * Errors carry ``X-Error-Code`` / ``X-Error-Message`` and a JSON ``{"error": ...}`` body:
   ``RepoNotFound`` (404 with a valid token, 401 without), ``RevisionNotFound`` (404),
   ``EntryNotFound`` (404, with ``X-Repo-Commit``). A wrong token gets 401 "Invalid credentials
@@ -93,6 +94,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -398,7 +400,27 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], hub: HubServer) -> None:
         self.hub = hub
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Cut the kept-alive client connections (their handler threads then exit)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class HubServer:
@@ -465,6 +487,7 @@ class HubServer:
         if self._httpd is None:
             return
         self._httpd.shutdown()
+        self._httpd.close_connections()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -651,8 +674,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._body_consumed = False
         split = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        self.raw_parts = [p for p in split.path.split("/") if p]
-        self.parts = [unquote(p) for p in self.raw_parts]
+        self.parts = [unquote(p) for p in split.path.split("/") if p]
         with self.hub._lock:
             self.hub.requests.append((self.command, split.path))
         try:
@@ -1522,7 +1544,6 @@ def client_env(
 
 
 def _constants_patch(url: str, home: Path) -> dict[str, Any]:
-    host = (urlsplit(url).hostname or "").lower()
     return {
         "ENDPOINT": url,
         "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
@@ -1546,7 +1567,6 @@ def _constants_patch(url: str, home: Path) -> dict[str, Any]:
         "HF_HUB_DISABLE_UPDATE_CHECK": True,
         "HF_HUB_DISABLE_IMPLICIT_TOKEN": False,
         "_staging_mode": False,
-        "HF_URL_HOSTS": frozenset({"hf.co", "huggingface.co", host}),
     }
 
 
@@ -1612,6 +1632,8 @@ def hub_client(
         for name, value in _constants_patch(url, home).items():
             if hasattr(constants, name):
                 patch(constants, name, value)
+        host = (urlsplit(url).hostname or "").lower()
+        patch(constants, "HF_URL_HOSTS", frozenset({*constants.HF_URL_HOSTS, host}))
         patch(hf_api_module.api, "endpoint", url)
         origin = http_module._url_origin(url)
         patch(http_module, "_HUB_ORIGINS", frozenset({*http_module._HUB_ORIGINS, origin}))

@@ -46,8 +46,9 @@ def test_pix2pix_unet_with_batch_norm(tmp_path):
     official(torch.rand(2, 3, 128, 128))  # give batch norm real running statistics
     official.eval()
     _official_checkpoint(tmp_path / "net_G.pth", official)
-    folder = convert_official(tmp_path / "net_G.pth", tmp_path / "m", "unet128", {"ngf": 4},
-                              task="pix2pix")
+    folder = convert_official(
+        tmp_path / "net_G.pth", tmp_path / "m", "unet128", {"ngf": 4}, task="pix2pix"
+    )
     _, nets = load_model(folder)
     x = torch.rand(1, 3, 128, 128) * 2 - 1
     with torch.no_grad():
@@ -76,12 +77,37 @@ def test_pickled_code_is_refused(tmp_path):
 
 def test_cli_convert(tmp_path):
     _official_checkpoint(tmp_path / "g.pth", i2i.create_generator("resnet6", ngf=8))
-    result = CliRunner().invoke(cli, ["convert", "official", str(tmp_path / "g.pth"), "--gen",
-                                      "resnet6", "--gen-kw", "ngf=8", "-o", str(tmp_path / "m"),
-                                      "--domain-a", "horse", "--domain-b", "zebra"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "convert",
+            "official",
+            str(tmp_path / "g.pth"),
+            "--gen",
+            "resnet6",
+            "--gen-kw",
+            "ngf=8",
+            "-o",
+            str(tmp_path / "m"),
+            "--domain-a",
+            "horse",
+            "--domain-b",
+            "zebra",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "horse → zebra" in (tmp_path / "m" / "README.md").read_text()
-    result = CliRunner().invoke(cli, ["convert", "official", str(tmp_path / "g.pth"), "--gen",
-                                      "resnet9", "-o", str(tmp_path / "m2")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "convert",
+            "official",
+            str(tmp_path / "g.pth"),
+            "--gen",
+            "resnet9",
+            "-o",
+            str(tmp_path / "m2"),
+        ],
+    )
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1

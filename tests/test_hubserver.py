@@ -22,20 +22,11 @@ from tests.hubserver import (
     HubServer,
     client_env,
     hub_client,
-    hub_client_fixture,
     hub_offline,
-    hub_server_fixture,
 )
 
-
-@pytest.fixture(scope="session")
-def hub_server(tmp_path_factory):
-    yield from hub_server_fixture(tmp_path_factory)
-
-
-@pytest.fixture
-def hub(hub_server, tmp_path):
-    yield from hub_client_fixture(hub_server, tmp_path)
+# huggingface_hub's LFS PUT passes a file object as `data=` (client-side httpx2 deprecation).
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
 @pytest.fixture
@@ -247,6 +238,24 @@ def test_repo_listing_settings_and_deletion(hub, api):
     api.delete_repo(repo_id, missing_ok=True)
 
 
+def test_dataset_repo_roundtrip(hub, api):
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    repo_id = hub.unique_repo_id("dataset")
+    api.create_repo(repo_id, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"a,b\n1,2\n",
+        path_in_repo="data/train.csv",
+        repo_id=repo_id,
+        repo_type="dataset",
+    )
+    path = hf_hub_download(repo_id, "data/train.csv", repo_type="dataset")
+    assert _read(path) == b"a,b\n1,2\n"
+    snapshot = Path(snapshot_download(repo_id, repo_type="dataset"))
+    assert _read(snapshot / "data" / "train.csv") == b"a,b\n1,2\n"
+    assert "datasets--" in str(snapshot)
+
+
 def test_wrong_or_missing_token_on_upload_is_401(hub, api):
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
@@ -306,6 +315,13 @@ def test_card_data_and_large_files_go_to_lfs(tmp_path):
         assert server.files(repo_id)["big.txt"] is True
         assert server.files(repo_id)["README.md"] is False
         assert _read(hf_hub_download(repo_id, "big.txt")) == b"a" * 4096
+
+    # Leaving hub_client restored the client's configuration and the environment.
+    from huggingface_hub import constants
+
+    assert server.url != constants.ENDPOINT
+    assert os.environ.get("HF_ENDPOINT") != server.url
+    assert os.environ.get("HF_TOKEN") != server.token
 
     # The state survives a restart on the same directory.
     with HubServer(tmp_path / "hub") as again:

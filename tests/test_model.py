@@ -30,15 +30,25 @@ from tests.conftest import TINY
 @pytest.fixture(scope="module")
 def run_dir(toy_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
-    train("cyclegan", data=str(toy_data), out=str(out), max_steps=4, domain_a="day",
-          domain_b="night", **TINY)
+    train(
+        "cyclegan",
+        data=str(toy_data),
+        out=str(out),
+        max_steps=4,
+        domain_a="day",
+        domain_b="night",
+        **TINY,
+    )
     return out
 
 
 def test_export_writes_config_weights_card_and_samples(run_dir, tmp_path):
     model = export_run(run_dir, tmp_path / "model")
     assert sorted(p.name for p in model.iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "samples.png"
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "samples.png",
     ]
     config = read_config(model)
     assert config["task"] == "cyclegan" and config["domains"] == {"A": "day", "B": "night"}

@@ -59,7 +59,10 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     ),
     Option("flip", True, "Random horizontal flips.", bool, switch="--no-flip"),
     Option(
-        "augment", None, "Extra Kornia augmentations, ';'-separated, e.g. 'color_jitter;affine:degrees=5'.", str
+        "augment",
+        None,
+        "Extra Kornia augmentations, ';'-separated, e.g. 'color_jitter;affine:degrees=5'.",
+        str,
     ),
     Option("max_images", None, "Use at most this many images per domain.", int),
     Option("seed", 0, "Random seed (each rank adds its rank).", int),

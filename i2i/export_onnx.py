@@ -1,0 +1,188 @@
+"""ONNX export with a parity check, and an ONNX Runtime generator that the Translator can run.
+
+Each direction becomes its own graph with dynamic batch, height and width (where the network
+allows), next to a ``config.json`` that records what the graphs expect. Export fails, leaving
+nothing behind, when ONNX Runtime's output differs from PyTorch's by more than the tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from i2i.errors import I2IError
+from i2i.model import CONFIG, read_config
+
+DEFAULT_TOLERANCE = 1e-4
+INPUT, OUTPUT = "image", "translated"
+
+
+def _need_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise I2IError(
+            'ONNX export needs onnx, onnxscript and onnxruntime: pip install "i2i[onnx]"'
+        ) from None
+
+
+def _probe_size(net: nn.Module, base: int) -> int:
+    multiple = int(getattr(net, "size_multiple", 1))
+    size = max(base, int(getattr(net, "min_size", 1)), multiple)
+    return -(-size // multiple) * multiple
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _export_one(net: nn.Module, path: Path, in_channels: int, size: int) -> bool:
+    """Export with dynamic batch/height/width; fall back to a fixed size. Returns dynamic-ness."""
+    example = torch.rand(1, in_channels, size, size) * 2 - 1
+    dims = {
+        0: torch.export.Dim("batch"),
+        2: torch.export.Dim("height"),
+        3: torch.export.Dim("width"),
+    }
+    try:
+        torch.onnx.export(
+            net,
+            (example,),
+            str(path),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_shapes={"x": dims},
+            verbose=False,
+            external_data=False,
+        )
+        return True
+    except Exception:  # the network's shapes cannot be symbolic (e.g. fixed-depth U-Nets)
+        torch.onnx.export(
+            net,
+            (example,),
+            str(path),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            verbose=False,
+            external_data=False,
+        )
+        return False
+
+
+def parity(net: nn.Module, path: Path, x: torch.Tensor) -> float:
+    """Max absolute difference between ONNX Runtime and PyTorch on ``x``."""
+    session = _session(path)
+    with torch.no_grad():
+        want = net(x).numpy()
+    got = session.run(None, {INPUT: x.numpy()})[0]
+    return float(abs(got - want).max())
+
+
+def export_onnx(
+    config: dict[str, Any],
+    generators: dict[str, nn.Module],
+    out_dir: Path,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    overwrite: bool = False,
+    log: Any = print,
+) -> Path:
+    """Write ``<direction>.onnx`` per direction plus ``config.json`` into ``out_dir``."""
+    _need_onnx()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise I2IError(f"{out_dir} already exists and is not empty; pass --overwrite to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        graphs = {}
+        base = int(config.get("preprocess", {}).get("size") or 64)
+        for direction, net in generators.items():
+            net = net.float().cpu().eval()
+            in_channels = int(config["generators"][direction]["kwargs"].get("in_channels", 3))
+            size = _probe_size(net, min(base, 64))
+            path = tmp / f"{direction}.onnx"
+            dynamic = _export_one(net, path, in_channels, size)
+            # Check on a second, non-square size when the graph claims to take any size.
+            other = (
+                _probe_size(net, size + 2 * int(getattr(net, "size_multiple", 1)))
+                if dynamic
+                else size
+            )
+            torch.manual_seed(0)
+            diffs = [parity(net, path, torch.rand(2, in_channels, size, other) * 2 - 1)]
+            if dynamic:
+                diffs.append(parity(net, path, torch.rand(1, in_channels, other, size) * 2 - 1))
+            worst = max(diffs)
+            log(
+                f"{direction}: ONNX vs PyTorch max abs difference {worst:.2e} "
+                f"(tolerance {tolerance:.0e}){'' if dynamic else f', fixed size {size}x{size}'}"
+            )
+            if worst > tolerance:
+                raise I2IError(
+                    f"ONNX parity check failed for {direction}: max abs difference {worst:.2e} > "
+                    f"{tolerance:.0e}; nothing was written"
+                )
+            graphs[direction] = {
+                "file": path.name,
+                "dynamic": dynamic,
+                "size": None if dynamic else size,
+                "size_multiple": int(getattr(net, "size_multiple", 1)),
+                "min_size": int(getattr(net, "min_size", 1)),
+                "max_abs_diff": worst,
+            }
+        (tmp / CONFIG).write_text(json.dumps({**config, "onnx": graphs}, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+class OnnxGenerator(nn.Module):
+    """An exported graph behind the same call as a generator, so the Translator's padding,
+    batching and tiling work unchanged with ONNX Runtime."""
+
+    def __init__(self, path: Path, spec: dict[str, Any]) -> None:
+        super().__init__()
+        self.session = _session(path)
+        self.size_multiple = spec.get("size_multiple", 1)
+        self.min_size = spec.get("min_size", 1)
+        self.fixed_size = spec.get("size")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixed_size and tuple(x.shape[-2:]) != (self.fixed_size, self.fixed_size):
+            raise I2IError(
+                f"this ONNX graph takes {self.fixed_size}x{self.fixed_size} images only; use "
+                f"--tile {self.fixed_size} or the PyTorch backend"
+            )
+        array = x.detach().float().cpu().contiguous().numpy()
+        out = self.session.run(None, {INPUT: array})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+def load_onnx(folder: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
+    """Config and ONNX Runtime generators of a folder written by ``export_onnx``."""
+    _need_onnx()
+    config = read_config(folder)
+    graphs = config.get("onnx")
+    if not graphs:
+        raise I2IError(
+            f"{folder} holds no ONNX graphs; make them with `i2i export {folder} --format onnx -o DIR`"
+        )
+    return config, {d: OnnxGenerator(Path(folder) / g["file"], g) for d, g in graphs.items()}

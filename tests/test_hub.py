@@ -1,0 +1,182 @@
+"""push / pull / load against the local Hub server, driven through the real huggingface_hub."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import i2i
+from i2i.cli import cli
+from i2i.hub import HubError, pull, push
+from i2i.model import export_run, make_config, net_spec, save_model
+from i2i.registry import generators
+from i2i.train.trainer import train
+from tests.conftest import TINY
+from tests.hubserver import hub_offline
+
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+
+
+def _model(folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    spec = net_spec(generators, "resnet6", {"ngf": 8})
+    nets = {
+        "AtoB": i2i.create_generator("resnet6", ngf=8),
+        "BtoA": i2i.create_generator("resnet6", ngf=8),
+    }
+    config = make_config(
+        "cyclegan", {"AtoB": spec, "BtoA": spec}, size=32, domains={"A": "day", "B": "night"}
+    )
+    return save_model(folder, config, nets)
+
+
+IMAGE = Image.effect_noise((40, 32), 50).convert("RGB")
+
+
+def _pixels(model, revision=None):
+    return list(i2i.load(model, revision=revision, device="cpu")(IMAGE, direction="AtoB").getdata())
+
+
+def test_push_then_pull_gives_identical_outputs(hub, tmp_path):
+    repo = hub.unique_repo_id("day2night")
+    local = _model(tmp_path / "m", seed=0)
+    push(local, repo, token=hub.token, message="first")
+    folder = pull(repo)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    assert _pixels(folder) == _pixels(local)
+    assert _pixels(repo) == _pixels(local)  # i2i.load on a Hub id
+    card = (folder / "README.md").read_text()
+    assert f'i2i.load("{repo}")' in card and "library_name: i2i" in card
+    assert hub.files(repo, "main")["model.safetensors"] is True  # went through LFS
+
+
+def test_pinned_commit_and_tag_return_the_first_version(hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    repo = hub.unique_repo_id("versions")
+    first = push(_model(tmp_path / "v1", seed=1), repo, token=hub.token)
+    HfApi(token=hub.token).create_tag(repo, tag="v1", revision=first.oid)
+    push(_model(tmp_path / "v2", seed=2), repo, token=hub.token)
+    v1, v2 = _pixels(tmp_path / "v1"), _pixels(tmp_path / "v2")
+    assert v1 != v2
+    assert _pixels(pull(repo)) == v2
+    assert _pixels(pull(repo, revision=first.oid)) == v1
+    assert _pixels(pull(repo, revision="v1")) == v1
+    assert _pixels(f"{repo}@v1") == v1
+
+
+def test_pull_works_offline_from_the_cache(hub, tmp_path):
+    repo = hub.unique_repo_id("offline")
+    push(_model(tmp_path / "m", seed=3), repo, token=hub.token)
+    online = pull(repo)
+    with hub_offline():
+        assert pull(repo) == online
+        assert _pixels(repo) == _pixels(tmp_path / "m")
+
+
+def test_push_a_training_run_to_a_branch(hub, toy_data, tmp_path):
+    run = tmp_path / "run"
+    train("cyclegan", data=str(toy_data), out=str(run), max_steps=2, **TINY)
+    repo = hub.unique_repo_id("fromrun")
+    push(run, repo, token=hub.token, revision="experiment", private=True)
+    folder = pull(repo, revision="experiment", token=hub.token)
+    assert (folder / "samples.png").is_file()
+    assert json.loads((folder / "config.json").read_text())["training"]["steps"] == 2
+    exported = export_run(run, tmp_path / "exported")
+    assert _pixels(folder) == _pixels(exported)
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error)
+    assert "\n" not in text
+    return text
+
+
+def test_missing_repo(hub):
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    with pytest.raises(HubError) as info:
+        pull("i2i-tester/no-such-model")
+    assert "not found" in _one_line(info.value)
+    assert isinstance(info.value.__cause__, RepositoryNotFoundError)
+
+
+def test_missing_revision(hub, tmp_path):
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    repo = hub.unique_repo_id("norev")
+    push(_model(tmp_path / "m", seed=4), repo, token=hub.token)
+    with pytest.raises(HubError) as info:
+        pull(repo, revision="does-not-exist")
+    assert "no revision 'does-not-exist'" in _one_line(info.value)
+    assert isinstance(info.value.__cause__, RevisionNotFoundError)
+
+
+def test_repo_that_is_not_an_i2i_model(hub, tmp_path):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    repo = hub.unique_repo_id("bert")
+    api = HfApi(token=hub.token)
+    api.create_repo(repo)
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "pytorch_model.bin").write_bytes(b"\x00" * 10)
+    api.upload_folder(folder_path=str(tmp_path / "up"), repo_id=repo)
+    with pytest.raises(HubError) as info:
+        pull(repo)
+    assert "not an i2i model" in _one_line(info.value)
+    assert type(info.value.__cause__) is RemoteEntryNotFoundError  # not its parent
+
+    (tmp_path / "up" / "config.json").write_text('{"model_type": "bert"}')
+    api.upload_folder(folder_path=str(tmp_path / "up"), repo_id=repo)
+    with pytest.raises(i2i.I2IError, match="not an i2i model"):
+        pull(repo)
+
+
+def test_missing_file(hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    repo = hub.unique_repo_id("noweights")
+    folder = _model(tmp_path / "m", seed=5)
+    (folder / "model.safetensors").unlink()
+    api = HfApi(token=hub.token)
+    api.create_repo(repo)
+    api.upload_folder(folder_path=str(folder), repo_id=repo)
+    with pytest.raises(HubError, match="no model.safetensors"):
+        pull(repo)
+
+
+def test_wrong_token(hub, tmp_path):
+    with pytest.raises(HubError) as info:
+        push(_model(tmp_path / "m", seed=6), hub.unique_repo_id("x"), token="hf_wrong")
+    assert "rejected the token" in _one_line(info.value)
+
+
+def test_cli_push_pull_apply(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    repo = hub.unique_repo_id("monet2photo")
+    local = _model(tmp_path / "m", seed=7)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["push", str(local), repo, "--message", "hello"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["pull", repo])
+    assert result.exit_code == 0, result.output
+    assert Path(result.output.strip()).is_dir()
+    (tmp_path / "photos").mkdir()
+    IMAGE.save(tmp_path / "photos" / "p.png")
+    result = runner.invoke(
+        cli, ["apply", repo, str(tmp_path / "photos"), "-o", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "p.png").size == IMAGE.size
+    result = runner.invoke(cli, ["pull", "i2i-tester/nothing-here"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1

@@ -1,0 +1,98 @@
+"""ONNX export: parity with PyTorch, dynamic sizes, failure leaves nothing, onnxruntime backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import i2i
+from i2i.cli import cli
+from i2i.errors import I2IError
+from i2i.model import make_config, net_spec, read_config, save_model
+from i2i.registry import generators
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    nets = {
+        "AtoB": i2i.create_generator("resnet6", ngf=8),
+        "BtoA": i2i.create_generator("resnet6", ngf=8),
+    }
+    spec = net_spec(generators, "resnet6", {"ngf": 8})
+    config = make_config("cyclegan", {"AtoB": spec, "BtoA": spec}, size=32)
+    return save_model(tmp_path_factory.mktemp("m") / "model", config, nets)
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("o") / "onnx"
+    result = CliRunner().invoke(cli, ["export", str(model_dir), "--format", "onnx", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "max abs difference" in result.output
+    return out
+
+
+def test_one_graph_per_direction_with_dynamic_sizes(onnx_dir):
+    assert sorted(p.name for p in onnx_dir.iterdir()) == ["AtoB.onnx", "BtoA.onnx", "config.json"]
+    graphs = read_config(onnx_dir)["onnx"]
+    assert graphs["AtoB"]["dynamic"] is True
+    assert graphs["AtoB"]["max_abs_diff"] < 1e-4
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_dir / "AtoB.onnx"), providers=["CPUExecutionProvider"])
+    shape = session.get_inputs()[0].shape
+    assert isinstance(shape[2], str) and isinstance(shape[3], str)  # symbolic height and width
+
+
+def test_parity_failure_writes_nothing(model_dir, tmp_path):
+    from i2i.export_onnx import export_onnx
+    from i2i.model import load_model
+
+    config, nets = load_model(model_dir)
+    with pytest.raises(I2IError, match="parity check failed"):
+        export_onnx(config, nets, tmp_path / "out", tolerance=0.0, log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnxruntime_backend_matches_pytorch(model_dir, onnx_dir):
+    from PIL import Image
+
+    image = Image.effect_noise((45, 37), 60).convert("RGB")
+    torch_out = i2i.load(model_dir, device="cpu")(image, direction="BtoA")
+    onnx_out = i2i.load(onnx_dir, backend="onnxruntime")(image, direction="BtoA")
+    assert onnx_out.size == torch_out.size == (45, 37)
+    a = torch.tensor(list(torch_out.getdata()), dtype=torch.int16)
+    b = torch.tensor(list(onnx_out.getdata()), dtype=torch.int16)
+    assert (a - b).abs().max() <= 1  # uint8 rounding of outputs within 1e-4
+
+
+def test_apply_cli_with_onnxruntime(onnx_dir, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (36, 28), (10, 200, 30)).save(tmp_path / "in" / "a.png")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "apply",
+            str(onnx_dir),
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--backend",
+            "onnxruntime",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "a.png").size == (36, 28)
+
+
+def test_onnx_backend_on_a_folder_without_graphs(model_dir):
+    with pytest.raises(I2IError, match="--format onnx"):
+        i2i.load(model_dir, backend="onnxruntime")
