@@ -151,7 +151,7 @@ def test_missing_file(hub, tmp_path):
     api = HfApi(token=hub.token)
     api.create_repo(repo)
     api.upload_folder(folder_path=str(folder), repo_id=repo)
-    with pytest.raises(HubError, match="no model.safetensors"):
+    with pytest.raises(HubError, match=r"no model\.safetensors"):
         pull(repo)
 
 

@@ -126,7 +126,7 @@ def test_config_that_does_not_fit_the_weights(tmp_path):
 
 
 def test_not_a_model(tmp_path):
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         read_config(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(CheckpointError, match="not an i2i model"):
