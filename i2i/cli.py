@@ -299,6 +299,13 @@ def pull(repo_id: str, revision: str | None) -> None:
 @click.option("--overlap", default=32, show_default=True, type=int, help="Tile overlap in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
+@click.option(
+    "--backend",
+    default="torch",
+    show_default=True,
+    type=click.Choice(["torch", "onnxruntime"]),
+    help="onnxruntime runs a folder made by `i2i export --format onnx`.",
+)
 def apply(
     model: str,
     inputs: tuple[str, ...],
@@ -311,13 +318,19 @@ def apply(
     overlap: int,
     overwrite: bool,
     revision: str | None,
+    backend: str,
 ) -> None:
     """Translate images, folders, globs or videos with MODEL (Hub id, model folder or run)."""
     from i2i.apply import apply_paths
     from i2i.loader import load
 
     translator = load(
-        model, revision=revision, device=device, precision=precision, batch_size=batch_size
+        model,
+        revision=revision,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        backend=backend,
     )
     report = apply_paths(
         translator,

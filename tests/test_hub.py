@@ -39,7 +39,7 @@ IMAGE = Image.effect_noise((40, 32), 50).convert("RGB")
 
 
 def _pixels(model, revision=None):
-    return list(i2i.load(model, revision=revision, device="cpu")(IMAGE, direction="AtoB").getdata())
+    return list(i2i.load(model, revision=revision, device="cpu")(IMAGE, direction="AtoB").tobytes())
 
 
 def test_push_then_pull_gives_identical_outputs(hub, tmp_path):

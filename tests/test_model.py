@@ -159,4 +159,4 @@ def test_i2i_load_accepts_a_run_and_a_model_folder(run_dir, tmp_path):
     from_run = i2i.load(run_dir, device="cpu")(image, direction="AtoB")
     from_model = i2i.load(model, device="cpu")(image, direction="AtoB")
     assert from_run.size == (40, 28)
-    assert list(from_run.getdata()) == list(from_model.getdata())
+    assert list(from_run.tobytes()) == list(from_model.tobytes())

@@ -67,8 +67,8 @@ def test_onnxruntime_backend_matches_pytorch(model_dir, onnx_dir):
     torch_out = i2i.load(model_dir, device="cpu")(image, direction="BtoA")
     onnx_out = i2i.load(onnx_dir, backend="onnxruntime")(image, direction="BtoA")
     assert onnx_out.size == torch_out.size == (45, 37)
-    a = torch.tensor(list(torch_out.getdata()), dtype=torch.int16)
-    b = torch.tensor(list(onnx_out.getdata()), dtype=torch.int16)
+    a = torch.tensor(list(torch_out.tobytes()), dtype=torch.int16)
+    b = torch.tensor(list(onnx_out.tobytes()), dtype=torch.int16)
     assert (a - b).abs().max() <= 1  # uint8 rounding of outputs within 1e-4
 
 

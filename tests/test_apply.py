@@ -1,0 +1,447 @@
+"""Translator, tiling, apply_paths and video, on tiny untrained networks saved as model folders."""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import i2i
+from i2i.apply import ApplyReport, Translator, _tile_starts, apply_paths
+from i2i.errors import I2IError, InvalidArgumentError
+from i2i.model import load_model, make_config, net_spec, save_model
+from i2i.registry import generators
+
+
+# -- test networks -------------------------------------------------------------------------------
+class LocalNet(nn.Module):
+    """Two zero-padded 3x3 convs, no normalisation: each output pixel sees only a 5x5 window."""
+
+    radius = 2
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, padding=1),
+            nn.Tanh(),
+            nn.Conv2d(8, out_channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def local_net(in_channels: int = 3, out_channels: int = 3) -> LocalNet:
+    """Test generator: local, so tiling can be exact."""
+    return LocalNet(in_channels, out_channels)
+
+
+def norm_only(in_channels: int = 3, out_channels: int = 3) -> nn.Module:
+    """Test generator: only instance norm, the part of CycleGAN's nets that sees a whole tile."""
+    return nn.InstanceNorm2d(in_channels)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """These tensors are tiny: on a busy machine, intra-op threads only wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _test_generators():
+    for factory in (local_net, norm_only):
+        generators.register(factory, plugin="tests")
+    yield
+    for factory in (local_net, norm_only):
+        generators.unregister(factory.__name__)
+
+
+def build_model(folder: Path, specs: dict[str, tuple[str, dict]], seed: int = 0) -> Path:
+    """An untrained model folder, saved as a user's trained model would arrive."""
+    torch.manual_seed(seed)
+    nets = {d: i2i.create_generator(name, **kw) for d, (name, kw) in specs.items()}
+    config = make_config(
+        "cyclegan", {d: net_spec(generators, name, kw) for d, (name, kw) in specs.items()}
+    )
+    return save_model(folder, config, nets)
+
+
+def make_translator(folder: Path, specs: dict[str, tuple[str, dict]], **kwargs) -> Translator:
+    config, nets = load_model(build_model(folder, specs))
+    return Translator(config, nets, device="cpu", **kwargs)
+
+
+RESNET = ("resnet6", {"ngf": 8})
+
+
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory) -> Translator:
+    return make_translator(tmp_path_factory.mktemp("m") / "model", {"AtoB": RESNET, "BtoA": RESNET})
+
+
+def pattern(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    rgb = np.stack([xs * 255 // max(width - 1, 1), ys * 255 // max(height - 1, 1), (xs ^ ys) & 255])
+    rgb = (rgb.transpose(1, 2, 0) + rng.integers(0, 40, (height, width, 3))).clip(0, 255)
+    return Image.fromarray(rgb.astype(np.uint8)).convert(mode)
+
+
+def noise(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+# -- Translator ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(37, 53), (32, 32), (5, 3), (64, 33)])
+def test_pil_keeps_size_at_any_resolution(translator, size):
+    out = translator(pattern(*size))
+    assert out.size == size and out.mode == "RGB"
+
+
+def test_pil_modes_become_the_generator_channels(translator):
+    for mode in ("L", "RGBA", "P", "I;16"):
+        out = translator(pattern(20, 12, "RGB").convert(mode))
+        assert (out.size, out.mode) == ((20, 12), "RGB")
+
+
+def test_unet_pads_to_its_multiple_of_128(tmp_path):
+    unet = make_translator(tmp_path / "u", {"AtoB": ("unet128", {"ngf": 4})})
+    out = unet(pattern(37, 53))
+    assert out.size == (37, 53)
+    assert unet(noise(1, 3, 40, 130)).shape == (1, 3, 40, 130)
+
+
+def test_list_of_pil_keeps_order_and_sizes(translator):
+    images = [pattern(32, 32, seed=0), pattern(20, 36, seed=1), pattern(32, 32, seed=2)]
+    outs = translator(images, "BtoA")
+    assert [o.size for o in outs] == [(32, 32), (20, 36), (32, 32)]
+    for image, out in zip(images, outs, strict=True):
+        alone = np.asarray(translator(image, "BtoA"), dtype=int)
+        assert np.abs(np.asarray(out, dtype=int) - alone).max() <= 1  # batched vs alone rounding
+    assert translator([]) == []
+
+
+def test_tensor_equals_a_direct_network_call_when_no_padding_is_needed(tmp_path):
+    config, nets = load_model(build_model(tmp_path / "m", {"AtoB": RESNET}))
+    translator = Translator(config, nets, device="cpu", batch_size=2)
+    x = noise(5, 3, 32, 48)  # 5 images in chunks of 2
+    with torch.no_grad():
+        expected = nets["AtoB"](x)
+    out = translator(x)
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(translator(x[0]), expected[0], atol=1e-5, rtol=0)
+    assert not out.is_inference()  # usable in autograd and in place, like any tensor
+
+
+def test_tensor_input_checks(translator):
+    with pytest.raises(InvalidArgumentError, match="float tensor"):
+        translator(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(InvalidArgumentError, match="1 or 3 channels"):
+        translator(torch.zeros(1, 4, 8, 8))
+    with pytest.raises(InvalidArgumentError, match="PIL image"):
+        translator("picture.jpg")
+
+
+def test_grayscale_generator(tmp_path):
+    gray = make_translator(
+        tmp_path / "g", {"AtoB": ("resnet6", {"ngf": 8, "in_channels": 1, "out_channels": 1})}
+    )
+    assert gray(pattern(24, 16)).mode == "L"
+    assert gray(noise(2, 3, 16, 16)).shape == (2, 1, 16, 16)
+
+
+def test_directions_default_and_errors(tmp_path, translator):
+    only = make_translator(tmp_path / "b", {"BtoA": RESNET})
+    assert only.directions == ("BtoA",)
+    assert only(pattern(16, 16)).size == (16, 16)  # the only direction, not "AtoB"
+    with pytest.raises(I2IError, match=r"no direction 'AtoB'; it has BtoA"):
+        only(pattern(16, 16), "AtoB")
+    assert translator.directions == ("AtoB", "BtoA")
+    assert translator.domains == {"A": "A", "B": "B"}
+    assert translator.config["task"] == "cyclegan"
+    with pytest.raises(I2IError, match="it has AtoB, BtoA"):
+        translator(pattern(16, 16), "sideways")
+
+
+def test_bad_settings_are_one_line_errors(translator):
+    with pytest.raises(InvalidArgumentError, match="more than twice the overlap"):
+        translator(pattern(16, 16), tile=32, overlap=16)
+    with pytest.raises(InvalidArgumentError, match="tile must be a positive integer"):
+        translator(pattern(16, 16), tile=0)
+    with pytest.raises(InvalidArgumentError, match="overlap must be"):
+        translator(pattern(16, 16), tile=32, overlap=-1)
+    with pytest.raises(InvalidArgumentError, match="precision"):
+        Translator({}, {"AtoB": nn.Identity()}, device="cpu", precision="fp8")
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        Translator({}, {"AtoB": nn.Identity()}, device="cpu", batch_size=0)
+
+
+# -- tiling --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("length", "tile", "overlap"), [(64, 32, 8), (100, 40, 10), (33, 32, 0)])
+def test_tiles_cover_the_image_with_at_least_the_overlap(length, tile, overlap):
+    starts = _tile_starts(length, tile, overlap)
+    assert starts[0] == 0 and starts[-1] + tile == length
+    assert all(tile - overlap >= b - a > 0 for a, b in itertools.pairwise(starts))
+
+
+def _near_inner_tile_edges(length: int, tile: int, overlap: int, radius: int) -> torch.Tensor:
+    """Pixels within ``radius`` of a tile edge that is not an image border."""
+    near = torch.zeros(length, dtype=torch.bool)
+    for start in _tile_starts(length, tile, overlap):
+        if start > 0:
+            near[start : start + radius] = True
+        if start + tile < length:
+            near[start + tile - radius : start + tile] = True
+    return near
+
+
+def test_tiled_equals_untiled_for_a_local_network(tmp_path):
+    """Exact where it can be: a pixel's tile output equals the untiled one unless the tile's edge
+    (zero padding) lies inside its 5x5 receptive field. Only within ``radius`` of an inner tile
+    edge can a tile be wrong, and there the cosine ramp weights it by under 4% (its first two
+    pixels weigh 0.004 and 0.038 at overlap 8), so the error stays small."""
+    translator = make_translator(tmp_path / "l", {"AtoB": ("local_net", {})})
+    x = noise(2, 3, 64, 72)
+    tile, overlap = 32, 8
+    whole, tiled = translator(x), translator(x, tile=tile, overlap=overlap)
+    rows = _near_inner_tile_edges(64, tile, overlap, LocalNet.radius)
+    cols = _near_inner_tile_edges(72, tile, overlap, LocalNet.radius)
+    far = ~(rows[:, None] | cols[None, :])
+    error = (whole - tiled).abs().amax((0, 1))
+    assert far.float().mean() > 0.6
+    assert error[far].max() < 1e-5
+    assert error.max() < 0.05
+    # Hard stitching (no overlap) leaves the full edge error in place: what the ramps remove.
+    hard = (whole - translator(x, tile=tile, overlap=0)).abs().max()
+    assert hard > 3 * error.max()
+
+
+def test_tiled_is_close_to_untiled_with_instance_norm(translator):
+    """Instance norm normalises each tile with the tile's own statistics, so the results differ,
+    and an untrained net amplifies that (random weights, no smooth mapping learned). A fair test
+    takes a statistically uniform image, whose tiles share the whole image's statistics, and asks
+    that the tiled output be far closer to the untiled one than to a different image's output:
+    under a third of that distance, under 0.1 on the [-1, 1] scale, and correlated above 0.9."""
+    x, other = noise(1, 3, 64, 64, seed=1), noise(1, 3, 64, 64, seed=2)
+    whole, tiled = translator(x), translator(x, tile=48, overlap=16)
+    diff = (whole - tiled).abs().mean()
+    assert diff < 0.1
+    assert diff < (whole - translator(other)).abs().mean() / 3
+    assert torch.corrcoef(torch.stack([whole.flatten(), tiled.flatten()]))[0, 1] > 0.9
+
+
+def test_tile_blending_leaves_no_seam(tmp_path):
+    """A network of only instance norm maps each tile to a differently shifted and scaled copy:
+    the worst case for seams. Hard stitching jumps by about 3 at every tile edge. Blended, every
+    pixel in a band lies between the two tiles' outputs, and no step between neighbouring pixels
+    is larger than a few times the untiled output's steepest step."""
+    translator = make_translator(tmp_path / "n", {"AtoB": ("norm_only", {})})
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 96), indexing="ij")
+    x = torch.stack([xs, 0.5 * xs + 0.3 * ys, 0.5 * torch.sin(3 * xs)])[None]
+    tile, overlap = 48, 12
+    whole, tiled = translator(x), translator(x, tile=tile, overlap=overlap)
+    hard = translator(x, tile=32, overlap=0)
+
+    def steepest(y: torch.Tensor) -> float:
+        return (y[..., 1:] - y[..., :-1]).abs().max().item()
+
+    assert steepest(hard) > 2.5
+    assert steepest(tiled) < 3 * steepest(whole)
+    starts = _tile_starts(96, tile, overlap)
+    outs = [translator(x[..., s : s + tile]) for s in starts]
+    for (left, a), (right, b) in zip(
+        zip(starts, outs, strict=True), zip(starts[1:], outs[1:], strict=True), strict=False
+    ):
+        band = tiled[..., right : left + tile]
+        a, b = a[..., right - left :], b[..., : left + tile - right]
+        assert (band >= torch.minimum(a, b) - 1e-5).all() and (
+            band <= torch.maximum(a, b) + 1e-5
+        ).all()
+
+
+def test_tiled_pil_and_batches_of_tiles(translator):
+    image = pattern(61, 45)
+    out = translator(image, tile=32, overlap=8)
+    assert out.size == (61, 45)
+    whole = np.asarray(translator(image), dtype=float)
+    assert np.abs(np.asarray(out, dtype=float) - whole).mean() < 40  # of 255; see the test above
+
+
+# -- apply_paths ---------------------------------------------------------------------------------
+def save(path: Path, image: Image.Image) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    root = tmp_path / "in"
+    save(root / "a.jpg", pattern(32, 32))
+    save(root / "b.png", pattern(32, 32, "RGBA", seed=1))
+    save(root / "sub" / "c.png", pattern(40, 24, "L", seed=2))
+    save(root / "sub" / "deeper" / "d.jpg", pattern(32, 32, seed=3))
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_apply_folder_mirrors_relative_paths(translator, tree, tmp_path):
+    out = tmp_path / "out"
+    report = apply_paths(translator, [str(tree)], out, progress=False, batch_size=2)
+    rel = sorted(p.relative_to(out).as_posix() for p in report.written)
+    assert rel == ["a.jpg", "b.png", "sub/c.png", "sub/deeper/d.jpg"]
+    for name in rel:
+        src, dst = Image.open(tree / name), Image.open(out / name)
+        assert dst.size == src.size and dst.format == src.format and dst.mode == "RGB"
+    assert report.failed == [] and report.skipped_existing == []
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temp files left
+    assert "Wrote 4 files" in report.summary()
+
+
+def test_apply_files_and_globs_go_to_their_names(translator, tree, tmp_path):
+    out = tmp_path / "out"
+    report = apply_paths(
+        translator, [tree / "a.jpg", f"{tree}/**/*.png"], out, direction="BtoA", progress=False
+    )
+    assert sorted(p.name for p in report.written) == ["a.jpg", "b.png", "c.png"]
+    assert (out / "c.png").is_file() and not (out / "sub").exists()
+
+
+def test_unreadable_files_are_skipped_and_listed(translator, tree, tmp_path):
+    (tree / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    report = apply_paths(translator, [tree], tmp_path / "out", progress=False)
+    assert len(report.written) == 4
+    assert [Path(p).name for p, _ in report.failed] == ["broken.jpg"]
+    assert "broken.jpg" in report.failed[0][1]
+    assert "1 unreadable input" in report.summary()
+
+
+def test_existing_outputs_are_kept_unless_overwrite(translator, tree, tmp_path):
+    out = tmp_path / "out"
+    save(out / "a.jpg", Image.new("RGB", (4, 4)))
+    report = apply_paths(translator, [tree], out, progress=False)
+    assert report.skipped_existing == [out / "a.jpg"] and len(report.written) == 3
+    assert Image.open(out / "a.jpg").size == (4, 4)
+    assert "kept 1 existing output" in report.summary()
+    report = apply_paths(translator, [tree], out, overwrite=True, progress=False)
+    assert len(report.written) == 4 and Image.open(out / "a.jpg").size == (32, 32)
+
+
+def test_inputs_are_never_outputs(translator, tree):
+    with pytest.raises(I2IError, match="which is an input"):
+        apply_paths(translator, [tree], tree, overwrite=True, progress=False)
+    with pytest.raises(I2IError, match="which is an input"):
+        apply_paths(translator, [tree / "a.jpg"], tree, overwrite=True, progress=False)
+    with pytest.raises(I2IError, match="which is an input"):
+        apply_paths(translator, [f"{tree}/*.jpg"], tree, overwrite=True, progress=False)
+    assert Image.open(tree / "a.jpg").size == (32, 32)
+
+
+def test_outputs_inside_an_input_folder_are_not_inputs_next_time(translator, tree):
+    first = apply_paths(translator, [tree], tree / "out", progress=False)
+    second = apply_paths(translator, [tree], tree / "out", progress=False)
+    assert len(first.written) == 4 and len(second.skipped_existing) == 4
+    # The glob matches out/b.png too, an earlier output: not an input, so no input-is-output error.
+    again = apply_paths(translator, [f"{tree}/**/*.png"], tree / "out", progress=False)
+    assert again.written == [tree / "out" / "c.png"]
+    assert again.skipped_existing == [tree / "out" / "b.png"]
+
+
+def test_an_output_folder_above_the_input_folder_is_fine(translator, tree):
+    report = apply_paths(translator, [tree / "sub"], tree, progress=False)
+    assert sorted(p.relative_to(tree).as_posix() for p in report.written) == [
+        "c.png",
+        "deeper/d.jpg",
+    ]
+
+
+def test_one_output_name_for_two_inputs_is_an_error(translator, tree, tmp_path):
+    save(tmp_path / "other" / "a.jpg", pattern(32, 32))
+    with pytest.raises(I2IError, match="both be written"):
+        apply_paths(translator, [tree / "a.jpg", tmp_path / "other" / "a.jpg"], tmp_path / "o")
+
+
+def test_nothing_found(translator, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(I2IError, match="no images found in"):
+        apply_paths(translator, [tmp_path / "empty", f"{tmp_path}/*.jpg"], tmp_path / "out")
+    with pytest.raises(I2IError, match="does not exist"):
+        apply_paths(translator, [tmp_path / "missing.jpg"], tmp_path / "out")
+
+
+def test_report_summary_lists_a_few_failures():
+    report = ApplyReport(failed=[(f"{i}.jpg", f"cannot read image {i}.jpg") for i in range(5)])
+    assert report.summary().endswith("cannot read image 2.jpg; and 2 more.")
+
+
+# -- video ---------------------------------------------------------------------------------------
+def write_video(path: Path, frames: int = 8, size: tuple[int, int] = (32, 32), rate=12) -> Path:
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        for i in range(frames):
+            image = np.asarray(pattern(*size, seed=i))
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def probe(path: Path) -> tuple[int, Fraction, int, int]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(stream))
+        return count, stream.average_rate, stream.width, stream.height
+
+
+def test_video_round_trip(translator, tmp_path):
+    src = write_video(tmp_path / "clip.mp4", frames=8, size=(32, 32), rate=12)
+    save(tmp_path / "still.jpg", pattern(32, 32))
+    report = apply_paths(translator, [src, tmp_path / "still.jpg"], tmp_path / "out", batch_size=3)
+    assert sorted(p.name for p in report.written) == ["clip.mp4", "still.jpg"]
+    assert probe(tmp_path / "out" / "clip.mp4") == (8, 12, 32, 32)
+
+
+def test_video_odd_size_and_tiles(translator, tmp_path):
+    from i2i.video import translate_video
+
+    src = write_video(tmp_path / "clip.avi", frames=3, size=(48, 32), rate=Fraction(30000, 1001))
+    count = translate_video(translator, src, tmp_path / "o" / "clip.avi", tile=32, overlap=8)
+    assert count == 3 and probe(tmp_path / "o" / "clip.avi") == (3, Fraction(30000, 1001), 48, 32)
+
+
+def test_unreadable_video_is_skipped(translator, tmp_path):
+    pytest.importorskip("av")
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    report = apply_paths(translator, [tmp_path / "bad.mp4"], tmp_path / "out", progress=False)
+    assert report.written == [] and "cannot read video" in report.failed[0][1]
+    assert not (tmp_path / "out" / "bad.mp4").exists()
+
+
+def test_video_without_pyav_says_how_to_install(translator, tmp_path, monkeypatch):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    real_import = builtins.__import__
+
+    def no_av(name, *args, **kwargs):
+        if name == "av":
+            raise ImportError("No module named 'av'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_av)
+    with pytest.raises(I2IError, match=r'pip install "i2i\[video\]"'):
+        apply_paths(translator, [tmp_path / "clip.mp4"], tmp_path / "out", progress=False)
