@@ -13,17 +13,17 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["make_toy_unpaired", "toy_dataset_dir"]
+__all__ = ["cached_folder", "make_toy_unpaired", "toy_dataset_dir"]
 
 # Bump when the drawing changes, so cached copies are regenerated instead of silently reused.
 TOY_VERSION = 1
 _STAMP = ".i2i-toy"
-_STAMP_TEXT = f"i2i toy dataset version {TOY_VERSION}\n"
 _SUPERSAMPLE = 4  # drawn larger then box-filtered down, for smooth edges at 64 px
 _DOMAINS = {"A": 0, "B": 1}
 _SPLITS = {"train": 0, "test": 1}
@@ -138,36 +138,42 @@ def _cache_home() -> Path:
     return Path(home) if home else Path.home() / ".cache" / "i2i"
 
 
-def _is_current(folder: Path) -> bool:
+def _is_current(folder: Path, stamp_text: str) -> bool:
     stamp = folder / _STAMP
-    return stamp.is_file() and stamp.read_text() == _STAMP_TEXT
+    return stamp.is_file() and stamp.read_text() == stamp_text
 
 
-def toy_dataset_dir() -> Path:
-    """The default toy dataset, generated on first use and reused afterwards.
+def cached_folder(name: str, version: str, build: Callable[[Path], object]) -> Path:
+    """``$I2I_HOME/<name>`` built once by ``build(folder)`` and reused while ``version`` holds.
 
-    It is generated in a temporary folder beside the target and renamed into place, so a killed
+    It is built in a temporary folder beside the target and renamed into place, so a killed
     run never leaves half a dataset, and concurrent first runs (several ranks) simply let one
-    rename win. A copy from an older ``TOY_VERSION`` is replaced.
+    rename win. A copy from another version is replaced.
     """
-    target = _cache_home() / "toy"
-    if _is_current(target):
+    stamp_text = f"{name} {version}\n"
+    target = _cache_home() / name
+    if _is_current(target, stamp_text):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".toy-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
-        make_toy_unpaired(tmp)
-        (tmp / _STAMP).write_text(_STAMP_TEXT)
-        if target.exists() and not _is_current(target):
-            stale = Path(tempfile.mkdtemp(prefix=".toy-stale-", dir=target.parent))
+        build(tmp)
+        (tmp / _STAMP).write_text(stamp_text)
+        if target.exists() and not _is_current(target, stamp_text):
+            stale = Path(tempfile.mkdtemp(prefix=f".{name}-stale-", dir=target.parent))
             with contextlib.suppress(FileNotFoundError):  # another process moved it first
-                target.rename(stale / "toy")
+                target.rename(stale / name)
             shutil.rmtree(stale, ignore_errors=True)
         try:
             tmp.rename(target)
         except OSError:  # another process finished first; its copy is as good as ours
-            if not _is_current(target):
+            if not _is_current(target, stamp_text):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def toy_dataset_dir() -> Path:
+    """The default unpaired day/night toy dataset, generated on first use."""
+    return cached_folder("toy", f"version {TOY_VERSION}", make_toy_unpaired)

@@ -34,6 +34,13 @@ class Task:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # -- what a task implements ------------------------------------------------------------
+    @classmethod
+    def toy_data_root(cls) -> Path:
+        """The built-in dataset used when no --data is given (unpaired day/night by default)."""
+        from i2i.toydata import toy_dataset_dir
+
+        return toy_dataset_dir()
+
     def build(self) -> None:
         """Create networks (through ``add_network``), losses and optimizers."""
         raise NotImplementedError
@@ -63,6 +70,48 @@ class Task:
         return {}
 
     # -- shared helpers --------------------------------------------------------------------
+    def build_networks(self) -> None:
+        """Create every network of ``generators()`` and ``discriminators()`` as attributes."""
+        from i2i.registry import discriminators, generators
+
+        for registry, specs in (
+            (generators, self.generators()),
+            (discriminators, self.discriminators()),
+        ):
+            for net_name, spec in specs.items():
+                net = registry.create(spec["name"], **spec["kwargs"])
+                setattr(self, net_name, self.add_network(net_name, net))
+
+    def generator_kwargs(self, in_channels: int, out_channels: int) -> dict[str, Any]:
+        """Arguments for ``--gen`` from the task's ngf/norm/dropout/init options and --gen-kw."""
+        from i2i.registry import generators
+
+        c = self.config
+        common = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "ngf": c["ngf"],
+            "norm": c["norm"],
+            "dropout": c["dropout"],
+            "init": c["init"],
+            "init_gain": c["init_gain"],
+        }
+        return network_kwargs(generators, c["gen"], common, c["gen_kw"])
+
+    def discriminator_kwargs(self, in_channels: int) -> dict[str, Any]:
+        """Arguments for ``--disc`` from the task's ndf/norm/init options and --disc-kw."""
+        from i2i.registry import discriminators
+
+        c = self.config
+        common = {
+            "in_channels": in_channels,
+            "ndf": c["ndf"],
+            "norm": c["norm"],
+            "init": c["init"],
+            "init_gain": c["init_gain"],
+        }
+        return network_kwargs(discriminators, c["disc"], common, c["disc_kw"])
+
     def add_network(self, name: str, net: nn.Module) -> nn.Module:
         """Keep the plain module for saving and return the device-ready (DDP/compiled) one."""
         self.nets[name] = net

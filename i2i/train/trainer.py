@@ -148,12 +148,7 @@ class Trainer:
         task_cls = tasks.get(task_name).factory
         self.runtime = Runtime(config["device"], config["precision"], config["compile"])
         rt = self.runtime
-        if config["data"]:
-            data_root = Path(config["data"])
-        else:
-            from i2i.toydata import toy_dataset_dir
-
-            data_root = toy_dataset_dir()
+        data_root = Path(config["data"]) if config["data"] else task_cls.toy_data_root()
         torch.manual_seed(config["seed"])  # identical network init on every rank
         self.task: Task = task_cls(config, rt, data_root)
         self.dataset = self.task.dataset("train")

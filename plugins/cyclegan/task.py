@@ -16,10 +16,10 @@ from torch import nn
 
 from i2i.augment import build_augmentation
 from i2i.data import UnalignedDataset
-from i2i.registry import discriminators, generators, losses
+from i2i.registry import losses
 from i2i.train.options import Option
 from i2i.train.pool import ImagePool
-from i2i.train.task import Task, augmentation_specs, has_batch_norm, network_kwargs
+from i2i.train.task import Task, augmentation_specs, has_batch_norm
 
 
 def split(x: torch.Tensor, *sizes: int) -> tuple[torch.Tensor, ...]:
@@ -94,41 +94,17 @@ class CycleGAN(Task):
             seed=c["seed"],
         )
 
-    def _gen_kwargs(self, in_channels: int, out_channels: int) -> dict[str, Any]:
-        c = self.config
-        common = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "ngf": c["ngf"],
-            "norm": c["norm"],
-            "dropout": c["dropout"],
-            "init": c["init"],
-            "init_gain": c["init_gain"],
-        }
-        return network_kwargs(generators, c["gen"], common, c["gen_kw"])
-
-    def _disc_kwargs(self, in_channels: int) -> dict[str, Any]:
-        c = self.config
-        common = {
-            "in_channels": in_channels,
-            "ndf": c["ndf"],
-            "norm": c["norm"],
-            "init": c["init"],
-            "init_gain": c["init_gain"],
-        }
-        return network_kwargs(discriminators, c["disc"], common, c["disc_kw"])
-
     def generators(self) -> dict[str, dict[str, Any]]:
         c = self.config
         return {
             "G_AB": {
                 "name": c["gen"],
-                "kwargs": self._gen_kwargs(c["channels_a"], c["channels_b"]),
+                "kwargs": self.generator_kwargs(c["channels_a"], c["channels_b"]),
                 "direction": "AtoB",
             },
             "G_BA": {
                 "name": c["gen"],
-                "kwargs": self._gen_kwargs(c["channels_b"], c["channels_a"]),
+                "kwargs": self.generator_kwargs(c["channels_b"], c["channels_a"]),
                 "direction": "BtoA",
             },
         }
@@ -136,17 +112,13 @@ class CycleGAN(Task):
     def discriminators(self) -> dict[str, dict[str, Any]]:
         c = self.config
         return {
-            "D_A": {"name": c["disc"], "kwargs": self._disc_kwargs(c["channels_a"])},
-            "D_B": {"name": c["disc"], "kwargs": self._disc_kwargs(c["channels_b"])},
+            "D_A": {"name": c["disc"], "kwargs": self.discriminator_kwargs(c["channels_a"])},
+            "D_B": {"name": c["disc"], "kwargs": self.discriminator_kwargs(c["channels_b"])},
         }
 
     def build(self) -> None:
         c = self.config
-        specs = [(generators, self.generators()), (discriminators, self.discriminators())]
-        for registry, nets in specs:
-            for net_name, spec in nets.items():
-                net = registry.create(spec["name"], **spec["kwargs"])
-                setattr(self, net_name, self.add_network(net_name, net))
+        self.build_networks()
         device = self.runtime.device
         self.gan_loss = losses.create(c["gan_loss"]).to(device)
         self.cycle_loss = losses.create("l1").to(device)

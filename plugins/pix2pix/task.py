@@ -1,0 +1,182 @@
+"""pix2pix: one generator G: A -> B and a conditional discriminator D trained on aligned pairs,
+with the official code's defaults.
+
+D judges a pair, ``cat(A, B)`` along channels, so it learns whether B is a plausible output *for
+this input* rather than a plausible B on its own. G minimises the adversarial loss plus
+``lambda_l1`` times the L1 distance to the true B. The step follows the official order: G
+translates once, D is updated on (A, B) and (A, G(A)), then G is updated against the new D.
+
+Everything is relative to the data after ``--direction``: with BtoA the dataset hands the B
+images in as A, so G always maps "A" to "B" and exports as a single ``AtoB`` model, and
+``--domain-a``/``--channels-a`` describe the input side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from i2i.augment import build_augmentation
+from i2i.data import AlignedDataset
+from i2i.registry import losses
+from i2i.train.options import Option
+from i2i.train.task import Task, augmentation_specs
+
+
+class Pix2Pix(Task):
+    """Paired translation A -> B: conditional GAN + L1 to the target."""
+
+    name = "pix2pix"
+    options = (
+        Option("gen", "unet256", "Generator (any registered name).", str),
+        Option("disc", "patchgan", "Discriminator (any registered name); sees cat(A, B).", str),
+        Option(
+            "gen_kw", None, "Extra generator argument KEY=VALUE (repeatable).", str, keyvalue=True
+        ),
+        Option(
+            "disc_kw",
+            None,
+            "Extra discriminator argument KEY=VALUE (repeatable).",
+            str,
+            keyvalue=True,
+        ),
+        Option("gan_loss", "vanilla", "GAN objective (any registered loss).", str),
+        Option("lambda_l1", 100.0, "Weight of the L1 loss between G(A) and B.", float),
+        Option("ngf", 64, "Generator width.", int),
+        Option("ndf", 64, "Discriminator width.", int),
+        Option("norm", "batch", "Normalisation.", str, choices=("instance", "batch", "none")),
+        Option("dropout", True, "Dropout in the generator.", bool, switch="--no-dropout"),
+        Option(
+            "init",
+            "normal",
+            "Weight init.",
+            str,
+            choices=("normal", "xavier", "kaiming", "orthogonal"),
+        ),
+        Option("init_gain", 0.02, "Weight init gain.", float),
+        Option(
+            "direction",
+            "AtoB",
+            "Which side of the pairs is the input: BtoA trains B -> A.",
+            str,
+            choices=("AtoB", "BtoA"),
+        ),
+        Option("domain_a", "A", "Name of the input domain (after --direction), e.g. edges.", str),
+        Option("domain_b", "B", "Name of the output domain (after --direction), e.g. shoes.", str),
+        Option("channels_a", 3, "Channels of the input images (1 for grayscale).", int),
+        Option("channels_b", 3, "Channels of the output images.", int),
+    )
+    # Without --data: colourisation of the toy day scenes (grey A -> colour B), see toy.py.
+    toy_defaults = {
+        "domain_a": "grey",
+        "domain_b": "colour",
+        "channels_a": 1,
+        "gen": "resnet6",
+        "ngf": 16,
+        "ndf": 16,
+        "load_size": 72,
+        "crop_size": 64,
+        "epochs": 3,
+        "epochs_decay": 2,
+        "log_every": 20,
+        "sample_every": 100,
+        "save_every": 500,
+    }
+
+    @classmethod
+    def toy_data_root(cls) -> Path:
+        from i2i_plugins.pix2pix.toy import toy_paired_dir
+
+        return toy_paired_dir()  # the core toy data is unpaired
+
+    # -- setup -------------------------------------------------------------------------------
+    def dataset(self, split: str) -> AlignedDataset:
+        c = self.config
+        return AlignedDataset(
+            self.data_root,
+            split=split,
+            direction=c["direction"],
+            max_images=c["max_images"],
+            channels=(c["channels_a"], c["channels_b"]),
+        )
+
+    def generators(self) -> dict[str, dict[str, Any]]:
+        c = self.config
+        kwargs = self.generator_kwargs(c["channels_a"], c["channels_b"])
+        return {"G": {"name": c["gen"], "kwargs": kwargs, "direction": "AtoB"}}
+
+    def discriminators(self) -> dict[str, dict[str, Any]]:
+        c = self.config
+        # Conditional: D sees cat(A, B).
+        kwargs = self.discriminator_kwargs(c["channels_a"] + c["channels_b"])
+        return {"D": {"name": c["disc"], "kwargs": kwargs}}
+
+    def build(self) -> None:
+        c = self.config
+        self.build_networks()
+        self.gan_loss = losses.create(c["gan_loss"]).to(self.runtime.device)
+        self.l1_loss = losses.create("l1").to(self.runtime.device)
+        betas = (c["beta1"], c["beta2"])
+        self.optimizers["G"] = torch.optim.Adam(
+            self.nets["G"].parameters(), lr=c["lr"], betas=betas
+        )
+        self.optimizers["D"] = torch.optim.Adam(
+            self.nets["D"].parameters(), lr=c["lr"], betas=betas
+        )
+        self.augmentation = build_augmentation(augmentation_specs(c))
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # Paired: A and B share every random crop and flip, so they stay aligned.
+        real_A, real_B = self.augmentation(batch["A"], batch["B"], same_params=True)
+        return {"A": real_A, "B": real_B}
+
+    # -- the maths ---------------------------------------------------------------------------
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        rt = self.runtime
+        real_A, real_B = batch["A"], batch["B"]
+        opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        with rt.autocast():
+            fake_B = self.G(real_A)
+
+        # Discriminator on (A, G(A)) and (A, B); fake first, as the official code.
+        self.set_requires_grad([self.D], True)
+        opt_D.zero_grad(set_to_none=True)
+        fake_AB = torch.cat([real_A, fake_B.detach()], 1)
+        real_AB = torch.cat([real_A, real_B], 1)
+        with rt.autocast():
+            loss_D_fake = self.gan_loss(self.D(fake_AB), False)
+            loss_D_real = self.gan_loss(self.D(real_AB), True)
+            loss_D = 0.5 * (loss_D_fake + loss_D_real)
+            penalty = self.gan_loss.penalty(self.D, real_AB, fake_AB)
+            if penalty is not None:
+                loss_D = loss_D + penalty
+        rt.backward(loss_D)
+        rt.step(opt_D)
+
+        # Generator against the updated, frozen D; its forward goes through the plain module,
+        # so DDP keeps no bookkeeping for a net that computes no gradients here.
+        self.set_requires_grad([self.D], False)
+        opt_G.zero_grad(set_to_none=True)
+        with rt.autocast():
+            pred = self.nets["D"](torch.cat([real_A, fake_B], 1))
+            loss_G_GAN = self.gan_loss(pred, True, for_discriminator=False)
+            loss_G_L1 = self.l1_loss(fake_B, real_B) * self.config["lambda_l1"]
+        rt.backward(loss_G_GAN + loss_G_L1)
+        rt.step(opt_G)
+        rt.update()
+
+        logged = {
+            "G_GAN": loss_G_GAN,
+            "G_L1": loss_G_L1,
+            "D_real": loss_D_real,
+            "D_fake": loss_D_fake,
+        }
+        if penalty is not None:
+            logged["D_penalty"] = penalty
+        return {k: v.detach().float() for k, v in logged.items()}
+
+    def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
+        real_A, real_B = batch["A"], batch["B"]
+        return [(["input", "output", "target"], [real_A, self.nets["G"](real_A), real_B])]
