@@ -21,12 +21,14 @@ __all__ = [
     "__version__",
     "create_augmentation",
     "create_discriminator",
+    "create_feature_extractor",
     "create_generator",
     "create_loss",
     "create_task",
     "hookimpl",
     "list_augmentations",
     "list_discriminators",
+    "list_feature_extractors",
     "list_generators",
     "list_losses",
     "list_tasks",
@@ -57,6 +59,15 @@ def create_augmentation(name: str, **kwargs: Any) -> Any:
 def create_task(name: str, **kwargs: Any) -> Any:
     """A training task from the registry (e.g. ``cyclegan``)."""
     return _registry.tasks.create(name, **kwargs)
+
+
+def create_feature_extractor(name: str, **kwargs: Any) -> Any:
+    """An image feature extractor for FID/KID from the registry (e.g. ``inception_fid``)."""
+    return _registry.feature_extractors.create(name, **kwargs)
+
+
+def list_feature_extractors(pattern: str = "*") -> list[str]:
+    return _registry.feature_extractors.list(pattern)
 
 
 def list_generators(pattern: str = "*") -> list[str]:

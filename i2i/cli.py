@@ -347,6 +347,62 @@ def apply(
         sys.exit(1)
 
 
+@cli.command("eval")
+@click.argument("model")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder with testA/ and testB/.",
+)
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Report folder (metrics.json, index.html, contact sheets).",
+)
+@click.option(
+    "--extractor",
+    default="inception_fid",
+    show_default=True,
+    help="Feature extractor for FID/KID (`i2i list feature_extractors`).",
+)
+@click.option("--direction", "directions", multiple=True, help="AtoB / BtoA (default: all).")
+@click.option("--max-images", type=int, help="At most this many images per domain.")
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
+def eval_command(
+    model: str,
+    data: str,
+    out: str,
+    extractor: str,
+    directions: tuple[str, ...],
+    max_images: int | None,
+    batch_size: int,
+    device: str,
+    revision: str | None,
+) -> None:
+    """FID / KID of translations and cycle PSNR / SSIM, with an HTML report to look at."""
+    from i2i.evaluate import evaluate
+    from i2i.loader import load
+
+    translator = load(model, revision=revision, device=device)
+    evaluate(
+        translator,
+        Path(data),
+        Path(out),
+        extractor=extractor,
+        directions=list(directions) or None,
+        max_images=max_images,
+        batch_size=batch_size,
+        device=device,
+        log=click.echo,
+    )
+    click.echo(f"report: {Path(out) / 'index.html'} (metrics in {Path(out) / 'metrics.json'})")
+
+
 @cli.group()
 def convert() -> None:
     """Import checkpoints from other implementations."""

@@ -272,9 +272,24 @@ def run_to_model(
         size=options.get("crop_size"),
         discriminator_specs=disc_specs,
         training=training,
+        metrics=_last_eval(run_dir),
     )
     samples = run_dir / "samples" / "latest.png"
     return config, weights, samples if samples.is_file() else None
+
+
+def _last_eval(run_dir: Path) -> dict[str, Any]:
+    """The latest held-out metrics a run logged (``--eval-every``), for the model card."""
+    log = run_dir / "losses.jsonl"
+    if not log.is_file():
+        return {}
+    found: dict[str, Any] = {}
+    for line in log.read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        evals = {k.removeprefix("eval/"): v for k, v in record.items() if k.startswith("eval/")}
+        if evals:
+            found = {**evals, "step": record["step"]}
+    return found
 
 
 def export_run(

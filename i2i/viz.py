@@ -43,13 +43,20 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 
 
 def image_grid(
-    panels: Sequence[tuple[Sequence[str], Sequence[torch.Tensor]]], pad: int = 2
+    panels: Sequence[tuple[Sequence[str], Sequence[torch.Tensor]]],
+    pad: int = 2,
+    caption: str | None = None,
+    min_tile: int = 128,
 ) -> Image.Image:
-    """Panels stacked vertically; in each, one column per title and one row per image."""
+    """Panels stacked vertically; in each, one column per title and one row per image.
+
+    Small tiles are enlarged (nearest neighbour, by a whole factor) up to ``min_tile`` so a
+    64 px training sample stays readable; ``caption`` (e.g. the step and metrics) heads it.
+    """
     title_h = 14
     rendered = []
     for titles, columns in panels:
-        tiles = [[tensor_to_pil(img) for img in column] for column in columns]
+        tiles = [[_enlarge(tensor_to_pil(img), min_tile) for img in column] for column in columns]
         w = max(t.width for col in tiles for t in col)
         h = max(t.height for col in tiles for t in col)
         rows = max(len(col) for col in tiles)
@@ -63,6 +70,10 @@ def image_grid(
             for r, tile in enumerate(col):
                 panel.paste(tile, (x, title_h + pad + r * (h + pad)))
         rendered.append(panel)
+    if caption:
+        bar = Image.new("RGB", (max(p.width for p in rendered), title_h + 2), BACKGROUND)
+        ImageDraw.Draw(bar).text((pad + 2, 2), caption, fill=INK, font=_font())
+        rendered.insert(0, bar)
     width = max(p.width for p in rendered)
     out = Image.new("RGB", (width, sum(p.height for p in rendered)), BACKGROUND)
     y = 0
@@ -70,6 +81,13 @@ def image_grid(
         out.paste(p, (0, y))
         y += p.height
     return out
+
+
+def _enlarge(image: Image.Image, min_size: int) -> Image.Image:
+    factor = max(1, min_size // max(1, max(image.size)))
+    if factor == 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
 
 def _nice(value: float) -> str:

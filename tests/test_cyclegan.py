@@ -238,3 +238,17 @@ def test_sigint_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
     assert proc.returncode == 130, output
     assert f"--resume {out}" in output
     assert latest_checkpoint(out) is not None
+
+
+def test_eval_every_logs_held_out_metrics(toy_data, tmp_path):
+    out = tmp_path / "run"
+    train("cyclegan", data=str(toy_data), out=str(out), max_steps=4, eval_every=2, **TINY)
+    records = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval/AtoB/cycle_psnr" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert evals[0]["eval/BtoA/cycle_ssim"] is not None
+    assert "G_AB" not in evals[0]  # metrics lines are separate from loss lines
+    from i2i.model import export_run, read_config
+
+    card_metrics = read_config(export_run(out, tmp_path / "model"))["metrics"]
+    assert card_metrics["step"] == 4 and "AtoB/cycle_psnr" in card_metrics

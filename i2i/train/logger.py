@@ -67,30 +67,36 @@ class RunLogger:
             self.progress.update(self.bar, completed=step, epoch=epoch + 1)
 
     def log(self, step: int, epoch: int, values: dict[str, float]) -> None:
+        """Losses of the last interval, with the speed since the previous call."""
         if not self.enabled:
             return
         now = time.perf_counter()
         speed = (step - self._last_step) / max(now - self._last_time, 1e-9)
         self._last_time, self._last_step = now, step
-        record = {
-            "step": step,
-            "epoch": epoch + 1,
-            "time": time.time(),
-            "it_per_s": speed,
-            **values,
-        }
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tensorboard is not None:
-            for key, value in values.items():
-                self.tensorboard.add_scalar(key, value, step)
-        losses = " ".join(f"{k}={v:.3g}" for k, v in values.items() if k != "lr")
+        losses = self._write(step, epoch, {"it_per_s": speed}, values)
         if self.progress is not None and self.console.is_terminal:
             self.progress.update(self.bar, speed=f"{speed:.2f} it/s", losses=losses)
         else:
             self.console.print(
                 f"step {step} epoch {epoch + 1} {speed:.2f} it/s {losses}", highlight=False
             )
+
+    def metrics(self, step: int, epoch: int, values: dict[str, float | None]) -> None:
+        """Evaluation results: same files, a line of their own, no effect on the speed."""
+        if not self.enabled:
+            return
+        text = self._write(step, epoch, {}, values)
+        self.console.print(f"step {step} {text}", highlight=False)
+
+    def _write(self, step: int, epoch: int, extra: dict[str, float], values: dict[str, Any]) -> str:
+        record = {"step": step, "epoch": epoch + 1, "time": time.time(), **extra, **values}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                if value is not None:
+                    self.tensorboard.add_scalar(key, value, step)
+        return " ".join(f"{k}={v:.3g}" for k, v in values.items() if k != "lr" and v is not None)
 
     def image(self, tag: str, image: Any, step: int) -> None:
         if self.tensorboard is not None:
@@ -110,7 +116,10 @@ class RunLogger:
         if not keys:
             return None
         series = {
-            k: ([r["step"] for r in records if k in r], [float(r[k]) for r in records if k in r])
+            k: (
+                [r["step"] for r in records if r.get(k) is not None],
+                [float(r[k]) for r in records if r.get(k) is not None],
+            )
             for k in keys
         }
         path = self.run_dir / LOSS_CURVE

@@ -73,6 +73,9 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     Option("log_every", 50, "Steps between loss lines (the only host syncs).", int),
     Option("sample_every", 500, "Steps between sample grids.", int),
     Option("save_every", 1000, "Steps between checkpoints.", int),
+    Option("eval_every", 0, "Steps between held-out metrics (cycle PSNR/SSIM; 0: off).", int),
+    Option("eval_extractor", None, "Also FID/KID during eval with this feature extractor.", str),
+    Option("eval_images", 16, "Held-out images per domain for --eval-every.", int),
     Option("keep_checkpoints", 2, "How many checkpoints to keep.", int),
     Option("num_samples", 4, "Fixed images per domain in the sample grids.", int),
 )

@@ -179,7 +179,12 @@ class Trainer:
         elif rt.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / CONFIG_FILE, json.dumps(self.run_config(), indent=2))
-        self.fixed = self._fixed_batch()
+        self.fixed = self._held_out_batch(config["num_samples"])
+        self.eval_batch = (
+            self._held_out_batch(config["eval_images"]) if config["eval_every"] else {}
+        )
+        self._eval_cache: dict[str, Any] = {}
+        self.last_eval: dict[str, float] = {}
 
     # -- setup -------------------------------------------------------------------------------
     @staticmethod
@@ -235,13 +240,13 @@ class Trainer:
         self.step = state["step"]
         self.skipped = dict(state.get("skipped", {}))
 
-    def _fixed_batch(self) -> dict[str, torch.Tensor]:
-        """The same few images for every sample grid: held-out ones when the data has them."""
+    def _held_out_batch(self, n: int) -> dict[str, torch.Tensor]:
+        """The same few images for every sample grid and eval: held-out ones when there are."""
         try:
             dataset = self.task.dataset("test")
         except DataError:
             dataset = self.dataset
-        n = min(self.config["num_samples"], len(dataset))
+        n = min(n, len(dataset))
         items = [dataset[i] for i in range(n)]
         batch = collate(items)
         if batch["A"] is None:
@@ -326,6 +331,8 @@ class Trainer:
                                 stopping = rt.all_reduce_max(float(stop.signum is not None)) > 0
                         if not rt.distributed:
                             stopping = stop.signum is not None
+                        if config["eval_every"] and self.step % config["eval_every"] == 0:
+                            self.evaluate(logger, epoch)
                         if self.step % config["sample_every"] == 0 and rt.is_main:
                             samples_path = self.write_samples(logger)
                         if self.step % config["save_every"] == 0:
@@ -379,6 +386,26 @@ class Trainer:
         rt.barrier()
         return path
 
+    def evaluate(self, logger: RunLogger, epoch: int) -> None:
+        """Held-out metrics on rank 0 (cycle PSNR/SSIM, FID/KID with --eval-extractor)."""
+        if not self.runtime.is_main or not self.eval_batch:
+            return
+        from i2i.evaluate import cycle_metrics, flat_metrics
+
+        by_direction = {
+            spec["direction"]: self.task.nets[name] for name, spec in self.task.generators().items()
+        }
+        with self.runtime.autocast():
+            result = cycle_metrics(
+                by_direction,
+                self.eval_batch,
+                extractor=self.config["eval_extractor"],
+                cache=self._eval_cache,
+                device=self.runtime.device,
+            )
+        self.last_eval = {f"eval/{k}": v for k, v in flat_metrics(result).items()}
+        logger.metrics(self.step, epoch, self.last_eval)
+
     def write_samples(self, logger: RunLogger) -> Path | None:
         if not self.fixed:
             return None
@@ -392,7 +419,10 @@ class Trainer:
         finally:
             for n, mode in zip(nets, modes, strict=True):
                 n.train(mode)
-        grid = image_grid(panels)
+        caption = " ".join(
+            f"{k.removeprefix('eval/')}={v:.3g}" for k, v in self.last_eval.items() if v is not None
+        )
+        grid = image_grid(panels, caption=f"step {self.step}  {caption}".strip())
         folder = self.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step_{self.step:08d}.png"
