@@ -185,6 +185,31 @@ class Translator:
     def config(self) -> dict[str, Any]:
         return self._config
 
+    # -- the Hub object interface (like huggingface_hub's mixins and diffusers) ---------------
+    @classmethod
+    def from_pretrained(cls, model: str | Path, **kwargs: Any) -> Translator:
+        """Same as ``i2i.load``: a Hub id (``user/repo[@rev]``), a model folder or a run."""
+        from i2i.loader import load
+
+        return load(model, **kwargs)
+
+    def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write this model as a model folder (config.json, model.safetensors, card)."""
+        from i2i.model import save_model
+
+        if "onnx" in self._config:
+            raise I2IError("an ONNX Runtime model cannot be saved as safetensors; use the source")
+        return save_model(Path(folder), self._config, self._nets, overwrite=overwrite)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Upload to the Hub (``private``, ``revision``, ``message``, ``token`` as in ``i2i push``)."""
+        import tempfile
+
+        from i2i.hub import push
+
+        with tempfile.TemporaryDirectory(prefix="i2i-") as tmp:
+            return push(self.save_pretrained(Path(tmp) / "model"), repo_id, **kwargs)
+
     def resolve_direction(self, direction: str | None = None) -> str:
         """The direction to run: the only one a model has, else ``AtoB`` unless one is named."""
         if direction is None:

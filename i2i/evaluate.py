@@ -281,7 +281,7 @@ def contact_sheet(
     from i2i.viz import image_grid
 
     fitted = [[_fit_tile(image, tile_size) for image in column] for column in columns]
-    return image_grid([(list(titles), fitted)])
+    return image_grid([(list(titles), fitted)], min_tile=1)
 
 
 def _model_summary(translator: Any) -> dict[str, Any]:

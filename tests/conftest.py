@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from i2i.toydata import make_toy_unpaired
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tiny networks gain nothing from threads, and on a loaded 2-core machine oversubscribed
+    OpenMP threads make them many times slower; subprocesses inherit OMP_NUM_THREADS."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -49,15 +49,6 @@ def norm_only(in_channels: int = 3, out_channels: int = 3) -> nn.Module:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These tensors are tiny: on a busy machine, intra-op threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module", autouse=True)
 def _test_generators():
     for factory in (local_net, norm_only):
         generators.register(factory, plugin="tests")

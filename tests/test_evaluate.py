@@ -20,14 +20,6 @@ from i2i.registry import generators
 from tests.test_metrics import write_fake_inception_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class RandomConv(FeatureExtractor):
     """Test-only features: a fixed random convolution, mean and std pooled (16-d)."""
 

@@ -180,3 +180,16 @@ def test_cli_push_pull_apply(hub, tmp_path, monkeypatch):
     assert Image.open(tmp_path / "out" / "p.png").size == IMAGE.size
     result = runner.invoke(cli, ["pull", "i2i-tester/nothing-here"])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+
+
+def test_translator_hub_mixin_round_trip(hub, tmp_path):
+    from i2i.apply import Translator
+
+    local = _model(tmp_path / "m", seed=8)
+    translator = Translator.from_pretrained(local, device="cpu")
+    repo = hub.unique_repo_id("mixin")
+    translator.push_to_hub(repo, token=hub.token)
+    again = Translator.from_pretrained(repo, device="cpu")
+    assert again(IMAGE, direction="BtoA").tobytes() == translator(IMAGE, direction="BtoA").tobytes()
+    saved = again.save_pretrained(tmp_path / "copy")
+    assert _pixels(saved) == _pixels(local)

@@ -29,15 +29,6 @@ from i2i.metrics import (
 from i2i.registry import feature_extractors
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Inception at 299 px is far faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_fake_inception_weights(folder: Path, seed: int = 0) -> Path:
     """A random FID-Inception state dict under the expected file name (He-initialised convs,
     so activations keep a sensible scale instead of vanishing into denormals)."""

@@ -37,15 +37,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks on a shared 2-core machine run ~10x faster without intra-op threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- paired data -------------------------------------------------------------------------------
 def smooth_images(n: int, size: int, seed: int) -> np.ndarray:
     """``n`` smooth random colour images, uint8 (n, size, size, 3)."""
