@@ -170,7 +170,7 @@ def test_cli_push_pull_apply(hub, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["pull", repo])
     assert result.exit_code == 0, result.output
-    assert Path(result.output.strip()).is_dir()
+    assert Path(result.stdout.strip().splitlines()[-1]).is_dir()  # the path alone on stdout
     (tmp_path / "photos").mkdir()
     IMAGE.save(tmp_path / "photos" / "p.png")
     result = runner.invoke(
