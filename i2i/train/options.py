@@ -142,3 +142,47 @@ def resolve(
                 f"got {value!r}"
             )
     return config
+
+
+def gan_options(
+    *, gen: str, disc: str, gan_loss: str, norm: str, dropout: bool
+) -> tuple[Option, ...]:
+    """The options every GAN task shares (networks, their widths, norms, init, domains), with
+    the recipe's own defaults; ``Task.generator_kwargs`` and friends read them."""
+    return (
+        Option("gen", gen, "Generator (any registered name).", str),
+        Option("disc", disc, "Discriminator (any registered name).", str),
+        Option(
+            "gen_kw", None, "Extra generator argument KEY=VALUE (repeatable).", str, keyvalue=True
+        ),
+        Option(
+            "disc_kw",
+            None,
+            "Extra discriminator argument KEY=VALUE (repeatable).",
+            str,
+            keyvalue=True,
+        ),
+        Option("gan_loss", gan_loss, "GAN objective (any registered loss).", str),
+        Option("ngf", 64, "Generator width.", int),
+        Option("ndf", 64, "Discriminator width.", int),
+        Option("norm", norm, "Normalisation.", str, choices=("instance", "batch", "none")),
+        Option(
+            "dropout",
+            dropout,
+            "Dropout in the generators.",
+            bool,
+            switch="--no-dropout" if dropout else "--dropout",
+        ),
+        Option(
+            "init",
+            "normal",
+            "Weight init.",
+            str,
+            choices=("normal", "xavier", "kaiming", "orthogonal"),
+        ),
+        Option("init_gain", 0.02, "Weight init gain.", float),
+        Option("domain_a", "A", "Name of domain A (the input, for paired tasks), e.g. monet.", str),
+        Option("domain_b", "B", "Name of domain B, e.g. photo.", str),
+        Option("channels_a", 3, "Channels of domain A images (1 for grayscale).", int),
+        Option("channels_b", 3, "Channels of domain B images.", int),
+    )

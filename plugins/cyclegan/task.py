@@ -17,7 +17,7 @@ from torch import nn
 from i2i.augment import build_augmentation
 from i2i.data import UnalignedDataset
 from i2i.registry import losses
-from i2i.train.options import Option
+from i2i.train.options import Option, gan_options
 from i2i.train.pool import ImagePool
 from i2i.train.task import Task, augmentation_specs, has_batch_norm
 
@@ -31,19 +31,9 @@ class CycleGAN(Task):
 
     name = "cyclegan"
     options = (
-        Option("gen", "resnet9", "Generator (any registered name).", str),
-        Option("disc", "patchgan", "Discriminator (any registered name).", str),
-        Option(
-            "gen_kw", None, "Extra generator argument KEY=VALUE (repeatable).", str, keyvalue=True
+        *gan_options(
+            gen="resnet9", disc="patchgan", gan_loss="lsgan", norm="instance", dropout=False
         ),
-        Option(
-            "disc_kw",
-            None,
-            "Extra discriminator argument KEY=VALUE (repeatable).",
-            str,
-            keyvalue=True,
-        ),
-        Option("gan_loss", "lsgan", "GAN objective (any registered loss).", str),
         Option("lambda_cycle", 10.0, "Weight of both cycle-consistency losses.", float),
         Option("lambda_a", None, "Cycle weight A->B->A (default: --lambda-cycle).", float),
         Option("lambda_b", None, "Cycle weight B->A->B (default: --lambda-cycle).", float),
@@ -51,22 +41,6 @@ class CycleGAN(Task):
             "lambda_identity", 0.5, "Identity loss weight, relative to the cycle weight.", float
         ),
         Option("pool_size", 50, "Generated images kept for the discriminators (0: none).", int),
-        Option("ngf", 64, "Generator width.", int),
-        Option("ndf", 64, "Discriminator width.", int),
-        Option("norm", "instance", "Normalisation.", str, choices=("instance", "batch", "none")),
-        Option("dropout", False, "Dropout in the generators.", bool, switch="--dropout"),
-        Option(
-            "init",
-            "normal",
-            "Weight init.",
-            str,
-            choices=("normal", "xavier", "kaiming", "orthogonal"),
-        ),
-        Option("init_gain", 0.02, "Weight init gain.", float),
-        Option("domain_a", "A", "Name of domain A (for the model card), e.g. monet.", str),
-        Option("domain_b", "B", "Name of domain B, e.g. photo.", str),
-        Option("channels_a", 3, "Channels of domain A images (1 for grayscale).", int),
-        Option("channels_b", 3, "Channels of domain B images.", int),
     )
     toy_defaults = {
         "domain_a": "day",

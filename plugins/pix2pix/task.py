@@ -21,7 +21,7 @@ import torch
 from i2i.augment import build_augmentation
 from i2i.data import AlignedDataset
 from i2i.registry import losses
-from i2i.train.options import Option
+from i2i.train.options import Option, gan_options
 from i2i.train.task import Task, augmentation_specs
 
 
@@ -30,32 +30,10 @@ class Pix2Pix(Task):
 
     name = "pix2pix"
     options = (
-        Option("gen", "unet256", "Generator (any registered name).", str),
-        Option("disc", "patchgan", "Discriminator (any registered name); sees cat(A, B).", str),
-        Option(
-            "gen_kw", None, "Extra generator argument KEY=VALUE (repeatable).", str, keyvalue=True
+        *gan_options(
+            gen="unet256", disc="patchgan", gan_loss="vanilla", norm="batch", dropout=True
         ),
-        Option(
-            "disc_kw",
-            None,
-            "Extra discriminator argument KEY=VALUE (repeatable).",
-            str,
-            keyvalue=True,
-        ),
-        Option("gan_loss", "vanilla", "GAN objective (any registered loss).", str),
         Option("lambda_l1", 100.0, "Weight of the L1 loss between G(A) and B.", float),
-        Option("ngf", 64, "Generator width.", int),
-        Option("ndf", 64, "Discriminator width.", int),
-        Option("norm", "batch", "Normalisation.", str, choices=("instance", "batch", "none")),
-        Option("dropout", True, "Dropout in the generator.", bool, switch="--no-dropout"),
-        Option(
-            "init",
-            "normal",
-            "Weight init.",
-            str,
-            choices=("normal", "xavier", "kaiming", "orthogonal"),
-        ),
-        Option("init_gain", 0.02, "Weight init gain.", float),
         Option(
             "direction",
             "AtoB",
@@ -63,10 +41,6 @@ class Pix2Pix(Task):
             str,
             choices=("AtoB", "BtoA"),
         ),
-        Option("domain_a", "A", "Name of the input domain (after --direction), e.g. edges.", str),
-        Option("domain_b", "B", "Name of the output domain (after --direction), e.g. shoes.", str),
-        Option("channels_a", 3, "Channels of the input images (1 for grayscale).", int),
-        Option("channels_b", 3, "Channels of the output images.", int),
     )
     # Without --data: colourisation of the toy day scenes (grey A -> colour B), see toy.py.
     toy_defaults = {
