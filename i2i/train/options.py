@@ -69,7 +69,7 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     Option("device", "auto", "auto, cpu, cuda or cuda:N.", str),
     Option("precision", "fp32", "Autocast precision.", str, choices=("fp32", "bf16", "fp16")),
     Option("compile", False, "torch.compile the networks.", bool, switch="--compile"),
-    Option("workers", None, "DataLoader worker processes (default: up to 4, by CPU count).", int),
+    Option("workers", None, "DataLoader worker processes (default: 0 on CPU, up to 4 with CUDA).", int),
     Option("log_every", 50, "Steps between loss lines (the only host syncs).", int),
     Option("sample_every", 500, "Steps between sample grids.", int),
     Option("save_every", 1000, "Steps between checkpoints.", int),

@@ -85,7 +85,11 @@ def resolve_config(
     return config
 
 
-def _default_workers() -> int:
+def _default_workers(device: torch.device) -> int:
+    """Decoding in worker processes pays on GPUs; on the CPU they steal the cores the
+    networks need (a JPEG decodes in milliseconds, a CPU training step takes far longer)."""
+    if device.type == "cpu":
+        return 0
     return min(4, max(0, (os.cpu_count() or 1) - 1))
 
 
@@ -264,7 +268,7 @@ class Trainer:
 
     def loader(self, epoch: int, start: int) -> torch.utils.data.DataLoader:
         workers = self.config["workers"]
-        workers = _default_workers() if workers is None else workers
+        workers = _default_workers(self.runtime.device) if workers is None else workers
         self.sampler.set_epoch(epoch, start=start)
         return torch.utils.data.DataLoader(
             self.dataset,
