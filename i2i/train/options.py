@@ -57,7 +57,7 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
         str,
         choices=("resize_crop", "scale_width", "none"),
     ),
-    Option("flip", True, "Random horizontal flips.", bool, switch="--no-flip"),
+    Option("flip", True, "Turn off random horizontal flips.", bool, switch="--no-flip"),
     Option(
         "augment",
         None,
@@ -69,7 +69,9 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     Option("device", "auto", "auto, cpu, cuda or cuda:N.", str),
     Option("precision", "fp32", "Autocast precision.", str, choices=("fp32", "bf16", "fp16")),
     Option("compile", False, "torch.compile the networks.", bool, switch="--compile"),
-    Option("workers", None, "DataLoader worker processes (default: 0 on CPU, up to 4 with CUDA).", int),
+    Option(
+        "workers", None, "DataLoader worker processes (default: 0 on CPU, up to 4 with CUDA).", int
+    ),
     Option("log_every", 50, "Steps between loss lines (the only host syncs).", int),
     Option("sample_every", 500, "Steps between sample grids.", int),
     Option("save_every", 1000, "Steps between checkpoints.", int),
@@ -169,7 +171,7 @@ def gan_options(
         Option(
             "dropout",
             dropout,
-            "Dropout in the generators.",
+            "Turn off dropout in the generators." if dropout else "Use dropout in the generators.",
             bool,
             switch="--no-dropout" if dropout else "--dropout",
         ),
