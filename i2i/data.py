@@ -224,7 +224,15 @@ class UnalignedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Item:
         path_a = self.paths_a[index % len(self) % len(self.paths_a)]
-        path_b = self.paths_b[self.partner_index(index)]
+        return self._item(path_a, self.paths_b[self.partner_index(index)])
+
+    def fixed_item(self, index: int) -> Item:
+        """A[index] with B[index], not a random partner: the same images in every sample grid."""
+        return self._item(
+            self.paths_a[index % len(self.paths_a)], self.paths_b[index % len(self.paths_b)]
+        )
+
+    def _item(self, path_a: Path, path_b: Path) -> Item:
         skipped: list[tuple[str, str]] = []
         return {
             "A": _try_load(path_a, self.channels[0], skipped),

@@ -69,6 +69,7 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     Option("device", "auto", "auto, cpu, cuda or cuda:N.", str),
     Option("precision", "fp32", "Autocast precision.", str, choices=("fp32", "bf16", "fp16")),
     Option("compile", False, "torch.compile the networks.", bool, switch="--compile"),
+    Option("threads", None, "Torch CPU threads (default: torch's choice, one per core).", int),
     Option(
         "workers", None, "DataLoader worker processes (default: 0 on CPU, up to 4 with CUDA).", int
     ),

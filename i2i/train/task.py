@@ -49,6 +49,10 @@ class Task:
         """The dataset for ``split`` ("train" or "test"); raise DataError when it is unusable."""
         raise NotImplementedError
 
+    def held_out_item(self, dataset: Any, index: int) -> dict[str, Any]:
+        """Item ``index`` for sample grids and eval (the CycleGAN task pairs A[i] with B[i])."""
+        return dataset[index]
+
     def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Device-side augmentation of a float batch in [-1, 1]."""
         return batch

@@ -150,6 +150,8 @@ class Trainer:
         self.task_name = task_name
         self.config = config
         task_cls = tasks.get(task_name).factory
+        if config["threads"]:
+            torch.set_num_threads(config["threads"])
         self.runtime = Runtime(config["device"], config["precision"], config["compile"])
         rt = self.runtime
         data_root = Path(config["data"]) if config["data"] else task_cls.toy_data_root()
@@ -173,7 +175,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self.sampler.shard_size / config["batch_size"])
         self.total_epochs = config["epochs"] + config["epochs_decay"]
         self.total_steps = self.steps_per_epoch * self.total_epochs
-        if config["max_steps"]:
+        if config["max_steps"] is not None:
             self.total_steps = min(self.total_steps, config["max_steps"])
         for opt in self.task.optimizers.values():
             for group in opt.param_groups:
@@ -251,7 +253,7 @@ class Trainer:
         except DataError:
             dataset = self.dataset
         n = min(n, len(dataset))
-        items = [dataset[i] for i in range(n)]
+        items = [self.task.held_out_item(dataset, i) for i in range(n)]
         batch = collate(items)
         if batch["A"] is None:
             return {}

@@ -83,6 +83,9 @@ class CycleGAN(Task):
             },
         }
 
+    def held_out_item(self, dataset: UnalignedDataset, index: int) -> dict[str, Any]:
+        return dataset.fixed_item(index)
+
     def discriminators(self) -> dict[str, dict[str, Any]]:
         c = self.config
         return {
@@ -114,7 +117,10 @@ class CycleGAN(Task):
             lr=c["lr"],
             betas=betas,
         )
-        self.merge_g = not has_batch_norm(self.nets["G_AB"])
+        # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with
+        # batch norm they would change the maths.
+        on_gpu = self.runtime.device.type != "cpu"
+        self.merge_g = on_gpu and not has_batch_norm(self.nets["G_AB"])
         self.merge_d = not has_batch_norm(self.nets["D_A"])
         self.augmentation = build_augmentation(augmentation_specs(c))
 
@@ -123,31 +129,82 @@ class CycleGAN(Task):
         return {"A": self.augmentation(batch["A"]), "B": self.augmentation(batch["B"])}
 
     # -- the maths ---------------------------------------------------------------------------
-    def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All generator outputs of one step, in three network calls when norms allow."""
+    def _translate_merged(
+        self, real_A: torch.Tensor, real_B: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """All generator outputs of one step in three network calls (instance norm or none)."""
         nA, nB = real_A.shape[0], real_B.shape[0]
-        idt = self.lambda_idt > 0
         out: dict[str, torch.Tensor] = {}
-        if self.merge_g:
-            if idt:
-                out["fake_B"], out["idt_B"] = split(self.G_AB(torch.cat([real_A, real_B])), nA, nB)
-                out["fake_A"], out["idt_A"], out["rec_A"] = split(
-                    self.G_BA(torch.cat([real_B, real_A, out["fake_B"]])), nB, nA, nA
-                )
-            else:
-                out["fake_B"] = self.G_AB(real_A)
-                out["fake_A"], out["rec_A"] = split(
-                    self.G_BA(torch.cat([real_B, out["fake_B"]])), nB, nA
-                )
+        if self.lambda_idt > 0:
+            out["fake_B"], out["idt_B"] = split(self.G_AB(torch.cat([real_A, real_B])), nA, nB)
+            out["fake_A"], out["idt_A"], out["rec_A"] = split(
+                self.G_BA(torch.cat([real_B, real_A, out["fake_B"]])), nB, nA, nA
+            )
         else:
             out["fake_B"] = self.G_AB(real_A)
-            out["rec_A"] = self.G_BA(out["fake_B"])
-            out["fake_A"] = self.G_BA(real_B)
-            if idt:
-                out["idt_B"] = self.G_AB(real_B)
-                out["idt_A"] = self.G_BA(real_A)
+            out["fake_A"], out["rec_A"] = split(
+                self.G_BA(torch.cat([real_B, out["fake_B"]])), nB, nA
+            )
         out["rec_B"] = self.G_AB(out["fake_A"])
         return out
+
+    def _adversarial(self, judge: str, fake: torch.Tensor) -> torch.Tensor:
+        # Frozen D through the plain module: no DDP bookkeeping for a net that gets no gradients.
+        return self.gan_loss(self.nets[judge](fake), True, for_discriminator=False)
+
+    def _identity(self, same: torch.Tensor, real: torch.Tensor, lam: float) -> torch.Tensor:
+        return self.identity_loss(same, real) * lam * self.lambda_idt
+
+    def _generator_phase_merged(self, real_A: torch.Tensor, real_B: torch.Tensor):
+        rt = self.runtime
+        with rt.autocast():
+            out = self._translate_merged(real_A, real_B)
+            logged = {
+                "G_AB": self._adversarial("D_B", out["fake_B"]),
+                "G_BA": self._adversarial("D_A", out["fake_A"]),
+                "cycle_A": self.cycle_loss(out["rec_A"], real_A) * self.lambda_a,
+                "cycle_B": self.cycle_loss(out["rec_B"], real_B) * self.lambda_b,
+            }
+            if self.lambda_idt > 0:
+                logged["idt_A"] = self._identity(out["idt_A"], real_A, self.lambda_a)
+                logged["idt_B"] = self._identity(out["idt_B"], real_B, self.lambda_b)
+        rt.backward(sum(logged.values()))
+        return logged, out["fake_A"], out["fake_B"]
+
+    def _generator_phase_lean(self, real_A: torch.Tensor, real_B: torch.Tensor):
+        """One cycle at a time, each backpropagated at once, in the official call order.
+
+        The objective is a sum, so the gradients are the same as one backward of the total,
+        but a finished cycle's activations are freed before the next is computed: about 20-40%
+        less peak memory, at no cost in speed on the CPU.
+        """
+        rt = self.runtime
+        logged: dict[str, torch.Tensor] = {}
+        with rt.autocast():
+            fake_B = self.G_AB(real_A)
+            part = {
+                "G_AB": self._adversarial("D_B", fake_B),
+                "cycle_A": self.cycle_loss(self.G_BA(fake_B), real_A) * self.lambda_a,
+            }
+        rt.backward(sum(part.values()))
+        logged.update(part)
+        with rt.autocast():
+            fake_A = self.G_BA(real_B)
+            part = {
+                "G_BA": self._adversarial("D_A", fake_A),
+                "cycle_B": self.cycle_loss(self.G_AB(fake_A), real_B) * self.lambda_b,
+            }
+        rt.backward(sum(part.values()))
+        logged.update(part)
+        if self.lambda_idt > 0:
+            with rt.autocast():
+                part = {
+                    "idt_B": self._identity(self.G_AB(real_B), real_B, self.lambda_b),
+                    "idt_A": self._identity(self.G_BA(real_A), real_A, self.lambda_a),
+                }
+            rt.backward(sum(part.values()))
+            logged.update(part)
+        return logged, fake_A, fake_B
 
     def _discriminate(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """0.5 * (loss on real + loss on fake), plus any penalty the GAN objective asks for."""
@@ -168,41 +225,15 @@ class CycleGAN(Task):
         # Generators, with the discriminators frozen (no gradients computed for them).
         self.set_requires_grad([self.D_A, self.D_B], False)
         opt_G.zero_grad(set_to_none=True)
-        with rt.autocast():
-            out = self.translate(real_A, real_B)
-            # D forwards here go through the plain modules: no DDP bookkeeping for frozen nets.
-            loss_gan_AB = self.gan_loss(
-                self.nets["D_B"](out["fake_B"]), True, for_discriminator=False
-            )
-            loss_gan_BA = self.gan_loss(
-                self.nets["D_A"](out["fake_A"]), True, for_discriminator=False
-            )
-            loss_cycle_A = self.cycle_loss(out["rec_A"], real_A) * self.lambda_a
-            loss_cycle_B = self.cycle_loss(out["rec_B"], real_B) * self.lambda_b
-            loss_G = loss_gan_AB + loss_gan_BA + loss_cycle_A + loss_cycle_B
-            logged = {
-                "G_AB": loss_gan_AB,
-                "G_BA": loss_gan_BA,
-                "cycle_A": loss_cycle_A,
-                "cycle_B": loss_cycle_B,
-            }
-            if self.lambda_idt > 0:
-                loss_idt_A = (
-                    self.identity_loss(out["idt_A"], real_A) * self.lambda_a * self.lambda_idt
-                )
-                loss_idt_B = (
-                    self.identity_loss(out["idt_B"], real_B) * self.lambda_b * self.lambda_idt
-                )
-                loss_G = loss_G + loss_idt_A + loss_idt_B
-                logged.update(idt_A=loss_idt_A, idt_B=loss_idt_B)
-        rt.backward(loss_G)
+        phase = self._generator_phase_merged if self.merge_g else self._generator_phase_lean
+        logged, fake_A, fake_B = phase(real_A, real_B)
         rt.step(opt_G)
 
         # Discriminators on real images and on fakes drawn from the pools.
         self.set_requires_grad([self.D_A, self.D_B], True)
         opt_D.zero_grad(set_to_none=True)
-        fake_A = self.pool_A.query(out["fake_A"].detach())
-        fake_B = self.pool_B.query(out["fake_B"].detach())
+        fake_A = self.pool_A.query(fake_A.detach())
+        fake_B = self.pool_B.query(fake_B.detach())
         with rt.autocast():
             loss_D_A = self._discriminate(self.D_A, real_A, fake_A)
             loss_D_B = self._discriminate(self.D_B, real_B, fake_B)

@@ -1,0 +1,424 @@
+"""Training speed of the CycleGAN task: one JSON line per configuration, never an assertion.
+
+Each configuration (device, crop size, batch, precision, compile) runs in a fresh subprocess so
+that its peak memory is its own: peak RSS on the CPU (``ru_maxrss``), ``max_memory_allocated`` on
+CUDA. What is timed is the task's real training step (``task.step``) on synthetic float batches
+in [-1, 1], already at crop size and on the device, so data loading and augmentation are left
+out; warm-up steps are excluded and CUDA is synchronised only around the timed region.
+
+    python benchmarks/train_speed.py                                 # CPU, plus CUDA when present
+    python benchmarks/train_speed.py --sizes 128 --batches 1 --steps 3   # a quick look
+    python benchmarks/train_speed.py --devices cuda --precisions fp32,bf16 --compile both
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+# The official implementation (junyanz/pytorch-CycleGAN-and-pix2pix), resnet_9blocks + basic
+# PatchGAN, fp32, batch 1, measured on the project's 2-core CPU machine.
+OFFICIAL_CPU = {
+    (128, 1): {"s_per_iter": 4.7, "peak_rss_gb": 2.0},
+    (256, 1): {"s_per_iter": 16.4, "peak_rss_gb": 4.2},
+}
+CPU_MEMORY_RATIO = 0.8  # at most this fraction of the official peak RSS
+CUDA_BF16_SPEEDUP = 3.0  # bf16 on an H100: at least this many times the official fp32 images/s
+
+
+def _csv(kind: type) -> Any:
+    return lambda text: [kind(t) for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=_csv(int), default=[128, 256], help="crop sizes, e.g. 128,256")
+    p.add_argument("--batches", type=_csv(int), default=[1, 4], help="batch sizes, e.g. 1,4")
+    p.add_argument(
+        "--devices",
+        type=_csv(str),
+        default=None,
+        help="cpu and/or cuda (default: cpu, plus cuda when available)",
+    )
+    p.add_argument(
+        "--precisions",
+        type=_csv(str),
+        default=None,
+        help="CUDA precisions (default fp32,bf16); the CPU always runs fp32 unless --cpu-bf16",
+    )
+    p.add_argument("--cpu-bf16", action="store_true", help="also run bf16 autocast on the CPU")
+    p.add_argument(
+        "--compile",
+        choices=("off", "on", "both"),
+        default=None,
+        help="torch.compile the networks (default: both on CUDA, off on the CPU)",
+    )
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default CPU 3, CUDA 20)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed steps first (default: 1 on the CPU, 3 on CUDA or compiled)",
+    )
+    p.add_argument("--gen", default="resnet9")
+    p.add_argument("--disc", default="patchgan")
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--ndf", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in each run")
+    p.add_argument(
+        "--cpu-channels-last",
+        action="store_true",
+        help="experiment: channels_last memory format on the CPU too (the Runtime uses it on "
+        "CUDA only)",
+    )
+    p.add_argument(
+        "--official-cuda",
+        type=_csv(str),
+        default=[],
+        help="official fp32 CUDA s/iter measured on the same GPU, SIZE:BATCH=SECONDS, "
+        "e.g. 256:1=0.09; enables the bf16 target check",
+    )
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="print a torch.profiler table (this many rows) of the timed steps to stderr",
+    )
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="also time a plain step after each task step: the same networks and losses with "
+        "one network call per term and no image pool, as the official code orders them (a "
+        "same-moment comparison on a busy machine)",
+    )
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# -- one configuration, in its own process ------------------------------------------------------
+def plain_step(task: Any) -> Any:
+    """A step of the same objective written plainly, one network call per term (no merged
+    batches, no image pool), for comparison with ``task.step``; returns a callable."""
+    import itertools
+
+    import torch
+
+    rt = task.runtime
+    G_AB, G_BA, D_A, D_B = task.G_AB, task.G_BA, task.D_A, task.D_B
+    lam_a, lam_b, lam_idt = task.lambda_a, task.lambda_b, task.lambda_idt
+    gan, l1 = task.gan_loss, torch.nn.functional.l1_loss
+    params_d = list(itertools.chain(task.nets["D_A"].parameters(), task.nets["D_B"].parameters()))
+    opt_G, opt_D = task.optimizers["G"], task.optimizers["D"]
+
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        real_A, real_B = batch["A"], batch["B"]
+        for p in params_d:
+            p.requires_grad_(False)
+        opt_G.zero_grad(set_to_none=True)
+        with rt.autocast():
+            fake_B = G_AB(real_A)
+            rec_A = G_BA(fake_B)
+            fake_A = G_BA(real_B)
+            rec_B = G_AB(fake_A)
+            idt_A, idt_B = G_BA(real_A), G_AB(real_B)
+            loss_G = (
+                gan(D_B(fake_B), True, for_discriminator=False)
+                + gan(D_A(fake_A), True, for_discriminator=False)
+                + l1(rec_A, real_A) * lam_a
+                + l1(rec_B, real_B) * lam_b
+                + l1(idt_A, real_A) * lam_a * lam_idt
+                + l1(idt_B, real_B) * lam_b * lam_idt
+            )
+        rt.backward(loss_G)
+        rt.step(opt_G)
+        for p in params_d:
+            p.requires_grad_(True)
+        opt_D.zero_grad(set_to_none=True)
+        with rt.autocast():
+            loss_D_A = 0.5 * (gan(D_A(real_A), True) + gan(D_A(fake_A.detach()), False))
+            loss_D_B = 0.5 * (gan(D_B(real_B), True) + gan(D_B(fake_B.detach()), False))
+        rt.backward(loss_D_A)
+        rt.backward(loss_D_B)
+        rt.step(opt_D)
+        rt.update()
+        return {"G": loss_G.detach(), "D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
+
+    return step
+
+
+def run_one(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    import i2i
+    from i2i.train.runtime import Runtime
+    from i2i.train.trainer import resolve_config
+
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    size, batch = spec["size"], spec["batch"]
+    given = {
+        # Any data path: it keeps the toy defaults out, and the step never reads it.
+        "data": os.devnull,
+        "gen": spec["gen"],
+        "disc": spec["disc"],
+        "ngf": spec["ngf"],
+        "ndf": spec["ndf"],
+        "crop_size": size,
+        "load_size": size,
+        "batch_size": batch,
+        "device": spec["device"],
+        "precision": spec["precision"],
+        "compile": spec["compile"],
+    }
+    config = resolve_config("cyclegan", given)
+    runtime = Runtime(config["device"], config["precision"], config["compile"])
+    if spec["cpu_channels_last"]:
+        runtime.channels_last = True
+    device = runtime.device
+    cuda = device.type == "cuda"
+    torch.manual_seed(config["seed"])
+    task = i2i.registry.tasks.get("cyclegan").factory(config, runtime, os.devnull)
+    task.build()
+
+    generator = torch.Generator(device=device).manual_seed(1)
+
+    def synthetic() -> dict[str, torch.Tensor]:
+        shape = (batch, 3, size, size)
+        return {
+            k: runtime.to_device(torch.rand(shape, generator=generator, device=device) * 2 - 1)
+            for k in ("A", "B")
+        }
+
+    batches = [synthetic() for _ in range(2)]
+    step = plain_step(task) if spec.get("impl") == "plain" else task.step
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    for i in range(spec["warmup"]):
+        step(batches[i % 2])
+    sync()
+    profiler = None
+    if spec["profile"]:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        profiler = profile(activities=activities, record_shapes=False)
+        profiler.__enter__()
+    sync()
+    load_before = os.getloadavg()[0]
+    cpu_start = time.process_time()
+    start = time.perf_counter()
+    losses = {}
+    step_times = []  # per step on the CPU only, where a step is synchronous anyway
+    for i in range(spec["steps"]):
+        t = time.perf_counter()
+        losses = step(batches[i % 2])
+        if not cuda:
+            step_times.append(time.perf_counter() - t)
+    sync()
+    elapsed = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
+    if profiler is not None:
+        profiler.__exit__(None, None, None)
+        averages = profiler.key_averages()
+        try:
+            sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+            table = averages.table(sort_by=sort, row_limit=spec["profile"])
+        except (AttributeError, KeyError):  # older torch names the device column "cuda"
+            table = averages.table(sort_by="self_cuda_time_total", row_limit=spec["profile"])
+        print(table, file=sys.stderr, flush=True)
+    finite = all(bool(torch.isfinite(v).all()) for v in losses.values())
+
+    s_per_iter = elapsed / spec["steps"]
+    result: dict[str, Any] = {"bench": "train_speed", "device": device.type}
+    if cuda:
+        result["gpu_name"] = torch.cuda.get_device_name(device)
+    result.update(
+        impl=spec.get("impl", "task"),
+        size=size,
+        batch=batch,
+        gen=spec["gen"],
+        disc=spec["disc"],
+        ngf=spec["ngf"],
+        ndf=spec["ndf"],
+        precision=spec["precision"],
+        compile=spec["compile"],
+        channels_last=runtime.channels_last,
+        warmup=spec["warmup"],
+        steps=spec["steps"],
+        s_per_iter=round(s_per_iter, 4),
+        # Images per second per domain: a step translates `batch` A images and `batch` B images.
+        images_per_s=round(batch / s_per_iter, 3),
+    )
+    if step_times:
+        # The fastest step: the least disturbed by other processes on a shared machine.
+        result["s_per_iter_min"] = round(min(step_times), 4)
+    result.update(
+        # Process CPU seconds per step: ~threads x s_per_iter when the cores are ours alone.
+        cpu_s_per_iter=round(cpu_seconds / spec["steps"], 4),
+        # 1-minute load average before and after the timed steps; above the core count, other
+        # processes were competing for the CPU and the figures are pessimistic.
+        load_avg=[round(load_before, 2), round(os.getloadavg()[0], 2)],
+    )
+    if cuda:
+        # The whole process's peak, warm-up (and compilation) included: what training needs.
+        result["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+    else:
+        # Linux reports ru_maxrss in KiB.
+        result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+    result.update(
+        losses_finite=finite,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+    )
+    return result
+
+
+# -- the driver ---------------------------------------------------------------------------------
+def configurations(args: argparse.Namespace, cuda_available: bool) -> list[dict[str, Any]]:
+    devices = args.devices or (["cpu", "cuda"] if cuda_available else ["cpu"])
+    specs = []
+    for device in devices:
+        if device == "cuda" and not cuda_available:
+            print(
+                json.dumps({"bench": "train_speed", "device": "cuda", "skipped": "no CUDA here"}),
+                flush=True,
+            )
+            continue
+        if device == "cuda":
+            precisions = args.precisions or ["fp32", "bf16"]
+            compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile or "both"]
+            steps = args.steps or 20
+        else:
+            precisions = ["fp32", "bf16"] if args.cpu_bf16 else ["fp32"]
+            if args.precisions:
+                precisions = args.precisions
+            compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile or "off"]
+            steps = args.steps or 3
+        for size in args.sizes:
+            for batch in args.batches:
+                for precision in precisions:
+                    for compiled in compiles:
+                        default_warmup = 3 if compiled or device == "cuda" else 1
+                        warmup = args.warmup if args.warmup is not None else default_warmup
+                        specs.append(
+                            {
+                                "device": device,
+                                "size": size,
+                                "batch": batch,
+                                "precision": precision,
+                                "compile": compiled,
+                                "steps": steps,
+                                "warmup": warmup,
+                                "gen": args.gen,
+                                "disc": args.disc,
+                                "ngf": args.ngf,
+                                "ndf": args.ndf,
+                                "threads": args.threads,
+                                "cpu_channels_last": args.cpu_channels_last,
+                                "profile": args.profile,
+                            }
+                        )
+                        if args.plain:
+                            specs.append({**specs[-1], "impl": "plain"})
+    return specs
+
+
+def _official_cuda(pairs: list[str]) -> dict[tuple[int, int], float]:
+    out = {}
+    for pair in pairs:
+        key, _, seconds = pair.partition("=")
+        size, _, batch = key.partition(":")
+        out[(int(size), int(batch or 1))] = float(seconds)
+    return out
+
+
+def add_targets(
+    result: dict[str, Any],
+    official_cuda: dict[tuple[int, int], float],
+    ours_fp32: dict[tuple, float],
+) -> None:
+    """The project's targets next to the figures, for information."""
+    size, batch = result["size"], result["batch"]
+    is_default_net = (result["gen"], result["disc"], result["ngf"], result["ndf"]) == (
+        "resnet9",
+        "patchgan",
+        64,
+        64,
+    )
+    if not is_default_net or result["impl"] != "task":
+        return
+    if result["device"] == "cpu" and result["precision"] == "fp32":
+        official = OFFICIAL_CPU.get((size, batch))
+        if official is None:
+            return
+        limit = round(CPU_MEMORY_RATIO * official["peak_rss_gb"], 2)
+        result["official_s_per_iter"] = official["s_per_iter"]
+        result["official_peak_rss_gb"] = official["peak_rss_gb"]
+        result["target"] = (
+            f"s_per_iter <= {official['s_per_iter']} and peak_rss_gb <= {limit} "
+            f"(official throughput at <= {CPU_MEMORY_RATIO}x its memory, same 2-core CPU)"
+        )
+        result["meets_target"] = (
+            result["s_per_iter"] <= official["s_per_iter"] and result["peak_rss_gb"] <= limit
+        )
+    elif result["device"] == "cuda" and result["precision"] == "bf16":
+        result["target"] = f"images_per_s >= {CUDA_BF16_SPEEDUP}x official fp32 images/s (H100)"
+        official = official_cuda.get((size, batch))
+        if official is not None:
+            result["official_s_per_iter"] = official
+            result["speedup_vs_official"] = round(result["images_per_s"] / (batch / official), 2)
+            result["meets_target"] = result["speedup_vs_official"] >= CUDA_BF16_SPEEDUP
+        key = (size, batch, result["compile"])
+        if key in ours_fp32:
+            result["speedup_vs_our_fp32"] = round(result["images_per_s"] / ours_fp32[key], 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker is not None:
+        print(json.dumps(run_one(json.loads(args.worker))), flush=True)
+        return 0
+
+    import torch
+
+    specs = configurations(args, torch.cuda.is_available())
+    official_cuda = _official_cuda(args.official_cuda)
+    ours_fp32: dict[tuple, float] = {}
+    failures = 0
+    for spec in specs:
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.stderr.strip() and (proc.returncode or spec["profile"]):
+            print(proc.stderr.rstrip(), file=sys.stderr, flush=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode or not lines:
+            failures += 1
+            error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            keys = ("device", "size", "batch", "precision", "compile")
+            record = {"bench": "train_speed", **{k: spec[k] for k in keys}, "error": error}
+            print(json.dumps(record), flush=True)
+            continue
+        result = json.loads(lines[-1])
+        if (
+            result["device"] == "cuda"
+            and result["precision"] == "fp32"
+            and result["impl"] == "task"
+        ):
+            ours_fp32[(result["size"], result["batch"], result["compile"])] = result["images_per_s"]
+        add_targets(result, official_cuda, ours_fp32)
+        print(json.dumps(result), flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
