@@ -8,17 +8,17 @@ nothing behind, when ONNX Runtime's output differs from PyTorch's by more than t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from i2i.errors import I2IError
-from i2i.model import CONFIG, read_config
+from i2i.model import CONFIG, prepare_output_folder, publish_folder, read_config
 
 DEFAULT_TOLERANCE = 1e-4
 INPUT, OUTPUT = "image", "translated"
@@ -64,7 +64,7 @@ def _export_one(net: nn.Module, path: Path, in_channels: int, size: int) -> bool
             str(path),
             input_names=[INPUT],
             output_names=[OUTPUT],
-            dynamic_shapes={"x": dims},
+            dynamic_shapes=(dims,),
             verbose=False,
             external_data=False,
         )
@@ -103,9 +103,7 @@ def export_onnx(
     """Write ``<direction>.onnx`` per direction plus ``config.json`` into ``out_dir``."""
     _need_onnx()
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise I2IError(f"{out_dir} already exists and is not empty; pass --overwrite to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(out_dir, overwrite)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
         graphs = {}
@@ -123,7 +121,8 @@ def export_onnx(
                 else size
             )
             torch.manual_seed(0)
-            diffs = [parity(net, path, torch.rand(2, in_channels, size, other) * 2 - 1)]
+            batch = 2 if dynamic else 1  # a fixed graph was traced at batch 1
+            diffs = [parity(net, path, torch.rand(batch, in_channels, size, other) * 2 - 1)]
             if dynamic:
                 diffs.append(parity(net, path, torch.rand(1, in_channels, other, size) * 2 - 1))
             worst = max(diffs)
@@ -145,9 +144,7 @@ def export_onnx(
                 "max_abs_diff": worst,
             }
         (tmp / CONFIG).write_text(json.dumps({**config, "onnx": graphs}, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
+        publish_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -172,6 +169,9 @@ class OnnxGenerator(nn.Module):
                 f"--tile {self.fixed_size} or the PyTorch backend"
             )
         array = x.detach().float().cpu().contiguous().numpy()
+        if self.fixed_size:  # traced at batch 1: run the images one by one
+            outs = [self.session.run(None, {INPUT: array[i : i + 1]})[0] for i in range(len(array))]
+            return torch.from_numpy(np.concatenate(outs)).to(x.device)
         out = self.session.run(None, {INPUT: array})[0]
         return torch.from_numpy(out).to(x.device)
 

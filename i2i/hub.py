@@ -63,6 +63,10 @@ def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
             f"{repo_id!r}{rev} is not in the local cache and the Hub cannot be reached; go online "
             f"once (or unset HF_HUB_OFFLINE) to download it"
         ) from error
+    except errors.OfflineModeIsEnabled as error:
+        raise HubError(
+            f"HF_HUB_OFFLINE is set, so {repo_id!r} cannot be reached; unset it to push or pull"
+        ) from error
     except errors.HfHubHTTPError as error:
         status = getattr(error.response, "status_code", None)
         if status in (401, 403):
@@ -72,6 +76,12 @@ def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
             ) from error
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise HubError(f"the Hub failed for {repo_id!r}: {first}") from error
+    except (OSError, ConnectionError) as error:
+        raise HubError(f"cannot reach the Hub at {_endpoint()} for {repo_id!r}: {error}") from error
+    except Exception as error:
+        if type(error).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            raise
+        raise HubError(f"cannot reach the Hub at {_endpoint()} for {repo_id!r}: {error}") from error
 
 
 def pull(repo_id: str, revision: str | None = None, token: str | None = None) -> Path:
@@ -149,6 +159,8 @@ def push(
         api = HfApi(token=token)
         with _hub_errors(repo_id, revision):
             api.create_repo(repo_id, private=private, exist_ok=True)
+            if private:  # an existing public repo stays public unless told otherwise
+                api.update_repo_settings(repo_id, private=True)
             if revision:
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
             return api.upload_folder(

@@ -188,6 +188,36 @@ def load_discriminators(folder: Path) -> dict[str, nn.Module]:
 
 
 # -- writing ---------------------------------------------------------------------------------
+def prepare_output_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse to replace anything but an i2i model (or an empty folder), unless asked."""
+    if not folder.exists() or not any(folder.iterdir()):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return
+    if not overwrite:
+        raise I2IError(f"{folder} already exists and is not empty; pass --overwrite to replace it")
+    try:
+        read_config(folder)
+    except CheckpointError:
+        raise I2IError(
+            f"{folder} is not an i2i model folder; refusing to replace it (choose another -o)"
+        ) from None
+
+
+def publish_folder(tmp: Path, folder: Path) -> None:
+    """Move a finished temp folder into place; an old model is swapped out, then removed.
+
+    Between the two renames the old model still exists under a hidden name, which the next
+    write cleans up, so a kill never leaves a half-written model under ``folder``.
+    """
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is meant to be shared
+    backup = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(backup, ignore_errors=True)
+    if folder.exists():
+        os.rename(folder, backup)
+    os.rename(tmp, folder)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
 def save_model(
     folder: Path,
     config: Mapping[str, Any],
@@ -202,9 +232,7 @@ def save_model(
     tensors are stored as ``<key>.<param>`` in one safetensors file.
     """
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise I2IError(f"{folder} already exists and is not empty; pass --overwrite to replace it")
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(folder, overwrite)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         flat = {}
@@ -219,13 +247,7 @@ def save_model(
 
         card_config = {**config, "has_samples": (tmp / SAMPLES).exists()}
         (tmp / CARD).write_text(render_card(card_config))
-        if folder.exists():
-            backup = folder.with_name(f".{folder.name}.old")
-            os.rename(folder, backup)
-            os.rename(tmp, folder)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.rename(tmp, folder)
+        publish_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

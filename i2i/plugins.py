@@ -62,29 +62,31 @@ def _register_module(module: Any, name: str, version: str) -> None:
     _info[name] = PluginInfo(name, version, module.__name__, hooks)
 
 
-def _recording_register(registry: Any, plugin: str, added: list[str]) -> Any:
+def _recording_register(registry: Any, plugin: str, added: list[tuple[Any, str]]) -> Any:
     """The ``register`` callable a hook receives: attributes the plugin, remembers names."""
 
     def register(factory: Any, name: str | None = None, *, summary: str | None = None) -> Any:
         registry.register(factory, name, plugin=plugin, summary=summary)
-        added.append(name or getattr(factory, "name", None) or factory.__name__)
+        added.append((registry, name or getattr(factory, "name", None) or factory.__name__))
         return factory
 
     return register
 
 
 def _call_registration_hooks(only: str | None = None) -> None:
+    added: dict[str, list[tuple[Any, str]]] = {}
     for hook_name, registry in REGISTRY_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            if impl.plugin_name in failures or (only and impl.plugin_name != only):
+            plugin = impl.plugin_name
+            if plugin in failures or (only and plugin != only):
                 continue
-            added: list[str] = []
+            mine = added.setdefault(plugin, [])
             try:
-                impl.function(register=_recording_register(registry, impl.plugin_name, added))
+                impl.function(register=_recording_register(registry, plugin, mine))
             except Exception as error:  # a third party's bug must not break i2i
-                for done in added:  # leave nothing half-registered
-                    registry.unregister(done)
-                _report(impl.plugin_name, error)
+                for owner, name in mine:  # a skipped plugin leaves nothing registered
+                    owner.unregister(name)
+                _report(plugin, error)
 
 
 def load_plugins() -> None:

@@ -170,7 +170,13 @@ class Registry:
     def create(self, name: str, **kwargs: Any) -> Any:
         """Build the component ``name`` with checked keyword arguments."""
         component = self.check_kwargs(name, kwargs)
-        return component.factory(**kwargs)
+        try:
+            return component.factory(**kwargs)
+        except (TypeError, ValueError) as error:
+            # Usually a value of the wrong type from the command line (ngf=abc).
+            raise InvalidArgumentError(
+                f"{self.kind} {name!r} cannot be built with {kwargs}: {error}"
+            ) from error
 
 
 def _load_plugins() -> None:

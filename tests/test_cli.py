@@ -98,3 +98,23 @@ def test_real_subprocess():
     out = subprocess.run([exe, "describe", "nothing_like_this"], capture_output=True, text=True)
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
+
+
+def test_bad_values_are_one_line_errors(tmp_path):
+    for args, expected in [
+        (["--gen-kw", "ngf=[1"], "cannot read the value"),
+        (["--gen-kw", "ngf=abc"], "cannot be built"),
+        (["--lr", "fast"], "fast"),
+    ]:
+        result = invoke("train", "cyclegan", *args, "--out", str(tmp_path / "r"))
+        assert result.exit_code in (1, 2), result.output
+        assert expected in result.output
+        assert "Traceback" not in result.output
+
+
+def test_resume_of_a_model_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"format": "i2i-model", "task": "cyclegan"}')
+    result = invoke("train", "cyclegan", "--resume", str(tmp_path / "m"))
+    assert result.exit_code == 1
+    assert "model folder, not a training run" in result.output

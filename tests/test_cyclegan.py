@@ -91,6 +91,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_data, tmp_pat
     assert first.step == 4
     resumed = train("cyclegan", resume=str(tmp_path / "resumed"), max_steps=8)
     assert resumed.step == straight.step == 8
+    log = (tmp_path / "resumed" / "losses.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in log if "G_AB" in line]
+    assert steps == sorted(set(steps))  # no step logged twice across the resume
     a = load_file(str(straight.checkpoint / "networks.safetensors"))
     b = load_file(str(resumed.checkpoint / "networks.safetensors"))
     assert a.keys() == b.keys()
@@ -254,3 +257,27 @@ def test_eval_every_logs_held_out_metrics(toy_data, tmp_path):
 
     card_metrics = read_config(export_run(out, tmp_path / "model"))["metrics"]
     assert card_metrics["step"] == 4 and "AtoB/cycle_psnr" in card_metrics
+
+
+def test_config_file_values_are_converted_to_option_types(toy_data, tmp_path):
+    cfg = tmp_path / "opts.yaml"
+    cfg.write_text("lr: 1e-4\nflip: 'false'\nbatch_size: '2'\n")  # YAML reads 1e-4 as a string
+    config = resolve_config("cyclegan", {"data": str(toy_data)}, str(cfg))
+    assert config["lr"] == 1e-4 and config["flip"] is False and config["batch_size"] == 2
+    cfg.write_text("epochs: many\n")
+    with pytest.raises(i2i.I2IError, match="--epochs must be int"):
+        resolve_config("cyclegan", {}, str(cfg))
+
+
+def test_resume_needs_the_same_batch_size(toy_data, tmp_path):
+    out = tmp_path / "run"
+    train("cyclegan", data=str(toy_data), out=str(out), max_steps=2, **TINY)
+    with pytest.raises(i2i.I2IError, match="batch size 1"):
+        train("cyclegan", resume=str(out), max_steps=4, batch_size=2)
+
+
+def test_abandoned_checkpoints_are_not_adopted_by_a_new_run(toy_data, tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoints" / "step_00000002").mkdir(parents=True)  # killed before `latest`
+    with pytest.raises(i2i.I2IError, match="already holds a training run"):
+        train("cyclegan", data=str(toy_data), out=str(out), max_steps=2, **TINY)

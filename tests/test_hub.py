@@ -193,3 +193,13 @@ def test_translator_hub_mixin_round_trip(hub, tmp_path):
     assert again(IMAGE, direction="BtoA").tobytes() == translator(IMAGE, direction="BtoA").tobytes()
     saved = again.save_pretrained(tmp_path / "copy")
     assert _pixels(saved) == _pixels(local)
+
+
+def test_push_private_makes_an_existing_public_repo_private(hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    repo = hub.unique_repo_id("public")
+    model = _model(tmp_path / "m", seed=9)
+    push(model, repo, token=hub.token)
+    push(model, repo, token=hub.token, private=True)
+    assert HfApi(token=hub.token).model_info(repo).private is True

@@ -160,3 +160,25 @@ def test_i2i_load_accepts_a_run_and_a_model_folder(run_dir, tmp_path):
     from_model = i2i.load(model, device="cpu")(image, direction="AtoB")
     assert from_run.size == (40, 28)
     assert list(from_run.tobytes()) == list(from_model.tobytes())
+
+
+def test_overwrite_never_replaces_something_that_is_not_a_model(tmp_path):
+    precious = tmp_path / "m"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    net = i2i.create_generator("resnet6", ngf=8)
+    config = make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", {"ngf": 8})})
+    with pytest.raises(I2IError, match="not an i2i model folder"):
+        save_model(precious, config, {"AtoB": net}, overwrite=True)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_stale_backup_from_a_killed_overwrite_is_cleaned_up(tmp_path):
+    folder = _tiny_model(tmp_path)
+    (tmp_path / ".m.old").mkdir()  # a kill between the two renames left this behind
+    (tmp_path / ".m.old" / "x").write_text("x")
+    net = i2i.create_generator("resnet6", ngf=8)
+    config = make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", {"ngf": 8})})
+    save_model(folder, config, {"AtoB": net}, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    assert oct(folder.stat().st_mode & 0o777) == "0o755"

@@ -96,3 +96,26 @@ def test_apply_cli_with_onnxruntime(onnx_dir, tmp_path):
 def test_onnx_backend_on_a_folder_without_graphs(model_dir):
     with pytest.raises(I2IError, match="--format onnx"):
         i2i.load(model_dir, backend="onnxruntime")
+
+
+def test_any_forward_argument_name_exports_with_dynamic_sizes(tmp_path):
+    from torch import nn
+
+    from i2i.export_onnx import export_onnx
+
+    class Renamed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, img):
+            return torch.tanh(self.conv(img))
+
+    config = {
+        "generators": {"AtoB": {"name": "x", "kwargs": {}}},
+        "format": "i2i-model",
+        "format_version": 1,
+        "preprocess": {"size": 16},
+    }
+    out = export_onnx(config, {"AtoB": Renamed()}, tmp_path / "o", log=lambda _: None)
+    assert read_config(out)["onnx"]["AtoB"]["dynamic"] is True

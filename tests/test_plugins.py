@@ -119,3 +119,28 @@ def test_a_plugin_taking_a_built_in_name_is_reported_with_both_names(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "i2i.nets"
     assert "'i2i.nets'" in result.stderr and "'clash'" in result.stderr
+
+
+def test_a_plugin_failing_in_a_later_hook_leaves_no_component_behind(tmp_path):
+    _fake_distribution(
+        tmp_path,
+        "later-fail",
+        {"later": "later_fail"},
+        {
+            "later_fail": """
+                import i2i
+                def early_gen(ngf: int = 1):
+                    return ngf
+                @i2i.hookimpl
+                def register_generators(register):
+                    register(early_gen)
+                @i2i.hookimpl
+                def register_tasks(register):
+                    raise RuntimeError("task hook broke")
+            """
+        },
+    )
+    result = _run(tmp_path, "import i2i; print(i2i.list_generators())")
+    assert result.returncode == 0, result.stderr
+    assert "early_gen" not in result.stdout and "resnet9" in result.stdout
+    assert "task hook broke" in result.stderr

@@ -66,6 +66,9 @@ def save_checkpoint(
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
+    if final.exists() and latest_checkpoint(run_dir) != final:
+        # Left by a run killed after this rename but before updating ``latest``: not ours.
+        shutil.rmtree(final)
     if not final.exists():
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
         try:

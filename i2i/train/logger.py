@@ -44,6 +44,8 @@ class RunLogger:
         self.tensorboard = _tensorboard_writer(self.run_dir / "tensorboard") if enabled else None
         self.progress: Progress | None = None
         self._last_time, self._last_step = time.perf_counter(), start_step
+        if enabled and self.metrics_path.exists():
+            self._forget_after(start_step)
         if enabled:
             self.progress = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"),
@@ -61,6 +63,15 @@ class RunLogger:
                 "train", total=total_steps, completed=start_step, epoch="-", speed="", losses=""
             )
             self.progress.start()
+
+    def _forget_after(self, step: int) -> None:
+        """A resumed run repeats the steps after its checkpoint: drop their old records."""
+        kept = [
+            line
+            for line in self.metrics_path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= step
+        ]
+        self.metrics_path.write_text("".join(f"{line}\n" for line in kept))
 
     def advance(self, step: int, epoch: int) -> None:
         if self.progress is not None:

@@ -95,7 +95,13 @@ def parse_keyvalue(pairs: Iterable[str] | Mapping[str, Any] | None) -> dict[str,
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InvalidArgumentError(f"expected KEY=VALUE, got {pair!r}")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else ""
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            raise InvalidArgumentError(
+                f"cannot read the value in {pair!r}; quote it or fix it"
+            ) from None
+        out[key.strip().replace("-", "_")] = parsed
     return out
 
 
@@ -113,6 +119,25 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidArgumentError(f"config file {path} must hold a mapping of option: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _coerce(option: Option, value: Any) -> Any:
+    """Config files are loosely typed (YAML reads 1e-4 as a string): convert to the option's
+    type, or say which option got a value it cannot use."""
+    if value is None or option.keyvalue or option.type not in (int, float, bool, str):
+        return value
+    try:
+        if option.type is bool and isinstance(value, str):
+            if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("true", "yes", "1")
+        if option.type is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return option.type(value)
+    except (TypeError, ValueError):
+        flag = "--" + option.name.replace("_", "-")
+        kind = option.type.__name__
+        raise InvalidArgumentError(f"{flag} must be {kind}, got {value!r}") from None
 
 
 def resolve(
@@ -137,6 +162,7 @@ def resolve(
     config.update(chosen)
     for name, value in config.items():
         option = by_name[name]
+        config[name] = value = _coerce(option, value)
         if option.keyvalue:
             config[name] = parse_keyvalue(value)
         elif option.choices and value not in option.choices:

@@ -72,7 +72,15 @@ def resolve_config(
         saved = Path(given["resume"]) / CONFIG_FILE
         if not saved.is_file():
             raise CheckpointError(f"{given['resume']} is not an i2i run folder (no {CONFIG_FILE})")
-        run = json.loads(saved.read_text())
+        try:
+            run = json.loads(saved.read_text())
+        except json.JSONDecodeError as error:
+            raise CheckpointError(f"{saved} is not valid JSON ({error.msg})") from None
+        if "options" not in run:
+            raise CheckpointError(
+                f"{given['resume']} is a model folder, not a training run; train a new run "
+                f"(models cannot be resumed, only runs)"
+            )
         if run.get("task") != task:
             raise CheckpointError(
                 f"{given['resume']} is a {run.get('task')!r} run; resume it with "
@@ -165,6 +173,7 @@ class Trainer:
         self.run_dir = self._run_dir()
         self.step = 0
         self.skipped: dict[str, str] = {}
+        self._last_good: dict[str, Any] | None = None
         self.sampler = EpochSampler(
             len(self.dataset),
             seed=config["seed"],
@@ -204,7 +213,7 @@ class Trainer:
             run_dir = Path(self.config["out"])
         else:
             run_dir = Path("runs") / f"{self.task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if not self.config["resume"] and latest_checkpoint(run_dir) is not None:
+        if not self.config["resume"] and any((run_dir / "checkpoints").glob("step_*")):
             raise InvalidArgumentError(
                 f"{run_dir} already holds a training run; continue it with --resume {run_dir} "
                 f"or choose another --out"
@@ -231,16 +240,17 @@ class Trainer:
         load_networks_strict(self.task.nets, networks)
         for name, opt in self.task.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
-        self.runtime.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and self.runtime.scaler.is_enabled():
+            self.runtime.scaler.load_state_dict(state["scaler"])
         per_rank = state["per_rank"]
-        mine = per_rank[self.runtime.rank] if len(per_rank) == self.runtime.world_size else None
-        if mine is None:
-            mine = per_rank[0]
-            if self.runtime.is_main:
-                print(
-                    f"note: resuming a {len(per_rank)}-process run with "
-                    f"{self.runtime.world_size}; random streams will differ"
-                )
+        saved = (len(per_rank), state.get("batch_size", self.config["batch_size"]))
+        if saved != (self.runtime.world_size, self.config["batch_size"]):
+            raise CheckpointError(
+                f"{self.run_dir} was trained with {saved[0]} process(es) at batch size {saved[1]}; "
+                f"resume it the same way (now {self.runtime.world_size} at {self.config['batch_size']})"
+                f" so that the data order and learning-rate schedule continue exactly"
+            )
+        mine = per_rank[self.runtime.rank]
         self.task.load_state_dict(mine["task"])
         _set_rng_state(mine["rng"])
         self.step = state["step"]
@@ -316,6 +326,7 @@ class Trainer:
                     lr = self.set_learning_rate(epoch)
                     for raw in self.loader(epoch, done_in_epoch * config["batch_size"]):
                         self._note_skipped(raw.get("skipped", []), logger)
+                        raw = self._usable(raw)
                         if raw["A"] is not None:
                             batch = {k: to_float(rt.to_device(raw[k])) for k in ("A", "B")}
                             losses = self.task.step(self.task.augment(batch))
@@ -359,6 +370,20 @@ class Trainer:
         rt.close()
         return result
 
+    def _usable(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Under DDP every rank must step (gradients are synchronised), so a batch whose images
+        were all unreadable is replaced by this rank's previous good batch."""
+        if raw["A"] is not None:
+            self._last_good = raw
+        elif self.runtime.distributed:
+            if self._last_good is None:
+                raise DataError(
+                    f"rank {self.runtime.rank}'s first batch had no readable image; remove the "
+                    f"unreadable files listed above and start again"
+                )
+            raw = self._last_good
+        return raw
+
     def _note_skipped(self, skipped: list[tuple[str, str]], logger: RunLogger) -> None:
         for path, reason in skipped:
             if path not in self.skipped:
@@ -384,6 +409,7 @@ class Trainer:
                 "optimizers": {n: o.state_dict() for n, o in self.task.optimizers.items()},
                 "scaler": rt.scaler.state_dict(),
                 "per_rank": gathered,
+                "batch_size": self.config["batch_size"],
                 "skipped": self.skipped,
             }
             path = save_checkpoint(
