@@ -8,6 +8,7 @@ Nothing here reads a tensor back to the host, so a training step stays asynchron
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from i2i.hookspecs import hookimpl
 Prediction = Tensor | Sequence[Tensor]
 
 
-class GANLoss(nn.Module):
+class GANLoss(nn.Module, metaclass=abc.ABCMeta):
     """The interface every adversarial objective implements.
 
     Multi-scale discriminators return one map per scale; each map is scored on its own and the
@@ -41,9 +42,9 @@ class GANLoss(nn.Module):
             raise InvalidArgumentError("a GAN loss needs at least one prediction map")
         return sum(losses) / len(losses)
 
+    @abc.abstractmethod
     def loss(self, prediction: Tensor, target_is_real: bool, for_discriminator: bool) -> Tensor:
         """Score one map; :meth:`forward` averages over scales so subclasses need not."""
-        raise NotImplementedError
 
     def penalty(
         self, discriminator: Callable[[Tensor], Prediction], real: Tensor, fake: Tensor
@@ -64,8 +65,8 @@ class _LabelGANLoss(GANLoss):
         label = self.real_label if target_is_real else self.fake_label
         return self.criterion(prediction, torch.full_like(prediction, label))
 
-    def criterion(self, prediction: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def criterion(self, prediction: Tensor, target: Tensor) -> Tensor: ...
 
     def extra_repr(self) -> str:
         return f"real_label={self.real_label}, fake_label={self.fake_label}"

@@ -28,6 +28,7 @@ Conventions, stated once:
 
 from __future__ import annotations
 
+import abc
 import functools
 import math
 import os
@@ -77,7 +78,7 @@ def weights_dir() -> Path:
     return (Path(home) if home else Path.home() / ".cache" / "i2i") / "weights"
 
 
-class FeatureExtractor(nn.Module):
+class FeatureExtractor(nn.Module, metaclass=abc.ABCMeta):
     """A frozen network mapping images to (N, D) features; subclasses define ``embed``.
 
     ``prepare`` turns uint8 [0, 255] or float [-1, 1] images (1 or 3 channels, any size) into a
@@ -119,8 +120,8 @@ class FeatureExtractor(nn.Module):
             )
         return x
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def embed(self, x: torch.Tensor) -> torch.Tensor: ...
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.embed(self.prepare(images))

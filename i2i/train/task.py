@@ -7,6 +7,7 @@ DDP) lives in the trainer, so a new recipe is mostly its losses and its ``step``
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +19,7 @@ from i2i.train.options import Option
 from i2i.train.runtime import Runtime, unwrap
 
 
-class Task:
+class Task(abc.ABC):
     """Base class of training recipes; subclasses register through ``register_tasks``."""
 
     name: ClassVar[str] = ""
@@ -41,13 +42,13 @@ class Task:
 
         return toy_dataset_dir()
 
+    @abc.abstractmethod
     def build(self) -> None:
         """Create networks (through ``add_network``), losses and optimizers."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def dataset(self, split: str) -> torch.utils.data.Dataset:
         """The dataset for ``split`` ("train" or "test"); raise DataError when it is unusable."""
-        raise NotImplementedError
 
     def held_out_item(self, dataset: Any, index: int) -> dict[str, Any]:
         """Item ``index`` for sample grids and eval (the CycleGAN task pairs A[i] with B[i])."""
@@ -57,17 +58,17 @@ class Task:
         """Device-side augmentation of a float batch in [-1, 1]."""
         return batch
 
+    @abc.abstractmethod
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached scalar losses (no host sync)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
         """Panels for the sample grid: (column titles, one image batch per column)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def generators(self) -> dict[str, dict[str, Any]]:
-        """Exportable generators: net name -> {"registry_name", "kwargs", "direction"}."""
-        raise NotImplementedError
+        """Exportable generators: net name -> {"name", "kwargs", "direction"}."""
 
     def discriminators(self) -> dict[str, dict[str, Any]]:
         """Discriminators that an export may include for fine-tuning: net name -> spec."""
