@@ -281,3 +281,15 @@ def test_abandoned_checkpoints_are_not_adopted_by_a_new_run(toy_data, tmp_path):
     (out / "checkpoints" / "step_00000002").mkdir(parents=True)  # killed before `latest`
     with pytest.raises(i2i.I2IError, match="already holds a training run"):
         train("cyclegan", data=str(toy_data), out=str(out), max_steps=2, **TINY)
+
+
+def test_tensorboard_events_when_installed(toy_data, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is optional")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    train("cyclegan", data=str(toy_data), out=str(out), max_steps=4, **TINY)
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert {"G_AB", "cycle_A", "D_B", "lr"} <= set(events.Tags()["scalars"])
+    assert "samples" in events.Tags()["images"]
