@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from i2i.errors import CheckpointError
-from i2i.model import create_network, load_strict, make_config, net_spec, save_model
+from i2i.model import check_shapes, create_network, load_strict, make_config, net_spec, save_model
 from i2i.registry import generators
 
 STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
@@ -86,16 +86,9 @@ def load_official_generator(path: Path, gen: str, gen_kwargs: Mapping[str, Any])
     """A registered generator holding the official checkpoint's weights, checked strictly."""
     net = create_network(generators, {"name": gen, "kwargs": dict(gen_kwargs)}, "generator")
     state = patch_instance_norm(read_official(Path(path)), net)
-    own = net.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
-            raise CheckpointError(
-                f"{Path(path).name} does not fit {gen}({', '.join(f'{k}={v}' for k, v in gen_kwargs.items())}):"
-                f" {key} is {tuple(value.shape)} in the file, {tuple(own[key].shape)} in the network"
-                f"{_hint(state, net)}"
-            )
     try:
-        load_strict(net, state, "generator")
+        check_shapes(net, state, f"{Path(path).name} ({gen})")
+        load_strict(net, state, f"{Path(path).name} ({gen})")
     except CheckpointError as error:
         raise CheckpointError(f"{error}{_hint(state, net)}") from None
     return net.eval()

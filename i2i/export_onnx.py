@@ -57,28 +57,12 @@ def _export_one(net: nn.Module, path: Path, in_channels: int, size: int) -> bool
         2: torch.export.Dim("height"),
         3: torch.export.Dim("width"),
     }
+    common = dict(input_names=[INPUT], output_names=[OUTPUT], verbose=False, external_data=False)
     try:
-        torch.onnx.export(
-            net,
-            (example,),
-            str(path),
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_shapes=(dims,),
-            verbose=False,
-            external_data=False,
-        )
+        torch.onnx.export(net, (example,), str(path), dynamic_shapes=(dims,), **common)
         return True
     except Exception:  # the network's shapes cannot be symbolic (e.g. fixed-depth U-Nets)
-        torch.onnx.export(
-            net,
-            (example,),
-            str(path),
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            verbose=False,
-            external_data=False,
-        )
+        torch.onnx.export(net, (example,), str(path), **common)
         return False
 
 

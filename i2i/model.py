@@ -23,6 +23,7 @@ from torch import nn
 
 from i2i.errors import CheckpointError, I2IError, UnknownComponentError
 from i2i.registry import Registry, discriminators, generators
+from i2i.train.checkpoint import flatten_state_dicts, split_state_dicts
 
 MODEL_FORMAT = "i2i-model"
 FORMAT_VERSION = 1
@@ -125,7 +126,7 @@ def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], role: str) ->
         ) from None
 
 
-def _check_shapes(net: nn.Module, state: Mapping[str, torch.Tensor], role: str) -> None:
+def check_shapes(net: nn.Module, state: Mapping[str, torch.Tensor], role: str) -> None:
     own = net.state_dict()
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
@@ -133,14 +134,6 @@ def _check_shapes(net: nn.Module, state: Mapping[str, torch.Tensor], role: str) 
                 f"weights for {role} do not match its network: {key} is {tuple(value.shape)} in "
                 f"the file but {tuple(own[key].shape)} in the network the config describes"
             )
-
-
-def split_weights(flat: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in flat.items():
-        prefix, _, rest = key.partition(".")
-        out.setdefault(prefix, {})[rest] = value
-    return out
 
 
 def build_generators(
@@ -154,7 +147,7 @@ def build_generators(
         role = f"generator {direction}"
         net = create_network(generators, spec, role)
         state = weights.get(direction, {})
-        _check_shapes(net, state, role)
+        check_shapes(net, state, role)
         load_strict(net, state, role)
         nets[direction] = net.to(device).eval()
     return nets
@@ -162,7 +155,7 @@ def build_generators(
 
 def read_weights(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
     try:
-        return split_weights(load_file(str(Path(folder) / WEIGHTS)))
+        return split_state_dicts(load_file(str(Path(folder) / WEIGHTS)))
     except (OSError, SafetensorError) as error:
         raise CheckpointError(f"cannot read {Path(folder) / WEIGHTS}: {error}") from None
 
@@ -181,7 +174,7 @@ def load_discriminators(folder: Path) -> dict[str, nn.Module]:
     out = {}
     for name, spec in config.get("discriminators", {}).items():
         net = create_network(discriminators, spec, f"discriminator {name}")
-        _check_shapes(net, weights.get(name, {}), name)
+        check_shapes(net, weights.get(name, {}), name)
         load_strict(net, weights.get(name, {}), name)
         out[name] = net
     return out
@@ -235,11 +228,11 @@ def save_model(
     prepare_output_folder(folder, overwrite)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        flat = {}
-        for key, net in networks.items():
-            state = net.state_dict() if isinstance(net, nn.Module) else net
-            flat.update({f"{key}.{k}": v.detach().cpu().contiguous() for k, v in state.items()})
-        save_file(flat, str(tmp / WEIGHTS), metadata={"format": "pt", "i2i_format": MODEL_FORMAT})
+        save_file(
+            flatten_state_dicts(networks),
+            str(tmp / WEIGHTS),
+            metadata={"format": "pt", "i2i_format": MODEL_FORMAT},
+        )
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         if samples is not None and Path(samples).is_file():
             shutil.copyfile(samples, tmp / SAMPLES)

@@ -49,6 +49,15 @@ TINY = {
 }
 
 
+def tiny_cli_args(data: Path, out: Path) -> list[str]:
+    """``i2i train cyclegan`` flags for a tiny run on ``data`` (for subprocess tests)."""
+    return [
+        "-m", "i2i", "train", "cyclegan", "--data", str(data), "--out", str(out),
+        "--gen", "resnet6", "--ngf", "8", "--ndf", "8", "--load-size", "36", "--crop-size", "32",
+        "--workers", "0",
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def hub_server(tmp_path_factory):
     """A Hub-compatible HTTP server on 127.0.0.1 for the whole session (tests/hubserver.py)."""

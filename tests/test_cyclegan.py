@@ -20,7 +20,7 @@ from i2i.errors import DataError
 from i2i.train.checkpoint import latest_checkpoint
 from i2i.train.runtime import Runtime
 from i2i.train.trainer import resolve_config, train
-from tests.conftest import TINY
+from tests.conftest import TINY, tiny_cli_args
 
 
 def _task(toy_data: Path, **overrides):
@@ -205,32 +205,8 @@ def test_sigint_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [
         sys.executable,
-        "-m",
-        "i2i",
-        "train",
-        "cyclegan",
-        "--data",
-        str(toy_data),
-        "--out",
-        str(out),
-        "--gen",
-        "resnet6",
-        "--ngf",
-        "8",
-        "--ndf",
-        "8",
-        "--load-size",
-        "36",
-        "--crop-size",
-        "32",
-        "--workers",
-        "0",
-        "--log-every",
-        "1",
-        "--epochs",
-        "500",
-        "--epochs-decay",
-        "0",
+        *tiny_cli_args(toy_data, out),
+        *("--log-every", "1", "--epochs", "500", "--epochs-decay", "0"),
     ]
     proc = subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

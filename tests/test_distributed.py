@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from i2i.train.checkpoint import latest_checkpoint
+from tests.conftest import tiny_cli_args
 
 
 def test_torchrun_two_processes_gloo(toy_data, tmp_path):
@@ -13,38 +14,9 @@ def test_torchrun_two_processes_gloo(toy_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     args = [
         sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "i2i",
-        "train",
-        "cyclegan",
-        "--data",
-        str(toy_data),
-        "--out",
-        str(out),
-        "--gen",
-        "resnet6",
-        "--ngf",
-        "8",
-        "--ndf",
-        "8",
-        "--load-size",
-        "36",
-        "--crop-size",
-        "32",
-        "--workers",
-        "0",
-        "--log-every",
-        "2",
-        "--sample-every",
-        "4",
-        "--max-steps",
-        "4",
-        "--device",
-        "cpu",
+        *("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+        *tiny_cli_args(toy_data, out),
+        *("--log-every", "2", "--sample-every", "4", "--max-steps", "4", "--device", "cpu"),
     ]
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -20,21 +20,7 @@ from i2i.model import export_run, load_model
 from i2i.toydata import make_toy_unpaired
 from i2i.train.runtime import Runtime
 from i2i.train.trainer import resolve_config, train
-
-TINY = {
-    "gen": "resnet6",
-    "ngf": 8,
-    "ndf": 8,
-    "load_size": 36,
-    "crop_size": 32,
-    "workers": 0,
-    "log_every": 2,
-    "sample_every": 4,
-    "save_every": 1000,
-    "num_samples": 2,
-    "epochs": 1,
-    "epochs_decay": 1,
-}
+from tests.conftest import TINY
 
 
 # -- paired data -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Atomic training checkpoints: a kill at any moment leaves the last good one intact.
 
-Each checkpoint is a folder ``checkpoints/step_XXXXXXXX`` holding ``networks.safetensors`` (all
+Each checkpoint is a folder ``checkpoints/step_<step, 8 digits>`` holding ``networks.safetensors`` (all
 networks, keys prefixed by network name) and ``state.pt`` (optimizers, schedulers, RNG states,
 counters; tensors and plain types only, read back with ``weights_only=True``). It is written under
 a temporary name and renamed into place, then the ``latest`` pointer is replaced atomically.
@@ -40,11 +40,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def flatten_state_dicts(networks: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+def flatten_state_dicts(
+    networks: Mapping[str, nn.Module | Mapping[str, torch.Tensor]],
+) -> dict[str, torch.Tensor]:
+    """One flat ``<name>.<param>`` dict for a safetensors file, from modules or state dicts."""
     return {
         f"{name}.{key}": value.detach().cpu().contiguous()
         for name, net in networks.items()
-        for key, value in net.state_dict().items()
+        for key, value in (net.state_dict() if isinstance(net, nn.Module) else net).items()
     }
 
 

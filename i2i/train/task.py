@@ -18,6 +18,20 @@ from i2i.registry import Registry
 from i2i.train.options import Option
 from i2i.train.runtime import Runtime, unwrap
 
+# Small networks and a short schedule for the built-in toy datasets: a few CPU minutes.
+TOY_TRAINING: dict[str, Any] = {
+    "gen": "resnet6",
+    "ngf": 16,
+    "ndf": 16,
+    "load_size": 72,
+    "crop_size": 64,
+    "epochs": 3,
+    "epochs_decay": 2,
+    "log_every": 20,
+    "sample_every": 100,
+    "save_every": 500,
+}
+
 
 class Task(abc.ABC):
     """Base class of training recipes; subclasses register through ``register_tasks``."""

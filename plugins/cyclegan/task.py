@@ -19,7 +19,7 @@ from i2i.data import UnalignedDataset
 from i2i.registry import losses
 from i2i.train.options import Option, gan_options
 from i2i.train.pool import ImagePool
-from i2i.train.task import Task, augmentation_specs, has_batch_norm
+from i2i.train.task import TOY_TRAINING, Task, augmentation_specs, has_batch_norm
 
 
 def split(x: torch.Tensor, *sizes: int) -> tuple[torch.Tensor, ...]:
@@ -43,18 +43,9 @@ class CycleGAN(Task):
         Option("pool_size", 50, "Generated images kept for the discriminators (0: none).", int),
     )
     toy_defaults = {
+        **TOY_TRAINING,
         "domain_a": "day",
         "domain_b": "night",
-        "gen": "resnet6",
-        "ngf": 16,
-        "ndf": 16,
-        "load_size": 72,
-        "crop_size": 64,
-        "epochs": 3,
-        "epochs_decay": 2,
-        "log_every": 20,
-        "sample_every": 100,
-        "save_every": 500,
     }
 
     # -- setup -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from i2i.augment import build_augmentation
 from i2i.data import AlignedDataset
 from i2i.registry import losses
 from i2i.train.options import Option, gan_options
-from i2i.train.task import Task, augmentation_specs
+from i2i.train.task import TOY_TRAINING, Task, augmentation_specs
 
 
 class Pix2Pix(Task):
@@ -44,19 +44,10 @@ class Pix2Pix(Task):
     )
     # Without --data: colourisation of the toy day scenes (grey A -> colour B), see toy.py.
     toy_defaults = {
+        **TOY_TRAINING,
         "domain_a": "grey",
         "domain_b": "colour",
         "channels_a": 1,
-        "gen": "resnet6",
-        "ngf": 16,
-        "ndf": 16,
-        "load_size": 72,
-        "crop_size": 64,
-        "epochs": 3,
-        "epochs_decay": 2,
-        "log_every": 20,
-        "sample_every": 100,
-        "save_every": 500,
     }
 
     @classmethod
