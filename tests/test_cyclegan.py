@@ -107,9 +107,10 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_data, tmp_pat
     )
 
 
-def test_run_folder_contents(toy_data, tmp_path):
+def test_run_folder_contents(toy_data, tmp_path, capsys):
     out = tmp_path / "run"
     result = train("cyclegan", data=str(toy_data), out=str(out), max_steps=6, **{**TINY})
+    assert f"i2i export {out} -o MODEL_DIR" in capsys.readouterr().out  # the closing summary
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "cyclegan"
     options = config["options"]

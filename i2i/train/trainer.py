@@ -482,6 +482,10 @@ class Trainer:
         ]
         if self.skipped:
             lines.append(f"  skipped      {len(self.skipped)} unreadable image(s), listed above")
+        if not result.interrupted:
+            lines.append(
+                f"Next: i2i export {self.run_dir} -o MODEL_DIR, then i2i apply MODEL_DIR IMAGES -o OUT"
+            )
         print("\n".join(lines), flush=True)
 
 
