@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 
 import i2i
-from i2i.apply import apply_paths
-from i2i.model import make_config, net_spec, save_model
-from i2i.registry import generators
+from i2i.core.registry import generators
+from i2i.infer.apply import apply_paths
+from i2i.models.folder import make_config, net_spec, save_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "monet2photo" / "testB"
 OFFICIAL_CPU_IMAGES_PER_S = {256: 1.0}
@@ -74,8 +74,8 @@ def main() -> None:
             backends += [("torch", "cuda", "fp32"), ("torch", "cuda", "bf16")]
         if not args.no_onnx:
             try:
-                from i2i.export_onnx import export_onnx
-                from i2i.model import load_model
+                from i2i.infer.onnx import export_onnx
+                from i2i.models.folder import load_model
 
                 config, nets = load_model(model)
                 export_onnx(config, nets, work / "onnx", log=lambda _: None)

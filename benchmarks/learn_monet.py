@@ -114,7 +114,7 @@ def _generators(run_config: dict[str, Any], device: Any, checkpoint: Path | None
     from safetensors.torch import load_file
 
     import i2i
-    from i2i.train.checkpoint import split_state_dicts
+    from i2i.models.checkpoint import split_state_dicts
 
     torch.manual_seed(run_config["options"]["seed"])
     nets = {

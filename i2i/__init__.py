@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from i2i import registry as _registry
-from i2i.errors import I2IError
-from i2i.hookspecs import hookimpl
+from i2i.core import registry as _registry
+from i2i.core.errors import I2IError
+from i2i.core.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
@@ -96,7 +96,7 @@ def __getattr__(name: str) -> Any:
 
         return Task
     if name == "load":
-        from i2i.loader import load
+        from i2i.infer.translator import load
 
         return load
     raise AttributeError(f"module 'i2i' has no attribute {name!r}")

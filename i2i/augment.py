@@ -24,9 +24,9 @@ import torch
 from kornia.augmentation.random_generator import ResizeGenerator
 from torch import Tensor, nn
 
-from i2i.errors import InvalidArgumentError
-from i2i.hookspecs import hookimpl
-from i2i.registry import augmentations
+from i2i.core.errors import InvalidArgumentError
+from i2i.core.hookspecs import hookimpl
+from i2i.core.registry import augmentations
 
 Spec = str | tuple[str, dict[str, Any]]
 

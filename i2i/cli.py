@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from i2i import __version__
-from i2i.errors import I2IError
+from i2i.core.errors import I2IError
 
 KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "feature_extractors")
 
@@ -36,7 +36,7 @@ class I2IGroup(click.Group):
         if I2IGroup._plugin_commands_loaded:
             return
         I2IGroup._plugin_commands_loaded = True
-        from i2i.plugins import add_plugin_commands
+        from i2i.core.plugins import add_plugin_commands
 
         add_plugin_commands(self)
 
@@ -83,7 +83,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 def list_command(kind: str | None, pattern: str) -> None:
     """List registered components: KIND is generators, discriminators, losses,
     augmentations or tasks; PATTERN is a glob such as 'resnet*'."""
-    from i2i.registry import REGISTRIES
+    from i2i.core.registry import REGISTRIES
 
     for name in [kind] if kind else list(KINDS):
         registry = REGISTRIES[name]
@@ -96,7 +96,7 @@ def list_command(kind: str | None, pattern: str) -> None:
 @click.option("--kind", type=_kind, help="Which registry, when a name is in several.")
 def describe(name: str, kind: str | None) -> None:
     """Show a component's parameters and defaults, e.g. `i2i describe resnet9`."""
-    from i2i.registry import REGISTRIES
+    from i2i.core.registry import REGISTRIES
 
     found = [REGISTRIES[k].get(name) for k in ([kind] if kind else KINDS) if name in REGISTRIES[k]]
     if not found:
@@ -122,8 +122,8 @@ def describe(name: str, kind: str | None) -> None:
 @cli.command()
 def plugins() -> None:
     """List installed plugins, their versions and the hooks they implement."""
-    from i2i.plugins import failures
-    from i2i.plugins import plugins as installed
+    from i2i.core.plugins import failures
+    from i2i.core.plugins import plugins as installed
 
     _table(
         "plugins",
@@ -159,12 +159,12 @@ class TrainGroup(click.Group):
     """One subcommand per registered task, its flags generated from the task's options."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from i2i.registry import tasks
+        from i2i.core.registry import tasks
 
         return tasks.list()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        from i2i.registry import tasks
+        from i2i.core.registry import tasks
         from i2i.train.trainer import task_options
 
         task_cls = tasks.get(cmd_name).factory
@@ -228,8 +228,8 @@ def export(
 ) -> None:
     """Turn a training run into a model folder, or a run / model into ONNX graphs."""
     if fmt == "onnx":
-        from i2i.export_onnx import export_onnx
-        from i2i.loader import load_generators
+        from i2i.infer.onnx import export_onnx
+        from i2i.models.loader import load_generators
 
         config, generators = load_generators(model, device="cpu")
         path = export_onnx(
@@ -240,7 +240,7 @@ def export(
             f"--backend onnxruntime)"
         )
         return
-    from i2i.model import export_run
+    from i2i.models.folder import export_run
 
     path = export_run(Path(model), Path(out), with_discriminators, overwrite)
     click.echo(f"model written to {path} (try: i2i apply {path} IMAGES -o OUT)")
@@ -262,7 +262,7 @@ def push(
     with_discriminators: bool,
 ) -> None:
     """Upload a model folder or a training run to the Hub as USER/REPO."""
-    from i2i.hub import push as push_model
+    from i2i.models.hub import push as push_model
 
     info = push_model(
         model,
@@ -280,7 +280,7 @@ def push(
 @click.option("--revision", help="Branch, tag or commit (default: main).")
 def pull(repo_id: str, revision: str | None) -> None:
     """Download a model into the Hugging Face cache and print its local path."""
-    from i2i.hub import pull as pull_model
+    from i2i.models.hub import pull as pull_model
 
     click.echo(str(pull_model(repo_id, revision)))
 
@@ -321,8 +321,8 @@ def apply(
     backend: str,
 ) -> None:
     """Translate images, folders, globs or videos with MODEL (Hub id, model folder or run)."""
-    from i2i.apply import apply_paths
-    from i2i.loader import load
+    from i2i.infer.apply import apply_paths
+    from i2i.infer.translator import load
 
     translator = load(
         model,
@@ -385,8 +385,8 @@ def eval_command(
     revision: str | None,
 ) -> None:
     """FID / KID of translations and cycle PSNR / SSIM, with an HTML report to look at."""
-    from i2i.evaluate import evaluate
-    from i2i.loader import load
+    from i2i.eval.evaluate import evaluate
+    from i2i.infer.translator import load
 
     translator = load(model, revision=revision, device=device)
     evaluate(
@@ -430,7 +430,7 @@ def convert_official_command(
     overwrite: bool,
 ) -> None:
     """Official pytorch-CycleGAN-and-pix2pix generator (latest_net_G.pth) -> model folder."""
-    from i2i.convert import convert_official
+    from i2i.models.convert import convert_official
     from i2i.train.options import parse_keyvalue
 
     folder = convert_official(

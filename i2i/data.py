@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from i2i.errors import DataError, ImageDecodeError, InvalidArgumentError
+from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2i.errors import InvalidArgumentError
-from i2i.hookspecs import hookimpl
+from i2i.core.errors import InvalidArgumentError
+from i2i.core.hookspecs import hookimpl
 
 Prediction = Tensor | Sequence[Tensor]
 

@@ -14,10 +14,11 @@ from PIL import Image
 from torch import nn
 
 import i2i
-from i2i.apply import ApplyReport, Translator, _tile_starts, apply_paths
-from i2i.errors import I2IError, InvalidArgumentError
-from i2i.model import load_model, make_config, net_spec, save_model
-from i2i.registry import generators
+from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.registry import generators
+from i2i.infer.apply import ApplyReport, apply_paths
+from i2i.infer.translator import Translator, _tile_starts
+from i2i.models.folder import load_model, make_config, net_spec, save_model
 
 
 # -- test networks -------------------------------------------------------------------------------
@@ -409,7 +410,7 @@ def test_video_round_trip(translator, tmp_path):
 
 
 def test_video_odd_size_and_tiles(translator, tmp_path):
-    from i2i.video import translate_video
+    from i2i.infer.video import translate_video
 
     src = write_video(tmp_path / "clip.avi", frames=3, size=(48, 32), rate=Fraction(30000, 1001))
     count = translate_video(translator, src, tmp_path / "o" / "clip.avi", tile=32, overlap=8)

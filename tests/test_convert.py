@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 import i2i
 from i2i.cli import cli
-from i2i.convert import convert_official
-from i2i.errors import CheckpointError
-from i2i.model import load_model, read_config
+from i2i.core.errors import CheckpointError
+from i2i.models.convert import convert_official
+from i2i.models.folder import load_model, read_config
 
 
 def _official_checkpoint(path, net, data_parallel=False, stale_norm_stats=False):

@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 import i2i
-from i2i.errors import DataError
-from i2i.train.checkpoint import latest_checkpoint
+from i2i.core.errors import DataError
+from i2i.models.checkpoint import latest_checkpoint
 from i2i.train.runtime import Runtime
 from i2i.train.trainer import resolve_config, train
 from tests.conftest import TINY, tiny_cli_args
@@ -26,7 +26,7 @@ from tests.conftest import TINY, tiny_cli_args
 def _task(toy_data: Path, **overrides):
     config = resolve_config("cyclegan", {"data": str(toy_data), **TINY, **overrides})
     torch.manual_seed(0)
-    task = i2i.registry.tasks.get("cyclegan").factory(config, Runtime("cpu"), toy_data)
+    task = i2i.core.registry.tasks.get("cyclegan").factory(config, Runtime("cpu"), toy_data)
     task.build()
     return task
 
@@ -177,7 +177,7 @@ def test_any_registered_generator_can_be_named(toy_data, tmp_path):
     """A third party's generator that takes none of the usual kwargs trains too."""
     from torch import nn
 
-    from i2i.plugins import register_plugin
+    from i2i.core.plugins import register_plugin
 
     class Plugin:
         @staticmethod
@@ -189,7 +189,7 @@ def test_any_registered_generator_can_be_named(toy_data, tmp_path):
 
             register(shallow)
 
-    if "shallow" not in i2i.registry.generators:
+    if "shallow" not in i2i.core.registry.generators:
         register_plugin(Plugin, name="test-shallow")
     result = train(
         "cyclegan",
@@ -230,7 +230,7 @@ def test_eval_every_logs_held_out_metrics(toy_data, tmp_path):
     assert [r["step"] for r in evals] == [2, 4]
     assert evals[0]["eval/BtoA/cycle_ssim"] is not None
     assert "G_AB" not in evals[0]  # metrics lines are separate from loss lines
-    from i2i.model import export_run, read_config
+    from i2i.models.folder import export_run, read_config
 
     card_metrics = read_config(export_run(out, tmp_path / "model"))["metrics"]
     assert card_metrics["step"] == 4 and "AtoB/cycle_psnr" in card_metrics

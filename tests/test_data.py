@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError
 from i2i.data import (
     AlignedDataset,
     EpochSampler,
@@ -18,7 +19,6 @@ from i2i.data import (
     to_float,
     to_uint8,
 )
-from i2i.errors import DataError, ImageDecodeError, InvalidArgumentError
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

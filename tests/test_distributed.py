@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from i2i.train.checkpoint import latest_checkpoint
+from i2i.models.checkpoint import latest_checkpoint
 from tests.conftest import tiny_cli_args
 
 

@@ -12,9 +12,9 @@ from PIL import Image
 
 import i2i
 from i2i.cli import cli
-from i2i.hub import HubError, pull, push
-from i2i.model import export_run, make_config, net_spec, save_model
-from i2i.registry import generators
+from i2i.core.registry import generators
+from i2i.models.folder import export_run, make_config, net_spec, save_model
+from i2i.models.hub import HubError, pull, push
 from i2i.train.trainer import train
 from tests.conftest import TINY
 from tests.hubserver import hub_offline
@@ -183,7 +183,7 @@ def test_cli_push_pull_apply(hub, tmp_path, monkeypatch):
 
 
 def test_translator_hub_mixin_round_trip(hub, tmp_path):
-    from i2i.apply import Translator
+    from i2i.infer.translator import Translator
 
     local = _model(tmp_path / "m", seed=8)
     translator = Translator.from_pretrained(local, device="cpu")

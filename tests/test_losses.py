@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from i2i.errors import InvalidArgumentError
+from i2i.core.errors import InvalidArgumentError
+from i2i.core.registry import losses
 from i2i.losses import GANLoss
-from i2i.registry import losses
 
 P = torch.tensor([[-2.0, 0.0], [0.5, 3.0]])  # mean 0.375
 Q = torch.tensor([1.0, -1.0])

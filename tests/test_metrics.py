@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from i2i import metrics
-from i2i.errors import I2IError, InvalidArgumentError
-from i2i.metrics import (
+from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.registry import feature_extractors
+from i2i.eval import metrics
+from i2i.eval.metrics import (
     INCEPTION_FILE,
     INCEPTION_URL,
     FeatureExtractor,
@@ -26,7 +27,6 @@ from i2i.metrics import (
     psnr,
     ssim,
 )
-from i2i.registry import feature_extractors
 
 
 def write_fake_inception_weights(folder: Path, seed: int = 0) -> Path:
@@ -243,7 +243,7 @@ def test_ssim_needs_a_whole_window():
 # -- FID Inception --------------------------------------------------------------------------------
 def test_extractors_are_registered_by_the_metrics_plugin():
     assert {"inception_fid", "efficientnet_lite0"} <= set(feature_extractors.list())
-    assert feature_extractors.get("inception_fid").plugin == "i2i.metrics"
+    assert feature_extractors.get("inception_fid").plugin == "i2i.eval.metrics"
     assert "not comparable" in feature_extractors.get("efficientnet_lite0").summary
 
 

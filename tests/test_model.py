@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 import i2i
 from i2i.cli import cli
-from i2i.errors import CheckpointError, I2IError, UnknownComponentError
-from i2i.model import (
+from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
+from i2i.core.registry import generators
+from i2i.models.folder import (
     export_run,
     load_discriminators,
     load_model,
@@ -22,7 +23,6 @@ from i2i.model import (
     read_config,
     save_model,
 )
-from i2i.registry import generators
 from i2i.train.trainer import train
 from tests.conftest import TINY
 
@@ -67,7 +67,7 @@ def test_export_writes_config_weights_card_and_samples(run_dir, tmp_path):
 
 
 def test_exported_generators_equal_the_checkpoint(run_dir, tmp_path):
-    from i2i.train.checkpoint import latest_checkpoint, load_checkpoint
+    from i2i.models.checkpoint import latest_checkpoint, load_checkpoint
 
     model = export_run(run_dir, tmp_path / "model")
     _, nets = load_model(model)

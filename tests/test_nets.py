@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import i2i
-from i2i.errors import InputSizeError, InvalidArgumentError
+from i2i.core.errors import InputSizeError, InvalidArgumentError
 from i2i.nets.init import init_weights
 from i2i.nets.patchgan import nlayer, patchgan, pixel
 from i2i.nets.resnet import ResnetGenerator, resnet6, resnet9
@@ -429,14 +429,14 @@ def test_registry():
     assert {"patchgan", "nlayer", "pixel", "timm"} <= set(i2i.list_discriminators())
     assert isinstance(i2i.create_discriminator("pixel", ndf=4), nn.Module)
     for registry, names in [
-        (i2i.registry.generators, ["resnet9", "resnet6", "unet256", "unet128"]),
-        (i2i.registry.discriminators, ["patchgan", "nlayer", "pixel", "timm"]),
+        (i2i.core.registry.generators, ["resnet9", "resnet6", "unet256", "unet128"]),
+        (i2i.core.registry.discriminators, ["patchgan", "nlayer", "pixel", "timm"]),
     ]:
         for name in names:
             component = registry.get(name)
             assert component.plugin == "i2i.nets"
             assert component.summary and not component.accepts_any_kwargs
-    unet = {p.name: p.default for p in i2i.registry.generators.get("unet256").parameters}
+    unet = {p.name: p.default for p in i2i.core.registry.generators.get("unet256").parameters}
     assert unet["norm"] == "batch" and unet["dropout"] is True
-    timm = {p.name: p.default for p in i2i.registry.discriminators.get("timm").parameters}
+    timm = {p.name: p.default for p in i2i.core.registry.discriminators.get("timm").parameters}
     assert timm["backbone"] == "resnet18" and timm["pretrained"] is False

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 import i2i
 from i2i.cli import cli
-from i2i.errors import I2IError
-from i2i.model import make_config, net_spec, read_config, save_model
-from i2i.registry import generators
+from i2i.core.errors import I2IError
+from i2i.core.registry import generators
+from i2i.models.folder import make_config, net_spec, read_config, save_model
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
@@ -51,8 +51,8 @@ def test_one_graph_per_direction_with_dynamic_sizes(onnx_dir):
 
 
 def test_parity_failure_writes_nothing(model_dir, tmp_path):
-    from i2i.export_onnx import export_onnx
-    from i2i.model import load_model
+    from i2i.infer.onnx import export_onnx
+    from i2i.models.folder import load_model
 
     config, nets = load_model(model_dir)
     with pytest.raises(I2IError, match="parity check failed"):
@@ -101,7 +101,7 @@ def test_onnx_backend_on_a_folder_without_graphs(model_dir):
 def test_any_forward_argument_name_exports_with_dynamic_sizes(tmp_path):
     from torch import nn
 
-    from i2i.export_onnx import export_onnx
+    from i2i.infer.onnx import export_onnx
 
     class Renamed(nn.Module):
         def __init__(self):

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 import i2i
 from i2i.data import find_images
-from i2i.model import export_run, load_model
+from i2i.models.folder import export_run, load_model
 from i2i.toydata import make_toy_unpaired
 from i2i.train.runtime import Runtime
 from i2i.train.trainer import resolve_config, train
@@ -64,7 +64,7 @@ def psnr(x: np.ndarray, y: np.ndarray) -> float:
 def _task(data: Path, **overrides):
     config = resolve_config("pix2pix", {"data": str(data), **TINY, **overrides})
     torch.manual_seed(0)
-    task = i2i.registry.tasks.get("pix2pix").factory(config, Runtime("cpu"), data)
+    task = i2i.core.registry.tasks.get("pix2pix").factory(config, Runtime("cpu"), data)
     task.build()
     return task
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from i2i.errors import DuplicateComponentError, InvalidArgumentError, UnknownComponentError
-from i2i.registry import Registry
+from i2i.core.errors import DuplicateComponentError, InvalidArgumentError, UnknownComponentError
+from i2i.core.registry import Registry
 
 
 def make_registry() -> Registry:
@@ -47,8 +47,10 @@ def test_describe_gives_summary_parameters_and_plugin():
 
 
 def test_unknown_name_lists_close_matches_and_plugins():
+    import i2i
+
     with pytest.raises(UnknownComponentError) as info:
-        make_registry().create("resnet8")
+        i2i.create_generator("resnet8")
     message = str(info.value)
     assert "unknown generator 'resnet8'" in message
     assert "did you mean" in message and "resnet9" in message

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from i2i.hookspecs import hookimpl
+from i2i.core.hookspecs import hookimpl
 from i2i.nets.patchgan import nlayer, patchgan, pixel
 from i2i.nets.resnet import resnet6, resnet9
 from i2i.nets.timm_disc import timm_backbone

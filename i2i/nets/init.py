@@ -12,7 +12,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from i2i.nets._checks import check_choice
+from i2i.core.checks import check_choice
 
 _WEIGHT_INITS: dict[str, Callable[[torch.Tensor, float], object]] = {
     "normal": lambda weight, gain: nn.init.normal_(weight, 0.0, gain),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from i2i.nets._checks import check_choice
+from i2i.core.checks import check_choice
 
 NORMS = ("instance", "batch", "none")
 

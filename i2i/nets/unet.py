@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i.errors import InvalidArgumentError
-from i2i.nets._checks import check_input_size
+from i2i.core.checks import check_input_size
+from i2i.core.errors import InvalidArgumentError
 from i2i.nets.init import init_weights
 from i2i.nets.norm import conv_bias, norm_layer
 

@@ -12,15 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, TextColumn
 
+from i2i.core.progress import progress_bar
 from i2i.viz import line_charts
 
 METRICS_FILE = "losses.jsonl"
@@ -47,17 +41,11 @@ class RunLogger:
         if enabled and self.metrics_path.exists():
             self._forget_after(start_step)
         if enabled:
-            self.progress = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[speed]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[losses]}"),
+            self.progress = progress_bar(
+                self.console.is_terminal,
+                label="[bold]epoch {task.fields[epoch]}",
+                extra=(TextColumn("{task.fields[speed]}"), TextColumn("{task.fields[losses]}")),
                 console=self.console,
-                disable=not self.console.is_terminal,
             )
             self.bar = self.progress.add_task(
                 "train", total=total_steps, completed=start_step, epoch="-", speed="", losses=""

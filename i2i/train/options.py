@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from i2i.errors import InvalidArgumentError
+from i2i.core.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)

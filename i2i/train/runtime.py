@@ -9,30 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from i2i.errors import InvalidArgumentError
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_device(name: str | None = "auto") -> torch.device:
-    """``auto`` means CUDA when present, else CPU; a named device that is absent is a user error."""
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise InvalidArgumentError(
-            f"unknown device {name!r}; use auto, cpu, cuda or cuda:N"
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError(f"device {name!r} asked for, but CUDA is not available here")
-    return device
+from i2i.core.device import check_precision, resolve_device
 
 
 class Runtime:
@@ -41,10 +23,6 @@ class Runtime:
     def __init__(
         self, device: str | None = "auto", precision: str = "fp32", compile: bool = False
     ) -> None:
-        if precision not in PRECISIONS:
-            raise InvalidArgumentError(
-                f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}"
-            )
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -56,7 +34,7 @@ class Runtime:
         if self.distributed and not dist.is_initialized():
             dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
         self.precision = precision
-        self.dtype = PRECISIONS[precision]
+        self.dtype = check_precision(precision)
         self.compile = compile
         self.channels_last = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
@@ -126,14 +104,3 @@ class Runtime:
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def unwrap(net: Any) -> nn.Module:
-    """The plain module under DDP and torch.compile wrappers (for saving and sampling)."""
-    while True:
-        if hasattr(net, "_orig_mod"):
-            net = net._orig_mod
-        elif isinstance(net, nn.parallel.DistributedDataParallel):
-            net = net.module
-        else:
-            return net

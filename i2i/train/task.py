@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from i2i.registry import Registry
+from i2i.core.device import unwrap
+from i2i.core.registry import Registry
 from i2i.train.options import Option
-from i2i.train.runtime import Runtime, unwrap
+from i2i.train.runtime import Runtime
 
 # Small networks and a short schedule for the built-in toy datasets: a few CPU minutes.
 TOY_TRAINING: dict[str, Any] = {
@@ -91,7 +92,7 @@ class Task(abc.ABC):
     # -- shared helpers --------------------------------------------------------------------
     def build_networks(self) -> None:
         """Create every network of ``generators()`` and ``discriminators()`` as attributes."""
-        from i2i.registry import discriminators, generators
+        from i2i.core.registry import discriminators, generators
 
         for registry, specs in (
             (generators, self.generators()),
@@ -103,7 +104,7 @@ class Task(abc.ABC):
 
     def generator_kwargs(self, in_channels: int, out_channels: int) -> dict[str, Any]:
         """Arguments for ``--gen`` from the task's ngf/norm/dropout/init options and --gen-kw."""
-        from i2i.registry import generators
+        from i2i.core.registry import generators
 
         c = self.config
         common = {
@@ -119,7 +120,7 @@ class Task(abc.ABC):
 
     def discriminator_kwargs(self, in_channels: int) -> dict[str, Any]:
         """Arguments for ``--disc`` from the task's ndf/norm/init options and --disc-kw."""
-        from i2i.registry import discriminators
+        from i2i.core.registry import discriminators
 
         c = self.config
         common = {

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from i2i.core.errors import CheckpointError, DataError, InvalidArgumentError
+from i2i.core.registry import tasks
 from i2i.data import EpochSampler, collate, to_float
-from i2i.errors import CheckpointError, DataError, InvalidArgumentError
-from i2i.registry import tasks
-from i2i.train.checkpoint import (
+from i2i.models.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
     load_checkpoint,
@@ -422,7 +422,7 @@ class Trainer:
         """Held-out metrics on rank 0 (cycle PSNR/SSIM, FID/KID with --eval-extractor)."""
         if not self.runtime.is_main or not self.eval_batch:
             return
-        from i2i.evaluate import cycle_metrics, flat_metrics
+        from i2i.eval.evaluate import cycle_metrics, flat_metrics
 
         by_direction = {
             spec["direction"]: self.task.nets[name] for name, spec in self.task.generators().items()

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from i2i.augment import build_augmentation
+from i2i.core.registry import losses
 from i2i.data import UnalignedDataset
-from i2i.registry import losses
 from i2i.train.options import Option, gan_options
 from i2i.train.pool import ImagePool
 from i2i.train.task import TOY_TRAINING, Task, augmentation_specs, has_batch_norm

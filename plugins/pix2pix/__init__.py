@@ -1,6 +1,6 @@
 """The pix2pix task (Isola et al. 2017) for paired translation."""
 
-from i2i.hookspecs import hookimpl
+from i2i.core.hookspecs import hookimpl
 from i2i_plugins.pix2pix.task import Pix2Pix
 
 __all__ = ["Pix2Pix"]

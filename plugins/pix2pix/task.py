@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from i2i.augment import build_augmentation
+from i2i.core.registry import losses
 from i2i.data import AlignedDataset
-from i2i.registry import losses
 from i2i.train.options import Option, gan_options
 from i2i.train.task import TOY_TRAINING, Task, augmentation_specs
 

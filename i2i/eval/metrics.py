@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i.errors import I2IError, InvalidArgumentError
-from i2i.hookspecs import hookimpl
+from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.hookspecs import hookimpl
 
 __all__ = [
     "INCEPTION_FILE",
@@ -425,7 +425,7 @@ def create_extractor(
 ) -> FeatureExtractor:
     """A feature extractor by registered name (or an instance, passed through), on ``device``."""
     if isinstance(extractor, str):
-        from i2i.registry import feature_extractors
+        from i2i.core.registry import feature_extractors
 
         extractor = feature_extractors.create(extractor)
     if not isinstance(extractor, nn.Module):

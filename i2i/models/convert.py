@@ -17,9 +17,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from i2i.errors import CheckpointError
-from i2i.model import check_shapes, create_network, load_strict, make_config, net_spec, save_model
-from i2i.registry import generators
+from i2i.core.errors import CheckpointError
+from i2i.core.registry import generators
+from i2i.models.folder import (
+    check_shapes,
+    create_network,
+    load_strict,
+    make_config,
+    net_spec,
+    save_model,
+)
 
 STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 

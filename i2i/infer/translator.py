@@ -15,48 +15,33 @@ edges of its receptive field.
 from __future__ import annotations
 
 import contextlib
-import glob
-import itertools
 import math
-import os
-import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from i2i.data import IMAGE_EXTENSIONS, _normalize_mode, _to_tensor, find_images, load_image
-from i2i.errors import I2IError, ImageDecodeError, InvalidArgumentError
-from i2i.train.runtime import PRECISIONS, resolve_device
-from i2i.video import VIDEO_EXTENSIONS, require_av, translate_video
+from i2i.core.checks import check_positive
+from i2i.core.device import PRECISIONS, resolve_device
+from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.data import _normalize_mode, _to_tensor
 
-__all__ = ["ApplyReport", "Translator", "apply_paths"]
+__all__ = ["Translator", "load"]
 
-T = TypeVar("T")
 
 # ITU-R 601-2 luma, the weights Pillow uses for "L", so tensors and files turn grey alike.
 _LUMA = (0.299, 0.587, 0.114)
-_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 
 
 # -- checks --------------------------------------------------------------------------------------
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _check_tiling(tile: int | None, overlap: int) -> None:
+def check_tiling(tile: int | None, overlap: int) -> None:
     if tile is None:
         return
-    _check_positive("tile", tile)
+    check_positive("tile", tile)
     if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
         raise InvalidArgumentError(f"overlap must be an integer >= 0, got {overlap!r}")
     if tile <= 2 * overlap:
@@ -160,7 +145,7 @@ class Translator:
             )
         self.device = resolve_device(str(device) if isinstance(device, torch.device) else device)
         self.precision = precision
-        self.batch_size = _check_positive("batch_size", batch_size)
+        self.batch_size = check_positive("batch_size", batch_size)
         self._config = dict(config)
         self._channels_last = self.device.type == "cuda"
         specs = self._config.get("generators", {})
@@ -187,15 +172,38 @@ class Translator:
 
     # -- the Hub object interface (like huggingface_hub's mixins and diffusers) ---------------
     @classmethod
-    def from_pretrained(cls, model: str | Path, **kwargs: Any) -> Translator:
-        """Same as ``i2i.load``: a Hub id (``user/repo[@rev]``), a model folder or a run."""
-        from i2i.loader import load
+    def from_pretrained(
+        cls,
+        model: str | Path,
+        *,
+        revision: str | None = None,
+        device: str = "auto",
+        precision: str = "fp32",
+        batch_size: int = 4,
+        backend: str = "torch",
+    ) -> Translator:
+        """A Hub id (``user/repo[@rev]``), a model folder, or a run (its last checkpoint).
 
-        return load(model, **kwargs)
+        ``backend="onnxruntime"`` runs a folder written by ``i2i export --format onnx``, on the
+        CPU.
+        """
+        from i2i.models.hub import resolve_model
+
+        if backend == "onnxruntime":
+            from i2i.infer.onnx import load_onnx
+
+            _, path = resolve_model(model, revision)
+            config, generators = load_onnx(path)
+            device = "cpu"
+        else:
+            from i2i.models.loader import load_generators
+
+            config, generators = load_generators(model, revision=revision, device=device)
+        return cls(config, generators, device=device, precision=precision, batch_size=batch_size)
 
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write this model as a model folder (config.json, model.safetensors, card)."""
-        from i2i.model import save_model
+        from i2i.models.folder import save_model
 
         if "onnx" in self._config:
             raise I2IError("an ONNX Runtime model cannot be saved as safetensors; use the source")
@@ -205,7 +213,7 @@ class Translator:
         """Upload to the Hub (``private``, ``revision``, ``message``, ``token`` as in ``i2i push``)."""
         import tempfile
 
-        from i2i.hub import push
+        from i2i.models.hub import push
 
         with tempfile.TemporaryDirectory(prefix="i2i-") as tmp:
             return push(self.save_pretrained(Path(tmp) / "model"), repo_id, **kwargs)
@@ -238,7 +246,7 @@ class Translator:
         tiles (see the module docstring for how close that is to the untiled result).
         """
         direction = self.resolve_direction(direction)
-        _check_tiling(tile, overlap)
+        check_tiling(tile, overlap)
         if isinstance(x, Image.Image):
             return self._translate_pil([x], direction, tile, overlap)[0]
         if isinstance(x, torch.Tensor):
@@ -265,7 +273,7 @@ class Translator:
         the result comes back in one copy: no other host sync per image.
         """
         direction = self.resolve_direction(direction)
-        _check_tiling(tile, overlap)
+        check_tiling(tile, overlap)
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise InvalidArgumentError(
                 f"translate_batch expects a uint8 (N, C, H, W) tensor, got {images.dtype} "
@@ -292,7 +300,7 @@ class Translator:
         for indices in by_size.values():
             batch = torch.stack([tensors[i] for i in indices])
             out = self.translate_batch(batch, direction, tile=tile, overlap=overlap)
-            results.update(zip(indices, map(_to_pil, out), strict=True))
+            results.update(zip(indices, map(to_pil, out), strict=True))
         return [results[i] for i in range(len(images))]
 
     def _translate_tensor(
@@ -380,308 +388,11 @@ class Translator:
         return out / total
 
 
-def _to_pil(image: torch.Tensor) -> Image.Image:
+def to_pil(image: torch.Tensor) -> Image.Image:
     array = image.permute(1, 2, 0).numpy()
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
 
-# -- files ---------------------------------------------------------------------------------------
-@dataclass
-class ApplyReport:
-    """What ``apply_paths`` did; ``failed`` holds (input path, reason) for unreadable inputs."""
-
-    written: list[Path] = field(default_factory=list)
-    skipped_existing: list[Path] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    out_dir: Path | None = None
-
-    def summary(self) -> str:
-        where = f" to {self.out_dir}" if self.out_dir is not None else ""
-        parts = [f"Wrote {_count(len(self.written), 'file')}{where}"]
-        if self.skipped_existing:
-            parts.append(
-                f"kept {_count(len(self.skipped_existing), 'existing output')} "
-                "(pass --overwrite to replace them)"
-            )
-        if self.failed:
-            shown = "; ".join(reason for _, reason in self.failed[:3])
-            more = f"; and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
-            parts.append(f"skipped {_count(len(self.failed), 'unreadable input')}: {shown}{more}")
-        return "; ".join(parts) + "."
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-@dataclass(frozen=True)
-class _Job:
-    index: int
-    src: Path
-    dst: Path
-
-
-def _has_magic(spec: str) -> bool:
-    return any(char in spec for char in "*?[")
-
-
-def _glob_root(spec: str) -> Path:
-    """The folder a glob searches: its path up to the first wildcard."""
-    parts = Path(spec).parts
-    fixed = list(itertools.takewhile(lambda part: not _has_magic(part), parts))
-    return Path(*fixed) if fixed else Path()
-
-
-def _earlier_outputs(root: Path, out_dir: Path) -> Callable[[Path], bool]:
-    """Whether a file found under ``root`` sits in ``out_dir`` strictly inside it.
-
-    Such files are outputs of an earlier run, and translating them again would nest outputs
-    deeper on every run. When ``out_dir`` is ``root`` itself nothing is excluded, so the
-    input-is-output check still fires.
-    """
-    root, out = root.resolve(), out_dir.resolve()
-    if out == root or not out.is_relative_to(root):
-        return lambda path: False
-    return lambda path: path.resolve().is_relative_to(out)
-
-
-def _expand(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs; a folder keeps relative paths, files and globs just names."""
-    pairs: list[tuple[Path, Path]] = []
-    suffixes = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-    for spec in inputs:
-        path = Path(spec)
-        if path.is_dir():
-            skip = _earlier_outputs(path, out_dir)
-            pairs += [
-                (image, out_dir / image.relative_to(path))
-                for image in find_images(path)
-                if not skip(image)
-            ]
-        elif path.is_file():
-            pairs.append((path, out_dir / path.name))
-        elif _has_magic(str(spec)):
-            skip = _earlier_outputs(_glob_root(str(spec)), out_dir)
-            for match in sorted(glob.glob(str(spec), recursive=True)):
-                found = Path(match)
-                wanted = found.is_file() and found.suffix.lower() in suffixes
-                if wanted and not skip(found):
-                    pairs.append((found, out_dir / found.name))
-        else:
-            raise I2IError(f"input {spec} does not exist (not a file, a folder or a glob)")
-    return pairs
-
-
-def _plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> list[_Job]:
-    """Every job, checked before anything runs: no input is ever an output, no output twice."""
-    pairs = _expand(inputs, out_dir)
-    if not pairs:
-        names = ", ".join(str(i) for i in inputs) or "(no inputs given)"
-        kinds = ", ".join(sorted(s.lstrip(".") for s in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))
-        raise I2IError(f"no images found in {names} (looked for {kinds})")
-    sources = {src.resolve() for src, _ in pairs}
-    by_dst: dict[Path, Path] = {}
-    jobs: list[_Job] = []
-    for src, dst in pairs:
-        key = dst.resolve()
-        if key in sources:
-            raise I2IError(
-                f"the output for {src} would be {dst}, which is an input; inputs are never "
-                "overwritten, so choose an output folder outside the input folders"
-            )
-        if key in by_dst:
-            if by_dst[key] != src.resolve():
-                raise I2IError(
-                    f"{by_dst[key]} and {src} would both be written to {dst}; translate them "
-                    "into different output folders"
-                )
-            continue  # the same file named twice (say, a file and a glob matching it)
-        by_dst[key] = src.resolve()
-        jobs.append(_Job(len(jobs), src, dst))
-    return jobs
-
-
-def _pil_format(path: Path) -> str | None:
-    """The Pillow writer for the suffix, or None when Pillow cannot write it."""
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    return fmt if fmt in Image.SAVE else None
-
-
-def _write_image(image: torch.Tensor, dst: Path) -> Path:
-    """Temp file beside the target, then ``os.replace``: a reader never sees half an image."""
-    fmt = _pil_format(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as file:  # unlike mkstemp, "x" honours the umask
-            _to_pil(image).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt or "", {}))
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dst
-
-
-def _ahead(
-    pool: ThreadPoolExecutor, fn: Callable[[_Job], T], jobs: Iterable[_Job], window: int
-) -> Iterator[tuple[_Job, Future[T]]]:
-    """``fn`` on the jobs in the pool, at most ``window`` ahead of the consumer, in order."""
-    queue: deque[tuple[_Job, Future[T]]] = deque()
-    for job in jobs:
-        queue.append((job, pool.submit(fn, job)))
-        if len(queue) >= window:
-            yield queue.popleft()
-    yield from queue
-
-
-def _progress(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-        transient=False,
-    )
-
-
-class _ImageRun:
-    """The image half of ``apply_paths``: decode ahead, batch by size, write behind."""
-
-    def __init__(
-        self,
-        translator: Translator,
-        report: ApplyReport,
-        direction: str,
-        batch_size: int,
-        tile: int | None,
-        overlap: int,
-    ) -> None:
-        self.translator = translator
-        self.report = report
-        self.direction = direction
-        self.batch_size = batch_size
-        self.tile = tile
-        self.overlap = overlap
-        # Decoding runs this far ahead and writing this far behind, which bounds the memory.
-        self.window = 2 * batch_size
-        self.written: list[tuple[int, Path]] = []
-        self.writes: deque[tuple[_Job, Future[Path]]] = deque()
-
-    def run(self, jobs: list[_Job], progress: bool) -> None:
-        channels = self.translator.input_channels(self.direction)
-        # Same-size images wait for each other to fill a batch, but never more than this many.
-        max_waiting = 4 * self.batch_size
-        waiting: dict[tuple[int, ...], list[tuple[_Job, torch.Tensor]]] = {}
-        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool, _progress(progress) as bar:
-            task = bar.add_task("translating", total=len(jobs))
-
-            def flush(size: tuple[int, ...]) -> None:
-                group = waiting.pop(size)
-                self._flush(group, pool)
-                bar.advance(task, len(group))
-
-            def decode(job: _Job) -> torch.Tensor:
-                return load_image(job.src, channels)
-
-            for job, decoded in _ahead(pool, decode, jobs, self.window):
-                try:
-                    image = decoded.result()
-                except ImageDecodeError as error:
-                    self.report.failed.append((str(job.src), str(error)))
-                    bar.advance(task)
-                    continue
-                size = tuple(image.shape[-2:])
-                waiting.setdefault(size, []).append((job, image))
-                if len(waiting[size]) >= self.batch_size:
-                    flush(size)
-                elif sum(map(len, waiting.values())) >= max_waiting:
-                    flush(max(waiting, key=lambda k: len(waiting[k])))
-            for size in list(waiting):
-                flush(size)
-            while self.writes:
-                self._settle()
-        self.report.written += [path for _, path in sorted(self.written)]
-
-    def _flush(self, group: list[tuple[_Job, torch.Tensor]], pool: ThreadPoolExecutor) -> None:
-        out = self.translator.translate_batch(
-            torch.stack([image for _, image in group]),
-            self.direction,
-            tile=self.tile,
-            overlap=self.overlap,
-            batch_size=self.batch_size,
-        )
-        for (job, _), image in zip(group, out, strict=True):
-            self.writes.append((job, pool.submit(_write_image, image, job.dst)))
-        while len(self.writes) > self.window:
-            self._settle()
-
-    def _settle(self) -> None:
-        job, future = self.writes.popleft()
-        try:
-            self.written.append((job.index, future.result()))
-        except OSError as error:
-            self.report.failed.append((str(job.src), f"cannot write {job.dst}: {error}"))
-
-
-def apply_paths(
-    translator: Translator,
-    inputs: Sequence[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    direction: str | None = None,
-    batch_size: int = 4,
-    overwrite: bool = False,
-    tile: int | None = None,
-    overlap: int = 32,
-    progress: bool = True,
-) -> ApplyReport:
-    """Translate files, folders (recursively), globs and videos into ``out_dir``.
-
-    Everything that can be wrong with the request (a missing input, an output that would
-    overwrite an input, two inputs with one output name, bad tiling, an unknown direction, video
-    without PyAV) is an ``I2IError`` before the first image runs. After that, an unreadable file
-    is skipped and reported, so one bad file never costs a long run.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise I2IError(f"output folder {out_dir} is a file")
-    direction = translator.resolve_direction(direction)
-    _check_positive("batch_size", batch_size)
-    _check_tiling(tile, overlap)
-    report = ApplyReport(out_dir=out_dir)
-    todo: list[_Job] = []
-    for job in _plan(inputs, out_dir):
-        if job.dst.exists() and not overwrite:
-            report.skipped_existing.append(job.dst)
-        elif job.src.suffix.lower() not in VIDEO_EXTENSIONS and _pil_format(job.dst) is None:
-            report.failed.append((str(job.src), f"Pillow cannot write {job.dst.suffix} files"))
-        else:
-            todo.append(job)
-    videos = [job for job in todo if job.src.suffix.lower() in VIDEO_EXTENSIONS]
-    images = [job for job in todo if job.src.suffix.lower() not in VIDEO_EXTENSIONS]
-    if videos:
-        require_av()
-    if images:
-        _ImageRun(translator, report, direction, batch_size, tile, overlap).run(images, progress)
-    for job in videos:
-        try:
-            translate_video(
-                translator, job.src, job.dst, direction, batch_size, tile, overlap, progress
-            )
-        except ImageDecodeError as error:
-            report.failed.append((str(job.src), str(error)))
-        else:
-            report.written.append(job.dst)
-    return report
+def load(model: str | Path, **kwargs: Any) -> Translator:
+    """A ``Translator`` for a Hub id, a model folder or a run; see ``Translator.from_pretrained``."""
+    return Translator.from_pretrained(model, **kwargs)

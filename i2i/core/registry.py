@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from i2i.errors import DuplicateComponentError, InvalidArgumentError, UnknownComponentError
+from i2i.core.errors import DuplicateComponentError, InvalidArgumentError, UnknownComponentError
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,16 @@ def _parameters(factory: Callable[..., Any]) -> tuple[tuple[Parameter, ...], boo
 class Registry:
     """Named factories of one kind, filled by plugins through a ``register_*`` hook."""
 
-    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+    def __init__(self, kind: str) -> None:
         self.kind = kind
         self._components: dict[str, Component] = {}
-        self._loader = loader
+        # Set by the plugin manager (``bind``), so that this module needs nothing from it.
+        self._loader: Callable[[], None] | None = None
+        self._plugin_names: Callable[[], list[str]] = list
+
+    def bind(self, loader: Callable[[], None], plugin_names: Callable[[], list[str]]) -> None:
+        """Fill lazily through ``loader`` on first read; name ``plugin_names()`` in errors."""
+        self._loader, self._plugin_names = loader, plugin_names
 
     # -- filling -----------------------------------------------------------------------------
     def register(
@@ -131,14 +137,12 @@ class Registry:
             raise UnknownComponentError(self._unknown_message(name)) from None
 
     def _unknown_message(self, name: str) -> str:
-        from i2i.plugins import plugin_names
-
         close = difflib.get_close_matches(str(name), list(self._components), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         return (
             f"unknown {self.kind} {name!r}; {hint}available: "
             f"{', '.join(sorted(self._components)) or 'none'} "
-            f"(installed plugins: {', '.join(plugin_names()) or 'none'}); "
+            f"(installed plugins: {', '.join(self._plugin_names()) or 'none'}); "
             f"`i2i list {self.kind}s` shows them all"
         )
 
@@ -179,18 +183,12 @@ class Registry:
             ) from error
 
 
-def _load_plugins() -> None:
-    from i2i.plugins import load_plugins
-
-    load_plugins()
-
-
-generators = Registry("generator", _load_plugins)
-discriminators = Registry("discriminator", _load_plugins)
-losses = Registry("loss", _load_plugins)
-augmentations = Registry("augmentation", _load_plugins)
-tasks = Registry("task", _load_plugins)
-feature_extractors = Registry("feature_extractor", _load_plugins)
+generators = Registry("generator")
+discriminators = Registry("discriminator")
+losses = Registry("loss")
+augmentations = Registry("augmentation")
+tasks = Registry("task")
+feature_extractors = Registry("feature_extractor")
 
 REGISTRIES: dict[str, Registry] = {
     "generators": generators,

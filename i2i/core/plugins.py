@@ -15,11 +15,11 @@ from typing import Any
 
 import pluggy
 
-from i2i import hookspecs
-from i2i.registry import REGISTRIES
+from i2i.core import hookspecs
+from i2i.core.registry import REGISTRIES
 
 # Parts of the core that are plugins in their own right (like llm's DEFAULT_PLUGINS).
-DEFAULT_PLUGINS = ("i2i.nets", "i2i.losses", "i2i.augment", "i2i.metrics")
+DEFAULT_PLUGINS = ("i2i.nets", "i2i.losses", "i2i.augment", "i2i.eval.metrics")
 ENTRY_POINT_GROUP = "i2i"
 REGISTRY_HOOKS = {f"register_{kind}": registry for kind, registry in REGISTRIES.items()}
 
@@ -127,6 +127,10 @@ def plugins() -> list[PluginInfo]:
     """Installed plugins with versions and the hooks they implement."""
     load_plugins()
     return [_info[n] for n in sorted(_info)]
+
+
+for _registry in REGISTRIES.values():
+    _registry.bind(load_plugins, plugin_names)
 
 
 def add_plugin_commands(cli: Any) -> None:

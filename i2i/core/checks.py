@@ -1,4 +1,4 @@
-"""Option and input-size checks shared by the built-in networks.
+"""Argument and input-size checks shared by the networks, inference and evaluation.
 
 They raise i2i's user-facing errors, so a wrong option or image size reads as one line saying
 what would work, instead of a torch traceback from deep inside a layer.
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from i2i.errors import InputSizeError, InvalidArgumentError
+from i2i.core.errors import InputSizeError, InvalidArgumentError
 
 
 def check_choice(option: str, value: object, allowed: Sequence[str]) -> None:
@@ -32,3 +32,12 @@ def check_input_size(x: torch.Tensor, arch: str, multiple: int, minimum: int) ->
             f"{arch} needs height and width divisible by {multiple}{at_least}, got "
             f"{height}x{width}; resize or pad the input (i2i apply pads automatically)"
         )
+
+
+def check_positive(name: str, value: object, allow_none: bool = False) -> int | None:
+    """A count (batch size, tile, images) must be an int >= 1; bools are not counts."""
+    if allow_none and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return value

@@ -21,9 +21,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from i2i.errors import CheckpointError, I2IError, UnknownComponentError
-from i2i.registry import Registry, discriminators, generators
-from i2i.train.checkpoint import flatten_state_dicts, split_state_dicts
+from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
+from i2i.core.registry import Registry, discriminators, generators
+from i2i.models.checkpoint import flatten_state_dicts, split_state_dicts
 
 MODEL_FORMAT = "i2i-model"
 FORMAT_VERSION = 1
@@ -236,7 +236,7 @@ def save_model(
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         if samples is not None and Path(samples).is_file():
             shutil.copyfile(samples, tmp / SAMPLES)
-        from i2i.card import render_card
+        from i2i.models.card import render_card
 
         card_config = {**config, "has_samples": (tmp / SAMPLES).exists()}
         (tmp / CARD).write_text(render_card(card_config))
@@ -256,7 +256,7 @@ def run_to_model(
     run_dir: Path, with_discriminators: bool = False
 ) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]], Path | None]:
     """Config, weights (per direction / discriminator) and sample grid of a run's last checkpoint."""
-    from i2i.train.checkpoint import latest_checkpoint, load_checkpoint
+    from i2i.models.checkpoint import latest_checkpoint, load_checkpoint
 
     run_dir = Path(run_dir)
     if not is_run_folder(run_dir):

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from i2i.errors import I2IError
-from i2i.model import CARD, CONFIG, SAMPLES, WEIGHTS, is_run_folder, read_config
+from i2i.core.errors import I2IError
+from i2i.models.folder import CARD, CONFIG, SAMPLES, WEIGHTS, is_run_folder, read_config
 
 MODEL_FILES = [CONFIG, WEIGHTS, CARD, SAMPLES]
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -135,8 +135,8 @@ def push(
     """
     from huggingface_hub import HfApi
 
-    from i2i.card import render_card
-    from i2i.model import export_run
+    from i2i.models.card import render_card
+    from i2i.models.folder import export_run
 
     if not REPO_ID.match(repo_id):
         raise HubError(f"{repo_id!r} is not a Hub repo id; expected USER/REPO")

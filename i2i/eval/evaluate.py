@@ -24,9 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i2i.core.checks import check_positive
+from i2i.core.device import unwrap
+from i2i.core.errors import DataError, I2IError, InvalidArgumentError
 from i2i.data import find_images, load_image, to_float, to_uint8
-from i2i.errors import DataError, I2IError, InvalidArgumentError
-from i2i.metrics import (
+from i2i.eval.metrics import (
     FeatureExtractor,
     compare_features,
     create_extractor,
@@ -63,13 +65,6 @@ def _by_shape(images: Sequence[torch.Tensor]) -> dict[tuple[int, ...], list[int]
     return groups
 
 
-def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _cycle_scores(
     x: torch.Tensor, rec: torch.Tensor, notes: set[str]
 ) -> tuple[list[float], list[float]]:
@@ -96,10 +91,6 @@ def _summarise_cycle(psnrs: list[float], ssims: list[float], notes: set[str]) ->
 
 
 # -- the lighter check for training ---------------------------------------------------------------
-def _unwrap(net: nn.Module) -> nn.Module:
-    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-
-
 class _Generators:
     """Raw generator modules behind the Translator's call signature (no padding: valid sizes)."""
 
@@ -109,7 +100,7 @@ class _Generators:
             raise InvalidArgumentError(
                 f"generators must be keyed by direction (AtoB, BtoA), got {sorted(nets)}"
             )
-        self.nets = {d: _unwrap(n) for d, n in nets.items()}
+        self.nets = {d: unwrap(n) for d, n in nets.items()}
         self.directions = tuple(self.nets)
 
     def __call__(self, x: torch.Tensor, direction: str) -> torch.Tensor:
@@ -170,7 +161,7 @@ def cycle_metrics(
     real images' features (and the extractor) once. The extractor runs on ``device`` (default:
     CUDA when present). Call it on one rank only under DDP.
     """
-    _check_positive("batch_size", batch_size)
+    check_positive("batch_size", batch_size)
     runner = _as_model(model)
     batches = {"A": images} if isinstance(images, torch.Tensor) else dict(images)
     cache = {} if cache is None else cache
@@ -238,7 +229,7 @@ def flat_metrics(results: Mapping[str, Any]) -> dict[str, float]:
 
 # -- the full evaluation --------------------------------------------------------------------------
 def _default_device() -> torch.device:
-    from i2i.train.runtime import resolve_device
+    from i2i.core.device import resolve_device
 
     return resolve_device("auto")
 
@@ -318,12 +309,12 @@ def evaluate(
     dict written to ``out_dir/metrics.json``; ``out_dir/index.html`` shows it with the contact
     sheets (input | translated | reconstructed).
     """
-    _check_positive("batch_size", batch_size)
-    _check_positive("max_images", max_images, allow_none=True)
-    _check_positive("sheet_rows", sheet_rows)
-    _check_positive("tile_size", tile_size)
+    check_positive("batch_size", batch_size)
+    check_positive("max_images", max_images, allow_none=True)
+    check_positive("sheet_rows", sheet_rows)
+    check_positive("tile_size", tile_size)
     say = log or (lambda message: None)
-    from i2i.train.runtime import resolve_device
+    from i2i.core.device import resolve_device
 
     target_device = resolve_device(str(device) if isinstance(device, torch.device) else device)
     if isinstance(translator, str | Path):

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from i2i.errors import CheckpointError
+from i2i.core.errors import CheckpointError
 
 NETWORKS_FILE = "networks.safetensors"
 STATE_FILE = "state.pt"

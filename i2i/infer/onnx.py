@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from i2i.errors import I2IError
-from i2i.model import CONFIG, prepare_output_folder, publish_folder, read_config
+from i2i.core.errors import I2IError
+from i2i.models.folder import CONFIG, prepare_output_folder, publish_folder, read_config
 
 DEFAULT_TOLERANCE = 1e-4
 INPUT, OUTPUT = "image", "translated"

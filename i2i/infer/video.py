@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from i2i.errors import I2IError, ImageDecodeError
+from i2i.core.errors import I2IError, ImageDecodeError
+from i2i.core.progress import progress_bar
 
 if TYPE_CHECKING:
-    from i2i.apply import Translator
+    from i2i.infer.translator import Translator
 
 __all__ = ["VIDEO_EXTENSIONS", "require_av", "translate_video"]
 
@@ -117,8 +118,6 @@ def translate_video(
     ``dst`` is written to a temp file beside it and renamed into place, so it is never half a
     video. An unreadable ``src`` is an ``ImageDecodeError``, as an unreadable image is.
     """
-    from i2i.apply import _progress
-
     av = require_av()
     src, dst = Path(src), Path(dst)
     direction = translator.resolve_direction(direction)
@@ -129,7 +128,7 @@ def translate_video(
     tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}{dst.suffix}")
     count = 0
     try:
-        with av.open(str(tmp), "w") as output, container, _progress(progress) as bar:
+        with av.open(str(tmp), "w") as output, container, progress_bar(progress) as bar:
             task = bar.add_task(f"translating {src.name}", total=stream.frames or None)
             encoder = None
 

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (FID/KID/PSNR/SSIM, feature extractors) and the HTML report."""

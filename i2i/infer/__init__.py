@@ -1,0 +1,1 @@
+"""Inference: the Translator (padding, tiling, batching), apply over files and videos, ONNX."""

@@ -1,0 +1,1 @@
+"""Models on disk and on the Hub: the model folder, run checkpoints, cards, conversion."""
