@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "I2IError",
     "Task",
+    "Translator",
     "__version__",
     "create_augmentation",
     "create_discriminator",
@@ -99,4 +100,8 @@ def __getattr__(name: str) -> Any:
         from i2i.infer.translator import load
 
         return load
+    if name == "Translator":
+        from i2i.infer.translator import Translator
+
+        return Translator
     raise AttributeError(f"module 'i2i' has no attribute {name!r}")
