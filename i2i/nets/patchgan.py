@@ -7,12 +7,31 @@ needs fewer parameters and works on any image size. Module structure follows ups
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from i2i.core.errors import InvalidArgumentError
 from i2i.nets.init import init_weights
 from i2i.nets.norm import conv_bias, norm_layer
+
+Disc = TypeVar("Disc", bound=nn.Module)
+
+
+def with_spectral_norm(net: Disc) -> Disc:
+    """Put a spectral-norm parametrization on every conv of ``net`` (Miyato et al. 2018).
+
+    Dividing each weight by its largest singular value keeps the discriminator roughly
+    1-Lipschitz, which steadies GAN training. The weight is then stored as
+    ``parametrizations.weight.original`` (plus the power-iteration vectors ``_u``/``_v``), so
+    the state-dict keys differ from the official layout: that is why it is off by default.
+    Applied after ``init_weights``, which writes the raw weights.
+    """
+    for conv in [m for m in net.modules() if isinstance(m, nn.Conv2d)]:
+        _spectral_norm(conv)
+    return net
 
 
 class NLayerDiscriminator(nn.Module):
@@ -66,19 +85,28 @@ class PixelDiscriminator(nn.Module):
         return self.net(x)
 
 
+def _finish(net: Disc, init: str, init_gain: float, spectral_norm: bool) -> Disc:
+    if not isinstance(spectral_norm, bool):
+        raise InvalidArgumentError(f"spectral_norm must be true or false; got {spectral_norm!r}")
+    net = init_weights(net, init, init_gain)
+    return with_spectral_norm(net) if spectral_norm else net
+
+
 def patchgan(
     in_channels: int = 3,
     ndf: int = 64,
     norm: str = "instance",
     init: str = "normal",
     init_gain: float = 0.02,
+    spectral_norm: bool = False,
 ) -> NLayerDiscriminator:
     """70x70 PatchGAN discriminator: the CycleGAN and pix2pix default.
 
     Three stride-2 layers; for a 256x256 input it returns a 30x30 map of logits. Use
     ``in_channels`` = input + output channels for a conditional (pix2pix) discriminator.
+    ``spectral_norm`` normalises every conv (see :func:`with_spectral_norm`).
     """
-    return init_weights(NLayerDiscriminator(in_channels, ndf, 3, norm), init, init_gain)
+    return _finish(NLayerDiscriminator(in_channels, ndf, 3, norm), init, init_gain, spectral_norm)
 
 
 def nlayer(
@@ -88,13 +116,15 @@ def nlayer(
     norm: str = "instance",
     init: str = "normal",
     init_gain: float = 0.02,
+    spectral_norm: bool = False,
 ) -> NLayerDiscriminator:
     """PatchGAN discriminator with n_layers stride-2 layers (receptive field 16/34/70/142/286 px).
 
     More layers judge larger structures; inputs must be large enough for the n_layers + 2
-    4x4 convs to leave at least one logit.
+    4x4 convs to leave at least one logit. ``spectral_norm`` normalises every conv.
     """
-    return init_weights(NLayerDiscriminator(in_channels, ndf, n_layers, norm), init, init_gain)
+    net = NLayerDiscriminator(in_channels, ndf, n_layers, norm)
+    return _finish(net, init, init_gain, spectral_norm)
 
 
 def pixel(
@@ -103,9 +133,11 @@ def pixel(
     norm: str = "instance",
     init: str = "normal",
     init_gain: float = 0.02,
+    spectral_norm: bool = False,
 ) -> PixelDiscriminator:
     """1x1 PixelGAN discriminator: judges colour per pixel, not spatial structure.
 
     Returns one logit per input pixel; useful where only colour realism should be enforced.
+    ``spectral_norm`` normalises every conv.
     """
-    return init_weights(PixelDiscriminator(in_channels, ndf, norm), init, init_gain)
+    return _finish(PixelDiscriminator(in_channels, ndf, norm), init, init_gain, spectral_norm)
