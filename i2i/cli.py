@@ -306,6 +306,25 @@ def pull(repo_id: str, revision: str | None) -> None:
     type=click.Choice(["torch", "onnxruntime"]),
     help="onnxruntime runs a folder made by `i2i export --format onnx`.",
 )
+@click.option(
+    "--temporal",
+    is_flag=True,
+    help="Videos: blend each frame with the previous output along the optical flow (no flicker).",
+)
+@click.option(
+    "--temporal-strength",
+    type=click.FloatRange(0.0, 1.0),
+    help="How much of the previous output --temporal keeps, 0 to 1 (default 0.6; implies it).",
+)
+@click.option("--start", help="Videos: start at this time (seconds, MM:SS or HH:MM:SS).")
+@click.option("--end", help="Videos: stop at this time (seconds, MM:SS or HH:MM:SS).")
+@click.option(
+    "--quality",
+    default=18,
+    show_default=True,
+    type=click.IntRange(0, 51),
+    help="Videos: encoder quality as H.264's CRF (0 lossless, 51 smallest).",
+)
 def apply(
     model: str,
     inputs: tuple[str, ...],
@@ -319,10 +338,28 @@ def apply(
     overwrite: bool,
     revision: str | None,
     backend: str,
+    temporal: bool,
+    temporal_strength: float | None,
+    start: str | None,
+    end: str | None,
+    quality: int,
 ) -> None:
     """Translate images, folders, globs or videos with MODEL (Hub id, model folder or run)."""
     from i2i.infer.apply import apply_paths
     from i2i.infer.translator import load
+    from i2i.infer.video import VideoOptions, parse_time
+
+    if temporal or temporal_strength is not None:
+        strength: float | None = 0.6 if temporal_strength is None else temporal_strength
+    else:
+        strength = None
+    video = VideoOptions(
+        start=None if start is None else parse_time(start),
+        end=None if end is None else parse_time(end),
+        quality=quality,
+        temporal=strength,
+    )
+    video.check()
 
     translator = load(
         model,
@@ -341,6 +378,7 @@ def apply(
         overwrite=overwrite,
         tile=tile,
         overlap=overlap,
+        video=video,
     )
     click.echo(report.summary())
     if report.failed:
@@ -348,19 +386,24 @@ def apply(
 
 
 @cli.command("eval")
-@click.argument("model")
+@click.argument("model", required=False)
 @click.option(
     "--data",
-    required=True,
     type=click.Path(exists=True, file_okay=False),
-    help="Folder with testA/ and testB/.",
+    help="Folder with testA/ and testB/ (required with MODEL).",
 )
 @click.option(
     "-o",
     "--out",
-    required=True,
     type=click.Path(file_okay=False),
-    help="Report folder (metrics.json, index.html, contact sheets).",
+    help="Report folder (metrics.json, index.html, contact sheets; required with MODEL).",
+)
+@click.option(
+    "--video",
+    nargs=2,
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="INPUT OUTPUT",
+    help="Instead of MODEL: the flicker (warping error) of a translated video and its input.",
 )
 @click.option(
     "--extractor",
@@ -374,9 +417,10 @@ def apply(
 @click.option("--device", default="auto", show_default=True)
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
 def eval_command(
-    model: str,
-    data: str,
-    out: str,
+    model: str | None,
+    data: str | None,
+    out: str | None,
+    video: tuple[str, str] | None,
     extractor: str,
     directions: tuple[str, ...],
     max_images: int | None,
@@ -384,9 +428,31 @@ def eval_command(
     device: str,
     revision: str | None,
 ) -> None:
-    """FID / KID of translations and cycle PSNR / SSIM, with an HTML report to look at."""
+    """FID / KID of translations and cycle PSNR / SSIM, with an HTML report to look at.
+
+    With --video INPUT OUTPUT instead: the temporal warping error (Lai et al., ECCV 2018) of
+    both videos, measured along INPUT's optical flow; lower is steadier.
+    """
+    import json
+
     from i2i.eval.evaluate import evaluate
     from i2i.infer.translator import load
+
+    if video:
+        if model or data:
+            raise click.UsageError("--video compares two videos; it takes no MODEL or --data")
+        from i2i.eval.flicker import video_flicker
+
+        report = video_flicker(*video)
+        click.echo(report.summary())
+        if out:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            (Path(out) / "flicker.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    for value, missing in ((model, "argument MODEL"), (data, "option --data"), (out, "option -o")):
+        if not value:
+            raise click.UsageError(f"Missing {missing} (or use --video INPUT OUTPUT).")
+    assert model is not None and data is not None and out is not None
 
     translator = load(model, revision=revision, device=device)
     evaluate(

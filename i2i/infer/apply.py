@@ -24,8 +24,9 @@ from i2i.core.checks import check_positive
 from i2i.core.errors import I2IError, ImageDecodeError
 from i2i.core.progress import progress_bar
 from i2i.data import IMAGE_EXTENSIONS, find_images, load_image
+from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling, to_pil
-from i2i.infer.video import VIDEO_EXTENSIONS, require_av, translate_video
+from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video
 
 __all__ = ["ApplyReport", "apply_paths"]
 
@@ -271,13 +272,16 @@ def apply_paths(
     tile: int | None = None,
     overlap: int = 32,
     progress: bool = True,
+    video: VideoOptions | None = None,
 ) -> ApplyReport:
     """Translate files, folders (recursively), globs and videos into ``out_dir``.
 
+    ``video`` says how videos are cut, encoded and steadied (images ignore it).
     Everything that can be wrong with the request (a missing input, an output that would
-    overwrite an input, two inputs with one output name, bad tiling, an unknown direction, video
-    without PyAV) is an ``I2IError`` before the first image runs. After that, an unreadable file
-    is skipped and reported, so one bad file never costs a long run.
+    overwrite an input, two inputs with one output name, bad tiling or video options, an unknown
+    direction, video without PyAV, temporal blending without OpenCV) is an ``I2IError`` before
+    the first image runs. After that, an unreadable file is skipped and reported, so one bad
+    file never costs a long run.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -285,6 +289,8 @@ def apply_paths(
     direction = translator.resolve_direction(direction)
     check_positive("batch_size", batch_size)
     check_tiling(tile, overlap)
+    video = video or VideoOptions()
+    video.check()
     report = ApplyReport(out_dir=out_dir)
     todo: list[_Job] = []
     for job in _plan(inputs, out_dir):
@@ -298,12 +304,14 @@ def apply_paths(
     images = [job for job in todo if job.src.suffix.lower() not in VIDEO_EXTENSIONS]
     if videos:
         require_av()
+        if video.temporal is not None:
+            require_cv2()
     if images:
         _ImageRun(translator, report, direction, batch_size, tile, overlap).run(images, progress)
     for job in videos:
         try:
             translate_video(
-                translator, job.src, job.dst, direction, batch_size, tile, overlap, progress
+                translator, job.src, job.dst, direction, batch_size, tile, overlap, progress, video
             )
         except ImageDecodeError as error:
             report.failed.append((str(job.src), str(error)))

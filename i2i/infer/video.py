@@ -1,16 +1,26 @@
-"""Frame-by-frame video translation through PyAV (the optional extra ``i2i[video]``).
+"""Video translation through PyAV (the optional extra ``i2i[video]``).
 
-Frames are decoded, translated in batches exactly as images are, and encoded into the same
-container at the input's frame rate and resolution. The encoder is the input's codec when the
-container takes it and this FFmpeg build can write it, else the container's usual codec (H.264,
-then MPEG-4 Part 2 for .mp4). Output is constant frame rate, has no audio track, and 4:2:0
-chroma needs even sizes, so an odd width or height gains one replicated edge row or column.
+Frames are decoded, translated in batches exactly as images are (on the GPU when there is one),
+optionally blended along the input's optical flow for a steadier result (``i2i.infer.temporal``),
+and encoded into the same container. The output keeps the input's frame rate (as a constant
+rate), size, display matrix (rotation and flips) and audio tracks, which are copied packet for
+packet, not re-encoded. ``VideoOptions`` cuts a time range, sets the encoder quality and turns
+on temporal blending.
+
+The encoder is the input's codec when the container takes it and this FFmpeg build can write it,
+else the container's usual codec (H.264, then MPEG-4 Part 2 for .mp4). 4:2:0 chroma needs even
+sizes, so an odd width or height gains one replicated edge row or column. Subtitle and data
+streams are not copied. A cut starts audio at the first packet at or after ``start``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,13 +28,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from i2i.core.errors import I2IError, ImageDecodeError
+from i2i.core.errors import I2IError, ImageDecodeError, InvalidArgumentError
 from i2i.core.progress import progress_bar
 
 if TYPE_CHECKING:
     from i2i.infer.translator import Translator
 
-__all__ = ["VIDEO_EXTENSIONS", "require_av", "translate_video"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "VideoOptions",
+    "parse_time",
+    "read_frames",
+    "require_av",
+    "translate_video",
+]
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm"})
 
@@ -38,8 +55,61 @@ _CODECS: dict[str, tuple[str, ...]] = {
     ".webm": ("libvpx-vp9", "libvpx"),
 }
 _FALLBACK_RATE = Fraction(25)
-# Bits per pixel for encoders without a constant-quality mode here: ~19 Mbit/s at 1080p30.
+# Encoders without a constant-quality mode here get a bit rate: this many bits per pixel at the
+# default quality (~19 Mbit/s at 1080p30), halved every 6 quality steps as H.264's CRF does.
 _BITS_PER_PIXEL = 0.3
+_QUALITY_RANGE = (0, 51)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is cut, encoded and steadied.
+
+    ``start`` / ``end``: seconds from the start of the video (None: its start / end).
+    ``quality``: H.264's constant rate factor, 0 (lossless) to 51 (worst), 18 looks like the
+    input; other encoders get the equivalent (VP9's scale, or a bit rate).
+    ``temporal``: the strength of flow-guided blending in [0, 1], None to translate each frame
+    on its own (0 runs the blending and gives exactly the per-frame result).
+    """
+
+    start: float | None = None
+    end: float | None = None
+    quality: int = 18
+    temporal: float | None = None
+
+    def check(self) -> None:
+        """One-line errors for values that cannot work, before any video is opened."""
+        if self.start is not None and self.start < 0:
+            raise InvalidArgumentError(f"start must be 0 or more seconds, got {self.start}")
+        if self.end is not None and self.end <= (self.start or 0):
+            raise InvalidArgumentError(
+                f"end ({self.end} s) must be after start ({self.start or 0} s)"
+            )
+        low, high = _QUALITY_RANGE
+        if isinstance(self.quality, bool) or not isinstance(self.quality, int):
+            raise InvalidArgumentError(f"quality must be an integer, got {self.quality!r}")
+        if not low <= self.quality <= high:
+            raise InvalidArgumentError(
+                f"quality must be between {low} (best) and {high} (smallest), got {self.quality}"
+            )
+        if self.temporal is not None and not 0.0 <= self.temporal <= 1.0:
+            raise InvalidArgumentError(
+                f"temporal strength must be between 0 and 1 (0: per frame), got {self.temporal}"
+            )
+
+
+_TIME = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)$")
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``SECONDS``, ``MM:SS`` or ``HH:MM:SS`` (fractions of a second allowed)."""
+    match = _TIME.match(text.strip())
+    if match is None:
+        raise InvalidArgumentError(
+            f"{text!r} is not a time; use seconds (12.5), MM:SS (1:05) or HH:MM:SS (0:01:05)"
+        )
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
 
 
 def require_av() -> Any:
@@ -66,8 +136,27 @@ def _open_input(av: Any, src: Path) -> tuple[Any, Any]:
     return container, stream
 
 
+def read_frames(src: str | os.PathLike[str]) -> Iterator[np.ndarray]:
+    """Every frame of the first video stream of ``src``, as uint8 (H, W, 3) RGB, as stored
+    (rotation metadata is not applied)."""
+    av = require_av()
+    container, stream = _open_input(av, Path(src))
+    with container:
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as error:
+            raise ImageDecodeError(f"cannot read video {src}: {error}") from None
+
+
 def _add_encoder(
-    av: Any, container: Any, suffix: str, source_codec: str, rate: Fraction, size: tuple[int, int]
+    av: Any,
+    container: Any,
+    suffix: str,
+    source_codec: str,
+    rate: Fraction,
+    size: tuple[int, int],
+    quality: int,
 ) -> Any:
     """A video stream with the first codec that this FFmpeg can write into this container."""
     candidates = _CODECS.get(suffix, ("h264", "mpeg4"))
@@ -86,9 +175,12 @@ def _add_encoder(
             formats[0] if formats else "yuv420p",
         )
         if codec.name == "libx264":
-            stream.options = {"crf": "18"}
+            stream.options = {"crf": str(quality)}
+        elif codec.name == "libvpx-vp9":
+            stream.options = {"crf": str(round(quality * 63 / _QUALITY_RANGE[1])), "b": "0"}
         else:
-            stream.bit_rate = max(1_000_000, int(size[0] * size[1] * rate * _BITS_PER_PIXEL))
+            bits = size[0] * size[1] * rate * _BITS_PER_PIXEL * 2 ** ((18 - quality) / 6)
+            stream.bit_rate = max(200_000, int(bits))
         return stream
     raise I2IError(
         f"this FFmpeg build has no encoder for {suffix} video (tried {', '.join(candidates)})"
@@ -103,6 +195,117 @@ def _even(frames: np.ndarray) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
 
 
+def _display_matrix(frame: Any) -> list[int] | None:
+    """The frame's display matrix (rotation, flips) as 9 ints, or None when it has none."""
+    side = frame.side_data.get("DISPLAYMATRIX")
+    return None if side is None else np.frombuffer(bytes(side), "<i4").tolist()
+
+
+class _Output:
+    """The output container: audio streams copied from the input, the video encoder made from
+    the first frame (its size and display matrix), frames and packets in order."""
+
+    def __init__(
+        self, av: Any, path: Path, audio: list[Any], rate: Fraction, options: VideoOptions
+    ) -> None:
+        self.av = av
+        self.path = path
+        self.rate = rate
+        self.options = options
+        self.container = av.open(str(path), "w")
+        self.encoder: Any = None
+        self.next_pts = 0
+        self.count = 0
+        self._waiting_audio: list[Any] = []
+        try:
+            self.audio = {s.index: self.container.add_stream_from_template(s) for s in audio}
+        except (ValueError, av.FFmpegError) as error:
+            self.container.close()
+            names = ", ".join(s.codec_context.name for s in audio)
+            raise I2IError(
+                f"cannot copy the {names} audio into a {path.suffix} file ({error}); write "
+                "to a container that holds it, such as the input's own"
+            ) from None
+
+    def start(self, frame: Any, source_codec: str, first_pts: int) -> None:
+        """Make the encoder for frames like ``frame`` (once), then write the waiting audio."""
+        if self.encoder is not None:
+            return
+        size = (frame.width + frame.width % 2, frame.height + frame.height % 2)
+        self.encoder = _add_encoder(
+            self.av,
+            self.container,
+            self.path.suffix.lower(),
+            source_codec,
+            self.rate,
+            size,
+            self.options.quality,
+        )
+        matrix = _display_matrix(frame)
+        if matrix is not None:
+            self.encoder.set_display_matrix(matrix)
+        self.next_pts = max(0, first_pts)
+        for packet in self._waiting_audio:
+            self.container.mux(packet)
+        self._waiting_audio = []
+
+    def audio_packet(self, packet: Any) -> None:
+        packet.stream = self.audio[packet.stream.index]
+        if self.encoder is None:
+            self._waiting_audio.append(packet)
+        else:
+            self.container.mux(packet)
+
+    def frames(self, pixels: np.ndarray) -> None:
+        """uint8 (N, H, W, C) frames, encoded at consecutive timestamps."""
+        for image in _even(pixels):
+            if image.shape[2] == 1:
+                frame = self.av.VideoFrame.from_ndarray(image[:, :, 0], format="gray")
+            else:
+                frame = self.av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = self.next_pts
+            self.container.mux(self.encoder.encode(frame))
+            self.next_pts += 1
+            self.count += 1
+
+    def finish(self) -> None:
+        self.container.mux(self.encoder.encode(None))
+
+
+def _seconds(value: Any, time_base: Fraction | None) -> float | None:
+    return None if value is None or time_base is None else float(value * time_base)
+
+
+def _read(
+    av: Any, container: Any, video: Any, audio: list[Any], options: VideoOptions
+) -> Iterator[Any]:
+    """Decoded video frames and audio packets between ``options.start`` and ``options.end``."""
+    start, end = options.start, options.end
+    if start:
+        container.seek(int(start * av.time_base), backward=True)
+    video_done = False
+    audio_done = {s.index: False for s in audio}
+    for packet in container.demux(video, *audio):
+        if packet.dts is None and packet.stream.type == "audio":
+            continue  # a demuxer flush packet
+        if packet.stream.type == "audio":
+            time = _seconds(packet.pts, packet.time_base)
+            if time is not None and end is not None and time >= end:
+                audio_done[packet.stream.index] = True
+            elif time is None or start is None or time >= start:
+                yield packet
+        elif not video_done:
+            for frame in packet.decode():
+                time = frame.time
+                if time is not None and end is not None and time >= end:
+                    video_done = True
+                    break
+                if time is None or start is None or time >= start:
+                    yield frame
+        if video_done and all(audio_done.values()):
+            return
+
+
 def translate_video(
     translator: Translator,
     src: str | os.PathLike[str],
@@ -112,65 +315,95 @@ def translate_video(
     tile: int | None = None,
     overlap: int = 32,
     progress: bool = True,
+    options: VideoOptions | None = None,
 ) -> int:
-    """Translate every frame of ``src`` into ``dst`` and return the number of frames.
+    """Translate the frames of ``src`` (all, or ``options``' cut) into ``dst``; the frame count.
 
     ``dst`` is written to a temp file beside it and renamed into place, so it is never half a
     video. An unreadable ``src`` is an ``ImageDecodeError``, as an unreadable image is.
     """
     av = require_av()
+    options = options or VideoOptions()
+    options.check()
     src, dst = Path(src), Path(dst)
     direction = translator.resolve_direction(direction)
-    gray = translator.input_channels(direction) == 1
+    channels = translator.input_channels(direction)
+    blender = None
+    if options.temporal is not None:
+        from i2i.infer.temporal import TemporalBlender
+
+        blender = TemporalBlender(options.temporal)
     container, stream = _open_input(av, src)
+    audio = list(container.streams.audio)
     rate = stream.average_rate or stream.guessed_rate or _FALLBACK_RATE
+    origin = options.start if options.start is not None else (container.start_time or 0) / 1e6
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}{dst.suffix}")
-    count = 0
     try:
-        with av.open(str(tmp), "w") as output, container, progress_bar(progress) as bar:
-            task = bar.add_task(f"translating {src.name}", total=stream.frames or None)
-            encoder = None
+        with container, ThreadPoolExecutor(1) as pool, progress_bar(progress) as bar:
+            task = bar.add_task(
+                f"translating {src.name}", total=_expected_frames(container, stream, options)
+            )
+            output = _Output(av, tmp, audio, rate, options)
 
-            def encode(frames: list[np.ndarray]) -> None:
-                nonlocal encoder, count
-                batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+            def translate(frames: list[np.ndarray]) -> None:
+                batch = np.stack(frames)
+                guides = pool.submit(blender.motions, batch) if blender else None
                 out = translator.translate_batch(
-                    batch, direction, tile=tile, overlap=overlap, batch_size=batch_size
+                    torch.from_numpy(batch).permute(0, 3, 1, 2),
+                    direction,
+                    tile=tile,
+                    overlap=overlap,
+                    batch_size=batch_size,
                 )
-                pixels = _even(out.permute(0, 2, 3, 1).numpy())
-                if encoder is None:
-                    size = (pixels.shape[2], pixels.shape[1])
-                    encoder = _add_encoder(
-                        av, output, dst.suffix.lower(), stream.codec_context.name, rate, size
-                    )
-                for image in pixels:
-                    if image.shape[2] == 1:
-                        frame = av.VideoFrame.from_ndarray(image[:, :, 0], format="gray")
-                    else:
-                        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                    frame.pts = count
-                    output.mux(encoder.encode(frame))
-                    count += 1
+                pixels = out.permute(0, 2, 3, 1).numpy()
+                if blender is not None and guides is not None:
+                    pixels = blender.blend(pixels, guides.result())
+                output.frames(pixels)
                 bar.advance(task, len(frames))
 
-            pending: list[np.ndarray] = []
             try:
-                for frame in container.decode(stream):
-                    array = frame.to_ndarray(format="gray" if gray else "rgb24")
-                    pending.append(array[:, :, None] if gray else array)
+                pending: list[np.ndarray] = []
+                for item in _read(av, container, stream, audio, options):
+                    if isinstance(item, av.Packet):
+                        output.audio_packet(item)
+                        continue
+                    time = item.time if item.time is not None else origin
+                    output.start(item, stream.codec_context.name, round((time - origin) * rate))
+                    array = item.to_ndarray(format="gray" if channels == 1 else "rgb24")
+                    pending.append(array[:, :, None] if channels == 1 else array)
                     if len(pending) == batch_size:
-                        encode(pending)
+                        translate(pending)
                         pending = []
+                if pending:
+                    translate(pending)
+                if output.encoder is None:
+                    raise ImageDecodeError(f"cannot read video {src}: {_no_frames(options)}")
+                output.finish()
             except av.FFmpegError as error:
                 raise ImageDecodeError(f"cannot read video {src}: {error}") from None
-            if pending:
-                encode(pending)
-            if encoder is None:
-                raise ImageDecodeError(f"cannot read video {src}: it has no frames")
-            output.mux(encoder.encode(None))
+            finally:
+                output.container.close()
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return count
+    return output.count
+
+
+def _expected_frames(container: Any, stream: Any, options: VideoOptions) -> int | None:
+    """Frames the progress bar should expect: the stream's count, or the cut's length."""
+    if options.start is None and options.end is None:
+        return stream.frames or None
+    rate = stream.average_rate or stream.guessed_rate
+    length = container.duration / 1e6 if container.duration else None
+    end = options.end if length is None or options.end is None else min(options.end, length)
+    if rate is None or end is None:
+        return None
+    return max(0, round((end - (options.start or 0)) * rate))
+
+
+def _no_frames(options: VideoOptions) -> str:
+    if options.start is None and options.end is None:
+        return "it has no frames"
+    return f"it has no frames between {options.start or 0} s and {options.end or 'the end'}"
