@@ -183,8 +183,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     device = runtime.device
     cuda = device.type == "cuda"
     torch.manual_seed(config["seed"])
-    task = i2i.core.registry.tasks.get("cyclegan").factory(config, runtime, os.devnull)
-    task.build()
+    task = i2i.create_task("cyclegan", **config)
+    task.attach(runtime)
+    task.build({})
 
     generator = torch.Generator(device=device).manual_seed(1)
 

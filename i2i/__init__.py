@@ -16,16 +16,27 @@ from i2i.core.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 __all__ = [
+    "TOY_TRAINING",
+    "AlignedDataset",
     "I2IError",
+    "ImagePool",
+    "Option",
+    "Recipe",
     "Task",
     "Translator",
+    "UnalignedDataset",
     "__version__",
+    "cached_folder",
     "create_augmentation",
     "create_discriminator",
     "create_feature_extractor",
     "create_generator",
     "create_loss",
     "create_task",
+    "extract_features",
+    "find_images",
+    "gan_options",
+    "has_batch_norm",
     "hookimpl",
     "list_augmentations",
     "list_discriminators",
@@ -34,6 +45,8 @@ __all__ = [
     "list_losses",
     "list_tasks",
     "load",
+    "toy_dataset_dir",
+    "unwrap",
 ]
 
 
@@ -91,17 +104,35 @@ def list_tasks(pattern: str = "*") -> list[str]:
     return _registry.tasks.list(pattern)
 
 
+# The rest of the public API, imported on first use (name -> module): everything a task plugin
+# needs, so that plugins import ``i2i`` and never an i2i submodule.
+_LAZY = {
+    "Task": "i2i.kit.task",
+    "Recipe": "i2i.kit.task",
+    "TOY_TRAINING": "i2i.kit.task",
+    "has_batch_norm": "i2i.kit.task",
+    "Option": "i2i.kit.options",
+    "gan_options": "i2i.kit.options",
+    "ImagePool": "i2i.kit.pool",
+    "UnalignedDataset": "i2i.data",
+    "AlignedDataset": "i2i.data",
+    "find_images": "i2i.data",
+    "toy_dataset_dir": "i2i.toydata",
+    "cached_folder": "i2i.toydata",
+    "extract_features": "i2i.nets.features",
+    "unwrap": "i2i.core.device",
+    "load": "i2i.infer.translator",
+    "Translator": "i2i.infer.translator",
+}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "Task":
-        from i2i.train.task import Task
+    if name in _LAZY:
+        import importlib
 
-        return Task
-    if name == "load":
-        from i2i.infer.translator import load
-
-        return load
-    if name == "Translator":
-        from i2i.infer.translator import Translator
-
-        return Translator
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'i2i' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

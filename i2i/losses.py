@@ -167,6 +167,52 @@ class WGANGPLoss(GANLoss):
         return f"lambda_gp={self.lambda_gp}, constant={self.constant}, gp_type={self.gp_type!r}"
 
 
+class PatchNCELoss(nn.Module):
+    """InfoNCE over image patches: CUT's contrastive loss (Park et al., ECCV 2020).
+
+    Each query patch (a feature of the output image) must pick its own key patch (the feature of
+    the input at the same place) among the other patches as negatives. Query and key are
+    l2-normalised patch features of shape (batch, patches, channels); keys get no gradient.
+    ``negatives="image"`` (the paper's default) draws negatives from the same image only,
+    ``"batch"`` from every image of the batch. Values per patch equal the official
+    ``PatchNCELoss``; ``reduction="none"`` returns them (batch-major), ``"mean"`` averages.
+    """
+
+    def __init__(
+        self, temperature: float = 0.07, negatives: str = "image", reduction: str = "mean"
+    ) -> None:
+        super().__init__()
+        if negatives not in ("image", "batch"):
+            raise InvalidArgumentError(f"negatives must be 'image' or 'batch', got {negatives!r}")
+        if reduction not in ("mean", "none"):
+            raise InvalidArgumentError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        if not temperature > 0:
+            raise InvalidArgumentError(f"temperature must be positive, got {temperature!r}")
+        self.temperature, self.negatives, self.reduction = temperature, negatives, reduction
+
+    def forward(self, query: Tensor, key: Tensor) -> Tensor:
+        if query.dim() != 3 or query.shape != key.shape:
+            raise InvalidArgumentError(
+                "patchnce takes query and key of one shape (batch, patches, channels), got "
+                f"{tuple(query.shape)} and {tuple(key.shape)}"
+            )
+        batch, patches, channels = query.shape
+        key = key.detach()
+        count = batch * patches
+        positive = torch.bmm(query.reshape(count, 1, channels), key.reshape(count, channels, 1))
+        groups = batch if self.negatives == "image" else 1
+        q, k = query.reshape(groups, -1, channels), key.reshape(groups, -1, channels)
+        negative = torch.bmm(q, k.transpose(2, 1))
+        same = torch.eye(q.shape[1], device=query.device, dtype=torch.bool)[None]
+        negative = negative.masked_fill(same, -10.0).reshape(count, -1)
+        logits = torch.cat([positive.reshape(count, 1), negative], dim=1) / self.temperature
+        target = torch.zeros(count, dtype=torch.long, device=query.device)
+        return nn.functional.cross_entropy(logits, target, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, negatives={self.negatives!r}"
+
+
 def l1(reduction: str = "mean") -> nn.L1Loss:
     """Mean absolute error: pix2pix's reconstruction term, CycleGAN's cycle and identity terms.
 
@@ -187,5 +233,6 @@ def register_losses(register: Callable[..., Any]) -> None:
     register(VanillaGANLoss, "vanilla")
     register(HingeGANLoss, "hinge")
     register(WGANGPLoss, "wgangp")
+    register(PatchNCELoss, "patchnce")
     register(l1)
     register(l2)

@@ -26,8 +26,9 @@ from tests.conftest import TINY, tiny_cli_args
 def _task(toy_data: Path, **overrides):
     config = resolve_config("cyclegan", {"data": str(toy_data), **TINY, **overrides})
     torch.manual_seed(0)
-    task = i2i.core.registry.tasks.get("cyclegan").factory(config, Runtime("cpu"), toy_data)
-    task.build()
+    task = i2i.create_task("cyclegan", **config)
+    task.attach(Runtime("cpu"))
+    task.build({})
     return task
 
 

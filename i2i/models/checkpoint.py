@@ -22,6 +22,8 @@ from torch import nn
 from i2i.core.errors import CheckpointError
 
 NETWORKS_FILE = "networks.safetensors"
+# The averaged copy of network N is saved as N + EMA_SUFFIX; exports prefer it.
+EMA_SUFFIX = "_ema"
 STATE_FILE = "state.pt"
 LATEST = "latest"
 

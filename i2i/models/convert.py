@@ -82,6 +82,11 @@ def _hint(state: Mapping[str, torch.Tensor], net: nn.Module) -> str:
     own_blocks = {
         m.group(1) for k in net.state_dict() if (m := re.match(r"model\.(\d+)\.conv_block\.", k))
     }
+    is_cut = any(k.endswith(".filt") for k in state)
+    own_cut = any(k.endswith(".filt") for k in net.state_dict())
+    if is_cut != own_cut:
+        # CUT/FastCUT generators blur-pool (``filt`` buffers); CycleGAN's use strided convs.
+        hints.append(f"--gen-kw antialias={'true' if is_cut else 'false'}")
     if blocks and own_blocks and len(blocks) != len(own_blocks):
         hints.append(
             f"--gen resnet{len(blocks)}" if len(blocks) in (6, 9) else f"n_blocks={len(blocks)}"

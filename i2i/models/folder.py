@@ -256,7 +256,7 @@ def run_to_model(
     run_dir: Path, with_discriminators: bool = False
 ) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]], Path | None]:
     """Config, weights (per direction / discriminator) and sample grid of a run's last checkpoint."""
-    from i2i.models.checkpoint import latest_checkpoint, load_checkpoint
+    from i2i.models.checkpoint import EMA_SUFFIX, latest_checkpoint, load_checkpoint
 
     run_dir = Path(run_dir)
     if not is_run_folder(run_dir):
@@ -270,7 +270,7 @@ def run_to_model(
     for net_name, spec in run["generators"].items():
         direction = spec["direction"]
         gen_specs[direction] = net_spec(generators, spec["name"], spec["kwargs"])
-        weights[direction] = networks[net_name]
+        weights[direction] = networks.get(f"{net_name}{EMA_SUFFIX}", networks[net_name])
     disc_specs = {}
     if with_discriminators:
         for net_name, spec in run.get("discriminators", {}).items():

@@ -1,7 +1,8 @@
 """The ResNet generator of CycleGAN (Johnson et al. style: downsample, residual blocks, upsample).
 
 Module structure and attribute names follow upstream's ``ResnetGenerator`` and ``ResnetBlock``
-exactly, so its checkpoints load with ``strict=True``.
+exactly, so its checkpoints load with ``strict=True``; with ``antialias=True`` they follow the
+official CUT generator (blur-pool down, binomial up), so CUT's checkpoints load too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from i2i.core.checks import check_choice, check_input_size
+from i2i.nets.antialias import Downsample, Upsample
 from i2i.nets.init import init_weights
 from i2i.nets.norm import conv_bias, norm_layer
 
@@ -52,6 +54,9 @@ class ResnetGenerator(nn.Module):
     The two stride-2 stages make the output size equal the input size only for multiples of 4,
     hence ``size_multiple``. The 1/4-scale map must also be at least 2x2: reflection padding
     and normalising over space in training (instance norm, batch norm at batch 1) fail on 1x1.
+
+    ``antialias`` replaces each stride-2 conv by a stride-1 conv and a blur-pool, and each
+    transposed conv by a binomial upsampling and a 3x3 conv: no aliasing, no checkerboard.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class ResnetGenerator(nn.Module):
         dropout: bool = False,
         n_blocks: int = 9,
         padding: str = "reflect",
+        antialias: bool = False,
     ):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
@@ -78,20 +84,25 @@ class ResnetGenerator(nn.Module):
             nn.ReLU(True),
         ]
         for mult in (1, 2):
-            layers += [
-                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
-                make_norm(ngf * mult * 2),
-                nn.ReLU(True),
-            ]
+            wide = ngf * mult * 2
+            if antialias:
+                down = [nn.Conv2d(ngf * mult, wide, 3, padding=1, bias=bias), make_norm(wide)]
+                layers += [*down, nn.ReLU(True), Downsample(wide)]
+            else:
+                down = [nn.Conv2d(ngf * mult, wide, 3, stride=2, padding=1, bias=bias)]
+                layers += [*down, make_norm(wide), nn.ReLU(True)]
         layers += [ResnetBlock(ngf * 4, padding, norm, dropout) for _ in range(n_blocks)]
         for mult in (4, 2):
-            layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
-                ),
-                make_norm(ngf * mult // 2),
-                nn.ReLU(True),
-            ]
+            narrow = ngf * mult // 2
+            if antialias:
+                up = [Upsample(ngf * mult), nn.Conv2d(ngf * mult, narrow, 3, padding=1, bias=bias)]
+            else:
+                up = [
+                    nn.ConvTranspose2d(
+                        ngf * mult, narrow, 3, stride=2, padding=1, output_padding=1, bias=bias
+                    )
+                ]
+            layers += [*up, make_norm(narrow), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -107,6 +118,7 @@ def resnet9(
     norm: str = "instance",
     dropout: bool = False,
     padding: str = "reflect",
+    antialias: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -114,7 +126,7 @@ def resnet9(
 
     Takes any height and width divisible by 4; output has the input's size.
     """
-    net = ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 9, padding)
+    net = ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 9, padding, antialias)
     return init_weights(net, init, init_gain)
 
 
@@ -125,6 +137,7 @@ def resnet6(
     norm: str = "instance",
     dropout: bool = False,
     padding: str = "reflect",
+    antialias: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -132,5 +145,5 @@ def resnet6(
 
     Fewer blocks than resnet9 because small images need less receptive field; same size rules.
     """
-    net = ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 6, padding)
+    net = ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 6, padding, antialias)
     return init_weights(net, init, init_gain)

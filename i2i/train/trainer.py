@@ -7,6 +7,7 @@ order a pure function of (seed, epoch), so a run resumed from a checkpoint conti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,6 +26,8 @@ import torch.nn.functional as F
 from i2i.core.errors import CheckpointError, DataError, InvalidArgumentError
 from i2i.core.registry import tasks
 from i2i.data import EpochSampler, collate, to_float
+from i2i.kit.options import read_config_file, resolve, task_options
+from i2i.kit.task import Task
 from i2i.models.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
@@ -32,10 +35,10 @@ from i2i.models.checkpoint import (
     load_networks_strict,
     save_checkpoint,
 )
+from i2i.train.augmentation import BatchAugmentation
+from i2i.train.ema import GeneratorEMA
 from i2i.train.logger import LOSS_CURVE, METRICS_FILE, RunLogger
-from i2i.train.options import TRAINER_OPTIONS, Option, read_config_file, resolve
 from i2i.train.runtime import Runtime
-from i2i.train.task import Task
 from i2i.viz import image_grid
 
 CONFIG_FILE = "config.json"
@@ -49,12 +52,6 @@ class TrainResult:
     samples: Path | None
     loss_curve: Path | None
     interrupted: bool = False
-
-
-def task_options(task_cls: type[Task]) -> list[Option]:
-    """Trainer options followed by the task's own; a task may redefine a trainer default."""
-    own = {o.name: o for o in task_cls.options}
-    return [own.pop(o.name, o) for o in TRAINER_OPTIONS] + list(own.values())
 
 
 def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
@@ -87,7 +84,9 @@ def resolve_config(
                 f"`i2i train {run.get('task')} --resume {given['resume']}`"
             )
         base = {**run["options"], **base}
-    config = resolve(task_options(task_cls), given, base, task_cls.toy_defaults)
+    config = resolve(
+        task_options(task_cls), given, base, task_cls.toy_defaults, recipes=task_cls.recipes
+    )
     if given.get("resume"):
         config["out"] = config["resume"]
     return config
@@ -154,21 +153,26 @@ class _StopFlag:
 
 
 class Trainer:
-    def __init__(self, task_name: str, config: dict[str, Any]) -> None:
-        self.task_name = task_name
-        self.config = config
-        task_cls = tasks.get(task_name).factory
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.task_name = task.name
+        self.config = config = task.config
         if config["threads"]:
             torch.set_num_threads(config["threads"])
         self.runtime = Runtime(config["device"], config["precision"], config["compile"])
         rt = self.runtime
-        data_root = Path(config["data"]) if config["data"] else task_cls.toy_data_root()
+        task.attach(rt)
         torch.manual_seed(config["seed"])  # identical network init on every rank
-        self.task: Task = task_cls(config, rt, data_root)
-        self.dataset = self.task.dataset("train")
+        self.dataset = task.dataset("train")
         if len(self.dataset) == 0:
-            raise DataError(f"no training images in {data_root}")
-        self.task.build()
+            raise DataError(f"no training images in {task.data_root}")
+        self.augment = BatchAugmentation(config, task.paired)
+        task.build(self._example_batch())
+        self.ema = (
+            GeneratorEMA({n: task.nets[n] for n in task.generators()}, config["ema_decay"])
+            if config["ema_decay"] > 0
+            else None
+        )
         self._seed_everything(config["seed"] + rt.rank)
         self.run_dir = self._run_dir()
         self.step = 0
@@ -220,6 +224,27 @@ class Trainer:
             )
         return run_dir
 
+    def _example_batch(self) -> dict[str, torch.Tensor]:
+        """The first training item at training size, without randomness (no RNG is used)."""
+        return self._prepare(collate([self.dataset[0]]))
+
+    def _prepare(self, raw: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Decoded images to floats on the device, resized to the training size."""
+        size = self.config["crop_size"]
+        out = {}
+        for key in ("A", "B"):
+            x = to_float(self.runtime.to_device(raw[key]))
+            if self.config["preprocess"] != "none":
+                x = F.interpolate(
+                    x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+                )
+            out[key] = x
+        return out
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """Every network a checkpoint holds: the task's and the averaged generators."""
+        return {**self.task.nets, **(self.ema.networks() if self.ema else {})}
+
     def run_config(self) -> dict[str, Any]:
         from i2i import __version__
 
@@ -237,7 +262,7 @@ class Trainer:
         if path is None:
             raise CheckpointError(f"{self.run_dir} has no checkpoint to resume from")
         networks, state = load_checkpoint(path)
-        load_networks_strict(self.task.nets, networks)
+        load_networks_strict(self.networks(), networks)
         for name, opt in self.task.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         if state["scaler"] and self.runtime.scaler.is_enabled():
@@ -255,6 +280,8 @@ class Trainer:
         _set_rng_state(mine["rng"])
         self.step = state["step"]
         self.skipped = dict(state.get("skipped", {}))
+        if self.ema is not None:
+            self.ema.updates = state["ema_updates"]
 
     def _held_out_batch(self, n: int) -> dict[str, torch.Tensor]:
         """The same few images for every sample grid and eval: held-out ones when there are."""
@@ -263,20 +290,8 @@ class Trainer:
         except DataError:
             dataset = self.dataset
         n = min(n, len(dataset))
-        items = [self.task.held_out_item(dataset, i) for i in range(n)]
-        batch = collate(items)
-        if batch["A"] is None:
-            return {}
-        size = self.config["crop_size"]
-        out = {}
-        for key in ("A", "B"):
-            x = to_float(batch[key].to(self.runtime.device))
-            if self.config["preprocess"] != "none":
-                x = F.interpolate(
-                    x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-                )
-            out[key] = x
-        return out
+        batch = collate([self.task.held_out_item(dataset, i) for i in range(n)])
+        return {} if batch["A"] is None else self._prepare(batch)
 
     def loader(self, epoch: int, start: int) -> torch.utils.data.DataLoader:
         workers = self.config["workers"]
@@ -329,7 +344,9 @@ class Trainer:
                         raw = self._usable(raw)
                         if raw["A"] is not None:
                             batch = {k: to_float(rt.to_device(raw[k])) for k in ("A", "B")}
-                            losses = self.task.step(self.task.augment(batch))
+                            losses = self.task.step(self.augment(batch))
+                            if self.ema is not None:
+                                self.ema.update()
                             for key, value in losses.items():
                                 sums[key] = sums[key] + value if key in sums else value
                             count += 1
@@ -411,9 +428,14 @@ class Trainer:
                 "per_rank": gathered,
                 "batch_size": self.config["batch_size"],
                 "skipped": self.skipped,
+                "ema_updates": self.ema.updates if self.ema else 0,
             }
             path = save_checkpoint(
-                self.run_dir, self.step, self.task.nets, state, keep=self.config["keep_checkpoints"]
+                self.run_dir,
+                self.step,
+                self.networks(),
+                state,
+                keep=self.config["keep_checkpoints"],
             )
         rt.barrier()
         return path
@@ -427,7 +449,7 @@ class Trainer:
         by_direction = {
             spec["direction"]: self.task.nets[name] for name, spec in self.task.generators().items()
         }
-        with self.runtime.autocast():
+        with self._averaged(), self.runtime.autocast():
             result = cycle_metrics(
                 by_direction,
                 self.eval_batch,
@@ -438,6 +460,10 @@ class Trainer:
         self.last_eval = {f"eval/{k}": v for k, v in flat_metrics(result).items()}
         logger.metrics(self.step, epoch, self.last_eval)
 
+    def _averaged(self) -> Any:
+        """Samples and eval show the averaged generators when --ema-decay is on."""
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
+
     def write_samples(self, logger: RunLogger) -> Path | None:
         if not self.fixed:
             return None
@@ -446,7 +472,7 @@ class Trainer:
         for n in nets:
             n.eval()
         try:
-            with torch.no_grad(), self.runtime.autocast():
+            with torch.no_grad(), self._averaged(), self.runtime.autocast():
                 panels = self.task.samples(self.fixed)
         finally:
             for n, mode in zip(nets, modes, strict=True):
@@ -492,4 +518,4 @@ class Trainer:
 def train(task: str, config_file: str | None = None, **options: Any) -> TrainResult:
     """Train ``task`` with options given as keyword arguments (the CLI's flags, snake_case)."""
     config = resolve_config(task, options, config_file)
-    return Trainer(task, config).train()
+    return Trainer(tasks.create(task, **config)).train()

@@ -1,11 +1,11 @@
 """The CycleGAN task (Zhu et al. 2017), shipped as a plugin through the same hooks as anyone's."""
 
-from i2i.core.hookspecs import hookimpl
+import i2i
 from i2i_plugins.cyclegan.task import CycleGAN
 
 __all__ = ["CycleGAN"]
 
 
-@hookimpl
+@i2i.hookimpl
 def register_tasks(register):
     register(CycleGAN)

@@ -8,50 +8,44 @@ network has no batch norm (instance norm keeps samples independent, so the maths
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import torch
 from torch import nn
 
-from i2i.augment import build_augmentation
-from i2i.core.registry import losses
-from i2i.data import UnalignedDataset
-from i2i.train.options import Option, gan_options
-from i2i.train.pool import ImagePool
-from i2i.train.task import TOY_TRAINING, Task, augmentation_specs, has_batch_norm
+import i2i
 
 
 def split(x: torch.Tensor, *sizes: int) -> tuple[torch.Tensor, ...]:
     return tuple(x.split(list(sizes), dim=0))
 
 
-class CycleGAN(Task):
+class CycleGAN(i2i.Task):
     """Unpaired translation A<->B: adversarial + cycle-consistency + identity losses."""
 
     name = "cyclegan"
     options = (
-        *gan_options(
+        *i2i.gan_options(
             gen="resnet9", disc="patchgan", gan_loss="lsgan", norm="instance", dropout=False
         ),
-        Option("lambda_cycle", 10.0, "Weight of both cycle-consistency losses.", float),
-        Option("lambda_a", None, "Cycle weight A->B->A (default: --lambda-cycle).", float),
-        Option("lambda_b", None, "Cycle weight B->A->B (default: --lambda-cycle).", float),
-        Option(
+        i2i.Option("lambda_cycle", 10.0, "Weight of both cycle-consistency losses.", float),
+        i2i.Option("lambda_a", None, "Cycle weight A->B->A (default: --lambda-cycle).", float),
+        i2i.Option("lambda_b", None, "Cycle weight B->A->B (default: --lambda-cycle).", float),
+        i2i.Option(
             "lambda_identity", 0.5, "Identity loss weight, relative to the cycle weight.", float
         ),
-        Option("pool_size", 50, "Generated images kept for the discriminators (0: none).", int),
+        i2i.Option("pool_size", 50, "Generated images kept for the discriminators (0: none).", int),
     )
     toy_defaults = {
-        **TOY_TRAINING,
+        **i2i.TOY_TRAINING,
         "domain_a": "day",
         "domain_b": "night",
     }
 
     # -- setup -------------------------------------------------------------------------------
-    def dataset(self, split: str) -> UnalignedDataset:
+    def dataset(self, split: str) -> i2i.UnalignedDataset:
         c = self.config
-        return UnalignedDataset(
+        return i2i.UnalignedDataset(
             self.data_root,
             split=split,
             max_images=c["max_images"],
@@ -74,7 +68,7 @@ class CycleGAN(Task):
             },
         }
 
-    def held_out_item(self, dataset: UnalignedDataset, index: int) -> dict[str, Any]:
+    def held_out_item(self, dataset: i2i.UnalignedDataset, index: int) -> dict[str, Any]:
         return dataset.fixed_item(index)
 
     def discriminators(self) -> dict[str, dict[str, Any]]:
@@ -84,40 +78,26 @@ class CycleGAN(Task):
             "D_B": {"name": c["disc"], "kwargs": self.discriminator_kwargs(c["channels_b"])},
         }
 
-    def build(self) -> None:
+    def build(self, example: dict[str, torch.Tensor]) -> None:
         c = self.config
         self.build_networks()
-        device = self.runtime.device
-        self.gan_loss = losses.create(c["gan_loss"]).to(device)
-        self.cycle_loss = losses.create("l1").to(device)
-        self.identity_loss = losses.create("l1").to(device)
+        self.gan_loss = i2i.create_loss(c["gan_loss"]).to(self.device)
+        self.cycle_loss = i2i.create_loss("l1").to(self.device)
+        self.identity_loss = i2i.create_loss("l1").to(self.device)
         self.lambda_a = c["lambda_a"] if c["lambda_a"] is not None else c["lambda_cycle"]
         self.lambda_b = c["lambda_b"] if c["lambda_b"] is not None else c["lambda_cycle"]
         self.lambda_idt = c["lambda_identity"]
         if self.lambda_idt > 0 and c["channels_a"] != c["channels_b"]:
             self.lambda_idt = 0.0  # identity needs G_AB to accept B images; impossible here
-        self.pool_A, self.pool_B = ImagePool(c["pool_size"]), ImagePool(c["pool_size"])
-        betas = (c["beta1"], c["beta2"])
-        self.optimizers["G"] = torch.optim.Adam(
-            itertools.chain(self.nets["G_AB"].parameters(), self.nets["G_BA"].parameters()),
-            lr=c["lr"],
-            betas=betas,
-        )
-        self.optimizers["D"] = torch.optim.Adam(
-            itertools.chain(self.nets["D_A"].parameters(), self.nets["D_B"].parameters()),
-            lr=c["lr"],
-            betas=betas,
-        )
+        self.pool_A, self.pool_B = i2i.ImagePool(c["pool_size"]), i2i.ImagePool(c["pool_size"])
+        self.adam("G", ["G_AB", "G_BA"])
+        self.adam("D", ["D_A", "D_B"], discriminator=True)
         # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with
         # batch norm they would change the maths.
-        on_gpu = self.runtime.device.type != "cpu"
-        self.merge_g = on_gpu and not has_batch_norm(self.nets["G_AB"])
-        self.merge_d = not has_batch_norm(self.nets["D_A"])
-        self.augmentation = build_augmentation(augmentation_specs(c))
-
-    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        # Unpaired: A and B get independent random crops and flips.
-        return {"A": self.augmentation(batch["A"]), "B": self.augmentation(batch["B"])}
+        on_gpu = self.device.type != "cpu"
+        self.merge_g = on_gpu and not i2i.has_batch_norm(self.nets["G_AB"])
+        self.merge_d = not i2i.has_batch_norm(self.nets["D_A"])
+        self.d_view = self.discriminator_view()
 
     # -- the maths ---------------------------------------------------------------------------
     def _translate_merged(
@@ -141,7 +121,7 @@ class CycleGAN(Task):
 
     def _adversarial(self, judge: str, fake: torch.Tensor) -> torch.Tensor:
         # Frozen D through the plain module: no DDP bookkeeping for a net that gets no gradients.
-        return self.gan_loss(self.nets[judge](fake), True, for_discriminator=False)
+        return self.gan_loss(self.nets[judge](self.d_view(fake)), True, for_discriminator=False)
 
     def _identity(self, same: torch.Tensor, real: torch.Tensor, lam: float) -> torch.Tensor:
         return self.identity_loss(same, real) * lam * self.lambda_idt
@@ -199,6 +179,7 @@ class CycleGAN(Task):
 
     def _discriminate(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """0.5 * (loss on real + loss on fake), plus any penalty the GAN objective asks for."""
+        real, fake = self.d_view(real), self.d_view(fake)
         if self.merge_d:
             pred = D(torch.cat([real, fake]))
             pred_real, pred_fake = _split_prediction(pred, real.shape[0], fake.shape[0])

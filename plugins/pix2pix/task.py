@@ -18,23 +18,20 @@ from typing import Any
 
 import torch
 
-from i2i.augment import build_augmentation
-from i2i.core.registry import losses
-from i2i.data import AlignedDataset
-from i2i.train.options import Option, gan_options
-from i2i.train.task import TOY_TRAINING, Task, augmentation_specs
+import i2i
 
 
-class Pix2Pix(Task):
+class Pix2Pix(i2i.Task):
     """Paired translation A -> B: conditional GAN + L1 to the target."""
 
     name = "pix2pix"
+    paired = True  # A and B share every random crop and flip, so they stay aligned
     options = (
-        *gan_options(
+        *i2i.gan_options(
             gen="unet256", disc="patchgan", gan_loss="vanilla", norm="batch", dropout=True
         ),
-        Option("lambda_l1", 100.0, "Weight of the L1 loss between G(A) and B.", float),
-        Option(
+        i2i.Option("lambda_l1", 100.0, "Weight of the L1 loss between G(A) and B.", float),
+        i2i.Option(
             "direction",
             "AtoB",
             "Which side of the pairs is the input: BtoA trains B -> A.",
@@ -44,7 +41,7 @@ class Pix2Pix(Task):
     )
     # Without --data: colourisation of the toy day scenes (grey A -> colour B), see toy.py.
     toy_defaults = {
-        **TOY_TRAINING,
+        **i2i.TOY_TRAINING,
         "domain_a": "grey",
         "domain_b": "colour",
         "channels_a": 1,
@@ -57,9 +54,9 @@ class Pix2Pix(Task):
         return toy_paired_dir()  # the core toy data is unpaired
 
     # -- setup -------------------------------------------------------------------------------
-    def dataset(self, split: str) -> AlignedDataset:
+    def dataset(self, split: str) -> i2i.AlignedDataset:
         c = self.config
-        return AlignedDataset(
+        return i2i.AlignedDataset(
             self.data_root,
             split=split,
             direction=c["direction"],
@@ -78,24 +75,14 @@ class Pix2Pix(Task):
         kwargs = self.discriminator_kwargs(c["channels_a"] + c["channels_b"])
         return {"D": {"name": c["disc"], "kwargs": kwargs}}
 
-    def build(self) -> None:
+    def build(self, example: dict[str, torch.Tensor]) -> None:
         c = self.config
         self.build_networks()
-        self.gan_loss = losses.create(c["gan_loss"]).to(self.runtime.device)
-        self.l1_loss = losses.create("l1").to(self.runtime.device)
-        betas = (c["beta1"], c["beta2"])
-        self.optimizers["G"] = torch.optim.Adam(
-            self.nets["G"].parameters(), lr=c["lr"], betas=betas
-        )
-        self.optimizers["D"] = torch.optim.Adam(
-            self.nets["D"].parameters(), lr=c["lr"], betas=betas
-        )
-        self.augmentation = build_augmentation(augmentation_specs(c))
-
-    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        # Paired: A and B share every random crop and flip, so they stay aligned.
-        real_A, real_B = self.augmentation(batch["A"], batch["B"], same_params=True)
-        return {"A": real_A, "B": real_B}
+        self.gan_loss = i2i.create_loss(c["gan_loss"]).to(self.device)
+        self.l1_loss = i2i.create_loss("l1").to(self.device)
+        self.adam("G", ["G"])
+        self.adam("D", ["D"], discriminator=True)
+        self.d_view = self.discriminator_view()
 
     # -- the maths ---------------------------------------------------------------------------
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -108,8 +95,8 @@ class Pix2Pix(Task):
         # Discriminator on (A, G(A)) and (A, B); fake first, as the official code.
         self.set_requires_grad([self.D], True)
         opt_D.zero_grad(set_to_none=True)
-        fake_AB = torch.cat([real_A, fake_B.detach()], 1)
-        real_AB = torch.cat([real_A, real_B], 1)
+        fake_AB = self.d_view(torch.cat([real_A, fake_B.detach()], 1))
+        real_AB = self.d_view(torch.cat([real_A, real_B], 1))
         with rt.autocast():
             loss_D_fake = self.gan_loss(self.D(fake_AB), False)
             loss_D_real = self.gan_loss(self.D(real_AB), True)
@@ -125,7 +112,7 @@ class Pix2Pix(Task):
         self.set_requires_grad([self.D], False)
         opt_G.zero_grad(set_to_none=True)
         with rt.autocast():
-            pred = self.nets["D"](torch.cat([real_A, fake_B], 1))
+            pred = self.nets["D"](self.d_view(torch.cat([real_A, fake_B], 1)))
             loss_G_GAN = self.gan_loss(pred, True, for_discriminator=False)
             loss_G_L1 = self.l1_loss(fake_B, real_B) * self.config["lambda_l1"]
         rt.backward(loss_G_GAN + loss_G_L1)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from i2i.data import find_images
-from i2i.toydata import cached_folder, toy_dataset_dir
+import i2i
 
 __all__ = ["make_toy_paired", "toy_paired_dir"]
 
@@ -26,7 +25,7 @@ def make_toy_paired(source: Path, root: Path) -> Path:
         out_a, out_b = root / f"{split}A", root / f"{split}B"
         out_a.mkdir(parents=True, exist_ok=True)
         out_b.mkdir(parents=True, exist_ok=True)
-        for path in find_images(source / f"{split}A"):
+        for path in i2i.find_images(source / f"{split}A"):
             with Image.open(path) as image:
                 colour = image.convert("RGB")
             colour.save(out_b / f"{path.stem}.png")
@@ -36,7 +35,7 @@ def make_toy_paired(source: Path, root: Path) -> Path:
 
 def toy_paired_dir() -> Path:
     """The grey -> colour toy pairs under ``$I2I_HOME/toy-pix2pix``, made on first use."""
-    source = toy_dataset_dir()
-    return cached_folder(
+    source = i2i.toy_dataset_dir()
+    return i2i.cached_folder(
         "toy-pix2pix", f"version {TOY_PAIRED_VERSION}", lambda root: make_toy_paired(source, root)
     )

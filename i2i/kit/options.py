@@ -1,8 +1,10 @@
 """Training options, declared once and turned into CLI flags, config-file keys and config.json.
 
-A task lists its own ``Option``s; the trainer adds the common ones. Precedence, lowest first:
-option defaults, the task's toy defaults (only when training on the built-in dataset), the
-``--config`` file, then flags given on the command line.
+A task lists its own ``Option``s; the trainer's common ones are declared here too, so that a
+task resolves its whole config without importing the trainer. Precedence, lowest first: option
+defaults, the task's toy defaults (only when training on the built-in dataset), a ``--recipe``,
+the ``--config`` file, then flags given on the command line. Each value is checked once, here
+(type, range, choices), whatever it came from: a flag, a file, a resumed run or Python.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Option:
     # KEY=VALUE pairs collected into a dict (``--gen-kw n_blocks=6``).
     keyvalue: bool = False
     choices: tuple[str, ...] | None = None
+    # The smallest valid value of a number (inclusive); None: any.
+    minimum: float | None = None
 
     @property
     def flag(self) -> str:
@@ -41,15 +45,23 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     Option("data", None, "Dataset folder; omit to train on the built-in toy dataset.", str),
     Option("out", None, "Run folder (default: runs/<task>-<time>).", str),
     Option("resume", None, "Continue the run in this folder from its last checkpoint.", str),
-    Option("epochs", 100, "Epochs at the initial learning rate.", int),
-    Option("epochs_decay", 100, "Epochs of linear learning-rate decay to zero after that.", int),
-    Option("max_steps", None, "Stop after this many steps in total (checkpoint saved).", int),
-    Option("batch_size", 1, "Images per domain per step (per GPU under torchrun).", int),
-    Option("lr", 2e-4, "Adam learning rate.", float),
-    Option("beta1", 0.5, "Adam beta1.", float),
-    Option("beta2", 0.999, "Adam beta2.", float),
-    Option("load_size", 286, "Resize images to this size before cropping.", int),
-    Option("crop_size", 256, "Random crop size (the size the networks train at).", int),
+    Option("epochs", 100, "Epochs at the initial learning rate.", int, minimum=0),
+    Option(
+        "epochs_decay",
+        100,
+        "Epochs of linear learning-rate decay to zero after that.",
+        int,
+        minimum=0,
+    ),
+    Option(
+        "max_steps", None, "Stop after this many steps in total (checkpoint saved).", int, minimum=0
+    ),
+    Option("batch_size", 1, "Images per domain per step (per GPU under torchrun).", int, minimum=1),
+    Option("lr", 2e-4, "Adam learning rate.", float, minimum=0),
+    Option("beta1", 0.5, "Adam beta1.", float, minimum=0),
+    Option("beta2", 0.999, "Adam beta2.", float, minimum=0),
+    Option("load_size", 286, "Resize images to this size before cropping.", int, minimum=1),
+    Option("crop_size", 256, "Random crop size (the size the networks train at).", int, minimum=1),
     Option(
         "preprocess",
         "resize_crop",
@@ -64,23 +76,40 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
         "Extra Kornia augmentations, ';'-separated, e.g. 'color_jitter;affine:degrees=5'.",
         str,
     ),
-    Option("max_images", None, "Use at most this many images per domain.", int),
+    Option("max_images", None, "Use at most this many images per domain.", int, minimum=1),
     Option("seed", 0, "Random seed (each rank adds its rank).", int),
     Option("device", "auto", "auto, cpu, cuda or cuda:N.", str),
     Option("precision", "fp32", "Autocast precision.", str, choices=("fp32", "bf16", "fp16")),
     Option("compile", False, "torch.compile the networks.", bool, switch="--compile"),
-    Option("threads", None, "Torch CPU threads (default: torch's choice, one per core).", int),
+    Option(
+        "threads",
+        None,
+        "Torch CPU threads (default: torch's choice, one per core).",
+        int,
+        minimum=1,
+    ),
     Option(
         "workers", None, "DataLoader worker processes (default: 0 on CPU, up to 4 with CUDA).", int
     ),
-    Option("log_every", 50, "Steps between loss lines (the only host syncs).", int),
-    Option("sample_every", 500, "Steps between sample grids.", int),
-    Option("save_every", 1000, "Steps between checkpoints.", int),
-    Option("eval_every", 0, "Steps between held-out metrics (cycle PSNR/SSIM; 0: off).", int),
+    Option("log_every", 50, "Steps between loss lines (the only host syncs).", int, minimum=1),
+    Option("sample_every", 500, "Steps between sample grids.", int, minimum=1),
+    Option("save_every", 1000, "Steps between checkpoints.", int, minimum=1),
+    Option(
+        "eval_every", 0, "Steps between held-out metrics (cycle PSNR/SSIM; 0: off).", int, minimum=0
+    ),
     Option("eval_extractor", None, "Also FID/KID during eval with this feature extractor.", str),
-    Option("eval_images", 16, "Held-out images per domain for --eval-every.", int),
-    Option("keep_checkpoints", 2, "How many checkpoints to keep.", int),
-    Option("num_samples", 4, "Fixed images per domain in the sample grids.", int),
+    Option("eval_images", 16, "Held-out images per domain for --eval-every.", int, minimum=1),
+    Option("keep_checkpoints", 2, "How many checkpoints to keep.", int, minimum=1),
+    Option("num_samples", 4, "Fixed images per domain in the sample grids.", int, minimum=1),
+    Option(
+        "ema_decay",
+        0.0,
+        "Keep an exponential moving average of the generators with this decay (e.g. 0.999; "
+        "0: off); samples, eval and the exported model use the averaged weights.",
+        float,
+        minimum=0,
+    ),
+    Option("recipe", None, "A named set of option values (see `i2i describe TASK`).", str),
 )
 
 
@@ -127,6 +156,8 @@ def _coerce(option: Option, value: Any) -> Any:
     if value is None or option.keyvalue or option.type not in (int, float, bool, str):
         return value
     try:
+        if option.type in (int, float) and isinstance(value, bool):
+            raise ValueError(value)  # YAML's `batch_size: true` is not a count
         if option.type is bool and isinstance(value, str):
             if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
                 raise ValueError(value)
@@ -145,8 +176,9 @@ def resolve(
     given: Mapping[str, Any],
     config_file: Mapping[str, Any] | None = None,
     toy_defaults: Mapping[str, Any] | None = None,
+    recipes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The complete config: defaults < toy defaults (no data) < config file < given flags."""
+    """The complete config: defaults < toy defaults (no data) < recipe < config file < flags."""
     options = list(options)
     by_name = {o.name: o for o in options}
     config_file = dict(config_file or {})
@@ -155,10 +187,24 @@ def resolve(
         raise InvalidArgumentError(
             f"unknown option(s) {', '.join(unknown)} in config file; valid: {', '.join(by_name)}"
         )
+    unknown = sorted(set(given) - set(by_name))
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(by_name)}"
+        )
     config = {o.name: o.default for o in options}
     chosen = {**config_file, **given}
     if chosen.get("data") is None and toy_defaults:
         config.update({k: v for k, v in toy_defaults.items() if k not in chosen})
+    recipe = chosen.get("recipe")
+    if recipe is not None:
+        recipes = dict(recipes or {})
+        if recipe not in recipes:
+            raise InvalidArgumentError(
+                f"unknown recipe {recipe!r}; available: {', '.join(sorted(recipes)) or 'none'} "
+                f"(`i2i describe TASK` lists what each sets)"
+            )
+        config.update({k: v for k, v in recipes[recipe].values.items() if k not in chosen})
     config.update(chosen)
     for name, value in config.items():
         option = by_name[name]
@@ -170,11 +216,21 @@ def resolve(
                 f"--{name.replace('_', '-')} must be one of {', '.join(option.choices)}, "
                 f"got {value!r}"
             )
+        elif option.minimum is not None and value is not None and value < option.minimum:
+            raise InvalidArgumentError(
+                f"--{name.replace('_', '-')} must be at least {option.minimum:g}, got {value!r}"
+            )
     return config
 
 
+def task_options(task_cls: Any) -> list[Option]:
+    """Trainer options followed by the task's own; a task may redefine a trainer default."""
+    own = {o.name: o for o in task_cls.options}
+    return [own.pop(o.name, o) for o in TRAINER_OPTIONS] + list(own.values())
+
+
 def gan_options(
-    *, gen: str, disc: str, gan_loss: str, norm: str, dropout: bool
+    *, gen: str, disc: str, gan_loss: str, norm: str, dropout: bool, init: str = "normal"
 ) -> tuple[Option, ...]:
     """The options every GAN task shares (networks, their widths, norms, init, domains), with
     the recipe's own defaults; ``Task.generator_kwargs`` and friends read them."""
@@ -192,8 +248,8 @@ def gan_options(
             keyvalue=True,
         ),
         Option("gan_loss", gan_loss, "GAN objective (any registered loss).", str),
-        Option("ngf", 64, "Generator width.", int),
-        Option("ndf", 64, "Discriminator width.", int),
+        Option("ngf", 64, "Generator width.", int, minimum=1),
+        Option("ndf", 64, "Discriminator width.", int, minimum=1),
         Option("norm", norm, "Normalisation.", str, choices=("instance", "batch", "none")),
         Option(
             "dropout",
@@ -204,14 +260,24 @@ def gan_options(
         ),
         Option(
             "init",
-            "normal",
+            init,
             "Weight init.",
             str,
             choices=("normal", "xavier", "kaiming", "orthogonal"),
         ),
-        Option("init_gain", 0.02, "Weight init gain.", float),
+        Option("init_gain", 0.02, "Weight init gain.", float, minimum=0),
+        Option(
+            "lr_d", None, "Discriminator learning rate (TTUR; default: --lr).", float, minimum=0
+        ),
+        Option(
+            "d_augment",
+            None,
+            "Differentiable augmentation of every image the discriminator sees, real or fake "
+            "(DiffAugment), e.g. 'translation,cutout,color'.",
+            str,
+        ),
         Option("domain_a", "A", "Name of domain A (the input, for paired tasks), e.g. monet.", str),
         Option("domain_b", "B", "Name of domain B, e.g. photo.", str),
-        Option("channels_a", 3, "Channels of domain A images (1 for grayscale).", int),
-        Option("channels_b", 3, "Channels of domain B images.", int),
+        Option("channels_a", 3, "Channels of domain A images (1 for grayscale).", int, minimum=1),
+        Option("channels_b", 3, "Channels of domain B images.", int, minimum=1),
     )

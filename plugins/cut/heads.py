@@ -1,0 +1,60 @@
+"""CUT's patch sampler and projection head (the official ``PatchSampleF``, ``mlp_sample``).
+
+Patches are taken at the same random locations in the query and the key features, then each
+layer's patches go through its own two-layer MLP and are l2-normalised: the space in which
+PatchNCE compares them. The state-dict layout (``mlp_<layer>.{0,2}``) is the official one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def patch_ids(
+    features: Sequence[torch.Tensor], num_patches: int, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """Random patch locations per layer (shared by every image in the batch, as upstream)."""
+    ids = []
+    for feat in features:
+        locations = feat.shape[2] * feat.shape[3]
+        order = torch.randperm(locations, generator=generator)
+        ids.append(order[: min(num_patches, locations)].to(feat.device))
+    return ids
+
+
+def sample_patches(
+    features: Sequence[torch.Tensor], ids: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    """(batch, channels, H, W) features -> (batch, patches, channels) at the given locations."""
+    return [
+        f.permute(0, 2, 3, 1).flatten(1, 2)[:, i, :] for f, i in zip(features, ids, strict=True)
+    ]
+
+
+class PatchProjection(nn.Module):
+    """One MLP (Linear, ReLU, Linear) per feature layer, then l2 normalisation."""
+
+    def __init__(
+        self, in_channels: Sequence[int], channels: int = 256, init_gain: float = 0.02
+    ) -> None:
+        super().__init__()
+        self.layers = len(in_channels)
+        for index, width in enumerate(in_channels):
+            mlp = nn.Sequential(
+                nn.Linear(width, channels), nn.ReLU(), nn.Linear(channels, channels)
+            )
+            for linear in (mlp[0], mlp[2]):
+                nn.init.xavier_normal_(linear.weight, gain=init_gain)
+                nn.init.zeros_(linear.bias)
+            setattr(self, f"mlp_{index}", mlp)
+
+    def forward(self, patches: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for index, x in enumerate(patches):
+            y = getattr(self, f"mlp_{index}")(x)
+            norm = y.pow(2).sum(-1, keepdim=True).pow(0.5)
+            out.append(y / (norm + 1e-7))  # upstream's Normalize: eps added to the norm
+        return out
