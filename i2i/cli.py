@@ -110,13 +110,16 @@ def describe(name: str, kind: str | None) -> None:
             for p in component.parameters
         ]
         if component.kind == "task":
-            from i2i.train.trainer import task_options
+            from i2i.kit.options import task_options
 
             rows = [
                 [o.name, getattr(o.type, "__name__", ""), repr(o.default)]
                 for o in task_options(component.factory)
             ]
         _table("parameters", ["name", "type", "default"], rows)
+        for recipe_name, recipe in getattr(component.factory, "recipes", {}).items():
+            values = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.values.items())
+            click.echo(f"recipe {recipe_name}: {recipe.summary}\n  sets {values}")
 
 
 @cli.command()
@@ -135,7 +138,7 @@ def plugins() -> None:
 
 
 def _click_option(option: Any) -> click.Option:
-    from i2i.train.options import Option
+    from i2i.kit.options import Option
 
     assert isinstance(option, Option)
     if option.switch:
@@ -165,7 +168,7 @@ class TrainGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from i2i.core.registry import tasks
-        from i2i.train.trainer import task_options
+        from i2i.kit.options import task_options
 
         task_cls = tasks.get(cmd_name).factory
         params = [_click_option(o) for o in task_options(task_cls)]
@@ -496,8 +499,8 @@ def convert_official_command(
     overwrite: bool,
 ) -> None:
     """Official pytorch-CycleGAN-and-pix2pix generator (latest_net_G.pth) -> model folder."""
+    from i2i.kit.options import parse_keyvalue
     from i2i.models.convert import convert_official
-    from i2i.train.options import parse_keyvalue
 
     folder = convert_official(
         Path(path),

@@ -20,7 +20,7 @@ from i2i_plugins.cut.heads import PatchProjection, patch_ids, sample_patches
 def cut_options(
     *, lambda_nce: float, nce_idt: bool, flip_equivariance: bool, epochs: int, epochs_decay: int
 ) -> tuple[Any, ...]:
-    O = i2i.Option
+    Option = i2i.Option
     return (
         Option("epochs", epochs, "Epochs at the initial learning rate.", int, minimum=0),
         Option("epochs_decay", epochs_decay, "Epochs of linear decay to zero.", int, minimum=0),
