@@ -515,5 +515,60 @@ def convert_official_command(
     click.echo(f"model written to {folder}")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=7860, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
+@click.option("--max-upload", default="25mb", show_default=True, help="Largest upload accepted.")
+def demo(
+    model: str, host: str, port: int, device: str, revision: str | None, max_upload: str
+) -> None:
+    """Serve a web page to try MODEL in a browser (pip install "i2i[demo]")."""
+    from i2i.demo.page import DemoLimits, serve
+
+    serve(
+        model,
+        revision=revision,
+        host=host,
+        port=port,
+        device=device,
+        limits=DemoLimits(max_upload=max_upload),
+    )
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("space_id")
+@click.option("--model-repo", help="USER/REPO to push MODEL to first, when it is a local folder.")
+@click.option("--revision", help="Model revision to serve (default: main); pinned to its commit.")
+@click.option("--private", is_flag=True, help="Create the Space (and a pushed model) as private.")
+@click.option("--requirement", help="pip requirement for i2i in the Space (default: this version).")
+def space(
+    model: str,
+    space_id: str,
+    model_repo: str | None,
+    revision: str | None,
+    private: bool,
+    requirement: str | None,
+) -> None:
+    """Create or update a Gradio Space USER/SPACE serving MODEL's demo page."""
+    from i2i.demo.space import DEFAULT_REQUIREMENT, publish_space
+
+    published = publish_space(
+        model,
+        space_id,
+        revision=revision,
+        model_repo=model_repo,
+        private=private,
+        requirement=requirement or DEFAULT_REQUIREMENT,
+    )
+    click.echo(
+        f"Space {published.space_id} serves {published.model_repo} at commit "
+        f"{published.revision[:12]}: {getattr(published.commit, 'commit_url', published.commit)}"
+    )
+
+
 def main() -> None:
     cli(prog_name="i2i")

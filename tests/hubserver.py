@@ -81,6 +81,9 @@ Behaviour modelled on the real Hub
 * Revisions resolve from branch names, tag names, ``refs/heads/*``, ``refs/tags/*``, full
   commit shas and unique sha prefixes of at least 7 characters. Commits go to branches only.
   Pull requests are not supported.
+* Spaces (``repo_type="space"``) must be created with a known SDK (``space_sdk="gradio"``, ...);
+  their info reports ``sdk`` and ``models`` from the README front matter, as the Hub does. They
+  are stored and served like any repo, but never run.
 """
 
 from __future__ import annotations
@@ -133,6 +136,7 @@ _ACTIONS = {
     "xet-read-token",
     "lfs-files",
 }
+_SPACE_SDKS = ("gradio", "docker", "static", "streamlit")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
@@ -944,6 +948,9 @@ class _Handler(BaseHTTPRequestHandler):
         payload = self._json_body()
         repo_type, repo_id = self._repo_id_from_payload(payload)
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
+        if repo_type == "space" and payload.get("sdk") not in _SPACE_SDKS:
+            # The Hub refuses a Space without a known SDK; the README front matter can change it.
+            raise HubError(400, f"Invalid sdk: use one of {', '.join(_SPACE_SDKS)}")
         with self.hub._lock:
             existing = self.hub._repos.get((repo_type, repo_id))
             if existing is not None:
@@ -1069,6 +1076,9 @@ class _Handler(BaseHTTPRequestHandler):
         if repo_type == "model":
             data["modelId"] = repo_id
             data["spaces"] = []
+        if repo_type == "space":  # the Hub reads a Space's SDK and models from its front matter
+            data["sdk"] = (card_data or {}).get("sdk")
+            data["models"] = (card_data or {}).get("models") or []
         self._send_json(data)
 
     def _file_json(

@@ -1,0 +1,334 @@
+"""``i2i demo``: a web page (Gradio) to try any model in a browser, and the app of its Space.
+
+The page takes one or several images (and a video when PyAV is installed), runs the chosen
+direction, optionally in tiles, and shows each input beside its translation (a before/after
+slider) with the results to download. Requests wait in Gradio's queue and run one at a time, so
+a crowd makes people wait rather than the device run out of memory; uploads are capped in size
+and, without tiling, in pixels. Anything wrong with an upload is told in the page in one line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from i2i.core.errors import I2IError
+from i2i.data import _decode
+from i2i.demo.examples import sample_examples
+from i2i.infer.translator import Translator, load
+from i2i.models.folder import SAMPLES
+from i2i.models.hub import resolve_model, split_revision
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home unless asked
+try:
+    import gradio as gr
+except ImportError:
+    raise I2IError(
+        'the demo needs Gradio, which is not installed: pip install "i2i[demo]"'
+    ) from None
+
+__all__ = ["DemoLimits", "build_page", "serve", "translate_uploads"]
+
+TILE_OVERLAP = 32
+# Results of requests older than this are deleted when a new request comes.
+_KEEP_RESULTS_S = 3600
+
+
+@dataclass(frozen=True)
+class DemoLimits:
+    """What one request may ask for: upload size, pixels without tiling, queue length."""
+
+    max_upload: str = "25mb"
+    untiled_max_pixels: int = 2048 * 2048
+    queue_size: int = 16
+
+
+@dataclass
+class Results:
+    """Translated uploads: (input PNG, output PNG) pairs and one line per file left out."""
+
+    pairs: list[tuple[Path, Path]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def direction_label(translator: Translator, direction: str) -> str:
+    """``day → night`` for ``AtoB`` of a day/night model."""
+    domains = translator.domains
+    source, target = direction[0], direction[-1]
+    return f"{domains.get(source, source)} → {domains.get(target, target)}"
+
+
+def _open_upload(path: Path) -> Image.Image:
+    try:
+        return _decode(path)
+    except I2IError:
+        raise I2IError(
+            f"{path.name} is not an image this page can read; upload a JPEG, PNG, WebP, TIFF or "
+            "BMP file"
+        ) from None
+
+
+def translate_uploads(
+    translator: Translator,
+    paths: Sequence[str | Path],
+    direction: str,
+    out_dir: Path,
+    *,
+    tile: int | None = None,
+    untiled_max_pixels: int = DemoLimits.untiled_max_pixels,
+) -> Results:
+    """Translate uploaded files into ``out_dir``; unreadable or too big ones are skipped, told why.
+
+    Inputs are saved as PNG too, so the page can show any format the browser cannot (TIFF...).
+    """
+    results = Results()
+    images, names = [], []
+    for path in map(Path, paths):
+        try:
+            image = _open_upload(path)
+        except I2IError as error:
+            results.skipped.append(str(error))
+            continue
+        if tile is None and image.width * image.height > untiled_max_pixels:
+            results.skipped.append(
+                f"{path.name} is {image.width}x{image.height} pixels; turn on tiling to "
+                "translate images this big"
+            )
+            continue
+        images.append(image)
+        names.append(path.stem)
+    if not images:
+        return results
+    outputs = translator(images, direction, tile=tile, overlap=TILE_OVERLAP)
+    for index, (name, image, output) in enumerate(zip(names, images, outputs, strict=True)):
+        stem = f"{index + 1:02d}-{name}"
+        before, after = out_dir / f"{stem}.png", out_dir / f"{stem}-{direction}.png"
+        image.save(before)
+        output.save(after)
+        results.pairs.append((before, after))
+    return results
+
+
+class _Handlers:
+    """What the page's buttons run; each request writes into a folder of its own."""
+
+    def __init__(self, translator: Translator, limits: DemoLimits) -> None:
+        self.translator = translator
+        self.limits = limits
+        self.root = Path(tempfile.mkdtemp(prefix="i2i-demo-"))
+
+    def _request_folder(self) -> Path:
+        cutoff = time.time() - _KEEP_RESULTS_S
+        for old in self.root.iterdir():
+            if old.name != "examples" and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir()
+        return folder
+
+    def images(
+        self, files: list[str] | None, direction: str, tiled: bool, tile: float
+    ) -> tuple[Any, ...]:
+        if not files:
+            raise gr.Error("Upload one or more images first.")
+        try:
+            results = translate_uploads(
+                self.translator,
+                files,
+                direction,
+                self._request_folder(),
+                tile=int(tile) if tiled else None,
+                untiled_max_pixels=self.limits.untiled_max_pixels,
+            )
+        except I2IError as error:
+            raise gr.Error(str(error)) from None
+        if not results.pairs:
+            raise gr.Error(" ".join(results.skipped))
+        for message in results.skipped:
+            gr.Warning(message)
+        outputs = [str(after) for _, after in results.pairs]
+        pairs = [(str(before), str(after)) for before, after in results.pairs]
+        return pairs[0], outputs, outputs, pairs
+
+    def video(self, video: str | None, direction: str, tiled: bool, tile: float) -> str:
+        from i2i.infer.video import translate_video
+
+        if not video:
+            raise gr.Error("Upload a video first.")
+        source = Path(video)
+        target = self._request_folder() / f"{source.stem}-{direction}.mp4"
+        try:
+            translate_video(
+                self.translator,
+                source,
+                target,
+                direction,
+                tile=int(tile) if tiled else None,
+                overlap=TILE_OVERLAP,
+                progress=False,
+            )
+        except I2IError as error:
+            raise gr.Error(f"{source.name}: {error}") from None
+        return str(target)
+
+    @staticmethod
+    def select(pairs: list[tuple[str, str]], selected: gr.SelectData) -> tuple[str, str]:
+        return pairs[selected.index]
+
+    def example_files(self, samples: Path | None) -> list[list[Any]]:
+        """[image, direction] rows for ``gr.Examples``, cut from the sample grid."""
+        if samples is None:
+            return []
+        folder = self.root / "examples"
+        folder.mkdir(exist_ok=True)
+        directions = self.translator.directions
+        rows = []
+        for index, example in enumerate(sample_examples(samples)):
+            direction = directions[min(example.panel, len(directions) - 1)]
+            source = direction_label(self.translator, direction).split(" → ")[0]
+            path = folder / f"example-{index + 1}-{source}.png".replace(" ", "_")
+            example.image.save(path)
+            rows.append([str(path), direction])
+        return rows
+
+
+def _header(name: str, translator: Translator) -> str:
+    directions = ", ".join(direction_label(translator, d) for d in translator.directions)
+    generators = sorted(
+        {spec.get("name", "?") for spec in translator.config["generators"].values()}
+    )
+    task = translator.config.get("task", "?")
+    return (
+        f"# {name}\n"
+        f"**Directions:** {directions} · **Runs on:** `{translator.device}` · "
+        f"**Model:** {task}, {', '.join(generators)} (i2i)\n\n"
+        "Upload one or several images, choose the direction and press **Translate**; the "
+        "results download from the list below the comparison."
+    )
+
+
+def build_page(
+    translator: Translator,
+    name: str,
+    *,
+    samples: Path | None = None,
+    limits: DemoLimits | None = None,
+) -> gr.Blocks:
+    """The page for ``translator``, queued (one request at a time), not yet launched."""
+    limits = limits or DemoLimits()
+    handlers = _Handlers(translator, limits)
+    choices = [(direction_label(translator, d), d) for d in translator.directions]
+    with gr.Blocks(title=f"{name} · i2i", delete_cache=(_KEEP_RESULTS_S, _KEEP_RESULTS_S)) as page:
+        gr.Markdown(_header(name, translator), elem_id="i2i-header")
+        direction = gr.Radio(
+            choices,
+            value=translator.resolve_direction(),
+            label="Direction",
+            visible=len(choices) > 1,
+            elem_id="i2i-direction",
+        )
+        with gr.Row():
+            tiled = gr.Checkbox(
+                False,
+                label="Tile big images",
+                info="Translate in overlapping tiles: for images too big to fit in memory at once.",
+            )
+            tile = gr.Slider(128, 1024, value=512, step=64, label="Tile size (pixels)")
+        with gr.Tab("Images"):
+            with gr.Row():
+                with gr.Column():
+                    files = gr.File(
+                        file_count="multiple",
+                        file_types=["image"],
+                        label=f"Images (up to {limits.max_upload} each)",
+                        elem_id="i2i-images",
+                    )
+                    run = gr.Button("Translate", variant="primary", elem_id="i2i-translate")
+                with gr.Column():
+                    compare = gr.ImageSlider(
+                        label="Before / after", type="filepath", format="png", elem_id="i2i-compare"
+                    )
+                    gallery = gr.Gallery(
+                        label="Results (click one to compare)",
+                        columns=6,
+                        height=160,
+                        fit_columns=False,
+                        object_fit="contain",
+                        format="png",
+                    )
+                    downloads = gr.File(label="Download", file_count="multiple", elem_id="i2i-out")
+            pairs = gr.State([])
+            run.click(
+                handlers.images,
+                [files, direction, tiled, tile],
+                [compare, gallery, downloads, pairs],
+                api_name="translate",
+            )
+            gallery.select(handlers.select, pairs, compare, api_name=False)
+            examples = handlers.example_files(samples)
+            if examples:
+                # A hidden image input makes the examples show as thumbnails; a click uploads it.
+                picked = gr.Image(type="filepath", label="Image", visible=False)
+                gr.Examples(
+                    examples, [picked, direction], label="Examples from the model's samples"
+                )
+                picked.change(lambda path: [path] if path else None, picked, files, api_name=False)
+        if importlib.util.find_spec("av") is not None:
+            with gr.Tab("Video"):
+                with gr.Row():
+                    video_in = gr.Video(sources=["upload"], include_audio=True, format=None)
+                    video_out = gr.Video(label="Translated", format=None)
+                gr.Button("Translate video").click(
+                    handlers.video,
+                    [video_in, direction, tiled, tile],
+                    video_out,
+                    api_name="translate_video",
+                )
+    page.queue(default_concurrency_limit=1, max_size=limits.queue_size)
+    return page
+
+
+def load_page(
+    model: str | Path,
+    *,
+    revision: str | None = None,
+    device: str = "auto",
+    limits: DemoLimits | None = None,
+) -> gr.Blocks:
+    """The page for MODEL (a Hub id, a model folder or a run folder), as everywhere in i2i."""
+    kind, path = resolve_model(model, revision)
+    if Path(model).exists():
+        name = Path(model).resolve().name
+    else:
+        name = split_revision(str(model))[0]
+    samples = path / "samples" / "latest.png" if kind == "run" else path / SAMPLES
+    translator = load(path, device=device)
+    return build_page(translator, name, samples=samples, limits=limits)
+
+
+def serve(
+    model: str | Path,
+    *,
+    revision: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    device: str = "auto",
+    limits: DemoLimits | None = None,
+) -> None:
+    """Serve the page until interrupted; ``host``/``port`` None: Gradio's own defaults and env.
+
+    (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, which Hugging Face Spaces set.)
+    """
+    limits = limits or DemoLimits()
+    page = load_page(model, revision=revision, device=device, limits=limits)
+    page.launch(server_name=host, server_port=port, max_file_size=limits.max_upload, ssr_mode=False)

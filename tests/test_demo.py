@@ -1,0 +1,397 @@
+"""``i2i demo`` (the Gradio page) and ``i2i space``: pure helpers, the served page through
+``gradio_client`` and a real headless Chromium, and Space repos on the local Hub server."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import i2i
+from i2i.cli import cli
+from i2i.core.registry import generators
+from i2i.data import load_image
+from i2i.infer.translator import Translator
+from i2i.models.folder import make_config, net_spec, save_model
+from i2i.models.hub import push
+from i2i.viz import image_grid, tensor_to_pil
+from tests.hubserver import client_env, parse_card_data
+
+gr = pytest.importorskip("gradio", reason='the demo needs Gradio: pip install "i2i[demo]"')
+gradio_client = pytest.importorskip("gradio_client")
+
+from i2i.demo.examples import cut_sample_grid, sample_examples  # noqa: E402
+from i2i.demo.page import DemoLimits, build_page, translate_uploads  # noqa: E402
+from i2i.demo.space import DEFAULT_REQUIREMENT, space_files  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+
+# Real photos when the project's shared data sits beside the checkout; else a generated picture,
+# so a clean clone still runs every test.
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "monet2photo" / "testB"
+SERVER_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
+
+
+def _photo(folder: Path, index: int = 0) -> Path:
+    if PHOTOS.is_dir():
+        return sorted(PHOTOS.glob("*.jpg"))[index]
+    path = folder / f"photo{index}.png"
+    if not path.exists():
+        rows, columns = np.mgrid[0:80, 0:96]
+        rgb = np.stack([columns * 2.5, rows * 3.0, np.full_like(rows, 60 * index)], axis=-1)
+        Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _batch(folder: Path, first: int) -> torch.Tensor:
+    images = [load_image(_photo(folder, first + i)).float()[:, :32, :32] for i in range(2)]
+    return torch.stack(images) / 127.5 - 1
+
+
+def _make_model(folder: Path, tmp: Path, seed: int = 0) -> Path:
+    """A tiny two-way model whose sample grid is drawn exactly as training draws it."""
+    torch.manual_seed(seed)
+    spec = net_spec(generators, "resnet6", {"ngf": 8})
+    nets = {d: i2i.create_generator("resnet6", ngf=8) for d in ("AtoB", "BtoA")}
+    config = make_config(
+        "cyclegan", {"AtoB": spec, "BtoA": spec}, size=32, domains={"A": "day", "B": "night"}
+    )
+    a, b = _batch(tmp, 0), _batch(tmp, 2)
+    with torch.no_grad():
+        panels = [
+            (["real A", "fake B", "rec A"], [a, nets["AtoB"](a), a]),
+            (["real B", "fake A", "rec B"], [b, nets["BtoA"](b), b]),
+        ]
+    grid = tmp / f"grid{seed}.png"
+    image_grid(panels, caption="step 2  fid=1.0").save(grid)
+    return save_model(folder, config, nets, samples=grid)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("demo_model")
+    return _make_model(tmp / "day2night", tmp)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _serving(args: list[str], port: int, env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """Run a page server in a subprocess (output in ``cwd``) until it answers; stop it after."""
+    url, log = f"http://127.0.0.1:{port}/", cwd / f"server-{port}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            args, env={**os.environ, **SERVER_ENV, **env}, cwd=cwd, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while not _answers(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{args} did not serve {url}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def served(model, tmp_path_factory) -> Iterator[str]:
+    """``i2i demo MODEL`` itself, on a free loopback port, with a 1 MB upload limit."""
+    port = _free_port()
+    cwd = tmp_path_factory.mktemp("demo_server")
+    args = [sys.executable, "-m", "i2i", "demo", str(model), "--port", str(port)]
+    with _serving([*args, "--max-upload", "1mb", "--device", "cpu"], port, {}, cwd) as url:
+        yield url
+
+
+def _check_translation(source: Path, output: Path | bytes) -> None:
+    """The output decodes, has the input's size and is not the input."""
+    data = output if isinstance(output, bytes) else Path(output).read_bytes()
+    with Image.open(io.BytesIO(data)) as image:
+        result = np.asarray(image.convert("RGB"), dtype=np.float32)
+    with Image.open(source) as image:
+        original = np.asarray(image.convert("RGB"), dtype=np.float32)
+    assert result.shape == original.shape
+    assert np.abs(result - original).mean() > 5
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+def test_examples_are_the_real_inputs_of_the_sample_grid(tmp_path):
+    a, b = _batch(tmp_path, 0), _batch(tmp_path, 2)
+    grid = image_grid(
+        [(["real A", "fake B"], [a, -a]), (["real B", "fake A"], [b, -b])], caption="step 9"
+    )
+    examples = cut_sample_grid(grid)
+    assert [e.panel for e in examples] == [0, 0, 1, 1]
+    for example, tensor in zip(examples, [*a, *b], strict=True):
+        tile = tensor_to_pil(tensor).resize((128, 128), Image.Resampling.NEAREST)
+        assert example.image.tobytes() == tile.tobytes()  # exactly the enlarged real input
+    grid.save(tmp_path / "grid.png")
+    assert [e.panel for e in sample_examples(tmp_path / "grid.png", limit=3)] == [0, 1, 0]
+    assert sample_examples(tmp_path / "missing.png") == []
+
+
+def test_translate_uploads_keeps_size_and_skips_bad_files(tmp_path, model):
+    translator = i2i.load(model, device="cpu")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    photo = _photo(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with Image.open(photo) as image:
+        pixels = image.width * image.height
+    inputs = [photo, tmp_path / "broken.jpg"]
+    results = translate_uploads(translator, inputs, "BtoA", out, untiled_max_pixels=pixels)
+    assert len(results.pairs) == 1
+    assert results.skipped == [
+        "broken.jpg is not an image this page can read; upload a JPEG, PNG, WebP, TIFF or BMP file"
+    ]
+    before, after = results.pairs[0]
+    _check_translation(photo, after)
+    assert after.name.endswith("-BtoA.png") and Image.open(before).size == Image.open(after).size
+
+    too_big = translate_uploads(translator, [photo], "AtoB", out, untiled_max_pixels=pixels - 1)
+    assert too_big.pairs == [] and "turn on tiling" in too_big.skipped[0]
+    tiled = translate_uploads(translator, [photo], "AtoB", out, tile=128, untiled_max_pixels=1)
+    _check_translation(photo, tiled.pairs[0][1])
+
+
+def test_space_files_pin_the_model_and_this_i2i(tmp_path):
+    files = space_files("someone/day2night", "a" * 40)
+    card = parse_card_data(files["README.md"])
+    assert card["sdk"] == "gradio" and card["app_file"] == "app.py"
+    assert card["models"] == ["someone/day2night"]
+    assert card["sdk_version"] == gr.__version__
+    assert f"i2i[demo]=={i2i.__version__}" == DEFAULT_REQUIREMENT
+    assert DEFAULT_REQUIREMENT in files["requirements.txt"].splitlines()
+    app = files["app.py"]
+    compile(app, "app.py", "exec")
+    assert "serve('someone/day2night', revision='" + "a" * 40 + "')" in app
+
+
+# -- the page through gradio_client ------------------------------------------------------------
+def test_gradio_client_translates_photos(served, tmp_path):
+    client = gradio_client.Client(served, verbose=False)
+    photos = [_photo(tmp_path, 0), _photo(tmp_path, 1)]
+    files = [gradio_client.handle_file(str(p)) for p in photos]
+    compare, gallery, downloads = client.predict(files, "BtoA", False, 512, api_name="/translate")
+    assert len(gallery) == len(downloads) == 2
+    for photo, output in zip(photos, downloads, strict=True):
+        assert Path(output).name.endswith("-BtoA.png")
+        _check_translation(photo, Path(output))
+    _check_translation(photos[0], Path(compare[1]))  # the slider's "after" is the first result
+    tiled = client.predict(files[:1], "AtoB", True, 128, api_name="/translate")[2]
+    _check_translation(photos[0], Path(tiled[0]))
+
+
+def test_bad_uploads_get_one_line_messages(served, tmp_path):
+    client = gradio_client.Client(served, verbose=False)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n but not an image")
+    with pytest.raises(gradio_client.exceptions.AppError) as error:
+        client.predict([gradio_client.handle_file(str(broken))], "AtoB", False, 512, api_name="/translate")  # fmt: skip
+    assert str(error.value) == (
+        "broken.png is not an image this page can read; upload a JPEG, PNG, WebP, TIFF or BMP file"
+    )
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(os.urandom(1_200_000))  # over the server's 1 MB limit
+    request = urllib.request.Request(
+        served + "gradio_api/upload",
+        data=b'--x\r\nContent-Disposition: form-data; name="files"; filename="huge.png"\r\n\r\n'
+        + huge.read_bytes()
+        + b"\r\n--x--\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413
+    assert "maximum allowed size" in refused.value.read().decode()
+
+
+class _CountingTranslator(Translator):
+    """A translator that records how many calls run at once."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock, self.running, self.most = threading.Lock(), 0, 0
+
+    def __call__(self, *args, **kwargs):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.3)
+            return super().__call__(*args, **kwargs)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_concurrent_requests_wait_in_the_queue(model, tmp_path):
+    from i2i.models.folder import load_model
+
+    translator = _CountingTranslator(*load_model(model), device="cpu")
+    page = build_page(translator, "counting", limits=DemoLimits(queue_size=8))
+    port = _free_port()
+    page.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        photo = gradio_client.handle_file(str(_photo(tmp_path)))
+        jobs = [client.submit([photo], "AtoB", False, 512, api_name="/translate") for _ in range(3)]
+        results = [job.result(timeout=120) for job in jobs]
+    finally:
+        page.close()
+    assert all(len(downloads) == 1 for _, _, downloads in results)
+    assert translator.most == 1  # three requests at once, one translation at a time
+
+
+# -- the page in a real browser ----------------------------------------------------------------
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium here: `apt-get install chromium` (Debian) runs the browser tests")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def test_browser_uploads_a_photo_and_gets_its_translation(browser, served, model, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(served)
+    header = page.locator("#i2i-header")
+    header.wait_for(timeout=60_000)
+    text = header.inner_text()
+    assert "day2night" in text and "day → night" in text and "night → day" in text
+    assert "cpu" in text
+    page.get_by_text("Examples from the model's samples").wait_for(timeout=30_000)
+
+    photo = _photo(tmp_path)
+    page.locator("#i2i-images input[type=file]").set_input_files(str(photo))
+    page.get_by_text(photo.name).wait_for(timeout=30_000)  # uploaded
+    page.get_by_label("night → day").check()
+    page.locator("#i2i-translate").click()
+    link = page.locator("#i2i-out a").first
+    link.wait_for(timeout=120_000)
+    href = link.get_attribute("href")
+    assert urllib.parse.unquote(href).endswith(f"{photo.stem}-BtoA.png")
+    with urllib.request.urlopen(href, timeout=30) as answer:
+        _check_translation(photo, answer.read())
+    page.locator("#i2i-compare img").nth(1).wait_for(timeout=30_000)  # before and after
+    shot = tmp_path / "demo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert Image.open(shot).size[0] == 1280
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    page.locator("#i2i-images button[aria-label='Clear']").first.click()
+    page.locator("#i2i-images input[type=file]").set_input_files(str(broken))
+    page.get_by_text("broken.png").first.wait_for(timeout=30_000)
+    page.locator("#i2i-translate").click()
+    message = page.get_by_text("broken.png is not an image this page can read")
+    message.wait_for(timeout=60_000)
+    assert "Traceback" not in page.content()
+    page.close()
+
+
+# -- the command line and the Space ------------------------------------------------------------
+def test_cli_errors_are_one_line(tmp_path, model):
+    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "nothing")])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert len(result.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(cli, ["space", str(model), "someone/space"])
+    assert result.exit_code == 1
+    assert "pass --model-repo USER/REPO" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def _space_app(hub, space_id: str) -> str:
+    from huggingface_hub import HfApi, hf_hub_download
+
+    info = HfApi(token=hub.token).space_info(space_id)
+    assert info.sdk == "gradio"
+    return Path(hf_hub_download(space_id, "app.py", repo_type="space")).read_text()
+
+
+def test_space_is_created_then_updated_at_pinned_commits(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    repo, space_id = hub.unique_repo_id("day2night"), hub.unique_repo_id("day2night-demo")
+    first = push(_make_model(tmp_path / "v1", tmp_path, seed=1), repo, token=hub.token).oid
+    result = CliRunner().invoke(cli, ["space", repo, space_id])
+    assert result.exit_code == 0, result.output
+    assert f"serves {repo} at commit {first[:12]}" in result.output
+    assert f"revision={first!r}" in _space_app(hub, space_id)
+    files = hub.files(space_id, "main", repo_type="space")
+    assert set(files) == {".gitattributes", "app.py", "requirements.txt", "README.md"}
+
+    second = push(_make_model(tmp_path / "v2", tmp_path, seed=2), repo, token=hub.token).oid
+    assert CliRunner().invoke(cli, ["space", repo, space_id]).exit_code == 0
+    assert f"revision={second!r}" in _space_app(hub, space_id)  # updated, pinned anew
+    pinned_old = CliRunner().invoke(cli, ["space", f"{repo}@{first}", space_id])
+    assert pinned_old.exit_code == 0 and f"revision={first!r}" in _space_app(hub, space_id)
+
+    local = hub.unique_repo_id("pushed")
+    args = ["space", str(tmp_path / "v1"), space_id, "--model-repo", local]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert f"serve({local!r}, revision=" in _space_app(hub, space_id)
+
+
+@pytest.mark.slow
+def test_space_app_starts_and_serves_the_model(hub, tmp_path, monkeypatch):
+    """The Space's own app.py, run as the Hub runs it, pulls the pinned model and answers."""
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    from huggingface_hub import snapshot_download
+
+    repo, space_id = hub.unique_repo_id("space-model"), hub.unique_repo_id("space-app")
+    push(_make_model(tmp_path / "m", tmp_path, seed=3), repo, token=hub.token)
+    assert CliRunner().invoke(cli, ["space", repo, space_id]).exit_code == 0
+    space = Path(snapshot_download(space_id, repo_type="space", local_dir=tmp_path / "space"))
+    port = _free_port()
+    env = {
+        **client_env(hub.url, tmp_path / "space_hf_home"),
+        "GRADIO_SERVER_NAME": "127.0.0.1",  # what Spaces set (there to 0.0.0.0)
+        "GRADIO_SERVER_PORT": str(port),
+    }
+    with _serving([sys.executable, "app.py"], port, env, space) as url:
+        client = gradio_client.Client(url, verbose=False)
+        photo = _photo(tmp_path)
+        result = client.predict([gradio_client.handle_file(str(photo))], "AtoB", False, 512, api_name="/translate")  # fmt: skip
+    _check_translation(photo, Path(result[2][0]))
