@@ -240,6 +240,29 @@ def test_bad_uploads_get_one_line_messages(served, tmp_path):
     assert "maximum allowed size" in refused.value.read().decode()
 
 
+def test_gradio_client_translates_a_video(served, tmp_path):
+    av = pytest.importorskip("av", reason='video needs PyAV: pip install "i2i[video]"')
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for i in range(6):
+            frame = np.full((32, 48, 3), 40 * i, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    client = gradio_client.Client(served, verbose=False)
+    video = gradio_client.handle_file(str(clip))
+    result = client.predict(video, "AtoB", False, 512, api_name="/translate_video")
+    assert Path(result).name == "clip-AtoB.mp4"
+    with av.open(result) as translated:
+        frames = list(translated.decode(video=0))
+    assert len(frames) == 6 and (frames[0].width, frames[0].height) == (48, 32)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    with pytest.raises(gradio_client.exceptions.AppError, match=r"^broken\.mp4 is not a video"):
+        broken = gradio_client.handle_file(str(tmp_path / "broken.mp4"))
+        client.predict(broken, "AtoB", False, 512, api_name="/translate_video")
+
+
 class _CountingTranslator(Translator):
     """A translator that records how many calls run at once."""
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from i2i.core.errors import I2IError
+from i2i.core.errors import I2IError, ImageDecodeError
 from i2i.data import _decode
 from i2i.demo.examples import sample_examples
 from i2i.infer.translator import Translator, load
@@ -71,7 +71,7 @@ def direction_label(translator: Translator, direction: str) -> str:
 def _open_upload(path: Path) -> Image.Image:
     try:
         return _decode(path)
-    except I2IError:
+    except ImageDecodeError:
         raise I2IError(
             f"{path.name} is not an image this page can read; upload a JPEG, PNG, WebP, TIFF or "
             "BMP file"
@@ -177,6 +177,11 @@ class _Handlers:
                 overlap=TILE_OVERLAP,
                 progress=False,
             )
+        except ImageDecodeError:
+            raise gr.Error(
+                f"{source.name} is not a video this page can read; upload an MP4, MOV, MKV, AVI "
+                "or WebM file"
+            ) from None
         except I2IError as error:
             raise gr.Error(f"{source.name}: {error}") from None
         return str(target)
