@@ -35,6 +35,7 @@ __all__ = [
     "create_task",
     "extract_features",
     "find_images",
+    "fit",
     "gan_options",
     "has_batch_norm",
     "hookimpl",
@@ -121,6 +122,7 @@ _LAZY = {
     "cached_folder": "i2i.toydata",
     "extract_features": "i2i.nets.features",
     "unwrap": "i2i.core.device",
+    "fit": "i2i.train.trainer",
     "load": "i2i.infer.translator",
     "Translator": "i2i.infer.translator",
 }

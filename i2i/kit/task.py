@@ -25,7 +25,6 @@ from i2i.kit.options import Option, task_options
 
 if TYPE_CHECKING:
     from i2i.train.runtime import Runtime
-    from i2i.train.trainer import TrainResult
 
 # Small networks and a short schedule for the built-in toy datasets: a few CPU minutes.
 TOY_TRAINING: dict[str, Any] = {
@@ -57,8 +56,8 @@ class Task(abc.ABC):
     """Base class of training recipes; subclasses register through ``register_tasks``.
 
     ``Task(**options)`` resolves and checks the options (defaults < toy defaults < recipe <
-    given); ``fit()`` trains. ``i2i.create_task("cyclegan", max_steps=10).fit()`` is the same
-    as ``i2i train cyclegan --max-steps 10``.
+    given); ``i2i.fit(i2i.create_task("cyclegan", max_steps=10))`` is the same as
+    ``i2i train cyclegan --max-steps 10``.
     """
 
     name: ClassVar[str] = ""
@@ -128,12 +127,6 @@ class Task(abc.ABC):
         del state
 
     # -- running -----------------------------------------------------------------------------
-    def fit(self) -> TrainResult:
-        """Train with this task's options (the same loop as ``i2i train``)."""
-        from i2i.train.trainer import Trainer
-
-        return Trainer(self).train()
-
     def attach(self, runtime: Runtime) -> None:
         """Called by the trainer before ``build``: where and how the networks run."""
         self._runtime = runtime
@@ -212,7 +205,7 @@ class Task(abc.ABC):
             return _identity
         from i2i.augment import build_d_augment
 
-        return build_d_augment(policy)
+        return build_d_augment(policy) or _identity
 
     @staticmethod
     def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:

@@ -515,6 +515,11 @@ class Trainer:
         print("\n".join(lines), flush=True)
 
 
+def fit(task: Task) -> TrainResult:
+    """Train a task built with ``i2i.create_task(name, **options)`` (the loop of ``i2i train``)."""
+    return Trainer(task).train()
+
+
 def train(task: str, config_file: str | None = None, **options: Any) -> TrainResult:
     """Train ``task`` with options given as keyword arguments (the CLI's flags, snake_case)."""
     config = resolve_config(task, options, config_file)
