@@ -37,10 +37,13 @@ gr = pytest.importorskip("gradio", reason='the demo needs Gradio: pip install "i
 gradio_client = pytest.importorskip("gradio_client")
 
 from i2i.demo.examples import cut_sample_grid, sample_examples  # noqa: E402
-from i2i.demo.page import DemoLimits, build_page, translate_uploads  # noqa: E402
+from i2i.demo.page import DemoLimits, build_page, load_page, translate_uploads  # noqa: E402
 from i2i.demo.space import DEFAULT_REQUIREMENT, space_files  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),  # gradio on pandas 3
+]
 
 # Real photos when the project's shared data sits beside the checkout; else a generated picture,
 # so a clean clone still runs every test.
@@ -199,6 +202,27 @@ def test_space_files_pin_the_model_and_this_i2i(tmp_path):
     app = files["app.py"]
     compile(app, "app.py", "exec")
     assert "serve('someone/day2night', revision='" + "a" * 40 + "')" in app
+
+
+def _header_and_examples(page: gr.Blocks) -> tuple[str, list]:
+    blocks = list(page.blocks.values())
+    header = next(b.value for b in blocks if getattr(b, "elem_id", None) == "i2i-header")
+    datasets = [b for b in blocks if isinstance(b, gr.Dataset)]
+    return header, [row for d in datasets for row in d.samples]
+
+
+@pytest.mark.slow
+def test_page_for_a_training_run(toy_data, tmp_path):
+    """A run folder works like a model: its latest checkpoint, its sample grid as examples."""
+    from i2i.train.trainer import train
+    from tests.conftest import TINY
+
+    run = tmp_path / "toyrun"
+    train("cyclegan", data=str(toy_data), out=str(run), max_steps=2, **TINY)
+    page = load_page(run, device="cpu")
+    header, examples = _header_and_examples(page)
+    assert header.startswith("# toyrun\n") and "A → B, B → A" in header
+    assert [direction for _, direction in examples] == ["AtoB", "BtoA", "AtoB", "BtoA"]
 
 
 # -- the page through gradio_client ------------------------------------------------------------
