@@ -20,7 +20,7 @@ from torch import nn
 
 from i2i.core.device import unwrap
 from i2i.core.errors import I2IError
-from i2i.core.registry import Registry, discriminators, generators
+from i2i.core.registry import Registry, discriminators, generators, losses
 from i2i.kit.options import Option, task_options
 
 if TYPE_CHECKING:
@@ -198,6 +198,47 @@ class Task(abc.ABC):
         params = [p for net in nets for p in self.nets[net].parameters()]
         self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(c["beta1"], c["beta2"]))
 
+    def build_gan(self) -> None:
+        """The networks, the --gan-loss objective and the critics' view (--d-augment)."""
+        self.build_networks()
+        self.gan_loss = losses.create(self.config["gan_loss"]).to(self.device)
+        self.d_view = self.discriminator_view()
+
+    def fool(self, critic: str, fake: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real.
+
+        The critic runs as its plain module: DDP keeps no bookkeeping for a network that gets
+        no gradients in this pass.
+        """
+        pred = self.nets[critic](self.d_view(fake))
+        return self.gan_loss(pred, True, for_discriminator=False)
+
+    def critic_loss(
+        self, critic: str, real: torch.Tensor, fake: torch.Tensor, *, fake_first: bool = False
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """0.5 * (loss on real + loss on fake) plus any penalty of the objective, and its parts.
+
+        Real and fake go through one forward pass when the critic has no batch norm (instance
+        norm keeps samples independent, so the maths is the same and it is faster); otherwise
+        two passes, real first (CycleGAN's order) or ``fake_first`` (pix2pix's order, always in
+        two passes as the official code), which decides batch-norm statistics.
+        """
+        D = getattr(self, critic)
+        real, fake = self.d_view(real), self.d_view(fake)
+        if fake_first:
+            pred_fake, pred_real = D(fake), D(real)
+        elif has_batch_norm(self.nets[critic]):
+            pred_real, pred_fake = D(real), D(fake)
+        else:
+            pred_real, pred_fake = split_prediction(D(torch.cat([real, fake])), real.shape[0])
+        parts = {"real": self.gan_loss(pred_real, True), "fake": self.gan_loss(pred_fake, False)}
+        loss = 0.5 * (parts["real"] + parts["fake"])
+        penalty = self.gan_loss.penalty(D, real, fake)
+        if penalty is not None:
+            parts["penalty"] = penalty
+            loss = loss + penalty
+        return loss, parts
+
     def discriminator_view(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """What a discriminator sees of any image, real or fake: --d-augment, else as it is."""
         policy = self.config.get("d_augment")
@@ -232,6 +273,14 @@ def network_kwargs(
     chosen.update(explicit)
     registry.check_kwargs(name, chosen)
     return chosen
+
+
+def split_prediction(pred: Any, n_real: int) -> tuple[Any, Any]:
+    """Split a critic's output on cat([real, fake]) (a map or a list of multi-scale maps)."""
+    if isinstance(pred, list | tuple):
+        pairs = [p.split([n_real, p.shape[0] - n_real]) for p in pred]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    return tuple(pred.split([n_real, pred.shape[0] - n_real]))
 
 
 def has_batch_norm(net: nn.Module) -> bool:

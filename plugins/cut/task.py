@@ -50,7 +50,9 @@ def cut_options(
             bool,
             switch="--nce-idt" if not nce_idt else "--no-nce-idt",
         ),
-        Option("nce_layers", "0,4,8,12,16", "Generator layers for PatchNCE (comma-separated).", str),
+        Option(
+            "nce_layers", "0,4,8,12,16", "Generator layers for PatchNCE (comma-separated).", str
+        ),
         Option("num_patches", 256, "Patches per layer and image.", int, minimum=1),
         Option("nce_temperature", 0.07, "PatchNCE temperature.", float, minimum=1e-6),
         Option("nce_channels", 256, "Width of the projection head's MLPs.", int, minimum=1),
@@ -107,8 +109,7 @@ class CUT(i2i.Task):
 
     def build(self, example: dict[str, torch.Tensor]) -> None:
         c = self.config
-        self.build_networks()
-        self.gan_loss = i2i.create_loss(c["gan_loss"]).to(self.device)
+        self.build_gan()
         self.nce_loss = i2i.create_loss(
             "patchnce", temperature=c["nce_temperature"], negatives=c["nce_negatives"]
         )
@@ -127,7 +128,6 @@ class CUT(i2i.Task):
         self.adam("F", ["F"])
         # Patch locations and flips have their own stream, saved and resumed with the run.
         self.rng = torch.Generator().manual_seed(c["seed"] + self.runtime.rank)
-        self.d_view = self.discriminator_view()
 
     # -- the maths ---------------------------------------------------------------------------
     def nce(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], flipped: bool) -> torch.Tensor:
@@ -174,9 +174,7 @@ class CUT(i2i.Task):
         self.set_requires_grad([self.D], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         with rt.autocast():
-            loss_D_fake = self.gan_loss(self.D(self.d_view(fake_B.detach())), False)
-            loss_D_real = self.gan_loss(self.D(self.d_view(real_B)), True)
-            loss_D = 0.5 * (loss_D_fake + loss_D_real)
+            loss_D, parts = self.critic_loss("D", real_B, fake_B.detach())
         rt.backward(loss_D)
         rt.step(self.optimizers["D"])
 
@@ -185,20 +183,15 @@ class CUT(i2i.Task):
         self.optimizers["G"].zero_grad(set_to_none=True)
         self.optimizers["F"].zero_grad(set_to_none=True)
         with rt.autocast():
-            pred = self.nets["D"](self.d_view(fake_B))
-            loss_G_GAN = self.gan_loss(pred, True, for_discriminator=False) * c["lambda_gan"]
+            loss_G_GAN = self.fool("D", fake_B) * c["lambda_gan"]
             pairs = [(real_A, fake_B)] + ([(real_B, idt_B)] if self.nce_idt else [])
             loss_NCE = self.nce(pairs, flipped)
         rt.backward(loss_G_GAN + loss_NCE)
         rt.step(self.optimizers["G"])
         rt.step(self.optimizers["F"])
         rt.update()
-        logged = {
-            "G_GAN": loss_G_GAN,
-            "NCE": loss_NCE,
-            "D_real": loss_D_real,
-            "D_fake": loss_D_fake,
-        }
+        logged = {"G_GAN": loss_G_GAN, "NCE": loss_NCE}
+        logged.update({f"D_{part}": value for part, value in parts.items()})
         return {k: v.detach().float() for k, v in logged.items()}
 
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:

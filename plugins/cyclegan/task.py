@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 import i2i
 
@@ -80,8 +79,7 @@ class CycleGAN(i2i.Task):
 
     def build(self, example: dict[str, torch.Tensor]) -> None:
         c = self.config
-        self.build_networks()
-        self.gan_loss = i2i.create_loss(c["gan_loss"]).to(self.device)
+        self.build_gan()
         self.cycle_loss = i2i.create_loss("l1").to(self.device)
         self.identity_loss = i2i.create_loss("l1").to(self.device)
         self.lambda_a = c["lambda_a"] if c["lambda_a"] is not None else c["lambda_cycle"]
@@ -96,8 +94,6 @@ class CycleGAN(i2i.Task):
         # batch norm they would change the maths.
         on_gpu = self.device.type != "cpu"
         self.merge_g = on_gpu and not i2i.has_batch_norm(self.nets["G_AB"])
-        self.merge_d = not i2i.has_batch_norm(self.nets["D_A"])
-        self.d_view = self.discriminator_view()
 
     # -- the maths ---------------------------------------------------------------------------
     def _translate_merged(
@@ -119,10 +115,6 @@ class CycleGAN(i2i.Task):
         out["rec_B"] = self.G_AB(out["fake_A"])
         return out
 
-    def _adversarial(self, judge: str, fake: torch.Tensor) -> torch.Tensor:
-        # Frozen D through the plain module: no DDP bookkeeping for a net that gets no gradients.
-        return self.gan_loss(self.nets[judge](self.d_view(fake)), True, for_discriminator=False)
-
     def _identity(self, same: torch.Tensor, real: torch.Tensor, lam: float) -> torch.Tensor:
         return self.identity_loss(same, real) * lam * self.lambda_idt
 
@@ -131,8 +123,8 @@ class CycleGAN(i2i.Task):
         with rt.autocast():
             out = self._translate_merged(real_A, real_B)
             logged = {
-                "G_AB": self._adversarial("D_B", out["fake_B"]),
-                "G_BA": self._adversarial("D_A", out["fake_A"]),
+                "G_AB": self.fool("D_B", out["fake_B"]),
+                "G_BA": self.fool("D_A", out["fake_A"]),
                 "cycle_A": self.cycle_loss(out["rec_A"], real_A) * self.lambda_a,
                 "cycle_B": self.cycle_loss(out["rec_B"], real_B) * self.lambda_b,
             }
@@ -154,7 +146,7 @@ class CycleGAN(i2i.Task):
         with rt.autocast():
             fake_B = self.G_AB(real_A)
             part = {
-                "G_AB": self._adversarial("D_B", fake_B),
+                "G_AB": self.fool("D_B", fake_B),
                 "cycle_A": self.cycle_loss(self.G_BA(fake_B), real_A) * self.lambda_a,
             }
         rt.backward(sum(part.values()))
@@ -162,7 +154,7 @@ class CycleGAN(i2i.Task):
         with rt.autocast():
             fake_A = self.G_BA(real_B)
             part = {
-                "G_BA": self._adversarial("D_A", fake_A),
+                "G_BA": self.fool("D_A", fake_A),
                 "cycle_B": self.cycle_loss(self.G_AB(fake_A), real_B) * self.lambda_b,
             }
         rt.backward(sum(part.values()))
@@ -176,18 +168,6 @@ class CycleGAN(i2i.Task):
             rt.backward(sum(part.values()))
             logged.update(part)
         return logged, fake_A, fake_B
-
-    def _discriminate(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """0.5 * (loss on real + loss on fake), plus any penalty the GAN objective asks for."""
-        real, fake = self.d_view(real), self.d_view(fake)
-        if self.merge_d:
-            pred = D(torch.cat([real, fake]))
-            pred_real, pred_fake = _split_prediction(pred, real.shape[0], fake.shape[0])
-        else:
-            pred_real, pred_fake = D(real), D(fake)
-        loss = 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
-        penalty = self.gan_loss.penalty(D, real, fake)
-        return loss if penalty is None else loss + penalty
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         rt = self.runtime
@@ -207,8 +187,8 @@ class CycleGAN(i2i.Task):
         fake_A = self.pool_A.query(fake_A.detach())
         fake_B = self.pool_B.query(fake_B.detach())
         with rt.autocast():
-            loss_D_A = self._discriminate(self.D_A, real_A, fake_A)
-            loss_D_B = self._discriminate(self.D_B, real_B, fake_B)
+            loss_D_A, _ = self.critic_loss("D_A", real_A, fake_A)
+            loss_D_B, _ = self.critic_loss("D_B", real_B, fake_B)
         rt.backward(loss_D_A + loss_D_B)
         rt.step(opt_D)
         rt.update()
@@ -231,11 +211,3 @@ class CycleGAN(i2i.Task):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.pool_A.load_state_dict(state["pool_A"], self.runtime.device)
         self.pool_B.load_state_dict(state["pool_B"], self.runtime.device)
-
-
-def _split_prediction(pred: Any, n_real: int, n_fake: int) -> tuple[Any, Any]:
-    """Split a discriminator output (a tensor or a list of multi-scale maps) into real/fake."""
-    if isinstance(pred, list | tuple):
-        pairs = [p.split([n_real, n_fake]) for p in pred]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
-    return tuple(pred.split([n_real, n_fake]))

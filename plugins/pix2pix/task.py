@@ -76,13 +76,10 @@ class Pix2Pix(i2i.Task):
         return {"D": {"name": c["disc"], "kwargs": kwargs}}
 
     def build(self, example: dict[str, torch.Tensor]) -> None:
-        c = self.config
-        self.build_networks()
-        self.gan_loss = i2i.create_loss(c["gan_loss"]).to(self.device)
+        self.build_gan()
         self.l1_loss = i2i.create_loss("l1").to(self.device)
         self.adam("G", ["G"])
         self.adam("D", ["D"], discriminator=True)
-        self.d_view = self.discriminator_view()
 
     # -- the maths ---------------------------------------------------------------------------
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -95,38 +92,28 @@ class Pix2Pix(i2i.Task):
         # Discriminator on (A, G(A)) and (A, B); fake first, as the official code.
         self.set_requires_grad([self.D], True)
         opt_D.zero_grad(set_to_none=True)
-        fake_AB = self.d_view(torch.cat([real_A, fake_B.detach()], 1))
-        real_AB = self.d_view(torch.cat([real_A, real_B], 1))
         with rt.autocast():
-            loss_D_fake = self.gan_loss(self.D(fake_AB), False)
-            loss_D_real = self.gan_loss(self.D(real_AB), True)
-            loss_D = 0.5 * (loss_D_fake + loss_D_real)
-            penalty = self.gan_loss.penalty(self.D, real_AB, fake_AB)
-            if penalty is not None:
-                loss_D = loss_D + penalty
+            loss_D, parts = self.critic_loss(
+                "D",
+                torch.cat([real_A, real_B], 1),
+                torch.cat([real_A, fake_B.detach()], 1),
+                fake_first=True,
+            )
         rt.backward(loss_D)
         rt.step(opt_D)
 
-        # Generator against the updated, frozen D; its forward goes through the plain module,
-        # so DDP keeps no bookkeeping for a net that computes no gradients here.
+        # Generator against the updated, frozen D.
         self.set_requires_grad([self.D], False)
         opt_G.zero_grad(set_to_none=True)
         with rt.autocast():
-            pred = self.nets["D"](self.d_view(torch.cat([real_A, fake_B], 1)))
-            loss_G_GAN = self.gan_loss(pred, True, for_discriminator=False)
+            loss_G_GAN = self.fool("D", torch.cat([real_A, fake_B], 1))
             loss_G_L1 = self.l1_loss(fake_B, real_B) * self.config["lambda_l1"]
         rt.backward(loss_G_GAN + loss_G_L1)
         rt.step(opt_G)
         rt.update()
 
-        logged = {
-            "G_GAN": loss_G_GAN,
-            "G_L1": loss_G_L1,
-            "D_real": loss_D_real,
-            "D_fake": loss_D_fake,
-        }
-        if penalty is not None:
-            logged["D_penalty"] = penalty
+        logged = {"G_GAN": loss_G_GAN, "G_L1": loss_G_L1}
+        logged.update({f"D_{part}": value for part, value in parts.items()})
         return {k: v.detach().float() for k, v in logged.items()}
 
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
