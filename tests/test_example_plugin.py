@@ -53,3 +53,22 @@ def test_example_plugin_generator_is_creatable_by_name(plugin_site):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(1, 3, 20, 20)"
+
+
+def test_example_task_trains_exports_and_applies(plugin_site, toy_data, tmp_path):
+    """The README's "Writing a task" example: a third party's task through the public API."""
+    run_dir, model = tmp_path / "run", tmp_path / "model"
+    result = run(
+        plugin_site, "-m", "i2i", "train", "onesided", "--data", str(toy_data), "--out",
+        str(run_dir), "--ngf", "8", "--ndf", "8", "--load-size", "36", "--crop-size", "32",
+        "--max-steps", "2", "--ema-decay", "0.9",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Finished 2 steps" in result.stdout
+    assert run(plugin_site, "-m", "i2i", "export", str(run_dir), "-o", str(model)).returncode == 0
+    applied = run(
+        plugin_site, "-m", "i2i", "apply", str(model), str(toy_data / "testA"), "-o",
+        str(tmp_path / "out"),
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 2

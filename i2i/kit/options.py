@@ -58,6 +58,13 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     ),
     Option("batch_size", 1, "Images per domain per step (per GPU under torchrun).", int, minimum=1),
     Option("lr", 2e-4, "Adam learning rate.", float, minimum=0),
+    Option(
+        "warmup_steps",
+        0,
+        "Ramp the learning rate up linearly over this many first steps (0: off).",
+        int,
+        minimum=0,
+    ),
     Option("beta1", 0.5, "Adam beta1.", float, minimum=0),
     Option("beta2", 0.999, "Adam beta2.", float, minimum=0),
     Option("load_size", 286, "Resize images to this size before cropping.", int, minimum=1),

@@ -54,9 +54,11 @@ class TrainResult:
     interrupted: bool = False
 
 
-def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
-    """The official CycleGAN "linear" policy: constant, then linear decay towards zero."""
-    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+def lr_factor(epoch: int, epochs: int, epochs_decay: int, step: int = 0, warmup: int = 0) -> float:
+    """The official CycleGAN "linear" policy: constant, then linear decay towards zero; with
+    ``warmup`` steps, a linear ramp from ``1/warmup`` over the first steps."""
+    decay = 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+    return decay * min(1.0, (step + 1) / warmup) if warmup else decay
 
 
 def resolve_config(
@@ -312,7 +314,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def set_learning_rate(self, epoch: int) -> float:
-        factor = lr_factor(epoch, self.config["epochs"], self.config["epochs_decay"])
+        c = self.config
+        factor = lr_factor(epoch, c["epochs"], c["epochs_decay"], self.step, c["warmup_steps"])
         lr = 0.0
         for opt in self.task.optimizers.values():
             for group in opt.param_groups:
@@ -340,6 +343,8 @@ class Trainer:
                     epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
                     lr = self.set_learning_rate(epoch)
                     for raw in self.loader(epoch, done_in_epoch * config["batch_size"]):
+                        if self.step < config["warmup_steps"]:
+                            lr = self.set_learning_rate(epoch)
                         self._note_skipped(raw.get("skipped", []), logger)
                         raw = self._usable(raw)
                         if raw["A"] is not None:

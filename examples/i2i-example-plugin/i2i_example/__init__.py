@@ -1,8 +1,9 @@
-"""A third-party i2i plugin: registers the generator ``tiny_separable``."""
+"""A third-party i2i plugin: registers the generator ``tiny_separable`` and the task ``onesided``."""
 
 from torch import nn
 
 import i2i
+from i2i_example.task import OneSided
 
 
 class TinySeparable(nn.Module):
@@ -35,3 +36,8 @@ class TinySeparable(nn.Module):
 @i2i.hookimpl
 def register_generators(register):
     register(TinySeparable, "tiny_separable")
+
+
+@i2i.hookimpl
+def register_tasks(register):
+    register(OneSided)
