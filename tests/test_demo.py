@@ -264,16 +264,23 @@ def test_bad_uploads_get_one_line_messages(served, tmp_path):
     assert "maximum allowed size" in refused.value.read().decode()
 
 
-def test_gradio_client_translates_a_video(served, tmp_path):
+def _clip(path: Path) -> Path:
+    """A 6-frame 48x32 MPEG-4 clip."""
     av = pytest.importorskip("av", reason='video needs PyAV: pip install "i2i[video]"')
-    clip = tmp_path / "clip.mp4"
-    with av.open(str(clip), "w") as container:
+    with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=8)
         stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
         for i in range(6):
             frame = np.full((32, 48, 3), 40 * i, np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+    return path
+
+
+def test_gradio_client_translates_a_video(served, tmp_path):
+    import av
+
+    clip = _clip(tmp_path / "clip.mp4")
     client = gradio_client.Client(served, verbose=False)
     video = gradio_client.handle_file(str(clip))
     result = client.predict(video, "AtoB", False, 512, api_name="/translate_video")
@@ -288,22 +295,27 @@ def test_gradio_client_translates_a_video(served, tmp_path):
 
 
 class _CountingTranslator(Translator):
-    """A translator that records how many calls run at once."""
+    """A translator that records how many images or videos it works on at once."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.lock, self.running, self.most = threading.Lock(), 0, 0
 
-    def __call__(self, *args, **kwargs):
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
         try:
             time.sleep(0.3)
-            return super().__call__(*args, **kwargs)
+            yield
         finally:
             with self.lock:
                 self.running -= 1
+
+    def _infer(self, *args, **kwargs):  # where images, lists and video frames all go
+        with self._counted():
+            return super()._infer(*args, **kwargs)
 
 
 def test_concurrent_requests_wait_in_the_queue(model, tmp_path):
@@ -316,12 +328,15 @@ def test_concurrent_requests_wait_in_the_queue(model, tmp_path):
     try:
         client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
         photo = gradio_client.handle_file(str(_photo(tmp_path)))
+        video = gradio_client.handle_file(str(_clip(tmp_path / "clip.mp4")))
         jobs = [client.submit([photo], "AtoB", False, 512, api_name="/translate") for _ in range(3)]
+        jobs.append(client.submit(video, "AtoB", False, 512, api_name="/translate_video"))
         results = [job.result(timeout=120) for job in jobs]
     finally:
         page.close()
-    assert all(len(downloads) == 1 for _, _, downloads in results)
-    assert translator.most == 1  # three requests at once, one translation at a time
+    assert all(len(downloads) == 1 for _, _, downloads in results[:3])
+    assert Path(results[3]).name == "clip-AtoB.mp4"
+    assert translator.most == 1  # four requests at once, images and video: one at a time
 
 
 # -- the page in a real browser ----------------------------------------------------------------

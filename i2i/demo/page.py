@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 
 from i2i.core.errors import I2IError, ImageDecodeError
@@ -40,6 +41,9 @@ except ImportError:
 __all__ = ["DemoLimits", "build_page", "serve", "translate_uploads"]
 
 TILE_OVERLAP = 32
+# Both buttons run the model: they share one slot of the queue, so one runs at a time.
+_MODEL_SLOT = "model"
+_OUT_OF_MEMORY = "The device ran out of memory: turn on tiling, or choose a smaller tile size."
 # Results of requests older than this are deleted when a new request comes.
 _KEEP_RESULTS_S = 3600
 
@@ -61,11 +65,19 @@ class Results:
     skipped: list[str] = field(default_factory=list)
 
 
+def _domain(translator: Translator, letter: str) -> str:
+    return translator.domains.get(letter, letter)
+
+
 def direction_label(translator: Translator, direction: str) -> str:
     """``day → night`` for ``AtoB`` of a day/night model."""
-    domains = translator.domains
-    source, target = direction[0], direction[-1]
-    return f"{domains.get(source, source)} → {domains.get(target, target)}"
+    return f"{_domain(translator, direction[0])} → {_domain(translator, direction[-1])}"
+
+
+def _device_text(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
 
 
 def _open_upload(path: Path) -> Image.Image:
@@ -152,6 +164,8 @@ class _Handlers:
             )
         except I2IError as error:
             raise gr.Error(str(error)) from None
+        except torch.cuda.OutOfMemoryError:
+            raise gr.Error(_OUT_OF_MEMORY) from None
         if not results.pairs:
             raise gr.Error(" ".join(results.skipped))
         for message in results.skipped:
@@ -184,6 +198,8 @@ class _Handlers:
             ) from None
         except I2IError as error:
             raise gr.Error(f"{source.name}: {error}") from None
+        except torch.cuda.OutOfMemoryError:
+            raise gr.Error(_OUT_OF_MEMORY) from None
         return str(target)
 
     @staticmethod
@@ -200,8 +216,8 @@ class _Handlers:
         rows = []
         for index, example in enumerate(sample_examples(samples)):
             direction = directions[min(example.panel, len(directions) - 1)]
-            source = direction_label(self.translator, direction).split(" → ")[0]
-            path = folder / f"example-{index + 1}-{source}.png".replace(" ", "_")
+            source = _domain(self.translator, direction[0]).replace(" ", "_")
+            path = folder / f"example-{index + 1}-{source}.png"
             example.image.save(path)
             rows.append([str(path), direction])
         return rows
@@ -215,7 +231,7 @@ def _header(name: str, translator: Translator) -> str:
     task = translator.config.get("task", "?")
     return (
         f"# {name}\n"
-        f"**Directions:** {directions} · **Runs on:** `{translator.device}` · "
+        f"**Directions:** {directions} · **Runs on:** `{_device_text(translator.device)}` · "
         f"**Model:** {task}, {', '.join(generators)} (i2i)\n\n"
         "Upload one or several images, choose the direction and press **Translate**; the "
         "results download from the list below the comparison."
@@ -278,8 +294,9 @@ def build_page(
                 [files, direction, tiled, tile],
                 [compare, gallery, downloads, pairs],
                 api_name="translate",
+                concurrency_id=_MODEL_SLOT,
             )
-            gallery.select(handlers.select, pairs, compare, api_name=False)
+            gallery.select(handlers.select, pairs, compare, api_name=False, queue=False)
             examples = handlers.example_files(samples)
             if examples:
                 # A hidden image input makes the examples show as thumbnails; a click uploads it.
@@ -287,7 +304,13 @@ def build_page(
                 gr.Examples(
                     examples, [picked, direction], label="Examples from the model's samples"
                 )
-                picked.change(lambda path: [path] if path else None, picked, files, api_name=False)
+                picked.change(
+                    lambda path: [path] if path else None,
+                    picked,
+                    files,
+                    api_name=False,
+                    queue=False,
+                )
         if importlib.util.find_spec("av") is not None:
             with gr.Tab("Video"):
                 with gr.Row():
@@ -298,6 +321,7 @@ def build_page(
                     [video_in, direction, tiled, tile],
                     video_out,
                     api_name="translate_video",
+                    concurrency_id=_MODEL_SLOT,
                 )
     page.queue(default_concurrency_limit=1, max_size=limits.queue_size)
     return page
