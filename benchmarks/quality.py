@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -531,6 +532,21 @@ def run_child(command: list[str], folder: Path, config: dict) -> dict[str, Any]:
     }
 
 
+_STEP_LINE = re.compile(r"^step (\d+) epoch \d+ ([\d.]+) it/s", re.MULTILINE)
+
+
+def status_line(folders: list[Path], elapsed: float) -> str:
+    """Where the unfinished runs are, from the trainer's loss lines in their logs."""
+    parts = []
+    for folder in folders:
+        log = folder / "log.txt"
+        found = _STEP_LINE.findall(log.read_text(errors="replace")) if log.is_file() else []
+        parts.append(
+            f"{folder.name} {found[-1][0]} ({found[-1][1]} it/s)" if found else folder.name
+        )
+    return f"[{elapsed:.0f}s] running: " + ", ".join(parts)
+
+
 def progress_line(done: int, total: int, record: dict[str, Any], elapsed: float) -> str:
     head = f"[{done}/{total} {elapsed:.0f}s] {record['name']}"
     if "error" in record:
@@ -572,7 +588,12 @@ def run_grid(args: argparse.Namespace) -> int:
             for c in configs
         }
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, timeout=args.status_every, return_when=FIRST_COMPLETED)
+            if not finished:
+                running = [work / c["name"] for c in pending.values()]
+                print(
+                    status_line(running, time.perf_counter() - start), file=sys.stderr, flush=True
+                )
             for future in finished:
                 pending.pop(future)
                 record = future.result()
@@ -728,6 +749,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grid", default=None, help="JSON file of configurations to run in parallel")
     p.add_argument("--jobs", type=int, default=2, help="parallel runs with --grid")
     p.add_argument("--work", default=None, help="run folders with --grid (default: under /tmp)")
+    p.add_argument(
+        "--status-every", type=float, default=30.0, help="seconds between --grid status lines"
+    )
     p.add_argument("--table", default=None, help="print the markdown table of a results.jsonl")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--options-json", default=None, help=argparse.SUPPRESS)
