@@ -508,7 +508,9 @@ def child_command(
 def _last_line(path: Path) -> str:
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
     lines = [line for line in lines if line and not line.startswith(("Traceback", "File "))]
-    return lines[-1][-400:] if lines else "no output"
+    if not lines:
+        return "no output"
+    return lines[-1] if len(lines[-1]) <= 240 else lines[-1][:240] + "..."
 
 
 def run_child(command: list[str], folder: Path, config: dict) -> dict[str, Any]:
@@ -537,14 +539,17 @@ _STEP_LINE = re.compile(r"^step (\d+) epoch \d+ ([\d.]+) it/s", re.MULTILINE)
 
 def status_line(folders: list[Path], elapsed: float) -> str:
     """Where the unfinished runs are, from the trainer's loss lines in their logs."""
-    parts = []
+    parts, queued = [], 0
     for folder in folders:
         log = folder / "log.txt"
-        found = _STEP_LINE.findall(log.read_text(errors="replace")) if log.is_file() else []
+        if not log.is_file():
+            queued += 1
+            continue
+        found = _STEP_LINE.findall(log.read_text(errors="replace"))
         parts.append(
-            f"{folder.name} {found[-1][0]} ({found[-1][1]} it/s)" if found else folder.name
+            f"{folder.name} step {found[-1][0]} ({found[-1][1]} it/s)" if found else folder.name
         )
-    return f"[{elapsed:.0f}s] running: " + ", ".join(parts)
+    return f"[{elapsed:.0f}s] running: {', '.join(parts)}; queued: {queued}"
 
 
 def progress_line(done: int, total: int, record: dict[str, Any], elapsed: float) -> str:
