@@ -399,6 +399,14 @@ def test_cli_errors_are_one_line(tmp_path, model):
     result = CliRunner().invoke(cli, ["demo", str(tmp_path / "nothing")])
     assert result.exit_code == 1 and result.output.startswith("Error: ")
     assert len(result.output.strip().splitlines()) == 1
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["demo", str(model), "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: cannot serve on 127.0.0.1:{port} (")
+    assert len(result.output.strip().splitlines()) == 1
     result = CliRunner().invoke(cli, ["space", str(model), "someone/space"])
     assert result.exit_code == 1
     assert "pass --model-repo USER/REPO" in result.output

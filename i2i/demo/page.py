@@ -360,4 +360,12 @@ def serve(
     """
     limits = limits or DemoLimits()
     page = load_page(model, revision=revision, device=device, limits=limits)
-    page.launch(server_name=host, server_port=port, max_file_size=limits.max_upload, ssr_mode=False)
+    try:
+        page.launch(
+            server_name=host, server_port=port, max_file_size=limits.max_upload, ssr_mode=False
+        )
+    except OSError as error:  # Gradio's words for a busy port or an address it cannot bind
+        raise I2IError(
+            f"cannot serve on {host or 'the default address'}:{port or 'the default port'} "
+            f"({str(error).split('. ')[0]}); choose another --port or --host"
+        ) from None
