@@ -1,12 +1,14 @@
 """Throughput of ``i2i apply`` on a folder: images/s end to end (decode, translate, encode).
 
 Prints one JSON line per configuration; never asserts. Compares the PyTorch path (CPU, and CUDA
-with fp32/bf16 when present) with the ONNX Runtime CPU path. The networks are resnet9 at ngf 64
-with random weights (speed does not depend on training). Reference: the official test.py ran
-about 1.0 image/s at 256 px on this 2-core CPU (batch 1, fp32, serial I/O); targets: at least
-that (1.5x with ONNX Runtime) on CPU, and 10x official test.py on the same GPU.
+with fp32/bf16 when present) with ONNX Runtime (its CPU provider, and its CUDA provider when
+``onnxruntime-gpu`` is installed). The networks are resnet9 at ngf 64 with random weights (speed
+does not depend on training). Each line carries the generator's FLOPs per image, the achieved
+GFLOP/s and its fraction of the matmul and convolution peaks measured in this process on the same
+device and dtype (``peak.py``; ONNX Runtime lines use the fp32 peaks of their device).
 
     python benchmarks/apply_speed.py --sizes 256 512 --images 16
+    python benchmarks/apply_speed.py --devices cuda --sizes 256 --images 64
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import time
 from pathlib import Path
 
 import torch
+from peak import count_flops, measure_peak, rate_fields
 from PIL import Image
 
 import i2i
 from i2i.core.registry import generators
 from i2i.infer.apply import apply_paths
+from i2i.infer.translator import Translator
 from i2i.models.folder import make_config, net_spec, save_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "monet2photo" / "testB"
-OFFICIAL_CPU_IMAGES_PER_S = {256: 1.0}
 
 
 def make_inputs(folder: Path, size: int, count: int) -> None:
@@ -41,15 +44,32 @@ def make_inputs(folder: Path, size: int, count: int) -> None:
         image.save(folder / f"{i:04d}.jpg", quality=95)
 
 
-def make_model(folder: Path) -> Path:
+def make_model(folder: Path, ngf: int) -> Path:
     torch.manual_seed(0)
-    spec = net_spec(generators, "resnet9", {})
+    spec = net_spec(generators, "resnet9", {"ngf": ngf})
     config = make_config("cyclegan", {"AtoB": spec}, size=256)
-    return save_model(folder, config, {"AtoB": i2i.create_generator("resnet9")})
+    return save_model(folder, config, {"AtoB": i2i.create_generator("resnet9", ngf=ngf)})
 
 
-def run(model: Path, inputs: Path, out: Path, **load_kwargs) -> float:
-    translator = i2i.load(model, **load_kwargs)
+def onnx_cuda_translator(folder: Path, batch_size: int) -> Translator:
+    """The ONNX model with ONNX Runtime's CUDA provider in place of the CPU one that ``i2i.load``
+    uses; raises ``I2IError`` when the provider is missing or falls back to the CPU."""
+    import onnxruntime as ort
+
+    from i2i.infer.onnx import load_onnx
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise i2i.I2IError("no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+    config, nets = load_onnx(folder)
+    for direction, net in nets.items():
+        graph = folder / config["onnx"][direction]["file"]
+        net.session = ort.InferenceSession(str(graph), providers=["CUDAExecutionProvider"])
+        if net.session.get_providers()[0] != "CUDAExecutionProvider":
+            raise i2i.I2IError("ONNX Runtime could not start its CUDA provider here")
+    return Translator(config, nets, device="cpu", batch_size=batch_size)
+
+
+def run(translator: Translator, inputs: Path, out: Path) -> float:
     apply_paths(translator, [str(inputs)], out / "warmup", progress=False)  # warm-up pass
     start = time.perf_counter()
     report = apply_paths(translator, [str(inputs)], out / "timed", progress=False)
@@ -59,18 +79,37 @@ def run(model: Path, inputs: Path, out: Path, **load_kwargs) -> float:
     return len(report.written) / elapsed
 
 
+def image_flops(size: int, ngf: int) -> int:
+    """FLOPs of the generator on one ``size`` x ``size`` image (the same on every device)."""
+    net = i2i.create_generator("resnet9", ngf=ngf).eval()
+    with torch.no_grad():
+        return count_flops(lambda: net(torch.zeros(1, 3, size, size)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument(
+        "--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda)"
+    )
+    parser.add_argument("--ngf", type=int, default=64, help="generator width (64: official)")
     parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--quick-peak", action="store_true", help="tiny peaks (smoke tests)")
     args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    devices = args.devices or (["cpu", "cuda"] if cuda else ["cpu"])
+    if "cuda" in devices and not cuda:
+        print(json.dumps({"bench": "apply_speed", "device": "cuda", "skipped": "no CUDA here"}))
+        devices.remove("cuda")
     work = Path(tempfile.mkdtemp(prefix="i2i-apply-bench-"))
     try:
-        model = make_model(work / "model")
-        backends = [("torch", "cpu", "fp32")]
-        if torch.cuda.is_available():
+        model = make_model(work / "model", args.ngf)
+        backends = []  # (backend, device, precision)
+        if "cpu" in devices:
+            backends.append(("torch", "cpu", "fp32"))
+        if "cuda" in devices:
             backends += [("torch", "cuda", "fp32"), ("torch", "cuda", "bf16")]
         if not args.no_onnx:
             try:
@@ -79,27 +118,42 @@ def main() -> None:
 
                 config, nets = load_model(model)
                 export_onnx(config, nets, work / "onnx", log=lambda _: None)
-                backends.append(("onnxruntime", "cpu", "fp32"))
+                backends += [("onnxruntime", device, "fp32") for device in devices]
             except i2i.I2IError as error:
                 print(
                     json.dumps(
                         {"bench": "apply_speed", "skipped": "onnxruntime", "why": str(error)}
                     )
                 )
+        translators: dict[tuple[str, str, str], Translator] = {}
+        for backend, device, precision in list(backends):
+            try:
+                if backend == "onnxruntime" and device == "cuda":
+                    translator = onnx_cuda_translator(work / "onnx", args.batch_size)
+                else:
+                    source = work / "onnx" if backend == "onnxruntime" else model
+                    translator = i2i.load(
+                        source,
+                        device=device,
+                        precision=precision,
+                        batch_size=args.batch_size,
+                        backend=backend,
+                    )
+            except i2i.I2IError as error:
+                why = {"backend": backend, "device": device, "skipped": str(error)}
+                print(json.dumps({"bench": "apply_speed", **why}), flush=True)
+                continue
+            translators[(backend, device, precision)] = translator
+        peaks = {
+            (device, precision): measure_peak(device, precision, quick=args.quick_peak)
+            for _, device, precision in translators
+        }
         for size in args.sizes:
             inputs = work / f"in{size}"
             make_inputs(inputs, size, args.images)
-            for backend, device, precision in backends:
-                source = work / "onnx" if backend == "onnxruntime" else model
-                speed = run(
-                    source,
-                    inputs,
-                    work / f"out-{size}-{backend}-{device}-{precision}",
-                    device=device,
-                    precision=precision,
-                    batch_size=args.batch_size,
-                    backend=backend,
-                )
+            flops = image_flops(size, args.ngf)
+            for (backend, device, precision), translator in translators.items():
+                speed = run(translator, inputs, work / f"out-{size}-{backend}-{device}-{precision}")
                 record = {
                     "bench": "apply_speed",
                     "size": size,
@@ -107,16 +161,14 @@ def main() -> None:
                     "device": device,
                     "precision": precision,
                     "batch_size": args.batch_size,
+                    "ngf": args.ngf,
                     "images": args.images,
                     "images_per_s": round(speed, 3),
+                    **rate_fields(flops, 1 / speed, peaks[(device, precision)], per="image"),
                     "torch_threads": torch.get_num_threads(),
                 }
                 if device == "cuda":
                     record["gpu"] = torch.cuda.get_device_name()
-                official = OFFICIAL_CPU_IMAGES_PER_S.get(size)
-                if official and device == "cpu":
-                    record["official_test_py_images_per_s"] = official
-                    record["speedup_vs_official"] = round(speed / official, 2)
                 print(json.dumps(record), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

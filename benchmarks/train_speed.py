@@ -6,6 +6,11 @@ CUDA. What is timed is the task's real training step (``task.step``) on syntheti
 in [-1, 1], already at crop size and on the device, so data loading and augmentation are left
 out; warm-up steps are excluded and CUDA is synchronised only around the timed region.
 
+Each line also carries the FLOPs of one step and the achieved GFLOP/s as a fraction of the
+device's matmul and convolution peaks, measured in the same process (``peak.py``), so "at the
+limit" is a number on any machine. Comparisons are only with what the same run measured
+(``--plain``, and bf16 against fp32).
+
     python benchmarks/train_speed.py                                 # CPU, plus CUDA when present
     python benchmarks/train_speed.py --sizes 128 --batches 1 --steps 3   # a quick look
     python benchmarks/train_speed.py --devices cuda --precisions fp32,bf16 --compile both
@@ -22,14 +27,7 @@ import sys
 import time
 from typing import Any
 
-# The official implementation (junyanz/pytorch-CycleGAN-and-pix2pix), resnet_9blocks + basic
-# PatchGAN, fp32, batch 1, measured on the project's 2-core CPU machine.
-OFFICIAL_CPU = {
-    (128, 1): {"s_per_iter": 4.7, "peak_rss_gb": 2.0},
-    (256, 1): {"s_per_iter": 16.4, "peak_rss_gb": 4.2},
-}
-CPU_MEMORY_RATIO = 0.8  # at most this fraction of the official peak RSS
-CUDA_BF16_SPEEDUP = 3.0  # bf16 on an H100: at least this many times the official fp32 images/s
+from peak import measure_peak, rate_fields, task_step_flops
 
 
 def _csv(kind: type) -> Any:
@@ -72,17 +70,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ndf", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in each run")
     p.add_argument(
-        "--cpu-channels-last",
-        action="store_true",
-        help="experiment: channels_last memory format on the CPU too (the Runtime uses it on "
-        "CUDA only)",
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="memory format of networks and batches (auto: the Runtime's choice, on for CUDA)",
     )
     p.add_argument(
-        "--official-cuda",
-        type=_csv(str),
-        default=[],
-        help="official fp32 CUDA s/iter measured on the same GPU, SIZE:BATCH=SECONDS, "
-        "e.g. 256:1=0.09; enables the bf16 target check",
+        "--quick-peak",
+        action="store_true",
+        help="tiny peak microbenchmarks (smoke tests: the fractions are then meaningless)",
     )
     p.add_argument(
         "--profile",
@@ -178,8 +174,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     }
     config = resolve_config("cyclegan", given)
     runtime = Runtime(config["device"], config["precision"], config["compile"])
-    if spec["cpu_channels_last"]:
-        runtime.channels_last = True
+    if spec["channels_last"] != "auto":
+        runtime.channels_last = spec["channels_last"] == "on"
     device = runtime.device
     cuda = device.type == "cuda"
     torch.manual_seed(config["seed"])
@@ -197,7 +193,11 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         }
 
     batches = [synthetic() for _ in range(2)]
-    step = plain_step(task) if spec.get("impl") == "plain" else task.step
+
+    def make_step() -> Any:
+        return plain_step(task) if spec.get("impl") == "plain" else task.step
+
+    step = make_step()
 
     def sync() -> None:
         if cuda:
@@ -205,6 +205,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
     for i in range(spec["warmup"]):
         step(batches[i % 2])
+    flops = task_step_flops(task, make_step, batches[0])
     sync()
     profiler = None
     if spec["profile"]:
@@ -275,6 +276,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         # Linux reports ru_maxrss in KiB.
         result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+    # The peaks last, so that their large matrices stay out of the memory figures above.
+    peak = measure_peak(device, spec["precision"], quick=spec["quick_peak"])
+    result.update(rate_fields(flops, s_per_iter, peak))
     result.update(
         losses_finite=finite,
         torch=torch.__version__,
@@ -325,7 +329,8 @@ def configurations(args: argparse.Namespace, cuda_available: bool) -> list[dict[
                                 "ngf": args.ngf,
                                 "ndf": args.ndf,
                                 "threads": args.threads,
-                                "cpu_channels_last": args.cpu_channels_last,
+                                "channels_last": args.channels_last,
+                                "quick_peak": args.quick_peak,
                                 "profile": args.profile,
                             }
                         )
@@ -334,54 +339,11 @@ def configurations(args: argparse.Namespace, cuda_available: bool) -> list[dict[
     return specs
 
 
-def _official_cuda(pairs: list[str]) -> dict[tuple[int, int], float]:
-    out = {}
-    for pair in pairs:
-        key, _, seconds = pair.partition("=")
-        size, _, batch = key.partition(":")
-        out[(int(size), int(batch or 1))] = float(seconds)
-    return out
-
-
-def add_targets(
-    result: dict[str, Any],
-    official_cuda: dict[tuple[int, int], float],
-    ours_fp32: dict[tuple, float],
-) -> None:
-    """The project's targets next to the figures, for information."""
-    size, batch = result["size"], result["batch"]
-    is_default_net = (result["gen"], result["disc"], result["ngf"], result["ndf"]) == (
-        "resnet9",
-        "patchgan",
-        64,
-        64,
-    )
-    if not is_default_net or result["impl"] != "task":
-        return
-    if result["device"] == "cpu" and result["precision"] == "fp32":
-        official = OFFICIAL_CPU.get((size, batch))
-        if official is None:
-            return
-        limit = round(CPU_MEMORY_RATIO * official["peak_rss_gb"], 2)
-        result["official_s_per_iter"] = official["s_per_iter"]
-        result["official_peak_rss_gb"] = official["peak_rss_gb"]
-        result["target"] = (
-            f"s_per_iter <= {official['s_per_iter']} and peak_rss_gb <= {limit} "
-            f"(official throughput at <= {CPU_MEMORY_RATIO}x its memory, same 2-core CPU)"
-        )
-        result["meets_target"] = (
-            result["s_per_iter"] <= official["s_per_iter"] and result["peak_rss_gb"] <= limit
-        )
-    elif result["device"] == "cuda" and result["precision"] == "bf16":
-        result["target"] = f"images_per_s >= {CUDA_BF16_SPEEDUP}x official fp32 images/s (H100)"
-        official = official_cuda.get((size, batch))
-        if official is not None:
-            result["official_s_per_iter"] = official
-            result["speedup_vs_official"] = round(result["images_per_s"] / (batch / official), 2)
-            result["meets_target"] = result["speedup_vs_official"] >= CUDA_BF16_SPEEDUP
-        key = (size, batch, result["compile"])
-        if key in ours_fp32:
-            result["speedup_vs_our_fp32"] = round(result["images_per_s"] / ours_fp32[key], 2)
+def add_comparisons(result: dict[str, Any], ours_fp32: dict[tuple, float]) -> None:
+    """bf16 against fp32 of the same configuration, when this run measured both."""
+    key = (result["device"], result["size"], result["batch"], result["compile"])
+    if result["precision"] == "bf16" and key in ours_fp32:
+        result["speedup_vs_fp32"] = round(result["images_per_s"] / ours_fp32[key], 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,7 +355,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     specs = configurations(args, torch.cuda.is_available())
-    official_cuda = _official_cuda(args.official_cuda)
     ours_fp32: dict[tuple, float] = {}
     failures = 0
     for spec in specs:
@@ -410,13 +371,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(record), flush=True)
             continue
         result = json.loads(lines[-1])
-        if (
-            result["device"] == "cuda"
-            and result["precision"] == "fp32"
-            and result["impl"] == "task"
-        ):
-            ours_fp32[(result["size"], result["batch"], result["compile"])] = result["images_per_s"]
-        add_targets(result, official_cuda, ours_fp32)
+        if result["precision"] == "fp32" and result["impl"] == "task":
+            key = (result["device"], result["size"], result["batch"], result["compile"])
+            ours_fp32[key] = result["images_per_s"]
+        add_comparisons(result, ours_fp32)
         print(json.dumps(result), flush=True)
     return 1 if failures else 0
 

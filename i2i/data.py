@@ -1,19 +1,26 @@
 """Image folders, decoding and the unaligned (CycleGAN) and aligned (pix2pix) datasets.
 
-Everything here runs on the CPU in DataLoader workers and hands over uint8 tensors: augmentation
-and the conversion to float happen later on the training device (Kornia), where they are cheap.
-A bad file never stops an epoch; it comes back as ``None`` plus a ``skipped`` entry, and
-``collate`` drops it.
+Everything here runs on the CPU (in DataLoader workers or a background thread) and hands over
+uint8 tensors: augmentation and the conversion to float happen later on the training device
+(Kornia), where they are cheap. A bad file never stops an epoch; it comes back as ``None`` plus a
+``skipped`` entry, and ``collate`` drops it.
+
+Two things keep decoding off the training step's critical path: ``prefetch`` runs the loader in
+a background thread a few batches ahead, and ``keep_decoded`` keeps a dataset's decoded images in
+memory when they fit, so after the first epoch nothing is decoded at all.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 import os
+import queue
 import random
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -25,11 +32,15 @@ from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "AlignedDataset",
+    "DecodedCache",
     "EpochSampler",
     "UnalignedDataset",
     "collate",
+    "default_cache_bytes",
     "find_images",
+    "keep_decoded",
     "load_image",
+    "prefetch",
     "save_image",
     "to_float",
     "to_uint8",
@@ -52,7 +63,8 @@ def find_images(folder: PathLike, recursive: bool = True) -> list[Path]:
 
     Hidden files and folders (``.DS_Store``, macOS ``._x.jpg`` forks, ``.ipynb_checkpoints``) are
     skipped because they are never training data. Symlinked sub-folders are followed, since
-    datasets are often assembled from links, but each real folder is visited once.
+    datasets are often assembled from links, but each real folder is visited once and a link
+    to a folder above is not followed.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -65,7 +77,12 @@ def find_images(folder: PathLike, recursive: bool = True) -> list[Path]:
             dirnames.clear()
             continue
         seen.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
+        # A link to a folder above (``trainA/loop -> ..``) would pull the other domain in.
+        dirnames[:] = (
+            [d for d in dirnames if not d.startswith(".") and not _links_up(dirpath, d, real)]
+            if recursive
+            else []
+        )
         for name in filenames:
             if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
@@ -74,6 +91,12 @@ def find_images(folder: PathLike, recursive: bool = True) -> list[Path]:
                 found.append((path.relative_to(root).as_posix(), path))
     found.sort(key=lambda rel_path: rel_path[0])
     return [path for _, path in found]
+
+
+def _links_up(dirpath: str, name: str, real: str) -> bool:
+    """Whether sub-folder ``name`` of ``dirpath`` (real path ``real``) resolves to an ancestor."""
+    target = os.path.realpath(os.path.join(dirpath, name))
+    return real == target or real.startswith(target.rstrip(os.sep) + os.sep)
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -148,9 +171,105 @@ def load_image(path: PathLike, channels: int = 3) -> torch.Tensor:
     return _to_tensor(_decode(Path(path)), _check_channels(channels))
 
 
-def _try_load(path: Path, channels: int, skipped: list[tuple[str, str]]) -> torch.Tensor | None:
+# -- keeping decoded images ----------------------------------------------------------------------
+Decoded = Any  # a uint8 tensor, or a tuple of them for an aligned pair
+
+
+def _nbytes(value: Decoded) -> int:
+    tensors = value if isinstance(value, tuple) else (value,)
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class DecodedCache:
+    """Decoded images kept in memory, up to ``max_bytes``; once full, later images are decoded
+    each time as usual. Values are never modified (``collate`` stacks copies), so one decoded
+    image can serve every epoch. Safe to use from the prefetch thread and the main thread."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._values: dict[Any, Decoded] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, key: Any, decode: Callable[[], Decoded]) -> Decoded:
+        """The value kept for ``key``, or ``decode()`` (kept when it fits; errors propagate)."""
+        value = self._values.get(key)
+        if value is not None:
+            return value
+        value = decode()
+        size = _nbytes(value)
+        with self._lock:
+            if key not in self._values and self.bytes + size <= self.max_bytes:
+                self._values[key] = value
+                self.bytes += size
+        return value
+
+
+def default_cache_bytes() -> int:
+    """How much memory decoded images may take in one training process: a quarter of what is
+    available, shared among the processes torchrun starts on this machine, at most 4 GiB."""
     try:
-        return load_image(path, channels)
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux: assume little
+        available = 4 * 2**30
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return min(4 * 2**30, available // (4 * max(processes, 1)))
+
+
+class _KeepsDecoded(abc.ABC):
+    """What the folder datasets share: an optional ``DecodedCache`` and the estimate that
+    decides whether the whole dataset fits in it."""
+
+    cache: DecodedCache | None = None
+
+    @abc.abstractmethod
+    def _images(self) -> int:
+        """How many decoded images the whole dataset holds."""
+
+    @abc.abstractmethod
+    def _probe(self, count: int) -> list[Decoded]:
+        """Decode the first ``count`` entries (kept in the cache when one is set); ``None``
+        for unreadable ones."""
+
+    def keep_decoded(self, max_bytes: int, probe: int = 8) -> bool:
+        """Keep every decoded image in memory if the dataset fits in ``max_bytes``.
+
+        The size is measured, not guessed: the first ``probe`` entries are decoded and their
+        mean size scaled to the whole dataset (images of one folder are usually alike). Returns
+        whether the dataset is kept; when it is not, nothing changes.
+        """
+        self.cache = DecodedCache(max_bytes)
+        decoded = [value for value in self._probe(probe) if value is not None]
+        images = sum(len(v) if isinstance(v, tuple) else 1 for v in decoded)
+        per_image = sum(_nbytes(v) for v in decoded) / max(images, 1)
+        if per_image * self._images() > max_bytes:
+            self.cache = None
+        return self.cache is not None
+
+
+def keep_decoded(dataset: Any, max_bytes: int | None = None) -> bool:
+    """Keep ``dataset``'s decoded images in memory when they all fit (``default_cache_bytes()``
+    unless given); returns whether it does. Datasets other than the built-in folder datasets
+    are left alone (``False``).
+
+    Worth it with in-process loading (``num_workers=0`` plus ``prefetch``): worker processes
+    would each keep a copy, and lose it when the loader is rebuilt.
+    """
+    if not isinstance(dataset, _KeepsDecoded):
+        return False
+    return dataset.keep_decoded(default_cache_bytes() if max_bytes is None else max_bytes)
+
+
+def _try_load(
+    path: Path, channels: int, skipped: list[tuple[str, str]], cache: DecodedCache | None = None
+) -> torch.Tensor | None:
+    try:
+        if cache is None:
+            return load_image(path, channels)
+        return cache.get((str(path), channels), lambda: load_image(path, channels))
     except ImageDecodeError as e:
         skipped.append((str(path), str(e)))
         return None
@@ -187,7 +306,7 @@ def _list_domain(folder: Path, layout: str, max_images: int | None) -> list[Path
     return images[:max_images]
 
 
-class UnalignedDataset(torch.utils.data.Dataset):
+class UnalignedDataset(_KeepsDecoded, torch.utils.data.Dataset):
     """Two unpaired image folders ``root/{split}A`` and ``root/{split}B`` for CycleGAN-style tasks.
 
     An epoch has ``max(|A|, |B|)`` steps, as in the original CycleGAN. Indices past the end encode
@@ -232,18 +351,29 @@ class UnalignedDataset(torch.utils.data.Dataset):
             self.paths_a[index % len(self.paths_a)], self.paths_b[index % len(self.paths_b)]
         )
 
+    def _images(self) -> int:
+        return len(self.paths_a) + len(self.paths_b)
+
+    def _probe(self, count: int) -> list[Decoded]:
+        skipped: list[tuple[str, str]] = []
+        return [
+            _try_load(path, channels, skipped, self.cache)
+            for paths, channels in zip((self.paths_a, self.paths_b), self.channels, strict=True)
+            for path in paths[:count]
+        ]
+
     def _item(self, path_a: Path, path_b: Path) -> Item:
         skipped: list[tuple[str, str]] = []
         return {
-            "A": _try_load(path_a, self.channels[0], skipped),
-            "B": _try_load(path_b, self.channels[1], skipped),
+            "A": _try_load(path_a, self.channels[0], skipped, self.cache),
+            "B": _try_load(path_b, self.channels[1], skipped, self.cache),
             "A_path": str(path_a),
             "B_path": str(path_b),
             "skipped": skipped,
         }
 
 
-class AlignedDataset(torch.utils.data.Dataset):
+class AlignedDataset(_KeepsDecoded, torch.utils.data.Dataset):
     """Paired images for pix2pix-style tasks, in either of the two common layouts.
 
     ``root/{split}/`` holding side-by-side images (A left half, B right half), or two folders
@@ -335,17 +465,29 @@ class AlignedDataset(torch.utils.data.Dataset):
                 )
         return (img_b, img_a) if self.direction == "BtoA" else (img_a, img_b)
 
+    def _tensors(self, pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor]:
+        img_a, img_b = self._load_pair(*pair)
+        return _to_tensor(img_a, self.channels[0]), _to_tensor(img_b, self.channels[1])
+
+    def _images(self) -> int:
+        return 2 * len(self.pairs)
+
+    def _probe(self, count: int) -> list[Decoded]:
+        items = [self[i] for i in range(min(count, len(self)))]
+        return [(item["A"], item["B"]) if item["A"] is not None else None for item in items]
+
     def __getitem__(self, index: int) -> Item:
         pair = self.pairs[index % len(self)]
         path_a, path_b = pair[::-1] if self.direction == "BtoA" else pair
         item: Item = {"A": None, "B": None, "A_path": str(path_a), "B_path": str(path_b)}
         try:
-            img_a, img_b = self._load_pair(*pair)
+            if self.cache is None:
+                item["A"], item["B"] = self._tensors(pair)
+            else:
+                item["A"], item["B"] = self.cache.get(pair, lambda: self._tensors(pair))
         except ImageDecodeError as e:
             item["skipped"] = [(str(path_a), str(e))]
             return item
-        item["A"] = _to_tensor(img_a, self.channels[0])
-        item["B"] = _to_tensor(img_b, self.channels[1])
         item["skipped"] = []
         return item
 
@@ -409,6 +551,65 @@ class EpochSampler(torch.utils.data.Sampler[int]):
 
     def __len__(self) -> int:
         return max(self.shard_size - self.start, 0)
+
+
+# -- overlapping loading with training ------------------------------------------------------------
+T = TypeVar("T")
+_END = object()
+
+
+class _Raised:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def prefetch(batches: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``batches`` in a background thread, up to ``depth`` items ahead of the consumer.
+
+    Meant for a DataLoader with ``num_workers=0``: decoding (Pillow releases the GIL), collation
+    and pinning then run while the main thread steps the networks, without worker processes to
+    start every epoch or copies of the dataset in each. Items arrive in order; an exception in
+    the loader is raised in the consumer at the item where it happened; stopping early (``break``,
+    an error, Ctrl-C) stops the thread after the item it is on. The consumer still moves pinned
+    batches to the device itself (``non_blocking=True``), on its own CUDA stream.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise InvalidArgumentError(f"prefetch depth must be a positive integer, got {depth!r}")
+    return _prefetched(batches, depth)
+
+
+def _prefetched(batches: Iterable[T], depth: int) -> Iterator[T]:
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(value, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as error:  # handed over and raised in the consumer
+            put(_Raised(error))
+
+    thread = threading.Thread(target=produce, name="i2i-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 # -- batching ------------------------------------------------------------------------------------

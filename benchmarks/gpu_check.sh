@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# One prepared check of a CUDA machine: training and inference speed against the peak measured
+# in the same run, the whole run against its step, a short bf16 + torch.compile training run
+# with its sample grid, and two-process DDP when two GPUs exist. About 5 minutes on one GPU.
+#
+#   OUT=/some/folder bash benchmarks/gpu_check.sh            # on the CUDA machine
+#   OUT=/some/folder bash benchmarks/gpu_check.sh --dry-run  # the same stages on the CPU, tiny
+#
+# Everything goes under $OUT (a temporary folder when unset): results.jsonl (every JSON line of
+# every stage, plus one {"bench": "gpu_check", "stage": ...} line per stage with its exit status
+# and seconds), logs/STAGE.log (each stage's stderr), and the run folders with their pictures
+# (whole_run/*/samples, train_bf16_compile/overlap/samples, loss curves). A failed stage is
+# recorded and the next one runs; the exit status is non-zero if any stage failed.
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+
+DRY=0
+case "${1:-}" in
+  --dry-run) DRY=1 ;;
+  "") ;;
+  *) echo "usage: bash benchmarks/gpu_check.sh [--dry-run]" >&2; exit 2 ;;
+esac
+
+OUT="${OUT:-$(mktemp -d -t i2i-gpu-check-XXXXXX)}"
+mkdir -p "$OUT/logs"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+PY="${PYTHON:-python3}"
+FAILED=0
+
+# stage NAME SECONDS COMMAND...: run with a time limit, JSON lines to results.jsonl.
+stage() {
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name" >&2
+  local start=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" 2> "$OUT/logs/$name.log" | grep --line-buffered '^{' | tee -a "$RESULTS"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" -eq 0 ] || { FAILED=1; tail -n 3 "$OUT/logs/$name.log" >&2; }
+  printf '{"bench": "gpu_check", "stage": "%s", "rc": %d, "seconds": %d}\n' \
+    "$name" "$rc" $((SECONDS - start)) | tee -a "$RESULTS"
+}
+
+# The dry run: the same stages and scripts on the CPU with tiny networks, one configuration
+# each, no ONNX export, and no torch.compile (the CPU compiler alone takes minutes).
+if [ "$DRY" -eq 1 ]; then
+  DEVICE=cpu
+  QUICK=(--quick-peak)
+  TRAIN_NETS=(--sizes 32 --ngf 4 --ndf 4 --steps 1 --warmup 0)
+  TRAIN_GRID=(--batches 1 --precisions fp32)
+  COMPILE=off
+  APPLY=(--sizes 32 --images 2 --batch-size 2 --ngf 4 --no-onnx)
+  WHOLE=(--gen resnet6 --ngf 4 --ndf 4 --size 32 --images 4 --steps 3 --step-only 1 --warmup 0)
+  GPUS=0
+else
+  DEVICE=cuda
+  QUICK=()
+  TRAIN_NETS=(--sizes 256 --steps 15)
+  TRAIN_GRID=(--batches 1,4 --precisions fp32,bf16)
+  COMPILE=on
+  APPLY=(--sizes 256 --images 64 --batch-size 8)
+  WHOLE=(--gen resnet9 --ngf 64 --ndf 64 --size 256 --images 100 --steps 200 --step-only 30)
+  GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2> /dev/null || echo 0)
+  if [ "$GPUS" -lt 1 ]; then
+    echo "no CUDA device here; use --dry-run to check the script on the CPU" >&2
+    exit 2
+  fi
+fi
+export PYTHONUNBUFFERED=1
+
+stage environment 60 "$PY" -c '
+import json, os, torch, i2i
+cuda = torch.cuda.is_available()
+print(json.dumps({"bench": "environment", "i2i": i2i.__version__, "torch": torch.__version__,
+    "cuda": torch.version.cuda, "gpus": torch.cuda.device_count(),
+    "gpu_name": torch.cuda.get_device_name() if cuda else None, "cpu_count": os.cpu_count()}))'
+
+# Training step: fp32 and bf16 at batch 1 and 4; compile and channels_last off, each on one
+# configuration (compiling every one would take most of the time budget).
+stage train_speed 150 "$PY" benchmarks/train_speed.py --devices "$DEVICE" "${TRAIN_NETS[@]}" \
+  "${TRAIN_GRID[@]}" --compile off "${QUICK[@]}"
+stage train_speed_compile 150 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
+  "${TRAIN_NETS[@]}" --batches 4 --precisions bf16 --compile "$COMPILE" "${QUICK[@]}"
+stage train_speed_no_channels_last 60 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
+  "${TRAIN_NETS[@]}" --batches 4 --precisions bf16 --compile off --channels-last off "${QUICK[@]}"
+
+# Inference: i2i apply with PyTorch fp32 and bf16, and ONNX Runtime's CUDA provider if present.
+stage apply_speed 120 "$PY" benchmarks/apply_speed.py --devices "$DEVICE" "${APPLY[@]}" \
+  "${QUICK[@]}"
+
+# A whole run (data included) against its step: the trainer's loader and the overlap.
+stage whole_run 120 "$PY" benchmarks/whole_run.py --device "$DEVICE" --precision bf16 \
+  "${WHOLE[@]}" --out "$OUT/whole_run" "${QUICK[@]}"
+
+# A short bf16 + torch.compile training run, with its sample grid and loss curve.
+COMPILE_FLAG=(--compile)
+[ "$COMPILE" = on ] || COMPILE_FLAG=()
+stage train_bf16_compile 150 "$PY" benchmarks/whole_run.py --device "$DEVICE" \
+  --precision bf16 "${COMPILE_FLAG[@]}" "${WHOLE[@]}" --variants overlap \
+  --out "$OUT/train_bf16_compile" "${QUICK[@]}"
+
+# Two-process DDP when two GPUs exist: a short run through torchrun, timed end to end.
+if [ "$GPUS" -ge 2 ]; then
+  stage ddp_two_gpus 120 "$PY" -m torch.distributed.run --standalone --nproc_per_node=2 \
+    benchmarks/whole_run.py --device cuda --precision bf16 "${WHOLE[@]}" --variants overlap \
+    --out "$OUT/ddp"
+else
+  printf '{"bench": "gpu_check", "stage": "ddp_two_gpus", "skipped": "%s GPU(s); DDP needs 2"}\n' \
+    "$GPUS" | tee -a "$RESULTS"
+fi
+
+echo "results: $RESULTS" >&2
+exit "$FAILED"

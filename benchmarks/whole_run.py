@@ -1,0 +1,374 @@
+"""A whole short CycleGAN training run, data included, next to its step alone.
+
+``train_speed.py`` times ``task.step`` on batches already on the device. A real run also decodes
+and collates images, moves them to the device, augments them, logs, and writes samples and a
+checkpoint. This script trains real runs through ``i2i.train.trainer.Trainer`` and reports, per
+variant of the data path:
+
+* ``step_s_per_iter``: the same trainer's ``task.step`` alone, on one augmented batch kept on the
+  device, timed just before the run (the limit the run can reach);
+* ``loop_s_per_iter``: the training loop per step (data, augmentation, step, logging);
+* ``whole_s_per_iter``: the whole ``train()`` per step, with the final checkpoint, sample grid
+  and loss curve (``outputs_s``), which a longer run spreads over more steps;
+* ``data_wait_s``: how long the loop waited for the next batch;
+* ``loop_over_step``: the price of the data path (target: at most 1.05).
+
+Variants: ``baseline`` is the loader as the trainer builds it (worker processes with CUDA, none
+on the CPU); ``overlap`` keeps the decoded dataset in memory when it fits (``keep_decoded``) and
+runs the loader in a background thread (``prefetch``), with no worker processes when the dataset
+is in memory. With ``I2I_OFFICIAL_CYCLEGAN`` pointing at a checkout of
+junyanz/pytorch-CycleGAN-and-pix2pix, it also runs the official ``train.py`` and ``i2i train``
+on the same data and settings as two processes and compares their wall-clock times; without it
+no peer figure is printed.
+
+    python benchmarks/whole_run.py                          # small networks, CPU or CUDA
+    python benchmarks/whole_run.py --gen resnet9 --ngf 64 --ndf 64 --size 256 --steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import torch
+from peak import measure_peak, rate_fields, synchronize, task_step_flops
+
+import i2i
+from i2i.data import keep_decoded, prefetch, to_float
+from i2i.train.logger import RunLogger
+from i2i.train.trainer import Trainer, resolve_config
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "monet2photo"
+PEER_ENV = "I2I_OFFICIAL_CYCLEGAN"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=None, help="DIR with trainA/trainB (default: monet2photo)")
+    p.add_argument("--images", type=int, default=100, help="images per domain (one epoch)")
+    p.add_argument("--steps", type=int, default=None, help="run length (default CPU 20, CUDA 300)")
+    p.add_argument("--step-only", type=int, default=None, help="steps timed alone (default 10/50)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (1 CPU, 5 CUDA)")
+    p.add_argument("--gen", default="resnet6")
+    p.add_argument("--ngf", type=int, default=16)
+    p.add_argument("--ndf", type=int, default=16)
+    p.add_argument("--size", type=int, default=64, help="crop size")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--variants", default="baseline,overlap", help="comma-separated")
+    p.add_argument("--out", default=None, help="keep the run folders here (default: temporary)")
+    p.add_argument("--quick-peak", action="store_true", help="tiny peaks (smoke tests)")
+    return p.parse_args(argv)
+
+
+# -- data ----------------------------------------------------------------------------------------
+def dataset_root(args: argparse.Namespace, work: Path) -> Path:
+    """``--data``, else monet2photo's test split linked as a train split, else the toy data."""
+    if args.data:
+        return Path(args.data)
+    if (SHARED / "testA").is_dir() and (SHARED / "testB").is_dir():
+        root = work / "monet2photo"
+        for domain in "AB":
+            (root / f"train{domain}").mkdir(parents=True, exist_ok=True)
+            for image in sorted((SHARED / f"test{domain}").glob("*.jpg"))[: args.images]:
+                link = root / f"train{domain}" / image.name
+                if not link.exists():
+                    link.symlink_to(image)
+        return root
+    from i2i.toydata import toy_dataset_dir
+
+    return toy_dataset_dir()
+
+
+# -- the in-process runs -------------------------------------------------------------------------
+class WaitTimed:
+    """Iterates ``items`` and adds the time spent waiting for each one to ``totals["wait"]``."""
+
+    def __init__(self, items: Iterable[Any], totals: dict[str, float]) -> None:
+        self.items, self.totals = items, totals
+
+    def __iter__(self) -> Iterator[Any]:
+        iterator = iter(self.items)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.totals["wait"] += time.perf_counter() - start
+            yield item
+
+
+class BenchTrainer(Trainer):
+    """The trainer with its data path chosen by ``variant`` and its waits and outputs timed."""
+
+    def __init__(self, config: dict[str, Any], variant: str) -> None:
+        super().__init__(i2i.create_task("cyclegan", **config))
+        self.variant = variant
+        self.totals = {"wait": 0.0, "outputs": 0.0}
+        self.in_memory = variant == "overlap" and keep_decoded(self.dataset)
+        if self.in_memory:
+            self.config["workers"] = 0
+        self.step_spans: list[Any] = []
+
+    def time_steps_in_run(self) -> None:
+        """Time every ``task.step`` of the run as it happens, without waiting for the device:
+        host clocks on the CPU (where a step is synchronous), CUDA events around it on a GPU
+        (their span is the step as the device ran it, gaps within it included)."""
+        step, cuda = self.task.step, self.runtime.device.type == "cuda"
+
+        def timed(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
+                start.record()
+                losses = step(batch)
+                end.record()
+                self.step_spans.append((start, end))
+            else:
+                start_s = time.perf_counter()
+                losses = step(batch)
+                self.step_spans.append(time.perf_counter() - start_s)
+            return losses
+
+        self.task.step = timed
+
+    def step_seconds_in_run(self) -> float:
+        """Total of the step spans (call after synchronising the device)."""
+        return sum(
+            span if isinstance(span, float) else span[0].elapsed_time(span[1]) / 1000
+            for span in self.step_spans
+        )
+
+    def loader(self, epoch: int, start: int) -> Any:
+        batches = super().loader(epoch, start)
+        self.workers = batches.num_workers
+        return WaitTimed(prefetch(batches) if self.variant == "overlap" else batches, self.totals)
+
+    def _timed_output(self, method: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return method(*args)
+        finally:
+            self.totals["outputs"] += time.perf_counter() - start
+
+    def save(self) -> Any:
+        return self._timed_output(super().save)
+
+    def write_samples(self, logger: RunLogger) -> Any:
+        return self._timed_output(super().write_samples, logger)
+
+    def evaluate(self, logger: RunLogger, epoch: int) -> None:
+        self._timed_output(super().evaluate, logger, epoch)
+
+
+def augmented_batch(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """One real training batch, as the loop would hand it to ``task.step``."""
+    raw = next(iter(Trainer.loader(trainer, 0, 0)))
+    rt = trainer.runtime
+    return trainer.augment({k: to_float(rt.to_device(raw[k])) for k in ("A", "B")})
+
+
+def run_variant(args: argparse.Namespace, variant: str, data: Path, out: Path) -> dict[str, Any]:
+    cuda_default = torch.cuda.is_available() and args.device in ("auto", "cuda")
+    steps = args.steps or (300 if cuda_default else 20)
+    step_only = args.step_only or (50 if cuda_default else 10)
+    warmup = args.warmup if args.warmup is not None else (5 if cuda_default else 1)
+    given = {
+        "data": str(data),
+        "out": str(out / variant),
+        "gen": args.gen,
+        "ngf": args.ngf,
+        "ndf": args.ndf,
+        "crop_size": args.size,
+        "load_size": round(args.size * 286 / 256),
+        "batch_size": args.batch,
+        "max_images": args.images,
+        "max_steps": steps,
+        "device": args.device,
+        "precision": args.precision,
+        "compile": args.compile,
+        "threads": args.threads,
+    }
+    config = resolve_config("cyclegan", given)
+    start = time.perf_counter()
+    trainer = BenchTrainer(config, variant)
+    setup_s = time.perf_counter() - start
+    task, device = trainer.task, trainer.runtime.device
+
+    batch = augmented_batch(trainer)
+    for _ in range(warmup):
+        task.step(batch)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(step_only):
+        task.step(batch)
+    synchronize(device)
+    step_s = (time.perf_counter() - start) / step_only
+
+    # Before the run: train() ends DDP's process group, which a wrapped network needs.
+    flops = task_step_flops(task, lambda: task.step, batch)
+    load_before = os.getloadavg()[0]
+    trainer.time_steps_in_run()
+    start = time.perf_counter()
+    # The trainer's summary goes to stderr with its progress: stdout carries JSON lines only.
+    with loss_curve_timed(trainer.totals), redirect_stdout(sys.stderr):
+        trainer.train()
+    synchronize(device)
+    whole_s = time.perf_counter() - start
+    loop_s = whole_s - trainer.totals["outputs"]
+    step_in_run_s = trainer.step_seconds_in_run() / len(trainer.step_spans)
+    result: dict[str, Any] = {
+        "bench": "whole_run",
+        "variant": variant,
+        "device": device.type,
+        "gen": args.gen,
+        "ngf": args.ngf,
+        "ndf": args.ndf,
+        "size": args.size,
+        "batch": args.batch,
+        "precision": args.precision,
+        "compile": args.compile,
+        "world_size": trainer.runtime.world_size,
+        "images_per_domain": len(trainer.dataset),
+        "steps": steps,
+        "epochs": round(steps / trainer.steps_per_epoch, 2),
+        "workers": trainer.workers,
+        "in_memory": trainer.in_memory,
+        "setup_s": round(setup_s, 2),
+        "step_s_per_iter": round(step_s, 5),
+        "step_in_run_s_per_iter": round(step_in_run_s, 5),
+        "loop_s_per_iter": round(loop_s / steps, 5),
+        "whole_s_per_iter": round(whole_s / steps, 5),
+        "outputs_s": round(whole_s - loop_s, 2),
+        "data_wait_s": round(trainer.totals["wait"], 3),
+        "step_steps_per_s": round(1 / step_s, 3),
+        "loop_steps_per_s": round(steps / loop_s, 3),
+        "whole_steps_per_s": round(steps / whole_s, 3),
+        "loop_over_step": round(loop_s / steps / step_s, 3),
+        "loop_over_step_in_run": round(loop_s / steps / step_in_run_s, 3),
+        "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    if device.type == "cuda":
+        result["gpu_name"] = torch.cuda.get_device_name(device)
+    peak = measure_peak(device, args.precision, quick=args.quick_peak)
+    result.update(rate_fields(flops, loop_s / steps, peak))
+    return result
+
+
+@contextmanager
+def loss_curve_timed(totals: dict[str, float]) -> Iterator[None]:
+    """Count the loss-curve plot that ``train()`` draws at the end as an output, like the
+    checkpoint and the samples (the logger is created inside ``train()``)."""
+    draw = RunLogger.write_loss_curve
+
+    def timed(logger: RunLogger) -> Any:
+        start = time.perf_counter()
+        try:
+            return draw(logger)
+        finally:
+            totals["outputs"] += time.perf_counter() - start
+
+    RunLogger.write_loss_curve = timed
+    try:
+        yield
+    finally:
+        RunLogger.write_loss_curve = draw
+
+
+# -- the peer: the official code and i2i train as two processes ----------------------------------
+def peer_commands(
+    args: argparse.Namespace, data: Path, work: Path, steps: int
+) -> dict[str, tuple[list[str], Path | None]]:
+    """``i2i train`` and the official ``train.py`` with the same data, networks and length.
+
+    Options are passed only when the official checkout declares them, so older and newer
+    versions of its option files both work.
+    """
+    source = Path(os.environ[PEER_ENV])
+    options = "".join(
+        path.read_text(errors="replace") for path in (source / "options").glob("*_options.py")
+    )
+    cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
+    net = {"resnet9": "resnet_9blocks", "resnet6": "resnet_6blocks"}.get(args.gen, args.gen)
+    images = steps * args.batch
+    official = {
+        "--dataroot": data,
+        "--name": "bench",
+        "--model": "cycle_gan",
+        "--checkpoints_dir": work / "official",
+        "--netG": net,
+        "--ngf": args.ngf,
+        "--ndf": args.ndf,
+        "--batch_size": args.batch,
+        "--load_size": round(args.size * 286 / 256),
+        "--crop_size": args.size,
+        "--max_dataset_size": images,
+        "--n_epochs": 1,
+        "--n_epochs_decay": 0,
+        "--gpu_ids": 0 if cuda else -1,
+        "--display_id": 0,
+        "--print_freq": 10**9,
+        "--save_latest_freq": 10**9,
+        "--save_epoch_freq": 10**9,
+    }
+    official_cmd = [sys.executable, str(source / "train.py")]
+    for flag, value in official.items():
+        if re.search(rf"['\"]{flag}['\"]", options):
+            official_cmd += [flag, str(value)]
+    if re.search(r"['\"]--no_html['\"]", options):
+        official_cmd.append("--no_html")
+    ours_cmd = [sys.executable, "-m", "i2i", "train", "cyclegan", "--data", str(data)]
+    ours_cmd += ["--out", str(work / "i2i"), "--gen", args.gen, "--ngf", str(args.ngf)]
+    ours_cmd += ["--ndf", str(args.ndf), "--batch-size", str(args.batch)]
+    ours_cmd += ["--load-size", str(round(args.size * 286 / 256)), "--crop-size", str(args.size)]
+    ours_cmd += ["--max-images", str(images), "--epochs", "1", "--epochs-decay", "0"]
+    ours_cmd += ["--device", "cuda" if cuda else "cpu", "--precision", args.precision]
+    return {"official": (official_cmd, source), "i2i": (ours_cmd, None)}
+
+
+def run_peer(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
+    steps = args.steps or (300 if torch.cuda.is_available() else 20)
+    record: dict[str, Any] = {"bench": "whole_run_peer", "steps": steps, "peer": PEER_ENV}
+    for name, (cmd, cwd) in peer_commands(args, data, work, steps).items():
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+        record[f"{name}_whole_s"] = round(time.perf_counter() - start, 2)
+        if proc.returncode:
+            lines = proc.stderr.strip().splitlines() or ["no output"]
+            record[f"{name}_error"] = lines[-1]
+    if "official_error" not in record and "i2i_error" not in record:
+        record["speedup_vs_official"] = round(record["official_whole_s"] / record["i2i_whole_s"], 2)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="i2i-whole-run-") as tmp:
+        work = Path(tmp)
+        out = Path(args.out) if args.out else work / "runs"
+        data = dataset_root(args, work)
+        for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+            result = run_variant(args, variant, data, out)
+            if int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one line per run
+                print(json.dumps(result), flush=True)
+        if os.environ.get(PEER_ENV):
+            print(json.dumps(run_peer(args, data, work)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

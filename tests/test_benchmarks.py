@@ -1,0 +1,215 @@
+"""The benchmark kit (FLOP counting, measured peaks, the official-peer command line), the data
+path's overlap (``prefetch``, ``keep_decoded``), and ``benchmarks/gpu_check.sh --dry-run``, so
+the GPU check cannot rot between the sessions that have a GPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import i2i.data
+from i2i.core.errors import InvalidArgumentError
+from i2i.data import AlignedDataset, UnalignedDataset, keep_decoded, prefetch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import peak  # noqa: E402
+import whole_run  # noqa: E402
+
+
+# -- prefetch ------------------------------------------------------------------------------------
+def test_prefetch_keeps_order_and_runs_ahead_in_another_thread():
+    seen: list[str] = []
+
+    def produce():
+        for i in range(5):
+            seen.append(threading.current_thread().name)
+            yield i
+
+    assert list(prefetch(produce(), depth=2)) == [0, 1, 2, 3, 4]
+    assert set(seen) == {"i2i-prefetch"}
+
+
+def test_prefetch_raises_the_loader_error_at_its_item():
+    def produce():
+        yield 1
+        raise ValueError("bad batch")
+
+    items = prefetch(produce())
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="bad batch"):
+        next(items)
+
+
+def test_prefetch_stops_its_thread_when_the_consumer_stops():
+    produced: list[int] = []
+
+    def produce():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    for item in prefetch(produce(), depth=2):
+        if item == 3:
+            break
+    time.sleep(0.1)
+    assert len(produced) <= 3 + 2 + 2  # the item taken, the queue, the one being put
+    assert not any(t.name == "i2i-prefetch" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("depth", [0, -1, 1.5, True])
+def test_prefetch_rejects_a_bad_depth(depth):
+    with pytest.raises(InvalidArgumentError, match="depth"):
+        prefetch([1], depth=depth)
+
+
+# -- keep_decoded --------------------------------------------------------------------------------
+def _folder(path: Path, count: int, size: int = 8) -> Path:
+    path.mkdir(parents=True)
+    for i in range(count):
+        Image.new("RGB", (size, size), (10 * i, 0, 0)).save(path / f"{i}.png")
+    return path
+
+
+@pytest.fixture
+def decode_calls(monkeypatch):
+    calls: list[str] = []
+    load = i2i.data.load_image
+
+    def counting(path, channels=3):
+        calls.append(str(path))
+        return load(path, channels)
+
+    monkeypatch.setattr(i2i.data, "load_image", counting)
+    return calls
+
+
+def test_keep_decoded_decodes_each_image_once(tmp_path, decode_calls):
+    _folder(tmp_path / "trainA", 3)
+    _folder(tmp_path / "trainB", 5)
+    dataset = UnalignedDataset(tmp_path)
+    assert keep_decoded(dataset, max_bytes=2**20)
+    for epoch in range(3):
+        for i in range(len(dataset)):
+            item = dataset[epoch * len(dataset) + i]
+            assert item["A"].shape == (3, 8, 8)
+    assert sorted(decode_calls) == sorted(set(decode_calls))  # never twice
+    assert dataset.cache.bytes == 8 * 3 * 8 * 8
+
+
+def test_keep_decoded_declines_a_dataset_too_big_for_the_budget(tmp_path, decode_calls):
+    _folder(tmp_path / "trainA", 4)
+    _folder(tmp_path / "trainB", 4)
+    dataset = UnalignedDataset(tmp_path)
+    assert not keep_decoded(dataset, max_bytes=3 * 8 * 8 * 5)  # 8 images need 8 x 192 bytes
+    assert dataset.cache is None
+    decode_calls.clear()
+    dataset[0], dataset[0]
+    assert len(decode_calls) == 4  # decoded every time, as before
+
+
+def test_keep_decoded_aligned_pairs_and_other_datasets(tmp_path):
+    _folder(tmp_path / "trainA", 2)
+    _folder(tmp_path / "trainB", 2)
+    aligned = AlignedDataset(tmp_path)
+    assert keep_decoded(aligned, max_bytes=2**20)
+    first = aligned[0]
+    assert aligned[0]["A"] is first["A"] and aligned[2]["B"] is first["B"]
+    assert not keep_decoded([1, 2, 3], max_bytes=2**20)
+
+
+def test_a_kept_unreadable_image_is_still_skipped(tmp_path):
+    _folder(tmp_path / "trainA", 1)
+    _folder(tmp_path / "trainB", 1)
+    (tmp_path / "trainB" / "broken.png").write_bytes(b"not an image")
+    dataset = UnalignedDataset(tmp_path)
+    assert keep_decoded(dataset, max_bytes=2**20)
+    items = [dataset[i] for i in range(4 * len(dataset))]
+    assert any(item["B"] is None and item["skipped"] for item in items)
+
+
+# -- peak and FLOPs --------------------------------------------------------------------------------
+def test_count_flops_of_a_matmul_and_rate_fields():
+    a = torch.ones(16, 32)
+    assert peak.count_flops(lambda: a @ a.T) == 2 * 16 * 32 * 16
+    fields = peak.rate_fields(
+        4 * 10**9, 2.0, {"peak_matmul_gflops": 8.0, "peak_conv_gflops": 4.0}, per="image"
+    )
+    assert fields["gflop_per_image"] == 4.0 and fields["gflops"] == 2.0
+    assert fields["of_peak_matmul"] == 0.25 and fields["of_peak_conv"] == 0.5
+
+
+def test_measure_peak_reports_both_rates():
+    measured = peak.measure_peak("cpu", "fp32", quick=True)
+    assert measured["peak_matmul_gflops"] > 0 and measured["peak_conv_gflops"] > 0
+
+
+# -- the official peer ---------------------------------------------------------------------------
+def test_peer_command_passes_only_the_options_the_official_checkout_declares(tmp_path, monkeypatch):
+    source = tmp_path / "official"
+    (source / "options").mkdir(parents=True)
+    (source / "options" / "base_options.py").write_text(
+        "parser.add_argument('--dataroot')\nparser.add_argument('--gpu_ids')\n"
+        "parser.add_argument('--netG')\nparser.add_argument('--crop_size')\n"
+    )
+    (source / "options" / "train_options.py").write_text(
+        "parser.add_argument('--n_epochs')\nparser.add_argument('--no_html')\n"
+    )
+    monkeypatch.setenv(whole_run.PEER_ENV, str(source))
+    args = whole_run.parse_args(["--gen", "resnet9", "--size", "128", "--device", "cpu"])
+    commands = whole_run.peer_commands(args, tmp_path / "data", tmp_path, steps=7)
+    official, cwd = commands["official"]
+    assert cwd == source and official[1] == str(source / "train.py")
+    flags = official[2:]
+    assert flags[flags.index("--netG") + 1] == "resnet_9blocks"
+    assert flags[flags.index("--gpu_ids") + 1] == "-1"
+    assert flags[flags.index("--crop_size") + 1] == "128"
+    assert "--no_html" in flags and "--display_id" not in flags
+    ours, _ = commands["i2i"]
+    assert ours[ours.index("--max-images") + 1] == "7"
+
+
+# -- the GPU check, dry -----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_gpu_check_dry_run(tmp_path):
+    """Every stage runs on the CPU and reports FLOP rates against a peak measured in the run."""
+    env = {k: v for k, v in os.environ.items() if k != whole_run.PEER_ENV}
+    env["OUT"] = str(tmp_path)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    stages = {line["stage"]: line for line in lines if line["bench"] == "gpu_check"}
+    assert set(stages) == {
+        "environment",
+        "train_speed",
+        "train_speed_compile",
+        "train_speed_no_channels_last",
+        "apply_speed",
+        "whole_run",
+        "train_bf16_compile",
+        "ddp_two_gpus",
+    }
+    assert all(stage.get("rc", 0) == 0 for stage in stages.values())
+    measured = [line for line in lines if line["bench"] in ("train_speed", "apply_speed")]
+    measured += [line for line in lines if line["bench"] == "whole_run"]
+    assert measured and all("of_peak_conv" in line and line["gflops"] > 0 for line in measured)
+    variants = {line["variant"] for line in lines if line["bench"] == "whole_run"}
+    assert variants == {"baseline", "overlap"}
+    assert not any(line["bench"] == "whole_run_peer" for line in lines)
+    assert (tmp_path / "train_bf16_compile" / "overlap" / "samples" / "latest.png").is_file()
