@@ -285,12 +285,17 @@ def load_size(size: int) -> int:
 
 
 def translate(run_dir: Path | None, images: Any, direction: str, device: str) -> Any:
-    """G(images) from the run's last checkpoint (EMA weights where the run keeps them)."""
+    """G(images) from the run's last checkpoint (EMA weights where the run keeps them).
+
+    None when the model has no such direction (a one-way task such as CUT).
+    """
     if run_dir is None:  # the identity baseline
         return images.clone()
     import i2i
 
     translator = i2i.load(str(run_dir), device=device, batch_size=32)
+    if direction not in translator.directions:
+        return None
     return translator(images, direction=direction).clamp(-1, 1)
 
 
@@ -358,34 +363,29 @@ def score_quality(run_dir: Path | None, data: Path, device: str) -> tuple[dict, 
 
 
 def score_monet(run_dir: Path | None, data: Path, device: str) -> tuple[dict, dict]:
-    """KID of translations to held-out images of the other domain, both ways."""
+    """KID of translations to held-out images of the other domain, each way the model has."""
     paintings, photos = load_folder(data / "testA"), load_folder(data / "testB")
-    fake_photos = translate(run_dir, paintings, "AtoB", device)
-    fake_paintings = translate(run_dir, photos, "BtoA", device)
     scorer = Scorer(device)
-    identity = run_dir is None
-    kid_ab, kid_ab_std = scorer.kid(
-        photos, fake_photos, "photos", "paintings" if identity else None
-    )
-    kid_ba, kid_ba_std = scorer.kid(
-        paintings, fake_paintings, "paintings", "photos" if identity else None
-    )
-    metrics = {
-        "kid_AtoB": round(kid_ab, 5),
-        "kid_AtoB_std": round(kid_ab_std, 5),
-        "kid_BtoA": round(kid_ba, 5),
-        "kid_BtoA_std": round(kid_ba_std, 5),
-        "kid_AtoB_identity": round(scorer.kid(photos, paintings, "photos", "paintings")[0], 5),
-        "kid_BtoA_identity": round(scorer.kid(paintings, photos, "paintings", "photos")[0], 5),
+    metrics: dict[str, Any] = {
         "n_test_A": int(paintings.shape[0]),
         "n_test_B": int(photos.shape[0]),
     }
-    panels = {
-        "painting": paintings,
-        "as photo": fake_photos,
-        "photo": photos,
-        "as painting": fake_paintings,
-    }
+    panels: dict[str, Any] = {}
+    for direction, source, target, title in (
+        ("AtoB", ("paintings", paintings), ("photos", photos), ("painting", "as photo")),
+        ("BtoA", ("photos", photos), ("paintings", paintings), ("photo", "as painting")),
+    ):
+        outputs = translate(run_dir, source[1], direction, device)
+        # Features of the untranslated sources are kept: the identity baseline reuses them.
+        same = source[0] if run_dir is None else None
+        kid = (None, None) if outputs is None else scorer.kid(target[1], outputs, target[0], same)
+        metrics[f"kid_{direction}"] = None if kid[0] is None else round(kid[0], 5)
+        metrics[f"kid_{direction}_std"] = None if kid[1] is None else round(kid[1], 5)
+        identity = scorer.kid(target[1], source[1], target[0], source[0])[0]
+        metrics[f"kid_{direction}_identity"] = round(identity, 5)
+        panels[title[0]] = source[1]
+        if outputs is not None:
+            panels[title[1]] = outputs
     return metrics, panels
 
 
@@ -394,30 +394,38 @@ def caption(record: dict[str, Any]) -> str:
         return (
             f"{record['name']}: PSNR {record['psnr']:.2f} dB (identity "
             f"{record['identity_psnr']:.2f}), SSIM {record['ssim']:.3f}, KID x1e3 "
-            f"{record['kid'] * 1e3:.1f}, {record['steps']} steps"
+            f"{_milli(record['kid'])}, {record['steps']} steps"
         )
     return (
-        f"{record['name']}: KID x1e3 monet->photo {record['kid_AtoB'] * 1e3:.1f}, "
-        f"photo->monet {record['kid_BtoA'] * 1e3:.1f}, {record['steps']} steps"
+        f"{record['name']}: KID x1e3 monet->photo {_milli(record['kid_AtoB'])}, "
+        f"photo->monet {_milli(record['kid_BtoA'])}, {record['steps']} steps"
     )
 
 
-def save_sheets(folder: Path, record: dict[str, Any], panels: dict[str, Any]) -> Path:
-    """``sheet.png`` (the columns of ``panels``, first images) and one strip per column."""
+SOURCES = ("input", "painting", "photo")  # each starts a panel of a sample sheet
+
+
+def _panels(columns: dict[str, Any]) -> list[tuple[list[str], list[Any]]]:
+    panels: list[tuple[list[str], list[Any]]] = []
+    for title, images in columns.items():
+        if title in SOURCES or not panels:
+            panels.append(([], []))
+        panels[-1][0].append(title)
+        panels[-1][1].append(images)
+    return panels
+
+
+def save_sheets(folder: Path, record: dict[str, Any], columns: dict[str, Any]) -> Path:
+    """``sheet.png`` (the first images of each column) and one native-size strip per column."""
     import torch
 
     from i2i.viz import image_grid
 
-    names = list(panels)
-    columns = [panels[n][:SHEET_IMAGES] for n in names]
-    if record["pair"] == "quality":
-        grid = [(names, columns)]
-    else:
-        grid = [(names[:2], columns[:2]), (names[2:], columns[2:])]
     sheet = folder / "sheet.png"
-    image_grid(grid, caption=caption(record), min_tile=144).save(sheet)
-    for name, images in panels.items():  # native-size strips for the grid's combined sheets
-        torch.save(images[:GRID_IMAGES].clone(), folder / f"strip_{name.replace(' ', '_')}.pt")
+    shown = {title: images[:SHEET_IMAGES] for title, images in columns.items()}
+    image_grid(_panels(shown), caption=caption(record), min_tile=144).save(sheet)
+    for title, images in columns.items():  # for the grid's combined sheets
+        torch.save(images[:GRID_IMAGES].clone(), folder / f"strip_{title.replace(' ', '_')}.pt")
     return sheet
 
 
@@ -615,6 +623,9 @@ def run_grid(args: argparse.Namespace) -> int:
                 write_summary(
                     out, sorted(records, key=lambda r: names(configs).index(r["name"])), datasets
                 )
+    # Appended as runs finished (so a killed grid keeps them); rewritten in the grid's order.
+    ordered = sorted(records, key=lambda r: names(configs).index(r["name"]))
+    results.write_text("".join(json.dumps(r) + "\n" for r in ordered))
     failed = sum("error" in r for r in records)
     print(
         f"done in {time.perf_counter() - start:.0f} s, {failed} failed; table {out / 'table.md'}",
