@@ -154,7 +154,7 @@ def _build(target: Path, folders: dict[str, list[tuple[Path, bool]]], size: int)
     return target
 
 
-def quality_data(shared: Path, cache: Path, size: int) -> Path:
+def quality_data(shared: Path, target: Path, size: int) -> Path:
     """trainA (photos), trainB (other photos, looked), testA, testB (= the truth for testA).
 
     ``testB/NAME.png`` is the looked version of ``testA/NAME.png``: the held-out B images and
@@ -167,10 +167,10 @@ def quality_data(shared: Path, cache: Path, size: int) -> Path:
         "testA": [(p, False) for p in split["test"]],
         "testB": [(p, True) for p in split["test"]],
     }
-    return _build(cache / f"quality-v{DATA_VERSION}-{size}px", folders, size)
+    return _build(target, folders, size)
 
 
-def monet_data(shared: Path, cache: Path, size: int) -> Path:
+def monet_data(shared: Path, target: Path, size: int) -> Path:
     """Paintings (81 train, 40 held out) and untouched photos (the A subset; test held out)."""
     paintings = _shuffled(_images(shared / "monet2photo" / "testA"))
     if len(paintings) <= PAINTINGS_HELD_OUT + 1:
@@ -182,15 +182,23 @@ def monet_data(shared: Path, cache: Path, size: int) -> Path:
         "testA": [(p, False) for p in paintings[:PAINTINGS_HELD_OUT]],
         "testB": [(p, False) for p in split["test"]],
     }
-    return _build(cache / f"monet2photo-v{DATA_VERSION}-{size}px", folders, size)
+    return _build(target, folders, size)
 
 
 def dataset(pair: str, shared: Path, cache: Path, size: int) -> Path:
+    """The dataset folder of ``pair`` at ``size`` px: from the cache, else built from ``shared``.
+
+    A cache built elsewhere (``--prepare``) works without ``shared``: it holds everything.
+    """
+    target = cache / f"{pair}-v{DATA_VERSION}-{size}px"
+    if (target / "manifest.json").is_file():
+        return target
     if not (shared / "monet2photo" / "testB").is_dir():
         raise BenchmarkError(
-            f"no photos at {shared}/monet2photo/testB; pass --shared-data (../shared/data)"
+            f"no dataset at {target} and no photos at {shared}/monet2photo/testB to build it "
+            "from; pass --shared-data (../shared/data) or a --cache built with --prepare"
         )
-    return (quality_data if pair == "quality" else monet_data)(shared, cache, size)
+    return (quality_data if pair == "quality" else monet_data)(shared, target, size)
 
 
 def load_folder(folder: Path) -> Any:
@@ -769,6 +777,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--status-every", type=float, default=30.0, help="seconds between --grid status lines"
     )
     p.add_argument("--table", default=None, help="print the markdown table of a results.jsonl")
+    p.add_argument("--prepare", action="store_true",
+                   help="only build the datasets into --cache (e.g. to carry them elsewhere)")  # fmt: skip
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--options-json", default=None, help=argparse.SUPPRESS)
     p.add_argument("--base-json", default=None, help=argparse.SUPPRESS)
@@ -802,6 +812,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.out is None:
             args.out = tempfile.mkdtemp(prefix="i2i_quality_")
+        if args.prepare:
+            for pair in PAIRS:
+                path = dataset(pair, Path(args.shared_data), Path(args.cache), load_size(args.size))
+                print(path, flush=True)
+            return 0
         if args.grid:
             return run_grid(args)
         args.steps = args.steps or 1800
