@@ -15,6 +15,7 @@ instead, where no truth exists: KID both ways against held-out images, and sampl
     python3 benchmarks/quality.py --grid benchmarks/quality_grid.json --jobs 12 --device cuda \\
         --out /tmp/quality                                              # the README table
     python3 benchmarks/quality.py --table /tmp/quality/results.jsonl        # markdown again
+    python3 benchmarks/quality.py --prepare --cache runs/quality_data       # datasets only, to carry
 
 Every finished configuration prints one JSON line on stdout (progress goes to stderr). See
 benchmarks/README.md for the fields and the table.
