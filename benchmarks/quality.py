@@ -347,6 +347,8 @@ def score_quality(run_dir: Path | None, data: Path, device: str) -> tuple[dict, 
     """PSNR/SSIM against the truth, the identity baseline, and KID to domain B (trainB)."""
     from i2i.eval.metrics import psnr, ssim
 
+    if [p.name for p in _images(data / "testA")] != [p.name for p in _images(data / "testB")]:
+        raise BenchmarkError(f"{data}: testA and testB must hold the same file names")
     inputs, truth = load_folder(data / "testA"), load_folder(data / "testB")
     outputs = translate(run_dir, inputs, "AtoB", device)
     scorer = Scorer(device)
