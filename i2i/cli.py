@@ -317,7 +317,7 @@ def pull(repo_id: str, revision: str | None) -> None:
 @click.option(
     "--temporal-strength",
     type=click.FloatRange(0.0, 1.0),
-    help="How much of the previous output --temporal keeps, 0 to 1 (default 0.6; implies it).",
+    help="How much of the previous output --temporal keeps, 0 to 1 (default 0.7; implies it).",
 )
 @click.option("--start", help="Videos: start at this time (seconds, MM:SS or HH:MM:SS).")
 @click.option("--end", help="Videos: stop at this time (seconds, MM:SS or HH:MM:SS).")
@@ -349,11 +349,14 @@ def apply(
 ) -> None:
     """Translate images, folders, globs or videos with MODEL (Hub id, model folder or run)."""
     from i2i.infer.apply import apply_paths
+    from i2i.infer.temporal import DEFAULT_STRENGTH
     from i2i.infer.translator import load
     from i2i.infer.video import VideoOptions, parse_time
 
     if temporal or temporal_strength is not None:
-        strength: float | None = 0.6 if temporal_strength is None else temporal_strength
+        strength: float | None = (
+            DEFAULT_STRENGTH if temporal_strength is None else temporal_strength
+        )
     else:
         strength = None
     video = VideoOptions(

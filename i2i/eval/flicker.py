@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from i2i.core.errors import I2IError
-from i2i.infer.temporal import FlowEstimator, Motion, to_gray, warp
+from i2i.infer.temporal import Motion, to_gray, warp
 from i2i.infer.video import read_frames
 
 __all__ = ["FlickerReport", "video_flicker", "warping_errors"]
@@ -70,7 +70,6 @@ def warping_errors(
     error first. ``names`` label the videos in errors. Frames stream through, so any length fits.
     """
     labels = ["the input", *names, *(f"video {i + 1}" for i in range(len(names), len(videos)))]
-    flow = FlowEstimator()
     totals = np.zeros(1 + len(videos))
     steps = 0
     previous: list[np.ndarray] = []
@@ -88,7 +87,7 @@ def warping_errors(
             for frame, label in zip(frames, labels, strict=True)
         ]
         if previous_gray is not None:
-            motion = Motion.between(previous_gray, gray, flow)
+            motion = Motion.between(previous_gray, gray)
             covered = max(int(motion.valid.sum()), 1)
             for index, (now, before) in enumerate(zip(current, previous, strict=True)):
                 error = np.sum((now - warp(before, motion.flow)) ** 2, axis=-1)

@@ -19,6 +19,9 @@ exactly. Everything is deterministic: same frames in, same frames out.
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -27,16 +30,20 @@ import numpy as np
 from i2i.core.errors import I2IError, InvalidArgumentError
 
 __all__ = [
-    "FlowEstimator",
+    "DEFAULT_STRENGTH",
     "Guide",
     "Motion",
     "TemporalBlender",
     "consistent",
+    "estimate_flow",
     "require_cv2",
     "to_gray",
     "warp",
 ]
 
+# The default strength: flicker down by about 60-90% on the benchmark clips while the output stays
+# within ~35 dB PSNR of the per-frame one (benchmarks/README.md, video_flicker.py).
+DEFAULT_STRENGTH = 0.7
 # Forward-backward consistency (Sundaram et al. 2010, as in Ruder et al. 2016): a pixel is
 # consistent when |f_b + f_f|^2 <= ALPHA * (|f_b|^2 + |f_f|^2) + BETA, flows in pixels.
 _FB_ALPHA = 0.01
@@ -68,20 +75,29 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame.reshape(frame.shape[0], frame.shape[1]))
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image`` sampled at ``x + flow(x)`` (bilinear, edges replicated), as float32.
+@functools.lru_cache(maxsize=8)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only float32 pixel coordinates (x, y) of an image of this size."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    xs.flags.writeable = ys.flags.writeable = False
+    return xs, ys
 
-    With ``flow`` from ``FlowEstimator(frame, reference)`` this moves ``reference`` (or anything
-    aligned with it, such as its translation) onto ``frame``.
-    """
+
+def _remap(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
     cv2 = require_cv2()
-    height, width = flow.shape[:2]
-    grid = np.mgrid[0:height, 0:width].astype(np.float32)
-    map_x = grid[1] + flow[..., 0]
-    map_y = grid[0] + flow[..., 1]
     source = image.astype(np.float32, copy=False)
     warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return warped.reshape(image.shape)
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` sampled at ``x + flow(x)`` (bilinear, edges replicated), as float32.
+
+    With ``flow`` from ``estimate_flow(frame, reference)`` this moves ``reference`` (or anything
+    aligned with it, such as its translation) onto ``frame``.
+    """
+    xs, ys = _grid(*flow.shape[:2])
+    return _remap(image, xs + flow[..., 0], ys + flow[..., 1])
 
 
 def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
@@ -92,46 +108,39 @@ def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     pixel was occluded or disoccluded, or the flow is wrong.
     """
     height, width = backward.shape[:2]
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    x_back, y_back = xs + backward[..., 0], ys + backward[..., 1]
-    inside = (x_back >= 0) & (x_back <= width - 1) & (y_back >= 0) & (y_back <= height - 1)
-    forward_there = warp(forward, backward)
-    mismatch = np.sum((backward + forward_there) ** 2, axis=2)
-    magnitude = np.sum(backward**2, axis=2) + np.sum(forward_there**2, axis=2)
+    xs, ys = _grid(height, width)
+    map_x, map_y = xs + backward[..., 0], ys + backward[..., 1]
+    inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+    forward_there = _remap(forward, map_x, map_y)
+    round_trip = backward + forward_there
+    mismatch = np.einsum("hwc,hwc->hw", round_trip, round_trip)
+    magnitude = np.einsum("hwc,hwc->hw", backward, backward)
+    magnitude += np.einsum("hwc,hwc->hw", forward_there, forward_there)
     return inside & (mismatch <= _FB_ALPHA * magnitude + _FB_BETA)
 
 
-class FlowEstimator:
-    """Dense optical flow with OpenCV's DIS (medium preset), at most ``_FLOW_MAX_SIDE`` wide.
+def estimate_flow(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 2): for each pixel of ``frame``, the (dx, dy) to it in ``reference``.
 
-    Holds one DIS instance, which is not thread-safe: use one estimator per thread.
+    Both are uint8 (H, W) grey images of one size. OpenCV's DIS (medium preset), at most
+    ``_FLOW_MAX_SIDE`` pixels wide; safe to call from several threads at once.
     """
-
-    def __init__(self) -> None:
-        cv2 = require_cv2()
-        self._cv2 = cv2
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-
-    def __call__(self, frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        """float32 (H, W, 2): for each pixel of ``frame``, the (dx, dy) to it in ``reference``.
-
-        Both are uint8 (H, W) grey images of one size.
-        """
-        cv2 = self._cv2
-        height, width = frame.shape
-        scale = min(1.0, _FLOW_MAX_SIDE / max(height, width))
-        if scale == 1.0:
-            return self._dis.calc(frame, reference, None)
-        size = (max(8, round(width * scale)), max(8, round(height * scale)))
-        small = self._dis.calc(
-            cv2.resize(frame, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(reference, size, interpolation=cv2.INTER_AREA),
-            None,
-        )
-        flow = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-        flow[..., 0] *= width / size[0]
-        flow[..., 1] *= height / size[1]
-        return flow
+    cv2 = require_cv2()
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # ~30 us; not shareable
+    height, width = frame.shape
+    scale = min(1.0, _FLOW_MAX_SIDE / max(height, width))
+    if scale == 1.0:
+        return dis.calc(frame, reference, None)
+    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    small = dis.calc(
+        cv2.resize(frame, size, interpolation=cv2.INTER_AREA),
+        cv2.resize(reference, size, interpolation=cv2.INTER_AREA),
+        None,
+    )
+    flow = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    flow[..., 0] *= width / size[0]
+    flow[..., 1] *= height / size[1]
+    return flow
 
 
 @dataclass(frozen=True)
@@ -142,10 +151,10 @@ class Motion:
     valid: np.ndarray
 
     @classmethod
-    def between(cls, previous: np.ndarray, current: np.ndarray, flow: FlowEstimator) -> Motion:
+    def between(cls, previous: np.ndarray, current: np.ndarray) -> Motion:
         """Flow from grey frame ``current`` back to ``previous``, valid where consistent."""
-        backward = flow(current, previous)
-        forward = flow(previous, current)
+        backward = estimate_flow(current, previous)
+        forward = estimate_flow(previous, current)
         return cls(backward, consistent(backward, forward))
 
 
@@ -171,21 +180,20 @@ class TemporalBlender:
                 f"temporal strength must be between 0 and 1 (0: per frame), got {strength}"
             )
         self.strength = float(strength)
-        self._flow = FlowEstimator()
         self._last_gray: np.ndarray | None = None
         self._last_out: np.ndarray | None = None
 
     def motions(self, frames: np.ndarray) -> list[Guide | None]:
-        """Per input frame (uint8 N, H, W, C) its ``Guide``; None for the video's first frame."""
-        results: list[Guide | None] = []
-        for frame in frames:
-            gray = to_gray(frame)
-            if self._last_gray is None:
-                results.append(None)
-            else:
-                results.append(self._guide(self._last_gray, gray))
-            self._last_gray = gray
-        return results
+        """Per input frame (uint8 N, H, W, C) its ``Guide``; None for the video's first frame.
+
+        The frames of a batch are independent here, so they run in parallel threads (OpenCV
+        releases the GIL); only ``blend`` has to go in order.
+        """
+        grays = [to_gray(frame) for frame in frames]
+        pairs = list(zip([self._last_gray, *grays[:-1]], grays, strict=True))
+        self._last_gray = grays[-1]
+        with ThreadPoolExecutor(min(len(pairs), os.cpu_count() or 1)) as pool:
+            return list(pool.map(lambda pair: None if pair[0] is None else _guide(*pair), pairs))
 
     def blend(self, outputs: np.ndarray, motions: list[Guide | None]) -> np.ndarray:
         """uint8 (N, H, W, C) translations, blended in order with what came before."""
@@ -199,14 +207,15 @@ class TemporalBlender:
             blended[index] = np.clip(np.rint(current), 0, 255).astype(np.uint8)
         return blended
 
-    def _guide(self, previous: np.ndarray, current: np.ndarray) -> Guide:
-        """The flow from grey ``current`` to ``previous`` and where blending along it is safe."""
-        cv2 = require_cv2()
-        motion = Motion.between(previous, current, self._flow)
-        smooth = (5, 5)
-        seen = warp(cv2.GaussianBlur(previous, smooth, 0), motion.flow)
-        same = np.abs(cv2.GaussianBlur(current, smooth, 0).astype(np.float32) - seen)
-        reliable = (motion.valid & (same <= _PHOTO_TOLERANCE)).astype(np.float32)
-        # Shrink, then soften, the reliable region: no seams where blending starts and stops.
-        weight = cv2.GaussianBlur(cv2.erode(reliable, np.ones((3, 3), np.uint8)), smooth, 0)
-        return Guide(motion.flow, weight[..., None])
+
+def _guide(previous: np.ndarray, current: np.ndarray) -> Guide:
+    """The flow from grey ``current`` to ``previous`` and where blending along it is safe."""
+    cv2 = require_cv2()
+    motion = Motion.between(previous, current)
+    smooth = (5, 5)
+    seen = warp(cv2.GaussianBlur(previous, smooth, 0), motion.flow)
+    same = np.abs(cv2.GaussianBlur(current, smooth, 0).astype(np.float32) - seen)
+    reliable = (motion.valid & (same <= _PHOTO_TOLERANCE)).astype(np.float32)
+    # Shrink, then soften, the reliable region: no seams where blending starts and stops.
+    weight = cv2.GaussianBlur(cv2.erode(reliable, np.ones((3, 3), np.uint8)), smooth, 0)
+    return Guide(motion.flow, weight[..., None])
