@@ -1,12 +1,14 @@
 """The ``i2i`` command: a thin click layer over the Python API.
 
-User errors (``I2IError``) print one line and exit 1, without a traceback. Training flags are
-generated from each task's declared options, and plugins may add commands through the
-``register_commands(cli)`` hook; both are loaded lazily so ``i2i --version`` stays instant.
+User errors (``I2IError``) print one line and exit 1, without a traceback (``I2I_DEBUG=1``
+shows it). Training flags are generated from each task's declared options, and plugins may
+add commands through the ``register_commands(cli)`` hook; both are loaded lazily so
+``i2i --version`` stays instant.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -55,6 +57,8 @@ class I2IGroup(click.Group):
         try:
             return super().invoke(ctx)
         except I2IError as error:
+            if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
+                raise  # I2I_DEBUG=1: the traceback, for bug reports
             click.secho(f"Error: {error}", err=True, fg="red")
             ctx.exit(1)
 
@@ -282,7 +286,7 @@ def push(
 @click.argument("repo_id")
 @click.option("--revision", help="Branch, tag or commit (default: main).")
 def pull(repo_id: str, revision: str | None) -> None:
-    """Download a model into the Hugging Face cache and print its local path."""
+    """Download a model into the Hugging Face cache, check it, and print its local path."""
     from i2i.models.hub import pull as pull_model
 
     click.echo(str(pull_model(repo_id, revision)))

@@ -103,7 +103,7 @@ def test_real_subprocess():
 def test_bad_values_are_one_line_errors(tmp_path):
     for args, expected in [
         (["--gen-kw", "ngf=[1"], "cannot read the value"),
-        (["--gen-kw", "ngf=abc"], "cannot be built"),
+        (["--gen-kw", "ngf=abc"], "use --ngf abc"),
         (["--lr", "fast"], "fast"),
     ]:
         result = invoke("train", "cyclegan", *args, "--out", str(tmp_path / "r"))

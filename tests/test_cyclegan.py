@@ -250,7 +250,7 @@ def test_config_file_values_are_converted_to_option_types(toy_data, tmp_path):
 def test_resume_needs_the_same_batch_size(toy_data, tmp_path):
     out = tmp_path / "run"
     train("cyclegan", data=str(toy_data), out=str(out), max_steps=2, **TINY)
-    with pytest.raises(i2i.I2IError, match="batch size 1"):
+    with pytest.raises(i2i.I2IError, match="--batch-size 1 -> 2"):
         train("cyclegan", resume=str(out), max_steps=4, batch_size=2)
 
 

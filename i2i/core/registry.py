@@ -63,6 +63,27 @@ def _parameters(factory: Callable[..., Any]) -> tuple[tuple[Parameter, ...], boo
     return tuple(params), any_kwargs
 
 
+# Annotations checked before a factory runs: a string where a number belongs fails far inside
+# it ("not all arguments converted during string formatting"), or worse, builds something.
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+}
+
+
+def _fits(annotation: str, value: Any) -> bool:
+    """Whether ``value`` fits a plain ``int``/``float``/``bool``/``str`` annotation (any other
+    annotation is the factory's to check)."""
+    kinds = _SIMPLE_TYPES.get(annotation)
+    if kinds is None:
+        return True
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
+
+
 class Registry:
     """Named factories of one kind, filled by plugins through a ``register_*`` hook."""
 
@@ -136,6 +157,11 @@ class Registry:
         except KeyError:
             raise UnknownComponentError(self._unknown_message(name)) from None
 
+    @property
+    def plural(self) -> str:
+        """``generators``, ``losses``: the name of ``i2i list`` for this kind."""
+        return self.kind + ("es" if self.kind.endswith("s") else "s")
+
     def _unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(str(name), list(self._components), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
@@ -143,7 +169,7 @@ class Registry:
             f"unknown {self.kind} {name!r}; {hint}available: "
             f"{', '.join(sorted(self._components)) or 'none'} "
             f"(installed plugins: {', '.join(self._plugin_names()) or 'none'}); "
-            f"`i2i list {self.kind}s` shows them all"
+            f"`i2i list {self.plural}` shows them all"
         )
 
     def list(self, pattern: str = "*") -> list[str]:
@@ -164,6 +190,12 @@ class Registry:
                 f"{self.kind} {name!r} takes no argument {', '.join(map(repr, unknown))}; "
                 f"valid arguments: {', '.join(valid) or 'none'}"
             )
+        for p in component.parameters:
+            if p.name in kwargs and not _fits(p.annotation, kwargs[p.name]):
+                raise InvalidArgumentError(
+                    f"{self.kind} {name!r} argument {p.name} must be {p.annotation}, "
+                    f"got {kwargs[p.name]!r}"
+                )
         missing = [p.name for p in component.parameters if p.required and p.name not in kwargs]
         if missing:
             raise InvalidArgumentError(

@@ -35,6 +35,11 @@ class Option:
     choices: tuple[str, ...] | None = None
     # The smallest valid value of a number (inclusive); None: any.
     minimum: float | None = None
+    # May differ when a run is resumed: it changes no maths (intervals, logging, devices), so
+    # the new value is applied and recorded. Any other option must stay as the run had it.
+    resumable: bool = False
+    # KEY=VALUE keys the task sets itself (``in_channels`` from --channels-a), refused in --*-kw.
+    reserved: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -54,7 +59,12 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
         minimum=0,
     ),
     Option(
-        "max_steps", None, "Stop after this many steps in total (checkpoint saved).", int, minimum=0
+        "max_steps",
+        None,
+        "Stop after this many steps in total (checkpoint saved).",
+        int,
+        minimum=0,
+        resumable=True,
     ),
     Option("batch_size", 1, "Images per domain per step (per GPU under torchrun).", int, minimum=1),
     Option("lr", 2e-4, "Adam learning rate.", float, minimum=0),
@@ -85,29 +95,69 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_images", None, "Use at most this many images per domain.", int, minimum=1),
     Option("seed", 0, "Random seed (each rank adds its rank).", int),
-    Option("device", "auto", "auto, cpu, cuda or cuda:N.", str),
+    Option("device", "auto", "auto, cpu, cuda or cuda:N.", str, resumable=True),
     Option("precision", "fp32", "Autocast precision.", str, choices=("fp32", "bf16", "fp16")),
-    Option("compile", False, "torch.compile the networks.", bool, switch="--compile"),
+    Option(
+        "compile", False, "torch.compile the networks.", bool, switch="--compile", resumable=True
+    ),
     Option(
         "threads",
         None,
         "Torch CPU threads (default: torch's choice, one per core).",
         int,
         minimum=1,
+        resumable=True,
     ),
     Option(
-        "workers", None, "DataLoader worker processes (default: 0 on CPU, up to 4 with CUDA).", int
+        "workers",
+        None,
+        "DataLoader worker processes (default: 0 on CPU, up to 4 with CUDA).",
+        int,
+        minimum=0,
+        resumable=True,
     ),
-    Option("log_every", 50, "Steps between loss lines (the only host syncs).", int, minimum=1),
-    Option("sample_every", 500, "Steps between sample grids.", int, minimum=1),
-    Option("save_every", 1000, "Steps between checkpoints.", int, minimum=1),
     Option(
-        "eval_every", 0, "Steps between held-out metrics (cycle PSNR/SSIM; 0: off).", int, minimum=0
+        "log_every",
+        50,
+        "Steps between loss lines (the only host syncs).",
+        int,
+        minimum=1,
+        resumable=True,
     ),
-    Option("eval_extractor", None, "Also FID/KID during eval with this feature extractor.", str),
-    Option("eval_images", 16, "Held-out images per domain for --eval-every.", int, minimum=1),
-    Option("keep_checkpoints", 2, "How many checkpoints to keep.", int, minimum=1),
-    Option("num_samples", 4, "Fixed images per domain in the sample grids.", int, minimum=1),
+    Option("sample_every", 500, "Steps between sample grids.", int, minimum=1, resumable=True),
+    Option("save_every", 1000, "Steps between checkpoints.", int, minimum=1, resumable=True),
+    Option(
+        "eval_every",
+        0,
+        "Steps between held-out metrics (cycle PSNR/SSIM; 0: off).",
+        int,
+        minimum=0,
+        resumable=True,
+    ),
+    Option(
+        "eval_extractor",
+        None,
+        "Also FID/KID during eval with this feature extractor.",
+        str,
+        resumable=True,
+    ),
+    Option(
+        "eval_images",
+        16,
+        "Held-out images per domain for --eval-every.",
+        int,
+        minimum=1,
+        resumable=True,
+    ),
+    Option("keep_checkpoints", 2, "How many checkpoints to keep.", int, minimum=1, resumable=True),
+    Option(
+        "num_samples",
+        4,
+        "Fixed images per domain in the sample grids.",
+        int,
+        minimum=1,
+        resumable=True,
+    ),
     Option(
         "ema_decay",
         0.0,
@@ -120,25 +170,55 @@ TRAINER_OPTIONS: tuple[Option, ...] = (
 )
 
 
-def parse_keyvalue(pairs: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``["n_blocks=6", "dropout=true"]`` -> ``{"n_blocks": 6, "dropout": True}``."""
+def parse_keyvalue(
+    pairs: Iterable[str] | Mapping[str, Any] | str | None, flag: str = "--gen-kw"
+) -> dict[str, Any]:
+    """``["n_blocks=6", "dropout=true"]`` -> ``{"n_blocks": 6, "dropout": True}``.
+
+    A config file may give a mapping, a list of pairs or one pair; anything else (``gen_kw: 5``)
+    is refused with the form expected.
+    """
     if pairs is None:
         return {}
+    if isinstance(pairs, str):
+        pairs = [pairs]
     if isinstance(pairs, Mapping):
-        return dict(pairs)
+        if not all(isinstance(k, str) and k for k in pairs):
+            raise InvalidArgumentError(f"{flag} keys must be argument names, got {dict(pairs)!r}")
+        return {k.replace("-", "_"): v for k, v in pairs.items()}
+    if not isinstance(pairs, list | tuple) or not all(isinstance(p, str) for p in pairs):
+        raise InvalidArgumentError(
+            f"{flag} takes KEY=VALUE pairs (or a mapping in a config file), got {pairs!r}"
+        )
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidArgumentError(f"expected KEY=VALUE, got {pair!r}")
+        if not sep or not key.strip():
+            raise InvalidArgumentError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
             parsed = yaml.safe_load(value) if value else ""
         except yaml.YAMLError:
             raise InvalidArgumentError(
-                f"cannot read the value in {pair!r}; quote it or fix it"
+                f"cannot read the value in {flag} {pair!r}; quote it or fix it"
             ) from None
         out[key.strip().replace("-", "_")] = parsed
     return out
+
+
+def _check_reserved(option: Option, kwargs: Mapping[str, Any], names: Iterable[str]) -> None:
+    """A --gen-kw key that an option sets (``ngf`` with --ngf) would build one network while
+    config.json records another; say which flag to use instead."""
+    options = set(names)
+    for key, value in kwargs.items():
+        if key in option.reserved:
+            instead = (
+                f"use --{key.replace('_', '-')} {value}"
+                if key in options
+                else "it follows the data (--channels-a/--channels-b)"
+            )
+            raise InvalidArgumentError(
+                f"{option.flag} {key}={value} is set by the task itself; {instead}"
+            )
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -217,7 +297,8 @@ def resolve(
         option = by_name[name]
         config[name] = value = _coerce(option, value)
         if option.keyvalue:
-            config[name] = parse_keyvalue(value)
+            config[name] = parse_keyvalue(value, option.flag)
+            _check_reserved(option, config[name], by_name)
         elif option.choices and value not in option.choices:
             raise InvalidArgumentError(
                 f"--{name.replace('_', '-')} must be one of {', '.join(option.choices)}, "
@@ -245,7 +326,12 @@ def gan_options(
         Option("gen", gen, "Generator (any registered name).", str),
         Option("disc", disc, "Discriminator (any registered name).", str),
         Option(
-            "gen_kw", None, "Extra generator argument KEY=VALUE (repeatable).", str, keyvalue=True
+            "gen_kw",
+            None,
+            "Extra generator argument KEY=VALUE (repeatable).",
+            str,
+            keyvalue=True,
+            reserved=("in_channels", "out_channels", "ngf", "norm", "dropout", "init", "init_gain"),
         ),
         Option(
             "disc_kw",
@@ -253,6 +339,7 @@ def gan_options(
             "Extra discriminator argument KEY=VALUE (repeatable).",
             str,
             keyvalue=True,
+            reserved=("in_channels", "ndf", "norm", "init", "init_gain"),
         ),
         Option("gan_loss", gan_loss, "GAN objective (any registered loss).", str),
         Option("ngf", 64, "Generator width.", int, minimum=1),

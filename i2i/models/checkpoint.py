@@ -8,6 +8,7 @@ a temporary name and renamed into place, then the ``latest`` pointer is replaced
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -26,6 +28,33 @@ NETWORKS_FILE = "networks.safetensors"
 EMA_SUFFIX = "_ema"
 STATE_FILE = "state.pt"
 LATEST = "latest"
+RUN_CONFIG = "config.json"
+
+
+def _umask() -> int:
+    """The process umask (read from /proc where possible: setting it to read it races threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def share_like_umask(path: Path) -> None:
+    """Give a folder made by ``mkdtemp`` (0700) or a file made by ``mkstemp`` (0600), and the
+    files inside such a folder, the modes a plain ``mkdir``/``open`` would have had."""
+    mask = _umask()
+    path = Path(path)
+    if path.is_dir():
+        for child in path.iterdir():
+            share_like_umask(child)
+        os.chmod(path, 0o777 & ~mask)
+    else:
+        os.chmod(path, 0o666 & ~mask)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -36,10 +65,30 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        share_like_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A training run's ``config.json`` (task, resolved options, network specs), checked."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not an i2i run folder (no {RUN_CONFIG})")
+    try:
+        run = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(run, dict) or "options" not in run:
+        raise CheckpointError(
+            f"{run_dir} is a model folder, not a training run; train a new run "
+            f"(models cannot be resumed, only runs)"
+        )
+    if not isinstance(run["options"], dict) or not isinstance(run.get("generators"), dict):
+        raise CheckpointError(f'{path} lacks the "options" and "generators" of a run')
+    return run
 
 
 def flatten_state_dicts(
@@ -82,6 +131,7 @@ def save_checkpoint(
             for file in tmp.iterdir():
                 with open(file, "rb") as f:
                     os.fsync(f.fileno())
+            share_like_umask(tmp)
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -112,10 +162,23 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     """Networks (per name) and training state of one checkpoint folder."""
     try:
         networks = split_state_dicts(load_file(str(path / NETWORKS_FILE)))
+    except (OSError, SafetensorError) as error:
+        raise CheckpointError(f"checkpoint {path} is unreadable: {_first_line(error)}") from None
+    try:
         state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"checkpoint {path} is unreadable: {error}") from None
+    except Exception as error:  # a tampered or truncated pickle: refused, never executed
+        raise CheckpointError(
+            f"checkpoint {path / STATE_FILE} is damaged or holds more than tensors and plain "
+            f"values ({type(error).__name__}); it was not loaded (restore it from a backup, or "
+            f"start a new run)"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path / STATE_FILE} does not hold a training state")
     return networks, state
+
+
+def _first_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 def load_networks_strict(networks: Mapping[str, nn.Module], weights: Mapping[str, Any]) -> None:

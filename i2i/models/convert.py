@@ -20,12 +20,13 @@ from torch import nn
 from i2i.core.errors import CheckpointError
 from i2i.core.registry import generators
 from i2i.models.folder import (
-    check_shapes,
+    check_fit,
     create_network,
     load_strict,
     make_config,
     net_spec,
     save_model,
+    shapes_of,
 )
 
 STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
@@ -37,7 +38,7 @@ def read_official(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
     except Exception as error:  # pickle with code, truncated file, not a torch file
-        first = str(error).strip().splitlines()[0][:200]
+        first = " ".join(str(error).split())[:200] or type(error).__name__
         raise CheckpointError(
             f"{path} is not a plain PyTorch state dict that can be loaded safely ({first})"
         ) from None
@@ -95,14 +96,23 @@ def _hint(state: Mapping[str, torch.Tensor], net: nn.Module) -> str:
 
 
 def load_official_generator(path: Path, gen: str, gen_kwargs: Mapping[str, Any]) -> nn.Module:
-    """A registered generator holding the official checkpoint's weights, checked strictly."""
-    net = create_network(generators, {"name": gen, "kwargs": dict(gen_kwargs)}, "generator")
-    state = patch_instance_norm(read_official(Path(path)), net)
+    """A registered generator holding the official checkpoint's weights, checked strictly.
+
+    The architecture is first built on the meta device, so a wrong ``--gen-kw`` is told from
+    the tensors' shapes before any memory is allocated.
+    """
+    spec = {"name": gen, "kwargs": dict(gen_kwargs)}
+    role = f"{Path(path).name} ({gen})"
+    state = read_official(Path(path))
+    with torch.device("meta"):
+        planned = create_network(generators, spec, "generator")
+    state = patch_instance_norm(state, planned)
     try:
-        check_shapes(net, state, f"{Path(path).name} ({gen})")
-        load_strict(net, state, f"{Path(path).name} ({gen})")
+        check_fit(shapes_of(planned.state_dict()), shapes_of(state), role)
     except CheckpointError as error:
-        raise CheckpointError(f"{error}{_hint(state, net)}") from None
+        raise CheckpointError(f"{error}{_hint(state, planned)}") from None
+    net = create_network(generators, spec, "generator")
+    load_strict(net, state, role)
     return net.eval()
 
 

@@ -11,19 +11,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
 from i2i.core.registry import Registry, discriminators, generators
-from i2i.models.checkpoint import flatten_state_dicts, split_state_dicts
+from i2i.models.checkpoint import flatten_state_dicts, share_like_umask, split_state_dicts
+from i2i.models.losslog import LOSS_LOG, read_records
 
 MODEL_FORMAT = "i2i-model"
 FORMAT_VERSION = 1
@@ -77,22 +79,52 @@ def make_config(
 
 # -- reading ---------------------------------------------------------------------------------
 def read_config(folder: Path) -> dict[str, Any]:
+    """A model's config.json, checked enough that nothing later trips over its shape."""
     path = Path(folder) / CONFIG
     if not path.is_file():
         raise CheckpointError(f"{folder} is not an i2i model: it has no {CONFIG}")
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error.msg})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
     if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
         raise CheckpointError(
             f'{folder} is not an i2i model ({CONFIG} lacks "format": "{MODEL_FORMAT}")'
         )
-    if config.get("format_version", 0) > FORMAT_VERSION:
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
         raise CheckpointError(
-            f"{folder} uses model format {config['format_version']}; upgrade i2i to load it"
+            f'{path}: "format_version" must be a whole number, got {version!r}; the file was '
+            f"edited or written by another tool"
         )
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{folder} uses model format {version}; upgrade i2i to load it")
+    _check_specs(config, path)
     return config
+
+
+def _check_specs(config: Mapping[str, Any], path: Path) -> None:
+    """Every network entry is {"name": str, "kwargs": {...}}; directions are AtoB / BtoA."""
+    gens = config.get("generators")
+    if not isinstance(gens, dict) or not gens or not set(gens) <= set(DIRECTIONS):
+        raise CheckpointError(
+            f'{path}: "generators" must map {" and/or ".join(DIRECTIONS)} to a network, got '
+            f"{gens!r}"
+        )
+    discs = config.get("discriminators", {})
+    if not isinstance(discs, dict):
+        raise CheckpointError(f'{path}: "discriminators" must be a mapping, got {discs!r}')
+    for key, spec in [*gens.items(), *discs.items()]:
+        kwargs = spec.get("kwargs", {}) if isinstance(spec, dict) else None
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise CheckpointError(f'{path}: network {key} needs a "name", got {spec!r}')
+        if not isinstance(kwargs, dict):
+            raise CheckpointError(
+                f'{path}: network {key} "kwargs" must be a mapping of argument: value, got '
+                f"{kwargs!r}"
+            )
+    if not isinstance(config.get("domains", {}), dict):
+        raise CheckpointError(f'{path}: "domains" must be a mapping, got {config["domains"]!r}')
 
 
 def create_network(registry: Registry, spec: Mapping[str, Any], role: str) -> nn.Module:
@@ -102,7 +134,7 @@ def create_network(registry: Registry, spec: Mapping[str, Any], role: str) -> nn
         plugin = spec.get("plugin") or "an unknown plugin"
         raise UnknownComponentError(
             f"this model's {role} needs {registry.kind} {name!r} from plugin {plugin!r}, which is "
-            f"not installed; install that plugin (then `i2i list {registry.kind}s` shows it)"
+            f"not installed; install that plugin (then `i2i list {registry.plural}` shows it)"
         )
     try:
         return registry.create(name, **spec.get("kwargs", {}))
@@ -112,28 +144,57 @@ def create_network(registry: Registry, spec: Mapping[str, Any], role: str) -> nn
         ) from None
 
 
-def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], role: str) -> None:
-    """``load_state_dict(strict=True)`` with the mismatch told in one line."""
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError:
-        own = set(net.state_dict())
-        missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+Shapes = Mapping[str, tuple[int, ...]]
+
+
+def check_fit(own: Shapes, found: Shapes, role: str) -> None:
+    """Every tensor the network has, with the file's shape, and nothing else, or one line
+    that says what differs."""
+    missing, unexpected = sorted(set(own) - set(found)), sorted(set(found) - set(own))
+    if missing or unexpected:
         raise CheckpointError(
             f"weights for {role} do not match its network: "
             f"{len(missing)} missing (e.g. {missing[:2]}), "
             f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        ) from None
-
-
-def check_shapes(net: nn.Module, state: Mapping[str, torch.Tensor], role: str) -> None:
-    own = net.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
+        )
+    for key, shape in own.items():
+        if tuple(found[key]) != tuple(shape):
             raise CheckpointError(
-                f"weights for {role} do not match its network: {key} is {tuple(value.shape)} in "
-                f"the file but {tuple(own[key].shape)} in the network the config describes"
+                f"weights for {role} do not match its network: {key} is {tuple(found[key])} in "
+                f"the file but {tuple(shape)} in the network the config describes"
             )
+
+
+def shapes_of(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def planned_shapes(registry: Registry, spec: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The tensor shapes of the network ``spec`` describes, built on the meta device so that
+    an untrusted config (``"ngf": 20000``) allocates nothing before its shapes are checked."""
+    with torch.device("meta"):
+        return shapes_of(create_network(registry, spec, role).state_dict())
+
+
+def build_checked(
+    registry: Registry, spec: Mapping[str, Any], state: Mapping[str, torch.Tensor], role: str
+) -> nn.Module:
+    """The network ``spec`` describes holding ``state``: shapes checked first (no memory),
+    then built for real and loaded strictly."""
+    check_fit(planned_shapes(registry, spec, role), shapes_of(state), role)
+    net = create_network(registry, spec, role)
+    load_strict(net, state, role)
+    return net
+
+
+def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], role: str) -> None:
+    """``load_state_dict(strict=True)`` with the mismatch told in one line."""
+    check_fit(shapes_of(net.state_dict()), shapes_of(state), role)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = " ".join(str(error).split())[:300]
+        raise CheckpointError(f"weights for {role} do not load: {first}") from None
 
 
 def build_generators(
@@ -145,12 +206,35 @@ def build_generators(
     nets: dict[str, nn.Module] = {}
     for direction, spec in config["generators"].items():
         role = f"generator {direction}"
-        net = create_network(generators, spec, role)
-        state = weights.get(direction, {})
-        check_shapes(net, state, role)
-        load_strict(net, state, role)
+        net = build_checked(generators, spec, weights.get(direction, {}), role)
         nets[direction] = net.to(device).eval()
     return nets
+
+
+def header_shapes(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Tensor shapes per network from a safetensors header, without reading any tensor."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            flat = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except (OSError, SafetensorError, ValueError) as error:
+        raise CheckpointError(
+            f"cannot read {path}: not a safetensors file ({' '.join(str(error).split())})"
+        ) from None
+    return split_state_dicts(flat)
+
+
+def verify_model(folder: Path) -> dict[str, Any]:
+    """Check a model folder without allocating it: the config resolves in the registries and
+    every network's shapes match the safetensors header. Returns the config."""
+    config = read_config(folder)
+    shapes = header_shapes(Path(folder) / WEIGHTS)
+    roles = [(generators, config["generators"], "generator ")]
+    roles.append((discriminators, config.get("discriminators", {}), "discriminator "))
+    for registry, specs, prefix in roles:
+        for key, spec in specs.items():
+            role = f"{prefix}{key}"
+            check_fit(planned_shapes(registry, spec, role), shapes.get(key, {}), role)
+    return config
 
 
 def read_weights(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -164,20 +248,18 @@ def load_model(
     folder: Path, device: torch.device | str = "cpu"
 ) -> tuple[dict[str, Any], dict[str, nn.Module]]:
     """The config and the generators (per direction, eval mode) of a model folder."""
-    config = read_config(folder)
+    config = verify_model(folder)
     return config, build_generators(config, read_weights(folder), device)
 
 
 def load_discriminators(folder: Path) -> dict[str, nn.Module]:
     """Discriminators saved with ``--with-discriminators``, for fine-tuning."""
-    config, weights = read_config(folder), read_weights(folder)
-    out = {}
-    for name, spec in config.get("discriminators", {}).items():
-        net = create_network(discriminators, spec, f"discriminator {name}")
-        check_shapes(net, weights.get(name, {}), name)
-        load_strict(net, weights.get(name, {}), name)
-        out[name] = net
-    return out
+    config = verify_model(folder)
+    weights = read_weights(folder)
+    return {
+        name: build_checked(discriminators, spec, weights.get(name, {}), f"discriminator {name}")
+        for name, spec in config.get("discriminators", {}).items()
+    }
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -202,7 +284,7 @@ def publish_folder(tmp: Path, folder: Path) -> None:
     Between the two renames the old model still exists under a hidden name, which the next
     write cleans up, so a kill never leaves a half-written model under ``folder``.
     """
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is meant to be shared
+    share_like_umask(tmp)  # mkdtemp makes it private; a model folder is meant to be shared
     backup = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(backup, ignore_errors=True)
     if folder.exists():
@@ -256,12 +338,17 @@ def run_to_model(
     run_dir: Path, with_discriminators: bool = False
 ) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]], Path | None]:
     """Config, weights (per direction / discriminator) and sample grid of a run's last checkpoint."""
-    from i2i.models.checkpoint import EMA_SUFFIX, latest_checkpoint, load_checkpoint
+    from i2i.models.checkpoint import (
+        EMA_SUFFIX,
+        latest_checkpoint,
+        load_checkpoint,
+        read_run_config,
+    )
 
     run_dir = Path(run_dir)
     if not is_run_folder(run_dir):
         raise CheckpointError(f"{run_dir} is not an i2i training run (no checkpoints/ or {CONFIG})")
-    run = json.loads((run_dir / CONFIG).read_text())
+    run = read_run_config(run_dir)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise CheckpointError(f"{run_dir} has no finished checkpoint yet")
@@ -295,16 +382,16 @@ def run_to_model(
 
 def _last_eval(run_dir: Path) -> dict[str, Any]:
     """The latest held-out metrics a run logged (``--eval-every``), for the model card."""
-    log = run_dir / "losses.jsonl"
-    if not log.is_file():
-        return {}
     found: dict[str, Any] = {}
-    for line in log.read_text().splitlines():
-        record = json.loads(line) if line.strip() else {}
+    for record in read_records(run_dir / LOSS_LOG, _warn):
         evals = {k.removeprefix("eval/"): v for k, v in record.items() if k.startswith("eval/")}
         if evals:
             found = {**evals, "step": record["step"]}
     return found
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def export_run(

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from i2i.core.errors import I2IError
-from i2i.models.folder import CARD, CONFIG, SAMPLES, WEIGHTS, is_run_folder, read_config
+from i2i.models.folder import (
+    CARD,
+    CONFIG,
+    SAMPLES,
+    WEIGHTS,
+    is_run_folder,
+    read_config,
+    verify_model,
+)
 
 MODEL_FILES = [CONFIG, WEIGHTS, CARD, SAMPLES]
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -47,6 +55,9 @@ def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
     rev = f" at revision {revision!r}" if revision else ""
     try:
         yield
+    except errors.HFValidationError as error:
+        first = " ".join(str(error).split())[:200]
+        raise HubError(f"{repo_id!r} is not a valid Hub repo id ({first})") from None
     except errors.RepositoryNotFoundError as error:
         raise HubError(
             f"model repo {repo_id!r} was not found on {_endpoint()} (check the name; a private "
@@ -113,9 +124,12 @@ def pull(repo_id: str, revision: str | None = None, token: str | None = None) ->
             library_name="i2i",
             library_version=__version__,
         )
-    read_config(Path(folder))
     if not (Path(folder) / WEIGHTS).is_file():
         raise HubError(f"repo {repo_id!r} has no {WEIGHTS}: it is not a complete i2i model")
+    try:
+        verify_model(Path(folder))  # the config resolves and fits the header: nothing allocated
+    except I2IError as error:
+        raise HubError(f"repo {repo_id!r}{f'@{revision}' if revision else ''}: {error}") from None
     return Path(folder)
 
 
@@ -163,11 +177,15 @@ def push(
                 api.update_repo_settings(repo_id, private=True)
             if revision:
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
+            # A file of the model format that this push lacks (an old samples.png) would stay
+            # in the repo and describe another model: it goes in the same commit.
+            stale = [name for name in MODEL_FILES if not (staged / name).is_file()]
             return api.upload_folder(
                 folder_path=str(staged),
                 repo_id=repo_id,
                 revision=revision,
                 commit_message=message or "Upload i2i model",
+                delete_patterns=stale or None,
             )
 
 

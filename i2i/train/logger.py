@@ -6,7 +6,6 @@ are the only points where the training loop waits for the device.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,10 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn
 
 from i2i.core.progress import progress_bar
+from i2i.models.losslog import LOSS_LOG, append, read_records, trim_after
 from i2i.viz import line_charts
 
-METRICS_FILE = "losses.jsonl"
+METRICS_FILE = LOSS_LOG
 LOSS_CURVE = "loss_curve.png"
 
 
@@ -38,9 +38,9 @@ class RunLogger:
         self.tensorboard = _tensorboard_writer(self.run_dir / "tensorboard") if enabled else None
         self.progress: Progress | None = None
         self._last_time, self._last_step = time.perf_counter(), start_step
-        if enabled and self.metrics_path.exists():
-            self._forget_after(start_step)
         if enabled:
+            # A resumed run repeats the steps after its checkpoint: drop their old records.
+            trim_after(self.metrics_path, start_step, self.print)
             self.progress = progress_bar(
                 self.console.is_terminal,
                 label="[bold]epoch {task.fields[epoch]}",
@@ -51,15 +51,6 @@ class RunLogger:
                 "train", total=total_steps, completed=start_step, epoch="-", speed="", losses=""
             )
             self.progress.start()
-
-    def _forget_after(self, step: int) -> None:
-        """A resumed run repeats the steps after its checkpoint: drop their old records."""
-        kept = [
-            line
-            for line in self.metrics_path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= step
-        ]
-        self.metrics_path.write_text("".join(f"{line}\n" for line in kept))
 
     def advance(self, step: int, epoch: int) -> None:
         if self.progress is not None:
@@ -88,9 +79,10 @@ class RunLogger:
         self.console.print(f"step {step} {text}", highlight=False)
 
     def _write(self, step: int, epoch: int, extra: dict[str, float], values: dict[str, Any]) -> str:
-        record = {"step": step, "epoch": epoch + 1, "time": time.time(), **extra, **values}
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append(
+            self.metrics_path,
+            {"step": step, "epoch": epoch + 1, "time": time.time(), **extra, **values},
+        )
         if self.tensorboard is not None:
             for key, value in values.items():
                 if value is not None:
@@ -104,9 +96,9 @@ class RunLogger:
             self.tensorboard.add_image(tag, np.asarray(image), step, dataformats="HWC")
 
     def write_loss_curve(self) -> Path | None:
-        if not self.enabled or not self.metrics_path.exists():
+        if not self.enabled:
             return None
-        records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+        records = read_records(self.metrics_path, self.print)
         keys = (
             [k for k in records[-1] if k not in ("step", "epoch", "time", "it_per_s")]
             if records

@@ -33,11 +33,12 @@ from i2i.models.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     load_networks_strict,
+    read_run_config,
     save_checkpoint,
 )
 from i2i.train.augmentation import BatchAugmentation
 from i2i.train.ema import GeneratorEMA
-from i2i.train.logger import LOSS_CURVE, METRICS_FILE, RunLogger
+from i2i.train.logger import METRICS_FILE, RunLogger
 from i2i.train.runtime import Runtime
 from i2i.viz import image_grid
 
@@ -61,37 +62,72 @@ def lr_factor(epoch: int, epochs: int, epochs_decay: int, step: int = 0, warmup:
     return decay * min(1.0, (step + 1) / warmup) if warmup else decay
 
 
+# Paths that a run stores absolute, so it resumes from any working directory.
+PATH_OPTIONS = ("data", "out", "resume")
+
+
+def _absolute(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and v is not None else v
+        for k, v in options.items()
+    }
+
+
 def resolve_config(
     task: str, given: dict[str, Any], config_file: str | None = None
 ) -> dict[str, Any]:
-    """The complete config of a run from flags, a config file or a run being resumed."""
+    """The complete config of a run from flags, a config file or a run being resumed.
+
+    Resuming is explicit: an option that changes the maths (learning rate, schedule, data,
+    sizes, networks, losses) and differs from the run's is refused with the differences;
+    the others (``Option.resumable``: intervals, logging, devices) are applied.
+    """
     task_cls = tasks.get(task).factory
-    base: dict[str, Any] = read_config_file(config_file) if config_file else {}
-    if given.get("resume"):
-        saved = Path(given["resume"]) / CONFIG_FILE
-        if not saved.is_file():
-            raise CheckpointError(f"{given['resume']} is not an i2i run folder (no {CONFIG_FILE})")
-        try:
-            run = json.loads(saved.read_text())
-        except json.JSONDecodeError as error:
-            raise CheckpointError(f"{saved} is not valid JSON ({error.msg})") from None
-        if "options" not in run:
-            raise CheckpointError(
-                f"{given['resume']} is a model folder, not a training run; train a new run "
-                f"(models cannot be resumed, only runs)"
-            )
-        if run.get("task") != task:
-            raise CheckpointError(
-                f"{given['resume']} is a {run.get('task')!r} run; resume it with "
-                f"`i2i train {run.get('task')} --resume {given['resume']}`"
-            )
-        base = {**run["options"], **base}
-    config = resolve(
-        task_options(task_cls), given, base, task_cls.toy_defaults, recipes=task_cls.recipes
-    )
-    if given.get("resume"):
-        config["out"] = config["resume"]
+    options = task_options(task_cls)
+    from_file = _absolute(read_config_file(config_file)) if config_file else {}
+    given = _absolute(given)
+    resolve_with = {"toy_defaults": task_cls.toy_defaults, "recipes": task_cls.recipes}
+    if not given.get("resume"):
+        return resolve(options, given, from_file, **resolve_with)
+    run_dir = Path(given["resume"])
+    run = read_run_config(run_dir)
+    if run.get("task") != task:
+        raise CheckpointError(
+            f"{run_dir} is a {run.get('task')!r} run; resume it with "
+            f"`i2i train {run.get('task')} --resume {run_dir}`"
+        )
+    known = {o.name for o in options}
+    saved = resolve(options, {}, _absolute({k: v for k, v in run["options"].items() if k in known}))
+    config = resolve(options, given, {**saved, **from_file}, **resolve_with)
+    config["out"] = config["resume"] = str(run_dir)
+    _refuse_changes(options, saved, config, {**from_file, **given}, run_dir, task)
     return config
+
+
+def _refuse_changes(
+    options: list[Any],
+    saved: dict[str, Any],
+    config: dict[str, Any],
+    asked: dict[str, Any],
+    run_dir: Path,
+    task: str,
+) -> None:
+    """A resumed run continues the run it was: options that would change its training are
+    refused with each difference (old -> new), instead of being ignored or half applied."""
+    changed = [
+        f"{o.flag} {saved.get(o.name)!r} -> {config[o.name]!r}"
+        for o in options
+        if not o.resumable and o.name not in ("out", "resume") and config[o.name] != saved[o.name]
+    ]
+    if asked.get("out") is not None and Path(asked["out"]) != run_dir:
+        changed.append(f"--out {str(run_dir)!r} -> {asked['out']!r}")
+    if changed:
+        raise InvalidArgumentError(
+            f"--resume {run_dir} continues that run as it was trained, but these options differ: "
+            f"{', '.join(changed)}; drop them to resume, or start a new run with "
+            f"`i2i train {task} --out NEW_FOLDER ...` (intervals, --max-steps, --workers, "
+            f"--threads and --device may change on resume)"
+        )
 
 
 def _default_workers(device: torch.device) -> int:
@@ -169,7 +205,7 @@ class Trainer:
         if len(self.dataset) == 0:
             raise DataError(f"no training images in {task.data_root}")
         self.augment = BatchAugmentation(config, task.paired)
-        task.build(self._example_batch())
+        task.build(self._prepare(collate([self._first_readable_item()])))
         self.ema = (
             GeneratorEMA({n: task.nets[n] for n in task.generators()}, config["ema_decay"])
             if config["ema_decay"] > 0
@@ -192,14 +228,29 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * self.total_epochs
         if config["max_steps"] is not None:
             self.total_steps = min(self.total_steps, config["max_steps"])
+        if self.total_steps == 0:
+            raise InvalidArgumentError(
+                "nothing to train: "
+                + (
+                    "--max-steps is 0"
+                    if config["max_steps"] == 0
+                    else "--epochs and --epochs-decay are both 0"
+                )
+                + "; give at least one step"
+            )
         for opt in self.task.optimizers.values():
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
         if config["resume"]:
             self._resume()
-        elif rt.is_main:
+            if self.step >= self.total_steps:
+                raise InvalidArgumentError(
+                    f"{self.run_dir} already finished its {self.total_steps} steps; to train "
+                    f"longer, resume with a larger --max-steps (or fine-tune in a new run)"
+                )
+        if rt.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / CONFIG_FILE, json.dumps(self.run_config(), indent=2))
+            self._record_config()
         self.fixed = self._held_out_batch(config["num_samples"])
         self.eval_batch = (
             self._held_out_batch(config["eval_images"]) if config["eval_every"] else {}
@@ -226,9 +277,24 @@ class Trainer:
             )
         return run_dir
 
-    def _example_batch(self) -> dict[str, torch.Tensor]:
-        """The first training item at training size, without randomness (no RNG is used)."""
-        return self._prepare(collate([self.dataset[0]]))
+    def _first_readable_item(self) -> dict[str, Any]:
+        """The first item whose images decode (at most one pass over the data, and only as far
+        as the first good item): a domain whose every file is unreadable cannot be trained."""
+        readable = {"A": False, "B": False}
+        reasons: list[tuple[str, str]] = []
+        for index in range(len(self.dataset)):
+            item = self.dataset[index]
+            if item["A"] is not None and item["B"] is not None:
+                return item
+            reasons += item.get("skipped", [])
+            for key in readable:
+                readable[key] |= item[key] is not None
+        missing = [k for k, ok in readable.items() if not ok] or ["A", "B"]
+        example = f" (e.g. {reasons[0][0]}: {reasons[0][1]})" if reasons else ""
+        raise DataError(
+            f"no readable image in domain {' or '.join(missing)} of {self.task.data_root}: "
+            f"every file failed to decode{example}; replace or remove those files"
+        )
 
     def _prepare(self, raw: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Decoded images to floats on the device, resized to the training size."""
@@ -258,6 +324,19 @@ class Trainer:
             "discriminators": self.task.discriminators(),
             "world_size": self.runtime.world_size,
         }
+
+    def _record_config(self) -> None:
+        """Write config.json; on resume, say which (resumable) options changed: it records them."""
+        if self.config["resume"]:
+            old = read_run_config(self.run_dir)["options"]
+            changed = [
+                f"--{k.replace('_', '-')} {old[k]!r} -> {v!r}"
+                for k, v in self.config.items()
+                if k in old and k not in PATH_OPTIONS and old[k] != v
+            ]
+            if changed:
+                print(f"resuming with {', '.join(changed)}", flush=True)
+        atomic_write_text(self.run_dir / CONFIG_FILE, json.dumps(self.run_config(), indent=2))
 
     def _resume(self) -> None:
         path = latest_checkpoint(self.run_dir)
@@ -503,14 +582,15 @@ class Trainer:
             )
         else:
             lines.append(f"Finished {result.step} steps.")
-        lines += [
-            f"  run folder   {self.run_dir}",
-            f"  config       {self.run_dir / CONFIG_FILE}",
-            f"  checkpoint   {result.checkpoint}",
-            f"  samples      {self.run_dir / 'samples' / 'latest.png'}",
-            f"  losses       {self.run_dir / METRICS_FILE}",
-            f"  loss curve   {self.run_dir / LOSS_CURVE}",
+        outputs = [
+            ("run folder", self.run_dir),
+            ("config", self.run_dir / CONFIG_FILE),
+            ("checkpoint", result.checkpoint),
+            ("samples", self.run_dir / "samples" / "latest.png"),
+            ("losses", self.run_dir / METRICS_FILE),
+            ("loss curve", result.loss_curve),
         ]
+        lines += [f"  {name:<12} {path}" for name, path in outputs if path and Path(path).exists()]
         if self.skipped:
             lines.append(f"  skipped      {len(self.skipped)} unreadable image(s), listed above")
         if not result.interrupted:
