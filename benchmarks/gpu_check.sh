@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared check of a CUDA machine: training and inference speed against the peak measured
 # in the same run, the whole run against its step, a short bf16 + torch.compile training run
-# with its sample grid, and two-process DDP when two GPUs exist. About 5 minutes on one GPU.
+# with its sample grid, and two-process DDP when two GPUs exist. At most 6 minutes on one
+# GPU (the sum of the stages' limits; 8 with the DDP stage).
 #
 #   OUT=/some/folder bash benchmarks/gpu_check.sh            # on the CUDA machine
 #   OUT=/some/folder bash benchmarks/gpu_check.sh --dry-run  # the same stages on the CPU, tiny
@@ -30,7 +31,7 @@ FAILED=0
 
 # stage NAME SECONDS COMMAND...: run with a time limit, JSON lines to results.jsonl.
 stage() {
-  local name=$1 limit=$2
+  local name=$1 limit=$(($2 * LIMIT_SCALE))
   shift 2
   echo "== $name" >&2
   local start=$SECONDS
@@ -52,14 +53,16 @@ if [ "$DRY" -eq 1 ]; then
   APPLY=(--sizes 32 --images 2 --batch-size 2 --ngf 4 --no-onnx)
   WHOLE=(--gen resnet6 --ngf 4 --ndf 4 --size 32 --images 4 --steps 3 --step-only 1 --warmup 0)
   GPUS=0
+  LIMIT_SCALE=4  # a shared CPU is slow to start Python processes; the limits are for a GPU box
 else
   DEVICE=cuda
   QUICK=()
-  TRAIN_NETS=(--sizes 256 --steps 15)
+  TRAIN_NETS=(--sizes 256 --steps 15 --warmup 2)
   TRAIN_GRID=(--batches 1,4 --precisions fp32,bf16)
   COMPILE=on
+  LIMIT_SCALE=1
   APPLY=(--sizes 256 --images 64 --batch-size 8)
-  WHOLE=(--gen resnet9 --ngf 64 --ndf 64 --size 256 --images 100 --steps 200 --step-only 30)
+  WHOLE=(--gen resnet9 --ngf 64 --ndf 64 --size 256 --images 100 --steps 150 --step-only 20)
   GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2> /dev/null || echo 0)
   if [ "$GPUS" -lt 1 ]; then
     echo "no CUDA device here; use --dry-run to check the script on the CPU" >&2
@@ -68,36 +71,40 @@ else
 fi
 export PYTHONUNBUFFERED=1
 
-stage environment 60 "$PY" -c '
+# Stages in order of value, each with its own limit; the limits add up to 6 minutes.
+stage environment 15 "$PY" -c '
 import json, os, torch, i2i
 cuda = torch.cuda.is_available()
 print(json.dumps({"bench": "environment", "i2i": i2i.__version__, "torch": torch.__version__,
     "cuda": torch.version.cuda, "gpus": torch.cuda.device_count(),
     "gpu_name": torch.cuda.get_device_name() if cuda else None, "cpu_count": os.cpu_count()}))'
 
-# Training step: fp32 and bf16 at batch 1 and 4; compile and channels_last off, each on one
-# configuration (compiling every one would take most of the time budget).
-stage train_speed 150 "$PY" benchmarks/train_speed.py --devices "$DEVICE" "${TRAIN_NETS[@]}" \
+# Training step: fp32 and bf16 at batch 1 and 4, each configuration in its own process.
+stage train_speed 80 "$PY" benchmarks/train_speed.py --devices "$DEVICE" "${TRAIN_NETS[@]}" \
   "${TRAIN_GRID[@]}" --compile off "${QUICK[@]}"
-stage train_speed_compile 150 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
-  "${TRAIN_NETS[@]}" --batches 4 --precisions bf16 --compile "$COMPILE" "${QUICK[@]}"
-stage train_speed_no_channels_last 60 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
-  "${TRAIN_NETS[@]}" --batches 4 --precisions bf16 --compile off --channels-last off "${QUICK[@]}"
-
-# Inference: i2i apply with PyTorch fp32 and bf16, and ONNX Runtime's CUDA provider if present.
-stage apply_speed 120 "$PY" benchmarks/apply_speed.py --devices "$DEVICE" "${APPLY[@]}" \
-  "${QUICK[@]}"
 
 # A whole run (data included) against its step: the trainer's loader and the overlap.
-stage whole_run 120 "$PY" benchmarks/whole_run.py --device "$DEVICE" --precision bf16 \
+stage whole_run 50 "$PY" benchmarks/whole_run.py --device "$DEVICE" --precision bf16 \
   "${WHOLE[@]}" --out "$OUT/whole_run" "${QUICK[@]}"
 
-# A short bf16 + torch.compile training run, with its sample grid and loss curve.
+# Inference: i2i apply with PyTorch fp32 and bf16, and ONNX Runtime's CUDA provider if present.
+stage apply_speed 50 "$PY" benchmarks/apply_speed.py --devices "$DEVICE" "${APPLY[@]}" \
+  "${QUICK[@]}"
+
+# A short bf16 + torch.compile training run, with its sample grid and loss curve; then the
+# compiled step alone at the same batch size, which finds the compiled graphs in the cache.
 COMPILE_FLAG=(--compile)
 [ "$COMPILE" = on ] || COMPILE_FLAG=()
-stage train_bf16_compile 150 "$PY" benchmarks/whole_run.py --device "$DEVICE" \
+stage train_bf16_compile 105 "$PY" benchmarks/whole_run.py --device "$DEVICE" \
   --precision bf16 "${COMPILE_FLAG[@]}" "${WHOLE[@]}" --variants overlap \
   --out "$OUT/train_bf16_compile" "${QUICK[@]}"
+stage train_speed_compile 40 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
+  "${TRAIN_NETS[@]}" --batches 1 --precisions bf16 --compile "$COMPILE" "${QUICK[@]}"
+
+# The memory format's share: bf16, batch 4, contiguous instead of channels_last.
+stage train_speed_no_channels_last 25 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
+  "${TRAIN_NETS[@]}" --batches 4 --precisions bf16 --compile off --channels-last off \
+  "${QUICK[@]}"
 
 # Two-process DDP when two GPUs exist: a short run through torchrun, timed end to end.
 if [ "$GPUS" -ge 2 ]; then

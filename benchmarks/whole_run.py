@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--variants", default="baseline,overlap", help="comma-separated")
-    p.add_argument("--out", default=None, help="keep the run folders here (default: temporary)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="keep the run folders here, without their checkpoints (default: temporary)",
+    )
     p.add_argument("--quick-peak", action="store_true", help="tiny peaks (smoke tests)")
     return p.parse_args(argv)
 
@@ -231,6 +236,8 @@ def run_variant(args: argparse.Namespace, variant: str, data: Path, out: Path) -
     whole_s = time.perf_counter() - start
     loop_s = whole_s - trainer.totals["outputs"]
     step_in_run_s = trainer.step_seconds_in_run() / len(trainer.step_spans)
+    if trainer.runtime.is_main:  # samples, losses and curve stay; weights are not the point
+        shutil.rmtree(trainer.run_dir / "checkpoints", ignore_errors=True)
     result: dict[str, Any] = {
         "bench": "whole_run",
         "variant": variant,
