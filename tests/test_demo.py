@@ -391,6 +391,12 @@ def test_browser_uploads_a_photo_and_gets_its_translation(browser, served, model
     message = page.get_by_text("broken.png is not an image this page can read")
     message.wait_for(timeout=60_000)
     assert "Traceback" not in page.content()
+
+    page.locator("#i2i-examples tbody tr").first.click()  # the first example: day → night
+    page.locator("#i2i-images").get_by_text("example-1-day").wait_for(timeout=30_000)
+    assert page.get_by_label("day → night").is_checked()
+    page.locator("#i2i-translate").click()
+    page.locator("#i2i-out a[href$='example-1-day-AtoB.png']").wait_for(timeout=120_000)
     page.close()
 
 

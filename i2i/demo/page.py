@@ -299,17 +299,18 @@ def build_page(
             gallery.select(handlers.select, pairs, compare, api_name=False, queue=False)
             examples = handlers.example_files(samples)
             if examples:
-                # A hidden image input makes the examples show as thumbnails; a click uploads it.
-                picked = gr.Image(type="filepath", label="Image", visible=False)
+                # A hidden image input shows the examples as thumbnails; a click uploads one.
+                picked = gr.Image(type="filepath", label="Image", visible="hidden")
                 gr.Examples(
-                    examples, [picked, direction], label="Examples from the model's samples"
-                )
-                picked.change(
-                    lambda path: [path] if path else None,
-                    picked,
-                    files,
-                    api_name=False,
-                    queue=False,
+                    examples,
+                    [picked, direction],
+                    outputs=files,
+                    fn=lambda path, _direction: [path],
+                    run_on_click=True,
+                    cache_examples=False,
+                    api_visibility="private",
+                    label="Examples from the model's samples",
+                    elem_id="i2i-examples",
                 )
         if importlib.util.find_spec("av") is not None:
             with gr.Tab("Video"):
