@@ -124,39 +124,45 @@ class BenchTrainer(Trainer):
     def __init__(self, config: dict[str, Any], variant: str) -> None:
         super().__init__(i2i.create_task("cyclegan", **config))
         self.variant = variant
-        self.totals = {"wait": 0.0, "outputs": 0.0}
+        self.totals = {"wait": 0.0, "outputs": 0.0, "logger_start": 0.0}
         self.in_memory = variant == "overlap" and keep_decoded(self.dataset)
         if self.in_memory:
             self.config["workers"] = 0
-        self.step_spans: list[Any] = []
+        self.spans: dict[str, list[Any]] = {"step": [], "augment": []}
 
-    def time_steps_in_run(self) -> None:
-        """Time every ``task.step`` of the run as it happens, without waiting for the device:
-        host clocks on the CPU (where a step is synchronous), CUDA events around it on a GPU
-        (their span is the step as the device ran it, gaps within it included)."""
-        step, cuda = self.task.step, self.runtime.device.type == "cuda"
+    def time_in_run(self) -> None:
+        """Time every ``task.step`` and every augmentation of the run as they happen, without
+        waiting for the device: host clocks on the CPU (where both are synchronous), CUDA events
+        around them on a GPU (their span is the work as the device ran it, gaps included)."""
+        self.task.step = self._spanned(self.task.step, self.spans["step"])
+        self.augment = self._spanned(self.augment, self.spans["augment"])
+
+    def _spanned(self, fn: Any, spans: list[Any]) -> Any:
+        cuda = self.runtime.device.type == "cuda"
 
         def timed(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            if cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
-                start.record()
-                losses = step(batch)
-                end.record()
-                self.step_spans.append((start, end))
-            else:
-                start_s = time.perf_counter()
-                losses = step(batch)
-                self.step_spans.append(time.perf_counter() - start_s)
-            return losses
+            if not cuda:
+                start = time.perf_counter()
+                out = fn(batch)
+                spans.append(time.perf_counter() - start)
+                return out
+            events = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            events[0].record()
+            out = fn(batch)
+            events[1].record()
+            spans.append(events)
+            return out
 
-        self.task.step = timed
+        return timed
 
-    def step_seconds_in_run(self) -> float:
-        """Total of the step spans (call after synchronising the device)."""
-        return sum(
+    def seconds_in_run(self, name: str) -> float:
+        """Mean span of ``name`` ("step" or "augment"; after synchronising the device)."""
+        spans = self.spans[name]
+        total = sum(
             span if isinstance(span, float) else span[0].elapsed_time(span[1]) / 1000
-            for span in self.step_spans
+            for span in spans
         )
+        return total / max(len(spans), 1)
 
     def loader(self, epoch: int, start: int) -> Any:
         batches = super().loader(epoch, start)
@@ -227,15 +233,15 @@ def run_variant(args: argparse.Namespace, variant: str, data: Path, out: Path) -
     # Before the run: train() ends DDP's process group, which a wrapped network needs.
     flops = task_step_flops(task, lambda: task.step, batch)
     load_before = os.getloadavg()[0]
-    trainer.time_steps_in_run()
+    trainer.time_in_run()
     start = time.perf_counter()
     # The trainer's summary goes to stderr with its progress: stdout carries JSON lines only.
-    with loss_curve_timed(trainer.totals), redirect_stdout(sys.stderr):
+    with logger_timed(trainer.totals), redirect_stdout(sys.stderr):
         trainer.train()
     synchronize(device)
     whole_s = time.perf_counter() - start
-    loop_s = whole_s - trainer.totals["outputs"]
-    step_in_run_s = trainer.step_seconds_in_run() / len(trainer.step_spans)
+    loop_s = whole_s - trainer.totals["outputs"] - trainer.totals["logger_start"]
+    step_in_run_s = trainer.seconds_in_run("step")
     if trainer.runtime.is_main:  # samples, losses and curve stay; weights are not the point
         shutil.rmtree(trainer.run_dir / "checkpoints", ignore_errors=True)
     result: dict[str, Any] = {
@@ -259,8 +265,10 @@ def run_variant(args: argparse.Namespace, variant: str, data: Path, out: Path) -
         "step_s_per_iter": round(step_s, 5),
         "step_in_run_s_per_iter": round(step_in_run_s, 5),
         "loop_s_per_iter": round(loop_s / steps, 5),
+        "augment_s_per_iter": round(trainer.seconds_in_run("augment"), 5),
         "whole_s_per_iter": round(whole_s / steps, 5),
-        "outputs_s": round(whole_s - loop_s, 2),
+        "logger_start_s": round(trainer.totals["logger_start"], 2),
+        "outputs_s": round(trainer.totals["outputs"], 2),
         "data_wait_s": round(trainer.totals["wait"], 3),
         "step_steps_per_s": round(1 / step_s, 3),
         "loop_steps_per_s": round(steps / loop_s, 3),
@@ -277,23 +285,27 @@ def run_variant(args: argparse.Namespace, variant: str, data: Path, out: Path) -
 
 
 @contextmanager
-def loss_curve_timed(totals: dict[str, float]) -> Iterator[None]:
-    """Count the loss-curve plot that ``train()`` draws at the end as an output, like the
-    checkpoint and the samples (the logger is created inside ``train()``)."""
-    draw = RunLogger.write_loss_curve
+def logger_timed(totals: dict[str, float]) -> Iterator[None]:
+    """Time what ``train()`` does through its ``RunLogger`` once per run, not per step: opening
+    it (the TensorBoard writer) and drawing the loss curve at the end."""
+    opened, drawn = RunLogger.__init__, RunLogger.write_loss_curve
 
-    def timed(logger: RunLogger) -> Any:
-        start = time.perf_counter()
-        try:
-            return draw(logger)
-        finally:
-            totals["outputs"] += time.perf_counter() - start
+    def timed(method: Any, key: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                totals[key] += time.perf_counter() - start
 
-    RunLogger.write_loss_curve = timed
+        return call
+
+    RunLogger.__init__ = timed(opened, "logger_start")
+    RunLogger.write_loss_curve = timed(drawn, "outputs")
     try:
         yield
     finally:
-        RunLogger.write_loss_curve = draw
+        RunLogger.__init__, RunLogger.write_loss_curve = opened, drawn
 
 
 # -- the peer: the official code and i2i train as two processes ----------------------------------
