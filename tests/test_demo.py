@@ -42,7 +42,9 @@ from i2i.demo.space import DEFAULT_REQUIREMENT, space_files  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),  # gradio on pandas 3
+    # Gradio's queue statistics on pandas 3:
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
 ]
 
 # Real photos when the project's shared data sits beside the checkout; else a generated picture,
