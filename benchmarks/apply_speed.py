@@ -63,7 +63,10 @@ def onnx_cuda_translator(folder: Path, batch_size: int) -> Translator:
     config, nets = load_onnx(folder)
     for direction, net in nets.items():
         graph = folder / config["onnx"][direction]["file"]
-        net.session = ort.InferenceSession(str(graph), providers=["CUDAExecutionProvider"])
+        try:
+            net.session = ort.InferenceSession(str(graph), providers=["CUDAExecutionProvider"])
+        except Exception as error:  # ONNX Runtime's own error types; a skip, not a crash
+            raise i2i.I2IError(f"ONNX Runtime's CUDA provider failed: {error}") from error
         if net.session.get_providers()[0] != "CUDAExecutionProvider":
             raise i2i.I2IError("ONNX Runtime could not start its CUDA provider here")
     return Translator(config, nets, device="cpu", batch_size=batch_size)
