@@ -194,16 +194,20 @@ def test_translate_uploads_keeps_size_and_skips_bad_files(tmp_path, model):
 
 
 def test_space_files_pin_the_model_and_this_i2i(tmp_path):
-    files = space_files("someone/day2night", "a" * 40)
-    card = parse_card_data(files["README.md"])
+    import yaml
+
+    files = space_files("someone/1e5", "a" * 40)
+    card = yaml.safe_load(files["README.md"].split("---")[1])
+    assert card == parse_card_data(files["README.md"])  # what the test Hub server reads too
+    assert card["title"] == "1e5"
     assert card["sdk"] == "gradio" and card["app_file"] == "app.py"
-    assert card["models"] == ["someone/day2night"]
+    assert card["models"] == ["someone/1e5"]
     assert card["sdk_version"] == gr.__version__
     assert f"i2i[demo]=={i2i.__version__}" == DEFAULT_REQUIREMENT
     assert DEFAULT_REQUIREMENT in files["requirements.txt"].splitlines()
     app = files["app.py"]
     compile(app, "app.py", "exec")
-    assert "serve('someone/day2night', revision='" + "a" * 40 + "')" in app
+    assert "serve('someone/1e5', revision='" + "a" * 40 + "')" in app
 
 
 def _header_and_examples(page: gr.Blocks) -> tuple[str, list]:

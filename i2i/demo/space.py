@@ -10,6 +10,7 @@ it, and ``README.md`` carries the front matter the Hub reads (``sdk: gradio``, `
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ def space_files(
     sdk_version = _gradio_version()
     front_matter = [
         "---",
-        f"title: {title}",
+        f"title: {json.dumps(title)}",  # quoted: a name like `yes` or `1e5` stays a string
         "emoji: 🎨",
         "colorFrom: blue",
         "colorTo: green",
@@ -57,7 +58,7 @@ def space_files(
         *([f"sdk_version: {sdk_version}"] if sdk_version else []),
         f"app_file: {APP_FILE}",
         "models:",
-        f"- {model_repo}",
+        f"- {json.dumps(model_repo)}",
         "tags:",
         "- i2i",
         "- image-to-image",
