@@ -167,6 +167,7 @@ CASES = [
     Case("zero-log-every", _train("--log-every", "0"), "--log-every must be at least 1"),
     Case("negative-lr", _train("--lr", "-1"), "--lr must be at least 0"),
     Case("zero-ngf", _train("--ngf", "0"), "--ngf must be at least 1"),
+    Case("nan-lr", _train("--lr", "nan"), "--lr must be a finite float, got nan"),
     Case("negative-workers", _train("--workers", "-1"), "--workers must be at least 0"),
     Case(
         "yaml-gen-kw-number",

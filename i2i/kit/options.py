@@ -10,6 +10,7 @@ the ``--config`` file, then flags given on the command line. Each value is check
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,10 +252,13 @@ def _coerce(option: Option, value: Any) -> Any:
             return value.lower() in ("true", "yes", "1")
         if option.type is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
-        return option.type(value)
-    except (TypeError, ValueError):
+        converted = option.type(value)
+        if option.type is float and not math.isfinite(converted):
+            raise ValueError(value)  # nan passes every minimum, inf trains nothing useful
+        return converted
+    except (TypeError, ValueError, OverflowError):
         flag = "--" + option.name.replace("_", "-")
-        kind = option.type.__name__
+        kind = "a finite float" if option.type is float else option.type.__name__
         raise InvalidArgumentError(f"{flag} must be {kind}, got {value!r}") from None
 
 

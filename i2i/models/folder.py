@@ -172,7 +172,12 @@ def shapes_of(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
 def planned_shapes(registry: Registry, spec: Mapping[str, Any], role: str) -> dict[str, Any]:
     """The tensor shapes of the network ``spec`` describes, built on the meta device so that
     an untrusted config (``"ngf": 20000``) allocates nothing before its shapes are checked."""
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            return shapes_of(create_network(registry, spec, role).state_dict())
+    except (NotImplementedError, RuntimeError):
+        # A third party's factory that needs real values (``.item()``) cannot be planned;
+        # it is built for real, and its shapes are still checked before any weight is read.
         return shapes_of(create_network(registry, spec, role).state_dict())
 
 
@@ -353,6 +358,12 @@ def run_to_model(
     if checkpoint is None:
         raise CheckpointError(f"{run_dir} has no finished checkpoint yet")
     networks, state = load_checkpoint(checkpoint)
+    named = {*run["generators"], *(run.get("discriminators") or {})}
+    if not named <= set(networks):
+        raise CheckpointError(
+            f"{checkpoint} lacks network(s) {sorted(named - set(networks))} that "
+            f"{run_dir / CONFIG} names; the run folder was edited or mixed with another run"
+        )
     gen_specs, weights = {}, {}
     for net_name, spec in run["generators"].items():
         direction = spec["direction"]

@@ -125,8 +125,8 @@ def _refuse_changes(
         raise InvalidArgumentError(
             f"--resume {run_dir} continues that run as it was trained, but these options differ: "
             f"{', '.join(changed)}; drop them to resume, or start a new run with "
-            f"`i2i train {task} --out NEW_FOLDER ...` (intervals, --max-steps, --workers, "
-            f"--threads and --device may change on resume)"
+            f"`i2i train {task} --out NEW_FOLDER ...` (these may change on resume: "
+            f"{' '.join(o.flag for o in options if o.resumable)})"
         )
 
 
