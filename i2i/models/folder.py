@@ -169,7 +169,9 @@ def shapes_of(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-def planned_shapes(registry: Registry, spec: Mapping[str, Any], role: str) -> dict[str, Any]:
+def planned_shapes(
+    registry: Registry, spec: Mapping[str, Any], role: str
+) -> dict[str, tuple[int, ...]]:
     """The tensor shapes of the network ``spec`` describes, built on the meta device so that
     an untrusted config (``"ngf": 20000``) allocates nothing before its shapes are checked."""
     try:
