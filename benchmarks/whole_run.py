@@ -46,6 +46,7 @@ from peak import measure_peak, rate_fields, synchronize, task_step_flops
 
 import i2i
 from i2i.data import keep_decoded, prefetch, to_float
+from i2i.train import trainer as trainer_module
 from i2i.train.logger import RunLogger
 from i2i.train.trainer import Trainer, resolve_config
 
@@ -118,6 +119,11 @@ class WaitTimed:
             yield item
 
 
+# Whether the trainer itself runs its loader through ``prefetch`` (and keeps decoded images):
+# then the variants switch that off or on from outside, rather than adding a second layer.
+WIRED = hasattr(trainer_module, "prefetch")
+
+
 class BenchTrainer(Trainer):
     """The trainer with its data path chosen by ``variant`` and its waits and outputs timed."""
 
@@ -125,10 +131,33 @@ class BenchTrainer(Trainer):
         super().__init__(i2i.create_task("cyclegan", **config))
         self.variant = variant
         self.totals = {"wait": 0.0, "outputs": 0.0, "logger_start": 0.0}
-        self.in_memory = variant == "overlap" and keep_decoded(self.dataset)
+        if variant == "overlap":
+            self.in_memory = getattr(self, "in_memory", False) or keep_decoded(self.dataset)
+        else:
+            self.in_memory = False
+            self.dataset.cache = None
         if self.in_memory:
             self.config["workers"] = 0
         self.spans: dict[str, list[Any]] = {"step": [], "augment": []}
+
+    @contextmanager
+    def waits_timed(self) -> Iterator[None]:
+        """While the run lasts, the batches the loop takes come through ``WaitTimed``, after
+        ``prefetch`` for the overlap and without it for the baseline."""
+        if not WIRED:
+            yield  # loader() below does it
+            return
+        real = trainer_module.prefetch
+
+        def chosen(batches: Iterable[Any], depth: int = 2) -> Iterable[Any]:
+            ahead = real(batches, depth) if self.variant == "overlap" else batches
+            return WaitTimed(ahead, self.totals)
+
+        trainer_module.prefetch = chosen
+        try:
+            yield
+        finally:
+            trainer_module.prefetch = real
 
     def time_in_run(self) -> None:
         """Time every ``task.step`` and every augmentation of the run as they happen, without
@@ -167,6 +196,8 @@ class BenchTrainer(Trainer):
     def loader(self, epoch: int, start: int) -> Any:
         batches = super().loader(epoch, start)
         self.workers = batches.num_workers
+        if WIRED:
+            return batches
         return WaitTimed(prefetch(batches) if self.variant == "overlap" else batches, self.totals)
 
     def _timed_output(self, method: Any, *args: Any) -> Any:
@@ -236,7 +267,7 @@ def run_variant(args: argparse.Namespace, variant: str, data: Path, out: Path) -
     trainer.time_in_run()
     start = time.perf_counter()
     # The trainer's summary goes to stderr with its progress: stdout carries JSON lines only.
-    with logger_timed(trainer.totals), redirect_stdout(sys.stderr):
+    with logger_timed(trainer.totals), trainer.waits_timed(), redirect_stdout(sys.stderr):
         trainer.train()
     synchronize(device)
     whole_s = time.perf_counter() - start

@@ -138,6 +138,26 @@ def test_a_kept_unreadable_image_is_still_skipped(tmp_path):
     assert any(item["B"] is None and item["skipped"] for item in items)
 
 
+def test_prefetched_kept_loader_gives_the_batches_of_the_plain_one(tmp_path):
+    _folder(tmp_path / "trainA", 3)
+    _folder(tmp_path / "trainB", 5)
+
+    def batches(dataset):
+        sampler = i2i.data.EpochSampler(len(dataset), seed=1)
+        sampler.set_epoch(2)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=2, sampler=sampler, collate_fn=i2i.data.collate
+        )
+
+    plain = list(batches(UnalignedDataset(tmp_path)))
+    kept = UnalignedDataset(tmp_path)
+    assert keep_decoded(kept, max_bytes=2**20)
+    ahead = list(prefetch(batches(kept)))
+    assert [b["A_path"] for b in ahead] == [b["A_path"] for b in plain]
+    assert [b["B_path"] for b in ahead] == [b["B_path"] for b in plain]
+    assert all(torch.equal(x["B"], y["B"]) for x, y in zip(ahead, plain, strict=True))
+
+
 # -- peak and FLOPs --------------------------------------------------------------------------------
 def test_count_flops_of_a_matmul_and_rate_fields():
     a = torch.ones(16, 32)
