@@ -332,6 +332,29 @@ def test_torn_loss_log_is_dropped_with_a_warning_by_resume_and_export(world, tmp
     assert [r["step"] for r in records] == [2, 3]  # logged every 2 steps, and the last
 
 
+def test_a_crash_while_trimming_the_log_leaves_the_old_log(tmp_path, monkeypatch):
+    """The rewrite on resume goes through a temporary file and a rename: dying before the
+    rename (here: an exception in place of the rename) leaves the old log whole."""
+    import i2i.models.checkpoint as checkpoint
+    from i2i.models.losslog import trim_after
+
+    log = tmp_path / "losses.jsonl"
+    old = "".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 6))
+    log.write_text(old)
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        trim_after(log, 3)
+    assert log.read_text() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["losses.jsonl"]  # no temp file left
+    monkeypatch.undo()
+    trim_after(log, 3)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3]
+
+
 def test_resume_applies_and_records_options_that_change_no_maths(world, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(world["run"], run)
@@ -486,7 +509,7 @@ def test_kill_9_during_writes_then_resume(toy_data, tmp_path):
         argv = [sys.executable, *first] if attempt == 0 else again
         before = _latest_step(run)
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _wait_for(lambda: _latest_step(run) > before + 1 + attempt, timeout=60)  # noqa: B023
+        _wait_for(lambda: _latest_step(run) > before + 1 + attempt, timeout=90)  # noqa: B023
         time.sleep(0.013 * attempt)  # a different point of the write cycle each time
         proc.send_signal(signal.SIGKILL)
         proc.wait()
