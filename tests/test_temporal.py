@@ -219,6 +219,7 @@ def test_temporal_video_keeps_rate_audio_rotation_and_cuts(translator, tmp_path)
         packets = [p for p in container.demux(audio) if p.dts is not None]
         seconds = sum(p.duration for p in packets) * audio.time_base
         assert 0.3 <= seconds <= 0.5
+        assert abs(packets[0].pts * audio.time_base) < 0.07  # in sync: the cut starts both
     assert not list(tmp_path.glob("out/.*"))  # no temp file left
 
 

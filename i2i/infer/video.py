@@ -249,7 +249,12 @@ class _Output:
             self.container.mux(packet)
         self._waiting_audio = []
 
-    def audio_packet(self, packet: Any) -> None:
+    def audio_packet(self, packet: Any, origin: float) -> None:
+        """Copy ``packet``, moved ``origin`` seconds earlier, as the video frames are."""
+        shift = round(origin / packet.time_base) if packet.time_base else 0
+        if shift:
+            packet.pts = None if packet.pts is None else packet.pts - shift
+            packet.dts = None if packet.dts is None else packet.dts - shift
         packet.stream = self.audio[packet.stream.index]
         if self.encoder is None:
             self._waiting_audio.append(packet)
@@ -366,7 +371,7 @@ def translate_video(
                 pending: list[np.ndarray] = []
                 for item in _read(av, container, stream, audio, options):
                     if isinstance(item, av.Packet):
-                        output.audio_packet(item)
+                        output.audio_packet(item, origin)
                         continue
                     time = item.time if item.time is not None else origin
                     output.start(item, stream.codec_context.name, round((time - origin) * rate))
