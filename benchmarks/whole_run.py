@@ -6,12 +6,14 @@ checkpoint. This script trains real runs through ``i2i.train.trainer.Trainer`` a
 variant of the data path:
 
 * ``step_s_per_iter``: the same trainer's ``task.step`` alone, on one augmented batch kept on the
-  device, timed just before the run (the limit the run can reach);
+  device, timed just before the run (the limit the run can reach), and
+  ``step_in_run_s_per_iter``: every step of the run timed as it happened (same moments as the
+  loop, so other work on a shared machine weighs on both alike);
 * ``loop_s_per_iter``: the training loop per step (data, augmentation, step, logging);
-* ``whole_s_per_iter``: the whole ``train()`` per step, with the final checkpoint, sample grid
-  and loss curve (``outputs_s``), which a longer run spreads over more steps;
-* ``data_wait_s``: how long the loop waited for the next batch;
-* ``loop_over_step``: the price of the data path (target: at most 1.05).
+* ``whole_s_per_iter``: the whole ``train()`` per step, with the fixed costs a longer run spreads
+  over more steps (``logger_start_s``; ``outputs_s``: final checkpoint, sample grid, loss curve);
+* ``data_wait_s`` and ``augment_s_per_iter``: where the loop's time beyond the step goes;
+* ``loop_over_step`` and ``loop_over_step_in_run``: the price of the data path (target: 1.05).
 
 Variants: ``baseline`` is the loader as the trainer builds it (worker processes with CUDA, none
 on the CPU); ``overlap`` keeps the decoded dataset in memory when it fits (``keep_decoded``) and
