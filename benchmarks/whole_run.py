@@ -84,21 +84,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- data ----------------------------------------------------------------------------------------
 def dataset_root(args: argparse.Namespace, work: Path) -> Path:
-    """``--data``, else monet2photo's test split linked as a train split, else the toy data."""
+    """``--data``; else monet2photo's test split linked as a train split (256 px JPEGs); else the
+    toy images enlarged to 256 px JPEGs, so that decoding costs what a real dataset's does."""
     if args.data:
         return Path(args.data)
+    root = work / "data"
     if (SHARED / "testA").is_dir() and (SHARED / "testB").is_dir():
-        root = work / "monet2photo"
         for domain in "AB":
             (root / f"train{domain}").mkdir(parents=True, exist_ok=True)
             for image in sorted((SHARED / f"test{domain}").glob("*.jpg"))[: args.images]:
-                link = root / f"train{domain}" / image.name
-                if not link.exists():
-                    link.symlink_to(image)
+                (root / f"train{domain}" / image.name).symlink_to(image)
         return root
+    from PIL import Image
+
     from i2i.toydata import toy_dataset_dir
 
-    return toy_dataset_dir()
+    toy = toy_dataset_dir()
+    for domain in "AB":
+        (root / f"train{domain}").mkdir(parents=True, exist_ok=True)
+        for image in sorted((toy / f"train{domain}").glob("*.png"))[: args.images]:
+            with Image.open(image) as small:
+                large = small.convert("RGB").resize((256, 256), Image.Resampling.BICUBIC)
+            large.save(root / f"train{domain}" / f"{image.stem}.jpg", quality=95)
+    return root
 
 
 # -- the in-process runs -------------------------------------------------------------------------

@@ -233,3 +233,12 @@ def test_gpu_check_dry_run(tmp_path):
     assert variants == {"baseline", "overlap"}
     assert not any(line["bench"] == "whole_run_peer" for line in lines)
     assert (tmp_path / "train_bf16_compile" / "overlap" / "samples" / "latest.png").is_file()
+
+
+def test_whole_run_without_shared_photos_trains_on_enlarged_toy_jpegs(tmp_path, monkeypatch):
+    monkeypatch.setattr(whole_run, "SHARED", tmp_path / "absent")
+    root = whole_run.dataset_root(whole_run.parse_args(["--images", "2"]), tmp_path)
+    for domain in "AB":
+        images = sorted((root / f"train{domain}").iterdir())
+        assert [p.suffix for p in images] == [".jpg", ".jpg"]
+        assert Image.open(images[0]).size == (256, 256)
