@@ -244,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     result = trained["result"]
     metrics = evaluate(run_dir, data, result.checkpoint)
     initial = evaluate(run_dir, data, None)
-    losses = [json.loads(line) for line in (run_dir / "losses.jsonl").read_text().splitlines()]
+    from i2i.models.losslog import read_records
+
+    losses = read_records(run_dir / "losses.jsonl")
     samples = sorted((run_dir / "samples").glob("step_*.png"))
     record = {
         "bench": "learn_monet",

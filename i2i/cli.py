@@ -260,6 +260,7 @@ def export(
 @click.option("--revision", help="Branch to push to (created if missing).")
 @click.option("--message", help="Commit message.")
 @click.option("--with-discriminators", is_flag=True, help="Include D when MODEL is a run.")
+@click.option("--space", help="Also create or update this Gradio Space (USER/SPACE) for the model.")
 def push(
     model: str,
     repo_id: str,
@@ -267,6 +268,7 @@ def push(
     revision: str | None,
     message: str | None,
     with_discriminators: bool,
+    space: str | None,
 ) -> None:
     """Upload a model folder or a training run to the Hub as USER/REPO."""
     from i2i.models.hub import push as push_model
@@ -280,6 +282,11 @@ def push(
         with_discriminators=with_discriminators,
     )
     click.echo(f"pushed to {repo_id}: {getattr(info, 'commit_url', info)}")
+    if space:
+        from i2i.demo.space import publish_space
+
+        published = publish_space(repo_id, space, revision=info.oid, private=private)
+        click.echo(f"space {space} serves {repo_id} at commit {published.revision[:12]}")
 
 
 @cli.command()

@@ -136,7 +136,7 @@ def _normalize_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # P, CMYK, YCbCr, HSV, ...
 
 
-def _decode(path: Path) -> Image.Image:
+def decode_image(path: Path) -> Image.Image:
     """Open, orient and normalize ``path``; every failure becomes an ``ImageDecodeError``."""
     try:
         with Image.open(path) as img:
@@ -168,7 +168,7 @@ def load_image(path: PathLike, channels: int = 3) -> torch.Tensor:
     (the usual look of a cut-out), 16-bit and float images are rescaled rather than clipped, and
     ``channels=1`` gives luminance. A file that cannot be decoded raises ``ImageDecodeError``.
     """
-    return _to_tensor(_decode(Path(path)), _check_channels(channels))
+    return _to_tensor(decode_image(Path(path)), _check_channels(channels))
 
 
 # -- keeping decoded images ----------------------------------------------------------------------
@@ -448,7 +448,7 @@ class AlignedDataset(_KeepsDecoded, torch.utils.data.Dataset):
 
     def _load_pair(self, path_a: Path, path_b: Path) -> tuple[Image.Image, Image.Image]:
         if self.side_by_side:
-            img = _decode(path_a)
+            img = decode_image(path_a)
             half = img.width // 2
             if half == 0:
                 raise ImageDecodeError(f"{path_a} is 1 pixel wide; it cannot hold an A|B pair")
@@ -457,7 +457,7 @@ class AlignedDataset(_KeepsDecoded, torch.utils.data.Dataset):
                 img.crop((half, 0, 2 * half, img.height)),
             )
         else:
-            img_a, img_b = _decode(path_a), _decode(path_b)
+            img_a, img_b = decode_image(path_a), decode_image(path_b)
             if img_a.size != img_b.size:
                 raise ImageDecodeError(
                     f"{path_a} is {img_a.width}x{img_a.height} but its partner {path_b} is "

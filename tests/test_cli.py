@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 import i2i
@@ -69,6 +70,7 @@ def test_plugins_table():
     assert "cyclegan" in result.output and "register_tasks" in result.output
 
 
+@pytest.mark.slow
 def test_train_unknown_generator_and_kwarg_are_one_line_errors(tmp_path):
     result = invoke("train", "cyclegan", "--gen", "resnet99", "--out", str(tmp_path / "r"))
     assert result.exit_code == 1
@@ -88,6 +90,7 @@ def test_train_missing_data_folder_is_a_clear_error(tmp_path):
     assert not (tmp_path / "r").exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_real_subprocess():
     exe = shutil.which("i2i")
     assert exe, "the i2i console script is installed"

@@ -334,6 +334,7 @@ def test_create_task_trains_from_python_and_exports_one_direction(toy_data, tmp_
     assert out.size == (37, 29)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_gloo(toy_data, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

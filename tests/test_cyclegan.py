@@ -202,6 +202,7 @@ def test_any_registered_generator_can_be_named(toy_data, tmp_path):
     assert result.step == 2
 
 
+@pytest.mark.slow
 def test_sigint_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -456,6 +456,16 @@ def test_space_is_created_then_updated_at_pinned_commits(hub, tmp_path, monkeypa
     assert f"serve({local!r}, revision=" in _space_app(hub, space_id)
 
 
+def test_push_with_space_publishes_the_pushed_commit(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    repo, space_id = hub.unique_repo_id("pushed"), hub.unique_repo_id("pushed-demo")
+    model = _make_model(tmp_path / "m", tmp_path, seed=3)
+    result = CliRunner().invoke(cli, ["push", str(model), repo, "--space", space_id])
+    assert result.exit_code == 0, result.output
+    assert f"space {space_id} serves {repo} at commit" in result.output
+    assert f"serve({repo!r}, revision=" in _space_app(hub, space_id)
+
+
 @pytest.mark.slow
 def test_space_app_starts_and_serves_the_model(hub, tmp_path, monkeypatch):
     """The Space's own app.py, run as the Hub runs it, pulls the pinned model and answers."""

@@ -5,10 +5,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from i2i.models.checkpoint import latest_checkpoint
 from tests.conftest import tiny_cli_args
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_gloo(toy_data, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -37,6 +37,7 @@ def run(site: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_example_plugin_shows_in_i2i_list(plugin_site):
     result = run(plugin_site, "-m", "i2i", "list", "generators")
     assert result.returncode == 0, result.stderr
@@ -44,6 +45,7 @@ def test_example_plugin_shows_in_i2i_list(plugin_site):
     assert "example" in result.stdout  # the providing plugin
 
 
+@pytest.mark.slow
 def test_example_plugin_generator_is_creatable_by_name(plugin_site):
     result = run(
         plugin_site,
@@ -55,6 +57,7 @@ def test_example_plugin_generator_is_creatable_by_name(plugin_site):
     assert result.stdout.strip() == "(1, 3, 20, 20)"
 
 
+@pytest.mark.slow
 def test_example_task_trains_exports_and_applies(plugin_site, toy_data, tmp_path):
     """The README's "Writing a task" example: a third party's task through the public API."""
     run_dir, model = tmp_path / "run", tmp_path / "model"

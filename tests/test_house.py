@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,6 +58,7 @@ def test_no_import_circles_between_modules():
         visit(module, [])
 
 
+@pytest.mark.slow
 def test_inference_never_imports_training(tmp_path):
     """Loading a model folder and translating leaves i2i.train out of sys.modules."""
     script = textwrap.dedent(

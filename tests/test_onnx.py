@@ -38,6 +38,7 @@ def onnx_dir(model_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_one_graph_per_direction_with_dynamic_sizes(onnx_dir):
     assert sorted(p.name for p in onnx_dir.iterdir()) == ["AtoB.onnx", "BtoA.onnx", "config.json"]
     graphs = read_config(onnx_dir)["onnx"]
@@ -50,6 +51,7 @@ def test_one_graph_per_direction_with_dynamic_sizes(onnx_dir):
     assert isinstance(shape[2], str) and isinstance(shape[3], str)  # symbolic height and width
 
 
+@pytest.mark.slow
 def test_parity_failure_writes_nothing(model_dir, tmp_path):
     from i2i.infer.onnx import export_onnx
     from i2i.models.folder import load_model

@@ -155,6 +155,7 @@ def test_one_step_equals_the_papers_objective(pairs, norm):
         torch.testing.assert_close(task.nets["D"].state_dict()[key], value, msg=key)
 
 
+@pytest.mark.slow
 def test_learns_a_paired_colour_transform(tmp_path):
     """Inverted, channel-rotated colours: far from the identity, learnt in 300 tiny steps."""
     data = write_pairs(tmp_path / "data", "folders", n_train=32, n_test=2)

@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import i2i
 from i2i.core.plugins import plugin_names, plugins
 
@@ -51,6 +53,7 @@ def _run(root: Path, code: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_broken_plugins_are_reported_once_and_others_still_load(tmp_path):
     _fake_distribution(
         tmp_path,
@@ -99,6 +102,7 @@ def test_broken_plugins_are_reported_once_and_others_still_load(tmp_path):
     assert "bug in plugin" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_plugin_taking_a_built_in_name_is_reported_with_both_names(tmp_path):
     _fake_distribution(
         tmp_path,
@@ -121,6 +125,7 @@ def test_a_plugin_taking_a_built_in_name_is_reported_with_both_names(tmp_path):
     assert "'i2i.nets'" in result.stderr and "'clash'" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_plugin_failing_in_a_later_hook_leaves_no_component_behind(tmp_path):
     _fake_distribution(
         tmp_path,

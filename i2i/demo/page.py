@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from i2i.core.errors import I2IError, ImageDecodeError
-from i2i.data import _decode
+from i2i.data import decode_image
 from i2i.demo.examples import sample_examples
 from i2i.infer.translator import Translator, load
 from i2i.models.folder import SAMPLES
@@ -82,7 +82,7 @@ def _device_text(device: torch.device) -> str:
 
 def _open_upload(path: Path) -> Image.Image:
     try:
-        return _decode(path)
+        return decode_image(path)
     except ImageDecodeError:
         raise I2IError(
             f"{path.name} is not an image this page can read; upload a JPEG, PNG, WebP, TIFF or "

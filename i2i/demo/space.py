@@ -19,7 +19,7 @@ from typing import Any
 from i2i import __version__
 from i2i.core.errors import I2IError
 from i2i.models.folder import CONFIG
-from i2i.models.hub import REPO_ID, HubError, _hub_errors, push, split_revision
+from i2i.models.hub import REPO_ID, HubError, hub_errors, push, split_revision
 
 __all__ = ["PublishedSpace", "publish_space", "space_files"]
 
@@ -85,7 +85,7 @@ def _pin(model_repo: str, revision: str | None) -> str:
     """The commit ``revision`` (default: main) of an i2i model repo on the Hub."""
     from huggingface_hub import HfApi
 
-    with _hub_errors(model_repo, revision):
+    with hub_errors(model_repo, revision):
         info = HfApi().model_info(model_repo, revision=revision)
     if CONFIG not in {sibling.rfilename for sibling in info.siblings or []}:
         raise HubError(f"{model_repo!r} has no {CONFIG}: it is not an i2i model")
@@ -132,7 +132,7 @@ def publish_space(
     with tempfile.TemporaryDirectory(prefix="i2i-space-") as tmp:
         for name, text in space_files(model_repo, pinned, requirement=requirement).items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
-        with _hub_errors(space_id, None):
+        with hub_errors(space_id, None):
             api.create_repo(
                 space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True
             )

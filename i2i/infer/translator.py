@@ -42,6 +42,10 @@ def check_tiling(tile: int | None, overlap: int) -> None:
     if tile is None:
         return
     check_positive("tile", tile)
+    if tile < 32:
+        raise InvalidArgumentError(
+            f"--tile {tile} is too small: each tile is one network pass; use --tile 256 or more"
+        )
     if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
         raise InvalidArgumentError(f"overlap must be an integer >= 0, got {overlap!r}")
     if tile <= 2 * overlap:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from i2i.core.device import unwrap
-from i2i.core.errors import I2IError
+from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import Registry, discriminators, generators, losses
 from i2i.kit.options import Option, task_options
 
@@ -71,6 +71,12 @@ class Task(abc.ABC):
     def __init__(self, **options: Any) -> None:
         from i2i.kit.options import resolve
 
+        if options.get("resume"):
+            raise InvalidArgumentError(
+                "a task object cannot resume a run (it would not read the run's options); use "
+                f"`i2i train {self.name} --resume RUN` or i2i.train.trainer.train("
+                f"{self.name!r}, resume=RUN)"
+            )
         self.config: dict[str, Any] = resolve(
             task_options(type(self)), options, toy_defaults=self.toy_defaults, recipes=self.recipes
         )

@@ -49,7 +49,7 @@ def _endpoint() -> str:
 
 
 @contextmanager
-def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
+def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
     from huggingface_hub import errors
 
     rev = f" at revision {revision!r}" if revision else ""
@@ -105,7 +105,7 @@ def pull(repo_id: str, revision: str | None = None, token: str | None = None) ->
         repo_id, revision = split_revision(repo_id)
     if not REPO_ID.match(repo_id):
         raise HubError(f"{repo_id!r} is not a Hub model id; expected USER/REPO")
-    with _hub_errors(repo_id, revision):
+    with hub_errors(repo_id, revision):
         # config.json first: a repo that is not an i2i model fails before any large download.
         config_path = hf_hub_download(
             repo_id,
@@ -171,7 +171,7 @@ def push(
         config["has_samples"] = (staged / SAMPLES).is_file()
         (staged / CARD).write_text(render_card(config, repo_id=repo_id))
         api = HfApi(token=token)
-        with _hub_errors(repo_id, revision):
+        with hub_errors(repo_id, revision):
             api.create_repo(repo_id, private=private, exist_ok=True)
             if private:  # an existing public repo stays public unless told otherwise
                 api.update_repo_settings(repo_id, private=True)
