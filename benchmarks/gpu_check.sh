@@ -11,16 +11,22 @@
 # every stage, plus one {"bench": "gpu_check", "stage": ...} line per stage with its exit status
 # and seconds), logs/STAGE.log (each stage's stderr), and the run folders with their pictures
 # (whole_run/*/samples, train_bf16_compile/overlap/samples, loss curves). A failed stage is
-# recorded and the next one runs; the exit status is non-zero if any stage failed.
+# recorded and the next one runs; the exit status is non-zero if any stage failed. --only runs
+# the stages named (e.g. --only train_speed,whole_run) when there is less device time.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
+USAGE="usage: bash benchmarks/gpu_check.sh [--dry-run] [--only STAGE,STAGE...]"
 DRY=0
-case "${1:-}" in
-  --dry-run) DRY=1 ;;
-  "") ;;
-  *) echo "usage: bash benchmarks/gpu_check.sh [--dry-run]" >&2; exit 2 ;;
-esac
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --only) [ $# -ge 2 ] || { echo "$USAGE" >&2; exit 2; }; ONLY=",$2,"; shift ;;
+    *) echo "$USAGE" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 OUT="${OUT:-$(mktemp -d -t i2i-gpu-check-XXXXXX)}"
 mkdir -p "$OUT/logs"
@@ -33,6 +39,11 @@ FAILED=0
 stage() {
   local name=$1 limit=$(($2 * LIMIT_SCALE))
   shift 2
+  if [ -n "$ONLY" ] && [[ "$ONLY" != *",$name,"* ]]; then
+    printf '{"bench": "gpu_check", "stage": "%s", "skipped": "not in --only"}\n' "$name" \
+      | tee -a "$RESULTS"
+    return
+  fi
   echo "== $name" >&2
   local start=$SECONDS
   timeout --kill-after=10 "$limit" "$@" 2> "$OUT/logs/$name.log" | grep --line-buffered '^{' | tee -a "$RESULTS"

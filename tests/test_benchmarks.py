@@ -242,3 +242,20 @@ def test_whole_run_without_shared_photos_trains_on_enlarged_toy_jpegs(tmp_path, 
         images = sorted((root / f"train{domain}").iterdir())
         assert [p.suffix for p in images] == [".jpg", ".jpg"]
         assert Image.open(images[0]).size == (256, 256)
+
+
+def test_gpu_check_only_runs_the_stages_named(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path)}
+    script = str(ROOT / "benchmarks" / "gpu_check.sh")
+    proc = subprocess.run(
+        ["bash", script, "--dry-run", "--only", "environment"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    ran = [line["stage"] for line in lines if line["bench"] == "gpu_check" and "rc" in line]
+    assert ran == ["environment"]
+    assert subprocess.run(["bash", script, "--bogus"], capture_output=True).returncode == 2
