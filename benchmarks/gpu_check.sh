@@ -83,7 +83,7 @@ fi
 export PYTHONUNBUFFERED=1
 
 # Stages in order of value, each with its own limit; the limits add up to 6 minutes.
-stage environment 15 "$PY" -c '
+stage environment 30 "$PY" -c '
 import json, os, torch, i2i
 cuda = torch.cuda.is_available()
 print(json.dumps({"bench": "environment", "i2i": i2i.__version__, "torch": torch.__version__,
@@ -99,7 +99,7 @@ stage whole_run 50 "$PY" benchmarks/whole_run.py --device "$DEVICE" --precision 
   "${WHOLE[@]}" --out "$OUT/whole_run" "${QUICK[@]}"
 
 # Inference: i2i apply with PyTorch fp32 and bf16, and ONNX Runtime's CUDA provider if present.
-stage apply_speed 50 "$PY" benchmarks/apply_speed.py --devices "$DEVICE" "${APPLY[@]}" \
+stage apply_speed 45 "$PY" benchmarks/apply_speed.py --devices "$DEVICE" "${APPLY[@]}" \
   "${QUICK[@]}"
 
 # A short bf16 + torch.compile training run, with its sample grid and loss curve; then the
@@ -113,7 +113,7 @@ stage train_speed_compile 40 "$PY" benchmarks/train_speed.py --devices "$DEVICE"
   "${TRAIN_NETS[@]}" --batches 1 --precisions bf16 --compile "$COMPILE" "${QUICK[@]}"
 
 # The memory format's share: bf16, batch 4, contiguous instead of channels_last.
-stage train_speed_no_channels_last 25 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
+stage train_speed_no_channels_last 20 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
   "${TRAIN_NETS[@]}" --batches 4 --precisions bf16 --compile off --channels-last off \
   "${QUICK[@]}"
 
