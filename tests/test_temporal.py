@@ -243,7 +243,9 @@ def test_strength_zero_equals_per_frame_video(translator, tmp_path):
     lossless = VideoOptions(quality=0)
     translate_video(translator, src, plain, batch_size=3, progress=False, options=lossless)
     options = VideoOptions(temporal=0.0, quality=0)
+    threads = cv2.getNumThreads()
     translate_video(translator, src, zero, batch_size=2, progress=False, options=options)
+    assert cv2.getNumThreads() == threads  # OpenCV's pool is the caller's again
     np.testing.assert_array_equal(frames_of(plain), frames_of(zero))
 
 

@@ -12,15 +12,18 @@ reliable the current translation ``y_t`` is pulled towards it::
 consistency fails (occlusions, disocclusions, pixels that came from outside the frame) and where
 the warped input disagrees with the input (cuts, flashes), so new content always shows the
 current translation. As ``out_{t-1}`` already holds the earlier frames, this is an exponential
-moving average along motion trajectories: noise-driven flicker falls by about
-``(1 - s) / sqrt(1 + s)`` while a steady translation is unchanged. ``s = 0`` returns ``y_t``
+moving average along motion trajectories: where flicker comes from noise that is new in every
+frame, the frame-to-frame differences shrink to about ``(1 - s) / sqrt(1 + s)`` of their size,
+while a translation that does not change is left as it is. ``s = 0`` returns ``y_t``
 exactly. Everything is deterministic: same frames in, same frames out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -36,6 +39,7 @@ __all__ = [
     "TemporalBlender",
     "consistent",
     "estimate_flow",
+    "opencv_single_threaded",
     "require_cv2",
     "to_gray",
     "warp",
@@ -51,8 +55,8 @@ _FB_BETA = 0.5
 # Inputs that still differ this much (grey levels of 255, after a 5x5 blur) once warped are not
 # the same surface seen again: a cut, a flash or a flow failure.
 _PHOTO_TOLERANCE = 20.0
-# Flow is estimated at most at this size (longest side) and scaled up: DIS at full HD costs
-# several times the network's share on a CPU and gains nothing for blending.
+# Flow is estimated at most at this size (longest side) and scaled up: its cost grows with the
+# pixels, and blending needs no finer motion than that.
 _FLOW_MAX_SIDE = 640
 
 
@@ -62,9 +66,26 @@ def require_cv2() -> Any:
         import cv2
     except ImportError:
         raise I2IError(
-            'temporal blending and the flicker metric need OpenCV, which is not installed: pip install "i2i[video]"'
+            "temporal blending and the flicker metric need OpenCV, which is not installed: "
+            'pip install "i2i[video]"'
         ) from None
     return cv2
+
+
+@contextlib.contextmanager
+def opencv_single_threaded() -> Iterator[None]:
+    """OpenCV without its own thread pool for the duration (restored after).
+
+    Blending parallelises over frames itself, and OpenCV's pool, one thread per core, fights
+    PyTorch's for the same cores: on 16 cores that cost the video path over half its speed.
+    """
+    cv2 = require_cv2()
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ streams are not copied. A cut starts audio at the first packet at or after ``sta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -334,10 +335,12 @@ def translate_video(
     direction = translator.resolve_direction(direction)
     channels = translator.input_channels(direction)
     blender = None
+    threads: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.temporal is not None:
-        from i2i.infer.temporal import TemporalBlender
+        from i2i.infer.temporal import TemporalBlender, opencv_single_threaded
 
         blender = TemporalBlender(options.temporal)
+        threads = opencv_single_threaded()
     container, stream = _open_input(av, src)
     audio = list(container.streams.audio)
     rate = stream.average_rate or stream.guessed_rate or _FALLBACK_RATE
@@ -345,7 +348,7 @@ def translate_video(
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}{dst.suffix}")
     try:
-        with container, ThreadPoolExecutor(1) as pool, progress_bar(progress) as bar:
+        with container, threads, ThreadPoolExecutor(1) as pool, progress_bar(progress) as bar:
             task = bar.add_task(
                 f"translating {src.name}", total=_expected_frames(container, stream, options)
             )
