@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from i2i.core.device import unwrap
-from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.errors import I2IError
 from i2i.core.registry import Registry, discriminators, generators, losses
-from i2i.kit.options import Option, task_options
+from i2i.kit.options import Option
 
 if TYPE_CHECKING:
     from i2i.train.runtime import Runtime
@@ -56,7 +56,7 @@ class Task(abc.ABC):
     """Base class of training recipes; subclasses register through ``register_tasks``.
 
     ``Task(**options)`` resolves and checks the options (defaults < toy defaults < recipe <
-    given); ``i2i.fit(i2i.create_task("cyclegan", max_steps=10))`` is the same as
+    given; ``resume=RUN`` continues that run's options, as ``--resume``); ``i2i.fit(i2i.create_task("cyclegan", max_steps=10))`` is the same as
     ``i2i train cyclegan --max-steps 10``.
     """
 
@@ -69,17 +69,9 @@ class Task(abc.ABC):
     paired: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
-        from i2i.kit.options import resolve
+        from i2i.kit.config import resolve_task_config
 
-        if options.get("resume"):
-            raise InvalidArgumentError(
-                "a task object cannot resume a run (it would not read the run's options); use "
-                f"`i2i train {self.name} --resume RUN` or i2i.train.trainer.train("
-                f"{self.name!r}, resume=RUN)"
-            )
-        self.config: dict[str, Any] = resolve(
-            task_options(type(self)), options, toy_defaults=self.toy_defaults, recipes=self.recipes
-        )
+        self.config: dict[str, Any] = resolve_task_config(type(self), options)
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self._runtime: Runtime | None = None

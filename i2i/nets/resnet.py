@@ -11,11 +11,14 @@ import torch
 from torch import nn
 
 from i2i.core.checks import check_choice, check_input_size
+from i2i.core.errors import InvalidArgumentError
 from i2i.nets.antialias import Downsample, Upsample
 from i2i.nets.init import init_weights
 from i2i.nets.norm import conv_bias, norm_layer
 
 PADDINGS = ("reflect", "replicate", "zero")
+# Inputs are clamped into (-1, 1) before atanh, which is infinite at +-1.
+_EDGE = 1 - 1e-3
 
 
 def _padded_conv3x3(channels: int, padding: str, bias: bool) -> list[nn.Module]:
@@ -57,6 +60,12 @@ class ResnetGenerator(nn.Module):
 
     ``antialias`` replaces each stride-2 conv by a stride-1 conv and a blur-pool, and each
     transposed conv by a binomial upsampling and a 3x3 conv: no aliasing, no checkerboard.
+
+    ``residual`` makes the network predict a change to its input, ``tanh(atanh(x) + f(x))``,
+    and the factories zero the last convolution, so it starts as the identity. Translations
+    mostly keep the input's content (a photo's layout, a frame's geometry); starting from the
+    input instead of from noise is what lets a short training give pictures better than the
+    input. The state-dict layout is the same either way.
     """
 
     def __init__(
@@ -69,9 +78,16 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         padding: str = "reflect",
         antialias: bool = False,
+        residual: bool = False,
     ):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
+        if residual and in_channels != out_channels:
+            raise InvalidArgumentError(
+                f"residual needs as many output channels as input channels, got {in_channels} -> "
+                f"{out_channels}; drop residual for this generator"
+            )
+        self.residual = residual
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         self.arch = f"resnet{n_blocks}"
         self.size_multiple = 4
@@ -103,12 +119,23 @@ class ResnetGenerator(nn.Module):
                     )
                 ]
             layers += [*up, make_norm(narrow), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7)]
+        if not residual:
+            layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
+        if self.residual:
+            return torch.tanh(torch.atanh(x.clamp(-_EDGE, _EDGE)) + self.model(x))
         return self.model(x)
+
+    def start_as_identity(self) -> ResnetGenerator:
+        """Zero the last convolution: with ``residual``, the output is then the input."""
+        last = self.model[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        return self
 
 
 def resnet9(
@@ -119,6 +146,7 @@ def resnet9(
     dropout: bool = False,
     padding: str = "reflect",
     antialias: bool = False,
+    residual: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -126,8 +154,11 @@ def resnet9(
 
     Takes any height and width divisible by 4; output has the input's size.
     """
-    net = ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 9, padding, antialias)
-    return init_weights(net, init, init_gain)
+    net = ResnetGenerator(
+        in_channels, out_channels, ngf, norm, dropout, 9, padding, antialias, residual
+    )
+    net = init_weights(net, init, init_gain)
+    return net.start_as_identity() if residual else net
 
 
 def resnet6(
@@ -138,6 +169,7 @@ def resnet6(
     dropout: bool = False,
     padding: str = "reflect",
     antialias: bool = False,
+    residual: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -145,5 +177,8 @@ def resnet6(
 
     Fewer blocks than resnet9 because small images need less receptive field; same size rules.
     """
-    net = ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 6, padding, antialias)
-    return init_weights(net, init, init_gain)
+    net = ResnetGenerator(
+        in_channels, out_channels, ngf, norm, dropout, 6, padding, antialias, residual
+    )
+    net = init_weights(net, init, init_gain)
+    return net.start_as_identity() if residual else net

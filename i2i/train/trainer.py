@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from i2i.core.errors import CheckpointError, DataError, InvalidArgumentError
 from i2i.core.registry import tasks
-from i2i.data import EpochSampler, collate, to_float
-from i2i.kit.options import read_config_file, resolve, task_options
+from i2i.data import EpochSampler, collate, keep_decoded, prefetch, to_float
+from i2i.kit.config import PATH_OPTIONS, resolve_task_config
 from i2i.kit.task import Task
 from i2i.models.checkpoint import (
     atomic_write_text,
@@ -62,72 +62,11 @@ def lr_factor(epoch: int, epochs: int, epochs_decay: int, step: int = 0, warmup:
     return decay * min(1.0, (step + 1) / warmup) if warmup else decay
 
 
-# Paths that a run stores absolute, so it resumes from any working directory.
-PATH_OPTIONS = ("data", "out", "resume")
-
-
-def _absolute(options: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and v is not None else v
-        for k, v in options.items()
-    }
-
-
 def resolve_config(
     task: str, given: dict[str, Any], config_file: str | None = None
 ) -> dict[str, Any]:
-    """The complete config of a run from flags, a config file or a run being resumed.
-
-    Resuming is explicit: an option that changes the maths (learning rate, schedule, data,
-    sizes, networks, losses) and differs from the run's is refused with the differences;
-    the others (``Option.resumable``: intervals, logging, devices) are applied.
-    """
-    task_cls = tasks.get(task).factory
-    options = task_options(task_cls)
-    from_file = _absolute(read_config_file(config_file)) if config_file else {}
-    given = _absolute(given)
-    resolve_with = {"toy_defaults": task_cls.toy_defaults, "recipes": task_cls.recipes}
-    if not given.get("resume"):
-        return resolve(options, given, from_file, **resolve_with)
-    run_dir = Path(given["resume"])
-    run = read_run_config(run_dir)
-    if run.get("task") != task:
-        raise CheckpointError(
-            f"{run_dir} is a {run.get('task')!r} run; resume it with "
-            f"`i2i train {run.get('task')} --resume {run_dir}`"
-        )
-    known = {o.name for o in options}
-    saved = resolve(options, {}, _absolute({k: v for k, v in run["options"].items() if k in known}))
-    config = resolve(options, given, {**saved, **from_file}, **resolve_with)
-    config["out"] = config["resume"] = str(run_dir)
-    _refuse_changes(options, saved, config, {**from_file, **given}, run_dir, task)
-    return config
-
-
-def _refuse_changes(
-    options: list[Any],
-    saved: dict[str, Any],
-    config: dict[str, Any],
-    asked: dict[str, Any],
-    run_dir: Path,
-    task: str,
-) -> None:
-    """A resumed run continues the run it was: options that would change its training are
-    refused with each difference (old -> new), instead of being ignored or half applied."""
-    changed = [
-        f"{o.flag} {saved.get(o.name)!r} -> {config[o.name]!r}"
-        for o in options
-        if not o.resumable and o.name not in ("out", "resume") and config[o.name] != saved[o.name]
-    ]
-    if asked.get("out") is not None and Path(asked["out"]) != run_dir:
-        changed.append(f"--out {str(run_dir)!r} -> {asked['out']!r}")
-    if changed:
-        raise InvalidArgumentError(
-            f"--resume {run_dir} continues that run as it was trained, but these options differ: "
-            f"{', '.join(changed)}; drop them to resume, or start a new run with "
-            f"`i2i train {task} --out NEW_FOLDER ...` (these may change on resume: "
-            f"{' '.join(o.flag for o in options if o.resumable)})"
-        )
+    """The complete config of a run of the task called ``task`` (see ``resolve_task_config``)."""
+    return resolve_task_config(tasks.get(task).factory, given, config_file)
 
 
 def _default_workers(device: torch.device) -> int:
@@ -204,6 +143,8 @@ class Trainer:
         self.dataset = task.dataset("train")
         if len(self.dataset) == 0:
             raise DataError(f"no training images in {task.data_root}")
+        # Small datasets stay decoded in memory: no decoding on the critical path, no workers.
+        self.in_memory = keep_decoded(self.dataset)
         self.augment = BatchAugmentation(config, task.paired)
         task.build(self._prepare(collate([self._first_readable_item()])))
         self.ema = (
@@ -376,7 +317,8 @@ class Trainer:
 
     def loader(self, epoch: int, start: int) -> torch.utils.data.DataLoader:
         workers = self.config["workers"]
-        workers = _default_workers(self.runtime.device) if workers is None else workers
+        if workers is None:
+            workers = 0 if self.in_memory else _default_workers(self.runtime.device)
         self.sampler.set_epoch(epoch, start=start)
         return torch.utils.data.DataLoader(
             self.dataset,
@@ -421,7 +363,8 @@ class Trainer:
                 while self.step < self.total_steps and not stopping:
                     epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
                     lr = self.set_learning_rate(epoch)
-                    for raw in self.loader(epoch, done_in_epoch * config["batch_size"]):
+                    batches = self.loader(epoch, done_in_epoch * config["batch_size"])
+                    for raw in prefetch(batches):  # decoding overlaps the step
                         if self.step < config["warmup_steps"]:
                             lr = self.set_learning_rate(epoch)
                         self._note_skipped(raw.get("skipped", []), logger)

@@ -1,0 +1,81 @@
+"""The complete config of a run: declared options, a config file, and a run being resumed.
+
+It lives in the kit, not the trainer, so that ``i2i.create_task(name, resume=RUN)`` resolves
+exactly as ``i2i train NAME --resume RUN`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from i2i.core.errors import CheckpointError, InvalidArgumentError
+from i2i.kit.options import read_config_file, resolve, task_options
+from i2i.models.checkpoint import read_run_config
+
+# Paths that a run stores absolute, so it resumes from any working directory.
+PATH_OPTIONS = ("data", "out", "resume")
+
+
+def _absolute(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and v is not None else v
+        for k, v in options.items()
+    }
+
+
+def resolve_task_config(
+    task_cls: Any, given: dict[str, Any], config_file: str | None = None
+) -> dict[str, Any]:
+    """The complete config of a run from flags, a config file or a run being resumed.
+
+    Resuming is explicit: an option that changes the maths (learning rate, schedule, data,
+    sizes, networks, losses) and differs from the run's is refused with the differences;
+    the others (``Option.resumable``: intervals, logging, devices) are applied.
+    """
+    task = task_cls.name
+    options = task_options(task_cls)
+    from_file = _absolute(read_config_file(config_file)) if config_file else {}
+    given = _absolute(given)
+    resolve_with = {"toy_defaults": task_cls.toy_defaults, "recipes": task_cls.recipes}
+    if not given.get("resume"):
+        return resolve(options, given, from_file, **resolve_with)
+    run_dir = Path(given["resume"])
+    run = read_run_config(run_dir)
+    if run.get("task") != task:
+        raise CheckpointError(
+            f"{run_dir} is a {run.get('task')!r} run; resume it with "
+            f"`i2i train {run.get('task')} --resume {run_dir}`"
+        )
+    known = {o.name for o in options}
+    saved = resolve(options, {}, _absolute({k: v for k, v in run["options"].items() if k in known}))
+    config = resolve(options, given, {**saved, **from_file}, **resolve_with)
+    config["out"] = config["resume"] = str(run_dir)
+    _refuse_changes(options, saved, config, {**from_file, **given}, run_dir, task)
+    return config
+
+
+def _refuse_changes(
+    options: list[Any],
+    saved: dict[str, Any],
+    config: dict[str, Any],
+    asked: dict[str, Any],
+    run_dir: Path,
+    task: str,
+) -> None:
+    """A resumed run continues the run it was: options that would change its training are
+    refused with each difference (old -> new), instead of being ignored or half applied."""
+    changed = [
+        f"{o.flag} {saved.get(o.name)!r} -> {config[o.name]!r}"
+        for o in options
+        if not o.resumable and o.name not in ("out", "resume") and config[o.name] != saved[o.name]
+    ]
+    if asked.get("out") is not None and Path(asked["out"]) != run_dir:
+        changed.append(f"--out {str(run_dir)!r} -> {asked['out']!r}")
+    if changed:
+        raise InvalidArgumentError(
+            f"--resume {run_dir} continues that run as it was trained, but these options differ: "
+            f"{', '.join(changed)}; drop them to resume, or start a new run with "
+            f"`i2i train {task} --out NEW_FOLDER ...` (these may change on resume: "
+            f"{' '.join(o.flag for o in options if o.resumable)})"
+        )
