@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="untimed steps first (default: 1 on the CPU, 3 on CUDA or compiled)",
     )
+    p.add_argument(
+        "--tasks",
+        type=_csv(str),
+        default=["cyclegan"],
+        help="registered tasks to time side by side, e.g. cyclegan,cut,fastcut",
+    )
     p.add_argument("--gen", default="resnet9")
     p.add_argument("--disc", default="patchgan")
     p.add_argument("--ngf", type=int, default=64)
@@ -172,17 +178,15 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "precision": spec["precision"],
         "compile": spec["compile"],
     }
-    config = resolve_config("cyclegan", given)
+    config = resolve_config(spec["task"], given)
     runtime = Runtime(config["device"], config["precision"], config["compile"])
     if spec["channels_last"] != "auto":
         runtime.channels_last = spec["channels_last"] == "on"
     device = runtime.device
     cuda = device.type == "cuda"
     torch.manual_seed(config["seed"])
-    task = i2i.create_task("cyclegan", **config)
+    task = i2i.create_task(spec["task"], **config)
     task.attach(runtime)
-    task.build({})
-
     generator = torch.Generator(device=device).manual_seed(1)
 
     def synthetic() -> dict[str, torch.Tensor]:
@@ -193,6 +197,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         }
 
     batches = [synthetic() for _ in range(2)]
+    task.build(batches[0])  # CUT sizes its patch heads from a first batch
 
     def make_step() -> Any:
         return plain_step(task) if spec.get("impl") == "plain" else task.step
@@ -244,6 +249,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     if cuda:
         result["gpu_name"] = torch.cuda.get_device_name(device)
     result.update(
+        task=spec["task"],
         impl=spec.get("impl", "task"),
         size=size,
         batch=batch,
@@ -309,7 +315,7 @@ def configurations(args: argparse.Namespace, cuda_available: bool) -> list[dict[
                 precisions = args.precisions
             compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile or "off"]
             steps = args.steps or 3
-        for size in args.sizes:
+        for task, size in ((t, z) for t in args.tasks for z in args.sizes):
             for batch in args.batches:
                 for precision in precisions:
                     for compiled in compiles:
@@ -317,6 +323,7 @@ def configurations(args: argparse.Namespace, cuda_available: bool) -> list[dict[
                         warmup = args.warmup if args.warmup is not None else default_warmup
                         specs.append(
                             {
+                                "task": task,
                                 "device": device,
                                 "size": size,
                                 "batch": batch,
@@ -341,7 +348,7 @@ def configurations(args: argparse.Namespace, cuda_available: bool) -> list[dict[
 
 def add_comparisons(result: dict[str, Any], ours_fp32: dict[tuple, float]) -> None:
     """bf16 against fp32 of the same configuration, when this run measured both."""
-    key = (result["device"], result["size"], result["batch"], result["compile"])
+    key = (result["task"], result["device"], result["size"], result["batch"], result["compile"])
     if result["precision"] == "bf16" and key in ours_fp32:
         result["speedup_vs_fp32"] = round(result["images_per_s"] / ours_fp32[key], 2)
 
@@ -366,13 +373,19 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode or not lines:
             failures += 1
             error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            keys = ("device", "size", "batch", "precision", "compile")
+            keys = ("task", "device", "size", "batch", "precision", "compile")
             record = {"bench": "train_speed", **{k: spec[k] for k in keys}, "error": error}
             print(json.dumps(record), flush=True)
             continue
         result = json.loads(lines[-1])
         if result["precision"] == "fp32" and result["impl"] == "task":
-            key = (result["device"], result["size"], result["batch"], result["compile"])
+            key = (
+                result["task"],
+                result["device"],
+                result["size"],
+                result["batch"],
+                result["compile"],
+            )
             ours_fp32[key] = result["images_per_s"]
         add_comparisons(result, ours_fp32)
         print(json.dumps(result), flush=True)
