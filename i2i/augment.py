@@ -19,7 +19,6 @@ The second half holds the differentiable augmentations for what discriminators s
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 from i2i.core.errors import InvalidArgumentError
 from i2i.core.hookspecs import hookimpl
 from i2i.core.registry import augmentations
+from i2i.core.values import parse_value
 
 Spec = str | tuple[str, dict[str, Any]]
 
@@ -222,17 +222,10 @@ class Augmentation(nn.Module):
 _ITEM_SEPARATOR = re.compile(r",(?=\s*\w+\s*=)")  # commas that start a new key=value
 
 
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word such as ``reflection``
-
-
 def parse_spec(spec: Spec) -> tuple[str, dict[str, Any]]:
     """``name``, ``(name, kwargs)`` or ``"name:key=value,key=value"`` as ``(name, kwargs)``.
 
-    Values are Python literals (``scale=(0.9,1.1)`` keeps its comma); anything else stays a string.
+    Values are read by ``parse_value`` (``scale=(0.9,1.1)`` keeps its comma).
     """
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict):
         return str(spec[0]), dict(spec[1])
@@ -249,7 +242,7 @@ def parse_spec(spec: Spec) -> tuple[str, dict[str, Any]]:
             raise InvalidArgumentError(
                 f"bad argument {item.strip()!r} in augmentation spec {spec!r}; expected key=value"
             )
-        kwargs[key.strip()] = _literal(value.strip())
+        kwargs[key.strip()] = parse_value(value)
     return name.strip(), kwargs
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from i2i.core.errors import InvalidArgumentError
+from i2i.core.values import parse_value
 
 
 @dataclass(frozen=True)
@@ -196,12 +197,7 @@ def parse_keyvalue(
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InvalidArgumentError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        try:
-            parsed = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            raise InvalidArgumentError(
-                f"cannot read the value in {flag} {pair!r}; quote it or fix it"
-            ) from None
+        parsed = parse_value(value)
         out[key.strip().replace("-", "_")] = parsed
     return out
 
