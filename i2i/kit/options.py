@@ -40,7 +40,8 @@ class Option:
     # May differ when a run is resumed: it changes no maths (intervals, logging, devices), so
     # the new value is applied and recorded. Any other option must stay as the run had it.
     resumable: bool = False
-    # KEY=VALUE keys the task sets itself (``in_channels`` from --channels-a), refused in --*-kw.
+    # KEY=VALUE keys the task sets itself, refused in --*-kw: "key" (set by --key), "key=option"
+    # (set by another option, "norm=norm_d"), or keys that follow the data (in_channels).
     reserved: tuple[str, ...] = ()
 
     @property
@@ -206,11 +207,14 @@ def _check_reserved(option: Option, kwargs: Mapping[str, Any], names: Iterable[s
     """A --gen-kw key that an option sets (``ngf`` with --ngf) would build one network while
     config.json records another; say which flag to use instead."""
     options = set(names)
+    # "key=name": the key is set by option `name`; a bare key by the option of the same name.
+    setters = dict(entry.partition("=")[::2] for entry in option.reserved)
     for key, value in kwargs.items():
-        if key in option.reserved:
+        if key in setters:
+            setter = setters[key] or key
             instead = (
-                f"use --{key.replace('_', '-')} {value}"
-                if key in options
+                f"use --{setter.replace('_', '-')} {value}"
+                if setter in options
                 else "it follows the data (--channels-a/--channels-b)"
             )
             raise InvalidArgumentError(
@@ -339,12 +343,20 @@ def gan_options(
             "Extra discriminator argument KEY=VALUE (repeatable).",
             str,
             keyvalue=True,
-            reserved=("in_channels", "ndf", "norm", "init", "init_gain"),
+            reserved=("in_channels", "ndf", "norm=norm_d", "init", "init_gain"),
         ),
         Option("gan_loss", gan_loss, "GAN objective (any registered loss).", str),
         Option("ngf", 64, "Generator width.", int, minimum=1),
         Option("ndf", 64, "Discriminator width.", int, minimum=1),
         Option("norm", norm, "Normalisation.", str, choices=("instance", "batch", "none")),
+        Option(
+            "norm_d",
+            None,
+            "Discriminator normalisation (default: --norm). 'none' keeps the global colour and "
+            "contrast statistics that instance norm removes; pair it with spectral norm.",
+            str,
+            choices=("instance", "batch", "none"),
+        ),
         Option(
             "dropout",
             dropout,

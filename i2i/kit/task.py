@@ -178,7 +178,7 @@ class Task(abc.ABC):
         common = {
             "in_channels": in_channels,
             "ndf": c["ndf"],
-            "norm": c["norm"],
+            "norm": c["norm_d"] or c["norm"],
             "init": c["init"],
             "init_gain": c["init_gain"],
         }
