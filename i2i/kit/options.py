@@ -303,7 +303,7 @@ def resolve(
         if option.keyvalue:
             config[name] = parse_keyvalue(value, option.flag)
             _check_reserved(option, config[name], by_name)
-        elif option.choices and value not in option.choices:
+        elif option.choices and value is not None and value not in option.choices:
             raise InvalidArgumentError(
                 f"--{name.replace('_', '-')} must be one of {', '.join(option.choices)}, "
                 f"got {value!r}"
