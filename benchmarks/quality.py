@@ -30,9 +30,11 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -278,7 +280,16 @@ def train_run(
         **merged,
     }
     start = time.perf_counter()
-    result = train(args.task, **merged)
+    timer = None
+    if args.seconds:
+        # Equal wall time: at the budget, the trainer's own Ctrl-C path stops and saves.
+        timer = threading.Timer(args.seconds, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+    try:
+        result = train(args.task, **merged)
+    finally:
+        if timer is not None:
+            timer.cancel()
     seconds = time.perf_counter() - start
     return {
         "steps": result.step,
@@ -512,7 +523,7 @@ def child_command(
         "--task", config.get("task", "cyclegan"),
         "--options-json", json.dumps(config.get("options", {})),
         "--base-json", json.dumps(grid.get("base", {})),
-        "--steps", str(args.steps or grid.get("steps", 1800)),
+        "--steps", str(config.get("steps") or args.steps or grid.get("steps", 1800)),
         "--size", str(args.size_given or grid.get("size", 64)),
         "--device", args.device,
         "--seed", str(args.seed),
@@ -521,7 +532,8 @@ def child_command(
         "--cache", args.cache,
         "--shared-data", args.shared_data,
     ]  # fmt: skip
-    return command + (["--lr-decay"] if config.get("lr_decay") else [])
+    command += ["--lr-decay"] if config.get("lr_decay") else []
+    return command + (["--seconds", str(config["seconds"])] if config.get("seconds") else [])
 
 
 def _last_line(path: Path) -> str:
@@ -765,6 +777,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr-decay", action="store_true",
                    help="linear learning-rate decay over the second half of the steps")  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help="training steps (default 1800)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop training after this many seconds (equal wall time; --steps stays a cap)",
+    )
     p.add_argument("--size", dest="size_given", type=int, default=None,
                    help="crop size; images are stored at 9/8 of it (default 64)")  # fmt: skip
     p.add_argument("--device", default="auto")

@@ -122,7 +122,11 @@ def describe(name: str, kind: str | None) -> None:
             ]
         _table("parameters", ["name", "type", "default"], rows)
         for recipe_name, recipe in getattr(component.factory, "recipes", {}).items():
-            values = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.values.items())
+            values = " ".join(
+                f"--{k.replace('_', '-')} "
+                + (" ".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict) else str(v))
+                for k, v in recipe.values.items()
+            )
             click.echo(f"recipe {recipe_name}: {recipe.summary}\n  sets {values}")
 
 

@@ -295,7 +295,17 @@ def resolve(
                 f"unknown recipe {recipe!r}; available: {', '.join(sorted(recipes)) or 'none'} "
                 f"(`i2i describe TASK` lists what each sets)"
             )
-        config.update({k: v for k, v in recipes[recipe].values.items() if k not in chosen})
+        values = recipes[recipe].values
+        config.update({k: v for k, v in values.items() if k not in chosen})
+        # KEY=VALUE options merge: `--recipe quality --gen-kw padding=zero` keeps antialias.
+        for name in set(values) & set(chosen):
+            if by_name[name].keyvalue:
+                flag = by_name[name].flag
+                merged = {
+                    **parse_keyvalue(values[name], flag),
+                    **parse_keyvalue(chosen[name], flag),
+                }
+                chosen = {**chosen, name: merged}
     config.update(chosen)
     for name, value in config.items():
         option = by_name[name]

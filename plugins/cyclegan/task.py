@@ -35,6 +35,15 @@ class CycleGAN(i2i.Task):
         ),
         i2i.Option("pool_size", 50, "Generated images kept for the discriminators (0: none).", int),
     )
+    recipes = {
+        "quality": i2i.Recipe(
+            "Better pictures in short trainings: averaged generator weights (EMA 0.999), "
+            "anti-aliased down/upsampling (no checkerboard), identity weight 1.0 (colours kept). "
+            "On the known-answer benchmark at 1000 steps: +3.9 dB PSNR and 2.4x lower KID than "
+            "the paper's defaults (benchmarks/README.md).",
+            {"ema_decay": 0.999, "gen_kw": {"antialias": True}, "lambda_identity": 1.0},
+        ),
+    }
     toy_defaults = {
         **i2i.TOY_TRAINING,
         "domain_a": "day",

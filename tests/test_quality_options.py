@@ -1,0 +1,135 @@
+"""The mechanics of the quality options: EMA maths and export, recipes, D-side augmentation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+from torch import nn
+
+import i2i
+from i2i.cli import cli
+from i2i.core.errors import InvalidArgumentError
+from i2i.models.folder import export_run
+from i2i.train.ema import GeneratorEMA
+from i2i.train.runtime import Runtime
+from i2i.train.trainer import resolve_config, train
+from tests.conftest import TINY
+
+
+def test_ema_update_is_the_warmed_up_moving_average():
+    live = nn.Linear(3, 2)
+    ema = GeneratorEMA({"G": live}, decay=0.99)
+    start = live.weight.detach().clone()
+    for n in range(3):
+        with torch.no_grad():
+            live.weight.add_(1.0)
+        before = ema.averaged["G"].weight.clone()
+        decay = min(0.99, (1 + n) / (10 + n))
+        assert ema.current_decay() == pytest.approx(decay)
+        ema.update()
+        expected = decay * before + (1 - decay) * live.weight
+        torch.testing.assert_close(ema.averaged["G"].weight, expected)
+    assert not torch.equal(ema.averaged["G"].weight, live.weight)
+    with ema.swapped_in():
+        assert torch.equal(live.weight, ema.averaged["G"].weight)
+    torch.testing.assert_close(live.weight, start + 3)  # restored afterwards
+
+
+def test_ema_weights_are_checkpointed_sampled_and_exported(toy_data, tmp_path):
+    result = train(
+        "cyclegan", data=str(toy_data), out=str(tmp_path / "run"), max_steps=3, ema_decay=0.9,
+        **TINY,
+    )  # fmt: skip
+    saved = load_file(str(result.checkpoint / "networks.safetensors"))
+    ema_keys = [k for k in saved if k.startswith("G_AB_ema.")]
+    assert ema_keys and not any(k.startswith("D_A_ema.") for k in saved)
+    key = "G_AB_ema.model.1.weight"
+    assert not torch.equal(saved[key], saved["G_AB.model.1.weight"])
+    model = export_run(result.run_dir, tmp_path / "model")
+    exported = load_file(str(model / "model.safetensors"))
+    assert torch.equal(exported["AtoB.model.1.weight"], saved[key])
+    resumed = train("cyclegan", resume=str(tmp_path / "run"), max_steps=4)
+    state = torch.load(resumed.checkpoint / "state.pt", weights_only=True)
+    assert state["ema_updates"] == 4
+
+
+def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path):
+    for task in ("cyclegan", "cut"):
+        recipes = i2i.core.registry.tasks.get(task).factory.recipes
+        for name, recipe in recipes.items():
+            config = resolve_config(task, {"data": "x", "recipe": name})
+            for key, value in recipe.values.items():
+                assert config[key] == (value if not isinstance(value, dict) else dict(value))
+    name = next(iter(i2i.core.registry.tasks.get("cyclegan").factory.recipes))
+    recipe = i2i.core.registry.tasks.get("cyclegan").factory.recipes[name]
+    key = next(iter(recipe.values))
+    explicit = {"lr": 1e-4} if key != "lr" else {"beta1": 0.0}
+    config = resolve_config("cyclegan", {"data": "x", "recipe": name, **explicit})
+    assert all(config[k] == v for k, v in explicit.items())  # flags still win
+    train("cyclegan", data=str(toy_data), out=str(tmp_path / "r"), max_steps=1, recipe=name, **TINY)
+    options = json.loads((tmp_path / "r" / "config.json").read_text())["options"]
+    assert options["recipe"] == name
+    assert all(k in options for k in recipe.values)
+    merged = resolve_config(
+        "cyclegan", {"data": "x", "recipe": "quality", "gen_kw": ["padding=zero"]}
+    )
+    assert merged["gen_kw"] == {"antialias": True, "padding": "zero"}  # KEY=VALUE options merge
+    with pytest.raises(InvalidArgumentError, match="unknown recipe 'nope'; available"):
+        resolve_config("cyclegan", {"data": "x", "recipe": "nope"})
+    described = CliRunner().invoke(cli, ["describe", "cyclegan"])
+    assert f"recipe {name}:" in described.output
+
+
+def test_discriminator_sees_real_and_fake_through_the_same_augmentation(toy_data):
+    config = resolve_config(
+        "cyclegan", {"data": str(toy_data), **TINY, "d_augment": "cutout:ratio=0.5"}
+    )
+    task = i2i.create_task("cyclegan", **config)
+    task.attach(Runtime("cpu"))
+    task.build({})
+    seen = []
+    for name in ("D_A", "D_B"):
+        task.nets[name].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    ones = {"A": torch.ones(1, 3, 32, 32) * 0.9, "B": torch.ones(1, 3, 32, 32) * 0.9}
+    task.step(ones)
+    # Every image the critics judged (fakes in the G phase, reals and pooled fakes in the D
+    # phase) went through cutout: each has a zeroed square.
+    assert len(seen) >= 4
+    assert all((x == 0).all(dim=1).any() for x in seen)
+
+
+def test_warmup_ramps_the_learning_rate_then_the_official_policy_holds():
+    from i2i.train.trainer import lr_factor
+
+    assert [lr_factor(0, 2, 2, step=s, warmup=4) for s in range(5)] == [0.25, 0.5, 0.75, 1, 1]
+    assert lr_factor(3, 2, 2, step=100, warmup=4) == lr_factor(3, 2, 2) == 1 - 2 / 3
+
+
+def test_residual_generator_starts_as_the_identity_and_keeps_the_layout():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    for antialias in (False, True):
+        plain = i2i.create_generator("resnet6", ngf=8, antialias=antialias)
+        residual = i2i.create_generator("resnet6", ngf=8, antialias=antialias, residual=True)
+        assert list(plain.state_dict()) == list(residual.state_dict())
+        torch.testing.assert_close(residual(x), x, atol=2e-3, rtol=0)
+        residual(x).square().mean().backward()  # the zeroed last conv still learns
+        assert residual.model[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(InvalidArgumentError, match="residual needs as many output channels"):
+        i2i.create_generator("resnet6", in_channels=1, out_channels=3, residual=True)
+
+
+def test_discriminator_norm_can_differ_from_the_generators(toy_data):
+    config = resolve_config(
+        "cyclegan",
+        {"data": str(toy_data), **TINY, "norm_d": "none", "disc_kw": ["spectral_norm=true"]},
+    )
+    task = i2i.create_task("cyclegan", **config)
+    assert task.generators()["G_AB"]["kwargs"]["norm"] == "instance"
+    assert task.discriminators()["D_A"]["kwargs"]["norm"] == "none"
+    with pytest.raises(InvalidArgumentError, match="use --norm-d none"):
+        resolve_config("cyclegan", {"data": "x", "disc_kw": ["norm=none"]})
