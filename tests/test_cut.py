@@ -354,11 +354,12 @@ def test_torchrun_two_processes_gloo(toy_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_cut_learns_day_to_night_on_the_toy_data(tmp_path):
+@pytest.mark.parametrize("name", ["cut"])
+def test_learns_day_to_night_on_the_toy_data(tmp_path, name):
     """Without --data: the toy day->night task. After a short run the output of a day scene is
     much darker than the scene (nights are dark)."""
     result = train(
-        "cut", out=str(tmp_path / "run"), max_steps=300, ngf=8, ndf=8, num_patches=64, seed=0
+        name, out=str(tmp_path / "run"), max_steps=300, ngf=8, ndf=8, num_patches=64, seed=0
     )
     translator = i2i.load(result.run_dir, device="cpu")
     days = i2i.find_images(i2i.toy_dataset_dir() / "testA")[:8]

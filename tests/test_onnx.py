@@ -121,3 +121,25 @@ def test_any_forward_argument_name_exports_with_dynamic_sizes(tmp_path):
     }
     out = export_onnx(config, {"AtoB": Renamed()}, tmp_path / "o", log=lambda _: None)
     assert read_config(out)["onnx"]["AtoB"]["dynamic"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kwargs", [{"antialias": True}, {"residual": True}])
+def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
+    """CUT's anti-aliased layers (grouped conv / transposed conv) and the residual generator's
+    atanh/tanh export with dynamic sizes, and ONNX Runtime agrees with PyTorch."""
+    from i2i.infer.onnx import export_onnx
+
+    torch.manual_seed(0)
+    net = i2i.create_generator("resnet6", ngf=4, **kwargs).eval()
+    config = {
+        "generators": {"AtoB": {"name": "resnet6", "kwargs": {"ngf": 4, **kwargs}}},
+        "format": "i2i-model",
+        "format_version": 1,
+        "preprocess": {"size": 32},
+    }
+    out = export_onnx(config, {"AtoB": net}, tmp_path / "o", log=lambda _: None)
+    translator = i2i.load(out, backend="onnxruntime")
+    x = torch.rand(1, 3, 40, 48) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(translator(x), net(x), atol=1e-4, rtol=1e-4)
