@@ -370,11 +370,11 @@ def test_browser_uploads_a_photo_and_gets_its_translation(browser, served, model
     text = header.inner_text()
     assert "day2night" in text and "day → night" in text and "night → day" in text
     assert "cpu" in text
-    page.get_by_text("Examples from the model's samples").wait_for(timeout=30_000)
+    page.get_by_text("Examples from the model's samples").wait_for(timeout=90_000)
 
     photo = _photo(tmp_path)
     page.locator("#i2i-images input[type=file]").set_input_files(str(photo))
-    page.get_by_text(photo.name).wait_for(timeout=30_000)  # uploaded
+    page.get_by_text(photo.name).wait_for(timeout=90_000)  # uploaded
     page.get_by_label("night → day").check()
     page.locator("#i2i-translate").click()
     link = page.locator("#i2i-out a").first
@@ -383,7 +383,7 @@ def test_browser_uploads_a_photo_and_gets_its_translation(browser, served, model
     assert urllib.parse.unquote(href).endswith(f"{photo.stem}-BtoA.png")
     with urllib.request.urlopen(href, timeout=30) as answer:
         _check_translation(photo, answer.read())
-    page.locator("#i2i-compare img").nth(1).wait_for(timeout=30_000)  # before and after
+    page.locator("#i2i-compare img").nth(1).wait_for(timeout=90_000)  # before and after
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot), full_page=True)
     assert Image.open(shot).size[0] == 1280
@@ -392,14 +392,14 @@ def test_browser_uploads_a_photo_and_gets_its_translation(browser, served, model
     broken.write_bytes(b"not an image")
     page.locator("#i2i-images button[aria-label='Clear']").first.click()
     page.locator("#i2i-images input[type=file]").set_input_files(str(broken))
-    page.get_by_text("broken.png").first.wait_for(timeout=30_000)
+    page.get_by_text("broken.png").first.wait_for(timeout=90_000)
     page.locator("#i2i-translate").click()
     message = page.get_by_text("broken.png is not an image this page can read")
     message.wait_for(timeout=60_000)
     assert "Traceback" not in page.content()
 
     page.locator("#i2i-examples tbody tr").first.click()  # the first example: day → night
-    page.locator("#i2i-images").get_by_text("example-1-day").wait_for(timeout=30_000)
+    page.locator("#i2i-images").get_by_text("example-1-day").wait_for(timeout=90_000)
     assert page.get_by_label("day → night").is_checked()
     page.locator("#i2i-translate").click()
     page.locator("#i2i-out a[href$='example-1-day-AtoB.png']").wait_for(timeout=120_000)
