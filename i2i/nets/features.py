@@ -84,7 +84,7 @@ def extract_features(
     return [found[i] for i in range(len(modules))]
 
 
-def model_owner(model: nn.Sequential) -> nn.Module:
+def _model_owner(model: nn.Sequential) -> nn.Module:
     """A stand-in parent whose ``model`` is ``model``, for the index checks of ``_resolve``."""
     owner = nn.Module()
     owner.model = model
@@ -94,7 +94,7 @@ def model_owner(model: nn.Sequential) -> nn.Module:
 def _from_sequence(model: nn.Sequential, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
     """Walk the sequence, keep the outputs of the listed indices, stop after the last one."""
     for layer in layers:
-        _resolve(model_owner(model), layer)
+        _resolve(_model_owner(model), layer)
     wanted = [layer % len(model) for layer in layers]
     last = max(wanted)
     kept: dict[int, torch.Tensor] = {}
