@@ -316,7 +316,7 @@ def evaluate(
     say = log or (lambda message: None)
     from i2i.core.device import resolve_device
 
-    target_device = resolve_device(str(device) if isinstance(device, torch.device) else device)
+    target_device = resolve_device(device)
     if isinstance(translator, str | Path):
         import i2i
 

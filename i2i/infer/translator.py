@@ -147,7 +147,7 @@ class Translator:
             raise InvalidArgumentError(
                 f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}"
             )
-        self.device = resolve_device(str(device) if isinstance(device, torch.device) else device)
+        self.device = resolve_device(device)
         self.precision = precision
         self.batch_size = check_positive("batch_size", batch_size)
         self._config = dict(config)

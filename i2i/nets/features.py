@@ -58,7 +58,7 @@ def extract_features(
     if all(isinstance(layer, int) and not isinstance(layer, bool) for layer in layers) and (
         isinstance(model, nn.Sequential)
     ):
-        return _from_sequence(model, x, [int(layer) for layer in layers])
+        return _from_sequence(net, x, [int(layer) for layer in layers])
     modules = [_resolve(net, layer) for layer in layers]
     found: dict[int, torch.Tensor] = {}
 
@@ -84,17 +84,11 @@ def extract_features(
     return [found[i] for i in range(len(modules))]
 
 
-def _model_owner(model: nn.Sequential) -> nn.Module:
-    """A stand-in parent whose ``model`` is ``model``, for the index checks of ``_resolve``."""
-    owner = nn.Module()
-    owner.model = model
-    return owner
-
-
-def _from_sequence(model: nn.Sequential, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
-    """Walk the sequence, keep the outputs of the listed indices, stop after the last one."""
+def _from_sequence(net: nn.Module, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+    """Walk ``net.model``, keep the outputs of the listed indices, stop after the last one."""
+    model = net.model
     for layer in layers:
-        _resolve(_model_owner(model), layer)
+        _resolve(net, layer)  # bounds, with the usual message
     wanted = [layer % len(model) for layer in layers]
     last = max(wanted)
     kept: dict[int, torch.Tensor] = {}
