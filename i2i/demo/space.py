@@ -132,7 +132,7 @@ def publish_space(
     with tempfile.TemporaryDirectory(prefix="i2i-space-") as tmp:
         for name, text in space_files(model_repo, pinned, requirement=requirement).items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
-        with hub_errors(space_id, None):
+        with hub_errors(space_id, None, kind="Space"):
             api.create_repo(
                 space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True
             )

@@ -49,7 +49,7 @@ def _endpoint() -> str:
 
 
 @contextmanager
-def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
+def hub_errors(repo_id: str, revision: str | None, kind: str = "model repo") -> Iterator[None]:
     from huggingface_hub import errors
 
     rev = f" at revision {revision!r}" if revision else ""
@@ -60,7 +60,7 @@ def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
         raise HubError(f"{repo_id!r} is not a valid Hub repo id ({first})") from None
     except errors.RepositoryNotFoundError as error:
         raise HubError(
-            f"model repo {repo_id!r} was not found on {_endpoint()} (check the name; a private "
+            f"{kind} {repo_id!r} was not found on {_endpoint()} (check the name; a private "
             f"repo needs a token: set HF_TOKEN or run `hf auth login`)"
         ) from error
     except errors.RevisionNotFoundError as error:
