@@ -132,7 +132,7 @@ def evaluate(run_dir: Path, data: Path, checkpoint: Path | None) -> dict[str, fl
     import torch
 
     run_config = json.loads((run_dir / "config.json").read_text())
-    size = run_config["options"]["crop_size"]
+    size = run_config["size"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     nets = _generators(run_config, device, checkpoint)
     G_AB, G_BA = nets["G_AB"], nets["G_BA"]

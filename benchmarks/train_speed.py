@@ -158,6 +158,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     import i2i
+    from i2i.kit.groups import RunOptions
     from i2i.train.runtime import Runtime
     from i2i.train.trainer import resolve_config
 
@@ -179,14 +180,15 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "compile": spec["compile"],
     }
     config = resolve_config(spec["task"], given)
-    runtime = Runtime(config["device"], config["precision"], config["compile"])
+    run = RunOptions.of(config)
+    runtime = Runtime(run.device, run.precision, run.compile)
     if spec["channels_last"] != "auto":
         runtime.channels_last = spec["channels_last"] == "on"
     device = runtime.device
     cuda = device.type == "cuda"
-    torch.manual_seed(config["seed"])
+    torch.manual_seed(run.seed)
     task = i2i.create_task(spec["task"], **config)
-    task.attach(runtime)
+    task.attach(runtime, seed=run.seed)
     generator = torch.Generator(device=device).manual_seed(1)
 
     def synthetic() -> dict[str, torch.Tensor]:

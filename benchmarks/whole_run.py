@@ -30,6 +30,7 @@ no peer figure is printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -147,7 +148,7 @@ class BenchTrainer(Trainer):
             self.in_memory = False
             self.dataset.cache = None
         if self.in_memory:
-            self.config["workers"] = 0
+            self.options = dataclasses.replace(self.options, workers=0)
         self.spans: dict[str, list[Any]] = {"step": [], "augment": []}
 
     @contextmanager

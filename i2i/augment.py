@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from i2i.core.errors import InvalidArgumentError
 from i2i.core.hookspecs import hookimpl
 from i2i.core.registry import augmentations
-from i2i.core.values import parse_value
+from i2i.core.values import parse_pair
 
 Spec = str | tuple[str, dict[str, Any]]
 
@@ -225,7 +225,7 @@ _ITEM_SEPARATOR = re.compile(r",(?=\s*\w+\s*=)")  # commas that start a new key=
 def parse_spec(spec: Spec) -> tuple[str, dict[str, Any]]:
     """``name``, ``(name, kwargs)`` or ``"name:key=value,key=value"`` as ``(name, kwargs)``.
 
-    Values are read by ``parse_value`` (``scale=(0.9,1.1)`` keeps its comma).
+    Pairs are read by ``parse_pair`` (``scale=(0.9,1.1)`` keeps its comma).
     """
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict):
         return str(spec[0]), dict(spec[1])
@@ -235,14 +235,8 @@ def parse_spec(spec: Spec) -> tuple[str, dict[str, Any]]:
             f"got {spec!r}"
         )
     name, _, arguments = spec.partition(":")
-    kwargs: dict[str, Any] = {}
-    for item in _ITEM_SEPARATOR.split(arguments) if arguments.strip() else []:
-        key, equals, value = item.partition("=")
-        if not equals or not key.strip().isidentifier():
-            raise InvalidArgumentError(
-                f"bad argument {item.strip()!r} in augmentation spec {spec!r}; expected key=value"
-            )
-        kwargs[key.strip()] = parse_value(value)
+    items = _ITEM_SEPARATOR.split(arguments) if arguments.strip() else []
+    kwargs = dict(parse_pair(item, f"augmentation spec {spec!r}") for item in items)
     return name.strip(), kwargs
 
 

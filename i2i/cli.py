@@ -114,11 +114,9 @@ def describe(name: str, kind: str | None) -> None:
             for p in component.parameters
         ]
         if component.kind == "task":
-            from i2i.kit.options import task_options
-
             rows = [
                 [o.name, getattr(o.type, "__name__", ""), repr(o.default)]
-                for o in task_options(component.factory)
+                for o in component.factory.declared_options()
             ]
         _table("parameters", ["name", "type", "default"], rows)
         for recipe_name, recipe in getattr(component.factory, "recipes", {}).items():
@@ -151,11 +149,11 @@ def _click_option(option: Any) -> click.Option:
     assert isinstance(option, Option)
     if option.switch:
         return click.Option(
-            [option.switch, option.name],
+            [option.flag, option.name],
             is_flag=True,
             flag_value=not option.default,
             default=option.default,
-            help=option.help,
+            help=option.help + (" On by default; this turns it off." if option.default else ""),
         )
     if option.keyvalue:
         return click.Option(
@@ -176,10 +174,9 @@ class TrainGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from i2i.core.registry import tasks
-        from i2i.kit.options import task_options
 
         task_cls = tasks.get(cmd_name).factory
-        params = [_click_option(o) for o in task_options(task_cls)]
+        params = [_click_option(o) for o in task_cls.declared_options()]
         params.append(
             click.Option(
                 ["--config"],

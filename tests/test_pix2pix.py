@@ -92,7 +92,7 @@ def test_default_unet256_takes_a_step_at_256(tmp_path):
     batch 1, the official setting; narrow so that it stays quick."""
     task = _task(tmp_path, gen="unet256", ngf=4, ndf=4, load_size=286, crop_size=256)
     real_A, real_B = torch.rand(2, 1, 3, 256, 256) * 2 - 1
-    losses = task.step(BatchAugmentation(task.config, task.paired)({"A": real_A, "B": real_B}))
+    losses = task.step(BatchAugmentation.for_task(task)({"A": real_A, "B": real_B}))
     assert all(torch.isfinite(v) for v in losses.values())
     assert task.samples({"A": real_A, "B": real_B})[0][1][1].shape == (1, 3, 256, 256)
 
@@ -255,14 +255,14 @@ def test_augmentation_keeps_pairs_aligned(pairs):
     torch.manual_seed(0)
     for _ in range(4):
         x = torch.rand(4, 3, 32, 32) * 2 - 1
-        out = BatchAugmentation(task.config, task.paired)({"A": x, "B": x.clone()})
+        out = BatchAugmentation.for_task(task)({"A": x, "B": x.clone()})
         assert out["A"].shape == (4, 3, 32, 32)
         assert torch.equal(out["A"], out["B"])
         assert not torch.allclose(out["A"], x)
     # Different channel counts share the same geometry too.
     grey = _task(pairs, load_size=40, crop_size=32, channels_a=1)
     x = torch.rand(4, 3, 32, 32) - 0.5  # away from +-1, where bicubic overshoot is clamped
-    out = BatchAugmentation(grey.config, grey.paired)({"A": x.mean(1, keepdim=True), "B": x})
+    out = BatchAugmentation.for_task(grey)({"A": x.mean(1, keepdim=True), "B": x})
     torch.testing.assert_close(out["A"], out["B"].mean(1, keepdim=True), atol=1e-5, rtol=0)
 
 

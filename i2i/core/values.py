@@ -29,3 +29,13 @@ def parse_value(text: str) -> Any:
     except yaml.YAMLError:
         return text
     return value if isinstance(value, bool | int | float) or value is None else text
+
+
+def parse_pair(text: str, where: str) -> tuple[str, Any]:
+    """``"n_blocks=6"`` -> ``("n_blocks", 6)``: the one KEY=VALUE reader (flags, augmentation
+    specs); ``where`` names the flag or spec in the error."""
+    key, equals, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not equals or not key.isidentifier():
+        raise InvalidArgumentError(f"{where} expects KEY=VALUE, got {text.strip()!r}")
+    return key, parse_value(value)

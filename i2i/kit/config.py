@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from i2i.core.errors import CheckpointError, InvalidArgumentError
-from i2i.kit.options import read_config_file, resolve, task_options
+from i2i.kit.options import read_config_file, resolve
 from i2i.models.checkpoint import read_run_config
 
 # Paths that a run stores absolute, so it resumes from any working directory.
@@ -34,7 +34,7 @@ def resolve_task_config(
     the others (``Option.resumable``: intervals, logging, devices) are applied.
     """
     task = task_cls.name
-    options = task_options(task_cls)
+    options = task_cls.declared_options()
     from_file = _absolute(read_config_file(config_file)) if config_file else {}
     given = _absolute(given)
     resolve_with = {"toy_defaults": task_cls.toy_defaults, "recipes": task_cls.recipes}

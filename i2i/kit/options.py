@@ -1,37 +1,42 @@
-"""Training options, declared once and turned into CLI flags, config-file keys and config.json.
+"""Training options, declared once as typed groups and turned into CLI flags, config-file keys
+and config.json.
 
-A task lists its own ``Option``s; the trainer's common ones are declared here too, so that a
-task resolves its whole config without importing the trainer. Precedence, lowest first: option
-defaults, the task's toy defaults (only when training on the built-in dataset), a ``--recipe``,
-the ``--config`` file, then flags given on the command line. Each value is checked once, here
-(type, range, choices), whatever it came from: a flag, a file, a resumed run or Python.
+Each group (``i2i.kit.groups``) has one owner that alone reads it; the flat ``Option`` view is
+what the command line, config files and resume see. Precedence, lowest first: option defaults
+(with the task's ``defaults``), the task's toy defaults (only when training on the built-in
+dataset), a ``--recipe``, the ``--config`` file, then flags given on the command line. Each value
+is checked once, here (type, range, choices), whatever it came from: a flag, a file, a resumed
+run or Python.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import types
+import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from i2i.core.errors import InvalidArgumentError
-from i2i.core.values import parse_value
+from i2i.core.values import parse_pair
 
 
 @dataclass(frozen=True)
 class Option:
-    """One knob: its config key, default, help and how it appears on the command line."""
+    """One knob as the command line and config files see it: key, default, help, checks.
+
+    Options are declared as fields of typed groups (``OptionGroup``); this is their flat view.
+    """
 
     name: str
     default: Any
     help: str
     type: Any = None
-    # A switch that sets the opposite of the default, e.g. ``--no-flip`` for ``flip=True``.
-    switch: str | None = None
     # KEY=VALUE pairs collected into a dict (``--gen-kw n_blocks=6``).
     keyvalue: bool = False
     choices: tuple[str, ...] | None = None
@@ -45,132 +50,85 @@ class Option:
     reserved: tuple[str, ...] = ()
 
     @property
+    def switch(self) -> bool:
+        """A boolean is a flag that flips its default: ``--no-flip`` for flip=True."""
+        return self.type is bool
+
+    @property
     def flag(self) -> str:
-        return self.switch or "--" + self.name.replace("_", "-")
+        dashed = self.name.replace("_", "-")
+        return f"--no-{dashed}" if self.switch and self.default else f"--{dashed}"
 
 
-TRAINER_OPTIONS: tuple[Option, ...] = (
-    Option("data", None, "Dataset folder; omit to train on the built-in toy dataset.", str),
-    Option("out", None, "Run folder (default: runs/<task>-<time>).", str),
-    Option("resume", None, "Continue the run in this folder from its last checkpoint.", str),
-    Option("epochs", 100, "Epochs at the initial learning rate.", int, minimum=0),
-    Option(
-        "epochs_decay",
-        100,
-        "Epochs of linear learning-rate decay to zero after that.",
-        int,
-        minimum=0,
-    ),
-    Option(
-        "max_steps",
-        None,
-        "Stop after this many steps in total (checkpoint saved).",
-        int,
-        minimum=0,
-        resumable=True,
-    ),
-    Option("batch_size", 1, "Images per domain per step (per GPU under torchrun).", int, minimum=1),
-    Option("lr", 2e-4, "Adam learning rate.", float, minimum=0),
-    Option(
-        "warmup_steps",
-        0,
-        "Ramp the learning rate up linearly over this many first steps (0: off).",
-        int,
-        minimum=0,
-    ),
-    Option("beta1", 0.5, "Adam beta1.", float, minimum=0),
-    Option("beta2", 0.999, "Adam beta2.", float, minimum=0),
-    Option("load_size", 286, "Resize images to this size before cropping.", int, minimum=1),
-    Option("crop_size", 256, "Random crop size (the size the networks train at).", int, minimum=1),
-    Option(
-        "preprocess",
-        "resize_crop",
-        "Geometric preprocessing.",
-        str,
-        choices=("resize_crop", "scale_width", "none"),
-    ),
-    Option("flip", True, "Turn off random horizontal flips.", bool, switch="--no-flip"),
-    Option(
-        "augment",
-        None,
-        "Extra Kornia augmentations, ';'-separated, e.g. 'color_jitter;affine:degrees=5'.",
-        str,
-    ),
-    Option("max_images", None, "Use at most this many images per domain.", int, minimum=1),
-    Option("seed", 0, "Random seed (each rank adds its rank).", int),
-    Option("device", "auto", "auto, cpu, cuda or cuda:N.", str, resumable=True),
-    Option("precision", "fp32", "Autocast precision.", str, choices=("fp32", "bf16", "fp16")),
-    Option(
-        "compile", False, "torch.compile the networks.", bool, switch="--compile", resumable=True
-    ),
-    Option(
-        "threads",
-        None,
-        "Torch CPU threads (default: torch's choice, one per core).",
-        int,
-        minimum=1,
-        resumable=True,
-    ),
-    Option(
-        "workers",
-        None,
-        "DataLoader worker processes (default: 0 on CPU, up to 4 with CUDA).",
-        int,
-        minimum=0,
-        resumable=True,
-    ),
-    Option(
-        "log_every",
-        50,
-        "Steps between loss lines (the only host syncs).",
-        int,
-        minimum=1,
-        resumable=True,
-    ),
-    Option("sample_every", 500, "Steps between sample grids.", int, minimum=1, resumable=True),
-    Option("save_every", 1000, "Steps between checkpoints.", int, minimum=1, resumable=True),
-    Option(
-        "eval_every",
-        0,
-        "Steps between held-out metrics (cycle PSNR/SSIM; 0: off).",
-        int,
-        minimum=0,
-        resumable=True,
-    ),
-    Option(
-        "eval_extractor",
-        None,
-        "Also FID/KID during eval with this feature extractor.",
-        str,
-        resumable=True,
-    ),
-    Option(
-        "eval_images",
-        16,
-        "Held-out images per domain for --eval-every.",
-        int,
-        minimum=1,
-        resumable=True,
-    ),
-    Option("keep_checkpoints", 2, "How many checkpoints to keep.", int, minimum=1, resumable=True),
-    Option(
-        "num_samples",
-        4,
-        "Fixed images per domain in the sample grids.",
-        int,
-        minimum=1,
-        resumable=True,
-    ),
-    Option(
-        "ema_decay",
-        0.0,
-        "Keep an exponential moving average of the generators with this decay (e.g. 0.999; "
-        "0: off); samples, eval and the exported model use the averaged weights.",
-        float,
-        minimum=0,
-    ),
-    Option("recipe", None, "A named set of option values (see `i2i describe TASK`).", str),
-)
+_OPTION = "i2i.option"
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    keyvalue: bool = False,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    resumable: bool = False,
+    reserved: tuple[str, ...] = (),
+) -> Any:
+    """A field of an ``OptionGroup``: its type is the field's annotation."""
+    checks = {
+        "help": help,
+        "keyvalue": keyvalue,
+        "choices": choices,
+        "minimum": minimum,
+        "resumable": resumable,
+        "reserved": reserved,
+    }
+    return field(default=default, metadata={_OPTION: checks})
+
+
+class OptionGroup:
+    """Options that one part of the code owns and alone reads, as a typed, frozen dataclass.
+
+    Subclasses are ``@dataclass(frozen=True)`` classes of ``option()`` fields. The resolved
+    config of a run is one flat mapping (flags, config files and config.json are flat); each
+    owner takes its typed view of it with ``Group.of(config)`` and reads attributes, never keys.
+    A task may change a group's defaults (CycleGAN's ``gen="resnet9"``) through
+    ``Task.defaults``.
+    """
+
+    @classmethod
+    def declared(cls, defaults: Mapping[str, Any] | None = None) -> tuple[Option, ...]:
+        """The group's options, flat, with ``defaults`` replacing the declared ones."""
+        defaults = defaults or {}
+        hints = typing.get_type_hints(cls)
+        return tuple(
+            Option(
+                f.name,
+                defaults.get(f.name, f.default),
+                type=_value_type(hints[f.name]),
+                **f.metadata[_OPTION],
+            )
+            for f in fields(cls)  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def of(cls: type[G], config: Mapping[str, Any]) -> G:
+        """This group's view of a resolved config."""
+        return cls(**{name: config[name] for name in cls.names()})
+
+
+G = typing.TypeVar("G", bound=OptionGroup)
+
+
+def _value_type(annotation: Any) -> Any:
+    """``int | None`` -> int; ``dict[str, Any]`` -> dict: what a config value is coerced to."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _value_type(args[0])
+    return typing.get_origin(annotation) or annotation
 
 
 def parse_keyvalue(
@@ -193,14 +151,7 @@ def parse_keyvalue(
         raise InvalidArgumentError(
             f"{flag} takes KEY=VALUE pairs (or a mapping in a config file), got {pairs!r}"
         )
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidArgumentError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        parsed = parse_value(value)
-        out[key.strip().replace("-", "_")] = parsed
-    return out
+    return dict(parse_pair(pair, flag) for pair in pairs)
 
 
 def _check_reserved(option: Option, kwargs: Mapping[str, Any], names: Iterable[str]) -> None:
@@ -323,77 +274,3 @@ def resolve(
                 f"--{name.replace('_', '-')} must be at least {option.minimum:g}, got {value!r}"
             )
     return config
-
-
-def task_options(task_cls: Any) -> list[Option]:
-    """Trainer options followed by the task's own; a task may redefine a trainer default."""
-    own = {o.name: o for o in task_cls.options}
-    return [own.pop(o.name, o) for o in TRAINER_OPTIONS] + list(own.values())
-
-
-def gan_options(
-    *, gen: str, disc: str, gan_loss: str, norm: str, dropout: bool, init: str = "normal"
-) -> tuple[Option, ...]:
-    """The options every GAN task shares (networks, their widths, norms, init, domains), with
-    the recipe's own defaults; ``Task.generator_kwargs`` and friends read them."""
-    return (
-        Option("gen", gen, "Generator (any registered name).", str),
-        Option("disc", disc, "Discriminator (any registered name).", str),
-        Option(
-            "gen_kw",
-            None,
-            "Extra generator argument KEY=VALUE (repeatable).",
-            str,
-            keyvalue=True,
-            reserved=("in_channels", "out_channels", "ngf", "norm", "dropout", "init", "init_gain"),
-        ),
-        Option(
-            "disc_kw",
-            None,
-            "Extra discriminator argument KEY=VALUE (repeatable).",
-            str,
-            keyvalue=True,
-            reserved=("in_channels", "ndf", "norm=norm_d", "init", "init_gain"),
-        ),
-        Option("gan_loss", gan_loss, "GAN objective (any registered loss).", str),
-        Option("ngf", 64, "Generator width.", int, minimum=1),
-        Option("ndf", 64, "Discriminator width.", int, minimum=1),
-        Option("norm", norm, "Normalisation.", str, choices=("instance", "batch", "none")),
-        Option(
-            "norm_d",
-            None,
-            "Discriminator normalisation (default: --norm). 'none' keeps the global colour and "
-            "contrast statistics that instance norm removes; pair it with spectral norm.",
-            str,
-            choices=("instance", "batch", "none"),
-        ),
-        Option(
-            "dropout",
-            dropout,
-            "Turn off dropout in the generators." if dropout else "Use dropout in the generators.",
-            bool,
-            switch="--no-dropout" if dropout else "--dropout",
-        ),
-        Option(
-            "init",
-            init,
-            "Weight init.",
-            str,
-            choices=("normal", "xavier", "kaiming", "orthogonal"),
-        ),
-        Option("init_gain", 0.02, "Weight init gain.", float, minimum=0),
-        Option(
-            "lr_d", None, "Discriminator learning rate (TTUR; default: --lr).", float, minimum=0
-        ),
-        Option(
-            "d_augment",
-            None,
-            "Differentiable augmentation of every image the discriminator sees, real or fake "
-            "(DiffAugment), e.g. 'translation,cutout,color'.",
-            str,
-        ),
-        Option("domain_a", "A", "Name of domain A (the input, for paired tasks), e.g. monet.", str),
-        Option("domain_b", "B", "Name of domain B, e.g. photo.", str),
-        Option("channels_a", 3, "Channels of domain A images (1 for grayscale).", int, minimum=1),
-        Option("channels_b", 3, "Channels of domain B images.", int, minimum=1),
-    )

@@ -1,16 +1,17 @@
 """The task kit: what a training recipe (CycleGAN, pix2pix, CUT, a third party's) builds on.
 
 A task is its networks, its losses and the maths of one step. The kit gives it the rest:
-options resolved and checked, networks built from the registries and placed on the device
-(DDP, compile), Adam optimizers from the declared options, the discriminator-side augmentation,
-freezing. The trainer owns the loop, the data and its augmentation, precision, EMA, logging,
-samples and checkpoints. Importing the kit never imports the trainer.
+options resolved and checked into typed groups, the dataset from the data options, networks
+built from the registries and placed on the device (DDP, compile), Adam optimizers from the
+optimizer options, freezing. ``GANTask`` (``i2i.kit.gan``) adds what GANs share. The trainer
+owns the loop, the augmentation, precision, EMA, logging, samples and checkpoints. Importing the
+kit never imports the trainer.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,8 +21,11 @@ from torch import nn
 
 from i2i.core.device import unwrap
 from i2i.core.errors import I2IError
-from i2i.core.registry import Registry, discriminators, generators, losses
-from i2i.kit.options import Option
+from i2i.core.registry import discriminators, generators
+from i2i.data import AlignedDataset, UnalignedDataset
+from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, RunOptions
+from i2i.kit.options import Option, OptionGroup
+from i2i.kit.pool import ImagePool
 
 if TYPE_CHECKING:
     from i2i.train.runtime import Runtime
@@ -56,26 +60,56 @@ class Task(abc.ABC):
     """Base class of training recipes; subclasses register through ``register_tasks``.
 
     ``Task(**options)`` resolves and checks the options (defaults < toy defaults < recipe <
-    given; ``resume=RUN`` continues that run's options, as ``--resume``); ``i2i.fit(i2i.create_task("cyclegan", max_steps=10))`` is the same as
-    ``i2i train cyclegan --max-steps 10``.
+    given; ``resume=RUN`` continues that run's options, as ``--resume``);
+    ``i2i.fit(i2i.create_task("cyclegan", max_steps=10))`` is ``i2i train cyclegan --max-steps 10``.
     """
 
     name: ClassVar[str] = ""
-    options: ClassVar[tuple[Option, ...]] = ()
+    # The task's own options, read as ``self.opts``; the shared groups come from ``groups()``.
+    Options: ClassVar[type[OptionGroup] | None] = None
+    # New defaults for options of the shared groups (CycleGAN's gen="resnet9").
+    defaults: ClassVar[dict[str, Any]] = {}
     # Overrides applied when no --data is given: small networks for the built-in toy dataset.
     toy_defaults: ClassVar[dict[str, Any]] = {}
     recipes: ClassVar[dict[str, Recipe]] = {}
-    # Paired tasks get the same random crop and flip on A and B; unpaired ones independent ones.
+    # Paired tasks get the same random crop and flip on A and B and an AlignedDataset.
     paired: ClassVar[bool] = False
+    # The groups every task of this kind has, before the task's own.
+    shared_groups: ClassVar[tuple[type[OptionGroup], ...]] = (
+        DataOptions,
+        RunOptions,
+        AugmentationOptions,
+        OptimizerOptions,
+    )
 
     def __init__(self, **options: Any) -> None:
         from i2i.kit.config import resolve_task_config
 
+        # The flat record of the run (config.json); the code reads the typed groups below.
         self.config: dict[str, Any] = resolve_task_config(type(self), options)
+        self.opts: Any = self.Options.of(self.config) if self.Options else None
+        self._data = DataOptions.of(self.config)
+        self._optimizer = OptimizerOptions.of(self.config)
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self._runtime: Runtime | None = None
-        self.data_root = Path(self.config["data"]) if self.config["data"] else None
+        self.seed = 0
+        self.data_root = Path(self._data.data) if self._data.data else None
+
+    @classmethod
+    def groups(cls) -> tuple[type[OptionGroup], ...]:
+        """Every option group of the task, in the order of ``i2i train TASK --help``."""
+        return (*cls.shared_groups, *((cls.Options,) if cls.Options else ()))
+
+    @classmethod
+    def declared_options(cls) -> list[Option]:
+        """The flat options of all groups, with the task's ``defaults``."""
+        groups = cls.groups()
+        known = {name for group in groups for name in group.names()}
+        unknown = sorted(set(cls.defaults) - known)
+        if unknown:
+            raise I2IError(f"task {cls.name!r} sets defaults of unknown option(s) {unknown}")
+        return [o for group in groups for o in group.declared(cls.defaults)]
 
     # -- what a task implements ------------------------------------------------------------
     @classmethod
@@ -93,12 +127,21 @@ class Task(abc.ABC):
         depends on the data (CUT's patch heads); most tasks ignore it.
         """
 
-    @abc.abstractmethod
     def dataset(self, split: str) -> torch.utils.data.Dataset:
-        """The dataset for ``split`` ("train" or "test"); raise DataError when it is unusable."""
+        """The images of ``split`` ("train" or "test") from the data options: aligned pairs for
+        a ``paired`` task (``pair_direction`` says which side is the input), else unaligned."""
+        d = self._data
+        common = {"split": split, "max_images": d.max_images, "channels": self.channels}
+        if self.paired:
+            return AlignedDataset(self.data_root, direction=self.pair_direction, **common)
+        return UnalignedDataset(self.data_root, seed=self.seed, **common)
+
+    pair_direction: str = "AtoB"
 
     def held_out_item(self, dataset: Any, index: int) -> dict[str, Any]:
-        """Item ``index`` for sample grids and eval (the CycleGAN task pairs A[i] with B[i])."""
+        """Item ``index`` for sample grids and eval: unpaired data pairs A[i] with B[i]."""
+        if isinstance(dataset, UnalignedDataset):
+            return dataset.fixed_item(index)
         return dataset[index]
 
     @abc.abstractmethod
@@ -118,16 +161,42 @@ class Task(abc.ABC):
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        """Training state beyond networks and optimizers (pools, random streams of samplers)."""
-        return {}
+        """Training state beyond networks and optimizers, saved in every checkpoint: the task's
+        attributes that are image pools or random streams (``torch.Generator``). A task with
+        other state extends both methods."""
+        state: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            if isinstance(value, ImagePool):
+                state[name] = value.state_dict()
+            elif isinstance(value, torch.Generator):
+                state[name] = value.get_state()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state
+        for name, saved in state.items():
+            value = getattr(self, name)
+            if isinstance(value, ImagePool):
+                value.load_state_dict(saved, self.device)
+            else:
+                value.set_state(saved)
+
+    # -- the data, as the kit read it --------------------------------------------------------
+    @property
+    def channels(self) -> tuple[int, int]:
+        """Channels of domain A and domain B images."""
+        return self._data.channels_a, self._data.channels_b
+
+    @property
+    def domains(self) -> dict[str, str]:
+        """The names of the domains, for the model card and config."""
+        return {"A": self._data.domain_a, "B": self._data.domain_b}
 
     # -- running -----------------------------------------------------------------------------
-    def attach(self, runtime: Runtime) -> None:
-        """Called by the trainer before ``build``: where and how the networks run."""
+    def attach(self, runtime: Runtime, seed: int = 0) -> None:
+        """Called by the trainer before ``build``: where and how the networks run, and the run's
+        seed (for the data's pairing and any random stream of the task)."""
         self._runtime = runtime
+        self.seed = seed
         if self.data_root is None:
             self.data_root = self.toy_data_root()
 
@@ -152,38 +221,6 @@ class Task(abc.ABC):
                 net = registry.create(spec["name"], **spec["kwargs"])
                 setattr(self, net_name, self.add_network(net_name, net))
 
-    def generator_kwargs(
-        self, in_channels: int, out_channels: int, **shared: Any
-    ) -> dict[str, Any]:
-        """Arguments for ``--gen`` from the task's ngf/norm/dropout/init options and --gen-kw.
-
-        ``shared`` settings (CUT's ``antialias``) go only to generators that take them.
-        """
-        c = self.config
-        common = {
-            **shared,
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "ngf": c["ngf"],
-            "norm": c["norm"],
-            "dropout": c["dropout"],
-            "init": c["init"],
-            "init_gain": c["init_gain"],
-        }
-        return network_kwargs(generators, c["gen"], common, c["gen_kw"])
-
-    def discriminator_kwargs(self, in_channels: int) -> dict[str, Any]:
-        """Arguments for ``--disc`` from the task's ndf/norm/init options and --disc-kw."""
-        c = self.config
-        common = {
-            "in_channels": in_channels,
-            "ndf": c["ndf"],
-            "norm": c["norm_d"] or c["norm"],
-            "init": c["init"],
-            "init_gain": c["init_gain"],
-        }
-        return network_kwargs(discriminators, c["disc"], common, c["disc_kw"])
-
     def add_network(self, name: str, net: nn.Module) -> nn.Module:
         """Keep the plain module for saving and return the device-ready (DDP/compiled) one."""
         self.nets[name] = net
@@ -191,94 +228,16 @@ class Task(abc.ABC):
 
     def adam(self, name: str, nets: Iterable[str], *, discriminator: bool = False) -> None:
         """An Adam optimizer over ``nets`` from --lr/--beta1/--beta2 (--lr-d for critics)."""
-        c = self.config
-        lr = c["lr_d"] if discriminator and c.get("lr_d") is not None else c["lr"]
+        o = self._optimizer
+        lr = o.lr_d if discriminator and o.lr_d is not None else o.lr
         params = [p for net in nets for p in self.nets[net].parameters()]
-        self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(c["beta1"], c["beta2"]))
-
-    def build_gan(self) -> None:
-        """The networks, the --gan-loss objective and the critics' view (--d-augment)."""
-        self.build_networks()
-        self.gan_loss = losses.create(self.config["gan_loss"]).to(self.device)
-        self.d_view = self.discriminator_view()
-
-    def fool(self, critic: str, fake: torch.Tensor) -> torch.Tensor:
-        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real.
-
-        The critic runs as its plain module: DDP keeps no bookkeeping for a network that gets
-        no gradients in this pass.
-        """
-        pred = self.nets[critic](self.d_view(fake))
-        return self.gan_loss(pred, True, for_discriminator=False)
-
-    def critic_loss(
-        self, critic: str, real: torch.Tensor, fake: torch.Tensor, *, fake_first: bool = False
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """0.5 * (loss on real + loss on fake) plus any penalty of the objective, and its parts.
-
-        Real and fake go through one forward pass when the critic has no batch norm (instance
-        norm keeps samples independent, so the maths is the same and it is faster); otherwise
-        two passes, real first (CycleGAN's order) or ``fake_first`` (pix2pix's order, always in
-        two passes as the official code), which decides batch-norm statistics.
-        """
-        D = getattr(self, critic)
-        real, fake = self.d_view(real), self.d_view(fake)
-        if fake_first:
-            pred_fake, pred_real = D(fake), D(real)
-        elif has_batch_norm(self.nets[critic]):
-            pred_real, pred_fake = D(real), D(fake)
-        else:
-            pred_real, pred_fake = split_prediction(D(torch.cat([real, fake])), real.shape[0])
-        parts = {"real": self.gan_loss(pred_real, True), "fake": self.gan_loss(pred_fake, False)}
-        loss = 0.5 * (parts["real"] + parts["fake"])
-        penalty = self.gan_loss.penalty(D, real, fake)
-        if penalty is not None:
-            parts["penalty"] = penalty
-            loss = loss + penalty
-        return loss, parts
-
-    def discriminator_view(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """What a discriminator sees of any image, real or fake: --d-augment, else as it is."""
-        policy = self.config.get("d_augment")
-        if not policy:
-            return _identity
-        from i2i.augment import build_d_augment
-
-        return build_d_augment(policy) or _identity
+        self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2))
 
     @staticmethod
     def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
         for net in nets:
             for p in unwrap(net).parameters():
                 p.requires_grad_(flag)
-
-
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x
-
-
-def network_kwargs(
-    registry: Registry, name: str, common: dict[str, Any], explicit: dict[str, Any]
-) -> dict[str, Any]:
-    """The task's shared settings that ``name`` accepts, overridden by the user's ``--*-kw``.
-
-    A third party's network need not take ``ngf`` or ``norm``; explicit kwargs are always passed
-    so that a wrong one is reported rather than dropped.
-    """
-    component = registry.get(name)
-    accepted = {p.name for p in component.parameters}
-    chosen = {k: v for k, v in common.items() if component.accepts_any_kwargs or k in accepted}
-    chosen.update(explicit)
-    registry.check_kwargs(name, chosen)
-    return chosen
-
-
-def split_prediction(pred: Any, n_real: int) -> tuple[Any, Any]:
-    """Split a critic's output on cat([real, fake]) (a map or a list of multi-scale maps)."""
-    if isinstance(pred, list | tuple):
-        pairs = [p.split([n_real, p.shape[0] - n_real]) for p in pred]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
-    return tuple(pred.split([n_real, pred.shape[0] - n_real]))
 
 
 def has_batch_norm(net: nn.Module) -> bool:

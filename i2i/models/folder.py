@@ -376,15 +376,15 @@ def run_to_model(
         for net_name, spec in run.get("discriminators", {}).items():
             disc_specs[net_name] = net_spec(discriminators, spec["name"], spec["kwargs"])
             weights[net_name] = networks[net_name]
-    options = run["options"]
-    domains = {"A": options.get("domain_a") or "A", "B": options.get("domain_b") or "B"}
-    training = {k: v for k, v in options.items() if k not in ("out", "resume", "device")}
+    # The run's record: its options as given, and what the trainer derived from them (runs
+    # made before the 2026-12 option groups recorded no domains or size: defaults then).
+    training = {k: v for k, v in run["options"].items() if k not in ("out", "resume", "device")}
     training["steps"] = state["step"]
     config = make_config(
         run["task"],
         gen_specs,
-        domains=domains,
-        size=options.get("crop_size"),
+        domains=run.get("domains", {"A": "A", "B": "B"}),
+        size=run.get("size"),
         discriminator_specs=disc_specs,
         training=training,
         metrics=_last_eval(run_dir),

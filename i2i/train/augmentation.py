@@ -2,7 +2,8 @@
 
 Random resized crops, flips and any ``--augment`` extras run on the device with Kornia. A paired
 task (pix2pix) gets one set of random parameters for A and B, so pairs stay aligned; an unpaired
-task independent ones.
+task independent ones. Held-out images (sample grids, eval) are brought to the training size
+here too, without the random parts.
 """
 
 from __future__ import annotations
@@ -10,30 +11,49 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from i2i.augment import build_augmentation
+from i2i.kit.groups import AugmentationOptions
 
 
-def augmentation_specs(config: dict[str, Any]) -> list[Any]:
-    """The Kornia pipeline that the trainer's options describe (preprocess, flip, extras)."""
+def augmentation_specs(options: AugmentationOptions) -> list[Any]:
+    """The Kornia pipeline that the augmentation options describe (preprocess, flip, extras)."""
     specs: list[Any] = []
-    if config["preprocess"] != "none":
-        sizes = {"load_size": config["load_size"], "crop_size": config["crop_size"]}
-        specs.append((config["preprocess"], sizes))
-    if config["flip"]:
+    if options.preprocess != "none":
+        sizes = {"load_size": options.load_size, "crop_size": options.crop_size}
+        specs.append((options.preprocess, sizes))
+    if options.flip:
         specs.append("hflip")
-    if config["augment"]:
-        specs += [s.strip() for s in config["augment"].split(";") if s.strip()]
+    if options.augment:
+        specs += [s.strip() for s in options.augment.split(";") if s.strip()]
     return specs
 
 
 class BatchAugmentation:
-    def __init__(self, config: dict[str, Any], paired: bool) -> None:
-        self.pipeline = build_augmentation(augmentation_specs(config))
+    def __init__(self, options: AugmentationOptions, paired: bool) -> None:
+        self.pipeline = build_augmentation(augmentation_specs(options))
         self.paired = paired
+        self.size = options.crop_size  # the size the networks train at
+        self.resize_held_out = options.preprocess != "none"  # else images keep their own size
+
+    @classmethod
+    def for_task(cls, task: Any) -> BatchAugmentation:
+        """The augmentation of ``task``'s run, from the augmentation options it resolved."""
+        return cls(AugmentationOptions.of(task.config), task.paired)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.paired:
             real_A, real_B = self.pipeline(batch["A"], batch["B"], same_params=True)
             return {"A": real_A, "B": real_B}
         return {"A": self.pipeline(batch["A"]), "B": self.pipeline(batch["B"])}
+
+    def held_out(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Held-out images at the training size: the whole image, resized, no random crop."""
+        if not self.resize_held_out:
+            return batch
+        size = (self.size, self.size)
+        return {
+            k: F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+            for k, x in batch.items()
+        }

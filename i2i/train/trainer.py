@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from i2i.core.errors import CheckpointError, DataError, InvalidArgumentError
 from i2i.core.registry import tasks
 from i2i.data import EpochSampler, collate, keep_decoded, prefetch, to_float
 from i2i.kit.config import PATH_OPTIONS, resolve_task_config
+from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
 from i2i.models.checkpoint import (
     atomic_write_text,
@@ -133,48 +133,49 @@ class Trainer:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.task_name = task.name
-        self.config = config = task.config
-        if config["threads"]:
-            torch.set_num_threads(config["threads"])
-        self.runtime = Runtime(config["device"], config["precision"], config["compile"])
+        # The trainer's options; the task reads its own groups, the augmentation its own.
+        self.options = o = RunOptions.of(task.config)
+        if o.threads:
+            torch.set_num_threads(o.threads)
+        self.runtime = Runtime(o.device, o.precision, o.compile)
         rt = self.runtime
-        task.attach(rt)
-        torch.manual_seed(config["seed"])  # identical network init on every rank
+        task.attach(rt, seed=o.seed)
+        torch.manual_seed(o.seed)  # identical network init on every rank
         self.dataset = task.dataset("train")
         if len(self.dataset) == 0:
             raise DataError(f"no training images in {task.data_root}")
         # Small datasets stay decoded in memory: no decoding on the critical path, no workers.
         self.in_memory = keep_decoded(self.dataset)
-        self.augment = BatchAugmentation(config, task.paired)
+        self.augment = BatchAugmentation.for_task(task)
         task.build(self._prepare(collate([self._first_readable_item()])))
         self.ema = (
-            GeneratorEMA({n: task.nets[n] for n in task.generators()}, config["ema_decay"])
-            if config["ema_decay"] > 0
+            GeneratorEMA({n: task.nets[n] for n in task.generators()}, o.ema_decay)
+            if o.ema_decay > 0
             else None
         )
-        self._seed_everything(config["seed"] + rt.rank)
+        self._seed_everything(o.seed + rt.rank)
         self.run_dir = self._run_dir()
         self.step = 0
         self.skipped: dict[str, str] = {}
         self._last_good: dict[str, Any] | None = None
         self.sampler = EpochSampler(
             len(self.dataset),
-            seed=config["seed"],
+            seed=o.seed,
             shuffle=True,
             rank=rt.rank,
             world_size=rt.world_size,
         )
-        self.steps_per_epoch = math.ceil(self.sampler.shard_size / config["batch_size"])
-        self.total_epochs = config["epochs"] + config["epochs_decay"]
+        self.steps_per_epoch = math.ceil(self.sampler.shard_size / o.batch_size)
+        self.total_epochs = o.epochs + o.epochs_decay
         self.total_steps = self.steps_per_epoch * self.total_epochs
-        if config["max_steps"] is not None:
-            self.total_steps = min(self.total_steps, config["max_steps"])
+        if o.max_steps is not None:
+            self.total_steps = min(self.total_steps, o.max_steps)
         if self.total_steps == 0:
             raise InvalidArgumentError(
                 "nothing to train: "
                 + (
                     "--max-steps is 0"
-                    if config["max_steps"] == 0
+                    if o.max_steps == 0
                     else "--epochs and --epochs-decay are both 0"
                 )
                 + "; give at least one step"
@@ -182,7 +183,7 @@ class Trainer:
         for opt in self.task.optimizers.values():
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
-        if config["resume"]:
+        if o.resume:
             self._resume()
             if self.step >= self.total_steps:
                 raise InvalidArgumentError(
@@ -192,10 +193,8 @@ class Trainer:
         if rt.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._record_config()
-        self.fixed = self._held_out_batch(config["num_samples"])
-        self.eval_batch = (
-            self._held_out_batch(config["eval_images"]) if config["eval_every"] else {}
-        )
+        self.fixed = self._held_out_batch(o.num_samples)
+        self.eval_batch = self._held_out_batch(o.eval_images) if o.eval_every else {}
         self._eval_cache: dict[str, Any] = {}
         self.last_eval: dict[str, float] = {}
 
@@ -207,11 +206,11 @@ class Trainer:
         np.random.seed(seed % 2**32)
 
     def _run_dir(self) -> Path:
-        if self.config["out"]:
-            run_dir = Path(self.config["out"])
+        if self.options.out:
+            run_dir = Path(self.options.out)
         else:
             run_dir = Path("runs") / f"{self.task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if not self.config["resume"] and any((run_dir / "checkpoints").glob("step_*")):
+        if not self.options.resume and any((run_dir / "checkpoints").glob("step_*")):
             raise InvalidArgumentError(
                 f"{run_dir} already holds a training run; continue it with --resume {run_dir} "
                 f"or choose another --out"
@@ -238,17 +237,10 @@ class Trainer:
         )
 
     def _prepare(self, raw: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Decoded images to floats on the device, resized to the training size."""
-        size = self.config["crop_size"]
-        out = {}
-        for key in ("A", "B"):
-            x = to_float(self.runtime.to_device(raw[key]))
-            if self.config["preprocess"] != "none":
-                x = F.interpolate(
-                    x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-                )
-            out[key] = x
-        return out
+        """Decoded held-out images to floats on the device, at the training size."""
+        return self.augment.held_out(
+            {k: to_float(self.runtime.to_device(raw[k])) for k in ("A", "B")}
+        )
 
     def networks(self) -> dict[str, torch.nn.Module]:
         """Every network a checkpoint holds: the task's and the averaged generators."""
@@ -260,7 +252,9 @@ class Trainer:
         return {
             "i2i_version": __version__,
             "task": self.task_name,
-            "options": self.config,
+            "options": self.task.config,
+            "domains": self.task.domains,
+            "size": self.augment.size,
             "generators": self.task.generators(),
             "discriminators": self.task.discriminators(),
             "world_size": self.runtime.world_size,
@@ -268,11 +262,11 @@ class Trainer:
 
     def _record_config(self) -> None:
         """Write config.json; on resume, say which (resumable) options changed: it records them."""
-        if self.config["resume"]:
+        if self.options.resume:
             old = read_run_config(self.run_dir)["options"]
             changed = [
                 f"--{k.replace('_', '-')} {old[k]!r} -> {v!r}"
-                for k, v in self.config.items()
+                for k, v in self.task.config.items()
                 if k in old and k not in PATH_OPTIONS and old[k] != v
             ]
             if changed:
@@ -290,11 +284,12 @@ class Trainer:
         if state["scaler"] and self.runtime.scaler.is_enabled():
             self.runtime.scaler.load_state_dict(state["scaler"])
         per_rank = state["per_rank"]
-        saved = (len(per_rank), state.get("batch_size", self.config["batch_size"]))
-        if saved != (self.runtime.world_size, self.config["batch_size"]):
+        batch_size = self.options.batch_size
+        saved = (len(per_rank), state.get("batch_size", batch_size))
+        if saved != (self.runtime.world_size, batch_size):
             raise CheckpointError(
                 f"{self.run_dir} was trained with {saved[0]} process(es) at batch size {saved[1]}; "
-                f"resume it the same way (now {self.runtime.world_size} at {self.config['batch_size']})"
+                f"resume it the same way (now {self.runtime.world_size} at {batch_size})"
                 f" so that the data order and learning-rate schedule continue exactly"
             )
         mine = per_rank[self.runtime.rank]
@@ -316,27 +311,27 @@ class Trainer:
         return {} if batch["A"] is None else self._prepare(batch)
 
     def loader(self, epoch: int, start: int) -> torch.utils.data.DataLoader:
-        workers = self.config["workers"]
+        workers = self.options.workers
         if workers is None:
             workers = 0 if self.in_memory else _default_workers(self.runtime.device)
         self.sampler.set_epoch(epoch, start=start)
         return torch.utils.data.DataLoader(
             self.dataset,
-            batch_size=self.config["batch_size"],
+            batch_size=self.options.batch_size,
             sampler=self.sampler,
             num_workers=workers,
             collate_fn=collate,
             pin_memory=self.runtime.device.type == "cuda",
             # Worker seeds come from this generator, never from the global RNG that resume
             # restores, so creating a loader mid-epoch does not shift any random stream.
-            generator=torch.Generator().manual_seed(self.config["seed"] + epoch),
+            generator=torch.Generator().manual_seed(self.options.seed + epoch),
             prefetch_factor=4 if workers else None,
         )
 
     # -- the loop ----------------------------------------------------------------------------
     def set_learning_rate(self, epoch: int) -> float:
-        c = self.config
-        factor = lr_factor(epoch, c["epochs"], c["epochs_decay"], self.step, c["warmup_steps"])
+        o = self.options
+        factor = lr_factor(epoch, o.epochs, o.epochs_decay, self.step, o.warmup_steps)
         lr = 0.0
         for opt in self.task.optimizers.values():
             for group in opt.param_groups:
@@ -344,7 +339,7 @@ class Trainer:
         return lr
 
     def train(self) -> TrainResult:
-        rt, config = self.runtime, self.config
+        rt, o = self.runtime, self.options
         logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
         stop = _StopFlag()
         sums: dict[str, torch.Tensor] = {}
@@ -363,9 +358,9 @@ class Trainer:
                 while self.step < self.total_steps and not stopping:
                     epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
                     lr = self.set_learning_rate(epoch)
-                    batches = self.loader(epoch, done_in_epoch * config["batch_size"])
+                    batches = self.loader(epoch, done_in_epoch * o.batch_size)
                     for raw in prefetch(batches):  # decoding overlaps the step
-                        if self.step < config["warmup_steps"]:
+                        if self.step < o.warmup_steps:
                             lr = self.set_learning_rate(epoch)
                         self._note_skipped(raw.get("skipped", []), logger)
                         raw = self._usable(raw)
@@ -380,7 +375,7 @@ class Trainer:
                         self.step += 1
                         logger.advance(self.step, epoch)
                         last = self.step >= self.total_steps
-                        if self.step % config["log_every"] == 0 or last:
+                        if self.step % o.log_every == 0 or last:
                             if count:
                                 values = {
                                     k: float(rt.mean_across_ranks(v / count).item())
@@ -392,11 +387,11 @@ class Trainer:
                                 stopping = rt.all_reduce_max(float(stop.signum is not None)) > 0
                         if not rt.distributed:
                             stopping = stop.signum is not None
-                        if config["eval_every"] and self.step % config["eval_every"] == 0:
+                        if o.eval_every and self.step % o.eval_every == 0:
                             self.evaluate(logger, epoch)
-                        if self.step % config["sample_every"] == 0 and rt.is_main:
+                        if self.step % o.sample_every == 0 and rt.is_main:
                             samples_path = self.write_samples(logger)
-                        if self.step % config["save_every"] == 0:
+                        if self.step % o.save_every == 0:
                             self.save()
                         if last or stopping:
                             break
@@ -453,7 +448,7 @@ class Trainer:
                 "optimizers": {n: o.state_dict() for n, o in self.task.optimizers.items()},
                 "scaler": rt.scaler.state_dict(),
                 "per_rank": gathered,
-                "batch_size": self.config["batch_size"],
+                "batch_size": self.options.batch_size,
                 "skipped": self.skipped,
                 "ema_updates": self.ema.updates if self.ema else 0,
             }
@@ -462,7 +457,7 @@ class Trainer:
                 self.step,
                 self.networks(),
                 state,
-                keep=self.config["keep_checkpoints"],
+                keep=self.options.keep_checkpoints,
             )
         rt.barrier()
         return path
@@ -480,7 +475,7 @@ class Trainer:
             result = cycle_metrics(
                 by_direction,
                 self.eval_batch,
-                extractor=self.config["eval_extractor"],
+                extractor=self.options.eval_extractor,
                 cache=self._eval_cache,
                 device=self.runtime.device,
             )

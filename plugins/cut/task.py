@@ -9,6 +9,7 @@ identity NCE term on domain B; FastCUT drops it, weights NCE by 10 and adds flip
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,117 +18,63 @@ import i2i
 from i2i_plugins.cut.heads import PatchProjection, patch_ids, sample_patches
 
 
-def cut_options(
-    *, lambda_nce: float, nce_idt: bool, flip_equivariance: bool, epochs: int, epochs_decay: int
-) -> tuple[Any, ...]:
-    Option = i2i.Option
-    return (
-        Option("epochs", epochs, "Epochs at the initial learning rate.", int, minimum=0),
-        Option("epochs_decay", epochs_decay, "Epochs of linear decay to zero.", int, minimum=0),
-        *i2i.gan_options(
-            gen="resnet9",
-            disc="patchgan",
-            gan_loss="lsgan",
-            norm="instance",
-            dropout=False,
-            init="xavier",
-        ),
-        Option(
-            "antialias",
-            True,
-            "Use strided/transposed convs instead of the anti-aliased generator.",
-            bool,
-            switch="--no-antialias",
-        ),
-        Option("lambda_gan", 1.0, "Weight of the adversarial loss.", float, minimum=0),
-        Option("lambda_nce", lambda_nce, "Weight of the PatchNCE loss.", float, minimum=0),
-        Option(
-            "nce_idt",
-            nce_idt,
-            "Identity NCE on domain B (G(B) keeps B's patches)."
-            if not nce_idt
-            else "Drop the identity NCE term on domain B.",
-            bool,
-            switch="--nce-idt" if not nce_idt else "--no-nce-idt",
-        ),
-        Option(
-            "nce_layers", "0,4,8,12,16", "Generator layers for PatchNCE (comma-separated).", str
-        ),
-        Option("num_patches", 256, "Patches per layer and image.", int, minimum=1),
-        Option("nce_temperature", 0.07, "PatchNCE temperature.", float, minimum=1e-6),
-        Option("nce_channels", 256, "Width of the projection head's MLPs.", int, minimum=1),
-        Option(
-            "nce_negatives",
-            "image",
-            "Negatives from the same image, or from the whole batch.",
-            str,
-            choices=("image", "batch"),
-        ),
-        Option(
-            "flip_equivariance",
-            flip_equivariance,
-            "Flip the input half of the time; the output must flip with it."
-            if not flip_equivariance
-            else "Turn off flip equivariance.",
-            bool,
-            switch="--flip-equivariance" if not flip_equivariance else "--no-flip-equivariance",
-        ),
+@dataclass(frozen=True)
+class CUTOptions(i2i.OptionGroup):
+    antialias: bool = i2i.option(
+        True, "Anti-aliased down/upsampling in the generator (the official CUT generator)."
+    )
+    lambda_gan: float = i2i.option(1.0, "Weight of the adversarial loss.", minimum=0)
+    lambda_nce: float = i2i.option(1.0, "Weight of the PatchNCE loss.", minimum=0)
+    nce_idt: bool = i2i.option(True, "Identity NCE term on domain B (G(B) keeps B's patches).")
+    nce_layers: str = i2i.option("0,4,8,12,16", "Generator layers for PatchNCE (comma-separated).")
+    num_patches: int = i2i.option(256, "Patches per layer and image.", minimum=1)
+    nce_temperature: float = i2i.option(0.07, "PatchNCE temperature.", minimum=1e-6)
+    nce_channels: int = i2i.option(256, "Width of the projection head's MLPs.", minimum=1)
+    nce_negatives: str = i2i.option(
+        "image",
+        "Negatives from the same image, or from the whole batch.",
+        choices=("image", "batch"),
+    )
+    flip_equivariance: bool = i2i.option(
+        False, "Flip the input half of the time; the output must flip with it."
     )
 
 
-class CUT(i2i.Task):
+class CUT(i2i.GANTask):
     """Contrastive Unpaired Translation A -> B (one direction, no cycle)."""
 
     name = "cut"
-    options = cut_options(
-        lambda_nce=1.0, nce_idt=True, flip_equivariance=False, epochs=200, epochs_decay=200
-    )
+    Options = CUTOptions
+    defaults: dict[str, Any] = {"init": "xavier", "epochs": 200, "epochs_decay": 200}
     toy_defaults = {**i2i.TOY_TRAINING, "domain_a": "day", "domain_b": "night"}
 
-    def dataset(self, split: str) -> i2i.UnalignedDataset:
-        c = self.config
-        channels = (c["channels_a"], c["channels_b"])
-        return i2i.UnalignedDataset(
-            self.data_root,
-            split=split,
-            max_images=c["max_images"],
-            channels=channels,
-            seed=c["seed"],
-        )
-
-    def held_out_item(self, dataset: i2i.UnalignedDataset, index: int) -> dict[str, Any]:
-        return dataset.fixed_item(index)
-
     def generators(self) -> dict[str, dict[str, Any]]:
-        c = self.config
-        kwargs = self.generator_kwargs(c["channels_a"], c["channels_b"], antialias=c["antialias"])
-        return {"G": {"name": c["gen"], "kwargs": kwargs, "direction": "AtoB"}}
+        return {"G": self.generator_spec("AtoB", antialias=self.opts.antialias)}
 
     def discriminators(self) -> dict[str, dict[str, Any]]:
-        kwargs = self.discriminator_kwargs(self.config["channels_b"])
-        return {"D": {"name": self.config["disc"], "kwargs": kwargs}}
+        return {"D": self.discriminator_spec("B")}
 
     def build(self, example: dict[str, torch.Tensor]) -> None:
-        c = self.config
+        o = self.opts
         self.build_gan()
         self.nce_loss = i2i.create_loss(
-            "patchnce", temperature=c["nce_temperature"], negatives=c["nce_negatives"]
+            "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives
         )
-        self.layers = [int(x) for x in str(c["nce_layers"]).split(",") if x.strip()]
-        self.nce_idt = c["nce_idt"] and c["channels_a"] == c["channels_b"]
+        self.layers = [int(x) for x in o.nce_layers.split(",") if x.strip()]
+        self.nce_idt = o.nce_idt and len(set(self.channels)) == 1
         # The head's input widths are those of the generator's features on the first batch.
         generator = self.nets["G"]
         was_training = generator.training
         with torch.no_grad():
             feats = i2i.extract_features(generator.eval(), example["A"][:1], self.layers)
         generator.train(was_training)
-        head = PatchProjection([f.shape[1] for f in feats], c["nce_channels"], c["init_gain"])
+        head = PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
         self.F = self.add_network("F", head)
         self.adam("G", ["G"])
         self.adam("D", ["D"], discriminator=True)
         self.adam("F", ["F"])
         # Patch locations and flips have their own stream, saved and resumed with the run.
-        self.rng = torch.Generator().manual_seed(c["seed"] + self.runtime.rank)
+        self.rng = torch.Generator().manual_seed(self.seed + self.runtime.rank)
 
     # -- the maths ---------------------------------------------------------------------------
     def nce(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], flipped: bool) -> torch.Tensor:
@@ -136,7 +83,7 @@ class CUT(i2i.Task):
         Keys (the sources' features) get no gradient, so they are encoded without a graph; the
         query patches of every pair go through the head in one call.
         """
-        G, lam = self.nets["G"], self.config["lambda_nce"]
+        G, lam = self.nets["G"], self.opts.lambda_nce
         queries, keys = [], []
         for source, output in pairs:
             feat_q = i2i.extract_features(G, output, self.layers)
@@ -144,7 +91,7 @@ class CUT(i2i.Task):
                 feat_q = [f.flip(3) for f in feat_q]
             with torch.no_grad():
                 feat_k = i2i.extract_features(G, source, self.layers)
-            ids = patch_ids(feat_k, self.config["num_patches"], self.rng)
+            ids = patch_ids(feat_k, self.opts.num_patches, self.rng)
             queries.append(sample_patches(feat_q, ids))
             with torch.no_grad():
                 keys.append(self.nets["F"](sample_patches(feat_k, ids)))
@@ -161,11 +108,11 @@ class CUT(i2i.Task):
         return total / len(pairs)
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        rt, c = self.runtime, self.config
+        rt, o = self.runtime, self.opts
         real_A, real_B = batch["A"], batch["B"]
         n = real_A.shape[0]
         real = torch.cat([real_A, real_B]) if self.nce_idt else real_A
-        flipped = c["flip_equivariance"] and torch.rand((), generator=self.rng).item() < 0.5
+        flipped = o.flip_equivariance and torch.rand((), generator=self.rng).item() < 0.5
         with rt.autocast():
             fake = self.G(real.flip(3) if flipped else real)
         fake_B, idt_B = fake[:n], fake[n:]
@@ -183,7 +130,7 @@ class CUT(i2i.Task):
         self.optimizers["G"].zero_grad(set_to_none=True)
         self.optimizers["F"].zero_grad(set_to_none=True)
         with rt.autocast():
-            loss_G_GAN = self.fool("D", fake_B) * c["lambda_gan"]
+            loss_G_GAN = self.fool("D", fake_B) * o.lambda_gan
             pairs = [(real_A, fake_B)] + ([(real_B, idt_B)] if self.nce_idt else [])
             loss_NCE = self.nce(pairs, flipped)
         rt.backward(loss_G_GAN + loss_NCE)
@@ -202,17 +149,16 @@ class CUT(i2i.Task):
             (["real B", "G(real B)"], [real_B, G(real_B)]),
         ]
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.set_state(state["rng"])
-
 
 class FastCUT(CUT):
     """FastCUT: CUT without the identity term, NCE weight 10, flip equivariance, shorter."""
 
     name = "fastcut"
-    options = cut_options(
-        lambda_nce=10.0, nce_idt=False, flip_equivariance=True, epochs=150, epochs_decay=50
-    )
+    defaults = {
+        **CUT.defaults,
+        "lambda_nce": 10.0,
+        "nce_idt": False,
+        "flip_equivariance": True,
+        "epochs": 150,
+        "epochs_decay": 50,
+    }

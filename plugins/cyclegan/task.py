@@ -8,6 +8,7 @@ network has no batch norm (instance norm keeps samples independent, so the maths
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,22 +20,28 @@ def split(x: torch.Tensor, *sizes: int) -> tuple[torch.Tensor, ...]:
     return tuple(x.split(list(sizes), dim=0))
 
 
-class CycleGAN(i2i.Task):
+@dataclass(frozen=True)
+class CycleGANOptions(i2i.OptionGroup):
+    lambda_cycle: float = i2i.option(10.0, "Weight of both cycle-consistency losses.", minimum=0)
+    lambda_a: float | None = i2i.option(
+        None, "Cycle weight A->B->A (default: --lambda-cycle).", minimum=0
+    )
+    lambda_b: float | None = i2i.option(
+        None, "Cycle weight B->A->B (default: --lambda-cycle).", minimum=0
+    )
+    lambda_identity: float = i2i.option(
+        0.5, "Identity loss weight, relative to the cycle weight.", minimum=0
+    )
+    pool_size: int = i2i.option(
+        50, "Generated images kept for the discriminators (0: none).", minimum=0
+    )
+
+
+class CycleGAN(i2i.GANTask):
     """Unpaired translation A<->B: adversarial + cycle-consistency + identity losses."""
 
     name = "cyclegan"
-    options = (
-        *i2i.gan_options(
-            gen="resnet9", disc="patchgan", gan_loss="lsgan", norm="instance", dropout=False
-        ),
-        i2i.Option("lambda_cycle", 10.0, "Weight of both cycle-consistency losses.", float),
-        i2i.Option("lambda_a", None, "Cycle weight A->B->A (default: --lambda-cycle).", float),
-        i2i.Option("lambda_b", None, "Cycle weight B->A->B (default: --lambda-cycle).", float),
-        i2i.Option(
-            "lambda_identity", 0.5, "Identity loss weight, relative to the cycle weight.", float
-        ),
-        i2i.Option("pool_size", 50, "Generated images kept for the discriminators (0: none).", int),
-    )
+    Options = CycleGANOptions  # the GAN options' defaults are CycleGAN's (resnet9, lsgan...)
     recipes = {
         "quality": i2i.Recipe(
             "Better pictures in short trainings: averaged generator weights (EMA 0.999), "
@@ -44,59 +51,25 @@ class CycleGAN(i2i.Task):
             {"ema_decay": 0.999, "gen_kw": {"antialias": True}, "lambda_identity": 1.0},
         ),
     }
-    toy_defaults = {
-        **i2i.TOY_TRAINING,
-        "domain_a": "day",
-        "domain_b": "night",
-    }
+    toy_defaults = {**i2i.TOY_TRAINING, "domain_a": "day", "domain_b": "night"}
 
     # -- setup -------------------------------------------------------------------------------
-    def dataset(self, split: str) -> i2i.UnalignedDataset:
-        c = self.config
-        return i2i.UnalignedDataset(
-            self.data_root,
-            split=split,
-            max_images=c["max_images"],
-            channels=(c["channels_a"], c["channels_b"]),
-            seed=c["seed"],
-        )
-
     def generators(self) -> dict[str, dict[str, Any]]:
-        c = self.config
-        return {
-            "G_AB": {
-                "name": c["gen"],
-                "kwargs": self.generator_kwargs(c["channels_a"], c["channels_b"]),
-                "direction": "AtoB",
-            },
-            "G_BA": {
-                "name": c["gen"],
-                "kwargs": self.generator_kwargs(c["channels_b"], c["channels_a"]),
-                "direction": "BtoA",
-            },
-        }
-
-    def held_out_item(self, dataset: i2i.UnalignedDataset, index: int) -> dict[str, Any]:
-        return dataset.fixed_item(index)
+        return {"G_AB": self.generator_spec("AtoB"), "G_BA": self.generator_spec("BtoA")}
 
     def discriminators(self) -> dict[str, dict[str, Any]]:
-        c = self.config
-        return {
-            "D_A": {"name": c["disc"], "kwargs": self.discriminator_kwargs(c["channels_a"])},
-            "D_B": {"name": c["disc"], "kwargs": self.discriminator_kwargs(c["channels_b"])},
-        }
+        return {"D_A": self.discriminator_spec("A"), "D_B": self.discriminator_spec("B")}
 
     def build(self, example: dict[str, torch.Tensor]) -> None:
-        c = self.config
+        o = self.opts
         self.build_gan()
         self.cycle_loss = i2i.create_loss("l1").to(self.device)
         self.identity_loss = i2i.create_loss("l1").to(self.device)
-        self.lambda_a = c["lambda_a"] if c["lambda_a"] is not None else c["lambda_cycle"]
-        self.lambda_b = c["lambda_b"] if c["lambda_b"] is not None else c["lambda_cycle"]
-        self.lambda_idt = c["lambda_identity"]
-        if self.lambda_idt > 0 and c["channels_a"] != c["channels_b"]:
-            self.lambda_idt = 0.0  # identity needs G_AB to accept B images; impossible here
-        self.pool_A, self.pool_B = i2i.ImagePool(c["pool_size"]), i2i.ImagePool(c["pool_size"])
+        self.lambda_a = o.lambda_a if o.lambda_a is not None else o.lambda_cycle
+        self.lambda_b = o.lambda_b if o.lambda_b is not None else o.lambda_cycle
+        # Identity needs G_AB to accept B images: impossible when the channels differ.
+        self.lambda_idt = o.lambda_identity if len(set(self.channels)) == 1 else 0.0
+        self.pool_A, self.pool_B = i2i.ImagePool(o.pool_size), i2i.ImagePool(o.pool_size)
         self.adam("G", ["G_AB", "G_BA"])
         self.adam("D", ["D_A", "D_B"], discriminator=True)
         # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with
@@ -105,43 +78,29 @@ class CycleGAN(i2i.Task):
         self.merge_g = on_gpu and not i2i.has_batch_norm(self.nets["G_AB"])
 
     # -- the maths ---------------------------------------------------------------------------
-    def _translate_merged(
-        self, real_A: torch.Tensor, real_B: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        """All generator outputs of one step in three network calls (instance norm or none)."""
-        nA, nB = real_A.shape[0], real_B.shape[0]
-        out: dict[str, torch.Tensor] = {}
-        if self.lambda_idt > 0:
-            out["fake_B"], out["idt_B"] = split(self.G_AB(torch.cat([real_A, real_B])), nA, nB)
-            out["fake_A"], out["idt_A"], out["rec_A"] = split(
-                self.G_BA(torch.cat([real_B, real_A, out["fake_B"]])), nB, nA, nA
-            )
-        else:
-            out["fake_B"] = self.G_AB(real_A)
-            out["fake_A"], out["rec_A"] = split(
-                self.G_BA(torch.cat([real_B, out["fake_B"]])), nB, nA
-            )
-        out["rec_B"] = self.G_AB(out["fake_A"])
-        return out
-
     def _identity(self, same: torch.Tensor, real: torch.Tensor, lam: float) -> torch.Tensor:
         return self.identity_loss(same, real) * lam * self.lambda_idt
 
     def _generator_phase_merged(self, real_A: torch.Tensor, real_B: torch.Tensor):
-        rt = self.runtime
+        """All generator outputs of one step in three network calls (instance norm or none)."""
+        rt, idt = self.runtime, self.lambda_idt > 0
+        nA, nB = real_A.shape[0], real_B.shape[0]
         with rt.autocast():
-            out = self._translate_merged(real_A, real_B)
+            out_AB = self.G_AB(torch.cat([real_A, real_B]) if idt else real_A)
+            fake_B = out_AB[:nA]
+            inputs = [real_B, fake_B, real_A] if idt else [real_B, fake_B]
+            fake_A, rec_A, *idt_A = split(self.G_BA(torch.cat(inputs)), nB, *[nA] * (1 + idt))
             logged = {
-                "G_AB": self.fool("D_B", out["fake_B"]),
-                "G_BA": self.fool("D_A", out["fake_A"]),
-                "cycle_A": self.cycle_loss(out["rec_A"], real_A) * self.lambda_a,
-                "cycle_B": self.cycle_loss(out["rec_B"], real_B) * self.lambda_b,
+                "G_AB": self.fool("D_B", fake_B),
+                "G_BA": self.fool("D_A", fake_A),
+                "cycle_A": self.cycle_loss(rec_A, real_A) * self.lambda_a,
+                "cycle_B": self.cycle_loss(self.G_AB(fake_A), real_B) * self.lambda_b,
             }
-            if self.lambda_idt > 0:
-                logged["idt_A"] = self._identity(out["idt_A"], real_A, self.lambda_a)
-                logged["idt_B"] = self._identity(out["idt_B"], real_B, self.lambda_b)
+            if idt:
+                logged["idt_A"] = self._identity(idt_A[0], real_A, self.lambda_a)
+                logged["idt_B"] = self._identity(out_AB[nA:], real_B, self.lambda_b)
         rt.backward(sum(logged.values()))
-        return logged, out["fake_A"], out["fake_B"]
+        return logged, fake_A, fake_B
 
     def _generator_phase_lean(self, real_A: torch.Tensor, real_B: torch.Tensor):
         """One cycle at a time, each backpropagated at once, in the official call order.
@@ -150,24 +109,20 @@ class CycleGAN(i2i.Task):
         but a finished cycle's activations are freed before the next is computed: about 20-40%
         less peak memory, at no cost in speed on the CPU.
         """
-        rt = self.runtime
-        logged: dict[str, torch.Tensor] = {}
-        with rt.autocast():
-            fake_B = self.G_AB(real_A)
-            part = {
-                "G_AB": self.fool("D_B", fake_B),
-                "cycle_A": self.cycle_loss(self.G_BA(fake_B), real_A) * self.lambda_a,
-            }
-        rt.backward(sum(part.values()))
-        logged.update(part)
-        with rt.autocast():
-            fake_A = self.G_BA(real_B)
-            part = {
-                "G_BA": self.fool("D_A", fake_A),
-                "cycle_B": self.cycle_loss(self.G_AB(fake_A), real_B) * self.lambda_b,
-            }
-        rt.backward(sum(part.values()))
-        logged.update(part)
+        rt, logged, fakes = self.runtime, {}, []
+        cycles = (
+            (self.G_AB, self.G_BA, "D_B", real_A, self.lambda_a, "G_AB", "cycle_A"),
+            (self.G_BA, self.G_AB, "D_A", real_B, self.lambda_b, "G_BA", "cycle_B"),
+        )
+        for G, F, critic, real, lam, adversarial, cycle in cycles:
+            with rt.autocast():
+                fakes.append(fake := G(real))
+                part = {
+                    adversarial: self.fool(critic, fake),
+                    cycle: self.cycle_loss(F(fake), real) * lam,
+                }
+            rt.backward(sum(part.values()))
+            logged.update(part)
         if self.lambda_idt > 0:
             with rt.autocast():
                 part = {
@@ -176,6 +131,7 @@ class CycleGAN(i2i.Task):
                 }
             rt.backward(sum(part.values()))
             logged.update(part)
+        fake_B, fake_A = fakes
         return logged, fake_A, fake_B
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -212,11 +168,3 @@ class CycleGAN(i2i.Task):
             (["real A", "fake B", "rec A"], [real_A, fake_B, G_BA(fake_B)]),
             (["real B", "fake A", "rec B"], [real_B, fake_A, G_AB(fake_A)]),
         ]
-
-    # -- state -------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.pool_A.load_state_dict(state["pool_A"], self.runtime.device)
-        self.pool_B.load_state_dict(state["pool_B"], self.runtime.device)

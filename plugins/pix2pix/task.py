@@ -13,6 +13,7 @@ images in as A, so G always maps "A" to "B" and exports as a single ``AtoB`` mod
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +22,23 @@ import torch
 import i2i
 
 
-class Pix2Pix(i2i.Task):
+@dataclass(frozen=True)
+class Pix2PixOptions(i2i.OptionGroup):
+    lambda_l1: float = i2i.option(100.0, "Weight of the L1 loss between G(A) and B.", minimum=0)
+    direction: str = i2i.option(
+        "AtoB",
+        "Which side of the pairs is the input: BtoA trains B -> A.",
+        choices=("AtoB", "BtoA"),
+    )
+
+
+class Pix2Pix(i2i.GANTask):
     """Paired translation A -> B: conditional GAN + L1 to the target."""
 
     name = "pix2pix"
     paired = True  # A and B share every random crop and flip, so they stay aligned
-    options = (
-        *i2i.gan_options(
-            gen="unet256", disc="patchgan", gan_loss="vanilla", norm="batch", dropout=True
-        ),
-        i2i.Option("lambda_l1", 100.0, "Weight of the L1 loss between G(A) and B.", float),
-        i2i.Option(
-            "direction",
-            "AtoB",
-            "Which side of the pairs is the input: BtoA trains B -> A.",
-            str,
-            choices=("AtoB", "BtoA"),
-        ),
-    )
+    Options = Pix2PixOptions
+    defaults = {"gen": "unet256", "gan_loss": "vanilla", "norm": "batch", "dropout": True}
     # Without --data: colourisation of the toy day scenes (grey A -> colour B), see toy.py.
     toy_defaults = {
         **i2i.TOY_TRAINING,
@@ -54,26 +54,15 @@ class Pix2Pix(i2i.Task):
         return toy_paired_dir()  # the core toy data is unpaired
 
     # -- setup -------------------------------------------------------------------------------
-    def dataset(self, split: str) -> i2i.AlignedDataset:
-        c = self.config
-        return i2i.AlignedDataset(
-            self.data_root,
-            split=split,
-            direction=c["direction"],
-            max_images=c["max_images"],
-            channels=(c["channels_a"], c["channels_b"]),
-        )
+    @property
+    def pair_direction(self) -> str:
+        return self.opts.direction
 
     def generators(self) -> dict[str, dict[str, Any]]:
-        c = self.config
-        kwargs = self.generator_kwargs(c["channels_a"], c["channels_b"])
-        return {"G": {"name": c["gen"], "kwargs": kwargs, "direction": "AtoB"}}
+        return {"G": self.generator_spec("AtoB")}
 
     def discriminators(self) -> dict[str, dict[str, Any]]:
-        c = self.config
-        # Conditional: D sees cat(A, B).
-        kwargs = self.discriminator_kwargs(c["channels_a"] + c["channels_b"])
-        return {"D": {"name": c["disc"], "kwargs": kwargs}}
+        return {"D": self.discriminator_spec("AB")}  # conditional: D sees cat(A, B)
 
     def build(self, example: dict[str, torch.Tensor]) -> None:
         self.build_gan()
@@ -107,7 +96,7 @@ class Pix2Pix(i2i.Task):
         opt_G.zero_grad(set_to_none=True)
         with rt.autocast():
             loss_G_GAN = self.fool("D", torch.cat([real_A, fake_B], 1))
-            loss_G_L1 = self.l1_loss(fake_B, real_B) * self.config["lambda_l1"]
+            loss_G_L1 = self.l1_loss(fake_B, real_B) * self.opts.lambda_l1
         rt.backward(loss_G_GAN + loss_G_L1)
         rt.step(opt_G)
         rt.update()

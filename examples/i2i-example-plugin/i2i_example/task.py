@@ -1,44 +1,33 @@
 """A third party's task: one generator A -> B kept close to its input (a "distance" GAN).
 
-It shows everything a task writes: options, networks by spec, optimizers, the maths of a step
+It shows everything a task writes: its options, its networks, optimizers, the maths of a step
 and the sample panels. The trainer gives it data, devices, precision, EMA, logging, samples,
 checkpoints, resume, DDP and export, exactly as for CycleGAN.
 """
 
+from dataclasses import dataclass
+
 import i2i
 
 
-class OneSided(i2i.Task):
+@dataclass(frozen=True)
+class OneSidedOptions(i2i.OptionGroup):
+    lambda_input: float = i2i.option(10.0, "Weight of the L1 distance to the input.", minimum=0)
+
+
+class OneSided(i2i.GANTask):
     """One-sided translation A -> B: fool D_B while staying close to the input (L1)."""
 
     name = "onesided"
-    options = (
-        *i2i.gan_options(
-            gen="resnet6", disc="patchgan", gan_loss="lsgan", norm="instance", dropout=False
-        ),
-        i2i.Option(
-            "lambda_input", 10.0, "Weight of the L1 distance to the input.", float, minimum=0
-        ),
-    )
+    Options = OneSidedOptions  # read as self.opts; the GAN kit reads --gen, --disc, --ngf...
+    defaults = {"gen": "resnet6"}
     toy_defaults = {**i2i.TOY_TRAINING, "domain_a": "day", "domain_b": "night"}
 
-    def dataset(self, split):
-        c = self.config
-        return i2i.UnalignedDataset(
-            self.data_root, split=split, max_images=c["max_images"], seed=c["seed"]
-        )
-
     def generators(self):
-        return {
-            "G": {
-                "name": self.config["gen"],
-                "kwargs": self.generator_kwargs(3, 3),
-                "direction": "AtoB",
-            }
-        }
+        return {"G": self.generator_spec("AtoB")}
 
     def discriminators(self):
-        return {"D": {"name": self.config["disc"], "kwargs": self.discriminator_kwargs(3)}}
+        return {"D": self.discriminator_spec("B")}
 
     def build(self, example):
         self.build_gan()  # self.G, self.D, self.gan_loss
@@ -52,7 +41,7 @@ class OneSided(i2i.Task):
         with rt.autocast():
             fake_B = self.G(real_A)
             loss_gan = self.fool("D", fake_B)
-            loss_input = (fake_B - real_A).abs().mean() * self.config["lambda_input"]
+            loss_input = (fake_B - real_A).abs().mean() * self.opts.lambda_input
         rt.backward(loss_gan + loss_input)
         rt.step(self.optimizers["G"])
         self.set_requires_grad([self.D], True)

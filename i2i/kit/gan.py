@@ -1,0 +1,155 @@
+"""What GAN tasks share: networks from the GAN options, the objective, the critics' view.
+
+``GANTask`` is the kit for a task with generators and discriminators (CycleGAN, pix2pix, CUT, a
+third party's). It alone reads ``GANOptions``; a task names its networks by the direction they
+translate or the domain they judge, and the kit fills in the registered names and arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+
+from i2i.core.registry import Registry, discriminators, generators, losses
+from i2i.kit.groups import GANOptions
+from i2i.kit.options import OptionGroup
+from i2i.kit.task import Task, has_batch_norm
+
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+class GANTask(Task):
+    """A task with generators and discriminators (``--gen``, ``--disc``, ``--gan-loss``...)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._gan = GANOptions.of(self.config)
+
+    shared_groups: ClassVar[tuple[type[OptionGroup], ...]] = (*Task.shared_groups, GANOptions)
+
+    # -- networks ----------------------------------------------------------------------------
+    def generator_spec(self, direction: str, **shared: Any) -> dict[str, Any]:
+        """The ``--gen`` network translating ``direction`` ("AtoB" or "BtoA").
+
+        Its arguments come from --ngf/--norm/--dropout/--init and --gen-kw; ``shared`` settings
+        (CUT's ``antialias``) go only to generators that take them.
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        a, b = self.channels
+        source, target = (a, b) if direction == "AtoB" else (b, a)
+        g = self._gan
+        common = {
+            **shared,
+            "in_channels": source,
+            "out_channels": target,
+            "ngf": g.ngf,
+            "norm": g.norm,
+            "dropout": g.dropout,
+            "init": g.init,
+            "init_gain": g.init_gain,
+        }
+        kwargs = network_kwargs(generators, g.gen, common, g.gen_kw)
+        return {"name": g.gen, "kwargs": kwargs, "direction": direction}
+
+    def discriminator_spec(self, judges: str) -> dict[str, Any]:
+        """The ``--disc`` network judging images of domain "A" or "B", or "AB" pairs (a
+        conditional critic sees the input and the output stacked along channels)."""
+        a, b = self.channels
+        widths = {"A": a, "B": b, "AB": a + b}
+        if judges not in widths:
+            raise ValueError(f"judges must be one of {tuple(widths)}, got {judges!r}")
+        g = self._gan
+        common = {
+            "in_channels": widths[judges],
+            "ndf": g.ndf,
+            "norm": g.norm_d or g.norm,
+            "init": g.init,
+            "init_gain": g.init_gain,
+        }
+        return {"name": g.disc, "kwargs": network_kwargs(discriminators, g.disc, common, g.disc_kw)}
+
+    @property
+    def init_gain(self) -> float:
+        """The --init-gain of the networks, for a task's own modules (CUT's heads)."""
+        return self._gan.init_gain
+
+    def build_gan(self) -> None:
+        """The networks, the --gan-loss objective and the critics' view (--d-augment)."""
+        self.build_networks()
+        self.gan_loss = losses.create(self._gan.gan_loss).to(self.device)
+        self.d_view = self.discriminator_view()
+
+    # -- the objective -----------------------------------------------------------------------
+    def fool(self, critic: str, fake: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real.
+
+        The critic runs as its plain module: DDP keeps no bookkeeping for a network that gets
+        no gradients in this pass.
+        """
+        pred = self.nets[critic](self.d_view(fake))
+        return self.gan_loss(pred, True, for_discriminator=False)
+
+    def critic_loss(
+        self, critic: str, real: torch.Tensor, fake: torch.Tensor, *, fake_first: bool = False
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """0.5 * (loss on real + loss on fake) plus any penalty of the objective, and its parts.
+
+        Real and fake go through one forward pass when the critic has no batch norm (instance
+        norm keeps samples independent, so the maths is the same and it is faster); otherwise
+        two passes, real first (CycleGAN's order) or ``fake_first`` (pix2pix's order, always in
+        two passes as the official code), which decides batch-norm statistics.
+        """
+        D = getattr(self, critic)
+        real, fake = self.d_view(real), self.d_view(fake)
+        if fake_first:
+            pred_fake, pred_real = D(fake), D(real)
+        elif has_batch_norm(self.nets[critic]):
+            pred_real, pred_fake = D(real), D(fake)
+        else:
+            pred_real, pred_fake = split_prediction(D(torch.cat([real, fake])), real.shape[0])
+        parts = {"real": self.gan_loss(pred_real, True), "fake": self.gan_loss(pred_fake, False)}
+        loss = 0.5 * (parts["real"] + parts["fake"])
+        penalty = self.gan_loss.penalty(D, real, fake)
+        if penalty is not None:
+            parts["penalty"] = penalty
+            loss = loss + penalty
+        return loss, parts
+
+    def discriminator_view(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What a discriminator sees of any image, real or fake: --d-augment, else as it is."""
+        if not self._gan.d_augment:
+            return _identity
+        from i2i.augment import build_d_augment
+
+        return build_d_augment(self._gan.d_augment) or _identity
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def network_kwargs(
+    registry: Registry, name: str, common: dict[str, Any], explicit: dict[str, Any]
+) -> dict[str, Any]:
+    """The task's shared settings that ``name`` accepts, overridden by the user's ``--*-kw``.
+
+    A third party's network need not take ``ngf`` or ``norm``; explicit kwargs are always passed
+    so that a wrong one is reported rather than dropped.
+    """
+    component = registry.get(name)
+    accepted = {p.name for p in component.parameters}
+    chosen = {k: v for k, v in common.items() if component.accepts_any_kwargs or k in accepted}
+    chosen.update(explicit)
+    registry.check_kwargs(name, chosen)
+    return chosen
+
+
+def split_prediction(pred: Any, n_real: int) -> tuple[Any, Any]:
+    """Split a critic's output on cat([real, fake]) (a map or a list of multi-scale maps)."""
+    if isinstance(pred, list | tuple):
+        pairs = [p.split([n_real, p.shape[0] - n_real]) for p in pred]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    return tuple(pred.split([n_real, pred.shape[0] - n_real]))
