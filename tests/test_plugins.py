@@ -63,7 +63,7 @@ def test_broken_plugins_are_reported_once_and_others_still_load(tmp_path):
             "broken_import": "raise ImportError('no module named made_up_dependency')\n",
             "broken_hook": """
                 import i2i
-                def ok(ngf: int = 1):
+                def ok(in_channels: int = 3, out_channels: int = 3, ngf: int = 1):
                     return ngf
                 @i2i.hookimpl
                 def register_generators(register):
@@ -72,9 +72,10 @@ def test_broken_plugins_are_reported_once_and_others_still_load(tmp_path):
             """,
             "good_plugin": """
                 import i2i
-                def good_gen(ngf: int = 2):
+                from torch import nn
+                def good_gen(in_channels: int = 3, out_channels: int = 3, ngf: int = 2):
                     \"\"\"A generator from a healthy plugin.\"\"\"
-                    return ngf
+                    return nn.Conv2d(in_channels, ngf, 1)
                 @i2i.hookimpl
                 def register_generators(register):
                     register(good_gen)
@@ -95,7 +96,7 @@ def test_broken_plugins_are_reported_once_and_others_still_load(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "'good_gen'" in result.stdout and "'resnet9'" in result.stdout
     assert "half_registered" not in result.stdout  # a failed hook leaves nothing behind
-    assert result.stdout.strip().endswith("5")
+    assert result.stdout.strip().endswith("Conv2d(3, 5, kernel_size=(1, 1), stride=(1, 1))")
     assert result.stderr.count("plugin 'broken_import' failed") == 1
     assert "made_up_dependency" in result.stderr
     assert result.stderr.count("plugin 'broken_hook' failed") == 1
@@ -134,8 +135,8 @@ def test_a_plugin_failing_in_a_later_hook_leaves_no_component_behind(tmp_path):
         {
             "later_fail": """
                 import i2i
-                def early_gen(ngf: int = 1):
-                    return ngf
+                def early_gen(in_channels: int = 3, out_channels: int = 3):
+                    return None
                 @i2i.hookimpl
                 def register_generators(register):
                     register(early_gen)

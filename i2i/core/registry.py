@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from i2i.core.errors import DuplicateComponentError, InvalidArgumentError, UnknownComponentError
+from i2i.core.protocol import check_generator, check_generator_factory
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,15 @@ def _fits(annotation: str, value: Any) -> bool:
 class Registry:
     """Named factories of one kind, filled by plugins through a ``register_*`` hook."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(
+        self,
+        kind: str,
+        check_factory: Callable[[str, Any, set[str], bool], None] | None = None,
+        check_built: Callable[[str, Any], None] | None = None,
+    ) -> None:
         self.kind = kind
+        # A kind's protocol, if it has one: checked on registration and on each creation.
+        self._check_factory, self._check_built = check_factory, check_built
         self._components: dict[str, Component] = {}
         # Set by the plugin manager (``bind``), so that this module needs nothing from it.
         self._loader: Callable[[], None] | None = None
@@ -97,6 +105,10 @@ class Registry:
     def bind(self, loader: Callable[[], None], plugin_names: Callable[[], list[str]]) -> None:
         """Fill lazily through ``loader`` on first read; name ``plugin_names()`` in errors."""
         self._loader, self._plugin_names = loader, plugin_names
+
+    def _check_factory_and_built(self) -> tuple[Any, Any]:
+        """The kind's protocol checks, for a registry of the same kind (tests)."""
+        return self._check_factory, self._check_built
 
     # -- filling -----------------------------------------------------------------------------
     def register(
@@ -118,6 +130,8 @@ class Registry:
                 f"{plugin!r}; uninstall one of them or rename the component"
             )
         params, any_kwargs = _parameters(factory)
+        if self._check_factory is not None:
+            self._check_factory(name, factory, {p.name for p in params}, any_kwargs)
         self._components[name] = Component(
             kind=self.kind,
             name=name,
@@ -207,15 +221,18 @@ class Registry:
         """Build the component ``name`` with checked keyword arguments."""
         component = self.check_kwargs(name, kwargs)
         try:
-            return component.factory(**kwargs)
+            built = component.factory(**kwargs)
         except (TypeError, ValueError) as error:
             # Usually a value of the wrong type from the command line (ngf=abc).
             raise InvalidArgumentError(
                 f"{self.kind} {name!r} cannot be built with {kwargs}: {error}"
             ) from error
+        if self._check_built is not None:
+            self._check_built(name, built)
+        return built
 
 
-generators = Registry("generator")
+generators = Registry("generator", check_generator_factory, check_generator)
 discriminators = Registry("discriminator")
 losses = Registry("loss")
 augmentations = Registry("augmentation")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from i2i.core.errors import I2IError
+from i2i.core.protocol import size_limits
 from i2i.models.folder import CONFIG, prepare_output_folder, publish_folder, read_config
 
 DEFAULT_TOLERANCE = 1e-4
@@ -36,8 +37,8 @@ def _need_onnx() -> None:
 
 
 def _probe_size(net: nn.Module, base: int) -> int:
-    multiple = int(getattr(net, "size_multiple", 1))
-    size = max(base, int(getattr(net, "min_size", 1)), multiple)
+    multiple, smallest = size_limits(net)
+    size = max(base, smallest, multiple)
     return -(-size // multiple) * multiple
 
 
@@ -99,11 +100,8 @@ def export_onnx(
             path = tmp / f"{direction}.onnx"
             dynamic = _export_one(net, path, in_channels, size)
             # Check on a second, non-square size when the graph claims to take any size.
-            other = (
-                _probe_size(net, size + 2 * int(getattr(net, "size_multiple", 1)))
-                if dynamic
-                else size
-            )
+            multiple, smallest = size_limits(net)
+            other = _probe_size(net, size + 2 * multiple) if dynamic else size
             torch.manual_seed(0)
             batch = 2 if dynamic else 1  # a fixed graph was traced at batch 1
             diffs = [parity(net, path, torch.rand(batch, in_channels, size, other) * 2 - 1)]
@@ -123,8 +121,8 @@ def export_onnx(
                 "file": path.name,
                 "dynamic": dynamic,
                 "size": None if dynamic else size,
-                "size_multiple": int(getattr(net, "size_multiple", 1)),
-                "min_size": int(getattr(net, "min_size", 1)),
+                "size_multiple": multiple,
+                "min_size": smallest,
                 "max_abs_diff": worst,
             }
         (tmp / CONFIG).write_text(json.dumps({**config, "onnx": graphs}, indent=2) + "\n")

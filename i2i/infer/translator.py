@@ -26,8 +26,9 @@ from PIL import Image
 from torch import nn
 
 from i2i.core.checks import check_positive
-from i2i.core.device import PRECISIONS, resolve_device
+from i2i.core.device import PRECISIONS, resolve_device, unwrap
 from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.protocol import size_limits
 from i2i.data import _normalize_mode, _to_tensor
 
 __all__ = ["Translator", "load"]
@@ -344,8 +345,7 @@ class Translator:
             return self._run_tiled(net, x, tile, overlap, batch_size)
 
     def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        multiple = getattr(net, "size_multiple", 1)
-        padded, top, left = _pad_to_valid(x, multiple, getattr(net, "min_size", 1))
+        padded, top, left = _pad_to_valid(x, *size_limits(unwrap(net)))
         if self._channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
         out = net(padded)

@@ -8,13 +8,14 @@
 | ``OptimizerOptions`` | the task kit: Adam |
 | ``GANOptions`` | the task kit's GAN part (``i2i.kit.task``): networks, objective, critic view |
 
-A task adds its own group (``Task.Options``), read by the task alone.
+A task adds its own group (``Task.Options``), read by the task alone. ``reader`` names each
+group's reader; a test traces every read of a training run and export against it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from i2i.kit.options import OptionGroup, option
 
@@ -23,6 +24,8 @@ NORMS = ("instance", "batch", "none")
 
 @dataclass(frozen=True)
 class RunOptions(OptionGroup):
+    reader: ClassVar[str] = "i2i.train.trainer"
+
     out: str | None = option(None, "Run folder (default: runs/<task>-<time>).")
     resume: str | None = option(None, "Continue the run in this folder from its last checkpoint.")
     epochs: int = option(100, "Epochs at the initial learning rate.", minimum=0)
@@ -78,6 +81,8 @@ class RunOptions(OptionGroup):
 
 @dataclass(frozen=True)
 class AugmentationOptions(OptionGroup):
+    reader: ClassVar[str] = "i2i.train.augmentation"
+
     load_size: int = option(286, "Resize images to this size before cropping.", minimum=1)
     crop_size: int = option(256, "Random crop size (the size the networks train at).", minimum=1)
     preprocess: str = option(
@@ -91,6 +96,8 @@ class AugmentationOptions(OptionGroup):
 
 @dataclass(frozen=True)
 class DataOptions(OptionGroup):
+    reader: ClassVar[str] = "i2i.kit.task"
+
     data: str | None = option(None, "Dataset folder; omit to train on the built-in toy dataset.")
     max_images: int | None = option(None, "Use at most this many images per domain.", minimum=1)
     domain_a: str = option("A", "Name of domain A (the input, for paired tasks), e.g. monet.")
@@ -101,6 +108,8 @@ class DataOptions(OptionGroup):
 
 @dataclass(frozen=True)
 class OptimizerOptions(OptionGroup):
+    reader: ClassVar[str] = "i2i.kit.task"
+
     lr: float = option(2e-4, "Adam learning rate.", minimum=0)
     beta1: float = option(0.5, "Adam beta1.", minimum=0)
     beta2: float = option(0.999, "Adam beta2.", minimum=0)
@@ -109,6 +118,8 @@ class OptimizerOptions(OptionGroup):
 
 @dataclass(frozen=True)
 class GANOptions(OptionGroup):
+    reader: ClassVar[str] = "i2i.kit.gan"
+
     gen: str = option("resnet9", "Generator (any registered name).")
     disc: str = option("patchgan", "Discriminator (any registered name).")
     gen_kw: dict[str, Any] = option(

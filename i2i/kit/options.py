@@ -18,7 +18,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -94,6 +94,9 @@ class OptionGroup:
     A task may change a group's defaults (CycleGAN's ``gen="resnet9"``) through
     ``Task.defaults``.
     """
+
+    # The module that reads the group (a task's own group: the task's module).
+    reader: ClassVar[str] = ""
 
     @classmethod
     def declared(cls, defaults: Mapping[str, Any] | None = None) -> tuple[Option, ...]:
