@@ -109,16 +109,21 @@ def describe(name: str, kind: str | None) -> None:
         click.echo(f"{component.name} ({component.kind}, plugin {component.plugin})")
         if component.summary:
             click.echo(f"  {component.summary}")
+        columns = ["name", "type", "default"]
         rows = [
             [p.name, p.annotation, "(required)" if p.required else repr(p.default)]
             for p in component.parameters
         ]
-        if component.kind == "task":
+        if component.kind == "task":  # options, by the group that owns them
+            task_cls = component.factory
+            task_cls.declared_options()  # refuses defaults of unknown options
+            columns.append("group")
             rows = [
-                [o.name, getattr(o.type, "__name__", ""), repr(o.default)]
-                for o in component.factory.declared_options()
+                [o.name, getattr(o.type, "__name__", ""), repr(o.default), group.__name__]
+                for group in task_cls.groups()
+                for o in group.declared(task_cls.defaults)
             ]
-        _table("parameters", ["name", "type", "default"], rows)
+        _table("parameters", columns, rows)
         for recipe_name, recipe in getattr(component.factory, "recipes", {}).items():
             values = " ".join(
                 f"--{k.replace('_', '-')} "

@@ -54,6 +54,9 @@ def test_describe_a_task_lists_its_training_options():
     assert result.exit_code == 0
     for option in ("lambda_cycle", "pool_size", "crop_size", "epochs_decay"):
         assert option in result.output
+    lines = {line.split()[1]: line for line in result.output.splitlines() if "│" in line}
+    assert "CycleGANOptions" in lines["lambda_cycle"] and "GANOptions" in lines["ngf"]
+    assert "AugmentationOptions" in lines["crop_size"]
 
 
 def test_unknown_component_is_one_line_without_traceback():

@@ -72,8 +72,10 @@ class Task(abc.ABC):
     # Overrides applied when no --data is given: small networks for the built-in toy dataset.
     toy_defaults: ClassVar[dict[str, Any]] = {}
     recipes: ClassVar[dict[str, Recipe]] = {}
-    # Paired tasks get the same random crop and flip on A and B and an AlignedDataset.
+    # Paired tasks get the same random crop and flip on A and B and an AlignedDataset, whose
+    # input side is ``pair_direction`` (pix2pix reads it from --direction).
     paired: ClassVar[bool] = False
+    pair_direction: str = "AtoB"
     # The groups every task of this kind has, before the task's own.
     shared_groups: ClassVar[tuple[type[OptionGroup], ...]] = (
         DataOptions,
@@ -135,8 +137,6 @@ class Task(abc.ABC):
         if self.paired:
             return AlignedDataset(self.data_root, direction=self.pair_direction, **common)
         return UnalignedDataset(self.data_root, seed=self.seed, **common)
-
-    pair_direction: str = "AtoB"
 
     def held_out_item(self, dataset: Any, index: int) -> dict[str, Any]:
         """Item ``index`` for sample grids and eval: unpaired data pairs A[i] with B[i]."""
