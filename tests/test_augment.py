@@ -165,3 +165,21 @@ def test_bad_specs():
         build_augmentation(["resize_crop:load_size=200"])
     with pytest.raises(InvalidArgumentError, match="list"):
         build_augmentation("hflip")
+
+
+def test_held_out_images_take_the_training_resize_without_its_random_parts():
+    from i2i.kit.groups import AugmentationOptions
+    from i2i.train.augmentation import BatchAugmentation
+
+    options = AugmentationOptions(load_size=40, crop_size=32, preprocess="resize_crop")
+    augmentation = BatchAugmentation(options, paired=False)
+    x = torch.rand(2, 3, 48, 64) * 2 - 1
+    out = augmentation.held_out({"A": x, "B": x})
+    assert out["A"].shape == (2, 3, 32, 32)
+    assert torch.equal(out["A"], out["B"])  # deterministic: no crop, no flip
+    expected = build_augmentation([("center_resize", {"size": 32})])(x)
+    assert torch.equal(out["A"], expected)
+    kept = BatchAugmentation(
+        AugmentationOptions(load_size=40, crop_size=32, preprocess="none"), paired=False
+    ).held_out({"A": x, "B": x})
+    assert kept["A"] is x

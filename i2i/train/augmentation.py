@@ -2,8 +2,8 @@
 
 Random resized crops, flips and any ``--augment`` extras run on the device with Kornia. A paired
 task (pix2pix) gets one set of random parameters for A and B, so pairs stay aligned; an unpaired
-task independent ones. Held-out images (sample grids, eval) are brought to the training size
-here too, without the random parts.
+task independent ones. Held-out images (sample grids, eval) go through the same resize to the
+training size, without the random parts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from i2i.augment import build_augmentation
 from i2i.kit.groups import AugmentationOptions
@@ -35,7 +34,13 @@ class BatchAugmentation:
         self.pipeline = build_augmentation(augmentation_specs(options))
         self.paired = paired
         self.size = options.crop_size  # the size the networks train at
-        self.resize_held_out = options.preprocess != "none"  # else images keep their own size
+        # Held-out images: the training pipeline's resize (Kornia, bicubic, antialiased) to the
+        # training size, without its random parts; with --preprocess none they keep their size.
+        self.held_out_pipeline = (
+            build_augmentation([("center_resize", {"size": options.crop_size})])
+            if options.preprocess != "none"
+            else None
+        )
 
     @classmethod
     def for_task(cls, task: Any) -> BatchAugmentation:
@@ -49,11 +54,7 @@ class BatchAugmentation:
         return {"A": self.pipeline(batch["A"]), "B": self.pipeline(batch["B"])}
 
     def held_out(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Held-out images at the training size: the whole image, resized, no random crop."""
-        if not self.resize_held_out:
+        """Held-out images (sample grids, eval) at the training size: whole, not cropped."""
+        if self.held_out_pipeline is None:
             return batch
-        size = (self.size, self.size)
-        return {
-            k: F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-            for k, x in batch.items()
-        }
+        return {k: self.held_out_pipeline(x) for k, x in batch.items()}
