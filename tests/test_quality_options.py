@@ -77,7 +77,8 @@ def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path):
     merged = resolve_config(
         "cyclegan", {"data": "x", "recipe": "quality", "gen_kw": ["padding=zero"]}
     )
-    assert merged["gen_kw"] == {"antialias": True, "padding": "zero"}  # KEY=VALUE options merge
+    # KEY=VALUE options merge
+    assert merged["gen_kw"] == {"antialias": True, "residual": True, "padding": "zero"}
     with pytest.raises(InvalidArgumentError, match="unknown recipe 'nope'; available"):
         resolve_config("cyclegan", {"data": "x", "recipe": "nope"})
     described = CliRunner().invoke(cli, ["describe", "cyclegan"])

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 import i2i
+from i2i_plugins.cyclegan.recipes import RECIPES
 
 
 def split(x: torch.Tensor, *sizes: int) -> tuple[torch.Tensor, ...]:
@@ -42,15 +43,7 @@ class CycleGAN(i2i.GANTask):
 
     name = "cyclegan"
     Options = CycleGANOptions  # the GAN options' defaults are CycleGAN's (resnet9, lsgan...)
-    recipes = {
-        "quality": i2i.Recipe(
-            "Better pictures in short trainings: averaged generator weights (EMA 0.999), "
-            "anti-aliased down/upsampling (no checkerboard), identity weight 1.0 (colours kept). "
-            "On the known-answer benchmark at 1000 steps: +3.9 dB PSNR and 2.4x lower KID than "
-            "the paper's defaults (benchmarks/README.md).",
-            {"ema_decay": 0.999, "gen_kw": {"antialias": True}, "lambda_identity": 1.0},
-        ),
-    }
+    recipes = RECIPES
     toy_defaults = {**i2i.TOY_TRAINING, "domain_a": "day", "domain_b": "night"}
 
     # -- setup -------------------------------------------------------------------------------
