@@ -134,3 +134,30 @@ def test_discriminator_norm_can_differ_from_the_generators(toy_data):
     assert task.discriminators()["D_A"]["kwargs"]["norm"] == "none"
     with pytest.raises(InvalidArgumentError, match="use --norm-d none"):
         resolve_config("cyclegan", {"data": "x", "disc_kw": ["norm=none"]})
+
+
+def test_the_recipe_frees_the_residual_generator_that_the_paper_cycle_weight_pins(
+    toy_data, tmp_path
+):
+    """Why the recipe sets --lambda-cycle 1: a generator that starts as the identity makes the
+    L1 cycle loss exactly zero, and at the paper's weight 10 that term holds it there."""
+    from i2i.train.trainer import Trainer
+
+    moved = {}
+    for weight in (1.0, 10.0):
+        task = i2i.create_task(
+            "cyclegan",
+            data=str(toy_data),
+            out=str(tmp_path / str(weight)),
+            recipe="quality",
+            lambda_cycle=weight,
+            **TINY,
+        )
+        trainer = Trainer(task)
+        x = trainer.fixed["A"]
+        with torch.no_grad():
+            assert (task.nets["G_AB"](x) - x).abs().mean() < 1e-2  # starts as the identity
+        trainer.train()
+        with torch.no_grad():
+            moved[weight] = (task.nets["G_AB"](x) - x).abs().mean().item()
+    assert moved[1.0] > 3 * moved[10.0]
