@@ -216,3 +216,12 @@ def test_built_in_generators_follow_the_protocol():
         multiple, smallest = size_limits(net)
         side = max(multiple, smallest)
         assert net(torch.zeros(1, 1, side, side)).shape == (1, 3, side, side)
+
+
+def test_a_group_field_must_be_an_option():
+    @dataclasses.dataclass(frozen=True)
+    class Loose(i2i.OptionGroup):
+        weight: float = 1.0
+
+    with pytest.raises(InvalidArgumentError, match=r"Loose declares weight without i2i\.option"):
+        Loose.declared()

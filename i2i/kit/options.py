@@ -103,6 +103,11 @@ class OptionGroup:
         """The group's options, flat, with ``defaults`` replacing the declared ones."""
         defaults = defaults or {}
         hints = typing.get_type_hints(cls)
+        plain = [f.name for f in fields(cls) if _OPTION not in f.metadata]  # type: ignore[arg-type]
+        if plain:
+            raise InvalidArgumentError(
+                f"{cls.__name__} declares {', '.join(plain)} without i2i.option(default, help)"
+            )
         return tuple(
             Option(
                 f.name,
