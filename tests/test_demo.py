@@ -374,7 +374,9 @@ def test_browser_uploads_a_photo_and_gets_its_translation(browser, served, model
 
     photo = _photo(tmp_path)
     page.locator("#i2i-images input[type=file]").set_input_files(str(photo))
-    page.get_by_text(photo.name).wait_for(timeout=90_000)  # uploaded
+    # The file list shows a name as stem and extension in two spans, labelled with the whole name.
+    images = page.locator("#i2i-images")
+    images.get_by_label(photo.name).wait_for(timeout=90_000)  # uploaded
     page.get_by_label("night → day").check()
     page.locator("#i2i-translate").click()
     link = page.locator("#i2i-out a").first
@@ -390,9 +392,10 @@ def test_browser_uploads_a_photo_and_gets_its_translation(browser, served, model
 
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
-    page.locator("#i2i-images button[aria-label='Clear']").first.click()
-    page.locator("#i2i-images input[type=file]").set_input_files(str(broken))
-    page.get_by_text("broken.png").first.wait_for(timeout=90_000)
+    images.locator("button[aria-label='Clear']").first.click()
+    images.get_by_label(photo.name).wait_for(state="detached", timeout=60_000)
+    images.locator("input[type=file]").set_input_files(str(broken))
+    images.get_by_label("broken.png").wait_for(timeout=90_000)
     page.locator("#i2i-translate").click()
     message = page.get_by_text("broken.png is not an image this page can read")
     message.wait_for(timeout=60_000)
