@@ -1,8 +1,8 @@
 """Throughput of ``i2i apply`` on a folder: images/s end to end (decode, translate, encode).
 
-Prints one JSON line per configuration; never asserts. Compares the PyTorch path (CPU, and CUDA
-with fp32/bf16 when present) with ONNX Runtime (its CPU provider, and its CUDA provider when
-``onnxruntime-gpu`` is installed). The networks are resnet9 at ngf 64 with random weights (speed
+Prints one JSON line per configuration; never asserts. Compares the PyTorch path (CPU fp32, and
+bf16 where the CPU has native bf16; CUDA fp32 and bf16 when present) with ONNX Runtime (its CPU
+provider, and its CUDA provider when ``onnxruntime-gpu`` is installed). The networks are resnet9 at ngf 64 with random weights (speed
 does not depend on training). Each line carries the generator's FLOPs per image, the achieved
 GFLOP/s and its fraction of the matmul and convolution peaks measured in this process on the same
 device and dtype (``peak.py``; ONNX Runtime lines use the fp32 peaks of their device).
@@ -25,8 +25,9 @@ from peak import count_flops, measure_peak, rate_fields
 from PIL import Image
 
 import i2i
+from i2i.core.device import native_half
 from i2i.core.registry import generators
-from i2i.infer.apply import apply_paths
+from i2i.infer.apply import ApplyReport, apply_paths
 from i2i.infer.translator import Translator
 from i2i.models.folder import make_config, net_spec, save_model
 
@@ -51,7 +52,7 @@ def make_model(folder: Path, ngf: int) -> Path:
     return save_model(folder, config, {"AtoB": i2i.create_generator("resnet9", ngf=ngf)})
 
 
-def onnx_cuda_translator(folder: Path, batch_size: int) -> Translator:
+def onnx_cuda_translator(folder: Path) -> Translator:
     """The ONNX model with ONNX Runtime's CUDA provider in place of the CPU one that ``i2i.load``
     uses; raises ``I2IError`` when the provider is missing or falls back to the CPU."""
     import onnxruntime as ort
@@ -69,13 +70,18 @@ def onnx_cuda_translator(folder: Path, batch_size: int) -> Translator:
             raise i2i.I2IError(f"ONNX Runtime's CUDA provider failed: {error}") from error
         if net.session.get_providers()[0] != "CUDAExecutionProvider":
             raise i2i.I2IError("ONNX Runtime could not start its CUDA provider here")
-    return Translator(config, nets, device="cpu", batch_size=batch_size)
+    return Translator(config, nets, device="cpu", batch_size=4)  # the GPU's default
 
 
-def run(translator: Translator, inputs: Path, out: Path) -> float:
-    apply_paths(translator, [str(inputs)], out / "warmup", progress=False)  # warm-up pass
+def run(translator: Translator, inputs: Path, out: Path, batch_size: int) -> float:
+    def apply(folder: str) -> ApplyReport:
+        return apply_paths(
+            translator, [str(inputs)], out / folder, batch_size=batch_size, progress=False
+        )
+
+    apply("warmup")
     start = time.perf_counter()
-    report = apply_paths(translator, [str(inputs)], out / "timed", progress=False)
+    report = apply("timed")
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
@@ -93,7 +99,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="images per network call, each measured (default: the translator's own choice)",
+    )
     parser.add_argument(
         "--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda)"
     )
@@ -112,6 +124,8 @@ def main() -> None:
         backends = []  # (backend, device, precision)
         if "cpu" in devices:
             backends.append(("torch", "cpu", "fp32"))
+            if native_half(torch.device("cpu"), torch.bfloat16):
+                backends.append(("torch", "cpu", "bf16"))
         if "cuda" in devices:
             backends += [("torch", "cuda", "fp32"), ("torch", "cuda", "bf16")]
         if not args.no_onnx:
@@ -132,14 +146,13 @@ def main() -> None:
         for backend, device, precision in list(backends):
             try:
                 if backend == "onnxruntime" and device == "cuda":
-                    translator = onnx_cuda_translator(work / "onnx", args.batch_size)
+                    translator = onnx_cuda_translator(work / "onnx")
                 else:
                     source = work / "onnx" if backend == "onnxruntime" else model
                     translator = i2i.load(
                         source,
                         device=device,
                         precision=precision,
-                        batch_size=args.batch_size,
                         backend=backend,
                     )
             except i2i.I2IError as error:
@@ -156,23 +169,25 @@ def main() -> None:
             make_inputs(inputs, size, args.images)
             flops = image_flops(size, args.ngf)
             for (backend, device, precision), translator in translators.items():
-                speed = run(translator, inputs, work / f"out-{size}-{backend}-{device}-{precision}")
-                record = {
-                    "bench": "apply_speed",
-                    "size": size,
-                    "backend": backend,
-                    "device": device,
-                    "precision": precision,
-                    "batch_size": args.batch_size,
-                    "ngf": args.ngf,
-                    "images": args.images,
-                    "images_per_s": round(speed, 3),
-                    **rate_fields(flops, 1 / speed, peaks[(device, precision)], per="image"),
-                    "torch_threads": torch.get_num_threads(),
-                }
-                if device == "cuda":
-                    record["gpu"] = torch.cuda.get_device_name()
-                print(json.dumps(record), flush=True)
+                for batch_size in args.batch_sizes or [translator.batch_size]:
+                    name = f"out-{size}-{backend}-{device}-{precision}-{batch_size}"
+                    speed = run(translator, inputs, work / name, batch_size)
+                    record = {
+                        "bench": "apply_speed",
+                        "size": size,
+                        "backend": backend,
+                        "device": device,
+                        "precision": precision,
+                        "batch_size": batch_size,
+                        "ngf": args.ngf,
+                        "images": args.images,
+                        "images_per_s": round(speed, 3),
+                        **rate_fields(flops, 1 / speed, peaks[(device, precision)], per="image"),
+                        "torch_threads": torch.get_num_threads(),
+                    }
+                    if device == "cuda":
+                        record["gpu"] = torch.cuda.get_device_name()
+                    print(json.dumps(record), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

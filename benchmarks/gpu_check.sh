@@ -61,7 +61,7 @@ if [ "$DRY" -eq 1 ]; then
   TRAIN_NETS=(--sizes 32 --ngf 4 --ndf 4 --steps 1 --warmup 0)
   TRAIN_GRID=(--batches 1 --precisions fp32)
   COMPILE=off
-  APPLY=(--sizes 32 --images 2 --batch-size 2 --ngf 4 --no-onnx)
+  APPLY=(--sizes 32 --images 2 --batch-sizes 2 --ngf 4 --no-onnx)
   WHOLE=(--gen resnet6 --ngf 4 --ndf 4 --size 32 --images 4 --steps 3 --step-only 1 --warmup 0)
   GPUS=0
   LIMIT_SCALE=4  # a shared CPU is slow to start Python processes; the limits are for a GPU box
@@ -72,7 +72,7 @@ else
   TRAIN_GRID=(--batches 1,4 --precisions fp32,bf16)
   COMPILE=on
   LIMIT_SCALE=1
-  APPLY=(--sizes 256 --images 64 --batch-size 8)
+  APPLY=(--sizes 256 --images 64 --batch-sizes 4 8)
   WHOLE=(--gen resnet9 --ngf 64 --ndf 64 --size 256 --images 100 --steps 150 --step-only 20)
   GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2> /dev/null || echo 0)
   if [ "$GPUS" -lt 1 ]; then

@@ -12,6 +12,8 @@ dtype, a moment earlier:
 
 ``of_peak_conv`` near 1 means the networks run as fast as this device runs their main layer;
 the remaining gap to ``of_peak_matmul`` is the convolution kernels' own, not the project's.
+Half-precision lines also carry ``of_fp32_peak_conv``: the same work against the fp32
+convolution peak, which says what switching precision buys against the fp32 limit.
 """
 
 from __future__ import annotations
@@ -100,13 +102,20 @@ def measure_peak(device: torch.device | str, precision: str, quick: bool = False
         w = w.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         matmul_s = best_seconds(lambda: a @ b, device, repeats, rounds)
-        conv_s = best_seconds(lambda: F.conv2d(x, w, padding=1), device, repeats, rounds)
         conv_flops = count_flops(lambda: F.conv2d(x, w, padding=1))
-    return {
-        "peak_precision": precision,
-        "peak_matmul_gflops": round(2 * n**3 / matmul_s / 1e9, 1),
-        "peak_conv_gflops": round(conv_flops / conv_s / 1e9, 1),
-    }
+
+        def conv_gflops(x: torch.Tensor, w: torch.Tensor) -> float:
+            seconds = best_seconds(lambda: F.conv2d(x, w, padding=1), device, repeats, rounds)
+            return round(conv_flops / seconds / 1e9, 1)
+
+        peak = {
+            "peak_precision": precision,
+            "peak_matmul_gflops": round(2 * n**3 / matmul_s / 1e9, 1),
+            "peak_conv_gflops": conv_gflops(x, w),
+        }
+        if dtype != torch.float32:
+            peak["peak_conv_gflops_fp32"] = conv_gflops(x.float(), w.float())
+    return peak
 
 
 def rate_fields(
@@ -121,4 +130,9 @@ def rate_fields(
         **peak,
         "of_peak_matmul": round(achieved / peak["peak_matmul_gflops"], 3),
         "of_peak_conv": round(achieved / peak["peak_conv_gflops"], 3),
+        **(
+            {"of_fp32_peak_conv": round(achieved / peak["peak_conv_gflops_fp32"], 3)}
+            if "peak_conv_gflops_fp32" in peak
+            else {}
+        ),
     }

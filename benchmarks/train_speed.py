@@ -27,7 +27,10 @@ import sys
 import time
 from typing import Any
 
+import torch
 from peak import measure_peak, rate_fields, task_step_flops
+
+from i2i.core.device import native_half
 
 
 def _csv(kind: type) -> Any:
@@ -48,9 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--precisions",
         type=_csv(str),
         default=None,
-        help="CUDA precisions (default fp32,bf16); the CPU always runs fp32 unless --cpu-bf16",
+        help="precisions (default fp32,bf16 on CUDA and on CPUs with native bf16, else fp32)",
     )
-    p.add_argument("--cpu-bf16", action="store_true", help="also run bf16 autocast on the CPU")
     p.add_argument(
         "--compile",
         choices=("off", "on", "both"),
@@ -312,9 +314,8 @@ def configurations(args: argparse.Namespace, cuda_available: bool) -> list[dict[
             compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile or "both"]
             steps = args.steps or 20
         else:
-            precisions = ["fp32", "bf16"] if args.cpu_bf16 else ["fp32"]
-            if args.precisions:
-                precisions = args.precisions
+            native = native_half(torch.device("cpu"), torch.bfloat16)
+            precisions = args.precisions or (["fp32", "bf16"] if native else ["fp32"])
             compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile or "off"]
             steps = args.steps or 3
         for task, size in ((t, z) for t in args.tasks for z in args.sizes):

@@ -310,7 +310,12 @@ def pull(repo_id: str, revision: str | None) -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--direction", help="AtoB or BtoA (default: AtoB, or the model's only one).")
-@click.option("--batch-size", default=4, show_default=True, type=int)
+@click.option(
+    "--batch-size",
+    type=int,
+    help="Images through the network at once (default: 4 on a GPU, 1 on the CPU, where one at a "
+    "time is fastest).",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option(
     "--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"])
@@ -350,7 +355,7 @@ def apply(
     inputs: tuple[str, ...],
     out: str,
     direction: str | None,
-    batch_size: int,
+    batch_size: int | None,
     device: str,
     precision: str,
     tile: int | None,

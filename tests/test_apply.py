@@ -17,7 +17,7 @@ import i2i
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import generators
 from i2i.infer.apply import ApplyReport, apply_paths
-from i2i.infer.translator import Translator, _tile_starts
+from i2i.infer.translator import Translator, _tile_starts, default_batch_size
 from i2i.models.folder import load_model, make_config, net_spec, save_model
 
 
@@ -177,6 +177,22 @@ def test_bad_settings_are_one_line_errors(translator):
         Translator({}, {"AtoB": nn.Identity()}, device="cpu", precision="fp8")
     with pytest.raises(InvalidArgumentError, match="batch_size"):
         Translator({}, {"AtoB": nn.Identity()}, device="cpu", batch_size=0)
+
+
+def test_batch_size_defaults_to_one_image_on_the_cpu_and_four_on_a_gpu(tmp_path, monkeypatch):
+    assert Translator({}, {"AtoB": nn.Identity()}, device="cpu").batch_size == 1
+    assert Translator({}, {"AtoB": nn.Identity()}, device="cpu", batch_size=3).batch_size == 3
+    assert default_batch_size(torch.device("cuda")) == 4
+    seen = []
+    counting = Translator({}, {"AtoB": nn.Identity()}, device="cpu", batch_size=2)
+    original = counting._run
+    monkeypatch.setattr(counting, "_run", lambda net, x: seen.append(len(x)) or original(net, x))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        save(folder / f"{i}.png", pattern(16, 16, seed=i))
+    apply_paths(counting, [str(folder)], tmp_path / "out", progress=False)
+    assert sorted(seen) == [1, 2]  # the translator's own batch size, when apply is not told
 
 
 # -- tiling --------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ Shared by training and inference, so that loading a model never imports the trai
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Any
 
 import torch
@@ -38,6 +40,40 @@ def check_precision(precision: str) -> torch.dtype:
             f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}"
         )
     return PRECISIONS[precision]
+
+
+def native_half(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``device`` computes in ``dtype`` with its own instructions.
+
+    GPUs do. CPUs differ: with AVX512-BF16 or AMX, oneDNN runs bf16 convolutions at about twice
+    the fp32 rate; without them, bf16 and fp16 are emulated and slower than fp32.
+    """
+    if device.type != "cpu" or dtype == torch.float32:
+        return True
+    cpu = torch.cpu
+    if dtype == torch.bfloat16:
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    else:
+        probes = ("_is_amx_fp16_supported",)
+    return any(getattr(cpu, probe, lambda: False)() for probe in probes)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for the networks on ``device``; fp32 runs as written."""
+    dtype = check_precision(precision)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def warn_if_emulated(device: torch.device, precision: str) -> None:
+    """A half precision this CPU only emulates makes every step slower; say so once, up front."""
+    if not native_half(device, check_precision(precision)):
+        warnings.warn(
+            f"this CPU has no native {precision} instructions (AVX512-BF16 or AMX), so "
+            f"{precision} runs slower than fp32 here; use --precision fp32",
+            stacklevel=3,
+        )
 
 
 def unwrap(net: Any) -> nn.Module:

@@ -267,7 +267,7 @@ def apply_paths(
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     direction: str | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     overwrite: bool = False,
     tile: int | None = None,
     overlap: int = 32,
@@ -276,7 +276,8 @@ def apply_paths(
 ) -> ApplyReport:
     """Translate files, folders (recursively), globs and videos into ``out_dir``.
 
-    ``video`` says how videos are cut, encoded and steadied (images ignore it).
+    ``video`` says how videos are cut, encoded and steadied (images ignore it); ``batch_size``
+    defaults to the translator's.
     Everything that can be wrong with the request (a missing input, an output that would
     overwrite an input, two inputs with one output name, bad tiling or video options, an unknown
     direction, video without PyAV, temporal blending without OpenCV) is an ``I2IError`` before
@@ -287,6 +288,7 @@ def apply_paths(
     if out_dir.exists() and not out_dir.is_dir():
         raise I2IError(f"output folder {out_dir} is a file")
     direction = translator.resolve_direction(direction)
+    batch_size = translator.batch_size if batch_size is None else batch_size
     check_positive("batch_size", batch_size)
     check_tiling(tile, overlap)
     video = video or VideoOptions()

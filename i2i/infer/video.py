@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from i2i.core.checks import check_positive
 from i2i.core.errors import I2IError, ImageDecodeError, InvalidArgumentError
 from i2i.core.progress import progress_bar
 
@@ -317,7 +318,7 @@ def translate_video(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     direction: str | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     tile: int | None = None,
     overlap: int = 32,
     progress: bool = True,
@@ -334,6 +335,9 @@ def translate_video(
     src, dst = Path(src), Path(dst)
     direction = translator.resolve_direction(direction)
     channels = translator.input_channels(direction)
+    batch_size = check_positive(
+        "batch_size", translator.batch_size if batch_size is None else batch_size
+    )
     blender = None
     threads: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.temporal is not None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from i2i.core.device import check_precision, resolve_device
+from i2i.core.device import autocast, check_precision, resolve_device, warn_if_emulated
 
 
 class Runtime:
@@ -35,6 +35,7 @@ class Runtime:
             dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
         self.precision = precision
         self.dtype = check_precision(precision)
+        warn_if_emulated(self.device, precision)
         self.compile = compile
         self.channels_last = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
@@ -61,13 +62,8 @@ class Runtime:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
-        if self.precision == "fp32":
-            yield
-        else:
-            with torch.autocast(self.device.type, dtype=self.dtype):
-                yield
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return autocast(self.device, self.precision)
 
     def backward(self, loss: torch.Tensor) -> None:
         self.scaler.scale(loss).backward()

@@ -1,0 +1,82 @@
+"""Half precision on the CPU: it runs where asked (training and inference alike), it stays close
+to fp32, and a CPU that only emulates it says so up front."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import i2i
+from i2i.core.device import autocast, native_half, warn_if_emulated
+from i2i.core.errors import InvalidArgumentError
+from i2i.core.registry import generators
+from i2i.infer.translator import Translator
+from i2i.models.folder import make_config, net_spec
+from i2i.train.runtime import Runtime
+
+CPU = torch.device("cpu")
+
+
+def _set_cpu_bf16(monkeypatch, native: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+
+
+def test_autocast_runs_convolutions_in_the_half_precision_on_the_cpu():
+    x, w = torch.randn(1, 4, 8, 8), torch.randn(4, 4, 3, 3)
+    with autocast(CPU, "bf16"):
+        assert F.conv2d(x, w).dtype == torch.bfloat16
+    with autocast(CPU, "fp32"):
+        assert F.conv2d(x, w).dtype == torch.float32
+    with pytest.raises(InvalidArgumentError, match="unknown precision"):
+        autocast(CPU, "fp8")
+
+
+def test_native_half_follows_the_cpu_instructions(monkeypatch):
+    assert native_half(torch.device("cuda"), torch.bfloat16)
+    assert native_half(CPU, torch.float32)
+    _set_cpu_bf16(monkeypatch, True)
+    assert native_half(CPU, torch.bfloat16)
+    _set_cpu_bf16(monkeypatch, False)
+    assert not native_half(CPU, torch.bfloat16)
+
+
+def test_emulated_half_precision_warns_once_with_what_to_do(monkeypatch):
+    _set_cpu_bf16(monkeypatch, False)
+    with pytest.warns(UserWarning, match="no native bf16 .*use --precision fp32"):
+        warn_if_emulated(CPU, "bf16")
+    with pytest.warns(UserWarning, match="no native bf16"):
+        Runtime("cpu", "bf16")
+    _set_cpu_bf16(monkeypatch, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_emulated(CPU, "bf16")
+        warn_if_emulated(CPU, "fp32")
+        Runtime("cpu", "bf16")
+
+
+def _translator(precision: str) -> Translator:
+    torch.manual_seed(0)
+    net = i2i.create_generator("resnet6", ngf=8)
+    config = make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", {"ngf": 8})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # emulated bf16 on the CI's CPU is slow, not wrong
+        return Translator(config, {"AtoB": net}, device="cpu", precision=precision)
+
+
+def test_translator_runs_bf16_on_the_cpu_close_to_fp32():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    fp32, bf16 = _translator("fp32")(x), _translator("bf16")(x)
+    assert bf16.dtype == torch.float32 and bf16.shape == x.shape
+    difference = (fp32 - bf16).abs()
+    assert difference.max() > 0  # it did run in bf16, not silently in fp32
+    psnr = 10 * torch.log10(4 / difference.square().mean())  # outputs span [-1, 1]
+    assert psnr > 30
+
+
+def test_onnxruntime_backend_refuses_a_half_precision(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="exported fp32 graph; use --precision fp32"):
+        i2i.load(tmp_path, backend="onnxruntime", precision="bf16")
