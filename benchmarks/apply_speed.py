@@ -73,19 +73,23 @@ def onnx_cuda_translator(folder: Path) -> Translator:
     return Translator(config, nets, device="cpu", batch_size=4)  # the GPU's default
 
 
-def run(translator: Translator, inputs: Path, out: Path, batch_size: int) -> float:
+def run(translator: Translator, inputs: Path, out: Path, batch_size: int) -> tuple[float, float]:
+    """Images/s of a timed pass, and the seconds of the warm-up pass before it (compiling)."""
+
     def apply(folder: str) -> ApplyReport:
         return apply_paths(
             translator, [str(inputs)], out / folder, batch_size=batch_size, progress=False
         )
 
+    start = time.perf_counter()
     apply("warmup")
+    warmup_s = time.perf_counter() - start
     start = time.perf_counter()
     report = apply("timed")
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    return len(report.written) / elapsed
+    return len(report.written) / elapsed, warmup_s
 
 
 def image_flops(size: int, ngf: int) -> int:
@@ -110,6 +114,12 @@ def main() -> None:
         "--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda)"
     )
     parser.add_argument("--ngf", type=int, default=64, help="generator width (64: official)")
+    parser.add_argument(
+        "--compile",
+        choices=("off", "on", "both"),
+        default="off",
+        help="torch.compile the PyTorch translators (both: each measured, side by side)",
+    )
     parser.add_argument("--no-onnx", action="store_true")
     parser.add_argument("--quick-peak", action="store_true", help="tiny peaks (smoke tests)")
     args = parser.parse_args()
@@ -121,13 +131,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="i2i-apply-bench-"))
     try:
         model = make_model(work / "model", args.ngf)
-        backends = []  # (backend, device, precision)
-        if "cpu" in devices:
-            backends.append(("torch", "cpu", "fp32"))
-            if native_half(torch.device("cpu"), torch.bfloat16):
-                backends.append(("torch", "cpu", "bf16"))
-        if "cuda" in devices:
-            backends += [("torch", "cuda", "fp32"), ("torch", "cuda", "bf16")]
+        compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+        precisions = {"cpu": ["fp32"], "cuda": ["fp32", "bf16"]}
+        if native_half(torch.device("cpu"), torch.bfloat16):
+            precisions["cpu"].append("bf16")
+        backends = [  # (backend, device, precision, compiled)
+            ("torch", device, precision, compiled)
+            for device in devices
+            for precision in precisions[device]
+            for compiled in compiles
+        ]
         if not args.no_onnx:
             try:
                 from i2i.infer.onnx import export_onnx
@@ -135,15 +148,15 @@ def main() -> None:
 
                 config, nets = load_model(model)
                 export_onnx(config, nets, work / "onnx", log=lambda _: None)
-                backends += [("onnxruntime", device, "fp32") for device in devices]
+                backends += [("onnxruntime", device, "fp32", False) for device in devices]
             except i2i.I2IError as error:
                 print(
                     json.dumps(
                         {"bench": "apply_speed", "skipped": "onnxruntime", "why": str(error)}
                     )
                 )
-        translators: dict[tuple[str, str, str], Translator] = {}
-        for backend, device, precision in list(backends):
+        translators: dict[tuple[str, str, str, bool], Translator] = {}
+        for backend, device, precision, compiled in backends:
             try:
                 if backend == "onnxruntime" and device == "cuda":
                     translator = onnx_cuda_translator(work / "onnx")
@@ -154,34 +167,37 @@ def main() -> None:
                         device=device,
                         precision=precision,
                         backend=backend,
+                        compile=compiled,
                     )
             except i2i.I2IError as error:
                 why = {"backend": backend, "device": device, "skipped": str(error)}
                 print(json.dumps({"bench": "apply_speed", **why}), flush=True)
                 continue
-            translators[(backend, device, precision)] = translator
+            translators[(backend, device, precision, compiled)] = translator
         peaks = {
             (device, precision): measure_peak(device, precision, quick=args.quick_peak)
-            for _, device, precision in translators
+            for _, device, precision, _ in translators
         }
         for size in args.sizes:
             inputs = work / f"in{size}"
             make_inputs(inputs, size, args.images)
             flops = image_flops(size, args.ngf)
-            for (backend, device, precision), translator in translators.items():
+            for (backend, device, precision, compiled), translator in translators.items():
                 for batch_size in args.batch_sizes or [translator.batch_size]:
-                    name = f"out-{size}-{backend}-{device}-{precision}-{batch_size}"
-                    speed = run(translator, inputs, work / name, batch_size)
+                    name = f"out-{size}-{backend}-{device}-{precision}-{compiled}-{batch_size}"
+                    speed, warmup_s = run(translator, inputs, work / name, batch_size)
                     record = {
                         "bench": "apply_speed",
                         "size": size,
                         "backend": backend,
                         "device": device,
                         "precision": precision,
+                        "compile": compiled,
                         "batch_size": batch_size,
                         "ngf": args.ngf,
                         "images": args.images,
                         "images_per_s": round(speed, 3),
+                        "warmup_s": round(warmup_s, 2),
                         **rate_fields(flops, 1 / speed, peaks[(device, precision)], per="image"),
                         "torch_threads": torch.get_num_threads(),
                     }

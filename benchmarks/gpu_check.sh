@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared check of a CUDA machine: training and inference speed against the peak measured
 # in the same run, the whole run against its step, a short bf16 + torch.compile training run
-# with its sample grid, and two-process DDP when two GPUs exist. At most 6 minutes on one
+# with its sample grid, and two-process DDP when two GPUs exist. At most 6.5 minutes on one
 # GPU (the sum of the stages' limits; 8 with the DDP stage).
 #
 #   OUT=/some/folder bash benchmarks/gpu_check.sh            # on the CUDA machine
@@ -61,7 +61,7 @@ if [ "$DRY" -eq 1 ]; then
   TRAIN_NETS=(--sizes 32 --ngf 4 --ndf 4 --steps 1 --warmup 0)
   TRAIN_GRID=(--batches 1 --precisions fp32)
   COMPILE=off
-  APPLY=(--sizes 32 --images 2 --batch-sizes 2 --ngf 4 --no-onnx)
+  APPLY=(--sizes 32 --images 2 --batch-sizes 2 --ngf 4 --no-onnx --compile off)
   WHOLE=(--gen resnet6 --ngf 4 --ndf 4 --size 32 --images 4 --steps 3 --step-only 1 --warmup 0)
   GPUS=0
   LIMIT_SCALE=4  # a shared CPU is slow to start Python processes; the limits are for a GPU box
@@ -72,7 +72,7 @@ else
   TRAIN_GRID=(--batches 1,4 --precisions fp32,bf16)
   COMPILE=on
   LIMIT_SCALE=1
-  APPLY=(--sizes 256 --images 64 --batch-sizes 4 8)
+  APPLY=(--sizes 256 --images 32 --batch-sizes 4 8 --compile both)
   WHOLE=(--gen resnet9 --ngf 64 --ndf 64 --size 256 --images 100 --steps 150 --step-only 20)
   GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2> /dev/null || echo 0)
   if [ "$GPUS" -lt 1 ]; then
@@ -82,7 +82,7 @@ else
 fi
 export PYTHONUNBUFFERED=1
 
-# Stages in order of value, each with its own limit; the limits add up to 6 minutes.
+# Stages in order of value, each with its own limit; the limits add up to 6.5 minutes (8 with DDP).
 stage environment 30 "$PY" -c '
 import json, os, torch, i2i
 cuda = torch.cuda.is_available()
@@ -91,15 +91,16 @@ print(json.dumps({"bench": "environment", "i2i": i2i.__version__, "torch": torch
     "gpu_name": torch.cuda.get_device_name() if cuda else None, "cpu_count": os.cpu_count()}))'
 
 # Training step: fp32 and bf16 at batch 1 and 4, each configuration in its own process.
-stage train_speed 80 "$PY" benchmarks/train_speed.py --devices "$DEVICE" "${TRAIN_NETS[@]}" \
+stage train_speed 70 "$PY" benchmarks/train_speed.py --devices "$DEVICE" "${TRAIN_NETS[@]}" \
   "${TRAIN_GRID[@]}" --compile off "${QUICK[@]}"
 
 # A whole run (data included) against its step: the trainer's loader and the overlap.
 stage whole_run 50 "$PY" benchmarks/whole_run.py --device "$DEVICE" --precision bf16 \
   "${WHOLE[@]}" --out "$OUT/whole_run" "${QUICK[@]}"
 
-# Inference: i2i apply with PyTorch fp32 and bf16, and ONNX Runtime's CUDA provider if present.
-stage apply_speed 45 "$PY" benchmarks/apply_speed.py --devices "$DEVICE" "${APPLY[@]}" \
+# Inference: i2i apply with PyTorch fp32 and bf16, eager and compiled, and ONNX Runtime's CUDA
+# provider if present.
+stage apply_speed 75 "$PY" benchmarks/apply_speed.py --devices "$DEVICE" "${APPLY[@]}" \
   "${QUICK[@]}"
 
 # A short bf16 + torch.compile training run, with its sample grid and loss curve; then the
@@ -119,7 +120,7 @@ stage train_speed_no_channels_last 20 "$PY" benchmarks/train_speed.py --devices 
 
 # Two-process DDP when two GPUs exist: a short run through torchrun, timed end to end.
 if [ "$GPUS" -ge 2 ]; then
-  stage ddp_two_gpus 120 "$PY" -m torch.distributed.run --standalone --nproc_per_node=2 \
+  stage ddp_two_gpus 90 "$PY" -m torch.distributed.run --standalone --nproc_per_node=2 \
     benchmarks/whole_run.py --device cuda --precision bf16 "${WHOLE[@]}" --variants overlap \
     --out "$OUT/ddp"
 else

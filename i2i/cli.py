@@ -320,6 +320,12 @@ def pull(repo_id: str, revision: str | None) -> None:
 @click.option(
     "--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"])
 )
+@click.option(
+    "--compile",
+    "compiled",
+    is_flag=True,
+    help="torch.compile the generator: faster on folders and videos, after ~10 s of warm-up.",
+)
 @click.option("--tile", type=int, help="Translate in tiles of this size (for huge images).")
 @click.option("--overlap", default=32, show_default=True, type=int, help="Tile overlap in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
@@ -358,6 +364,7 @@ def apply(
     batch_size: int | None,
     device: str,
     precision: str,
+    compiled: bool,
     tile: int | None,
     overlap: int,
     overwrite: bool,
@@ -396,6 +403,7 @@ def apply(
         precision=precision,
         batch_size=batch_size,
         backend=backend,
+        compile=compiled,
     )
     report = apply_paths(
         translator,

