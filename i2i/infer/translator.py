@@ -128,8 +128,8 @@ def default_batch_size(device: torch.device) -> int:
     """How many images go through a network at once unless the caller says.
 
     A GPU needs a batch to fill it. A CPU's convolution kernels already use every core for one
-    image, and a batch only makes the activations fall out of cache: resnet9 at 256 px runs
-    1.2x faster per image one at a time than in fours on the development CPU, 1.3x at 512 px
+    image, and a batch only makes the activations fall out of cache: resnet9 at 256 px ran
+    1.3x faster per image one at a time than in fours on the development CPU, 1.2x at 512 px
     (``benchmarks/apply_speed.py --batch-sizes 1 4``).
     """
     return 1 if device.type == "cpu" else 4
@@ -143,9 +143,10 @@ class Translator:
     runs bf16 about twice as fast as fp32; one that only emulates it gets a warning).
     ``batch_size`` bounds how many images or tiles go through the network at once, which is
     what bounds memory; by default 4 on a GPU and 1 on the CPU (``default_batch_size``).
-    ``compile`` runs the networks through ``torch.compile`` with frozen weights: resnet9 at 256 px
-    translates 1.3x faster on the CPU (1.4x at 512 px) after a warm-up of about ten seconds for
-    each new image size, so it pays off on folders and videos, not on a single image.
+    ``compile`` runs the networks through ``torch.compile`` with frozen weights, which fuses the
+    norms and activations around the convolutions: ``i2i apply`` with resnet9 ran 1.15x faster at
+    256 px and 1.45x at 512 px on the development CPU, after a warm-up of 5-20 seconds for each
+    new image size, so it pays off on folders and videos, not on a single image.
     """
 
     def __init__(
