@@ -67,6 +67,29 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops():
     assert not any(t.name == "i2i-prefetch" for t in threading.enumerate())
 
 
+def test_prefetch_runs_torch_on_one_thread_and_leaves_the_step_its_cores():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        inside: list[int] = []
+
+        def produce():
+            for i in range(3):
+                inside.append(torch.get_num_threads())
+                yield i
+
+        assert list(prefetch(produce())) == [0, 1, 2]
+        assert inside == [1, 1, 1]  # no second OpenMP team beside the training step's
+        assert torch.get_num_threads() == 2  # the consumer keeps its own
+        later: list[int] = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert later == [2]  # and threads started afterwards get the process's count again
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("depth", [0, -1, 1.5, True])
 def test_prefetch_rejects_a_bad_depth(depth):
     with pytest.raises(InvalidArgumentError, match="depth"):
