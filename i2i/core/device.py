@@ -68,9 +68,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 def warn_if_emulated(device: torch.device, precision: str) -> None:
     """A half precision this CPU only emulates makes every step slower; say so once, up front."""
-    if not native_half(device, check_precision(precision)):
+    dtype = check_precision(precision)
+    if not native_half(device, dtype):
+        instructions = "AVX512-BF16 or AMX" if dtype == torch.bfloat16 else "AMX-FP16"
         warnings.warn(
-            f"this CPU has no native {precision} instructions (AVX512-BF16 or AMX), so "
+            f"this CPU has no native {precision} instructions ({instructions}), so "
             f"{precision} runs slower than fp32 here; use --precision fp32",
             stacklevel=3,
         )
