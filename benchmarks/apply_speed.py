@@ -2,8 +2,8 @@
 
 Prints one JSON line per configuration; never asserts. Compares the PyTorch path (CPU fp32, and
 bf16 where the CPU has native bf16; CUDA fp32 and bf16 when present) with ONNX Runtime (its CPU
-provider, and its CUDA provider when ``onnxruntime-gpu`` is installed). The networks are resnet9 at ngf 64 with random weights (speed
-does not depend on training). Each line carries the generator's FLOPs per image, the achieved
+provider, and its CUDA provider when ``onnxruntime-gpu`` is installed). The networks are resnet9
+at ngf 64 with random weights (speed does not depend on training). Each line carries the generator's FLOPs per image, the achieved
 GFLOP/s and its fraction of the matmul and convolution peaks measured in this process on the same
 device and dtype (``peak.py``; ONNX Runtime lines use the fp32 peaks of their device).
 
@@ -111,7 +111,11 @@ def main() -> None:
         help="images per network call, each measured (default: the translator's own choice)",
     )
     parser.add_argument(
-        "--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda)"
+        "--devices",
+        nargs="+",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="cpu and/or cuda (default: cpu, plus cuda)",
     )
     parser.add_argument("--ngf", type=int, default=64, help="generator width (64: official)")
     parser.add_argument(

@@ -362,8 +362,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(json.loads(args.worker))), flush=True)
         return 0
 
-    import torch
-
     specs = configurations(args, torch.cuda.is_available())
     ours_fp32: dict[tuple, float] = {}
     failures = 0

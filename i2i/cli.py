@@ -324,7 +324,8 @@ def pull(repo_id: str, revision: str | None) -> None:
     "--compile",
     "compiled",
     is_flag=True,
-    help="torch.compile the generator: faster on folders and videos, after ~10 s of warm-up.",
+    help="torch.compile the generator: faster on folders and videos, after 10-15 s of "
+    "compiling per image size.",
 )
 @click.option("--tile", type=int, help="Translate in tiles of this size (for huge images).")
 @click.option("--overlap", default=32, show_default=True, type=int, help="Tile overlap in pixels.")

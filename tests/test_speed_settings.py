@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 import i2i
-from i2i.core.device import autocast, native_half, warn_if_emulated
-from i2i.core.errors import InvalidArgumentError
+from i2i.core.device import autocast, native_half, usable_precision
+from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import generators
 from i2i.infer.translator import Translator
 from i2i.models.folder import make_config, net_spec
@@ -45,30 +45,39 @@ def test_native_half_follows_the_cpu_instructions(monkeypatch):
     assert not native_half(CPU, torch.bfloat16)
 
 
-def test_emulated_half_precision_warns_once_with_what_to_do(monkeypatch):
+def test_emulated_half_precision_runs_fp32_and_says_so(monkeypatch):
     _set_cpu_bf16(monkeypatch, False)
-    with pytest.warns(UserWarning, match="no native bf16 .*use --precision fp32"):
-        warn_if_emulated(CPU, "bf16")
-    with pytest.warns(UserWarning, match="no native bf16"):
-        Runtime("cpu", "bf16")
+    with pytest.warns(UserWarning, match="no bf16 instructions .*running fp32 instead"):
+        assert usable_precision(CPU, "bf16") == "fp32"
+    with pytest.warns(UserWarning, match="no bf16 instructions"):
+        assert Runtime("cpu", "bf16").precision == "fp32"
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with pytest.warns(UserWarning, match="running fp32 instead"):
+        emulated = Translator(*_parts(), device="cpu", precision="bf16")
+    assert emulated.precision == "fp32"
+    torch.testing.assert_close(emulated(x), _translator()(x), atol=0, rtol=0)
     _set_cpu_bf16(monkeypatch, True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_if_emulated(CPU, "bf16")
-        warn_if_emulated(CPU, "fp32")
-        Runtime("cpu", "bf16")
+        assert usable_precision(CPU, "bf16") == "bf16"
+        assert usable_precision(CPU, "fp32") == "fp32"
+        assert Runtime("cpu", "bf16").precision == "bf16"
+
+
+def _parts() -> tuple[dict, dict[str, torch.nn.Module]]:
+    torch.manual_seed(0)
+    net = i2i.create_generator("resnet6", ngf=8)
+    return make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", {"ngf": 8})}), {
+        "AtoB": net
+    }
 
 
 def _translator(precision: str = "fp32", **kwargs) -> Translator:
-    torch.manual_seed(0)
-    net = i2i.create_generator("resnet6", ngf=8)
-    config = make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", {"ngf": 8})})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # emulated bf16 on the CI's CPU is slow, not wrong
-        return Translator(config, {"AtoB": net}, device="cpu", precision=precision, **kwargs)
+    return Translator(*_parts(), device="cpu", precision=precision, **kwargs)
 
 
-def test_translator_runs_bf16_on_the_cpu_close_to_fp32():
+def test_translator_runs_bf16_on_the_cpu_close_to_fp32(monkeypatch):
+    _set_cpu_bf16(monkeypatch, True)  # as on a CPU with bf16 instructions, emulated or not
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     fp32, bf16 = _translator("fp32")(x), _translator("bf16")(x)
     assert bf16.dtype == torch.float32 and bf16.shape == x.shape
@@ -99,6 +108,14 @@ def test_compiled_translator_matches_eager_and_saves_plain_weights(tmp_path):
     torch.testing.assert_close(
         Translator.from_pretrained(saved, device="cpu")(x), compiled(x), atol=1e-4, rtol=0
     )
+    config, nets = _parts()
+    with torch.no_grad():
+        for p in nets["AtoB"].parameters():
+            p.mul_(0.5)  # other weights in the same architecture: their own frozen graph
+    other = Translator(config, nets, device="cpu", compile=True)
+    torch.testing.assert_close(
+        other(x), Translator(config, nets, device="cpu")(x), atol=1e-4, rtol=0
+    )
 
 
 def test_cli_refuses_compile_with_onnxruntime_in_one_line(tmp_path):
@@ -111,3 +128,15 @@ def test_cli_refuses_compile_with_onnxruntime_in_one_line(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("Error: the onnxruntime backend runs the exported fp32 graph")
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_failing_compiler_is_a_one_line_error(monkeypatch):
+    import torch._inductor.config as inductor
+
+    torch._dynamo.reset()  # a graph compiled by an earlier test would be reused, not compiled
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)
+    monkeypatch.setattr(inductor.cpp, "cxx", (None, "/nonexistent/g++"))
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with pytest.raises(I2IError, match=r"^torch.compile failed \(.*\); run without --compile$"):
+        _translator(compile=True)(x)

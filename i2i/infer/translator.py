@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 from i2i.core.checks import check_positive
-from i2i.core.device import autocast, check_precision, resolve_device, unwrap, warn_if_emulated
+from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.protocol import size_limits
 from i2i.data import _normalize_mode, _to_tensor
@@ -140,12 +140,12 @@ class Translator:
 
     Networks go to ``device`` once, in eval mode (channels-last on CUDA); ``precision`` bf16 or
     fp16 runs them under autocast, on a GPU or on a CPU alike (a CPU with AVX512-BF16 or AMX
-    runs bf16 about twice as fast as fp32; one that only emulates it gets a warning).
+    runs bf16 about twice as fast as fp32; one that only emulates it runs fp32 and says so).
     ``batch_size`` bounds how many images or tiles go through the network at once, which is
     what bounds memory; by default 4 on a GPU and 1 on the CPU (``default_batch_size``).
     ``compile`` runs the networks through ``torch.compile`` with frozen weights, which fuses the
     norms and activations around the convolutions: ``i2i apply`` with resnet9 ran 1.15x faster at
-    256 px and 1.45x at 512 px on the development CPU, after a warm-up of 5-20 seconds for each
+    256 px and 1.45x at 512 px on the development CPU, after 10-15 seconds of compiling for each
     new image size, so it pays off on folders and videos, not on a single image.
     """
 
@@ -160,10 +160,8 @@ class Translator:
     ) -> None:
         if not generators:
             raise I2IError("a Translator needs at least one generator")
-        check_precision(precision)
         self.device = resolve_device(device)
-        warn_if_emulated(self.device, precision)
-        self.precision = precision
+        self.precision = usable_precision(self.device, precision)
         self.batch_size = (
             default_batch_size(self.device)
             if batch_size is None
@@ -379,7 +377,13 @@ class Translator:
         padded, top, left = _pad_to_valid(x, *size_limits(unwrap(net)))
         if self._channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
-        out = net(padded)
+        try:
+            out = net(padded)
+        except torch._dynamo.exc.TorchDynamoException as error:  # only compiled networks raise it
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise I2IError(
+                f"torch.compile failed ({type(error).__name__}: {reason}); run without --compile"
+            ) from error
         if out.shape[-2:] != padded.shape[-2:]:
             raise I2IError(
                 f"the generator turned a {padded.shape[-2]}x{padded.shape[-1]} input into "

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from i2i.core.device import autocast, check_precision, resolve_device, warn_if_emulated
+from i2i.core.device import autocast, check_precision, resolve_device, usable_precision
 
 
 class Runtime:
@@ -33,12 +33,11 @@ class Runtime:
             torch.cuda.set_device(self.device)
         if self.distributed and not dist.is_initialized():
             dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
-        self.precision = precision
-        self.dtype = check_precision(precision)
-        warn_if_emulated(self.device, precision)
+        self.precision = usable_precision(self.device, precision)
+        self.dtype = check_precision(self.precision)
         self.compile = compile
         self.channels_last = self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
     @property
     def is_main(self) -> bool:
