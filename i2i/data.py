@@ -592,14 +592,14 @@ def _prefetched(batches: Iterable[T], depth: int) -> Iterator[T]:
         return False
 
     threads = torch.get_num_threads()
-    single = threading.Event()
 
     def produce() -> None:
         # Torch work here (collation, resizing) would run its own OpenMP team beside the step's,
         # and on a CPU with few cores the two teams' threads wait on each other: on 2 cores the
-        # step ran 1.8x slower. One thread here leaves the cores to the networks.
+        # step ran 1.8x slower. One thread here leaves the cores to the networks. This also sets
+        # the count that threads starting meanwhile take up; restoring it from the consumer
+        # right away (rather than here, at the end) measured the 1.8x slowdown again.
         torch.set_num_threads(1)
-        single.set()
         try:
             for item in batches:
                 if not put(item):
@@ -607,13 +607,11 @@ def _prefetched(batches: Iterable[T], depth: int) -> Iterator[T]:
             put(_END)
         except BaseException as error:  # handed over and raised in the consumer
             put(_Raised(error))
+        finally:
+            torch.set_num_threads(threads)  # threads started later get the process's count
 
     thread = threading.Thread(target=produce, name="i2i-prefetch", daemon=True)
     thread.start()
-    # set_num_threads also sets the count that threads started later take up; this one keeps 1
-    # and the rest of the process gets its own count back.
-    single.wait()
-    torch.set_num_threads(threads)
     try:
         while (item := ready.get()) is not _END:
             if isinstance(item, _Raised):
