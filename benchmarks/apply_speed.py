@@ -3,9 +3,10 @@
 Prints one JSON line per configuration; never asserts. Compares the PyTorch path (CPU fp32, and
 bf16 where the CPU has native bf16; CUDA fp32 and bf16 when present) with ONNX Runtime (its CPU
 provider, and its CUDA provider when ``onnxruntime-gpu`` is installed). The networks are resnet9
-at ngf 64 with random weights (speed does not depend on training). Each line carries the generator's FLOPs per image, the achieved
-GFLOP/s and its fraction of the matmul and convolution peaks measured in this process on the same
-device and dtype (``peak.py``; ONNX Runtime lines use the fp32 peaks of their device).
+at ngf 64 with random weights (speed does not depend on training). Each line carries the
+generator's FLOPs per image, the achieved GFLOP/s and its fraction of the matmul and convolution
+peaks measured in this process on the same device and dtype (``peak.py``; ONNX Runtime lines use
+the fp32 peaks of their device).
 
     python benchmarks/apply_speed.py --sizes 256 512 --images 16
     python benchmarks/apply_speed.py --devices cuda --sizes 256 --images 64

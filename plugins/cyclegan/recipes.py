@@ -11,8 +11,8 @@ RECIPES = {
         "Better pictures in short trainings: a residual, anti-aliased generator that starts "
         "as the identity (no checkerboard), averaged weights (EMA 0.999), cycle weight 1 and "
         "no identity term, so the cycle no longer pins the generators to their input. At "
-        "1000 steps: +3.2 dB over returning the input (3 seeds), +9.0 dB over the paper's defaults, "
-        "6x lower KID on monet<->photo (benchmarks/README.md).",
+        "1000 steps: +3.2 dB over returning the input (3 seeds), +9.0 dB over the paper's "
+        "defaults, 6x lower KID on monet<->photo (benchmarks/README.md).",
         {
             "ema_decay": 0.999,
             "gen_kw": {"antialias": True, "residual": True},
