@@ -57,7 +57,7 @@ def test_ema_weights_are_checkpointed_sampled_and_exported(toy_data, tmp_path):
     assert state["ema_updates"] == 4
 
 
-def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path):
+def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path, capsys):
     for task in ("cyclegan", "cut"):
         recipes = i2i.core.registry.tasks.get(task).factory.recipes
         for name, recipe in recipes.items():
@@ -71,6 +71,8 @@ def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path):
     config = resolve_config("cyclegan", {"data": "x", "recipe": name, **explicit})
     assert all(config[k] == v for k, v in explicit.items())  # flags still win
     train("cyclegan", data=str(toy_data), out=str(tmp_path / "r"), max_steps=1, recipe=name, **TINY)
+    printed = capsys.readouterr()
+    assert f"training cyclegan (recipe {name}) on" in printed.out + printed.err  # says so up front
     options = json.loads((tmp_path / "r" / "config.json").read_text())["options"]
     assert options["recipe"] == name
     assert all(k in options for k in recipe.values)

@@ -348,7 +348,9 @@ class Trainer:
         stopping = False  # agreed by all ranks, unlike a signal that reached one of them
         if rt.is_main:
             logger.print(
-                f"training {self.task_name} on {len(self.dataset)} images/epoch "
+                f"training {self.task_name}"
+                f"{f' (recipe {self.options.recipe})' if self.options.recipe else ''} on "
+                f"{len(self.dataset)} images/epoch "
                 f"({self.task.data_root}), {self.total_steps} steps, device {rt.device}"
                 f"{f' x{rt.world_size}' if rt.distributed else ''}, {rt.precision}; run folder "
                 f"{self.run_dir}"
