@@ -39,7 +39,7 @@ def test_every_look_is_a_fixed_function_of_the_image(name):
     x = _photo()
     y = looks.apply_look(name, x)
     assert y.shape == x.shape and y.dtype == torch.float32
-    assert 0 <= float(y.min()) and float(y.max()) <= 1
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
     assert torch.equal(y, looks.apply_look(name, x.clone()))  # the same answer every time
     assert float((y - x).abs().mean()) > 0.01  # it changes the picture
     other = looks.apply_look(name, _photo(seed=1))
@@ -103,7 +103,7 @@ def test_suite_jobs_cover_rows_looks_and_seeds(tmp_path):
         )
     )
     args = quality.parse_args(["--suite", str(suite)])
-    spec, jobs = quality.suite_jobs(args)
+    _spec, jobs = quality.suite_jobs(args)
     trained = [j for j in jobs if j["task"] != "identity"]
     assert len(trained) == 2 * 3 * 2  # rows x (looks + monet) x seeds
     assert {j["pair"] for j in jobs if j["task"] == "identity"} == {"film", "dusk", "monet2photo"}
@@ -123,8 +123,14 @@ def test_suite_table_averages_seeds_and_looks():
                 "steps": steps, "task": "cyclegan", "psnr_vs_identity": gain}  # fmt: skip
 
     records = [
-        {"row": "identity", "name": "identity.film", "pair": "film", "task": "identity",
-         "steps": 0, "identity_psnr": 21.0},  # fmt: skip
+        {
+            "row": "identity",
+            "name": "identity.film",
+            "pair": "film",
+            "task": "identity",
+            "steps": 0,
+            "identity_psnr": 21.0,
+        },
         rec("r", "film", 0, 1.0),
         rec("r", "film", 1, 3.0),
         rec("r", "dusk", 0, -1.0),
