@@ -228,7 +228,12 @@ def resolve(
     toy_defaults: Mapping[str, Any] | None = None,
     recipes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The complete config: defaults < toy defaults (no data) < recipe < config file < flags."""
+    """The complete config: defaults < toy defaults (no data) < recipe < config file < flags.
+
+    ``recipes`` None means the values are a run's record (config.json), whose recipe was
+    applied when it started: its name is kept as a record and nothing is looked up, so a run
+    resumes even if the task's recipes changed since.
+    """
     options = list(options)
     by_name = {o.name: o for o in options}
     config_file = dict(config_file or {})
@@ -247,8 +252,8 @@ def resolve(
     if chosen.get("data") is None and toy_defaults:
         config.update({k: v for k, v in toy_defaults.items() if k not in chosen})
     recipe = chosen.get("recipe")
-    if recipe is not None:
-        recipes = dict(recipes or {})
+    if recipe is not None and recipes is not None:
+        recipes = dict(recipes)
         if recipe not in recipes:
             raise InvalidArgumentError(
                 f"unknown recipe {recipe!r}; available: {', '.join(sorted(recipes)) or 'none'} "
