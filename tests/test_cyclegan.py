@@ -258,7 +258,7 @@ def test_resume_needs_the_same_batch_size(toy_data, tmp_path):
 def test_abandoned_checkpoints_are_not_adopted_by_a_new_run(toy_data, tmp_path):
     out = tmp_path / "run"
     (out / "checkpoints" / "step_00000002").mkdir(parents=True)  # killed before `latest`
-    with pytest.raises(i2i.I2IError, match="already holds a training run"):
+    with pytest.raises(i2i.I2IError, match="is not empty .it holds checkpoints"):
         train("cyclegan", data=str(toy_data), out=str(out), max_steps=2, **TINY)
 
 

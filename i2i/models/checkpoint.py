@@ -8,8 +8,8 @@ a temporary name and renamed into place, then the ``latest`` pointer is replaced
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -73,14 +73,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """A training run's ``config.json`` (task, resolved options, network specs), checked."""
+    """A training run's ``config.json`` (task, resolved options, network specs), read as
+    untrusted data and checked: each generator names its network and its direction."""
+    from i2i.models.folder import DIRECTIONS, check_net_spec
+    from i2i.models.safefiles import read_json
+
     path = Path(run_dir) / RUN_CONFIG
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{run_dir} is not an i2i run folder (no {RUN_CONFIG})")
-    try:
-        run = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
+    run = read_json(path, Path(run_dir))
     if not isinstance(run, dict) or "options" not in run:
         raise CheckpointError(
             f"{run_dir} is a model folder, not a training run; train a new run "
@@ -88,6 +89,20 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         )
     if not isinstance(run["options"], dict) or not isinstance(run.get("generators"), dict):
         raise CheckpointError(f'{path} lacks the "options" and "generators" of a run')
+    if not isinstance(run.get("task"), str) or not isinstance(run.get("discriminators", {}), dict):
+        raise CheckpointError(f'{path}: "task" must be a name and "discriminators" a mapping')
+    directions = []
+    for name, spec in [*run["generators"].items(), *run.get("discriminators", {}).items()]:
+        check_net_spec(spec, f"{path}: network {name}")
+    for name, spec in run["generators"].items():
+        if spec.get("direction") not in DIRECTIONS or spec["direction"] in directions:
+            raise CheckpointError(
+                f'{path}: generator {name} needs a "direction" of its own, AtoB or BtoA, got '
+                f"{spec.get('direction')!r}"
+            )
+        directions.append(spec["direction"])
+    if not isinstance(run.get("domains", {}), dict):
+        raise CheckpointError(f'{path}: "domains" must be a mapping')
     return run
 
 
@@ -150,22 +165,42 @@ def _prune(root: Path, keep: int, newest: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+_STEP = re.compile(r"step_\d{8,}")
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = Path(run_dir) / "checkpoints" / LATEST
-    if not pointer.is_file():
+    """The checkpoint ``checkpoints/latest`` names, None before the first one. The pointer
+    may only name a ``step_*`` folder beside it, inside the run (never a path elsewhere)."""
+    from i2i.models.safefiles import read_bytes
+
+    root = Path(run_dir) / "checkpoints"
+    pointer = root / LATEST
+    if not pointer.exists() and not pointer.is_symlink():
         return None
-    path = pointer.parent / pointer.read_text().strip()
+    name = read_bytes(pointer, Path(run_dir), 256, "checkpoint pointer").decode("utf-8", "replace")
+    if not _STEP.fullmatch(name.strip()):
+        raise CheckpointError(
+            f"{pointer} names {name.strip()[:60]!r}, not a checkpoint of this run (step_*); "
+            f"the run folder was edited: write the name of a folder in {root} into it"
+        )
+    path = root / name.strip()
     return path if (path / NETWORKS_FILE).is_file() else None
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """Networks (per name) and training state of one checkpoint folder."""
+    """Networks (per name) and training state of one checkpoint folder, read only from
+    regular files inside its run."""
+    from i2i.models.safefiles import regular_file
+
+    run_dir = Path(path).parent.parent
     try:
-        networks = split_state_dicts(load_file(str(path / NETWORKS_FILE)))
-    except (OSError, SafetensorError) as error:
+        networks_file = regular_file(path / NETWORKS_FILE, run_dir, "checkpoint file")
+        networks = split_state_dicts(load_file(str(networks_file)))
+    except (OSError, SafetensorError, CheckpointError) as error:
         raise CheckpointError(f"checkpoint {path} is unreadable: {_first_line(error)}") from None
     try:
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+        state_file = regular_file(path / STATE_FILE, run_dir, "checkpoint file")
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
     except Exception as error:  # a tampered or truncated pickle: refused, never executed
         raise CheckpointError(
             f"checkpoint {path / STATE_FILE} is damaged or holds more than tensors and plain "
