@@ -18,8 +18,10 @@ PATH_OPTIONS = ("data", "out", "resume")
 
 
 def _absolute(options: dict[str, Any]) -> dict[str, Any]:
+    """Path options made absolute; a value that is no path (a YAML list) is left for the
+    option's own check to refuse."""
     return {
-        k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and v is not None else v
+        k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and isinstance(v, str) else v
         for k, v in options.items()
     }
 

@@ -37,16 +37,16 @@ def _root(folder: Path) -> Path:
     return real
 
 
-def regular_file(path: Path, folder: Path, what: str = "file") -> Path:
-    """``path`` if it is a regular file inside ``folder`` (links followed), else a one-line
-    ``CheckpointError``; nothing is opened."""
+def regular_file(path: Path, folder: Path | None, what: str = "file") -> Path:
+    """``path`` if it is a regular file inside ``folder`` (links followed; None: anywhere),
+    else a one-line ``CheckpointError``; nothing is opened."""
     path = Path(path)
     try:
         real = path.resolve(strict=True)
         info = real.stat()
     except (OSError, RuntimeError):  # missing, a dangling or looping link
-        raise CheckpointError(f"{folder} has no readable {what} {path.name}") from None
-    if not real.is_relative_to(_root(Path(folder))):
+        raise CheckpointError(f"{path} is missing or unreadable (a {what})") from None
+    if folder is not None and not real.is_relative_to(_root(Path(folder))):
         raise CheckpointError(
             f"{path} points outside {folder} (to {real}); a model or run folder is read only "
             f"from its own files"
@@ -56,11 +56,14 @@ def regular_file(path: Path, folder: Path, what: str = "file") -> Path:
     return real
 
 
-def read_bytes(path: Path, folder: Path, max_bytes: int, what: str = "file") -> bytes:
+def read_bytes(path: Path, folder: Path | None, max_bytes: int, what: str = "file") -> bytes:
     """The bytes of a regular file inside ``folder``, refused above ``max_bytes``."""
     real = regular_file(path, folder, what)
     # O_NONBLOCK: should the file be swapped for a FIFO after the check, open still returns.
-    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise CheckpointError(f"cannot read {path}: {error.strerror or error}") from None
     with os.fdopen(fd, "rb") as file:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise CheckpointError(f"{path} is not a regular file; a {what} must be one")
@@ -104,11 +107,11 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """Strict JSON (no NaN or Infinity), depth-limited; ``ValueError`` says what is wrong."""
     check_depth(text, max_depth)
     value = json.loads(text, parse_constant=_refuse_constant)
-    _check_numbers(value)
+    check_numbers(value)
     return value
 
 
-def _check_numbers(value: Any) -> None:
+def check_numbers(value: Any) -> None:
     """Floats that overflowed to infinity (``1e999``) and whole numbers of thousands of digits
     are not numbers a config can mean."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -117,10 +120,10 @@ def _check_numbers(value: Any) -> None:
         raise ValueError(f"{str(value)[:20]}... is too large a number")
     if isinstance(value, dict):
         for item in value.values():
-            _check_numbers(item)
+            check_numbers(item)
     elif isinstance(value, list):
         for item in value:
-            _check_numbers(item)
+            check_numbers(item)
 
 
 def read_json(
