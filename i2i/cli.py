@@ -8,6 +8,7 @@ add commands through the ``register_commands(cli)`` hook; both are loaded lazily
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -59,8 +60,13 @@ class I2IGroup(click.Group):
         except I2IError as error:
             if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
                 raise  # I2I_DEBUG=1: the traceback, for bug reports
-            click.secho(f"Error: {error}", err=True, fg="red")
+            click.secho(printable(f"Error: {error}"), err=True, fg="red")
             ctx.exit(1)
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of non-UTF-8 file names shown as replacement characters."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @click.group(cls=I2IGroup)
@@ -418,7 +424,7 @@ def apply(
         video=video,
     )
     click.echo(report.summary())
-    if report.failed:
+    if not report.ok:
         sys.exit(1)
 
 
@@ -478,13 +484,16 @@ def eval_command(
     if video:
         if model or data:
             raise click.UsageError("--video compares two videos; it takes no MODEL or --data")
+        from i2i.core.errors import writing
         from i2i.eval.flicker import video_flicker
+        from i2i.models.checkpoint import atomic_write_text
 
-        report = video_flicker(*video)
+        report = video_flicker(*video, warn=lambda message: click.echo(f"note: {message}"))
         click.echo(report.summary())
         if out:
-            Path(out).mkdir(parents=True, exist_ok=True)
-            (Path(out) / "flicker.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+            with writing(out):
+                Path(out).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(Path(out) / "flicker.json", json.dumps(report.as_dict(), indent=2))
         return
     for value, missing in ((model, "argument MODEL"), (data, "option --data"), (out, "option -o")):
         if not value:
@@ -605,4 +614,8 @@ def space(
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 prints as the bytes it has, instead of failing.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="surrogateescape")
     cli(prog_name="i2i")

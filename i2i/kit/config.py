@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from i2i.core.checks import check_text_path
 from i2i.core.errors import CheckpointError, InvalidArgumentError
 from i2i.kit.options import read_config_file, resolve
 from i2i.models.checkpoint import read_run_config
@@ -20,6 +21,9 @@ PATH_OPTIONS = ("data", "out", "resume")
 def _absolute(options: dict[str, Any]) -> dict[str, Any]:
     """Path options made absolute; a value that is no path (a YAML list) is left for the
     option's own check to refuse."""
+    for key in PATH_OPTIONS:
+        if isinstance(options.get(key), str):
+            check_text_path(options[key], f"--{key}")
     return {
         k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and isinstance(v, str) else v
         for k, v in options.items()

@@ -8,20 +8,21 @@ a temporary name and renamed into place, then the ``latest`` pointer is replaced
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
-from i2i.core.errors import CheckpointError
+from i2i.core.errors import CheckpointError, writing
 
 NETWORKS_FILE = "networks.safetensors"
 # The averaged copy of network N is saved as N + EMA_SUFFIX; exports prefer it.
@@ -29,6 +30,11 @@ EMA_SUFFIX = "_ema"
 STATE_FILE = "state.pt"
 LATEST = "latest"
 RUN_CONFIG = "config.json"
+# What to do when a checkpoint cannot be written: the previous one is whole.
+_KEEP_GOING = (
+    "the previous checkpoint is intact; make the run folder writable, then --resume the run",
+    "the previous checkpoint is intact; free some space, then --resume the run",
+)
 
 
 def _umask() -> int:
@@ -57,19 +63,43 @@ def share_like_umask(path: Path) -> None:
         os.chmod(path, 0o666 & ~mask)
 
 
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any], *advice: str) -> None:
+    """Write via a temp file in the same folder and rename, so readers never see half a file;
+    a full disk or a read-only folder is a one-line ``WriteError`` (``advice``: what to do,
+    as ``writing`` takes it) and leaves no temp file."""
+    path = Path(path)
+    with writing(path, *advice):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            share_like_umask(Path(tmp))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` and make it durable. Serialisers that write files themselves hide the
+    reason of a failed write (torch.save: "unexpected pos"), so files get bytes from here."""
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _pickled(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        share_like_umask(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``atomic_write`` of UTF-8 text."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -133,25 +163,24 @@ def save_checkpoint(
     keep: int = 2,
 ) -> Path:
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
+    with writing(final, *_KEEP_GOING):
+        root.mkdir(parents=True, exist_ok=True)
     if final.exists() and latest_checkpoint(run_dir) != final:
         # Left by a run killed after this rename but before updating ``latest``: not ours.
         shutil.rmtree(final)
     if not final.exists():
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
-        try:
-            save_file(flatten_state_dicts(networks), str(tmp / NETWORKS_FILE))
-            torch.save(state, tmp / STATE_FILE)
-            for file in tmp.iterdir():
-                with open(file, "rb") as f:
-                    os.fsync(f.fileno())
-            share_like_umask(tmp)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    atomic_write_text(root / LATEST, final.name + "\n")
+        with writing(final, *_KEEP_GOING):
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
+            try:
+                write_file(tmp / NETWORKS_FILE, save(flatten_state_dicts(networks)))
+                write_file(tmp / STATE_FILE, _pickled(state))
+                share_like_umask(tmp)
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    atomic_write(root / LATEST, lambda f: f.write(f"{final.name}\n".encode()), *_KEEP_GOING)
     _prune(root, keep, final.name)
     return final
 

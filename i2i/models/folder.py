@@ -20,13 +20,19 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
+from i2i.core.checks import check_text_path
+from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError, writing
 from i2i.core.registry import Registry, discriminators, generators
-from i2i.models.checkpoint import flatten_state_dicts, share_like_umask, split_state_dicts
+from i2i.models.checkpoint import (
+    flatten_state_dicts,
+    share_like_umask,
+    split_state_dicts,
+    write_file,
+)
 from i2i.models.losslog import LOSS_LOG, read_records
 from i2i.models.safefiles import read_json, regular_file
 
@@ -367,6 +373,9 @@ def load_discriminators(folder: Path) -> dict[str, nn.Module]:
 # -- writing ---------------------------------------------------------------------------------
 def prepare_output_folder(folder: Path, overwrite: bool) -> None:
     """Refuse to replace anything but an i2i model (or an empty folder), unless asked."""
+    check_text_path(folder, "-o")
+    if folder.exists() and not folder.is_dir():
+        raise I2IError(f"{folder} is a file, not a folder; choose another -o")
     if not folder.exists() or not any(folder.iterdir()):
         folder.parent.mkdir(parents=True, exist_ok=True)
         return
@@ -408,26 +417,24 @@ def save_model(
     ``networks`` maps a direction (or a discriminator name) to a module or a state dict; its
     tensors are stored as ``<key>.<param>`` in one safetensors file.
     """
-    folder = Path(folder)
-    prepare_output_folder(folder, overwrite)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        save_file(
-            flatten_state_dicts(networks),
-            str(tmp / WEIGHTS),
-            metadata={"format": "pt", "i2i_format": MODEL_FORMAT},
-        )
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        if samples is not None and Path(samples).is_file():
-            shutil.copyfile(samples, tmp / SAMPLES)
-        from i2i.models.card import render_card
+    from i2i.models.card import render_card
 
-        card_config = {**config, "has_samples": (tmp / SAMPLES).exists()}
-        (tmp / CARD).write_text(render_card(card_config))
-        publish_folder(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    folder = Path(folder)
+    with writing(folder):
+        prepare_output_folder(folder, overwrite)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        try:
+            metadata = {"format": "pt", "i2i_format": MODEL_FORMAT}
+            write_file(tmp / WEIGHTS, save(flatten_state_dicts(networks), metadata))
+            write_file(tmp / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
+            if samples is not None and Path(samples).is_file():
+                shutil.copyfile(samples, tmp / SAMPLES)
+            card_config = {**config, "has_samples": (tmp / SAMPLES).exists()}
+            write_file(tmp / CARD, render_card(card_config).encode())
+            publish_folder(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return folder
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from i2i.core.errors import writing
 from i2i.models.checkpoint import atomic_write_text
 
 LOSS_LOG = "losses.jsonl"
@@ -61,6 +62,7 @@ def trim_after(path: Path, step: int, warn: Warn = _ignore) -> None:
 
 
 def append(path: Path, record: dict[str, Any]) -> None:
-    """Add one record as one write of one line (a kill tears at most this line)."""
-    with open(path, "a") as f:
+    """Add one record as one write of one line (a kill or a full disk tears at most this line,
+    which every reader drops)."""
+    with writing(path, "make the run folder writable, then --resume the run"), open(path, "a") as f:
         f.write(json.dumps(record) + "\n")

@@ -28,6 +28,7 @@ from i2i.kit.config import PATH_OPTIONS, resolve_task_config
 from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
 from i2i.models.checkpoint import (
+    atomic_write,
     atomic_write_text,
     latest_checkpoint,
     load_checkpoint,
@@ -517,8 +518,8 @@ class Trainer:
         folder = self.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step_{self.step:08d}.png"
-        grid.save(path)
-        grid.save(folder / "latest.png")
+        for target in (path, folder / "latest.png"):
+            atomic_write(target, lambda f: grid.save(f, format="PNG"))
         logger.image("samples", grid, self.step)
         return path
 
