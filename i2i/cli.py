@@ -561,7 +561,7 @@ def convert_official_command(
 @cli.command()
 @click.argument("model")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
-@click.option("--port", default=7860, show_default=True, type=int)
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--device", default="auto", show_default=True)
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
 @click.option("--max-upload", default="25mb", show_default=True, help="Largest upload accepted.")

@@ -105,8 +105,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def read_run_config(run_dir: Path) -> dict[str, Any]:
     """A training run's ``config.json`` (task, resolved options, network specs), read as
     untrusted data and checked: each generator names its network and its direction."""
-    from i2i.models.folder import DIRECTIONS, check_net_spec
-    from i2i.models.safefiles import read_json
+    from i2i.models.safefiles import DIRECTIONS, check_net_spec, read_json
 
     path = Path(run_dir) / RUN_CONFIG
     if not path.exists():
@@ -131,9 +130,17 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
                 f"{spec.get('direction')!r}"
             )
         directions.append(spec["direction"])
-    if not isinstance(run.get("domains", {}), dict):
-        raise CheckpointError(f'{path}: "domains" must be a mapping')
+    domains = run.get("domains", {})
+    if not isinstance(domains, dict) or not all(isinstance(v, str) for v in domains.values()):
+        raise CheckpointError(f'{path}: "domains" must map A and B to names (text)')
+    if not _size(run.get("size")):
+        raise CheckpointError(f'{path}: "size" must be a number of pixels, got {run["size"]!r}')
     return run
+
+
+def _size(value: Any) -> bool:
+    """Whether ``value`` is a training size as runs and models record it (None: unknown)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
 
 
 def flatten_state_dicts(
@@ -236,7 +243,8 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
             f"values ({type(error).__name__}); it was not loaded (restore it from a backup, or "
             f"start a new run)"
         ) from None
-    if not isinstance(state, dict):
+    step = state.get("step") if isinstance(state, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"checkpoint {path / STATE_FILE} does not hold a training state")
     return networks, state
 

@@ -34,7 +34,7 @@ from i2i.models.checkpoint import (
     write_file,
 )
 from i2i.models.losslog import LOSS_LOG, read_records
-from i2i.models.safefiles import read_json, regular_file
+from i2i.models.safefiles import DIRECTIONS, check_net_spec, read_json, regular_file, short
 
 MODEL_FORMAT = "i2i-model"
 FORMAT_VERSION = 1
@@ -42,7 +42,6 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
 SAMPLES = "samples.png"
-DIRECTIONS = ("AtoB", "BtoA")
 
 
 def net_spec(registry: Registry, name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,11 +109,6 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _check_specs(config: Mapping[str, Any], path: Path) -> None:
     """Every value the code reads has the type it expects: networks are {"name": str,
     "kwargs": {argument: value}}, directions are AtoB / BtoA, domains and the card's fields
@@ -123,11 +117,11 @@ def _check_specs(config: Mapping[str, Any], path: Path) -> None:
     if not isinstance(gens, dict) or not gens or not set(gens) <= set(DIRECTIONS):
         raise CheckpointError(
             f'{path}: "generators" must map {" and/or ".join(DIRECTIONS)} to a network, got '
-            f"{_short(gens)}"
+            f"{short(gens)}"
         )
     discs = config.get("discriminators", {})
     if not isinstance(discs, dict):
-        raise CheckpointError(f'{path}: "discriminators" must be a mapping, got {_short(discs)}')
+        raise CheckpointError(f'{path}: "discriminators" must be a mapping, got {short(discs)}')
     for key, spec in [*gens.items(), *discs.items()]:
         check_net_spec(spec, f"{path}: network {key}")
     domains = config.get("domains", {})
@@ -136,33 +130,23 @@ def _check_specs(config: Mapping[str, Any], path: Path) -> None:
         for key, name in domains.items()
     ):
         raise CheckpointError(
-            f'{path}: "domains" must map A and B to names (text), got {_short(domains)}'
+            f'{path}: "domains" must map A and B to names (text), got {short(domains)}'
         )
-    for key, kind in (("training", dict), ("metrics", dict), ("preprocess", dict)):
-        if not isinstance(config.get(key, {}), kind):
-            raise CheckpointError(f'{path}: "{key}" must be a mapping, got {_short(config[key])}')
+    for key in ("training", "metrics", "preprocess"):
+        if not isinstance(config.get(key, {}), dict):
+            raise CheckpointError(f'{path}: "{key}" must be a mapping, got {short(config[key])}')
+    size = config.get("preprocess", {}).get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise CheckpointError(
+            f'{path}: "preprocess" "size" must be a number of pixels, got {size!r}'
+        )
     if not isinstance(config.get("task", ""), str) or not isinstance(
         config.get("license") or "", str
     ):
         raise CheckpointError(f'{path}: "task" and "license" must be text')
     datasets = config.get("datasets", [])
     if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
-        raise CheckpointError(f'{path}: "datasets" must be a list of names, got {_short(datasets)}')
-
-
-def check_net_spec(spec: Any, where: str) -> None:
-    """``{"name": str, "kwargs": {identifier: value}, "plugin": str}``, or a one-line error."""
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise CheckpointError(f'{where} needs a "name", got {_short(spec)}')
-    kwargs = spec.get("kwargs", {})
-    if not isinstance(kwargs, dict) or not all(
-        isinstance(k, str) and k.isidentifier() for k in kwargs
-    ):
-        raise CheckpointError(
-            f'{where}: "kwargs" must be a mapping of argument: value, got {_short(kwargs)}'
-        )
-    if not isinstance(spec.get("plugin", ""), str | None):
-        raise CheckpointError(f'{where}: "plugin" must be text, got {_short(spec["plugin"])}')
+        raise CheckpointError(f'{path}: "datasets" must be a list of names, got {short(datasets)}')
 
 
 def create_network(registry: Registry, spec: Mapping[str, Any], role: str) -> nn.Module:

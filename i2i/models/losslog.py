@@ -15,6 +15,7 @@ from typing import Any
 
 from i2i.core.errors import writing
 from i2i.models.checkpoint import atomic_write_text
+from i2i.models.safefiles import regular_file
 
 LOSS_LOG = "losses.jsonl"
 
@@ -31,6 +32,7 @@ def read_records(path: Path, warn: Warn = _ignore) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return []
+    regular_file(path, path.parent, "loss log")  # nothing outside the run folder
     records, torn = [], []
     for number, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
         if not line.strip():

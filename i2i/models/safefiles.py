@@ -6,7 +6,8 @@ folder, a FIFO (which would block ``open`` forever) or a device is refused, and 
 it is read and JSON is depth-limited before it is parsed, so a small file cannot make the
 parser recurse or the reader allocate without bound. A model pulled from the Hub lives in the
 Hugging Face cache, where the files of ``snapshots/<commit>/`` are links into the repo's
-``blobs/``: there the folder is the repo's cache folder.
+``blobs/``: there the folder is the repo's cache folder. Values read are checked for the shape the code
+expects (``check_net_spec``) before anything uses them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from i2i.core.errors import CheckpointError
 
+DIRECTIONS = ("AtoB", "BtoA")
 # A config.json is a few kilobytes; these leave room for any real one.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 32
@@ -136,3 +138,24 @@ def read_json(
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         detail = " ".join(str(error).split())[:200]
         raise CheckpointError(f"{path} is not valid JSON ({detail})") from None
+
+
+def short(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut at 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_net_spec(spec: Any, where: str) -> None:
+    """``{"name": str, "kwargs": {identifier: value}, "plugin": str}``, or a one-line error."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise CheckpointError(f'{where} needs a "name", got {short(spec)}')
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, dict) or not all(
+        isinstance(k, str) and k.isidentifier() for k in kwargs
+    ):
+        raise CheckpointError(
+            f'{where}: "kwargs" must be a mapping of argument: value, got {short(kwargs)}'
+        )
+    if not isinstance(spec.get("plugin", ""), str | None):
+        raise CheckpointError(f'{where}: "plugin" must be text, got {short(spec["plugin"])}')
