@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from i2i.core.checks import check_pixels, check_positive
-from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, WriteError, writing
+from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, writing
 from i2i.core.progress import progress_bar
 from i2i.data import IMAGE_EXTENSIONS, find_images, image_header, load_image
 from i2i.infer.temporal import require_cv2
@@ -39,20 +39,18 @@ _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 @dataclass
 class ApplyReport:
     """What ``apply_paths`` did. ``failed`` holds (input, reason) for inputs it could not
-    translate (unreadable, too big without tiles), ``unwritten`` (input, reason) for outputs it
-    could not write; ``notes`` what the user should know about a result (an animated image
-    gave its first frame)."""
+    translate (unreadable, too big without tiles); ``notes`` what the user should know about a
+    result (an animated image gave its first frame)."""
 
     written: list[Path] = field(default_factory=list)
     skipped_existing: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
-    unwritten: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     out_dir: Path | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.unwritten
+        return not self.failed
 
     def summary(self) -> str:
         where = f" to {self.out_dir}" if self.out_dir is not None else ""
@@ -62,12 +60,10 @@ class ApplyReport:
                 f"kept {_count(len(self.skipped_existing), 'existing output')} "
                 "(pass --overwrite to replace them)"
             )
-        for entries, what in ((self.failed, "skipped"), (self.unwritten, "could not write")):
-            if entries:
-                shown = "; ".join(reason for _, reason in entries[:3])
-                more = f"; and {len(entries) - 3} more" if len(entries) > 3 else ""
-                noun = "input" if entries is self.failed else "output"
-                parts.append(f"{what} {_count(len(entries), noun)}: {shown}{more}")
+        if self.failed:
+            shown = "; ".join(reason for _, reason in self.failed[:3])
+            more = f"; and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
+            parts.append(f"skipped {_count(len(self.failed), 'input')}: {shown}{more}")
         parts += self.notes[:3]
         return "; ".join(parts) + "."
 
@@ -280,12 +276,11 @@ class _ImageRun:
             self._settle()
 
     def _settle(self) -> None:
+        """Wait for the oldest write; one that fails (a full disk) stops the run: the outputs
+        written so far are whole, and the next ones would fail the same way."""
         job, future = self.writes.popleft()
-        try:
+        with writing(job.dst, "choose another -o"):
             self.written.append((job.index, future.result()))
-        except OSError as error:
-            reason = error.strerror or str(error)
-            self.report.unwritten.append((str(job.src), f"cannot write {job.dst}: {reason}"))
 
 
 def apply_paths(
@@ -309,7 +304,8 @@ def apply_paths(
     direction, video without PyAV, temporal blending without OpenCV) is an ``I2IError`` before
     the first image runs, and so is an output folder that cannot be written. After that, an
     unreadable file (or one too big without ``tile``) is skipped and reported, so one bad file
-    never costs a long run.
+    never costs a long run; an output that cannot be written (a full disk) stops the run with
+    a ``WriteError``, leaving only whole files.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -349,8 +345,6 @@ def apply_paths(
             )  # fmt: skip
         except (ImageDecodeError, InputSizeError) as error:
             report.failed.append((str(job.src), _reason(job, error)))
-        except WriteError as error:
-            report.unwritten.append((str(job.src), str(error)))
         else:
             report.written.append(job.dst)
     return report

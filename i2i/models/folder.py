@@ -207,10 +207,16 @@ def planned_shapes(
     except Exception:  # any failure: try for real, where the error is final
         pass
     try:
-        with AllocationBudget(budget, f"this model's {role} config"):
+        with AllocationBudget(budget):
             return shapes_of(create_network(registry, spec, role).state_dict())
     except I2IError:
         raise
+    except OverBudget:
+        raise CheckpointError(
+            f"this model's {role} config describes a network far bigger than its weights file "
+            f"(over {budget >> 20} MiB while building it); the config was edited or belongs to "
+            f"other weights"
+        ) from None
     except Exception as error:  # a factory's own error on values from a file
         detail = " ".join(str(error).split())[:200] or type(error).__name__
         raise CheckpointError(
@@ -223,12 +229,16 @@ def weight_bytes(shapes: Mapping[str, tuple[int, ...]]) -> int:
     return 4 * sum(math.prod(shape) for shape in shapes.values())
 
 
+class OverBudget(Exception):
+    """Raised by ``AllocationBudget`` before a tensor beyond its limit is made."""
+
+
 class AllocationBudget(TorchDispatchMode):
     """Refuses tensor creations beyond ``limit`` bytes in total, before each one allocates."""
 
-    def __init__(self, limit: int, what: str) -> None:
+    def __init__(self, limit: int) -> None:
         super().__init__()
-        self.limit, self.what, self.used = limit, what, 0
+        self.limit, self.used = limit, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -238,11 +248,7 @@ class AllocationBudget(TorchDispatchMode):
             numel = math.prod(int(n) for n in size) if size else 1
             self.used += max(numel, 0) * dtype.itemsize
             if self.used > self.limit:
-                raise CheckpointError(
-                    f"{self.what} describes a network far bigger than its weights file (over "
-                    f"{self.limit >> 20} MiB while building it); the config was edited or "
-                    f"belongs to other weights"
-                )
+                raise OverBudget(f"{self.used} bytes")
         return func(*args, **kwargs)
 
 

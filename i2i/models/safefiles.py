@@ -23,6 +23,13 @@ from typing import Any
 from i2i.core.errors import CheckpointError
 
 DIRECTIONS = ("AtoB", "BtoA")
+
+
+class UnsafeValue(CheckpointError, ValueError):
+    """Data nested too deep, or a number that no config means (``ValueError``, as the JSON
+    parser's own errors are, so that one handler takes both)."""
+
+
 # A config.json is a few kilobytes; these leave room for any real one.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 32
@@ -96,13 +103,13 @@ def check_depth(text: str, max_depth: int = MAX_DEPTH) -> None:
         elif char in "[{":
             depth += 1
             if depth > max_depth:
-                raise ValueError(f"nested deeper than {max_depth} levels")
+                raise UnsafeValue(f"nested deeper than {max_depth} levels")
         elif char in "]}":
             depth -= 1
 
 
 def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
+    raise UnsafeValue(f"{name} is not a JSON number")
 
 
 def parse_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
@@ -117,9 +124,9 @@ def check_numbers(value: Any) -> None:
     """Floats that overflowed to infinity (``1e999``) and whole numbers of thousands of digits
     are not numbers a config can mean."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value} is not a finite number")
+        raise UnsafeValue(f"{value} is not a finite number")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise ValueError(f"{str(value)[:20]}... is too large a number")
+        raise UnsafeValue(f"{str(value)[:20]}... is too large a number")
     if isinstance(value, dict):
         for item in value.values():
             check_numbers(item)
