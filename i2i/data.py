@@ -157,11 +157,11 @@ def decode_image(path: Path) -> Image.Image:
         raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
 
 
-def image_header(path: Path) -> tuple[int, int, int]:
-    """(width, height, frames) that ``path`` claims, read from its header without decoding."""
+def image_header(path: Path) -> tuple[int, int, bool]:
+    """(width, height, animated) that ``path`` claims, read from its header without decoding."""
     try:
         with Image.open(path) as img:
-            return img.width, img.height, getattr(img, "n_frames", 1)
+            return img.width, img.height, bool(getattr(img, "is_animated", False))
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
 

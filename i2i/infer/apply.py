@@ -234,11 +234,11 @@ class _ImageRun:
                 bar.advance(task, len(group))
 
             def decode(job: _Job) -> torch.Tensor:
-                width, height, frames = image_header(job.src)  # what it claims, before decoding
+                width, height, animated = image_header(job.src)  # its claims, before decoding
                 check_pixels(height, width, self.tile, self.translator.untiled_max_pixels)
-                if frames > 1:
+                if animated:
                     self.report.notes.append(
-                        f"{job.src.name} has {frames} frames; only the first was translated "
+                        f"{job.src.name} is animated; only its first frame was translated "
                         f"(make it a video to translate them all)"
                     )
                 return load_image(job.src, channels)

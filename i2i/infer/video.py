@@ -138,6 +138,8 @@ def require_av() -> Any:
 def _open_input(av: Any, src: Path) -> tuple[Any, Any]:
     """The container and its first video stream, whose frames may not claim more pixels than
     an image may (``Image.MAX_IMAGE_PIXELS``): FFmpeg refuses bigger ones before allocating."""
+    if not src.is_file():  # a FIFO or a device would block or never end
+        raise ImageDecodeError(f"cannot read video {src}: it is not a regular file")
     try:
         container = av.open(str(src))
     except (av.FFmpegError, OSError) as error:
