@@ -9,6 +9,7 @@ add commands through the ``register_commands(cli)`` hook; both are loaded lazily
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import sys
@@ -57,11 +58,25 @@ class I2IGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except I2IError as error:
+        except (I2IError, OSError) as error:
             if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
                 raise  # I2I_DEBUG=1: the traceback, for bug reports
-            click.secho(printable(f"Error: {error}"), err=True, fg="red")
+            if not isinstance(error, I2IError) and error.errno not in _THE_MACHINE:
+                raise
+            click.secho(printable(f"Error: {_said(error)}"), err=True, fg="red")
             ctx.exit(1)
+
+
+# Failures of the machine rather than of i2i: a full disk, a read-only or foreign folder. The
+# places that write say so themselves; this catches any the code does not know of.
+_THE_MACHINE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _said(error: Exception) -> str:
+    if isinstance(error, I2IError) or not isinstance(error, OSError):
+        return str(error)
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror}{where}; free some space, or use a folder you can write"
 
 
 def printable(text: str) -> str:

@@ -767,6 +767,9 @@ ROWS = [
         lambda w: ["eval", "--video", str(w["tmp"] / "a.mkv"), str(w["tmp"] / "b.mkv")],
         prepare=lambda w: (_video(w["tmp"] / "a.mkv", [(16, 16)] * 2), os.mkfifo(w["tmp"] / "b.mkv")),
         expect="b.mkv: it is not a regular file"),
+    Row("x-an-unforeseen-write-failure-is-one-line", _train(), writes=("out",),
+        patch=lambda m, w: m.setattr("i2i.train.logger._tensorboard_writer", _denied),
+        expect="Permission denied (events); free some space, or use a folder you can write"),
     Row("x-space-requirement-of-two-lines",
         lambda w: ["space", "user/model", "user/space", "--requirement", "i2i\n--index-url x"],
         expect="--requirement must be one line"),
@@ -775,6 +778,10 @@ ROWS = [
                    str(w["out"])], prepare=lambda w: os.mkfifo(w["tmp"] / "g.pth"),
         expect="is not a regular file"),
 ]  # fmt: skip
+
+
+def _denied(folder: Path) -> None:
+    raise PermissionError(errno.EACCES, "Permission denied", "events")
 
 
 def _mixed_sizes(w: dict) -> None:

@@ -18,6 +18,7 @@ import shlex
 import socket
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,17 +42,18 @@ class RunFolder:
 
     def __init__(self, path: Path, lock: int | None = None, created: bool = False) -> None:
         self.path = path
-        self._lock = lock
         self._created = created
+        # Closing the descriptor releases the flock: at release(), or when this object goes
+        # (a Trainer made but never trained), or with the process.
+        self._unlock = weakref.finalize(self, os.close, lock) if lock is not None else None
 
     def release(self) -> None:
         """Give the folder up: the lock file goes, and so does a folder this run made but
         never wrote (a training that failed while setting up leaves nothing behind)."""
-        if self._lock is not None:
+        if self._unlock is not None and self._unlock.alive:
             with contextlib.suppress(OSError):
                 (self.path / LOCK_FILE).unlink()
-            os.close(self._lock)  # closing releases the flock
-            self._lock = None
+            self._unlock()
         if self._created:
             self._created = False
             with contextlib.suppress(OSError):

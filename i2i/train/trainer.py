@@ -349,7 +349,8 @@ class Trainer:
 
     def train(self) -> TrainResult:
         rt, o = self.runtime, self.options
-        logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
+        with self.folder.released_on_error():
+            logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
         stop = _StopFlag()
         sums: dict[str, torch.Tensor] = {}
         count = 0
