@@ -65,8 +65,6 @@ _CODECS: dict[str, tuple[str, ...]] = {
     ".webm": ("libvpx-vp9", "libvpx"),
 }
 _FALLBACK_RATE = Fraction(25)
-# A frame may claim no more pixels than an image may (Pillow's decompression-bomb limit).
-MAX_FRAME_PIXELS = Image.MAX_IMAGE_PIXELS
 # Encoders without a constant-quality mode here get a bit rate: this many bits per pixel at the
 # default quality (~19 Mbit/s at 1080p30), halved every 6 quality steps as H.264's CRF does.
 _BITS_PER_PIXEL = 0.3
@@ -149,13 +147,15 @@ def _open_input(av: Any, src: Path) -> tuple[Any, Any]:
         raise ImageDecodeError(f"cannot read video {src}: it has no video stream")
     stream = container.streams.video[0]
     width, height = stream.codec_context.width, stream.codec_context.height
-    if width * height > MAX_FRAME_PIXELS:
+    limit = Image.MAX_IMAGE_PIXELS  # no more than an image may claim (None: no limit)
+    if limit and width * height > limit:
         container.close()
         raise ImageDecodeError(
             f"cannot read video {src}: its frames claim {width}x{height} pixels, more than "
-            f"{MAX_FRAME_PIXELS / 1e6:.0f} megapixels"
+            f"{limit / 1e6:.0f} megapixels"
         )
-    stream.codec_context.options = {"max_pixels": str(MAX_FRAME_PIXELS)}
+    if limit:
+        stream.codec_context.options = {"max_pixels": str(limit)}
     stream.thread_type = "AUTO"
     return container, stream
 

@@ -5,7 +5,8 @@ second training or resume of the same folder stops at once with one line naming 
 instead of interleaving its log, config and checkpoints with the first. A new training starts
 only in a folder that does not exist or is empty: one holding a run (``--resume`` it), an
 exported model or any other file is refused before anything is written, with the way out.
-The lock dies with its process (even on ``kill -9``), so a stale lock file never blocks anyone.
+The lock dies with its process (even on ``kill -9``), so a stale lock file never blocks anyone;
+where there is no ``flock`` (Windows) nothing is locked.
 """
 
 from __future__ import annotations
@@ -40,12 +41,17 @@ class RunFolderBusy(I2IError):
 class RunFolder:
     """A run folder this process writes; ``release`` when the training ends."""
 
-    def __init__(self, path: Path, lock: int | None = None, created: bool = False) -> None:
+    def __init__(self, path: Path, created: bool = False) -> None:
         self.path = path
         self._created = created
+        self._unlock: weakref.finalize | None = None
+
+    def lock(self, resume: bool) -> None:
+        """Hold the folder's lock, or raise ``RunFolderBusy`` naming the holder."""
+        fd = _lock(self.path, resume)
         # Closing the descriptor releases the flock: at release(), or when this object goes
         # (a Trainer made but never trained), or with the process.
-        self._unlock = weakref.finalize(self, os.close, lock) if lock is not None else None
+        self._unlock = weakref.finalize(self, os.close, fd) if fd is not None else None
 
     def release(self) -> None:
         """Give the folder up: the lock file goes, and so does a folder this run made but
@@ -79,22 +85,26 @@ def claim_run_folder(out: str | None, resume: str | None, task: str) -> RunFolde
     if int(os.environ.get("RANK", "0")) != 0:
         return RunFolder(Path(resume or out or "."))
     if resume:
-        path = Path(resume)
-        return RunFolder(path, _lock(path, resume=True))
+        folder = RunFolder(Path(resume))
+        folder.lock(resume=True)
+        return folder
     if not out:
-        return _new_default_folder(task)
-    path = Path(out)
-    _refuse_to_start_in(path, task, locked=False)
-    created = not path.exists()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InvalidArgumentError(
-            f"cannot create the run folder {path}: {error.strerror or error}; choose another --out"
-        ) from None
-    folder = RunFolder(path, _lock(path, resume=False), created)
+        folder = _new_default_folder(task)
+    else:
+        path = Path(out)
+        _refuse_to_start_in(path, task, locked=False)
+        created = not path.exists()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InvalidArgumentError(
+                f"cannot create the run folder {path}: {error.strerror or error}; choose "
+                f"another --out"
+            ) from None
+        folder = RunFolder(path, created)
     with folder.released_on_error():
-        _refuse_to_start_in(path, task, locked=True)  # what arrived before the lock
+        folder.lock(resume=False)
+        _refuse_to_start_in(folder.path, task, locked=True)  # what arrived before the lock
     return folder
 
 
@@ -111,7 +121,7 @@ def _new_default_folder(task: str) -> RunFolder:
             raise InvalidArgumentError(
                 f"cannot create the run folder {path}: {error.strerror or error}; pass --out"
             ) from None
-        return RunFolder(path, _lock(path, resume=False), created=True)
+        return RunFolder(path, created=True)
     raise InvalidArgumentError(f"too many runs named {base}*; pass --out")
 
 
