@@ -23,6 +23,14 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from i2i.core.errors import CheckpointError, writing
+from i2i.models.safefiles import (
+    DIRECTIONS,
+    check_net_spec,
+    is_size,
+    read_bytes,
+    read_json,
+    regular_file,
+)
 
 NETWORKS_FILE = "networks.safetensors"
 # The averaged copy of network N is saved as N + EMA_SUFFIX; exports prefer it.
@@ -105,8 +113,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 def read_run_config(run_dir: Path) -> dict[str, Any]:
     """A training run's ``config.json`` (task, resolved options, network specs), read as
     untrusted data and checked: each generator names its network and its direction."""
-    from i2i.models.safefiles import DIRECTIONS, check_net_spec, read_json
-
     path = Path(run_dir) / RUN_CONFIG
     if not path.exists():
         raise CheckpointError(f"{run_dir} is not an i2i run folder (no {RUN_CONFIG})")
@@ -133,14 +139,9 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     domains = run.get("domains", {})
     if not isinstance(domains, dict) or not all(isinstance(v, str) for v in domains.values()):
         raise CheckpointError(f'{path}: "domains" must map A and B to names (text)')
-    if not _size(run.get("size")):
+    if not is_size(run.get("size")):
         raise CheckpointError(f'{path}: "size" must be a number of pixels, got {run["size"]!r}')
     return run
-
-
-def _size(value: Any) -> bool:
-    """Whether ``value`` is a training size as runs and models record it (None: unknown)."""
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
 
 
 def flatten_state_dicts(
@@ -207,8 +208,6 @@ _STEP = re.compile(r"step_\d{8,}")
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint ``checkpoints/latest`` names, None before the first one. The pointer
     may only name a ``step_*`` folder beside it, inside the run (never a path elsewhere)."""
-    from i2i.models.safefiles import read_bytes
-
     root = Path(run_dir) / "checkpoints"
     pointer = root / LATEST
     if not pointer.exists() and not pointer.is_symlink():
@@ -226,8 +225,6 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
     """Networks (per name) and training state of one checkpoint folder, read only from
     regular files inside its run."""
-    from i2i.models.safefiles import regular_file
-
     run_dir = Path(path).parent.parent
     try:
         networks_file = regular_file(path / NETWORKS_FILE, run_dir, "checkpoint file")

@@ -34,7 +34,14 @@ from i2i.models.checkpoint import (
     write_file,
 )
 from i2i.models.losslog import LOSS_LOG, read_records
-from i2i.models.safefiles import DIRECTIONS, check_net_spec, read_json, regular_file, short
+from i2i.models.safefiles import (
+    DIRECTIONS,
+    check_net_spec,
+    is_size,
+    read_json,
+    regular_file,
+    short,
+)
 
 MODEL_FORMAT = "i2i-model"
 FORMAT_VERSION = 1
@@ -136,7 +143,7 @@ def _check_specs(config: Mapping[str, Any], path: Path) -> None:
         if not isinstance(config.get(key, {}), dict):
             raise CheckpointError(f'{path}: "{key}" must be a mapping, got {short(config[key])}')
     size = config.get("preprocess", {}).get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+    if not is_size(size):
         raise CheckpointError(
             f'{path}: "preprocess" "size" must be a number of pixels, got {size!r}'
         )

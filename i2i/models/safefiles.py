@@ -147,6 +147,11 @@ def read_json(
         raise CheckpointError(f"{path} is not valid JSON ({detail})") from None
 
 
+def is_size(value: Any) -> bool:
+    """Whether ``value`` is a size in pixels as runs and models record it (None: unknown)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+
+
 def short(value: Any) -> str:
     """A value as an error message shows it: its repr, cut at 80 characters."""
     text = repr(value)
