@@ -17,9 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from i2i.core.errors import I2IError
+from i2i.core.errors import CheckpointError, I2IError, writing
 from i2i.core.protocol import size_limits
+from i2i.models.checkpoint import write_file
 from i2i.models.folder import CONFIG, prepare_output_folder, publish_folder, read_config
+from i2i.models.safefiles import regular_file
 
 DEFAULT_TOLERANCE = 1e-4
 INPUT, OUTPUT = "image", "translated"
@@ -88,8 +90,9 @@ def export_onnx(
     """Write ``<direction>.onnx`` per direction plus ``config.json`` into ``out_dir``."""
     _need_onnx()
     out_dir = Path(out_dir)
-    prepare_output_folder(out_dir, overwrite)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    with writing(out_dir):
+        prepare_output_folder(out_dir, overwrite)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
         graphs = {}
         base = int(config.get("preprocess", {}).get("size") or 64)
@@ -125,8 +128,11 @@ def export_onnx(
                 "min_size": smallest,
                 "max_abs_diff": worst,
             }
-        (tmp / CONFIG).write_text(json.dumps({**config, "onnx": graphs}, indent=2) + "\n")
-        publish_folder(tmp, out_dir)
+        with writing(out_dir):
+            write_file(
+                tmp / CONFIG, (json.dumps({**config, "onnx": graphs}, indent=2) + "\n").encode()
+            )
+            publish_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -167,4 +173,24 @@ def load_onnx(folder: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         raise I2IError(
             f"{folder} holds no ONNX graphs; make them with `i2i export {folder} --format onnx -o DIR`"
         )
-    return config, {d: OnnxGenerator(Path(folder) / g["file"], g) for d, g in graphs.items()}
+    if not isinstance(graphs, dict) or not set(graphs) <= set(config["generators"]):
+        raise CheckpointError(f'{folder}/{CONFIG}: "onnx" must map directions to graphs')
+    return config, {d: OnnxGenerator(_graph_file(folder, d, g), g) for d, g in graphs.items()}
+
+
+def _graph_file(folder: Path, direction: str, graph: Any) -> Path:
+    """The graph file a config entry names: a plain name of a regular file in ``folder``, with
+    sizes that are positive integers (the Translator pads to them)."""
+    name = graph.get("file") if isinstance(graph, dict) else None
+    sizes = [graph.get(k, 1) for k in ("size_multiple", "min_size")] if name else []
+    if (
+        not isinstance(name, str)
+        or Path(name).name != name
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)
+        or not isinstance(graph.get("size") or 1, int)
+    ):
+        raise CheckpointError(
+            f"{folder}/{CONFIG}: the ONNX graph of {direction} must name a file in the folder "
+            f"and positive sizes, got {str(graph)[:100]}"
+        )
+    return regular_file(Path(folder) / name, Path(folder), "ONNX graph")

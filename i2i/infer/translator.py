@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from i2i.core.checks import check_positive
+from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.protocol import size_limits
@@ -141,8 +141,9 @@ class Translator:
     Networks go to ``device`` once, in eval mode (channels-last on CUDA); ``precision`` bf16 or
     fp16 runs them under autocast, on a GPU or on a CPU alike (a CPU with AVX512-BF16 or AMX
     runs bf16 about twice as fast as fp32; one that only emulates it runs fp32 and says so).
-    ``batch_size`` bounds how many images or tiles go through the network at once, which is
-    what bounds memory; by default 4 on a GPU and 1 on the CPU (``default_batch_size``).
+    ``batch_size`` bounds how many images or tiles go through the network at once, which
+    with ``untiled_max_pixels`` (above it, an image needs ``tile``) is what bounds memory; by
+    default 4 on a GPU and 1 on the CPU (``default_batch_size``).
     ``compile`` runs the networks through ``torch.compile`` with frozen weights, which fuses the
     norms and activations around the convolutions: ``i2i apply`` with resnet9 ran 1.15x faster at
     256 px and 1.45x at 512 px on the development CPU, after 10-15 seconds of compiling for each
@@ -168,6 +169,7 @@ class Translator:
             else check_positive("batch_size", batch_size)
         )
         self._config = dict(config)
+        self.untiled_max_pixels = UNTILED_MAX_PIXELS
         self._channels_last = self.device.type == "cuda"
         specs = self._config.get("generators", {})
         self._nets: dict[str, nn.Module] = {}
@@ -367,6 +369,7 @@ class Translator:
         """float (N, C, H, W) on the device in, float32 of the same size out."""
         net = self._compiled.get(direction, self._nets[direction])
         batch_size = batch_size or self.batch_size
+        check_pixels(x.shape[-2], x.shape[-1], tile, self.untiled_max_pixels)
         x = _match_channels(x, self._in_channels[direction])
         with torch.inference_mode(), autocast(self.device, self.precision):
             if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from i2i.core.errors import InvalidArgumentError
 from i2i.core.registry import Registry, discriminators, generators, losses
 from i2i.kit.groups import GANOptions
 from i2i.kit.options import OptionGroup
@@ -37,7 +38,7 @@ class GANTask(Task):
         (CUT's ``antialias``) go only to generators that take them.
         """
         if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+            raise InvalidArgumentError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         a, b = self.channels
         source, target = (a, b) if direction == "AtoB" else (b, a)
         g = self._gan
@@ -60,7 +61,7 @@ class GANTask(Task):
         a, b = self.channels
         widths = {"A": a, "B": b, "AB": a + b}
         if judges not in widths:
-            raise ValueError(f"judges must be one of {tuple(widths)}, got {judges!r}")
+            raise InvalidArgumentError(f"judges must be one of {tuple(widths)}, got {judges!r}")
         g = self._gan
         common = {
             "in_channels": widths[judges],

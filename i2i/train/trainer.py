@@ -13,7 +13,6 @@ import math
 import os
 import random
 import signal
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from i2i.core.errors import CheckpointError, DataError, InvalidArgumentError
+from i2i.core.errors import CheckpointError, DataError, I2IError, InvalidArgumentError
 from i2i.core.registry import tasks
 from i2i.data import EpochSampler, collate, keep_decoded, prefetch, to_float
 from i2i.kit.config import PATH_OPTIONS, resolve_task_config
 from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
 from i2i.models.checkpoint import (
+    atomic_write,
     atomic_write_text,
     latest_checkpoint,
     load_checkpoint,
@@ -39,6 +39,7 @@ from i2i.models.checkpoint import (
 from i2i.train.augmentation import BatchAugmentation
 from i2i.train.ema import GeneratorEMA
 from i2i.train.logger import METRICS_FILE, RunLogger
+from i2i.train.rundir import claim_run_folder, quoted
 from i2i.train.runtime import Runtime
 from i2i.viz import image_grid
 
@@ -131,6 +132,13 @@ class _StopFlag:
 
 class Trainer:
     def __init__(self, task: Task) -> None:
+        o = RunOptions.of(task.config)
+        # The run folder is this process's alone until train() ends (or setting up fails).
+        self.folder = claim_run_folder(o.out, o.resume, task.name)
+        with self.folder.released_on_error():
+            self._setup(task)
+
+    def _setup(self, task: Task) -> None:
         self.task = task
         self.task_name = task.name
         # The trainer's options; the task reads its own groups, the augmentation its own.
@@ -154,7 +162,7 @@ class Trainer:
             else None
         )
         self._seed_everything(o.seed + rt.rank)
-        self.run_dir = self._run_dir()
+        self.run_dir = self.folder.path
         self.step = 0
         self.skipped: dict[str, str] = {}
         self._last_good: dict[str, Any] | None = None
@@ -204,18 +212,6 @@ class Trainer:
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
-
-    def _run_dir(self) -> Path:
-        if self.options.out:
-            run_dir = Path(self.options.out)
-        else:
-            run_dir = Path("runs") / f"{self.task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if not self.options.resume and any((run_dir / "checkpoints").glob("step_*")):
-            raise InvalidArgumentError(
-                f"{run_dir} already holds a training run; continue it with --resume {run_dir} "
-                f"or choose another --out"
-            )
-        return run_dir
 
     def _first_readable_item(self) -> dict[str, Any]:
         """The first item whose images decode (at most one pass over the data, and only as far
@@ -275,10 +271,23 @@ class Trainer:
 
     def _resume(self) -> None:
         path = latest_checkpoint(self.run_dir)
-        if path is None:
-            raise CheckpointError(f"{self.run_dir} has no checkpoint to resume from")
+        if path is None:  # stopped before its first checkpoint: it starts again
+            print(f"{self.run_dir} has no checkpoint yet; training it from step 0", flush=True)
+            return
         networks, state = load_checkpoint(path)
         load_networks_strict(self.networks(), networks)
+        try:
+            self._load_state(state)
+        except I2IError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"checkpoint {path} does not hold this run's training state ({type(error).__name__}"
+                f": {' '.join(str(error).split())[:120]}); the run folder was edited or mixed "
+                f"with another run"
+            ) from error
+
+    def _load_state(self, state: dict[str, Any]) -> None:
         for name, opt in self.task.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         if state["scaler"] and self.runtime.scaler.is_enabled():
@@ -340,7 +349,8 @@ class Trainer:
 
     def train(self) -> TrainResult:
         rt, o = self.runtime, self.options
-        logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
+        with self.folder.released_on_error():
+            logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
         stop = _StopFlag()
         sums: dict[str, torch.Tensor] = {}
         count = 0
@@ -403,6 +413,7 @@ class Trainer:
                 loss_curve = logger.write_loss_curve()
         finally:
             logger.close()
+            self.folder.release()
         result = TrainResult(
             self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping
         )
@@ -508,8 +519,8 @@ class Trainer:
         folder = self.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step_{self.step:08d}.png"
-        grid.save(path)
-        grid.save(folder / "latest.png")
+        for target in (path, folder / "latest.png"):
+            atomic_write(target, lambda f: grid.save(f, format="PNG"))
         logger.image("samples", grid, self.step)
         return path
 
@@ -518,7 +529,7 @@ class Trainer:
         if result.interrupted:
             lines.append(
                 f"Interrupted at step {result.step}; checkpoint saved. Resume with: "
-                f"i2i train {self.task_name} --resume {self.run_dir}"
+                f"i2i train {self.task_name} --resume {quoted(self.run_dir)}"
             )
         else:
             lines.append(f"Finished {result.step} steps.")
@@ -535,7 +546,8 @@ class Trainer:
             lines.append(f"  skipped      {len(self.skipped)} unreadable image(s), listed above")
         if not result.interrupted:
             lines.append(
-                f"Next: i2i export {self.run_dir} -o MODEL_DIR, then i2i apply MODEL_DIR IMAGES -o OUT"
+                f"Next: i2i export {quoted(self.run_dir)} -o MODEL_DIR, then i2i apply MODEL_DIR "
+                f"IMAGES -o OUT"
             )
         print("\n".join(lines), flush=True)
 
