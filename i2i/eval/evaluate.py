@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i2i.bridge import BridgeRunner, bridge_of
 from i2i.core.checks import check_positive
 from i2i.core.device import unwrap
 from i2i.core.errors import DataError, I2IError, InvalidArgumentError
@@ -108,9 +109,11 @@ class _Generators:
         device = next(iter(net.parameters()), torch.empty(0)).device
         was_training = net.training
         net.eval()
+        bridge = bridge_of(net)
+        run = net if bridge is None else BridgeRunner(net, bridge)
         try:
             with torch.no_grad():
-                return net(x.to(device)).float().to(x.device)
+                return run(x.to(device)).float().to(x.device)
         finally:
             net.train(was_training)
 
