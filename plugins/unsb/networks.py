@@ -125,8 +125,9 @@ class BridgeGenerator(nn.Module):
         self.mapping = nn.Sequential(PixelNorm(), *mapping)
 
     def forward(self, x: torch.Tensor, time_index: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        t_emb = self.time_embed(time_embedding(time_index, self.width))
-        z_emb = self.mapping(z)
+        dtype = self.time_embed[0].weight.dtype  # float32, or float64 for exact checks
+        t_emb = self.time_embed(time_embedding(time_index, self.width).to(dtype))
+        z_emb = self.mapping(z.to(dtype))
         h = self.encoder(x)
         for block in self.blocks:
             h = block(h, t_emb, z_emb)
@@ -257,7 +258,8 @@ class TimeConditionedCritic(nn.Module):
         self.shifts = nn.ModuleList(_zero_linear(width, c) for c in widths)
 
     def forward(self, x: torch.Tensor, time_index: torch.Tensor) -> torch.Tensor:
-        t_emb = self.time_embed(time_embedding(time_index, self.width))
+        dtype = self.time_embed[0].weight.dtype
+        t_emb = self.time_embed(time_embedding(time_index, self.width).to(dtype))
         shifts = iter(self.shifts)
         h = x
         for module in self.model:

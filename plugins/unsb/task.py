@@ -61,6 +61,11 @@ class UNSBOptions(i2i.OptionGroup):
     )
 
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """fp32 for half-precision energies (a log-sum-exp over every patch), else as it is."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def energy_loss(joint: torch.Tensor, cross: torch.Tensor) -> torch.Tensor:
     """The energy network's loss: ``-mean E(joint) + L + L²``, ``L = logsumexp E(cross)``.
 
@@ -68,8 +73,8 @@ def energy_loss(joint: torch.Tensor, cross: torch.Tensor) -> torch.Tensor:
     the log-sum-exp runs over every patch of every image, as the reference code does, and its
     square keeps the energies from drifting.
     """
-    lse = torch.logsumexp(cross.float().reshape(-1), dim=0)
-    return -joint.float().mean() + lse + lse**2
+    lse = torch.logsumexp(_wide(cross).reshape(-1), dim=0)
+    return -_wide(joint).mean() + lse + lse**2
 
 
 def bridge_loss(
@@ -83,8 +88,8 @@ def bridge_loss(
 ) -> torch.Tensor:
     """The generator's bridge term at step ``index``: ``-((T - index)/T)·τ·(mean E(joint) -
     logsumexp E(cross))`` (minus the entropy estimate) ``+ τ·mean ||X_t - X̂₁||²``."""
-    entropy = joint.float().mean() - torch.logsumexp(cross.float().reshape(-1), dim=0)
-    transport = (x_t.float() - predicted.float()).pow(2).mean()
+    entropy = _wide(joint).mean() - torch.logsumexp(_wide(cross).reshape(-1), dim=0)
+    transport = (_wide(x_t) - _wide(predicted)).pow(2).mean()
     return -(steps - index) / steps * tau * entropy + tau * transport
 
 
