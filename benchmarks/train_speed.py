@@ -262,8 +262,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         impl=spec.get("impl", "task"),
         size=size,
         batch=batch,
-        gen=task.config["gen"],  # the task's own name for it (unsb: unsb_resnet9 for resnet9)
-        disc=task.config["disc"],
+        # The networks the task built (unsb: unsb_resnet9 for --gen resnet9).
+        gen=next(iter(task.generators().values()))["name"],
+        disc=next(iter(task.discriminators().values()))["name"],
         ngf=spec["ngf"],
         ndf=spec["ndf"],
         precision=spec["precision"],

@@ -152,13 +152,13 @@ class UNSB(i2i.GANTask):
         if not isinstance(self.bridge, i2i.Bridge):
             raise i2i.I2IError(
                 f"unsb trains a bridge generator (unsb_resnet9, unsb_resnet6: one that takes a "
-                f"time step and noise); --gen {self.config['gen']} is not one"
+                f"time step and noise); --gen {self.generators()['G']['name']} is not one"
             )
         for critic in ("D", "E"):
             if len(inspect.signature(self.nets[critic].forward).parameters) < 2:
                 raise i2i.I2IError(
                     f"unsb needs a time-conditioned critic (unsb_patchgan); --disc "
-                    f"{self.config['disc']} takes no time step"
+                    f"{self.discriminators()['D']['name']} takes no time step"
                 )
         self.nce_loss = i2i.create_loss(
             "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives
