@@ -347,6 +347,9 @@ def test_previous_batch_is_the_second_path_and_steps_run_at_batch_two(toy_data):
     state = task.state_dict()
     assert torch.equal(state["previous_A"], a2)
     assert {"rng", "noise_rng"} <= set(state)
+    cuda_like = {**state, "noise_rng": torch.zeros(16, dtype=torch.uint8)}  # a Philox state
+    with pytest.raises(I2IError, match="another kind of device"):
+        task.load_state_dict(cuda_like)
 
 
 def test_resume_is_bit_exact_with_the_noise_stream_and_previous_batch(toy_data, tmp_path):

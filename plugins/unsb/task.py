@@ -196,6 +196,11 @@ class UNSB(i2i.GANTask):
         state = dict(state)
         previous = state.pop("previous_A")
         self.previous_A = None if previous is None else previous.to(self.device)
+        if state["noise_rng"].numel() != self.noise_rng.get_state().numel():
+            raise i2i.I2IError(
+                "this run drew the bridge's noise on another kind of device (CPU or CUDA); "
+                "resume it on the kind it was trained on (--device)"
+            )
         super().load_state_dict(state)
 
     # -- the maths ---------------------------------------------------------------------------
