@@ -160,8 +160,9 @@ def test_features_are_the_conditioned_forward_at_cuts_layers():
                 want.append(h)
     for a, b in zip(got, want, strict=True):
         assert torch.equal(a, b)
-    with pytest.raises(I2IError, match="outside"):
-        G.layer_names([18])
+    for outside in (18, -1):
+        with pytest.raises(I2IError, match="outside"):
+            G.layer_names([outside])
 
 
 def test_critic_depends_on_time_and_energy_network_takes_pairs():

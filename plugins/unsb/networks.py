@@ -142,7 +142,7 @@ class BridgeGenerator(nn.Module):
                 names.append(layer)
             elif 0 <= layer < len(self.encoder):
                 names.append(f"encoder.{layer}")
-            elif layer - len(self.encoder) < len(self.blocks):
+            elif 0 <= layer - len(self.encoder) < len(self.blocks):
                 names.append(f"blocks.{layer - len(self.encoder)}")
             else:
                 last = len(self.encoder) + len(self.blocks) - 1

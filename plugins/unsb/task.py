@@ -158,7 +158,7 @@ class UNSB(i2i.GANTask):
             if len(inspect.signature(self.nets[critic].forward).parameters) < 2:
                 raise i2i.I2IError(
                     f"unsb needs a time-conditioned critic (unsb_patchgan); --disc "
-                    f"{self.discriminators()['D']['name']} takes no time step"
+                    f"{self.discriminators()[critic]['name']} takes no time step"
                 )
         self.nce_loss = i2i.create_loss(
             "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives
