@@ -399,6 +399,7 @@ def test_translator_walks_the_bridge_with_steps_and_seed(model_dir):
     torch.testing.assert_close(alone, direct[1:], rtol=0, atol=1e-3)
     with pytest.raises(InvalidArgumentError, match="from 1 to 5"):
         i2i.load(model_dir, device="cpu", steps=6)
+    assert i2i.load(model_dir, device="cpu", seed=2).sampling == {"AtoB": {"steps": 5, "seed": 2}}
 
 
 def test_steps_on_a_one_pass_model_is_a_clear_error(tmp_path):

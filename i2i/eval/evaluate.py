@@ -280,11 +280,15 @@ def contact_sheet(
 
 def _model_summary(translator: Any) -> dict[str, Any]:
     config = getattr(translator, "config", {}) or {}
-    return {
+    summary = {
         "task": config.get("task"),
         "domains": dict(getattr(translator, "domains", {"A": "A", "B": "B"})),
         "generators": {d: spec.get("name") for d, spec in config.get("generators", {}).items()},
     }
+    sampling = getattr(translator, "sampling", None)
+    if sampling:  # a bridge model: how many steps it walked, with which seed
+        summary["sampling"] = sampling
+    return summary
 
 
 def evaluate(

@@ -205,6 +205,15 @@ class Translator:
     def config(self) -> dict[str, Any]:
         return self._config
 
+    @property
+    def sampling(self) -> dict[str, dict[str, int]]:
+        """Per bridge direction, the steps it walks and the noise's seed (empty: one pass)."""
+        return {
+            d: {"steps": bridge.check_steps(self.steps), "seed": self.seed}
+            for d, bridge in self._bridges.items()
+            if bridge is not None
+        }
+
     # -- the Hub object interface (like huggingface_hub's mixins and diffusers) ---------------
     @classmethod
     def from_pretrained(
