@@ -77,8 +77,9 @@ class Bridge:
 
     def __post_init__(self) -> None:
         bridge_times(self.steps)  # checks steps
-        if not self.tau >= 0:
-            raise InvalidArgumentError(f"tau must be >= 0, got {self.tau!r}")
+        number = isinstance(self.tau, int | float) and not isinstance(self.tau, bool)
+        if not number or not self.tau >= 0:
+            raise InvalidArgumentError(f"tau must be a number >= 0, got {self.tau!r}")
         if isinstance(self.noise_dim, bool) or not isinstance(self.noise_dim, int):
             raise InvalidArgumentError(f"noise_dim must be a whole number, got {self.noise_dim!r}")
 
@@ -88,6 +89,16 @@ class Bridge:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Any) -> Bridge:
+        """The bridge a config describes (``as_dict``'s keys), or a one-line error."""
+        known = {"steps", "tau", "noise_dim"}
+        if not isinstance(values, dict) or not set(values) <= known:
+            raise InvalidArgumentError(
+                f"a bridge is described by {', '.join(sorted(known))}; got {values!r}"
+            )
+        return cls(**values)
 
     def check_steps(self, steps: int | None) -> int:
         """``steps`` predictions (1..T), or all T when None."""

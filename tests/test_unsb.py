@@ -67,6 +67,21 @@ def test_bridge_update_is_the_brownian_bridge_step():
     torch.testing.assert_close(end, predicted, rtol=0, atol=1e-14)
 
 
+def test_a_bridge_from_a_config_is_checked():
+    bridge = i2i.Bridge(steps=3, tau=0.02, noise_dim=8)
+    assert i2i.Bridge.from_dict(bridge.as_dict()) == bridge
+    for bad in (
+        {"steps": 3, "code": "x"},
+        {"steps": 0},
+        {"tau": -1.0},
+        {"tau": "x"},
+        [3],
+        {"noise_dim": "8"},
+    ):
+        with pytest.raises(InvalidArgumentError):
+            i2i.Bridge.from_dict(bad)
+
+
 def test_walk_and_sample_against_a_written_out_loop():
     """A step function that depends on x, the step and z; noise drawn z first, then eps."""
     bridge = i2i.Bridge(steps=4, tau=0.05, noise_dim=3)

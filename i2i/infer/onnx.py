@@ -6,7 +6,8 @@ nothing behind, when ONNX Runtime's output differs from PyTorch's by more than t
 
 A bridge generator (UNSB's) becomes the graph of one prediction, ``(image, time_index, noise)
 -> translated``; the walk along the bridge stays in the runner (``i2i.bridge``), the same code
-that runs the PyTorch model, and the parity check covers the whole walk too.
+that runs the PyTorch model, and the parity check covers the prediction at every step of a
+walk.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class OnnxGenerator(nn.Module):
         self.min_size = spec.get("min_size", 1)
         self.fixed_size = spec.get("size")
         if spec.get("bridge"):
-            self.bridge = Bridge(**spec["bridge"])
+            self.bridge = Bridge.from_dict(spec["bridge"])
 
     def forward(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         if self.fixed_size and tuple(x.shape[-2:]) != (self.fixed_size, self.fixed_size):
