@@ -350,6 +350,15 @@ def pull(repo_id: str, revision: str | None) -> None:
 )
 @click.option("--tile", type=int, help="Translate in tiles of this size (for huge images).")
 @click.option("--overlap", default=32, show_default=True, type=int, help="Tile overlap in pixels.")
+@click.option(
+    "--steps",
+    type=int,
+    help="Bridge models (UNSB): predictions along the path, 1 to the trained steps (default: "
+    "all; fewer are faster).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
 @click.option(
@@ -389,6 +398,8 @@ def apply(
     compiled: bool,
     tile: int | None,
     overlap: int,
+    steps: int | None,
+    seed: int,
     overwrite: bool,
     revision: str | None,
     backend: str,
@@ -426,6 +437,8 @@ def apply(
         batch_size=batch_size,
         backend=backend,
         compile=compiled,
+        steps=steps,
+        seed=seed,
     )
     report = apply_paths(
         translator,
@@ -474,6 +487,10 @@ def apply(
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
+@click.option("--steps", type=int, help="Bridge models (UNSB): predictions (default: all).")
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
+)
 def eval_command(
     model: str | None,
     data: str | None,
@@ -485,6 +502,8 @@ def eval_command(
     batch_size: int,
     device: str,
     revision: str | None,
+    steps: int | None,
+    seed: int,
 ) -> None:
     """FID / KID of translations and cycle PSNR / SSIM, with an HTML report to look at.
 
@@ -515,7 +534,7 @@ def eval_command(
             raise click.UsageError(f"Missing {missing} (or use --video INPUT OUTPUT).")
     assert model is not None and data is not None and out is not None
 
-    translator = load(model, revision=revision, device=device)
+    translator = load(model, revision=revision, device=device, steps=steps, seed=seed)
     evaluate(
         translator,
         Path(data),

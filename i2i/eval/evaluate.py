@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i2i.bridge import BridgeRunner, bridge_of
 from i2i.core.checks import check_positive, check_text_path
 from i2i.core.device import unwrap
 from i2i.core.errors import DataError, I2IError, InvalidArgumentError, writing
@@ -110,9 +111,11 @@ class _Generators:
         device = next(iter(net.parameters()), torch.empty(0)).device
         was_training = net.training
         net.eval()
+        bridge = bridge_of(net)
+        run = net if bridge is None else BridgeRunner(net, bridge)
         try:
             with torch.no_grad():
-                return net(x.to(device)).float().to(x.device)
+                return run(x.to(device)).float().to(x.device)
         finally:
             net.train(was_training)
 
@@ -279,11 +282,15 @@ def contact_sheet(
 
 def _model_summary(translator: Any) -> dict[str, Any]:
     config = getattr(translator, "config", {}) or {}
-    return {
+    summary = {
         "task": config.get("task"),
         "domains": dict(getattr(translator, "domains", {"A": "A", "B": "B"})),
         "generators": {d: spec.get("name") for d, spec in config.get("generators", {}).items()},
     }
+    sampling = getattr(translator, "sampling", None)
+    if sampling:  # a bridge model: how many steps it walked, with which seed
+        summary["sampling"] = sampling
+    return summary
 
 
 def evaluate(

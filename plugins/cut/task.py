@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 import i2i
-from i2i_plugins.cut.heads import PatchProjection, patch_ids, sample_patches
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class CUT(i2i.GANTask):
         with torch.no_grad():
             feats = i2i.extract_features(generator.eval(), example["A"][:1], self.layers)
         generator.train(was_training)
-        head = PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
+        head = i2i.PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
         self.F = self.add_network("F", head)
         self.adam("G", ["G"])
         self.adam("D", ["D"], discriminator=True)
@@ -97,32 +96,22 @@ class CUT(i2i.GANTask):
     def nce(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], flipped: bool) -> torch.Tensor:
         """Mean over ``(source, output)`` pairs of the PatchNCE loss averaged over layers.
 
-        Keys (the sources' features) get no gradient, so they are encoded without a graph; the
-        query patches of every pair go through the head in one call.
+        Keys (the sources' features) get no gradient, so they are encoded without a graph.
         """
-        G, lam = self.nets["G"], self.opts.lambda_nce
-        queries, keys = [], []
+        G = self.nets["G"]
+        features = []
         for source, output in pairs:
             feat_q = i2i.extract_features(G, output, self.layers)
             if flipped:
                 feat_q = [f.flip(3) for f in feat_q]
             with torch.no_grad():
                 feat_k = i2i.extract_features(G, source, self.layers)
-            ids = patch_ids(feat_k, self.opts.num_patches, self.rng)
-            queries.append(sample_patches(feat_q, ids))
-            with torch.no_grad():
-                keys.append(self.nets["F"](sample_patches(feat_k, ids)))
-        sizes = [q[0].shape[0] for q in queries]
-        projected = self.F([torch.cat(layer) for layer in zip(*queries, strict=True)])
-        per_pair = [list(layer.split(sizes)) for layer in projected]
-        total = 0.0
-        for index, key in enumerate(keys):
-            layer_losses = [
-                self.nce_loss(per_pair[layer][index], key[layer]) * lam
-                for layer in range(len(self.layers))
-            ]
-            total = total + sum(layer_losses) / len(self.layers)
-        return total / len(pairs)
+            features.append((feat_k, feat_q))
+        o = self.opts
+        return i2i.patch_nce(
+            features, self.F, self.nce_loss, o.num_patches, self.rng,
+            key_head=self.nets["F"], weight=o.lambda_nce,
+        )  # fmt: skip
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         rt, o = self.runtime, self.opts
