@@ -113,7 +113,7 @@ def decode_calls(monkeypatch):
         calls.append(str(path))
         return load(path, channels)
 
-    monkeypatch.setattr(i2i.data, "load_image", counting)
+    monkeypatch.setattr(i2i.data.datasets, "load_image", counting)
     return calls
 
 

@@ -29,7 +29,7 @@ from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.protocol import size_limits
-from i2i.data import _normalize_mode, _to_tensor
+from i2i.data.images import normalize_mode, to_tensor
 
 __all__ = ["Translator", "load"]
 
@@ -356,7 +356,7 @@ class Translator:
     ) -> list[Image.Image]:
         """Same-size images share a batch; the results come back in the input order."""
         channels = self._in_channels[direction]
-        tensors = [_to_tensor(_normalize_mode(img), channels) for img in images]
+        tensors = [to_tensor(normalize_mode(img), channels) for img in images]
         by_size: dict[tuple[int, ...], list[int]] = {}
         for index, tensor in enumerate(tensors):
             by_size.setdefault(tuple(tensor.shape[-2:]), []).append(index)

@@ -1,0 +1,189 @@
+"""Image files: finding them, decoding any file Pillow reads into a uint8 tensor, and saving.
+
+Decoding is forgiving in what it takes (EXIF orientation, transparency, 16-bit and float
+samples, animations) and strict in what it gives: a ``(C, H, W)`` uint8 tensor with C = 1 or 3,
+or an ``ImageDecodeError`` that says which file and why.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+)
+
+PathLike = str | os.PathLike[str]
+
+_WHITE = (255, 255, 255, 255)
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+# -- finding files -------------------------------------------------------------------------------
+def find_images(folder: PathLike, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder``, sorted by relative path so every machine sees one order.
+
+    Hidden files and folders (``.DS_Store``, macOS ``._x.jpg`` forks, ``.ipynb_checkpoints``) are
+    skipped because they are never training data. Symlinked sub-folders are followed, since
+    datasets are often assembled from links, but each real folder is visited once and a link
+    to a folder above is not followed.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist or is not a folder")
+    found: list[tuple[str, Path]] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames.clear()
+            continue
+        seen.add(real)
+        # A link to a folder above (``trainA/loop -> ..``) would pull the other domain in.
+        dirnames[:] = (
+            [d for d in dirnames if not d.startswith(".") and not _links_up(dirpath, d, real)]
+            if recursive
+            else []
+        )
+        for name in filenames:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath, name)
+            if path.is_file():
+                found.append((path.relative_to(root).as_posix(), path))
+    found.sort(key=lambda rel_path: rel_path[0])
+    return [path for _, path in found]
+
+
+def _links_up(dirpath: str, name: str, real: str) -> bool:
+    """Whether sub-folder ``name`` of ``dirpath`` (real path ``real``) resolves to an ancestor."""
+    target = os.path.realpath(os.path.join(dirpath, name))
+    return real == target or real.startswith(target.rstrip(os.sep) + os.sep)
+
+
+# -- decoding ------------------------------------------------------------------------------------
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _scale_to_8bit(array: np.ndarray) -> Image.Image:
+    """Map high-bit-depth or float samples onto 0..255 by range, because Pillow would clip them.
+
+    Integer modes (``I;16*``, ``I``) are taken as 16-bit data. Float data is taken as 0..1 when it
+    fits there, else as 0..255, else as 16-bit, which covers the files that tools actually write.
+    """
+    values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if array.dtype.kind == "f":
+        peak = values.max(initial=0.0)
+        full_scale = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
+    else:
+        full_scale = 65535.0
+    scaled = np.clip(values, 0.0, full_scale) * (255.0 / full_scale)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8))
+
+
+def normalize_mode(img: Image.Image) -> Image.Image:
+    """Reduce any Pillow mode to ``L`` or ``RGB``; transparency is flattened onto white."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _scale_to_8bit(np.asarray(img))
+    if mode == "1":
+        return img.convert("L")
+    if mode in _ALPHA_MODES or "transparency" in img.info:
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, _WHITE)
+        return Image.alpha_composite(background, img).convert("RGB")
+    if img.mode in ("L", "RGB"):
+        return img
+    return img.convert("RGB")  # P, CMYK, YCbCr, HSV, ...
+
+
+def decode_image(path: Path) -> Image.Image:
+    """Open, orient and normalize ``path``; every failure becomes an ``ImageDecodeError``.
+
+    The size a file claims is checked before it is decoded: above Pillow's decompression-bomb
+    limit (``Image.MAX_IMAGE_PIXELS``, 89 MP) it is refused, where Pillow would only warn up to
+    twice that. An animated image gives its first frame, as a still image does.
+    """
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > (Image.MAX_IMAGE_PIXELS or math.inf):
+                raise Image.DecompressionBombError(
+                    f"it claims {img.width}x{img.height} pixels, more than "
+                    f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (a decompression bomb?)"
+                )
+            img.load()
+            oriented = ImageOps.exif_transpose(img)
+            return normalize_mode(oriented)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
+
+
+def image_header(path: Path) -> tuple[int, int, bool]:
+    """(width, height, animated) that ``path`` claims, read from its header without decoding."""
+    try:
+        with Image.open(path) as img:
+            return img.width, img.height, bool(getattr(img, "is_animated", False))
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
+
+
+def check_channels(channels: int) -> int:
+    if channels not in (1, 3):
+        raise InvalidArgumentError(f"channels must be 1 or 3, got {channels!r}")
+    return channels
+
+
+def to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
+    img = img.convert("L" if channels == 1 else "RGB")
+    array = np.array(img, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def load_image(path: PathLike, channels: int = 3) -> torch.Tensor:
+    """Decode any image Pillow reads into a uint8 ``(C, H, W)`` tensor with C = ``channels``.
+
+    Camera photos are turned upright from their EXIF orientation, transparent pixels become white
+    (the usual look of a cut-out), 16-bit and float images are rescaled rather than clipped, and
+    ``channels=1`` gives luminance. A file that cannot be decoded raises ``ImageDecodeError``.
+    """
+    return to_tensor(decode_image(Path(path)), check_channels(channels))
+
+
+# -- conversion and saving -----------------------------------------------------------------------
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 to float32 -1..1, the range the generators' tanh output lives in."""
+    if x.dtype != torch.uint8:
+        raise InvalidArgumentError(f"to_float expects a uint8 tensor, got {x.dtype}")
+    return x.to(torch.float32) / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float -1..1 to uint8, clamping the overshoot that a generator may produce."""
+    return ((x.detach().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+
+
+def save_image(image: torch.Tensor, path: PathLike) -> Path:
+    """Write a ``(C, H, W)`` uint8 or float -1..1 tensor, C in {1, 3}, in the suffix's format."""
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise InvalidArgumentError(
+            f"save_image expects a (C, H, W) tensor with 1 or 3 channels, got {tuple(image.shape)}"
+        )
+    if image.dtype != torch.uint8:
+        image = to_uint8(image)
+    array = image.detach().cpu().permute(1, 2, 0).numpy()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    pil.save(path, **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
+    return path
