@@ -30,7 +30,6 @@ from kornia.color import rgb_to_grayscale
 from torch import Tensor, nn
 
 from i2i.core.errors import InvalidArgumentError
-from i2i.core.hookspecs import hookimpl
 from i2i.core.registry import augmentations
 from i2i.core.values import parse_pair
 
@@ -413,10 +412,11 @@ class DiscriminatorAugment(nn.Module):
 
 def discriminator_augmentation_names() -> list[str]:
     """Registered augmentations that may go before a discriminator (``--d-augment``)."""
+    factories = {name: augmentations.get(name).factory for name in augmentations.list()}
     return [
-        c.name
-        for c in augmentations
-        if isinstance(c.factory, type) and issubclass(c.factory, DiscriminatorAugmentation)
+        name
+        for name, factory in factories.items()
+        if isinstance(factory, type) and issubclass(factory, DiscriminatorAugmentation)
     ]
 
 
@@ -442,11 +442,3 @@ def build_d_augment(policy: str | None) -> DiscriminatorAugment | None:
             )
         ops.append(augmentations.create(name, **kwargs))
     return DiscriminatorAugment(ops, policy)
-
-
-@hookimpl
-def register_augmentations(register: Callable[..., Any]) -> None:
-    for factory in (resize_crop, scale_width, hflip, color_jitter, affine, center_resize):
-        register(factory)
-    for op in (Translation, Cutout, Color):
-        register(op)

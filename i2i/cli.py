@@ -198,6 +198,15 @@ class TrainGroup(click.Group):
 
         return tasks.list()
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The tasks and their summaries as listed, so `i2i train --help` imports no task."""
+        from i2i.core.registry import tasks
+
+        rows = [(task.name, task.summary) for task in tasks]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from i2i.core.registry import tasks
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from i2i.core.errors import InvalidArgumentError
-from i2i.core.hookspecs import hookimpl
 
 Prediction = Tensor | Sequence[Tensor]
 
@@ -225,14 +223,3 @@ def l1(reduction: str = "mean") -> nn.L1Loss:
 def l2(reduction: str = "mean") -> nn.MSELoss:
     """Mean squared error, for reconstruction terms that should punish outliers harder than L1."""
     return nn.MSELoss(reduction=reduction)
-
-
-@hookimpl
-def register_losses(register: Callable[..., Any]) -> None:
-    register(LSGANLoss, "lsgan")
-    register(VanillaGANLoss, "vanilla")
-    register(HingeGANLoss, "hinge")
-    register(WGANGPLoss, "wgangp")
-    register(PatchNCELoss, "patchnce")
-    register(l1)
-    register(l2)

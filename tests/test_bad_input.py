@@ -382,10 +382,15 @@ def test_a_run_with_relative_data_resumes_from_another_directory(toy_data, tmp_p
 def test_summary_lists_only_files_that_exist(toy_data, tmp_path, capsys):
     options = {**TINY, "log_every": 1000, "sample_every": 1000}
     train("cyclegan", data=str(toy_data), out=str(tmp_path / "run"), max_steps=1, **options)
-    summary = capsys.readouterr().out
-    for line in summary.splitlines()[1:]:
-        if line.startswith("  ") and "unreadable" not in line:
-            assert Path(line.split()[-1]).exists(), line
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0] == "Finished 1 steps." and summary[-1].startswith("Next: i2i export")
+    listed = {}
+    for line in summary[1:-1]:
+        *name, path = line.split()
+        listed[" ".join(name)] = Path(path)
+    assert {"run folder", "config", "checkpoint", "losses"} <= set(listed), summary
+    for name, path in listed.items():
+        assert path.exists() and path.is_relative_to(tmp_path / "run"), (name, path)
 
 
 def test_symlink_to_a_folder_above_is_not_followed(toy_data, tmp_path):

@@ -244,7 +244,7 @@ def test_ssim_needs_a_whole_window():
 # -- FID Inception --------------------------------------------------------------------------------
 def test_extractors_are_registered_by_the_metrics_plugin():
     assert {"inception_fid", "efficientnet_lite0"} <= set(feature_extractors.list())
-    assert feature_extractors.get("inception_fid").plugin == "i2i.eval.metrics"
+    assert feature_extractors.get("inception_fid").plugin == "i2i"
     assert "not comparable" in feature_extractors.get("efficientnet_lite0").summary
 
 

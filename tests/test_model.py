@@ -53,7 +53,7 @@ def test_export_writes_config_weights_card_and_samples(run_dir, tmp_path):
     config = read_config(model)
     assert config["task"] == "cyclegan" and config["domains"] == {"A": "day", "B": "night"}
     assert config["generators"]["AtoB"]["name"] == "resnet6"
-    assert config["generators"]["AtoB"]["plugin"] == "i2i.nets"
+    assert config["generators"]["AtoB"]["plugin"] == "i2i"
     assert config["generators"]["BtoA"]["kwargs"]["ngf"] == 8
     assert config["preprocess"]["size"] == 32
     assert config["discriminators"] == {}  # only on request

@@ -434,7 +434,7 @@ def test_registry():
     ]:
         for name in names:
             component = registry.get(name)
-            assert component.plugin == "i2i.nets"
+            assert component.plugin == "i2i"
             assert component.summary and not component.accepts_any_kwargs
     unet = {p.name: p.default for p in i2i.core.registry.generators.get("unet256").parameters}
     assert unet["norm"] == "batch" and unet["dropout"] is True

@@ -209,7 +209,7 @@ def test_declared_sizes_are_checked_at_registration_and_creation():
 def test_built_in_generators_follow_the_protocol():
     from i2i.core.protocol import size_limits
 
-    built_in = [c.name for c in generators if c.plugin == "i2i.nets"]
+    built_in = [c.name for c in generators if c.plugin == "i2i"]
     assert built_in
     for name in built_in:
         net = generators.create(name, in_channels=1, out_channels=3, ngf=8)

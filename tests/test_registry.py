@@ -54,7 +54,7 @@ def test_unknown_name_lists_close_matches_and_plugins():
     message = str(info.value)
     assert "unknown generator 'resnet8'" in message
     assert "did you mean" in message and "resnet9" in message
-    assert "installed plugins:" in message and "i2i.nets" in message
+    assert "installed plugins:" in message and "cyclegan" in message
     assert "\n" not in message
 
 
@@ -93,3 +93,87 @@ def test_name_defaults_to_name_attribute_then_function_name():
     registry.register(Recipe)
     registry.register(helper)
     assert registry.list() == ["helper", "recipe"]
+
+
+# -- factories registered by reference ("module:attribute") ---------------------------------------
+REFERENCED = '''
+"""A module that a registry names but has not imported."""
+
+IMPORTED = []
+IMPORTED.append(True)
+
+
+def small(in_channels: int = 3, out_channels: int = 3, width: int = 4):
+    """A small generator, imported on first use.
+
+    Not the summary."""
+    return ("small", in_channels, out_channels, width)
+
+
+class Inherits(dict):
+    pass
+'''
+
+
+@pytest.fixture
+def referenced(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "referenced_parts.py").write_text(REFERENCED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "referenced_parts"
+    sys.modules.pop("referenced_parts", None)
+
+
+def test_a_reference_is_listed_from_its_source_and_imported_on_first_use(referenced):
+    import sys
+
+    registry = Registry("generator")
+    registry.register(f"{referenced}:small", plugin="third")
+    assert registry.list() == ["small"]
+    (listed,) = list(registry)
+    assert (listed.name, listed.plugin, listed.summary) == (
+        "small",
+        "third",
+        "A small generator, imported on first use.",
+    )
+    assert referenced not in sys.modules  # listing read the source only
+    assert registry.create("small", width=8) == ("small", 3, 3, 8)
+    assert referenced in sys.modules
+    component = registry.get("small")
+    assert [p.name for p in component.parameters] == ["in_channels", "out_channels", "width"]
+    assert component.factory is sys.modules[referenced].small
+    assert sys.modules[referenced].IMPORTED == [True]  # imported once
+
+
+def test_a_reference_without_a_docstring_in_its_source_is_imported_for_its_summary(referenced):
+    registry = Registry("loss")
+    registry.register(f"{referenced}:Inherits", "inherits")
+    assert registry.get("inherits").summary == (dict.__doc__ or "").strip().splitlines()[0]
+
+
+def test_a_reference_runs_the_kind_protocol_when_it_is_imported(referenced, tmp_path):
+    from i2i.core.protocol import check_generator_factory
+
+    (tmp_path / "no_channels.py").write_text('def net(width: int = 1):\n    """A net."""\n')
+    registry = Registry("generator", check_generator_factory)
+    registry.register("no_channels:net")  # not imported: nothing to check yet
+    with pytest.raises(InvalidArgumentError, match="does not take in_channels"):
+        registry.create("net")
+
+
+def test_bad_references_are_one_line_errors(referenced):
+    from i2i.core.errors import I2IError
+
+    registry = Registry("generator")
+    for target in ("no_colon", f"{referenced}:", ":small", f"{referenced}:not-a-name"):
+        with pytest.raises(InvalidArgumentError, match=r"must read 'package\.module:attribute'"):
+            registry.register(target, "x")
+    with pytest.raises(InvalidArgumentError, match="no module named 'absent_module_xyz'"):
+        registry.register("absent_module_xyz:net")
+    registry.register(f"{referenced}:missing", "missing", summary="named, but not there")
+    with pytest.raises(I2IError) as info:
+        registry.create("missing")
+    message = str(info.value)
+    assert "generator 'missing' of plugin '<direct>' cannot be imported" in message
+    assert "AttributeError" in message and "\n" not in message

@@ -16,10 +16,10 @@ from typing import Any
 import pluggy
 
 from i2i.core import hookspecs
-from i2i.core.registry import REGISTRIES
+from i2i.core.registry import REGISTRIES, component_name
 
-# Parts of the core that are plugins in their own right (like llm's DEFAULT_PLUGINS).
-DEFAULT_PLUGINS = ("i2i.nets", "i2i.losses", "i2i.augment", "i2i.eval.metrics")
+# i2i's own parts, a plugin in its own right (like llm's DEFAULT_PLUGINS): name -> module.
+DEFAULT_PLUGINS = {"i2i": "i2i.parts"}
 ENTRY_POINT_GROUP = "i2i"
 REGISTRY_HOOKS = {f"register_{kind}": registry for kind, registry in REGISTRIES.items()}
 
@@ -67,7 +67,7 @@ def _recording_register(registry: Any, plugin: str, added: list[tuple[Any, str]]
 
     def register(factory: Any, name: str | None = None, *, summary: str | None = None) -> Any:
         registry.register(factory, name, plugin=plugin, summary=summary)
-        added.append((registry, name or getattr(factory, "name", None) or factory.__name__))
+        added.append((registry, component_name(factory, name)))
         return factory
 
     return register
@@ -97,8 +97,8 @@ def load_plugins() -> None:
     _loaded = True
     from i2i import __version__
 
-    for module_name in DEFAULT_PLUGINS:
-        _register_module(importlib.import_module(module_name), module_name, __version__)
+    for name, module_name in DEFAULT_PLUGINS.items():
+        _register_module(importlib.import_module(module_name), name, __version__)
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if pm.has_plugin(ep.name) or ep.name in failures:
             continue

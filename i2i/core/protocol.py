@@ -18,11 +18,12 @@ breaks the protocol is refused with what to fix, rather than failing deep inside
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from i2i.core.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # torch is imported when a network is built, not when a factory registers
+    from torch import nn
 
 SIZE_ATTRIBUTES = ("size_multiple", "min_size")
 
@@ -59,6 +60,8 @@ def size_limits(net: nn.Module) -> tuple[int, int]:
 
 def check_generator(name: str, net: Any) -> None:
     """On creation: a module with valid sizes."""
+    from torch import nn
+
     if not isinstance(net, nn.Module):
         raise InvalidArgumentError(
             f"generator {name!r} built a {type(net).__name__}, not a torch.nn.Module"

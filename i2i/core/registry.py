@@ -3,18 +3,32 @@
 Factories are plain callables (functions or classes). Their signature is the contract: ``create``
 checks keyword arguments against it, ``describe`` reads defaults from it, and the first line of
 the docstring is the one-line summary that ``i2i list`` shows.
+
+A factory may also be registered by reference, ``"package.module:attribute"``: it is imported
+the first time it is used (``get``, ``create``), and until then its summary is read from the
+module's source. That is how ``i2i list`` and ``i2i --help`` show every built-in part without
+importing torch.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import fnmatch
+import functools
+import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from i2i.core.errors import DuplicateComponentError, InvalidArgumentError, UnknownComponentError
+from i2i.core.errors import (
+    DuplicateComponentError,
+    I2IError,
+    InvalidArgumentError,
+    UnknownComponentError,
+)
 from i2i.core.protocol import check_generator, check_generator_factory
 
 
@@ -27,21 +41,81 @@ class Parameter:
 
 
 @dataclass(frozen=True)
-class Component:
-    """A registered factory and where it came from."""
+class Listed:
+    """What ``i2i list`` shows of a component, known without importing it."""
 
     kind: str
     name: str
-    factory: Callable[..., Any]
     plugin: str
     summary: str
+
+
+@dataclass(frozen=True)
+class Reference(Listed):
+    """A factory registered as ``"module:attribute"``, not imported yet."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class Component(Listed):
+    """A registered factory and where it came from."""
+
+    factory: Callable[..., Any]
     parameters: tuple[Parameter, ...] = field(default=())
     accepts_any_kwargs: bool = False
+
+
+def component_name(factory: Callable[..., Any] | str, name: str | None = None) -> str:
+    """The name a factory registers under: ``name``, else its ``name`` attribute or
+    ``__name__``; a reference's attribute."""
+    if name:
+        return name
+    if isinstance(factory, str):
+        return factory.rpartition(":")[2]
+    return getattr(factory, "name", None) or factory.__name__
 
 
 def _summary(factory: Callable[..., Any]) -> str:
     doc = inspect.getdoc(factory) or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+@functools.cache
+def _docstrings(path: str) -> dict[str, str]:
+    """First docstring lines of the top-level functions and classes in a source file."""
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read(), path)
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            doc = ast.get_docstring(node)
+            if doc and doc.strip():
+                found[node.name] = doc.strip().splitlines()[0]
+    return found
+
+
+def _split_reference(target: str) -> tuple[str, str]:
+    module, _, attribute = target.partition(":")
+    if not module or not attribute.isidentifier():
+        raise InvalidArgumentError(
+            f"a factory reference must read 'package.module:attribute', got {target!r}"
+        )
+    return module, attribute
+
+
+def _referenced_summary(target: str) -> str:
+    """The summary of a referenced factory, from its module's source when it has one there
+    (nothing is imported but the module's packages), else from the imported factory."""
+    module, attribute = _split_reference(target)
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        raise InvalidArgumentError(f"no module named {module!r} (factory reference {target!r})")
+    if spec.origin and spec.origin.endswith(".py"):
+        summary = _docstrings(spec.origin).get(attribute)
+        if summary is not None:
+            return summary
+    return _summary(getattr(importlib.import_module(module), attribute))
 
 
 def _parameters(factory: Callable[..., Any]) -> tuple[tuple[Parameter, ...], bool]:
@@ -113,14 +187,15 @@ class Registry:
     # -- filling -----------------------------------------------------------------------------
     def register(
         self,
-        factory: Callable[..., Any],
+        factory: Callable[..., Any] | str,
         name: str | None = None,
         *,
         plugin: str = "<direct>",
         summary: str | None = None,
-    ) -> Callable[..., Any]:
-        """Add ``factory`` under ``name`` (default: its ``name`` attribute or ``__name__``)."""
-        name = name or getattr(factory, "name", None) or factory.__name__
+    ) -> Callable[..., Any] | str:
+        """Add ``factory`` under ``name`` (default: see ``component_name``); a string
+        ``"module:attribute"`` registers a reference, imported when first used."""
+        name = component_name(factory, name)
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"{self.kind} names must be non-empty strings, got {name!r}")
         if name in self._components:
@@ -129,19 +204,43 @@ class Registry:
                 f"{self.kind} {name!r} is registered by both plugin {other!r} and plugin "
                 f"{plugin!r}; uninstall one of them or rename the component"
             )
+        if isinstance(factory, str):
+            summary = _referenced_summary(factory) if summary is None else summary
+            self._components[name] = Reference(self.kind, name, plugin, summary, factory)
+        else:
+            self._components[name] = self._component(factory, name, plugin, summary)
+        return factory
+
+    def _component(
+        self, factory: Callable[..., Any], name: str, plugin: str, summary: str | None
+    ) -> Component:
         params, any_kwargs = _parameters(factory)
         if self._check_factory is not None:
             self._check_factory(name, factory, {p.name for p in params}, any_kwargs)
-        self._components[name] = Component(
+        return Component(
             kind=self.kind,
             name=name,
-            factory=factory,
             plugin=plugin,
             summary=summary if summary is not None else _summary(factory),
+            factory=factory,
             parameters=params,
             accepts_any_kwargs=any_kwargs,
         )
-        return factory
+
+    def _imported(self, reference: Reference) -> Component:
+        """The component a reference names, imported and checked (once)."""
+        module, attribute = _split_reference(reference.target)
+        try:
+            factory = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as error:
+            raise I2IError(
+                f"{self.kind} {reference.name!r} of plugin {reference.plugin!r} cannot be "
+                f"imported from {reference.target} ({type(error).__name__}: {error}); "
+                f"reinstall or update the plugin"
+            ) from error
+        component = self._component(factory, reference.name, reference.plugin, reference.summary)
+        self._components[reference.name] = component
+        return component
 
     def unregister(self, name: str) -> None:
         self._components.pop(name, None)
@@ -155,7 +254,8 @@ class Registry:
         self._ensure_loaded()
         return name in self._components
 
-    def __iter__(self) -> Iterator[Component]:
+    def __iter__(self) -> Iterator[Listed]:
+        """Every component, by name, as listed: references stay unimported."""
         self._ensure_loaded()
         return iter(sorted(self._components.values(), key=lambda c: c.name))
 
@@ -167,9 +267,10 @@ class Registry:
         """The component called ``name``; an unknown name lists close matches and plugins."""
         self._ensure_loaded()
         try:
-            return self._components[name]
+            entry = self._components[name]
         except KeyError:
             raise UnknownComponentError(self._unknown_message(name)) from None
+        return self._imported(entry) if isinstance(entry, Reference) else entry
 
     @property
     def plural(self) -> str:

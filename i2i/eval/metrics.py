@@ -8,18 +8,13 @@ their public names, so ``from i2i.eval.metrics import ...`` keeps working.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from i2i.core.hookspecs import hookimpl
 from i2i.eval.extractors import (
     FeatureExtractor,
     create_extractor,
-    efficientnet_lite0,
     extract_features,
     weights_dir,
 )
-from i2i.eval.inception import INCEPTION_FILE, INCEPTION_URL, inception_fid
+from i2i.eval.inception import INCEPTION_FILE, INCEPTION_URL
 from i2i.eval.statistics import (
     compare_features,
     fid_from_stats,
@@ -47,9 +42,3 @@ __all__ = [
     "ssim",
     "weights_dir",
 ]
-
-
-@hookimpl
-def register_feature_extractors(register: Callable[..., Any]) -> None:
-    register(inception_fid)
-    register(efficientnet_lite0)
