@@ -120,7 +120,8 @@ def list_command(kind: str | None, pattern: str) -> None:
 @click.argument("name")
 @click.option("--kind", type=_kind, help="Which registry, when a name is in several.")
 def describe(name: str, kind: str | None) -> None:
-    """Show a component's parameters and defaults, e.g. `i2i describe resnet9`."""
+    """Show a component's parameters and defaults, e.g. `i2i describe resnet9`; for a task, each
+    training option with its help and the values its recipes set."""
     from i2i.core.registry import REGISTRIES
 
     found = [REGISTRIES[k].get(name) for k in ([kind] if kind else KINDS) if name in REGISTRIES[k]]
@@ -130,28 +131,50 @@ def describe(name: str, kind: str | None) -> None:
         click.echo(f"{component.name} ({component.kind}, plugin {component.plugin})")
         if component.summary:
             click.echo(f"  {component.summary}")
-        columns = ["name", "type", "default"]
+        if component.kind == "task":
+            _describe_task(component.factory)
+            continue
         rows = [
             [p.name, p.annotation, "(required)" if p.required else repr(p.default)]
             for p in component.parameters
         ]
-        if component.kind == "task":  # options, by the group that owns them
-            task_cls = component.factory
-            task_cls.declared_options()  # refuses defaults of unknown options
-            columns.append("group")
-            rows = [
-                [o.name, getattr(o.type, "__name__", ""), repr(o.default), group.__name__]
-                for group in task_cls.groups()
-                for o in group.declared(task_cls.defaults)
+        _table("parameters", ["name", "type", "default"], rows)
+
+
+def _shown(value: Any) -> str:
+    """A value as `i2i describe` shows it: KEY=VALUE pairs for a dict, else its repr."""
+    if isinstance(value, dict) and value:
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    return repr(value)
+
+
+def _describe_task(task_cls: Any) -> None:
+    """One table per option group: each option's flag, type, default, help, and the value each
+    recipe that touches the group sets."""
+    task_cls.declared_options()  # refuses defaults of unknown options
+    recipes = getattr(task_cls, "recipes", {})
+    for group in task_cls.groups():
+        options = group.declared(task_cls.defaults)
+        setting = [
+            r for r, recipe in recipes.items() if set(recipe.values) & {o.name for o in options}
+        ]
+        columns = ["option", "type", "default", *(f"recipe {r}" for r in setting), "help"]
+        rows = []
+        for o in options:
+            kind = "KEY=VALUE" if o.keyvalue else getattr(o.type, "__name__", "")
+            choices = f" One of: {', '.join(o.choices)}." if o.choices else ""
+            values = [
+                _shown(recipes[r].values[o.name]) if o.name in recipes[r].values else ""
+                for r in setting
             ]
-        _table("parameters", columns, rows)
-        for recipe_name, recipe in getattr(component.factory, "recipes", {}).items():
-            values = " ".join(
-                f"--{k.replace('_', '-')} "
-                + (" ".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict) else str(v))
-                for k, v in recipe.values.items()
-            )
-            click.echo(f"recipe {recipe_name}: {recipe.summary}\n  sets {values}")
+            rows.append([o.flag, kind, _shown(o.default), *values, o.help + choices])
+        _table(group.__name__, columns, rows)
+    for recipe_name, recipe in recipes.items():
+        values = " ".join(
+            f"--{k.replace('_', '-')} {_shown(v) if isinstance(v, dict) else v}"
+            for k, v in recipe.values.items()
+        )
+        click.echo(f"recipe {recipe_name}: {recipe.summary}\n  sets {values}")
 
 
 @cli.command()

@@ -52,11 +52,24 @@ def test_describe_shows_parameters_and_defaults():
 def test_describe_a_task_lists_its_training_options():
     result = invoke("describe", "cyclegan")
     assert result.exit_code == 0
-    for option in ("lambda_cycle", "pool_size", "crop_size", "epochs_decay"):
-        assert option in result.output
-    lines = {line.split()[1]: line for line in result.output.splitlines() if "│" in line}
-    assert "CycleGANOptions" in lines["lambda_cycle"] and "GANOptions" in lines["ngf"]
-    assert "AugmentationOptions" in lines["crop_size"]
+    rows = {}  # first table line of each option: its cells
+    for line in result.output.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if cells[0].startswith("--") and cells[0] not in rows:
+            rows[cells[0]] = cells
+    for flag in ("--lambda-cycle", "--pool-size", "--crop-size", "--epochs-decay"):
+        assert flag in rows
+    # each option with its type, default and the start of its help text
+    assert rows["--lambda-cycle"][1:3] == ["float", "10.0"]
+    assert rows["--crop-size"][-1].startswith("Random crop size")
+    assert "One of: resize_crop" in rows["--preprocess"][-1]
+    # the values the recipe sets, in its column of the groups it touches
+    assert rows["--ema-decay"][2:4] == ["0.0", "0.999"]
+    assert rows["--lambda-identity"][2:4] == ["0.5", "0.0"]
+    assert rows["--gen-kw"][3].startswith("antialias=True")  # wrapped: residual=True below
+    assert rows["--pool-size"][3] == ""  # the recipe leaves it
+    for group in ("CycleGANOptions", "GANOptions", "AugmentationOptions", "RunOptions"):
+        assert f"\n{group}" in result.output
 
 
 def test_unknown_component_is_one_line_without_traceback():
