@@ -1,14 +1,19 @@
-"""Shared fixtures: tiny generated datasets and an isolated i2i home for the toy cache."""
+"""Shared fixtures: tiny generated datasets, an isolated i2i home for the toy cache, and a fake
+Hugging Face Hub that the real huggingface_hub client is pointed at."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from i2i.toydata import make_toy_unpaired
+from tests.hubserver import HubServer, client_env
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -58,17 +63,33 @@ def tiny_cli_args(data: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def hub_server(tmp_path_factory):
-    """A Hub-compatible HTTP server on 127.0.0.1 for the whole session (tests/hubserver.py)."""
-    from tests.hubserver import hub_server_fixture
+HUB: HubServer | None = None
+HF_HOME = Path(tempfile.mkdtemp(prefix="i2i-tests-hf-"))
 
-    yield from hub_server_fixture(tmp_path_factory)
+
+def pytest_configure(config):
+    """Point huggingface_hub at the fake Hub, with a cache of the session's own, before any test
+    module imports it: the client reads these variables once, on import. A developer's own
+    token and cache are never used; subprocesses inherit the same Hub."""
+    global HUB
+    assert "huggingface_hub" not in sys.modules, "huggingface_hub was imported before conftest"
+    HUB = HubServer()
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HF_TOKEN_PATH"):
+        os.environ.pop(name, None)
+    os.environ.update(client_env(HUB.url, HF_HOME))
+
+
+def pytest_unconfigure(config):
+    if HUB is not None:
+        HUB.stop()
+    shutil.rmtree(HF_HOME, ignore_errors=True)
 
 
 @pytest.fixture
-def hub(hub_server, tmp_path):
-    """huggingface_hub pointed at ``hub_server`` with an empty cache of its own."""
-    from tests.hubserver import hub_client_fixture
-
-    yield from hub_client_fixture(hub_server, tmp_path)
+def hub():
+    """The fake Hub (tests/hubserver.py), serving; fails the test if the fake itself broke."""
+    assert HUB is not None
+    HUB.start()
+    failures = len(HUB.errors)
+    yield HUB
+    assert HUB.errors[failures:] == [], HUB.errors[failures:]

@@ -31,7 +31,7 @@ from i2i.infer.translator import Translator
 from i2i.models.folder import make_config, net_spec, save_model
 from i2i.models.hub import push
 from i2i.viz import image_grid, tensor_to_pil
-from tests.hubserver import client_env, parse_card_data
+from tests.hubserver import client_env
 
 gr = pytest.importorskip("gradio", reason='the demo needs Gradio: pip install "i2i[demo]"')
 gradio_client = pytest.importorskip("gradio_client")
@@ -198,7 +198,6 @@ def test_space_files_pin_the_model_and_this_i2i(tmp_path):
 
     files = space_files("someone/1e5", "a" * 40)
     card = yaml.safe_load(files["README.md"].split("---")[1])
-    assert card == parse_card_data(files["README.md"])  # what the test Hub server reads too
     assert card["title"] == "1e5"
     assert card["sdk"] == "gradio" and card["app_file"] == "app.py"
     assert card["models"] == ["someone/1e5"]

@@ -1,8 +1,11 @@
-"""push / pull / load against the local Hub server, driven through the real huggingface_hub."""
+"""push / pull / load against the fake Hub (tests/hubserver.py), through the real huggingface_hub."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,6 @@ from i2i.models.folder import export_run, make_config, net_spec, save_model
 from i2i.models.hub import HubError, pull, push
 from i2i.train.trainer import train
 from tests.conftest import TINY
-from tests.hubserver import hub_offline
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -56,7 +58,6 @@ def test_push_then_pull_gives_identical_outputs(hub, tmp_path):
     assert _pixels(repo) == _pixels(local)  # i2i.load on a Hub id
     card = (folder / "README.md").read_text()
     assert f'i2i.load("{repo}")' in card and "library_name: i2i" in card
-    assert hub.files(repo, "main")["model.safetensors"] is True  # went through LFS
 
 
 def test_pinned_commit_and_tag_return_the_first_version(hub, tmp_path):
@@ -75,12 +76,37 @@ def test_pinned_commit_and_tag_return_the_first_version(hub, tmp_path):
 
 
 def test_pull_works_offline_from_the_cache(hub, tmp_path):
-    repo = hub.unique_repo_id("offline")
+    """With HF_HUB_OFFLINE=1, as a user sets it: a pulled model comes from the cache without a
+    request, and one never pulled is a one-line error."""
+    repo, never_pulled = hub.unique_repo_id("offline"), hub.unique_repo_id("elsewhere")
     push(_model(tmp_path / "m", seed=3), repo, token=hub.token)
+    push(_model(tmp_path / "n", seed=4), never_pulled, token=hub.token)
     online = pull(repo)
-    with hub_offline():
-        assert pull(repo) == online
-        assert _pixels(repo) == _pixels(tmp_path / "m")
+    script = """
+import sys
+import i2i
+from i2i.models.hub import HubError, pull
+
+print(pull(sys.argv[1]))
+print(list(i2i.load(sys.argv[1], device="cpu").directions))
+try:
+    pull(sys.argv[2])
+except HubError as error:
+    print(error)
+"""
+    asked = len(hub.requests)
+    result = subprocess.run(
+        [sys.executable, "-c", script, repo, never_pulled],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    path, directions, error = result.stdout.strip().splitlines()
+    assert Path(path) == online and directions == "['AtoB', 'BtoA']"
+    assert "is not in the local cache and the Hub cannot be reached" in error
+    assert len(hub.requests) == asked  # the Hub was never asked
 
 
 def test_push_a_training_run_to_a_branch(hub, toy_data, tmp_path):
@@ -203,3 +229,11 @@ def test_push_private_makes_an_existing_public_repo_private(hub, tmp_path):
     push(model, repo, token=hub.token)
     push(model, repo, token=hub.token, private=True)
     assert HfApi(token=hub.token).model_info(repo).private is True
+
+
+def test_a_private_model_is_not_found_without_the_token(hub, tmp_path):
+    repo = hub.unique_repo_id("secret")
+    push(_model(tmp_path / "m", seed=10), repo, token=hub.token, private=True)
+    with pytest.raises(HubError, match="a private repo needs a token"):
+        pull(repo)
+    assert pull(repo, token=hub.token).is_dir()
