@@ -19,15 +19,8 @@ from torch import nn
 
 from i2i.core.errors import CheckpointError
 from i2i.core.registry import generators
-from i2i.models.folder import (
-    check_fit,
-    create_network,
-    load_strict,
-    make_config,
-    net_spec,
-    save_model,
-    shapes_of,
-)
+from i2i.models.build import check_fit, create_network, load_strict, shapes_of
+from i2i.models.folder import make_config, net_spec, save_model
 from i2i.models.safefiles import regular_file
 
 STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")

@@ -8,7 +8,8 @@ from typing import Any
 from torch import nn
 
 from i2i.core.device import resolve_device
-from i2i.models.folder import build_generators, load_model, run_to_model
+from i2i.models.build import build_generators
+from i2i.models.folder import load_model, run_to_model
 from i2i.models.hub import resolve_model
 
 
