@@ -43,9 +43,9 @@ def register_losses(register: Callable[..., Any]) -> None:
 def register_augmentations(register: Callable[..., Any]) -> None:
     for name in ("resize_crop", "scale_width", "hflip", "color_jitter", "affine", "center_resize"):
         register(f"i2i.augment:{name}")
-    register("i2i.augment:Translation", "translation")
-    register("i2i.augment:Cutout", "cutout")
-    register("i2i.augment:Color", "color")
+    register("i2i.diffaugment:Translation", "translation")
+    register("i2i.diffaugment:Cutout", "cutout")
+    register("i2i.diffaugment:Color", "color")
 
 
 @hookimpl

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from i2i.augment import (
+from i2i.augment import build_augmentation
+from i2i.core.errors import InvalidArgumentError
+from i2i.core.registry import augmentations
+from i2i.diffaugment import (
     Color,
     Cutout,
     DiscriminatorAugment,
     Translation,
-    build_augmentation,
     build_d_augment,
     discriminator_augmentation_names,
 )
-from i2i.core.errors import InvalidArgumentError
-from i2i.core.registry import augmentations
 
 POLICY = "translation,cutout,color"
 DEVICES = [

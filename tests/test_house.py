@@ -63,6 +63,7 @@ LAYERS = (
         "i2i.nets",
         "i2i.losses",
         "i2i.augment",
+        "i2i.diffaugment",
         "i2i.data",
         "i2i.bridge",
         "i2i.viz",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 
 import yaml
@@ -39,3 +40,26 @@ def parse_pair(text: str, where: str) -> tuple[str, Any]:
     if not equals or not key.isidentifier():
         raise InvalidArgumentError(f"{where} expects KEY=VALUE, got {text.strip()!r}")
     return key, parse_value(value)
+
+
+Spec = str | tuple[str, dict[str, Any]]
+
+_ITEM_SEPARATOR = re.compile(r",(?=\s*\w+\s*=)")  # commas that start a new key=value
+
+
+def parse_spec(spec: Spec) -> tuple[str, dict[str, Any]]:
+    """``name``, ``(name, kwargs)`` or ``"name:key=value,key=value"`` as ``(name, kwargs)``.
+
+    Pairs are read by ``parse_pair`` (``scale=(0.9,1.1)`` keeps its comma).
+    """
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict):
+        return str(spec[0]), dict(spec[1])
+    if not isinstance(spec, str):
+        raise InvalidArgumentError(
+            f"an augmentation spec is a name, a (name, kwargs) tuple or 'name:key=value,...'; "
+            f"got {spec!r}"
+        )
+    name, _, arguments = spec.partition(":")
+    items = _ITEM_SEPARATOR.split(arguments) if arguments.strip() else []
+    kwargs = dict(parse_pair(item, f"augmentation spec {spec!r}") for item in items)
+    return name.strip(), kwargs
