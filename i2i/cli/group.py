@@ -1,0 +1,93 @@
+"""The ``i2i`` group: user errors on one line, plugin commands on first lookup."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from typing import Any
+
+import click
+
+from i2i import __version__
+from i2i.core.errors import I2IError
+
+KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "feature_extractors")
+
+
+def parse_kind(value: str) -> str:
+    for kind in KINDS:
+        if value in (kind, kind[:-1], kind.removesuffix("es")):
+            return kind
+    raise click.BadParameter(f"{value!r} is not one of {', '.join(KINDS)}")
+
+
+class I2IGroup(click.Group):
+    """Prints user errors on one line and adds plugin commands on first lookup."""
+
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if I2IGroup._plugin_commands_loaded:
+            return
+        I2IGroup._plugin_commands_loaded = True
+        from i2i.core.plugins import add_plugin_commands
+
+        add_plugin_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (I2IError, OSError) as error:
+            if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
+                raise  # I2I_DEBUG=1: the traceback, for bug reports
+            if not isinstance(error, I2IError) and error.errno not in _THE_MACHINE:
+                raise
+            click.secho(printable(f"Error: {_said(error)}"), err=True, fg="red")
+            ctx.exit(1)
+
+
+# Failures of the machine rather than of i2i: a full disk, a read-only or foreign folder. The
+# places that write say so themselves; this catches any the code does not know of.
+_THE_MACHINE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _said(error: Exception) -> str:
+    if isinstance(error, I2IError) or not isinstance(error, OSError):
+        return str(error)
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror}{where}; free some space, or use a folder you can write"
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of non-UTF-8 file names shown as replacement characters."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@click.group(cls=I2IGroup)
+@click.version_option(__version__, prog_name="i2i")
+def cli() -> None:
+    """i2i: image-to-image translation (CycleGAN, pix2pix, your own) with plugins."""
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=max(100, shutil.get_terminal_size().columns)).print(table)
