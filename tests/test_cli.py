@@ -55,19 +55,19 @@ def test_describe_a_task_lists_its_training_options():
     rows = {}  # first table line of each option: its cells
     for line in result.output.splitlines():
         cells = [cell.strip() for cell in line.strip("│ ").split("│")]
-        if cells[0].startswith("--") and cells[0] not in rows:
+        if cells[0].isidentifier() and cells[0] not in rows:
             rows[cells[0]] = cells
-    for flag in ("--lambda-cycle", "--pool-size", "--crop-size", "--epochs-decay"):
-        assert flag in rows
+    for name in ("lambda_cycle", "pool_size", "crop_size", "epochs_decay"):
+        assert name in rows
     # each option with its type, default and the start of its help text
-    assert rows["--lambda-cycle"][1:3] == ["float", "10.0"]
-    assert rows["--crop-size"][-1].startswith("Random crop size")
-    assert "One of: resize_crop" in rows["--preprocess"][-1]
+    assert rows["lambda_cycle"][1:3] == ["float", "10.0"]
+    assert rows["crop_size"][-1].startswith("Random crop size")
+    assert "One of: resize_crop" in rows["preprocess"][-1]
     # the values the recipe sets, in its column of the groups it touches
-    assert rows["--ema-decay"][2:4] == ["0.0", "0.999"]
-    assert rows["--lambda-identity"][2:4] == ["0.5", "0.0"]
-    assert rows["--gen-kw"][3].startswith("antialias=True")  # wrapped: residual=True below
-    assert rows["--pool-size"][3] == ""  # the recipe leaves it
+    assert rows["ema_decay"][2:4] == ["0.0", "0.999"]
+    assert rows["lambda_identity"][2:4] == ["0.5", "0.0"]
+    assert rows["gen_kw"][3].startswith("antialias=True")  # wrapped: residual=True below
+    assert rows["pool_size"][3] == ""  # the recipe leaves it
     for group in ("CycleGANOptions", "GANOptions", "AugmentationOptions", "RunOptions"):
         assert f"\n{group}" in result.output
 

@@ -56,7 +56,8 @@ def _shown(value: Any) -> str:
 
 
 def _describe_task(task_cls: Any) -> None:
-    """One table per option group: each option's flag, type, default, help, and the value each
+    """One table per option group: each option's name (the key of config files; the flag is
+    --name-with-dashes), type, default, help, and the value each
     recipe that touches the group sets."""
     task_cls.declared_options()  # refuses defaults of unknown options
     recipes = getattr(task_cls, "recipes", {})
@@ -74,7 +75,7 @@ def _describe_task(task_cls: Any) -> None:
                 _shown(recipes[r].values[o.name]) if o.name in recipes[r].values else ""
                 for r in setting
             ]
-            rows.append([o.flag, kind, _shown(o.default), *values, o.help + choices])
+            rows.append([o.name, kind, _shown(o.default), *values, o.help + choices])
         print_table(group.__name__, columns, rows)
     for recipe_name, recipe in recipes.items():
         values = " ".join(
