@@ -57,8 +57,8 @@ def _shown(value: Any) -> str:
 
 def _describe_task(task_cls: Any) -> None:
     """One table per option group: each option's name (the key of config files; the flag is
-    --name-with-dashes), type, default, help, and the value each
-    recipe that touches the group sets."""
+    --name-with-dashes), type, default and help, and the value set by each recipe that touches
+    the group."""
     task_cls.declared_options()  # refuses defaults of unknown options
     recipes = getattr(task_cls, "recipes", {})
     for group in task_cls.groups():
