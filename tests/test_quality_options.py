@@ -98,7 +98,7 @@ def test_discriminator_sees_real_and_fake_through_the_same_augmentation(toy_data
     for name in ("D_A", "D_B"):
         task.nets[name].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
     ones = {"A": torch.ones(1, 3, 32, 32) * 0.9, "B": torch.ones(1, 3, 32, 32) * 0.9}
-    task.step(ones)
+    task.train_step(ones)
     # Every image the critics judged (fakes in the G phase, reals and pooled fakes in the D
     # phase) went through cutout: each has a zeroed square.
     assert len(seen) >= 4
@@ -106,7 +106,7 @@ def test_discriminator_sees_real_and_fake_through_the_same_augmentation(toy_data
 
 
 def test_warmup_ramps_the_learning_rate_then_the_official_policy_holds():
-    from i2i.train.trainer import lr_factor
+    from i2i.train.schedule import lr_factor
 
     assert [lr_factor(0, 2, 2, step=s, warmup=4) for s in range(5)] == [0.25, 0.5, 0.75, 1, 1]
     assert lr_factor(3, 2, 2, step=100, warmup=4) == lr_factor(3, 2, 2) == 1 - 2 / 3

@@ -1,8 +1,10 @@
-"""What GAN tasks share: networks from the GAN options, the objective, the critics' view.
+"""What GAN tasks share: networks from the GAN options, the objective, the critics' step.
 
 ``GANTask`` is the kit for a task with generators and discriminators (CycleGAN, pix2pix, CUT, a
 third party's). It alone reads ``GANOptions``; a task names its networks by the direction they
-translate or the domain they judge, and the kit fills in the registered names and arguments.
+translate or the domain they judge, and the kit fills in the registered names and arguments. The
+generators' side of the game is ``fool``, inside the task's own ``optimizing("G")`` block; the
+discriminators' side is one call, ``train_critics``.
 """
 
 from __future__ import annotations
@@ -77,20 +79,47 @@ class GANTask(Task):
         return self._gan.init_gain
 
     def build_gan(self) -> None:
-        """The networks, the --gan-loss objective and the critics' view (--d-augment)."""
+        """The networks (as attributes named as in ``generators()``/``discriminators()``), the
+        --gan-loss objective, the critics' view (--d-augment), and the Adam optimizers "G" over
+        every generator and "D" over every discriminator (--lr-d)."""
         self.build_networks()
         self.gan_loss = losses.create(self._gan.gan_loss).to(self.device)
         self.d_view = self.discriminator_view()
+        # A critic judging for the generators has its parameters frozen: under DDP, which would
+        # wait for their gradients, it judges through a view without DDP.
+        distributed = self.runtime.world_size > 1
+        self._judges = {
+            name: self.runtime.prepare(self.nets[name], distributed=False)
+            for name in (self.discriminators() if distributed else ())
+        }
+        self.adam("G", self.generators())
+        self.adam("D", self.discriminators(), discriminator=True)
 
     # -- the objective -----------------------------------------------------------------------
     def fool(self, critic: str, fake: torch.Tensor) -> torch.Tensor:
-        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real.
-
-        The critic runs as its plain module: DDP keeps no bookkeeping for a network that gets
-        no gradients in this pass.
-        """
-        pred = self.nets[critic](self.d_view(fake))
+        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real."""
+        judge = self._judges[critic] if critic in self._judges else getattr(self, critic)
+        pred = judge(self.d_view(fake))
         return self.gan_loss(pred, True, for_discriminator=False)
+
+    def train_critics(
+        self, *, fake_first: bool = False, **judged: tuple[torch.Tensor, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """One update of the named critics, each on its ``(real, fake)`` images (``critic_loss``;
+        the fakes are detached): ``train_critics(D=(real_B, fake_B))``. Several critics share
+        one backward and one step of their optimizer (CycleGAN's D_A and D_B).
+
+        Returns each critic's loss under its name and the parts under ``NAME_real``,
+        ``NAME_fake`` (and ``NAME_penalty``), for the task to log.
+        """
+        logged: dict[str, torch.Tensor] = {}
+        with self.optimizing(*self._optimizers_of(judged)) as critics:
+            for critic, (real, fake) in judged.items():
+                loss, parts = self.critic_loss(critic, real, fake.detach(), fake_first=fake_first)
+                logged[critic] = loss
+                logged.update({f"{critic}_{part}": value for part, value in parts.items()})
+            critics.minimize(sum(logged[critic] for critic in judged))
+        return logged
 
     def critic_loss(
         self, critic: str, real: torch.Tensor, fake: torch.Tensor, *, fake_first: bool = False

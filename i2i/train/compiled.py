@@ -1,0 +1,97 @@
+"""The training step under ``--compile``: what was compiled and captured, and when it was not.
+
+Each network is compiled on its own (``Runtime.prepare``); on one CUDA device its forward and
+backward passes are also captured as CUDA graphs (``mode="reduce-overhead"``), and Adam runs
+fused, so a step costs a few graph launches where it cost thousands of kernel launches. The
+step's own glue (losses, the image pool, optimizer steps) runs as it is between the graphs.
+
+CUDA graphs replay what they recorded, so the step must not read tensor values on the host: on
+the device, the first step runs eagerly with those reads recorded, and a task that has any
+trains with the eager step, saying where it read. Warm-up (the steps that compiled) is reported
+once, and so is every later recompilation, which costs the same again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from torch._dynamo.utils import counters
+
+from i2i.kit.sync import recorded_host_reads
+from i2i.kit.task import Batch, Task
+from i2i.train.runtime import Runtime
+
+
+def compiled_graphs() -> int:
+    """Graphs compiled so far in this process (each compilation and recompilation adds one)."""
+    return counters["stats"]["unique_graphs"]
+
+
+class CompiledStep:
+    """``task.train_step`` with compiled networks, reporting through ``say``."""
+
+    def __init__(self, task: Task, runtime: Runtime, say: Callable[[str], None]) -> None:
+        self.task, self.runtime, self.say = task, runtime, say
+        self.probed = not runtime.graphs  # host reads matter only to graphs
+        self.eager = False
+        self.warm_start: float | None = None
+        self.warm = False
+        if runtime.device.type == "cuda" and runtime.distributed:
+            say(
+                "warning: --compile under torchrun compiles without CUDA graphs (DDP's all-reduce "
+                "between graphs waits for a test on devices)"
+            )
+
+    def __call__(self, batch: Batch) -> Batch:
+        if not self.probed:
+            return self._probe(batch)
+        if self.eager:
+            with torch.compiler.set_stance("force_eager"):
+                return self.task.train_step(batch)
+        if self.runtime.graphs:
+            # Outputs of the previous step's graphs may be overwritten from here on.
+            torch.compiler.cudagraph_mark_step_begin()
+        before, start = compiled_graphs(), time.perf_counter()
+        self.warm_start = self.warm_start or start
+        losses = self.task.train_step(batch)
+        self._report(compiled_graphs() - before, start)
+        return losses
+
+    def _probe(self, batch: Batch) -> Batch:
+        """The first step, eager, with the host reads of the task's step recorded."""
+        self.probed = True
+        with recorded_host_reads() as reads, torch.compiler.set_stance("force_eager"):
+            losses = self.task.train_step(batch)
+        if reads:
+            self.eager = True
+            more = f" and {len(reads) - 1} more" if len(reads) > 1 else ""
+            self.say(
+                f"warning: the step of {self.task.name} reads tensor values on the host "
+                f"({reads[0]}{more}), which CUDA graphs cannot replay; training with the eager "
+                f"step"
+            )
+        return losses
+
+    def _report(self, new_graphs: int, start: float) -> None:
+        if not self.warm:
+            if new_graphs == 0 and self.warm_start is not None:
+                self.warm = True
+                self.say(
+                    f"compiled the step: {start - self.warm_start:.1f} s of warm-up, "
+                    f"{compiled_graphs()} graphs"
+                )
+                skipped = counters["inductor"]["cudagraph_skips"]
+                if self.runtime.graphs and skipped:
+                    self.say(
+                        f"warning: CUDA graphs could not capture {skipped} of the compiled "
+                        f"graphs, which run without them (TORCH_LOGS=perf_hints says why)"
+                    )
+            return
+        if new_graphs:
+            self.say(
+                f"warning: --compile compiled the step again ({new_graphs} new graph(s)): a new "
+                f"batch shape or a changed Python value reached the networks; each costs a "
+                f"warm-up (TORCH_LOGS=recompiles says which)"
+            )
