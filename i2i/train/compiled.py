@@ -38,6 +38,8 @@ class CompiledStep:
         self.eager = False
         self.warm_start: float | None = None
         self.warm = False
+        self.shapes: set[tuple[int, ...]] = set()
+        self.counted = compiled_graphs(), counters["inductor"]["cudagraph_skips"]
         if runtime.device.type == "cuda" and runtime.distributed:
             say(
                 "warning: --compile under torchrun compiles without CUDA graphs (DDP's all-reduce "
@@ -56,7 +58,9 @@ class CompiledStep:
         before, start = compiled_graphs(), time.perf_counter()
         self.warm_start = self.warm_start or start
         losses = self.task.train_step(batch)
-        self._report(compiled_graphs() - before, start)
+        shape = tuple(batch["A"].shape)
+        self._report(compiled_graphs() - before, start, shape)
+        self.shapes.add(shape)
         return losses
 
     def _probe(self, batch: Batch) -> Batch:
@@ -74,15 +78,16 @@ class CompiledStep:
             )
         return losses
 
-    def _report(self, new_graphs: int, start: float) -> None:
+    def _report(self, new_graphs: int, start: float, shape: tuple[int, ...]) -> None:
         if not self.warm:
             if new_graphs == 0 and self.warm_start is not None:
                 self.warm = True
+                graphs = compiled_graphs() - self.counted[0]
                 self.say(
                     f"compiled the step: {start - self.warm_start:.1f} s of warm-up, "
-                    f"{compiled_graphs()} graphs"
+                    f"{graphs} graph(s)"
                 )
-                skipped = counters["inductor"]["cudagraph_skips"]
+                skipped = counters["inductor"]["cudagraph_skips"] - self.counted[1]
                 if self.runtime.graphs and skipped:
                     self.say(
                         f"warning: CUDA graphs could not capture {skipped} of the compiled "
@@ -90,8 +95,12 @@ class CompiledStep:
                     )
             return
         if new_graphs:
+            why = (
+                f"a batch of a new shape, {list(shape)}"
+                if shape not in self.shapes
+                else "a Python value the networks read changed (TORCH_LOGS=recompiles says which)"
+            )
             self.say(
-                f"warning: --compile compiled the step again ({new_graphs} new graph(s)): a new "
-                f"batch shape or a changed Python value reached the networks; each costs a "
-                f"warm-up (TORCH_LOGS=recompiles says which)"
+                f"warning: --compile compiled the step again ({new_graphs} new graph(s)) for "
+                f"{why}; each new shape or value costs a warm-up"
             )
