@@ -114,3 +114,23 @@ def test_where_graphs_would_run_a_step_that_reads_on_the_host_trains_eager(
         assert "reads tensor values" not in text
         assert compiled_graphs() > before
         assert "compiled the step: " in text
+
+
+def test_antialiased_upsampling_compiles_with_its_backward():
+    """CUT's generator upsamples by zero-insertion and a blur; its edge padding once broke
+    torch.compile's backward (a stride check of the replication pad) on the CPU."""
+    from i2i.nets.antialias import Upsample
+
+    torch._dynamo.reset()
+    up = Upsample(4)
+    x = (torch.rand(2, 4, 8, 8) * 2 - 1).requires_grad_()
+    eager_out = up(x)
+    (eager_grad,) = torch.autograd.grad(eager_out.square().sum(), x)
+    compiled_out = torch.compile(up)(x)
+    (compiled_grad,) = torch.autograd.grad(compiled_out.square().sum(), x)
+    torch.testing.assert_close(compiled_out, eager_out)
+    torch.testing.assert_close(compiled_grad, eager_grad)
+    reference = torch.nn.functional.pad(x, [1, 1, 1, 1], mode="replicate")
+    from i2i.nets.antialias import edge_pad
+
+    assert torch.equal(edge_pad(x), reference)

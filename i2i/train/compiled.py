@@ -2,8 +2,9 @@
 
 Each network is compiled on its own (``Runtime.prepare``); on one CUDA device its forward and
 backward passes are also captured as CUDA graphs (``mode="reduce-overhead"``), and Adam runs
-fused, so a step costs a few graph launches where it cost thousands of kernel launches. The
-step's own glue (losses, the image pool, optimizer steps) runs as it is between the graphs.
+fused, so each pass costs one graph launch instead of a kernel launch per operation. The step's
+own glue (losses, the image pool, optimizer steps) runs as it is between the graphs, and
+``Runtime.end_step`` tells the graphs where a step ends.
 
 CUDA graphs replay what they recorded, so the step must not read tensor values on the host: on
 the device, the first step runs eagerly with those reads recorded, and a task that has any
@@ -52,9 +53,6 @@ class CompiledStep:
         if self.eager:
             with torch.compiler.set_stance("force_eager"):
                 return self.task.train_step(batch)
-        if self.runtime.graphs:
-            # Outputs of the previous step's graphs may be overwritten from here on.
-            torch.compiler.cudagraph_mark_step_begin()
         before, start = compiled_graphs(), time.perf_counter()
         self.warm_start = self.warm_start or start
         losses = self.task.train_step(batch)

@@ -87,6 +87,10 @@ class Runtime:
     def end_step(self) -> None:
         if self.ema is not None:
             self.ema.update()
+        if self.graphs:
+            # The next step's graphs may overwrite this step's outputs (the losses it returned
+            # were computed outside the graphs; the image pool keeps copies).
+            torch.compiler.cudagraph_mark_step_begin()
 
     def all_reduce_max(self, value: float) -> float:
         if not self.distributed:
