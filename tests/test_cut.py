@@ -310,12 +310,13 @@ def test_head_is_sized_from_the_first_batch_and_flip_equivariance_runs(toy_data)
 
 
 # -- training, resume, DDP, export ------------------------------------------------------------
-def test_resume_is_bit_exact_with_the_head_and_patch_stream(toy_data, tmp_path):
+@pytest.mark.parametrize("name", ["cut", "fastcut"])  # fastcut: its flip coins too
+def test_resume_is_bit_exact_with_the_head_and_patch_stream(toy_data, tmp_path, name):
     common = {"data": str(toy_data), **CUT_TINY, "epochs": 2, "epochs_decay": 1}
-    straight = train("cut", out=str(tmp_path / "straight"), max_steps=6, **common)
-    train("cut", out=str(tmp_path / "resumed"), max_steps=3, **common)
+    straight = train(name, out=str(tmp_path / "straight"), max_steps=6, **common)
+    train(name, out=str(tmp_path / "resumed"), max_steps=3, **common)
     # Resumed from Python: the task object reads the run as `--resume` does.
-    resumed = i2i.fit(i2i.create_task("cut", resume=str(tmp_path / "resumed"), max_steps=6))
+    resumed = i2i.fit(i2i.create_task(name, resume=str(tmp_path / "resumed"), max_steps=6))
     a = load_file(str(straight.checkpoint / "networks.safetensors"))
     b = load_file(str(resumed.checkpoint / "networks.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("F.mlp_4") for k in a)
