@@ -41,6 +41,12 @@ class OwnRuntime:
         self.ended += 1
 
 
+def test_the_trainer_and_a_test_implement_the_runtime_the_kit_declares():
+    from i2i.kit.runtime import Runtime as KitRuntime
+
+    assert isinstance(Runtime("cpu"), KitRuntime) and isinstance(OwnRuntime(), KitRuntime)
+
+
 def _toy(runtime=None, **options) -> Toy:
     register_toy_networks()
     torch.manual_seed(0)

@@ -9,12 +9,13 @@ third party's runner can supply its own.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 
+@runtime_checkable
 class Runtime(Protocol):
     """Where and how a task's networks run, as the kit uses it."""
 

@@ -59,6 +59,10 @@ class Recipe:
 class Task(abc.ABC):
     """Base class of training recipes; subclasses register through ``register_tasks``.
 
+    A task writes ``generators`` (what export writes), ``build`` (its networks and losses),
+    ``step`` (the maths of a step, each update a ``with self.optimizing(...)`` block, see
+    ``i2i.kit.step``) and ``samples``; ``GANTask`` adds what GANs share.
+
     ``Task(**options)`` resolves and checks the options (defaults < toy defaults < recipe <
     given; ``resume=RUN`` continues that run's options, as ``--resume``);
     ``i2i.fit(i2i.create_task("cyclegan", max_steps=10))`` is ``i2i train cyclegan --max-steps 10``.
