@@ -249,3 +249,6 @@ def test_the_pool_resumes_exactly():
     assert again.filled == 2
     for q in queries[1:]:
         assert torch.equal(half_full.query(q), again.query(q))
+    older = ImagePool(4)  # a checkpoint from before the pool's own stream: images and size
+    older.load_state_dict({"size": 4, "images": queries[0]}, torch.device("cpu"))
+    assert older.filled == 2 and torch.equal(older.images[:2], queries[0])

@@ -54,7 +54,8 @@ class ImagePool:
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
         self.size, kept = state["size"], state["images"]
-        self.generator.set_state(state["generator"])
+        if "generator" in state:  # runs saved before the pool had its own stream lack it
+            self.generator.set_state(state["generator"])
         self.filled = kept.shape[0]
         self.images = None
         if self.filled:
