@@ -1,4 +1,4 @@
-"""Training speed of the CycleGAN task: one JSON line per configuration, never an assertion.
+"""Training speed of the training tasks: one JSON line per configuration, never an assertion.
 
 Each configuration (device, crop size, batch, precision, compile) runs in a fresh subprocess so
 that its peak memory is its own: peak RSS on the CPU (``ru_maxrss``), ``max_memory_allocated`` on
@@ -14,6 +14,11 @@ limit" is a number on any machine. Comparisons are only with what the same run m
     python benchmarks/train_speed.py                                 # CPU, plus CUDA when present
     python benchmarks/train_speed.py --sizes 128 --batches 1 --steps 3   # a quick look
     python benchmarks/train_speed.py --devices cuda --precisions fp32,bf16 --compile both
+    python benchmarks/train_speed.py --tasks cyclegan,cut,unsb --sizes 256 --batches 1  # side by side
+
+A UNSB step walks its bridge to a random step first (0 to 4 generator passes without gradients),
+so its time varies from step to step: time enough steps for the mean (5 steps draw the same
+step numbers in every run, from the seed).
 """
 
 from __future__ import annotations
@@ -245,8 +250,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         impl=spec.get("impl", "task"),
         size=size,
         batch=batch,
-        gen=spec["gen"],
-        disc=spec["disc"],
+        # The networks the task built (unsb: unsb_resnet9 for --gen resnet9).
+        gen=next(iter(task.generators().values()))["name"],
+        disc=next(iter(task.discriminators().values()))["name"],
         ngf=spec["ngf"],
         ndf=spec["ndf"],
         precision=spec["precision"],

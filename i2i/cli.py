@@ -8,6 +8,8 @@ add commands through the ``register_commands(cli)`` hook; both are loaded lazily
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import sys
@@ -56,11 +58,30 @@ class I2IGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except I2IError as error:
+        except (I2IError, OSError) as error:
             if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
                 raise  # I2I_DEBUG=1: the traceback, for bug reports
-            click.secho(f"Error: {error}", err=True, fg="red")
+            if not isinstance(error, I2IError) and error.errno not in _THE_MACHINE:
+                raise
+            click.secho(printable(f"Error: {_said(error)}"), err=True, fg="red")
             ctx.exit(1)
+
+
+# Failures of the machine rather than of i2i: a full disk, a read-only or foreign folder. The
+# places that write say so themselves; this catches any the code does not know of.
+_THE_MACHINE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _said(error: Exception) -> str:
+    if isinstance(error, I2IError) or not isinstance(error, OSError):
+        return str(error)
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror}{where}; free some space, or use a folder you can write"
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of non-UTF-8 file names shown as replacement characters."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @click.group(cls=I2IGroup)
@@ -329,6 +350,15 @@ def pull(repo_id: str, revision: str | None) -> None:
 )
 @click.option("--tile", type=int, help="Translate in tiles of this size (for huge images).")
 @click.option("--overlap", default=32, show_default=True, type=int, help="Tile overlap in pixels.")
+@click.option(
+    "--steps",
+    type=int,
+    help="Bridge models (UNSB): predictions along the path, 1 to the trained steps (default: "
+    "all; fewer are faster).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
 @click.option(
@@ -368,6 +398,8 @@ def apply(
     compiled: bool,
     tile: int | None,
     overlap: int,
+    steps: int | None,
+    seed: int,
     overwrite: bool,
     revision: str | None,
     backend: str,
@@ -405,6 +437,8 @@ def apply(
         batch_size=batch_size,
         backend=backend,
         compile=compiled,
+        steps=steps,
+        seed=seed,
     )
     report = apply_paths(
         translator,
@@ -418,7 +452,7 @@ def apply(
         video=video,
     )
     click.echo(report.summary())
-    if report.failed:
+    if not report.ok:
         sys.exit(1)
 
 
@@ -453,6 +487,10 @@ def apply(
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
+@click.option("--steps", type=int, help="Bridge models (UNSB): predictions (default: all).")
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
+)
 def eval_command(
     model: str | None,
     data: str | None,
@@ -464,6 +502,8 @@ def eval_command(
     batch_size: int,
     device: str,
     revision: str | None,
+    steps: int | None,
+    seed: int,
 ) -> None:
     """FID / KID of translations and cycle PSNR / SSIM, with an HTML report to look at.
 
@@ -478,20 +518,23 @@ def eval_command(
     if video:
         if model or data:
             raise click.UsageError("--video compares two videos; it takes no MODEL or --data")
+        from i2i.core.errors import writing
         from i2i.eval.flicker import video_flicker
+        from i2i.models.checkpoint import atomic_write_text
 
-        report = video_flicker(*video)
+        report = video_flicker(*video, warn=lambda message: click.echo(f"note: {message}"))
         click.echo(report.summary())
         if out:
-            Path(out).mkdir(parents=True, exist_ok=True)
-            (Path(out) / "flicker.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+            with writing(out):
+                Path(out).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(Path(out) / "flicker.json", json.dumps(report.as_dict(), indent=2))
         return
     for value, missing in ((model, "argument MODEL"), (data, "option --data"), (out, "option -o")):
         if not value:
             raise click.UsageError(f"Missing {missing} (or use --video INPUT OUTPUT).")
     assert model is not None and data is not None and out is not None
 
-    translator = load(model, revision=revision, device=device)
+    translator = load(model, revision=revision, device=device, steps=steps, seed=seed)
     evaluate(
         translator,
         Path(data),
@@ -552,7 +595,7 @@ def convert_official_command(
 @cli.command()
 @click.argument("model")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
-@click.option("--port", default=7860, show_default=True, type=int)
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--device", default="auto", show_default=True)
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
 @click.option("--max-upload", default="25mb", show_default=True, help="Largest upload accepted.")
@@ -605,4 +648,8 @@ def space(
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 prints as the bytes it has, instead of failing.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="surrogateescape")
     cli(prog_name="i2i")

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 )
 
 PathLike = str | os.PathLike[str]
@@ -137,12 +137,31 @@ def _normalize_mode(img: Image.Image) -> Image.Image:
 
 
 def decode_image(path: Path) -> Image.Image:
-    """Open, orient and normalize ``path``; every failure becomes an ``ImageDecodeError``."""
+    """Open, orient and normalize ``path``; every failure becomes an ``ImageDecodeError``.
+
+    The size a file claims is checked before it is decoded: above Pillow's decompression-bomb
+    limit (``Image.MAX_IMAGE_PIXELS``, 89 MP) it is refused, where Pillow would only warn up to
+    twice that. An animated image gives its first frame, as a still image does.
+    """
     try:
         with Image.open(path) as img:
+            if img.width * img.height > (Image.MAX_IMAGE_PIXELS or math.inf):
+                raise Image.DecompressionBombError(
+                    f"it claims {img.width}x{img.height} pixels, more than "
+                    f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (a decompression bomb?)"
+                )
             img.load()
             oriented = ImageOps.exif_transpose(img)
             return _normalize_mode(oriented)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
+
+
+def image_header(path: Path) -> tuple[int, int, bool]:
+    """(width, height, animated) that ``path`` claims, read from its header without decoding."""
+    try:
+        with Image.open(path) as img:
+            return img.width, img.height, bool(getattr(img, "is_animated", False))
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
 

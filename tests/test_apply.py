@@ -332,7 +332,7 @@ def test_unreadable_files_are_skipped_and_listed(translator, tree, tmp_path):
     assert len(report.written) == 4
     assert [Path(p).name for p, _ in report.failed] == ["broken.jpg"]
     assert "broken.jpg" in report.failed[0][1]
-    assert "1 unreadable input" in report.summary()
+    assert "skipped 1 input" in report.summary()
 
 
 def test_existing_outputs_are_kept_unless_overwrite(translator, tree, tmp_path):

@@ -178,7 +178,7 @@ CASES = [
     Case(
         "yaml-batch-true",
         lambda w: [*_train()(w), "--config", str(w["tmp"] / "options.yaml")],
-        "--batch-size must be int, got True",
+        "--batch-size must be an int, got True",
         prepare=_yaml("batch_size: true\n"),
     ),
     Case(

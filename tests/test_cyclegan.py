@@ -244,7 +244,7 @@ def test_config_file_values_are_converted_to_option_types(toy_data, tmp_path):
     config = resolve_config("cyclegan", {"data": str(toy_data)}, str(cfg))
     assert config["lr"] == 1e-4 and config["flip"] is False and config["batch_size"] == 2
     cfg.write_text("epochs: many\n")
-    with pytest.raises(i2i.I2IError, match="--epochs must be int"):
+    with pytest.raises(i2i.I2IError, match="--epochs must be an int"):
         resolve_config("cyclegan", {}, str(cfg))
 
 
@@ -258,7 +258,7 @@ def test_resume_needs_the_same_batch_size(toy_data, tmp_path):
 def test_abandoned_checkpoints_are_not_adopted_by_a_new_run(toy_data, tmp_path):
     out = tmp_path / "run"
     (out / "checkpoints" / "step_00000002").mkdir(parents=True)  # killed before `latest`
-    with pytest.raises(i2i.I2IError, match="already holds a training run"):
+    with pytest.raises(i2i.I2IError, match=r"is not empty \(it holds checkpoints"):
         train("cyclegan", data=str(toy_data), out=str(out), max_steps=2, **TINY)
 
 

@@ -41,3 +41,33 @@ def check_positive(name: str, value: object, allow_none: bool = False) -> int | 
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def check_text_path(path: object, flag: str) -> None:
+    """A path that i2i records (config.json, model cards, reports) must be text: a name with
+    bytes that are not UTF-8 is refused with what to do, instead of failing in some writer."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise InvalidArgumentError(
+            f"{flag} {shown} is not valid UTF-8; i2i records paths in JSON and reports, so "
+            f"rename it (or link to it under a UTF-8 name)"
+        ) from None
+
+
+# An image goes through the network whole only up to this many pixels: its activations grow with
+# its pixels (resnet9 at ngf 64 holds about 1 GB per megapixel in fp32), and a file of a few
+# kilobytes can claim millions. Bigger images are translated in tiles (``--tile``).
+UNTILED_MAX_PIXELS = 2048 * 2048
+
+
+def check_pixels(height: int, width: int, tile: int | None, limit: int) -> None:
+    """Refuse an image that would go through the network whole above ``limit`` pixels, naming
+    the way out (tiles), before any memory is spent on it."""
+    if (tile is None or max(height, width) <= tile) and height * width > limit:
+        raise InputSizeError(
+            f"a {width}x{height} image is over the {limit / 1e6:.1f}-megapixel budget of one "
+            f"network pass; translate it in tiles with --tile 512 (Python: tile=512)"
+        )

@@ -6,6 +6,10 @@ its traceback.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class I2IError(Exception):
     """A user-facing error whose message already says what to do."""
@@ -40,3 +44,28 @@ class InputSizeError(I2IError, ValueError):
 
 class ImageDecodeError(I2IError, OSError):
     """A file that is not a readable image."""
+
+
+class WriteError(I2IError, OSError):
+    """A file that could not be written: a full disk, a read-only or foreign folder."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def writing(
+    target: object,
+    way_out: str = "choose another output folder",
+    when_full: str = "free some space and try again",
+) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``target`` into a one-line ``WriteError`` that says
+    what to do: ``when_full`` on a full disk, else ``way_out``."""
+    try:
+        yield
+    except I2IError:
+        raise
+    except OSError as error:
+        reason = error.strerror or " ".join(str(error).split()) or type(error).__name__
+        advice = when_full if error.errno in _FULL else way_out
+        raise WriteError(f"cannot write {target}: {reason}; {advice}") from error

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from i2i.core.errors import I2IError, ImageDecodeError
+from i2i.core.checks import UNTILED_MAX_PIXELS, check_positive
+from i2i.core.errors import I2IError, ImageDecodeError, InvalidArgumentError
 from i2i.data import decode_image
 from i2i.demo.examples import sample_examples
 from i2i.infer.translator import Translator, load
@@ -46,6 +49,8 @@ _MODEL_SLOT = "model"
 _OUT_OF_MEMORY = "The device ran out of memory: turn on tiling, or choose a smaller tile size."
 # Results of requests older than this are deleted when a new request comes.
 _KEEP_RESULTS_S = 3600
+# What Gradio's max_file_size takes: a number of bytes with an optional unit.
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,16 @@ class DemoLimits:
     """What one request may ask for: upload size, pixels without tiling, queue length."""
 
     max_upload: str = "25mb"
-    untiled_max_pixels: int = 2048 * 2048
+    untiled_max_pixels: int = UNTILED_MAX_PIXELS
     queue_size: int = 16
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_upload, str) or not _SIZE.fullmatch(self.max_upload.strip()):
+            raise InvalidArgumentError(
+                f"--max-upload must be a size such as 25mb, 500kb or 1gb, got {self.max_upload!r}"
+            )
+        check_positive("untiled_max_pixels", self.untiled_max_pixels)
+        check_positive("queue_size", self.queue_size)
 
 
 @dataclass
@@ -136,8 +149,11 @@ class _Handlers:
 
     def __init__(self, translator: Translator, limits: DemoLimits) -> None:
         self.translator = translator
+        translator.untiled_max_pixels = limits.untiled_max_pixels  # video frames, too
         self.limits = limits
         self.root = Path(tempfile.mkdtemp(prefix="i2i-demo-"))
+        # Uploads and results go when the page does (at the latest when the process exits).
+        weakref.finalize(self, shutil.rmtree, self.root, True)
 
     def _request_folder(self) -> Path:
         cutoff = time.time() - _KEEP_RESULTS_S
@@ -216,7 +232,8 @@ class _Handlers:
         rows = []
         for index, example in enumerate(sample_examples(samples)):
             direction = directions[min(example.panel, len(directions) - 1)]
-            source = _domain(self.translator, direction[0]).replace(" ", "_")
+            # A domain name is text from the model's config: only safe characters make a name.
+            source = re.sub(r"[^\w-]+", "_", _domain(self.translator, direction[0]))[:40]
             path = folder / f"example-{index + 1}-{source}.png"
             example.image.save(path)
             rows.append([str(path), direction])

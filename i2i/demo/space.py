@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from i2i.models.hub import REPO_ID, HubError, hub_errors, push, split_revision
 __all__ = ["PublishedSpace", "publish_space", "space_files"]
 
 APP_FILE = "app.py"
+COMMIT = re.compile(r"[0-9a-f]{40}")
 DEFAULT_REQUIREMENT = f"i2i[demo]=={__version__}"
 
 
@@ -71,9 +73,10 @@ def space_files(
         "in the browser: upload images, choose the direction, compare and download.\n\n"
         f"Written by `i2i space` (i2i {__version__}); run it again to serve a newer revision.\n"
     )
+    # Code never takes an outside string but as a Python literal (repr): a repo id or a
+    # revision from the Hub cannot end the string and run as code in the Space.
     app = (
-        f'"""Demo page of the i2i model {model_repo} at commit {revision}, written by `i2i '
-        'space`."""\n\n'
+        '"""Demo page of an i2i model at a pinned commit, written by `i2i space`."""\n\n'
         "from i2i.demo.page import serve\n\n"
         f"serve({model_repo!r}, revision={revision!r})\n"
     )
@@ -89,7 +92,17 @@ def _pin(model_repo: str, revision: str | None) -> str:
         info = HfApi().model_info(model_repo, revision=revision)
     if CONFIG not in {sibling.rfilename for sibling in info.siblings or []}:
         raise HubError(f"{model_repo!r} has no {CONFIG}: it is not an i2i model")
-    return info.sha
+    return _commit(info.sha, model_repo)
+
+
+def _commit(sha: Any, model_repo: str) -> str:
+    """A commit id as the Hub answered it, which goes into the Space's files: 40 hex digits."""
+    if not isinstance(sha, str) or not COMMIT.fullmatch(sha):
+        raise HubError(
+            f"the Hub answered {str(sha)[:60]!r} as the commit of {model_repo!r}, which is not "
+            f"a commit id; check HF_ENDPOINT (is it the Hub?)"
+        )
+    return sha
 
 
 def _check_repo_id(repo_id: str, what: str) -> None:
@@ -116,6 +129,8 @@ def publish_space(
     from huggingface_hub import HfApi
 
     _check_repo_id(space_id, "Space id")
+    if "\n" in requirement or "\r" in requirement:
+        raise I2IError(f"--requirement must be one line, got {requirement!r}")
     if Path(model).exists():
         if not model_repo:
             raise I2IError(
@@ -123,7 +138,7 @@ def publish_space(
                 "first (the Space loads the model from there)"
             )
         _check_repo_id(model_repo, "model repo id")
-        pinned = push(model, model_repo, private=private, token=token).oid
+        pinned = _commit(push(model, model_repo, private=private, token=token).oid, model_repo)
     else:
         model_repo, at_revision = split_revision(str(model))
         _check_repo_id(model_repo, "model repo id")

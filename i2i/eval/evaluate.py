@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i.core.checks import check_positive
+from i2i.bridge import BridgeRunner, bridge_of
+from i2i.core.checks import check_positive, check_text_path
 from i2i.core.device import unwrap
-from i2i.core.errors import DataError, I2IError, InvalidArgumentError
+from i2i.core.errors import DataError, I2IError, InvalidArgumentError, writing
 from i2i.data import find_images, load_image, to_float, to_uint8
 from i2i.eval.metrics import (
     FeatureExtractor,
@@ -37,6 +39,7 @@ from i2i.eval.metrics import (
     psnr,
     ssim,
 )
+from i2i.models.checkpoint import atomic_write, atomic_write_text
 
 __all__ = ["contact_sheet", "cycle_metrics", "evaluate", "flat_metrics", "render_report"]
 
@@ -108,9 +111,11 @@ class _Generators:
         device = next(iter(net.parameters()), torch.empty(0)).device
         was_training = net.training
         net.eval()
+        bridge = bridge_of(net)
+        run = net if bridge is None else BridgeRunner(net, bridge)
         try:
             with torch.no_grad():
-                return net(x.to(device)).float().to(x.device)
+                return run(x.to(device)).float().to(x.device)
         finally:
             net.train(was_training)
 
@@ -277,11 +282,15 @@ def contact_sheet(
 
 def _model_summary(translator: Any) -> dict[str, Any]:
     config = getattr(translator, "config", {}) or {}
-    return {
+    summary = {
         "task": config.get("task"),
         "domains": dict(getattr(translator, "domains", {"A": "A", "B": "B"})),
         "generators": {d: spec.get("name") for d, spec in config.get("generators", {}).items()},
     }
+    sampling = getattr(translator, "sampling", None)
+    if sampling:  # a bridge model: how many steps it walked, with which seed
+        summary["sampling"] = sampling
+    return summary
 
 
 def evaluate(
@@ -330,12 +339,15 @@ def evaluate(
             f"{', '.join(translator.directions)}"
         )
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    check_text_path(out_dir, "-o")
+    with writing(out_dir):  # a read-only or foreign -o fails now, not after the work
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()
     paths = {d: _domain_paths(data_dir, SOURCE[d], max_images) for d in wanted}
     real_paths = {TARGET[d]: _domain_paths(data_dir, TARGET[d], max_images) for d in wanted}
     say(f"loading feature extractor {extractor if isinstance(extractor, str) else extractor.name}")
     ext = create_extractor(extractor, target_device)
     info = ext.info()
-    out_dir.mkdir(parents=True, exist_ok=True)
     domains = getattr(translator, "domains", {"A": "A", "B": "B"})
 
     real_features: dict[str, torch.Tensor] = {}
@@ -395,7 +407,8 @@ def evaluate(
         if cycle:
             titles.append(f"reconstructed ({domains.get(source, source)})")
         sheet_name = f"{direction}.png"
-        contact_sheet(titles, list(zip(*sheet, strict=True)), tile_size).save(out_dir / sheet_name)
+        image = contact_sheet(titles, list(zip(*sheet, strict=True)), tile_size)
+        atomic_write(out_dir / sheet_name, lambda f, image=image: image.save(f, format="PNG"))
         results[direction] = {
             "direction": direction,
             "label": label,
@@ -428,7 +441,9 @@ def evaluate(
         "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size, "seed": seed},
         "directions": results,
     }
-    (out_dir / METRICS_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(
+        out_dir / METRICS_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    )
     render_report(report, out_dir)
     say(f"wrote {out_dir / METRICS_FILE} and {out_dir / REPORT_FILE}")
     return report
@@ -554,5 +569,5 @@ def render_report(report: Mapping[str, Any], out_dir: str | Path) -> Path:
     env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     html = env.from_string(_TEMPLATE).render(**report, rows=rows)
     path = Path(out_dir) / REPORT_FILE
-    path.write_text(html)
+    atomic_write_text(path, html)
     return path

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -100,11 +100,15 @@ def warping_errors(
 
 
 def video_flicker(
-    input_path: str | os.PathLike[str], output_path: str | os.PathLike[str]
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    warn: Callable[[str], None] | None = None,
 ) -> FlickerReport:
-    """Warping errors of the video ``input_path`` and of its translation ``output_path``."""
-    frames = _Counted(read_frames(input_path))
-    source, translated = warping_errors(frames, read_frames(output_path), names=["the output"])
+    """Warping errors of the video ``input_path`` and of its translation ``output_path``
+    (``warn`` hears of frames scaled to their video's first frame size)."""
+    frames = _Counted(read_frames(input_path, warn))
+    translated_frames = read_frames(output_path, warn)
+    source, translated = warping_errors(frames, translated_frames, names=["the output"])
     return FlickerReport(input=source, output=translated, frames=frames.count)
 
 

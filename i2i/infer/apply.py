@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import tempfile
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,10 +21,10 @@ from typing import TypeVar
 import torch
 from PIL import Image
 
-from i2i.core.checks import check_positive
-from i2i.core.errors import I2IError, ImageDecodeError
+from i2i.core.checks import check_pixels, check_positive
+from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, writing
 from i2i.core.progress import progress_bar
-from i2i.data import IMAGE_EXTENSIONS, find_images, load_image
+from i2i.data import IMAGE_EXTENSIONS, find_images, image_header, load_image
 from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling, to_pil
 from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video
@@ -37,12 +38,19 @@ _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 # -- files ---------------------------------------------------------------------------------------
 @dataclass
 class ApplyReport:
-    """What ``apply_paths`` did; ``failed`` holds (input path, reason) for unreadable inputs."""
+    """What ``apply_paths`` did. ``failed`` holds (input, reason) for inputs it could not
+    translate (unreadable, too big without tiles); ``notes`` what the user should know about a
+    result (an animated image gave its first frame)."""
 
     written: list[Path] = field(default_factory=list)
     skipped_existing: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     out_dir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
 
     def summary(self) -> str:
         where = f" to {self.out_dir}" if self.out_dir is not None else ""
@@ -55,8 +63,14 @@ class ApplyReport:
         if self.failed:
             shown = "; ".join(reason for _, reason in self.failed[:3])
             more = f"; and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
-            parts.append(f"skipped {_count(len(self.failed), 'unreadable input')}: {shown}{more}")
+            parts.append(f"skipped {_count(len(self.failed), 'input')}: {shown}{more}")
+        parts += self.notes[:3]
         return "; ".join(parts) + "."
+
+
+def _reason(job: _Job, error: Exception) -> str:
+    """Why an input was skipped, naming it (a decoding error names it already)."""
+    return str(error) if isinstance(error, ImageDecodeError) else f"{job.src.name}: {error}"
 
 
 def _count(n: int, noun: str) -> str:
@@ -220,13 +234,20 @@ class _ImageRun:
                 bar.advance(task, len(group))
 
             def decode(job: _Job) -> torch.Tensor:
+                width, height, animated = image_header(job.src)  # its claims, before decoding
+                check_pixels(height, width, self.tile, self.translator.untiled_max_pixels)
+                if animated:
+                    self.report.notes.append(
+                        f"{job.src.name} is animated; only its first frame was translated "
+                        f"(make it a video to translate them all)"
+                    )
                 return load_image(job.src, channels)
 
             for job, decoded in _ahead(pool, decode, jobs, self.window):
                 try:
                     image = decoded.result()
-                except ImageDecodeError as error:
-                    self.report.failed.append((str(job.src), str(error)))
+                except (ImageDecodeError, InputSizeError) as error:
+                    self.report.failed.append((str(job.src), _reason(job, error)))
                     bar.advance(task)
                     continue
                 size = tuple(image.shape[-2:])
@@ -255,11 +276,11 @@ class _ImageRun:
             self._settle()
 
     def _settle(self) -> None:
+        """Wait for the oldest write; one that fails (a full disk) stops the run: the outputs
+        written so far are whole, and the next ones would fail the same way."""
         job, future = self.writes.popleft()
-        try:
+        with writing(job.dst, "choose another -o"):
             self.written.append((job.index, future.result()))
-        except OSError as error:
-            self.report.failed.append((str(job.src), f"cannot write {job.dst}: {error}"))
 
 
 def apply_paths(
@@ -281,8 +302,10 @@ def apply_paths(
     Everything that can be wrong with the request (a missing input, an output that would
     overwrite an input, two inputs with one output name, bad tiling or video options, an unknown
     direction, video without PyAV, temporal blending without OpenCV) is an ``I2IError`` before
-    the first image runs. After that, an unreadable file is skipped and reported, so one bad
-    file never costs a long run.
+    the first image runs, and so is an output folder that cannot be written. After that, an
+    unreadable file (or one too big without ``tile``) is skipped and reported, so one bad file
+    never costs a long run; an output that cannot be written (a full disk) stops the run with
+    a ``WriteError``, leaving only whole files.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -308,15 +331,20 @@ def apply_paths(
         require_av()
         if video.temporal is not None:
             require_cv2()
+    if todo:
+        with writing(out_dir, "choose another -o"):  # a read-only -o fails now, not per file
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=out_dir).close()
     if images:
         _ImageRun(translator, report, direction, batch_size, tile, overlap).run(images, progress)
     for job in videos:
         try:
             translate_video(
-                translator, job.src, job.dst, direction, batch_size, tile, overlap, progress, video
-            )
-        except ImageDecodeError as error:
-            report.failed.append((str(job.src), str(error)))
+                translator, job.src, job.dst, direction, batch_size, tile, overlap, progress, video,
+                warn=report.notes.append,
+            )  # fmt: skip
+        except (ImageDecodeError, InputSizeError) as error:
+            report.failed.append((str(job.src), _reason(job, error)))
         else:
             report.written.append(job.dst)
     return report

@@ -58,6 +58,7 @@ _PHOTO_TOLERANCE = 20.0
 # Flow is estimated at most at this size (longest side) and scaled up: its cost grows with the
 # pixels, and blending needs no finer motion than that.
 _FLOW_MAX_SIDE = 640
+_FLOW_MIN_SIDE = 16
 
 
 def require_cv2() -> Any:
@@ -144,15 +145,17 @@ def estimate_flow(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """float32 (H, W, 2): for each pixel of ``frame``, the (dx, dy) to it in ``reference``.
 
     Both are uint8 (H, W) grey images of one size. OpenCV's DIS (medium preset), at most
-    ``_FLOW_MAX_SIDE`` pixels wide; safe to call from several threads at once.
+    ``_FLOW_MAX_SIDE`` pixels wide and at least ``_FLOW_MIN_SIDE`` (DIS fails under 12);
+    safe to call from several threads at once.
     """
     cv2 = require_cv2()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # ~30 us; not shareable
     height, width = frame.shape
     scale = min(1.0, _FLOW_MAX_SIDE / max(height, width))
-    if scale == 1.0:
+    if scale == 1.0 and min(height, width) >= _FLOW_MIN_SIDE:
         return dis.calc(frame, reference, None)
-    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    # DIS needs a few pixels to work on: tiny frames are enlarged to _FLOW_MIN_SIDE.
+    size = (max(_FLOW_MIN_SIDE, round(width * scale)), max(_FLOW_MIN_SIDE, round(height * scale)))
     small = dis.calc(
         cv2.resize(frame, size, interpolation=cv2.INTER_AREA),
         cv2.resize(reference, size, interpolation=cv2.INTER_AREA),

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from i2i.core.checks import check_positive
+from i2i.bridge import Bridge, BridgeRunner, bridge_of
+from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.protocol import size_limits
@@ -141,12 +142,17 @@ class Translator:
     Networks go to ``device`` once, in eval mode (channels-last on CUDA); ``precision`` bf16 or
     fp16 runs them under autocast, on a GPU or on a CPU alike (a CPU with AVX512-BF16 or AMX
     runs bf16 about twice as fast as fp32; one that only emulates it runs fp32 and says so).
-    ``batch_size`` bounds how many images or tiles go through the network at once, which is
-    what bounds memory; by default 4 on a GPU and 1 on the CPU (``default_batch_size``).
+    ``batch_size`` bounds how many images or tiles go through the network at once, which
+    with ``untiled_max_pixels`` (above it, an image needs ``tile``) is what bounds memory; by
+    default 4 on a GPU and 1 on the CPU (``default_batch_size``).
     ``compile`` runs the networks through ``torch.compile`` with frozen weights, which fuses the
     norms and activations around the convolutions: ``i2i apply`` with resnet9 ran 1.15x faster at
     256 px and 1.45x at 512 px on the development CPU, after 10-15 seconds of compiling for each
     new image size, so it pays off on folders and videos, not on a single image.
+
+    A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
+    predictions along its path from the input (default: all the steps it was trained with),
+    with noise drawn from ``seed``; one-pass generators take neither.
     """
 
     def __init__(
@@ -157,6 +163,8 @@ class Translator:
         precision: str = "fp32",
         batch_size: int | None = None,
         compile: bool = False,
+        steps: int | None = None,
+        seed: int = 0,
     ) -> None:
         if not generators:
             raise I2IError("a Translator needs at least one generator")
@@ -168,11 +176,13 @@ class Translator:
             else check_positive("batch_size", batch_size)
         )
         self._config = dict(config)
+        self.untiled_max_pixels = UNTILED_MAX_PIXELS
         self._channels_last = self.device.type == "cuda"
         specs = self._config.get("generators", {})
         self._nets: dict[str, nn.Module] = {}
         self._compiled: dict[str, nn.Module] = {}
         self._in_channels: dict[str, int] = {}
+        self._bridges: dict[str, Bridge | None] = {}
         for direction, net in generators.items():
             net = net.to(self.device).eval()
             if self._channels_last:
@@ -182,6 +192,8 @@ class Translator:
                 # Freezing folds the weights into the graph: inference only, which this is.
                 self._compiled[direction] = torch.compile(net, options={"freezing": True})
             self._in_channels[direction] = _input_channels(net, specs.get(direction, {}))
+            self._bridges[direction] = bridge_of(net)
+        self.steps, self.seed = _check_sampling(self._bridges, steps, seed)
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -195,6 +207,15 @@ class Translator:
     def config(self) -> dict[str, Any]:
         return self._config
 
+    @property
+    def sampling(self) -> dict[str, dict[str, int]]:
+        """Per bridge direction, the steps it walks and the noise's seed (empty: one pass)."""
+        return {
+            d: {"steps": bridge.check_steps(self.steps), "seed": self.seed}
+            for d, bridge in self._bridges.items()
+            if bridge is not None
+        }
+
     # -- the Hub object interface (like huggingface_hub's mixins and diffusers) ---------------
     @classmethod
     def from_pretrained(
@@ -207,11 +228,13 @@ class Translator:
         batch_size: int | None = None,
         backend: str = "torch",
         compile: bool = False,
+        steps: int | None = None,
+        seed: int = 0,
     ) -> Translator:
         """A Hub id (``user/repo[@rev]``), a model folder, or a run (its last checkpoint).
 
         ``backend="onnxruntime"`` runs a folder written by ``i2i export --format onnx``, on the
-        CPU.
+        CPU. ``steps`` and ``seed`` are a bridge model's sampling (see the class).
         """
         from i2i.models.hub import resolve_model
 
@@ -238,6 +261,8 @@ class Translator:
             precision=precision,
             batch_size=batch_size,
             compile=compile,
+            steps=steps,
+            seed=seed,
         )
 
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
@@ -365,15 +390,19 @@ class Translator:
         batch_size: int | None,
     ) -> torch.Tensor:
         """float (N, C, H, W) on the device in, float32 of the same size out."""
-        net = self._compiled.get(direction, self._nets[direction])
+        net: Any = self._compiled.get(direction, self._nets[direction])
+        bridge = self._bridges[direction]
+        if bridge is not None:
+            net = BridgeRunner(net, bridge, self.steps, self.seed)
         batch_size = batch_size or self.batch_size
+        check_pixels(x.shape[-2], x.shape[-1], tile, self.untiled_max_pixels)
         x = _match_channels(x, self._in_channels[direction])
         with torch.inference_mode(), autocast(self.device, self.precision):
             if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
                 return torch.cat([self._run(net, chunk) for chunk in x.split(batch_size)])
             return self._run_tiled(net, x, tile, overlap, batch_size)
 
-    def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, net: Any, x: torch.Tensor) -> torch.Tensor:
         padded, top, left = _pad_to_valid(x, *size_limits(unwrap(net)))
         if self._channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
@@ -393,7 +422,7 @@ class Translator:
         return out[..., top : top + height, left : left + width].float()
 
     def _run_tiled(
-        self, net: nn.Module, x: torch.Tensor, tile: int, overlap: int, batch_size: int
+        self, net: Any, x: torch.Tensor, tile: int, overlap: int, batch_size: int
     ) -> torch.Tensor:
         """Run every tile of every image in batches, accumulate weighted, divide by the weights."""
         n, _, height, width = x.shape
@@ -425,6 +454,25 @@ class Translator:
                 out[i, :, y : y + tile_h, z : z + tile_w] += piece * weights[y, z]
         assert out is not None  # there is always at least one tile
         return out / total
+
+
+def _check_sampling(
+    bridges: Mapping[str, Bridge | None], steps: int | None, seed: int
+) -> tuple[int | None, int]:
+    """``steps`` (None: each bridge's own) and ``seed`` for the bridges among ``bridges``."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidArgumentError(f"seed must be a whole number, got {seed!r}")
+    if steps is None:
+        return None, seed
+    found = [b for b in bridges.values() if b is not None]
+    if not found:
+        raise InvalidArgumentError(
+            "--steps is the number of predictions of a bridge model (UNSB); this model "
+            "translates in one pass, drop --steps"
+        )
+    for bridge in found:
+        bridge.check_steps(steps)
+    return steps, seed
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

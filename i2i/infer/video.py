@@ -19,7 +19,7 @@ import contextlib
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,9 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 
-from i2i.core.checks import check_positive
-from i2i.core.errors import I2IError, ImageDecodeError, InvalidArgumentError
+from i2i.core.checks import check_pixels, check_positive
+from i2i.core.errors import (
+    I2IError,
+    ImageDecodeError,
+    InputSizeError,
+    InvalidArgumentError,
+    WriteError,
+    writing,
+)
 from i2i.core.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -126,6 +134,10 @@ def require_av() -> Any:
 
 
 def _open_input(av: Any, src: Path) -> tuple[Any, Any]:
+    """The container and its first video stream, whose frames may not claim more pixels than
+    an image may (``Image.MAX_IMAGE_PIXELS``): FFmpeg refuses bigger ones before allocating."""
+    if not src.is_file():  # a FIFO or a device would block or never end
+        raise ImageDecodeError(f"cannot read video {src}: it is not a regular file")
     try:
         container = av.open(str(src))
     except (av.FFmpegError, OSError) as error:
@@ -134,19 +146,56 @@ def _open_input(av: Any, src: Path) -> tuple[Any, Any]:
         container.close()
         raise ImageDecodeError(f"cannot read video {src}: it has no video stream")
     stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    limit = Image.MAX_IMAGE_PIXELS  # no more than an image may claim (None: no limit)
+    if limit and width * height > limit:
+        container.close()
+        raise ImageDecodeError(
+            f"cannot read video {src}: its frames claim {width}x{height} pixels, more than "
+            f"{limit / 1e6:.0f} megapixels"
+        )
+    if limit:
+        stream.codec_context.options = {"max_pixels": str(limit)}
     stream.thread_type = "AUTO"
     return container, stream
 
 
-def read_frames(src: str | os.PathLike[str]) -> Iterator[np.ndarray]:
+class _OneSize:
+    """Frames at the first frame's size: a stream that changes size mid-way (allowed by some
+    codecs) is scaled to it, with one note, since the output video has one size."""
+
+    def __init__(self, src: Path, warn: Callable[[str], None] | None) -> None:
+        self.src, self.warn = src, warn
+        self.size: tuple[int, int] | None = None
+
+    def __call__(self, frame: Any) -> Any:
+        size = (frame.width, frame.height)
+        if self.size is None:
+            self.size = size
+        elif size != self.size:
+            if self.warn is not None:
+                self.warn(
+                    f"{self.src.name} changes its frame size from {self.size[0]}x{self.size[1]} "
+                    f"to {size[0]}x{size[1]}; such frames were scaled to the first size"
+                )
+                self.warn = None  # once per video
+            frame = frame.reformat(width=self.size[0], height=self.size[1])
+        return frame
+
+
+def read_frames(
+    src: str | os.PathLike[str], warn: Callable[[str], None] | None = None
+) -> Iterator[np.ndarray]:
     """Every frame of the first video stream of ``src``, as uint8 (H, W, 3) RGB, as stored
-    (rotation metadata is not applied)."""
+    (rotation metadata is not applied), all at the first frame's size (``warn`` says when
+    some are scaled to it)."""
     av = require_av()
     container, stream = _open_input(av, Path(src))
+    one_size = _OneSize(Path(src), warn)
     with container:
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield one_size(frame).to_ndarray(format="rgb24")
         except av.FFmpegError as error:
             raise ImageDecodeError(f"cannot read video {src}: {error}") from None
 
@@ -172,9 +221,10 @@ def _add_encoder(
             continue
         formats = [f.name for f in codec.video_formats or ()]
         stream.width, stream.height = size
+        # MJPEG takes only full-range ("j") YUV unless told to bend the standard.
+        preferred = ("yuvj420p", "yuv420p") if codec.name == "mjpeg" else ("yuv420p", "yuvj420p")
         stream.pix_fmt = next(
-            (f for f in ("yuv420p", "yuvj420p") if f in formats),
-            formats[0] if formats else "yuv420p",
+            (f for f in preferred if f in formats), formats[0] if formats else "yuv420p"
         )
         if codec.name == "libx264":
             stream.options = {"crf": str(quality)}
@@ -208,13 +258,21 @@ class _Output:
     the first frame (its size and display matrix), frames and packets in order."""
 
     def __init__(
-        self, av: Any, path: Path, audio: list[Any], rate: Fraction, options: VideoOptions
+        self,
+        av: Any,
+        path: Path,
+        audio: list[Any],
+        rate: Fraction,
+        options: VideoOptions,
+        target: Path,
     ) -> None:
         self.av = av
         self.path = path
+        self.target = target  # what ``path`` becomes, for messages
         self.rate = rate
         self.options = options
-        self.container = av.open(str(path), "w")
+        with self.writing():
+            self.container = av.open(str(path), "w")
         self.encoder: Any = None
         self.next_pts = 0
         self.count = 0
@@ -228,6 +286,16 @@ class _Output:
                 f"cannot copy the {names} audio into a {path.suffix} file ({error}); write "
                 "to a container that holds it, such as the input's own"
             ) from None
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Encoder and muxer failures (a full disk, an encoder that refuses its settings) are
+        failures to write the output, said as such."""
+        try:
+            with writing(self.target):
+                yield
+        except self.av.FFmpegError as error:
+            raise WriteError(f"cannot write {self.target}: {error}") from error
 
     def start(self, frame: Any, source_codec: str, first_pts: int) -> None:
         """Make the encoder for frames like ``frame`` (once), then write the waiting audio."""
@@ -247,8 +315,9 @@ class _Output:
         if matrix is not None:
             self.encoder.set_display_matrix(matrix)
         self.next_pts = max(0, first_pts)
-        for packet in self._waiting_audio:
-            self.container.mux(packet)
+        with self.writing():
+            for packet in self._waiting_audio:
+                self.container.mux(packet)
         self._waiting_audio = []
 
     def audio_packet(self, packet: Any, origin: float) -> None:
@@ -261,7 +330,8 @@ class _Output:
         if self.encoder is None:
             self._waiting_audio.append(packet)
         else:
-            self.container.mux(packet)
+            with self.writing():
+                self.container.mux(packet)
 
     def frames(self, pixels: np.ndarray) -> None:
         """uint8 (N, H, W, C) frames, encoded at consecutive timestamps."""
@@ -271,12 +341,15 @@ class _Output:
             else:
                 frame = self.av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = self.next_pts
-            self.container.mux(self.encoder.encode(frame))
+            with self.writing():
+                self.container.mux(self.encoder.encode(frame))
             self.next_pts += 1
             self.count += 1
 
     def finish(self) -> None:
-        self.container.mux(self.encoder.encode(None))
+        with self.writing():
+            self.container.mux(self.encoder.encode(None))
+            self.container.close()
 
 
 def _seconds(value: Any, time_base: Fraction | None) -> float | None:
@@ -323,11 +396,15 @@ def translate_video(
     overlap: int = 32,
     progress: bool = True,
     options: VideoOptions | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> int:
     """Translate the frames of ``src`` (all, or ``options``' cut) into ``dst``; the frame count.
 
     ``dst`` is written to a temp file beside it and renamed into place, so it is never half a
-    video. An unreadable ``src`` is an ``ImageDecodeError``, as an unreadable image is.
+    video. An unreadable ``src`` is an ``ImageDecodeError``, as an unreadable image is; frames
+    over the translator's ``untiled_max_pixels`` without ``tile`` an ``InputSizeError``; an
+    output that cannot be written (a full disk) a ``WriteError``. ``warn`` hears of frames
+    scaled to the first frame's size.
     """
     av = require_av()
     options = options or VideoOptions()
@@ -346,6 +423,15 @@ def translate_video(
         blender = TemporalBlender(options.temporal)
         threads = opencv_single_threaded()
     container, stream = _open_input(av, src)
+    try:
+        check_pixels(
+            stream.codec_context.height, stream.codec_context.width, tile,
+            translator.untiled_max_pixels,
+        )  # fmt: skip
+    except InputSizeError:
+        container.close()
+        raise
+    one_size = _OneSize(src, warn)
     audio = list(container.streams.audio)
     rate = stream.average_rate or stream.guessed_rate or _FALLBACK_RATE
     origin = options.start if options.start is not None else (container.start_time or 0) / 1e6
@@ -356,7 +442,7 @@ def translate_video(
             task = bar.add_task(
                 f"translating {src.name}", total=_expected_frames(container, stream, options)
             )
-            output = _Output(av, tmp, audio, rate, options)
+            output = _Output(av, tmp, audio, rate, options, dst)
 
             def translate(frames: list[np.ndarray]) -> None:
                 batch = np.stack(frames)
@@ -380,6 +466,7 @@ def translate_video(
                     if isinstance(item, av.Packet):
                         output.audio_packet(item, origin)
                         continue
+                    item = one_size(item)
                     time = item.time if item.time is not None else origin
                     output.start(item, stream.codec_context.name, round((time - origin) * rate))
                     array = item.to_ndarray(format="gray" if channels == 1 else "rgb24")
@@ -395,8 +482,10 @@ def translate_video(
             except av.FFmpegError as error:
                 raise ImageDecodeError(f"cannot read video {src}: {error}") from None
             finally:
-                output.container.close()
-        os.replace(tmp, dst)
+                with contextlib.suppress(av.FFmpegError, OSError):  # closed by finish(), or failed
+                    output.container.close()
+        with writing(dst):
+            os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

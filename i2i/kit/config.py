@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from i2i.core.checks import check_text_path
 from i2i.core.errors import CheckpointError, InvalidArgumentError
 from i2i.kit.options import read_config_file, resolve
 from i2i.models.checkpoint import read_run_config
@@ -18,8 +19,13 @@ PATH_OPTIONS = ("data", "out", "resume")
 
 
 def _absolute(options: dict[str, Any]) -> dict[str, Any]:
+    """Path options made absolute; a value that is no path (a YAML list) is left for the
+    option's own check to refuse."""
+    for key in PATH_OPTIONS:
+        if isinstance(options.get(key), str):
+            check_text_path(options[key], f"--{key}")
     return {
-        k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and v is not None else v
+        k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and isinstance(v, str) else v
         for k, v in options.items()
     }
 
@@ -37,9 +43,8 @@ def resolve_task_config(
     options = task_cls.declared_options()
     from_file = _absolute(read_config_file(config_file)) if config_file else {}
     given = _absolute(given)
-    resolve_with = {"toy_defaults": task_cls.toy_defaults, "recipes": task_cls.recipes}
     if not given.get("resume"):
-        return resolve(options, given, from_file, **resolve_with)
+        return resolve(options, given, from_file, task_cls.toy_defaults, task_cls.recipes)
     run_dir = Path(given["resume"])
     run = read_run_config(run_dir)
     if run.get("task") != task:
@@ -49,9 +54,20 @@ def resolve_task_config(
         )
     known = {o.name for o in options}
     saved = resolve(options, {}, _absolute({k: v for k, v in run["options"].items() if k in known}))
-    config = resolve(options, given, {**saved, **from_file}, **resolve_with)
+    # The run's recipe was applied when it started (its values are in config.json). Options
+    # given now read as they would have then (``--gen-kw`` merges with the recipe's), so the
+    # command that started the run resumes it; a recipe the task no longer has is only a record.
+    asked = {**from_file, **given}
+    recipe_known = asked.get("recipe") is not None or saved.get("recipe") in task_cls.recipes
+    config = resolve(
+        options,
+        given,
+        {**saved, **from_file},
+        toy_defaults=task_cls.toy_defaults,
+        recipes=task_cls.recipes if recipe_known else None,
+    )
     config["out"] = config["resume"] = str(run_dir)
-    _refuse_changes(options, saved, config, {**from_file, **given}, run_dir, task)
+    _refuse_changes(options, saved, config, asked, run_dir, task)
     return config
 
 

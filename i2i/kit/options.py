@@ -11,7 +11,6 @@ run or Python.
 
 from __future__ import annotations
 
-import json
 import math
 import types
 import typing
@@ -22,8 +21,16 @@ from typing import Any, ClassVar
 
 import yaml
 
-from i2i.core.errors import InvalidArgumentError
+from i2i.core.errors import CheckpointError, InvalidArgumentError
 from i2i.core.values import parse_pair
+from i2i.models.safefiles import (
+    MAX_CONFIG_BYTES,
+    MAX_DEPTH,
+    MAX_INT,
+    check_numbers,
+    parse_json,
+    read_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -181,16 +188,47 @@ def _check_reserved(option: Option, kwargs: Mapping[str, Any], names: Iterable[s
             )
 
 
+class _PlainYAML(yaml.SafeLoader):
+    """YAML without anchors and aliases, nested at most ``MAX_DEPTH`` deep: a few hundred bytes
+    of aliases expand to gigabytes (a "billion laughs"), and an option file needs neither."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("anchors and aliases (&name, *name) are not allowed here")
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.YAMLError("anchors and aliases (&name, *name) are not allowed here")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A ``--config`` file: a regular file of at most ``MAX_CONFIG_BYTES`` of UTF-8 JSON or
+    YAML (no aliases, depth-limited) holding a mapping of option: value."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise InvalidArgumentError(f"cannot read config file {path}: {error.strerror}") from None
+        text = read_bytes(path, None, MAX_CONFIG_BYTES, "config file").decode("utf-8")
+    except CheckpointError as error:
+        raise InvalidArgumentError(f"cannot use config file {path}: {error}") from None
+    except UnicodeDecodeError:
+        raise InvalidArgumentError(
+            f"config file {path} is not text (UTF-8); give a YAML or JSON file"
+        ) from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        first = str(error).splitlines()[0]
+        if path.suffix == ".json":
+            data = parse_json(text)
+        else:
+            data = yaml.load(text, Loader=_PlainYAML)  # a SafeLoader: no Python objects
+            check_numbers(data)
+    except (ValueError, yaml.YAMLError, RecursionError) as error:
+        first = " ".join(str(error).split())[:200]
         raise InvalidArgumentError(f"config file {path} is not valid: {first}") from None
     if not isinstance(data, dict):
         raise InvalidArgumentError(f"config file {path} must hold a mapping of option: value")
@@ -203,6 +241,8 @@ def _coerce(option: Option, value: Any) -> Any:
     if value is None or option.keyvalue or option.type not in (int, float, bool, str):
         return value
     try:
+        if not isinstance(value, str | int | float):
+            raise TypeError(value)  # a list, a mapping, a YAML date: never one option's value
         if option.type in (int, float) and isinstance(value, bool):
             raise ValueError(value)  # YAML's `batch_size: true` is not a count
         if option.type is bool and isinstance(value, str):
@@ -214,11 +254,16 @@ def _coerce(option: Option, value: Any) -> Any:
         converted = option.type(value)
         if option.type is float and not math.isfinite(converted):
             raise ValueError(value)  # nan passes every minimum, inf trains nothing useful
+        if option.type is int and abs(converted) > MAX_INT:
+            raise ValueError(value)  # no count, size or seed is that large
         return converted
     except (TypeError, ValueError, OverflowError):
         flag = "--" + option.name.replace("_", "-")
-        kind = "a finite float" if option.type is float else option.type.__name__
-        raise InvalidArgumentError(f"{flag} must be {kind}, got {value!r}") from None
+        kind = {float: "a finite float", int: "an int", str: "text"}.get(
+            option.type, option.type.__name__
+        )
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise InvalidArgumentError(f"{flag} must be {kind}, got {shown}") from None
 
 
 def resolve(
@@ -228,7 +273,12 @@ def resolve(
     toy_defaults: Mapping[str, Any] | None = None,
     recipes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The complete config: defaults < toy defaults (no data) < recipe < config file < flags."""
+    """The complete config: defaults < toy defaults (no data) < recipe < config file < flags.
+
+    ``recipes`` None means the values are a run's record (config.json), whose recipe was
+    applied when it started: its name is kept as a record and nothing is looked up, so a run
+    resumes even if the task's recipes changed since.
+    """
     options = list(options)
     by_name = {o.name: o for o in options}
     config_file = dict(config_file or {})
@@ -247,8 +297,9 @@ def resolve(
     if chosen.get("data") is None and toy_defaults:
         config.update({k: v for k, v in toy_defaults.items() if k not in chosen})
     recipe = chosen.get("recipe")
-    if recipe is not None:
-        recipes = dict(recipes or {})
+    if recipe is not None and recipes is not None:
+        recipe = _coerce(by_name["recipe"], recipe)
+        recipes = dict(recipes)
         if recipe not in recipes:
             raise InvalidArgumentError(
                 f"unknown recipe {recipe!r}; available: {', '.join(sorted(recipes)) or 'none'} "

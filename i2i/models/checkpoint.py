@@ -8,20 +8,29 @@ a temporary name and renamed into place, then the ``latest`` pointer is replaced
 
 from __future__ import annotations
 
-import json
+import io
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
-from i2i.core.errors import CheckpointError
+from i2i.core.errors import CheckpointError, writing
+from i2i.models.safefiles import (
+    DIRECTIONS,
+    check_net_spec,
+    is_size,
+    read_bytes,
+    read_json,
+    regular_file,
+)
 
 NETWORKS_FILE = "networks.safetensors"
 # The averaged copy of network N is saved as N + EMA_SUFFIX; exports prefer it.
@@ -29,6 +38,11 @@ EMA_SUFFIX = "_ema"
 STATE_FILE = "state.pt"
 LATEST = "latest"
 RUN_CONFIG = "config.json"
+# What to do when a checkpoint cannot be written: the previous one is whole.
+_KEEP_GOING = (
+    "the previous checkpoint is intact; make the run folder writable, then --resume the run",
+    "the previous checkpoint is intact; free some space, then --resume the run",
+)
 
 
 def _umask() -> int:
@@ -57,30 +71,52 @@ def share_like_umask(path: Path) -> None:
         os.chmod(path, 0o666 & ~mask)
 
 
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any], *advice: str) -> None:
+    """Write via a temp file in the same folder and rename, so readers never see half a file;
+    a full disk or a read-only folder is a one-line ``WriteError`` (``advice``: what to do,
+    as ``writing`` takes it) and leaves no temp file."""
+    path = Path(path)
+    with writing(path, *advice):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            share_like_umask(Path(tmp))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` and make it durable. Serialisers that write files themselves hide the
+    reason of a failed write (torch.save: "unexpected pos"), so files get bytes from here."""
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _pickled(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        share_like_umask(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``atomic_write`` of UTF-8 text."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """A training run's ``config.json`` (task, resolved options, network specs), checked."""
+    """A training run's ``config.json`` (task, resolved options, network specs), read as
+    untrusted data and checked: each generator names its network and its direction."""
     path = Path(run_dir) / RUN_CONFIG
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{run_dir} is not an i2i run folder (no {RUN_CONFIG})")
-    try:
-        run = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
+    run = read_json(path, Path(run_dir))
     if not isinstance(run, dict) or "options" not in run:
         raise CheckpointError(
             f"{run_dir} is a model folder, not a training run; train a new run "
@@ -88,6 +124,23 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         )
     if not isinstance(run["options"], dict) or not isinstance(run.get("generators"), dict):
         raise CheckpointError(f'{path} lacks the "options" and "generators" of a run')
+    if not isinstance(run.get("task"), str) or not isinstance(run.get("discriminators", {}), dict):
+        raise CheckpointError(f'{path}: "task" must be a name and "discriminators" a mapping')
+    directions = []
+    for name, spec in [*run["generators"].items(), *run.get("discriminators", {}).items()]:
+        check_net_spec(spec, f"{path}: network {name}")
+    for name, spec in run["generators"].items():
+        if spec.get("direction") not in DIRECTIONS or spec["direction"] in directions:
+            raise CheckpointError(
+                f'{path}: generator {name} needs a "direction" of its own, AtoB or BtoA, got '
+                f"{spec.get('direction')!r}"
+            )
+        directions.append(spec["direction"])
+    domains = run.get("domains", {})
+    if not isinstance(domains, dict) or not all(isinstance(v, str) for v in domains.values()):
+        raise CheckpointError(f'{path}: "domains" must map A and B to names (text)')
+    if not is_size(run.get("size")):
+        raise CheckpointError(f'{path}: "size" must be a number of pixels, got {run["size"]!r}')
     return run
 
 
@@ -118,25 +171,24 @@ def save_checkpoint(
     keep: int = 2,
 ) -> Path:
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
+    with writing(final, *_KEEP_GOING):
+        root.mkdir(parents=True, exist_ok=True)
     if final.exists() and latest_checkpoint(run_dir) != final:
         # Left by a run killed after this rename but before updating ``latest``: not ours.
         shutil.rmtree(final)
     if not final.exists():
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
-        try:
-            save_file(flatten_state_dicts(networks), str(tmp / NETWORKS_FILE))
-            torch.save(state, tmp / STATE_FILE)
-            for file in tmp.iterdir():
-                with open(file, "rb") as f:
-                    os.fsync(f.fileno())
-            share_like_umask(tmp)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    atomic_write_text(root / LATEST, final.name + "\n")
+        with writing(final, *_KEEP_GOING):
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
+            try:
+                write_file(tmp / NETWORKS_FILE, save(flatten_state_dicts(networks)))
+                write_file(tmp / STATE_FILE, _pickled(state))
+                share_like_umask(tmp)
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    atomic_write(root / LATEST, lambda f: f.write(f"{final.name}\n".encode()), *_KEEP_GOING)
     _prune(root, keep, final.name)
     return final
 
@@ -150,29 +202,46 @@ def _prune(root: Path, keep: int, newest: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+_STEP = re.compile(r"step_\d{8,}")
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = Path(run_dir) / "checkpoints" / LATEST
-    if not pointer.is_file():
+    """The checkpoint ``checkpoints/latest`` names, None before the first one. The pointer
+    may only name a ``step_*`` folder beside it, inside the run (never a path elsewhere)."""
+    root = Path(run_dir) / "checkpoints"
+    pointer = root / LATEST
+    if not pointer.exists() and not pointer.is_symlink():
         return None
-    path = pointer.parent / pointer.read_text().strip()
+    name = read_bytes(pointer, Path(run_dir), 256, "checkpoint pointer").decode("utf-8", "replace")
+    if not _STEP.fullmatch(name.strip()):
+        raise CheckpointError(
+            f"{pointer} names {name.strip()[:60]!r}, not a checkpoint of this run (step_*); "
+            f"the run folder was edited: write the name of a folder in {root} into it"
+        )
+    path = root / name.strip()
     return path if (path / NETWORKS_FILE).is_file() else None
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """Networks (per name) and training state of one checkpoint folder."""
+    """Networks (per name) and training state of one checkpoint folder, read only from
+    regular files inside its run."""
+    run_dir = Path(path).parent.parent
     try:
-        networks = split_state_dicts(load_file(str(path / NETWORKS_FILE)))
-    except (OSError, SafetensorError) as error:
+        networks_file = regular_file(path / NETWORKS_FILE, run_dir, "checkpoint file")
+        networks = split_state_dicts(load_file(str(networks_file)))
+    except (OSError, SafetensorError, CheckpointError) as error:
         raise CheckpointError(f"checkpoint {path} is unreadable: {_first_line(error)}") from None
     try:
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+        state_file = regular_file(path / STATE_FILE, run_dir, "checkpoint file")
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
     except Exception as error:  # a tampered or truncated pickle: refused, never executed
         raise CheckpointError(
             f"checkpoint {path / STATE_FILE} is damaged or holds more than tensors and plain "
             f"values ({type(error).__name__}); it was not loaded (restore it from a backup, or "
             f"start a new run)"
         ) from None
-    if not isinstance(state, dict):
+    step = state.get("step") if isinstance(state, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"checkpoint {path / STATE_FILE} does not hold a training state")
     return networks, state
 

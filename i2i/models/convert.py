@@ -28,13 +28,17 @@ from i2i.models.folder import (
     save_model,
     shapes_of,
 )
+from i2i.models.safefiles import regular_file
 
 STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def read_official(path: Path) -> dict[str, torch.Tensor]:
+    if not Path(path).exists():
+        raise CheckpointError(f"{path} does not exist")
+    real = regular_file(Path(path), None, "checkpoint")  # a FIFO would block the read
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(real, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
     except Exception as error:  # pickle with code, truncated file, not a torch file

@@ -9,6 +9,7 @@ every tensor must match. Only JSON and safetensors are ever read, never pickle o
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -19,13 +20,28 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
+from i2i.core.checks import check_text_path
+from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError, writing
 from i2i.core.registry import Registry, discriminators, generators
-from i2i.models.checkpoint import flatten_state_dicts, share_like_umask, split_state_dicts
+from i2i.models.checkpoint import (
+    flatten_state_dicts,
+    share_like_umask,
+    split_state_dicts,
+    write_file,
+)
 from i2i.models.losslog import LOSS_LOG, read_records
+from i2i.models.safefiles import (
+    DIRECTIONS,
+    check_net_spec,
+    is_size,
+    read_json,
+    regular_file,
+    short,
+)
 
 MODEL_FORMAT = "i2i-model"
 FORMAT_VERSION = 1
@@ -33,7 +49,6 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
 SAMPLES = "samples.png"
-DIRECTIONS = ("AtoB", "BtoA")
 
 
 def net_spec(registry: Registry, name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,14 +94,12 @@ def make_config(
 
 # -- reading ---------------------------------------------------------------------------------
 def read_config(folder: Path) -> dict[str, Any]:
-    """A model's config.json, checked enough that nothing later trips over its shape."""
+    """A model's config.json, read as untrusted data (a regular file inside the folder, size-
+    and depth-limited) and checked enough that nothing later trips over its shape."""
     path = Path(folder) / CONFIG
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{folder} is not an i2i model: it has no {CONFIG}")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
+    config = read_json(path, Path(folder))
     if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
         raise CheckpointError(
             f'{folder} is not an i2i model ({CONFIG} lacks "format": "{MODEL_FORMAT}")'
@@ -104,27 +117,43 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def _check_specs(config: Mapping[str, Any], path: Path) -> None:
-    """Every network entry is {"name": str, "kwargs": {...}}; directions are AtoB / BtoA."""
+    """Every value the code reads has the type it expects: networks are {"name": str,
+    "kwargs": {argument: value}}, directions are AtoB / BtoA, domains and the card's fields
+    are plain text. Values inside kwargs are checked by the registry when planning."""
     gens = config.get("generators")
     if not isinstance(gens, dict) or not gens or not set(gens) <= set(DIRECTIONS):
         raise CheckpointError(
             f'{path}: "generators" must map {" and/or ".join(DIRECTIONS)} to a network, got '
-            f"{gens!r}"
+            f"{short(gens)}"
         )
     discs = config.get("discriminators", {})
     if not isinstance(discs, dict):
-        raise CheckpointError(f'{path}: "discriminators" must be a mapping, got {discs!r}')
+        raise CheckpointError(f'{path}: "discriminators" must be a mapping, got {short(discs)}')
     for key, spec in [*gens.items(), *discs.items()]:
-        kwargs = spec.get("kwargs", {}) if isinstance(spec, dict) else None
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise CheckpointError(f'{path}: network {key} needs a "name", got {spec!r}')
-        if not isinstance(kwargs, dict):
-            raise CheckpointError(
-                f'{path}: network {key} "kwargs" must be a mapping of argument: value, got '
-                f"{kwargs!r}"
-            )
-    if not isinstance(config.get("domains", {}), dict):
-        raise CheckpointError(f'{path}: "domains" must be a mapping, got {config["domains"]!r}')
+        check_net_spec(spec, f"{path}: network {key}")
+    domains = config.get("domains", {})
+    if not isinstance(domains, dict) or not all(
+        key in ("A", "B") and isinstance(name, str) and 0 < len(name) <= 200
+        for key, name in domains.items()
+    ):
+        raise CheckpointError(
+            f'{path}: "domains" must map A and B to names (text), got {short(domains)}'
+        )
+    for key in ("training", "metrics", "preprocess"):
+        if not isinstance(config.get(key, {}), dict):
+            raise CheckpointError(f'{path}: "{key}" must be a mapping, got {short(config[key])}')
+    size = config.get("preprocess", {}).get("size")
+    if not is_size(size):
+        raise CheckpointError(
+            f'{path}: "preprocess" "size" must be a number of pixels, got {size!r}'
+        )
+    if not isinstance(config.get("task", ""), str) or not isinstance(
+        config.get("license") or "", str
+    ):
+        raise CheckpointError(f'{path}: "task" and "license" must be text')
+    datasets = config.get("datasets", [])
+    if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
+        raise CheckpointError(f'{path}: "datasets" must be a list of names, got {short(datasets)}')
 
 
 def create_network(registry: Registry, spec: Mapping[str, Any], role: str) -> nn.Module:
@@ -170,17 +199,75 @@ def shapes_of(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
 
 
 def planned_shapes(
-    registry: Registry, spec: Mapping[str, Any], role: str
+    registry: Registry, spec: Mapping[str, Any], role: str, budget: int
 ) -> dict[str, tuple[int, ...]]:
     """The tensor shapes of the network ``spec`` describes, built on the meta device so that
-    an untrusted config (``"ngf": 20000``) allocates nothing before its shapes are checked."""
+    an untrusted config (``"ngf": 20000``) allocates nothing before its shapes are checked.
+
+    A third party's factory that needs real values (``.item()``) cannot be planned there; it
+    is built for real under ``budget`` bytes (what its weights file holds, with room), so a
+    config that describes something bigger fails before it takes the memory.
+    """
     try:
         with torch.device("meta"):
             return shapes_of(create_network(registry, spec, role).state_dict())
-    except (NotImplementedError, RuntimeError):
-        # A third party's factory that needs real values (``.item()``) cannot be planned;
-        # it is built for real, and its shapes are still checked before any weight is read.
-        return shapes_of(create_network(registry, spec, role).state_dict())
+    except Exception:  # any failure: try for real, where the error is final
+        pass
+    try:
+        with AllocationBudget(budget):
+            return shapes_of(create_network(registry, spec, role).state_dict())
+    except I2IError:
+        raise
+    except OverBudget:
+        raise CheckpointError(
+            f"this model's {role} config describes a network far bigger than its weights file "
+            f"(over {budget >> 20} MiB while building it); the config was edited or belongs to "
+            f"other weights"
+        ) from None
+    except Exception as error:  # a factory's own error on values from a file
+        detail = " ".join(str(error).split())[:200] or type(error).__name__
+        raise CheckpointError(
+            f"this model's {role} config does not build {spec.get('name')!r}: {detail}"
+        ) from error
+
+
+def weight_bytes(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """What a network of these tensor shapes holds in float32."""
+    return 4 * sum(math.prod(shape) for shape in shapes.values())
+
+
+class OverBudget(Exception):
+    """Raised by ``AllocationBudget`` before a tensor beyond its limit is made."""
+
+
+class AllocationBudget(TorchDispatchMode):
+    """Refuses tensor creations beyond ``limit`` bytes in total, before each one allocates."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.used = limit, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        size = args[0] if args and isinstance(args[0], list | tuple) else None
+        if size is not None and func.overloadpacket in _FACTORIES:
+            dtype = kwargs.get("dtype") or torch.get_default_dtype()
+            numel = math.prod(int(n) for n in size) if size else 1
+            self.used += max(numel, 0) * dtype.itemsize
+            if self.used > self.limit:
+                raise OverBudget(f"{self.used} bytes")
+        return func(*args, **kwargs)
+
+
+_FACTORIES = {
+    torch.ops.aten.empty,
+    torch.ops.aten.empty_strided,
+    torch.ops.aten.zeros,
+    torch.ops.aten.ones,
+    torch.ops.aten.full,
+    torch.ops.aten.rand,
+    torch.ops.aten.randn,
+}
 
 
 def build_checked(
@@ -188,7 +275,8 @@ def build_checked(
 ) -> nn.Module:
     """The network ``spec`` describes holding ``state``: shapes checked first (no memory),
     then built for real and loaded strictly."""
-    check_fit(planned_shapes(registry, spec, role), shapes_of(state), role)
+    found = shapes_of(state)
+    check_fit(planned_shapes(registry, spec, role, _budget(found)), found, role)
     net = create_network(registry, spec, role)
     load_strict(net, state, role)
     return net
@@ -218,8 +306,15 @@ def build_generators(
     return nets
 
 
+def _budget(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """Memory a network may take while it is planned for real: its weights with room for the
+    temporaries of initialisation."""
+    return 4 * weight_bytes(shapes) + (64 << 20)
+
+
 def header_shapes(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
     """Tensor shapes per network from a safetensors header, without reading any tensor."""
+    path = regular_file(path, path.parent, "weights file")
     try:
         with safe_open(str(path), framework="pt") as f:
             flat = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
@@ -232,21 +327,24 @@ def header_shapes(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
 
 def verify_model(folder: Path) -> dict[str, Any]:
     """Check a model folder without allocating it: the config resolves in the registries and
-    every network's shapes match the safetensors header. Returns the config."""
+    every generator's shapes match the safetensors header. Returns the config.
+
+    Only the generators, the networks inference runs, are planned: a discriminator (saved for
+    fine-tuning) is never built to read a model, so nothing it names is downloaded or opened.
+    """
     config = read_config(folder)
     shapes = header_shapes(Path(folder) / WEIGHTS)
-    roles = [(generators, config["generators"], "generator ")]
-    roles.append((discriminators, config.get("discriminators", {}), "discriminator "))
-    for registry, specs, prefix in roles:
-        for key, spec in specs.items():
-            role = f"{prefix}{key}"
-            check_fit(planned_shapes(registry, spec, role), shapes.get(key, {}), role)
+    for direction, spec in config["generators"].items():
+        role = f"generator {direction}"
+        found = shapes.get(direction, {})
+        check_fit(planned_shapes(generators, spec, role, _budget(found)), found, role)
     return config
 
 
 def read_weights(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    path = regular_file(Path(folder) / WEIGHTS, Path(folder), "weights file")
     try:
-        return split_state_dicts(load_file(str(Path(folder) / WEIGHTS)))
+        return split_state_dicts(load_file(str(path)))
     except (OSError, SafetensorError) as error:
         raise CheckpointError(f"cannot read {Path(folder) / WEIGHTS}: {error}") from None
 
@@ -272,6 +370,9 @@ def load_discriminators(folder: Path) -> dict[str, nn.Module]:
 # -- writing ---------------------------------------------------------------------------------
 def prepare_output_folder(folder: Path, overwrite: bool) -> None:
     """Refuse to replace anything but an i2i model (or an empty folder), unless asked."""
+    check_text_path(folder, "-o")
+    if folder.exists() and not folder.is_dir():
+        raise I2IError(f"{folder} is a file, not a folder; choose another -o")
     if not folder.exists() or not any(folder.iterdir()):
         folder.parent.mkdir(parents=True, exist_ok=True)
         return
@@ -313,26 +414,24 @@ def save_model(
     ``networks`` maps a direction (or a discriminator name) to a module or a state dict; its
     tensors are stored as ``<key>.<param>`` in one safetensors file.
     """
-    folder = Path(folder)
-    prepare_output_folder(folder, overwrite)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        save_file(
-            flatten_state_dicts(networks),
-            str(tmp / WEIGHTS),
-            metadata={"format": "pt", "i2i_format": MODEL_FORMAT},
-        )
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        if samples is not None and Path(samples).is_file():
-            shutil.copyfile(samples, tmp / SAMPLES)
-        from i2i.models.card import render_card
+    from i2i.models.card import render_card
 
-        card_config = {**config, "has_samples": (tmp / SAMPLES).exists()}
-        (tmp / CARD).write_text(render_card(card_config))
-        publish_folder(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    folder = Path(folder)
+    with writing(folder):
+        prepare_output_folder(folder, overwrite)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        try:
+            metadata = {"format": "pt", "i2i_format": MODEL_FORMAT}
+            write_file(tmp / WEIGHTS, save(flatten_state_dicts(networks), metadata))
+            write_file(tmp / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
+            if samples is not None and Path(samples).is_file():
+                shutil.copyfile(samples, tmp / SAMPLES)
+            card_config = {**config, "has_samples": (tmp / SAMPLES).exists()}
+            write_file(tmp / CARD, render_card(card_config).encode())
+            publish_folder(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return folder
 
 

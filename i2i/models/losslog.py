@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from i2i.core.errors import writing
 from i2i.models.checkpoint import atomic_write_text
+from i2i.models.safefiles import regular_file
 
 LOSS_LOG = "losses.jsonl"
 
@@ -30,6 +32,7 @@ def read_records(path: Path, warn: Warn = _ignore) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return []
+    regular_file(path, path.parent, "loss log")  # nothing outside the run folder
     records, torn = [], []
     for number, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
         if not line.strip():
@@ -61,6 +64,7 @@ def trim_after(path: Path, step: int, warn: Warn = _ignore) -> None:
 
 
 def append(path: Path, record: dict[str, Any]) -> None:
-    """Add one record as one write of one line (a kill tears at most this line)."""
-    with open(path, "a") as f:
+    """Add one record as one write of one line (a kill or a full disk tears at most this line,
+    which every reader drops)."""
+    with writing(path, "make the run folder writable, then --resume the run"), open(path, "a") as f:
         f.write(json.dumps(record) + "\n")

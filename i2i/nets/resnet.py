@@ -66,6 +66,12 @@ class ResnetGenerator(nn.Module):
     mostly keep the input's content (a photo's layout, a frame's geometry); starting from the
     input instead of from noise is what lets a short training give pictures better than the
     input. The state-dict layout is the same either way.
+
+    ``detail`` adds a full-resolution path: two 3x3 convs on the raw input (no normalisation,
+    so absolute levels survive) whose features join the upsampled ones before the last conv.
+    Without it every change is computed from features that passed the 1/4-scale bottleneck and
+    instance norm, so the network cannot sharpen, follow a per-pixel tone curve or keep fine
+    texture; with it, it keeps the ResNet body for what needs context.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class ResnetGenerator(nn.Module):
         padding: str = "reflect",
         antialias: bool = False,
         residual: bool = False,
+        detail: bool = False,
     ):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
@@ -119,16 +126,48 @@ class ResnetGenerator(nn.Module):
                     )
                 ]
             layers += [*up, make_norm(narrow), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7)]
+        head_channels = ngf * 2 if detail else ngf
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(head_channels, out_channels, 7)]
         if not residual:
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
+        # The output head: the last pad, conv (and tanh), where the detail features join.
+        self._head = len(layers) - (2 if residual else 3)
+        self.detail = (
+            nn.Sequential(
+                nn.ReflectionPad2d(1),
+                nn.Conv2d(in_channels, ngf, 3),
+                nn.LeakyReLU(0.2, True),
+                nn.ReflectionPad2d(1),
+                nn.Conv2d(ngf, ngf, 3),
+                nn.LeakyReLU(0.2, True),
+            )
+            if detail
+            else None
+        )
+
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
+        if self.detail is None:
+            return self.model(x)
+        features = self.model[: self._head](x)
+        return self.model[self._head :](torch.cat([features, self.detail(x)], 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
         if self.residual:
-            return torch.tanh(torch.atanh(x.clamp(-_EDGE, _EDGE)) + self.model(x))
-        return self.model(x)
+            return torch.tanh(torch.atanh(x.clamp(-_EDGE, _EDGE)) + self._body(x))
+        return self._body(x)
+
+    def finish_init(self, init: str, init_gain: float) -> ResnetGenerator:
+        """The registered initialisation, except in the detail path: it has no normalisation
+        to rescale its activations, so it gets He initialisation, which keeps their scale."""
+        init_weights(self, init, init_gain)
+        if self.detail is not None:
+            for conv in self.detail:
+                if isinstance(conv, nn.Conv2d):
+                    nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
+                    nn.init.zeros_(conv.bias)
+        return self.start_as_identity() if self.residual else self
 
     def start_as_identity(self) -> ResnetGenerator:
         """Zero the last convolution: with ``residual``, the output is then the input."""
@@ -147,6 +186,7 @@ def resnet9(
     padding: str = "reflect",
     antialias: bool = False,
     residual: bool = False,
+    detail: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -155,10 +195,9 @@ def resnet9(
     Takes any height and width divisible by 4; output has the input's size.
     """
     net = ResnetGenerator(
-        in_channels, out_channels, ngf, norm, dropout, 9, padding, antialias, residual
+        in_channels, out_channels, ngf, norm, dropout, 9, padding, antialias, residual, detail
     )
-    net = init_weights(net, init, init_gain)
-    return net.start_as_identity() if residual else net
+    return net.finish_init(init, init_gain)
 
 
 def resnet6(
@@ -170,6 +209,7 @@ def resnet6(
     padding: str = "reflect",
     antialias: bool = False,
     residual: bool = False,
+    detail: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -178,7 +218,6 @@ def resnet6(
     Fewer blocks than resnet9 because small images need less receptive field; same size rules.
     """
     net = ResnetGenerator(
-        in_channels, out_channels, ngf, norm, dropout, 6, padding, antialias, residual
+        in_channels, out_channels, ngf, norm, dropout, 6, padding, antialias, residual, detail
     )
-    net = init_weights(net, init, init_gain)
-    return net.start_as_identity() if residual else net
+    return net.finish_init(init, init_gain)

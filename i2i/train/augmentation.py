@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from i2i.augment import build_augmentation
+from i2i.core.errors import DataError
 from i2i.kit.groups import AugmentationOptions
 
 
@@ -50,11 +51,24 @@ class BatchAugmentation:
     def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.paired:
             real_A, real_B = self.pipeline(batch["A"], batch["B"], same_params=True)
-            return {"A": real_A, "B": real_B}
-        return {"A": self.pipeline(batch["A"]), "B": self.pipeline(batch["B"])}
+            return _one_size({"A": real_A, "B": real_B})
+        return _one_size({"A": self.pipeline(batch["A"]), "B": self.pipeline(batch["B"])})
 
     def held_out(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Held-out images (sample grids, eval) at the training size: whole, not cropped."""
         if self.held_out_pipeline is None:
-            return batch
+            return _one_size(batch)
         return {k: self.held_out_pipeline(x) for k, x in batch.items()}
+
+
+def _one_size(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The networks compare A's and B's images (a critic sees real B beside G(A)), so they
+    must have one size; only --preprocess none can leave them apart."""
+    size_a, size_b = tuple(batch["A"].shape[-2:]), tuple(batch["B"].shape[-2:])
+    if size_a != size_b:
+        raise DataError(
+            f"--preprocess none keeps each image's size, but here domain A's images are "
+            f"{size_a[1]}x{size_a[0]} and domain B's {size_b[1]}x{size_b[0]}; give both domains "
+            f"images of one size, or use --preprocess resize_crop (the default)"
+        )
+    return batch

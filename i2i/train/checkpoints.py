@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from i2i.core.errors import CheckpointError
+from i2i.core.errors import CheckpointError, I2IError
 from i2i.kit.task import Task
 from i2i.models.checkpoint import (
     latest_checkpoint,
@@ -72,12 +72,29 @@ def resume_run(
     run_dir: Path, task: Task, runtime: Runtime, batch_size: int
 ) -> tuple[int, dict[str, str]]:
     """Load the last checkpoint of ``run_dir`` into the task and runtime; returns its step and
-    the unreadable images it had skipped."""
+    the unreadable images it had skipped. A run stopped before its first checkpoint starts
+    again from step 0."""
     path = latest_checkpoint(run_dir)
     if path is None:
-        raise CheckpointError(f"{run_dir} has no checkpoint to resume from")
+        print(f"{run_dir} has no checkpoint yet; training it from step 0", flush=True)
+        return 0, {}
     networks, state = load_checkpoint(path)
     load_networks_strict(run_networks(task, runtime), networks)
+    try:
+        return _load_state(state, run_dir, task, runtime, batch_size)
+    except I2IError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} does not hold this run's training state ({type(error).__name__}"
+            f": {' '.join(str(error).split())[:120]}); the run folder was edited or mixed "
+            f"with another run"
+        ) from error
+
+
+def _load_state(
+    state: dict[str, Any], run_dir: Path, task: Task, runtime: Runtime, batch_size: int
+) -> tuple[int, dict[str, str]]:
     for name, optimizer in task.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][name])
     if state["scaler"] and runtime.scaler.is_enabled():

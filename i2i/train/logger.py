@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn
 
 from i2i.core.progress import progress_bar
+from i2i.models.checkpoint import atomic_write
 from i2i.models.losslog import LOSS_LOG, append, read_records, trim_after
 from i2i.viz import line_charts
 
@@ -114,7 +115,8 @@ class RunLogger:
             for k in keys
         }
         path = self.run_dir / LOSS_CURVE
-        line_charts(series).save(path)
+        chart = line_charts(series)
+        atomic_write(path, lambda f: chart.save(f, format="PNG"))
         return path
 
     def print(self, message: str) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from i2i.kit.task import Task
-from i2i.models.checkpoint import RUN_CONFIG
+from i2i.models.checkpoint import RUN_CONFIG, atomic_write
 from i2i.train.logger import METRICS_FILE, RunLogger
+from i2i.train.run_folder import quoted
 from i2i.train.runtime import Runtime
 from i2i.viz import image_grid
 
@@ -79,8 +80,8 @@ class RunOutputs:
         folder = self.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step_{step:08d}.png"
-        grid.save(path)
-        grid.save(folder / "latest.png")
+        for target in (path, folder / "latest.png"):
+            atomic_write(target, lambda f: grid.save(f, format="PNG"))
         logger.image("samples", grid, step)
         return path
 
@@ -97,7 +98,7 @@ def print_summary(
     if interrupted:
         lines = [
             f"Interrupted at step {step}; checkpoint saved. Resume with: "
-            f"i2i train {task_name} --resume {run_dir}"
+            f"i2i train {task_name} --resume {quoted(run_dir)}"
         ]
     else:
         lines = [f"Finished {step} steps."]
@@ -114,6 +115,7 @@ def print_summary(
         lines.append(f"  skipped      {skipped} unreadable image(s), listed above")
     if not interrupted:
         lines.append(
-            f"Next: i2i export {run_dir} -o MODEL_DIR, then i2i apply MODEL_DIR IMAGES -o OUT"
+            f"Next: i2i export {quoted(run_dir)} -o MODEL_DIR, then i2i apply MODEL_DIR "
+            f"IMAGES -o OUT"
         )
     print("\n".join(lines), flush=True)

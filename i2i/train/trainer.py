@@ -29,7 +29,7 @@ from i2i.train.ema import GeneratorEMA
 from i2i.train.feed import DataFeed, default_workers
 from i2i.train.logger import RunLogger
 from i2i.train.outputs import RunOutputs, print_summary
-from i2i.train.run_folder import choose_run_dir, record_config
+from i2i.train.run_folder import claim_run_folder, record_config
 from i2i.train.runtime import Runtime
 from i2i.train.stop import StopFlag
 
@@ -53,6 +53,13 @@ def resolve_config(
 
 class Trainer:
     def __init__(self, task: Task) -> None:
+        o = RunOptions.of(task.config)
+        # The run folder is this process's alone until train() ends (or setting up fails).
+        self.folder = claim_run_folder(o.out, o.resume, task.name)
+        with self.folder.released_on_error():
+            self._setup(task)
+
+    def _setup(self, task: Task) -> None:
         self.task = task
         # The trainer's options; the task reads its own groups, the augmentation its own.
         self.options = o = RunOptions.of(task.config)
@@ -70,7 +77,7 @@ class Trainer:
         if o.ema_decay > 0:
             rt.ema = GeneratorEMA({n: task.nets[n] for n in task.generators()}, o.ema_decay)
         checkpoints.seed_everything(o.seed + rt.rank)
-        self.run_dir = choose_run_dir(o.out, bool(o.resume), task.name)
+        self.run_dir = self.folder.path
         self.step = 0
         self.steps_per_epoch = self.data.steps_per_epoch
         self.total_steps = self._total_steps()
@@ -121,7 +128,8 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
     def train(self) -> TrainResult:
         rt, o = self.runtime, self.options
-        logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
+        with self.folder.released_on_error():
+            logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
         run_step = CompiledStep(self.task, rt, logger.print) if rt.compile else None
         run_step = run_step or self.task.train_step
         stop, sums, count, samples_path = StopFlag(), {}, 0, None
@@ -166,6 +174,7 @@ class Trainer:
                 loss_curve = logger.write_loss_curve()
         finally:
             logger.close()
+            self.folder.release()
         result = TrainResult(
             self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping
         )

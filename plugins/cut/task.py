@@ -9,13 +9,13 @@ identity NCE term on domain B; FastCUT drops it, weights NCE by 10 and adds flip
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 import i2i
-from i2i_plugins.cut.heads import PatchProjection, patch_ids, sample_patches
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,11 @@ class CUTOptions(i2i.OptionGroup):
     lambda_gan: float = i2i.option(1.0, "Weight of the adversarial loss.", minimum=0)
     lambda_nce: float = i2i.option(1.0, "Weight of the PatchNCE loss.", minimum=0)
     nce_idt: bool = i2i.option(True, "Identity NCE term on domain B (G(B) keeps B's patches).")
-    nce_layers: str = i2i.option("0,4,8,12,16", "Generator layers for PatchNCE (comma-separated).")
+    nce_layers: str = i2i.option(
+        "0,4,8,12,16",
+        "Generator layers for PatchNCE: comma-separated indices into its `model` sequence "
+        "or submodule names (model.4).",
+    )
     num_patches: int = i2i.option(256, "Patches per layer and image.", minimum=1)
     nce_temperature: float = i2i.option(0.07, "PatchNCE temperature.", minimum=1e-6)
     nce_channels: int = i2i.option(256, "Width of the projection head's MLPs.", minimum=1)
@@ -38,6 +42,18 @@ class CUTOptions(i2i.OptionGroup):
     flip_equivariance: bool = i2i.option(
         False, "Flip the input half of the time; the output must flip with it."
     )
+
+
+def nce_layers(text: str) -> list[int | str]:
+    """``"0,4,8"`` -> ``[0, 4, 8]`` (indices into the generator's ``model`` sequence);
+    ``"model.1,model.4"`` -> submodule names, as ``i2i.extract_features`` takes them."""
+    items = [item.strip() for item in text.split(",")]
+    if "" in items:
+        raise i2i.I2IError(
+            f"--nce-layers takes comma-separated layer indices or submodule names (0,4,8 or "
+            f"model.1,model.4), got {text!r}"
+        )
+    return [int(item) if re.fullmatch(r"[+-]?\d+", item) else item for item in items]
 
 
 class CUT(i2i.GANTask):
@@ -60,7 +76,7 @@ class CUT(i2i.GANTask):
         self.nce_loss = i2i.create_loss(
             "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives
         )
-        self.layers = [int(x) for x in o.nce_layers.split(",") if x.strip()]
+        self.layers = nce_layers(o.nce_layers)
         self.nce_idt = o.nce_idt and len(set(self.channels)) == 1
         # The head's input widths are those of the generator's features on the first batch.
         generator = self.nets["G"]
@@ -68,7 +84,7 @@ class CUT(i2i.GANTask):
         with torch.no_grad():
             feats = i2i.extract_features(generator.eval(), example["A"][:1], self.layers)
         generator.train(was_training)
-        head = PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
+        head = i2i.PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
         self.F = self.add_network("F", head)
         self.adam("F", ["F"])  # the head has its own optimizer, as upstream
         # Patch locations and flips have their own stream, saved and resumed with the run.
@@ -80,30 +96,20 @@ class CUT(i2i.GANTask):
     ) -> torch.Tensor:
         """Mean over ``(source, output)`` pairs of the PatchNCE loss averaged over layers.
 
-        Keys (the sources' features) get no gradient, so they are encoded without a graph; the
-        query patches of every pair go through the head in one call.
+        Keys (the sources' features) get no gradient, so they are encoded without a graph.
         """
-        G, lam = self.nets["G"], self.opts.lambda_nce
-        queries, keys = [], []
+        G = self.nets["G"]
+        features = []
         for source, output in pairs:
             feat_q = [flipped(f, flip) for f in i2i.extract_features(G, output, self.layers)]
             with torch.no_grad():
                 feat_k = i2i.extract_features(G, source, self.layers)
-            ids = patch_ids(feat_k, self.opts.num_patches, self.rng)
-            queries.append(sample_patches(feat_q, ids))
-            with torch.no_grad():
-                keys.append(self.nets["F"](sample_patches(feat_k, ids)))
-        sizes = [q[0].shape[0] for q in queries]
-        projected = self.F([torch.cat(layer) for layer in zip(*queries, strict=True)])
-        per_pair = [list(layer.split(sizes)) for layer in projected]
-        total = 0.0
-        for index, key in enumerate(keys):
-            layer_losses = [
-                self.nce_loss(per_pair[layer][index], key[layer]) * lam
-                for layer in range(len(self.layers))
-            ]
-            total = total + sum(layer_losses) / len(self.layers)
-        return total / len(pairs)
+            features.append((feat_k, feat_q))
+        o = self.opts
+        return i2i.patch_nce(
+            features, self.F, self.nce_loss, o.num_patches, self.rng,
+            key_head=self.nets["F"], weight=o.lambda_nce,
+        )  # fmt: skip
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         o = self.opts

@@ -1,4 +1,5 @@
-"""CUT's patch sampler and projection head (the official ``PatchSampleF``, ``mlp_sample``).
+"""CUT's patch sampler and projection head (the official ``PatchSampleF``, ``mlp_sample``), and
+the PatchNCE term that CUT, FastCUT and UNSB compute with them.
 
 Patches are taken at the same random locations in the query and the key features, then each
 layer's patches go through its own two-layer MLP and are l2-normalised: the space in which
@@ -58,3 +59,41 @@ class PatchProjection(nn.Module):
             norm = y.pow(2).sum(-1, keepdim=True).pow(0.5)
             out.append(y / (norm + 1e-7))  # upstream's Normalize: eps added to the norm
         return out
+
+
+Features = Sequence[torch.Tensor]
+
+
+def patch_nce(
+    pairs: Sequence[tuple[Features, Features]],
+    head: nn.Module,
+    loss: nn.Module,
+    num_patches: int,
+    generator: torch.Generator,
+    *,
+    key_head: nn.Module | None = None,
+    weight: float = 1.0,
+) -> torch.Tensor:
+    """Mean over ``(key features, query features)`` pairs of the PatchNCE loss averaged over
+    layers, each layer's loss times ``weight``.
+
+    Per pair, patch locations are drawn from ``generator`` on the key features and shared with
+    the queries. Keys get no gradient, so they go through ``key_head`` (default ``head``; pass
+    the plain module when ``head`` is a DDP wrapper) without a graph; the query patches of every
+    pair go through ``head`` in one call.
+    """
+    queries, keys = [], []
+    for feat_k, feat_q in pairs:
+        ids = patch_ids(feat_k, num_patches, generator)
+        queries.append(sample_patches(feat_q, ids))
+        with torch.no_grad():
+            keys.append((key_head or head)(sample_patches(feat_k, ids)))
+    sizes = [q[0].shape[0] for q in queries]
+    projected = head([torch.cat(layer) for layer in zip(*queries, strict=True)])
+    per_pair = [list(layer.split(sizes)) for layer in projected]
+    layers = len(projected)
+    total = 0.0
+    for index, key in enumerate(keys):
+        layer_losses = [loss(per_pair[n][index], key[n]) * weight for n in range(layers)]
+        total = total + sum(layer_losses) / layers
+    return total / len(pairs)

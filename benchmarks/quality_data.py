@@ -1,0 +1,155 @@
+"""The benchmark's data sets, built once from ``../shared/data`` photos and cached.
+
+Known-answer data (one per look of ``looks.py``): domain A is 300 photos, domain B is 300
+*other* photos under the look, and the 151 held-out photos come with their looked versions
+(``testB/NAME.png`` is the truth for ``testA/NAME.png``). The split is the same for every look,
+so the looks differ only in the answer. ``monet2photo``: 81 paintings against the 300 A photos,
+with 40 paintings and the held-out photos for KID; no truth exists there.
+
+Images are stored at the training load size, and a look is applied at that size, so that the
+truth is exactly the look of the input the network sees.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from looks import LOOKS, apply_look, downsample
+
+# Bump when a look or the split changes: cached data sets are keyed by it.
+DATA_VERSION = 2
+SPLIT_SEED = 2026
+PHOTO_SPLIT = {"A": 300, "B": 300, "test": 151}  # of the 751 photos, disjoint
+PAINTINGS_HELD_OUT = 40  # of the 121 paintings, for monet2photo
+MONET = "monet2photo"
+PAIRS = (*LOOKS, MONET)
+
+
+class BenchmarkError(Exception):
+    """Bad input to the benchmark: printed as one line, exit status 2."""
+
+
+def images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+
+
+def _shuffled(paths: list[Path]) -> list[Path]:
+    paths = list(paths)
+    random.Random(SPLIT_SEED).shuffle(paths)
+    return paths
+
+
+def photo_split(shared: Path) -> dict[str, list[Path]]:
+    """The disjoint A / B / test photo subsets, the same on every machine (a seeded shuffle)."""
+    photos = images_in(shared / "monet2photo" / "testB")
+    needed = sum(PHOTO_SPLIT.values())
+    if len(photos) < needed:
+        raise BenchmarkError(f"{shared}/monet2photo/testB has {len(photos)} photos; need {needed}")
+    photos = _shuffled(photos)
+    a, b = PHOTO_SPLIT["A"], PHOTO_SPLIT["B"]
+    return {"A": photos[:a], "B": photos[a : a + b], "test": photos[a + b : needed]}
+
+
+def read_photo(path: Path, size: int) -> Any:
+    """A photo as a float (3, size, size) tensor in [0, 1]."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    array = np.array(Image.open(path).convert("RGB"))
+    image = torch.from_numpy(array).permute(2, 0, 1).float() / 255
+    return downsample(image, size)
+
+
+def _save(source: Path, target: Path, size: int, look: str | None) -> None:
+    from PIL import Image
+
+    image = read_photo(source, size)
+    if look is not None:
+        image = apply_look(look, image)
+    array = (image * 255).round().byte().permute(1, 2, 0).numpy()
+    Image.fromarray(array).save(target.with_suffix(".png"))
+
+
+def _build(target: Path, folders: dict[str, list[tuple[Path, str | None]]], size: int) -> Path:
+    """Write the folders into a temporary sibling, then rename: never half a data set."""
+    if (target / "manifest.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        for folder, items in folders.items():
+            (tmp / folder).mkdir()
+            for source, look in items:
+                _save(source, tmp / folder / source.name, size, look)
+        counts = {folder: len(items) for folder, items in folders.items()}
+        manifest = {"version": DATA_VERSION, "size": size, "split_seed": SPLIT_SEED, **counts}
+        (tmp / "manifest.json").write_text(json.dumps(manifest) + "\n")
+        try:
+            tmp.rename(target)
+        except OSError:  # built meanwhile by another process
+            if not (target / "manifest.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def look_data(look: str, shared: Path, target: Path, size: int) -> Path:
+    """trainA (photos), trainB (other photos, looked), testA, testB (= the truth for testA)."""
+    split = photo_split(shared)
+    folders = {
+        "trainA": [(p, None) for p in split["A"]],
+        "trainB": [(p, look) for p in split["B"]],
+        "testA": [(p, None) for p in split["test"]],
+        "testB": [(p, look) for p in split["test"]],
+    }
+    return _build(target, folders, size)
+
+
+def monet_data(shared: Path, target: Path, size: int) -> Path:
+    """Paintings (81 train, 40 held out) and untouched photos (the A subset; test held out)."""
+    paintings = _shuffled(images_in(shared / "monet2photo" / "testA"))
+    if len(paintings) <= PAINTINGS_HELD_OUT + 1:
+        raise BenchmarkError(f"{shared}/monet2photo/testA has only {len(paintings)} paintings")
+    split = photo_split(shared)
+    folders = {
+        "trainA": [(p, None) for p in paintings[PAINTINGS_HELD_OUT:]],
+        "trainB": [(p, None) for p in split["A"]],
+        "testA": [(p, None) for p in paintings[:PAINTINGS_HELD_OUT]],
+        "testB": [(p, None) for p in split["test"]],
+    }
+    return _build(target, folders, size)
+
+
+def dataset(pair: str, shared: Path, cache: Path, size: int) -> Path:
+    """The data set folder of ``pair`` (a look, or monet2photo) at ``size`` px: from the
+    cache, else built from ``shared``. A cache built elsewhere (``--prepare``) needs no
+    ``shared``: it holds everything."""
+    if pair not in PAIRS:
+        raise BenchmarkError(f"unknown pair {pair!r}; choose from {', '.join(PAIRS)}")
+    target = cache / f"{pair}-v{DATA_VERSION}-{size}px"
+    if (target / "manifest.json").is_file():
+        return target
+    if not (shared / "monet2photo" / "testB").is_dir():
+        raise BenchmarkError(
+            f"no data set at {target} and no photos at {shared}/monet2photo/testB to build it "
+            "from; pass --shared-data (../shared/data) or a --cache built with --prepare"
+        )
+    if pair == MONET:
+        return monet_data(shared, target, size)
+    return look_data(pair, shared, target, size)
+
+
+def load_folder(folder: Path) -> Any:
+    """Every image of a data set folder as a float (N, 3, H, W) batch in [-1, 1]."""
+    import torch
+
+    from i2i.data import load_image, to_float
+
+    return to_float(torch.stack([load_image(p) for p in images_in(folder)]))

@@ -1,0 +1,235 @@
+"""The quality benchmark's tables and sheets, from its result records (JSON lines).
+
+Two shapes: the grid table (one row per configuration, one pair) and the suite table (one row
+per recipe and training length, one column per look, each cell the gain over returning the
+input, averaged over seeds). Sheets put the inputs, every configuration's outputs and the truth
+side by side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from quality_data import LOOKS, MONET
+
+SHEET_IMAGES = 8  # rows of a configuration's own sheet
+GRID_IMAGES = 6  # rows of a combined sheet
+
+
+def is_look(pair: str) -> bool:
+    return pair in LOOKS
+
+
+def milli(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e3:.1f}"
+
+
+def caption(record: dict[str, Any]) -> str:
+    if is_look(record["pair"]):
+        return (
+            f"{record['name']} ({record['pair']}): PSNR {record['psnr']:.2f} dB (identity "
+            f"{record['identity_psnr']:.2f}), SSIM {record['ssim']:.3f}, KID x1e3 "
+            f"{milli(record['kid'])}, {record['steps']} steps"
+        )
+    return (
+        f"{record['name']}: KID x1e3 monet->photo {milli(record['kid_AtoB'])}, "
+        f"photo->monet {milli(record['kid_BtoA'])}, {record['steps']} steps"
+    )
+
+
+def options_text(record: dict[str, Any]) -> str:
+    if record.get("task") == "identity":
+        return "no training: output = input"
+    parts = []
+    for key, value in record.get("options", {}).items():
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        parts.append(f"{key}={value}")
+    if record.get("lr_decay"):
+        parts.append("lr decay over the 2nd half")
+    task = record.get("task", "cyclegan")
+    text = "`" + " ".join(parts) + "`" if parts else "paper defaults"
+    return text if task == "cyclegan" else f"{task}: {text}"
+
+
+# -- the grid table ---------------------------------------------------------------------------
+def grid_table(records: list[dict[str, Any]]) -> str:
+    """Known-answer rows, then monet<->photo rows, in the records' order."""
+    lines: list[str] = []
+    known = [r for r in records if is_look(r.get("pair", ""))]
+    monet = [r for r in records if r.get("pair") == MONET]
+    if known:
+        lines += [
+            "| config | look | options | PSNR dB | vs identity dB | SSIM | KID x10³ | steps | it/s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in known:
+            head = f"| {r['name']} | {r['pair']} | {options_text(r)} |"
+            if "error" in r:
+                lines.append(f"{head} failed: {r['error']} ||||||")
+                continue
+            lines.append(
+                f"{head} {r['psnr']:.2f} | {r['psnr_vs_identity']:+.2f} | {r['ssim']:.3f} | "
+                f"{milli(r['kid'])} | {r['steps']} | {r.get('it_per_s', '-')} |"
+            )
+    if monet:
+        lines += [
+            "",
+            "| config | options | KID x10³ monet→photo | KID x10³ photo→monet | steps | it/s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in monet:
+            head = f"| {r['name']} | {options_text(r)} |"
+            if "error" in r:
+                lines.append(f"{head} failed: {r['error']} ||||")
+                continue
+            lines.append(
+                f"{head} {milli(r['kid_AtoB'])} | {milli(r['kid_BtoA'])} | {r['steps']} | "
+                f"{r.get('it_per_s', '-')} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+# -- the suite table --------------------------------------------------------------------------
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (row, steps): per look the seeds' mean gain over the identity, its spread
+    and seed count; the mean over looks and the worst look; the monet<->photo KIDs."""
+    gains: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    kids: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    order: list[tuple[str, int]] = []
+    for r in records:
+        if "error" in r or r.get("task") == "identity":
+            continue
+        key = (r["row"], r["steps"])
+        if key not in order:
+            order.append(key)
+        if is_look(r["pair"]):
+            gains[key][r["pair"]].append(r["psnr_vs_identity"])
+        elif r["pair"] == MONET:
+            for direction in ("AtoB", "BtoA"):
+                if r.get(f"kid_{direction}") is not None:
+                    kids[key][direction].append(r[f"kid_{direction}"])
+    summary = []
+    rows = list(dict.fromkeys(row for row, _ in order))
+    for key in sorted(order, key=lambda k: (rows.index(k[0]), k[1])):
+        looks = {look: (*_mean_std(values), len(values)) for look, values in gains[key].items()}
+        means = [m for m, _, _ in looks.values()]
+        summary.append(
+            {
+                "row": key[0],
+                "steps": key[1],
+                "looks": looks,
+                "mean": sum(means) / len(means) if means else None,
+                "worst": min(means) if means else None,
+                "kid": {d: _mean_std(v)[0] for d, v in kids[key].items()},
+            }
+        )
+    return summary
+
+
+def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
+    """Rows: recipe x steps; columns: dB over returning the input per look (mean of the
+    seeds, their spread after ±), the mean over looks, the worst look, monet<->photo KID."""
+    identity = {r["pair"]: r for r in records if r.get("task") == "identity" and "error" not in r}
+    head = ["row", "steps", *looks, "mean", "worst", "KID x10³ monet→photo", "photo→monet"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cells = [
+        f"{identity[look]['identity_psnr']:.2f} dB" if look in identity else "-" for look in looks
+    ]
+    monet = identity.get(MONET, {})
+    lines.append(
+        f"| *identity* (PSNR to the truth) | - | {' | '.join(cells)} | 0 | 0 | "
+        f"{milli(monet.get('kid_AtoB_identity'))} | {milli(monet.get('kid_BtoA_identity'))} |"
+    )
+    for entry in suite_summary(records):
+        cells = []
+        for look in looks:
+            if look not in entry["looks"]:
+                cells.append("-")
+                continue
+            mean, std, n = entry["looks"][look]
+            cells.append(f"{mean:+.2f} ±{std:.2f}" if n > 1 else f"{mean:+.2f}")
+        mean = "-" if entry["mean"] is None else f"**{entry['mean']:+.2f}**"
+        worst = "-" if entry["worst"] is None else f"{entry['worst']:+.2f}"
+        lines.append(
+            f"| {entry['row']} | {entry['steps']} | {' | '.join(cells)} | {mean} | {worst} | "
+            f"{milli(entry['kid'].get('AtoB'))} | {milli(entry['kid'].get('BtoA'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# -- sheets -----------------------------------------------------------------------------------
+SOURCES = ("input", "painting", "photo")  # each starts a panel of a sample sheet
+
+
+def _panels(columns: dict[str, Any]) -> list[tuple[list[str], list[Any]]]:
+    panels: list[tuple[list[str], list[Any]]] = []
+    for title, images in columns.items():
+        if title in SOURCES or not panels:
+            panels.append(([], []))
+        panels[-1][0].append(title)
+        panels[-1][1].append(images)
+    return panels
+
+
+def save_sheets(folder: Path, record: dict[str, Any], columns: dict[str, Any]) -> Path:
+    """``sheet.png`` (the first images of each column) and one strip per column, kept for the
+    combined sheets."""
+    import torch
+
+    from i2i.viz import image_grid
+
+    sheet = folder / f"sheet_{record['steps']}.png"
+    shown = {title: images[:SHEET_IMAGES] for title, images in columns.items()}
+    image_grid(_panels(shown), caption=caption(record), min_tile=144).save(sheet)
+    for title, images in columns.items():
+        strip = folder / f"strip_{record['steps']}_{title.replace(' ', '_')}.pt"
+        torch.save(images[:GRID_IMAGES].clone(), strip)
+    return sheet
+
+
+def _strip(record: dict[str, Any], column: str) -> Any:
+    import torch
+
+    name = f"strip_{record['steps']}_{column.replace(' ', '_')}.pt"
+    path = Path(record["sheet"]).parent / name
+    return torch.load(path, weights_only=True) if path.is_file() else None
+
+
+def combined_sheet(records: list[dict[str, Any]], pair: str, label: str = "name") -> Any:
+    """The inputs, every configuration's outputs (one column each, titled by ``label``) and,
+    for a look, the truth last."""
+    from i2i.viz import image_grid
+
+    done = [r for r in records if r.get("pair") == pair and "error" not in r and "sheet" in r]
+    if not done:
+        return None
+    first = done[0]
+    directions = (
+        [("input", "output", "truth")]
+        if is_look(pair)
+        else [("painting", "as photo", None), ("photo", "as painting", None)]
+    )
+    panels = []
+    for source, output, truth in directions:
+        titles, columns = [source], [_strip(first, source)]
+        for r in done:
+            if r.get("task") != "identity":
+                titles.append(str(r[label]))
+                columns.append(_strip(r, output))
+        if truth:
+            titles.append(truth)
+            columns.append(_strip(first, truth))
+        kept = [(t, c) for t, c in zip(titles, columns, strict=True) if c is not None]
+        panels.append(([t for t, _ in kept], [c for _, c in kept]))
+    return image_grid(panels, min_tile=96)

@@ -1,0 +1,177 @@
+"""The discrete Schrödinger bridge of UNSB (Kim et al., ICLR 2024): its times, its update, its walk.
+
+A bridge generator does not translate in one pass: it predicts the target image ``X̂₁`` from a
+point ``X_t`` of a stochastic path that starts at the input, and the path moves towards each
+prediction with a little Gaussian noise::
+
+    X_{k+1} = (1 - a)·X_k + a·X̂₁ + sqrt(τ·δ·(1 - a))·ε,   δ = t_{k+1} - t_k,  a = δ / (1 - t_k)
+
+after ``k`` predictions the last one is the translation. Training (the ``unsb`` task) walks the
+same path to a random step and teaches the generator the prediction there; the Translator and the
+ONNX runner walk it from the input. This module is the one place that says how, so that the three
+cannot drift apart.
+
+A generator is a bridge when it carries a ``bridge`` attribute (a ``Bridge``) and is called as
+``net(x, time_index, z)``: ``time_index`` an int64 tensor (N,) of step numbers 0..steps-1, ``z``
+a float (N, noise_dim) standard normal vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from i2i.core.device import unwrap
+from i2i.core.errors import InvalidArgumentError
+
+# step(x_t, time_index, z) -> the predicted endpoint; noise(shape) -> standard normal samples.
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Noise = Callable[[Sequence[int]], torch.Tensor]
+
+
+def bridge_times(steps: int) -> list[float]:
+    """The ``steps + 1`` times ``0 = t_0 < t_1 < ... < t_steps = 1`` of the bridge.
+
+    The increments are harmonic (1, 1/2, 1/3, ...), their partial sums normalised to [0, 1]
+    and squeezed into [0.5, 1], with 0 in front: the first prediction jumps half way, later ones
+    refine (steps 5: 0, 0.50, 0.74, 0.86, 0.94, 1).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InvalidArgumentError(f"a bridge needs a whole number of steps >= 1, got {steps!r}")
+    if steps == 1:
+        return [0.0, 1.0]  # one prediction, from the input straight to the end
+    partial = [0.0]
+    for i in range(1, steps):
+        partial.append(partial[-1] + 1.0 / i)
+    return [0.0] + [0.5 + 0.5 * p / partial[-1] for p in partial]
+
+
+def bridge_update(
+    x: torch.Tensor,
+    predicted: torch.Tensor,
+    t_from: float,
+    t_to: float,
+    tau: float,
+    noise: torch.Tensor,
+) -> torch.Tensor:
+    """One move of the path from time ``t_from`` to ``t_to`` towards ``predicted`` (X̂₁).
+
+    The mean is the Brownian bridge's from ``x`` at ``t_from`` to ``predicted`` at 1; the
+    variance is its variance times the entropy weight ``tau``.
+    """
+    delta = t_to - t_from
+    a = delta / (1.0 - t_from)
+    return (1.0 - a) * x + a * predicted + (tau * delta * (1.0 - a)) ** 0.5 * noise
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """What a bridge generator declares as ``net.bridge``: its steps, entropy and noise width."""
+
+    steps: int = 5
+    tau: float = 0.01
+    noise_dim: int = 256
+
+    def __post_init__(self) -> None:
+        bridge_times(self.steps)  # checks steps
+        number = isinstance(self.tau, int | float) and not isinstance(self.tau, bool)
+        if not number or not self.tau >= 0:
+            raise InvalidArgumentError(f"tau must be a number >= 0, got {self.tau!r}")
+        if isinstance(self.noise_dim, bool) or not isinstance(self.noise_dim, int):
+            raise InvalidArgumentError(f"noise_dim must be a whole number, got {self.noise_dim!r}")
+
+    @property
+    def times(self) -> list[float]:
+        return bridge_times(self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Any) -> Bridge:
+        """The bridge a config describes (``as_dict``'s keys), or a one-line error."""
+        known = {"steps", "tau", "noise_dim"}
+        if not isinstance(values, dict) or not set(values) <= known:
+            raise InvalidArgumentError(
+                f"a bridge is described by {', '.join(sorted(known))}; got {values!r}"
+            )
+        return cls(**values)
+
+    def check_steps(self, steps: int | None) -> int:
+        """``steps`` predictions (1..T), or all T when None."""
+        if steps is None:
+            return self.steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.steps:
+            raise InvalidArgumentError(
+                f"steps must be a whole number from 1 to {self.steps} (the model's bridge has "
+                f"{self.steps} steps), got {steps!r}"
+            )
+        return steps
+
+    def walk(self, step: Step, x: torch.Tensor, index: int, noise: Noise) -> torch.Tensor:
+        """``X`` at step ``index`` of the path from ``X_0 = x``: ``index`` predictions and moves.
+
+        Per step the noise is drawn as ``z`` (N, noise_dim), then ``ε`` (x's shape): the order
+        that training and inference share, so that one seed gives one path.
+        """
+        times = self.times
+        for k in range(index):
+            predicted = step(x, self.time_index(x, k), noise((x.shape[0], self.noise_dim)))
+            eps = noise(tuple(x.shape))
+            x = bridge_update(x, predicted.to(x.dtype), times[k], times[k + 1], self.tau, eps)
+        return x
+
+    def sample(
+        self, step: Step, x: torch.Tensor, steps: int | None = None, noise: Noise | None = None
+    ) -> torch.Tensor:
+        """The translation of ``x`` after ``steps`` predictions (default all): the last one.
+
+        ``noise`` defaults to ``seeded_noise(0, x.device)``.
+        """
+        steps = self.check_steps(steps)
+        noise = noise or seeded_noise(0, x.device)
+        x_t = self.walk(step, x, steps - 1, noise)
+        return step(x_t, self.time_index(x, steps - 1), noise((x.shape[0], self.noise_dim)))
+
+    @staticmethod
+    def time_index(x: torch.Tensor, k: int) -> torch.Tensor:
+        return torch.full((x.shape[0],), k, dtype=torch.int64, device=x.device)
+
+
+def bridge_of(net: Any) -> Bridge | None:
+    """The ``Bridge`` a generator declares, or None for a one-pass generator."""
+    bridge = getattr(unwrap(net), "bridge", None) if net is not None else None
+    return bridge if isinstance(bridge, Bridge) else None
+
+
+def seeded_noise(seed: int, device: torch.device | str) -> Noise:
+    """Standard normal noise from ``seed``, the same for every image of a batch.
+
+    Drawn on the CPU for one image and repeated over the batch, so an image translates the
+    same alone or in a batch, on any device and with either backend.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+
+    def draw(shape: Sequence[int]) -> torch.Tensor:
+        one = torch.randn((1, *shape[1:]), generator=generator)
+        return one.to(device).expand(*shape)
+
+    return draw
+
+
+class BridgeRunner:
+    """A bridge generator behind a one-argument call: ``runner(x)`` walks ``steps`` predictions
+    with noise from ``seed``. The Translator runs any model through it, torch or ONNX."""
+
+    def __init__(self, net: Any, bridge: Bridge, steps: int | None = None, seed: int = 0):
+        self.net, self.bridge = net, bridge
+        self.steps, self.seed = bridge.check_steps(steps), seed
+        plain = unwrap(net)
+        self.size_multiple = getattr(plain, "size_multiple", 1)
+        self.min_size = getattr(plain, "min_size", 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bridge.sample(self.net, x, self.steps, seeded_noise(self.seed, x.device))

@@ -1,0 +1,353 @@
+"""UNSB: unpaired translation as a Schrödinger bridge from domain A to domain B (Kim et al.,
+"Unpaired Image-to-Image Translation via Neural Schrödinger Bridge", ICLR 2024).
+
+The translation is a short stochastic path (``i2i.Bridge``, 5 steps by default) from the input
+towards the generator's predictions of the endpoint. A training step draws a step number, walks
+the path there with the current generator (no gradients), and trains the prediction from that
+point: an adversarial term (a time-conditioned PatchGAN), the bridge's own term (an energy
+network estimates the entropy of the joint (X_t, X̂₁), plus the transport cost
+``τ·||X_t - X̂₁||²``) and CUT's PatchNCE between the input and the prediction (and, as an
+identity term, between B and its prediction). Defaults are the paper's horse->zebra settings.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+import i2i
+
+# A one-pass backbone named as --gen (scripts that pass --gen resnet6 to every task) means its
+# conditioned version, the same for the default critic.
+BRIDGE_GENERATORS = {"resnet9": "unsb_resnet9", "resnet6": "unsb_resnet6"}
+TIMED_CRITICS = {"patchgan": "unsb_patchgan"}
+
+
+@dataclass(frozen=True)
+class UNSBOptions(i2i.OptionGroup):
+    bridge_steps: int = i2i.option(
+        5, "Steps T of the bridge from A to B (i2i apply may take fewer: --steps).", minimum=1
+    )
+    tau: float = i2i.option(
+        0.01, "Entropy weight of the bridge (the variance of its noise).", minimum=0
+    )
+    noise_dim: int = i2i.option(256, "Width of the generator's noise vector z.", minimum=1)
+    antialias: bool = i2i.option(
+        True, "Anti-aliased down/upsampling in the generator (the official CUT generator)."
+    )
+    lambda_gan: float = i2i.option(1.0, "Weight of the adversarial loss.", minimum=0)
+    lambda_sb: float = i2i.option(
+        1.0, "Weight of the bridge's loss (entropy through the energy network, transport cost).",
+        minimum=0,
+    )  # fmt: skip
+    lambda_nce: float = i2i.option(1.0, "Weight of the PatchNCE loss.", minimum=0)
+    nce_idt: bool = i2i.option(True, "Identity NCE term on domain B (G's path from B keeps B).")
+    nce_layers: str = i2i.option(
+        "0,4,8,12,16",
+        "Generator layers for PatchNCE: CUT's numbers (encoder modules, then residual blocks) "
+        "or module names, comma-separated.",
+    )
+    num_patches: int = i2i.option(256, "Patches per layer and image.", minimum=1)
+    nce_temperature: float = i2i.option(0.07, "PatchNCE temperature.", minimum=1e-6)
+    nce_channels: int = i2i.option(256, "Width of the projection head's MLPs.", minimum=1)
+    nce_negatives: str = i2i.option(
+        "image",
+        "Negatives from the same image, or from the whole batch.",
+        choices=("image", "batch"),
+    )
+
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """fp32 for half-precision energies (a log-sum-exp over every patch), else as it is."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def energy_loss(joint: torch.Tensor, cross: torch.Tensor) -> torch.Tensor:
+    """The energy network's loss: ``-mean E(joint) + L + L²``, ``L = logsumexp E(cross)``.
+
+    ``joint`` scores (X_t, X̂₁) pairs of one path, ``cross`` pairs across two independent paths;
+    the log-sum-exp runs over every patch of every image, as the reference code does, and its
+    square keeps the energies from drifting.
+    """
+    lse = torch.logsumexp(_wide(cross).reshape(-1), dim=0)
+    return -_wide(joint).mean() + lse + lse**2
+
+
+def bridge_loss(
+    joint: torch.Tensor,
+    cross: torch.Tensor,
+    x_t: torch.Tensor,
+    predicted: torch.Tensor,
+    index: int,
+    steps: int,
+    tau: float,
+) -> torch.Tensor:
+    """The generator's bridge term at step ``index``: ``-((T - index)/T)·τ·(mean E(joint) -
+    logsumexp E(cross))`` (minus the entropy estimate) ``+ τ·mean ||X_t - X̂₁||²``."""
+    entropy = _wide(joint).mean() - torch.logsumexp(_wide(cross).reshape(-1), dim=0)
+    transport = (_wide(x_t) - _wide(predicted)).pow(2).mean()
+    return -(steps - index) / steps * tau * entropy + tau * transport
+
+
+def _layers(spec: str) -> list[int | str]:
+    tokens = [t.strip() for t in spec.split(",") if t.strip()]
+    if not tokens:
+        raise i2i.I2IError("--nce-layers names no layer; use e.g. 0,4,8,12,16")
+    return [int(t) if t.lstrip("-").isdigit() else t for t in tokens]
+
+
+class UNSB(i2i.GANTask):
+    """Unpaired Neural Schrödinger Bridge A -> B: a few stochastic refinement steps."""
+
+    name = "unsb"
+    Options = UNSBOptions
+    defaults: dict[str, Any] = {
+        "gen": "unsb_resnet9",
+        "disc": "unsb_patchgan",
+        "init": "xavier",
+        "epochs": 200,
+        "epochs_decay": 200,
+    }
+    toy_defaults = {
+        **i2i.TOY_TRAINING,
+        "gen": "unsb_resnet6",
+        "domain_a": "day",
+        "domain_b": "night",
+    }
+
+    def __init__(self, **options: Any) -> None:
+        if options.get("gen") in BRIDGE_GENERATORS:
+            options["gen"] = BRIDGE_GENERATORS[options["gen"]]
+        if options.get("disc") in TIMED_CRITICS:
+            options["disc"] = TIMED_CRITICS[options["disc"]]
+        super().__init__(**options)
+        a, b = self.channels
+        if a != b:
+            raise i2i.I2IError(
+                f"unsb walks from A images to B images, so both need one channel count; got "
+                f"--channels-a {a} and --channels-b {b}"
+            )
+
+    # -- networks ----------------------------------------------------------------------------
+    def generators(self) -> dict[str, dict[str, Any]]:
+        o = self.opts
+        bridge = {"steps": o.bridge_steps, "tau": o.tau, "noise_dim": o.noise_dim}
+        return {"G": self.generator_spec("AtoB", antialias=o.antialias, **bridge)}
+
+    def discriminators(self) -> dict[str, dict[str, Any]]:
+        """D judges B images; E scores two (X_t, X̂₁) pairs stacked along channels."""
+        d = self.discriminator_spec("B")
+        pairs = 4 * self.channels[1]
+        return {"D": d, "E": {"name": d["name"], "kwargs": {**d["kwargs"], "in_channels": pairs}}}
+
+    def build(self, example: dict[str, torch.Tensor]) -> None:
+        o = self.opts
+        self.build_gan()
+        generator = self.nets["G"]
+        self.bridge = getattr(generator, "bridge", None)
+        if not isinstance(self.bridge, i2i.Bridge):
+            raise i2i.I2IError(
+                f"unsb trains a bridge generator (unsb_resnet9, unsb_resnet6: one that takes a "
+                f"time step and noise); --gen {self.generators()['G']['name']} is not one"
+            )
+        for critic in ("D", "E"):
+            if len(inspect.signature(self.nets[critic].forward).parameters) < 2:
+                raise i2i.I2IError(
+                    f"unsb needs a time-conditioned critic (unsb_patchgan); --disc "
+                    f"{self.discriminators()[critic]['name']} takes no time step"
+                )
+        self.nce_loss = i2i.create_loss(
+            "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives
+        )
+        self.layers = _layers(o.nce_layers)
+        self.nce_idt = o.nce_idt and o.lambda_nce > 0
+        # The head's input widths are those of the generator's features on the first batch.
+        start = example["A"][:1]
+        was_training = generator.training
+        with torch.no_grad():
+            feats = generator.eval().features(
+                start, self._index(start, 0), self._zeros(1), self.layers
+            )
+        generator.train(was_training)
+        head = i2i.PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
+        self.F = self.add_network("F", head)
+        self.adam("G", ["G"])
+        self.adam("D", ["D"], discriminator=True)
+        self.adam("E", ["E"], discriminator=True)
+        self.adam("F", ["F"])
+        # Random streams, saved and resumed with the run: step numbers and patch locations on
+        # the CPU (no device sync), the bridge's Gaussian noise on the device.
+        seed = self.seed + self.runtime.rank
+        self.rng = torch.Generator().manual_seed(seed)
+        self.noise_rng = torch.Generator(device=self.device).manual_seed(seed)
+        # The previous batch of A: the second, independent path of the entropy term.
+        self.previous_A: torch.Tensor | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["previous_A"] = None if self.previous_A is None else self.previous_A.cpu()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        previous = state.pop("previous_A")
+        self.previous_A = None if previous is None else previous.to(self.device)
+        if state["noise_rng"].numel() != self.noise_rng.get_state().numel():
+            raise i2i.I2IError(
+                "this run drew the bridge's noise on another kind of device (CPU or CUDA); "
+                "resume it on the kind it was trained on (--device)"
+            )
+        super().load_state_dict(state)
+
+    # -- the maths ---------------------------------------------------------------------------
+    def _noise(self, shape: Any) -> torch.Tensor:
+        return torch.randn(tuple(shape), generator=self.noise_rng, device=self.device)
+
+    def _zeros(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, self.bridge.noise_dim, device=self.device)
+
+    def _index(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        return torch.full((x.shape[0],), k, dtype=torch.int64, device=x.device)
+
+    def other_paths_start(self, real_A: torch.Tensor) -> torch.Tensor:
+        """A images independent of ``real_A``: the previous batch (at the first step, or when
+        an epoch's last batch is smaller, this batch rolled by one)."""
+        previous = self.previous_A
+        if previous is None or previous.shape != real_A.shape:
+            return real_A.roll(1, dims=0)
+        return previous
+
+    def energies(
+        self, E: nn.Module, x_t: torch.Tensor, x1: torch.Tensor, x_t2: torch.Tensor,
+        x1_2: torch.Tensor, index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """E on joint pairs ((X_t, X̂₁) twice) and cross pairs ((X_t, X̂₁) with the other
+        path's), in one pass."""
+        joint = torch.cat([x_t, x1], dim=1)
+        cross = torch.cat([x_t2, x1_2], dim=1)
+        pairs = torch.cat([torch.cat([joint, joint], dim=1), torch.cat([joint, cross], dim=1)])
+        return E(pairs, torch.cat([index, index])).chunk(2)
+
+    def critic_loss(
+        self, real: torch.Tensor, fake: torch.Tensor, index: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The discriminator's --gan-loss at the step ``index``: 0.5·(real + fake) (+ penalty)."""
+        D, view = self.D, self.d_view
+        real, fake = view(real), view(fake)
+        if i2i.has_batch_norm(self.nets["D"]):
+            pred_real, pred_fake = D(real, index), D(fake, index)
+        else:  # instance norm keeps images independent: one pass
+            pred_real, pred_fake = D(torch.cat([real, fake]), torch.cat([index, index])).chunk(2)
+        parts = {"real": self.gan_loss(pred_real, True), "fake": self.gan_loss(pred_fake, False)}
+        loss = 0.5 * (parts["real"] + parts["fake"])
+        penalty = self.gan_loss.penalty(lambda x: D(x, index), real, fake)
+        if penalty is not None:
+            parts["penalty"] = penalty
+            loss = loss + penalty
+        return loss, parts
+
+    def nce(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """PatchNCE between each source and the prediction made from its path, on the
+        generator's features at step 0 with one noise vector per pair (as the reference)."""
+        G = self.nets["G"]
+        features = []
+        for source, output in pairs:
+            index, z = self._index(source, 0), self._noise((source.shape[0], self.bridge.noise_dim))
+            feat_q = G.features(output, index, z, self.layers)
+            with torch.no_grad():
+                feat_k = G.features(source, index, z, self.layers)
+            features.append((feat_k, feat_q))
+        o = self.opts
+        return i2i.patch_nce(
+            features, self.F, self.nce_loss, o.num_patches, self.rng,
+            key_head=self.nets["F"], weight=o.lambda_nce,
+        )  # fmt: skip
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        rt, o, bridge = self.runtime, self.opts, self.bridge
+        real_A, real_B = batch["A"], batch["B"]
+        n = real_A.shape[0]
+        k = int(torch.randint(bridge.steps, (), generator=self.rng))
+        starts = [real_A, self.other_paths_start(real_A)] + ([real_B] if self.nce_idt else [])
+        paths = torch.cat(starts)
+        index = self._index(paths, k)
+        # The paths to step k by the current generator (eval mode, as the reference: no dropout).
+        G = self.nets["G"]
+        with torch.no_grad(), rt.autocast():
+            G.eval()
+            x_t = bridge.walk(G, paths, k, self._noise)
+            G.train()
+        z = self._noise((paths.shape[0], bridge.noise_dim))
+        with rt.autocast():
+            predicted = self.G(x_t, index, z)
+        x_t_A, x_t_A2 = x_t[:n], x_t[n : 2 * n]
+        fake_B, fake_B2, idt_B = predicted[:n], predicted[n : 2 * n], predicted[2 * n :]
+
+        # The critics on the detached predictions: D (real B against fake B) and E.
+        self._train_only(self.D, self.E)
+        with rt.autocast():
+            loss_D, parts = self.critic_loss(real_B, fake_B.detach(), index[:n])
+            joint, cross = self.energies(
+                self.E, x_t_A, fake_B.detach(), x_t_A2, fake_B2.detach(), index[:n]
+            )
+            loss_E = energy_loss(joint, cross)
+        self._apply(loss_D + loss_E, "D", "E")
+
+        # The generator and the head against the updated, frozen critics.
+        self._train_only()
+        with rt.autocast():
+            pred = self.nets["D"](self.d_view(fake_B), index[:n])  # frozen: its plain module
+            loss_G_GAN = self.gan_loss(pred, True, for_discriminator=False) * o.lambda_gan
+            loss_G = loss_G_GAN
+            logged = {"G_GAN": loss_G_GAN}
+            if o.lambda_sb > 0:
+                joint, cross = self.energies(
+                    self.nets["E"], x_t_A, fake_B, x_t_A2, fake_B2, index[:n]
+                )
+                loss_SB = bridge_loss(joint, cross, x_t_A, fake_B, k, bridge.steps, bridge.tau)
+                loss_G = loss_G + o.lambda_sb * loss_SB
+                logged["SB"] = loss_SB
+            if o.lambda_nce > 0:
+                pairs = [(real_A, fake_B)] + ([(real_B, idt_B)] if self.nce_idt else [])
+                loss_NCE = self.nce(pairs)
+                loss_G = loss_G + loss_NCE
+                logged["NCE"] = loss_NCE
+        self._apply(loss_G, "G", "F")
+        rt.update()
+        self.previous_A = real_A.detach()
+        logged.update({"E": loss_E, **{f"D_{part}": value for part, value in parts.items()}})
+        return {key: value.detach().float() for key, value in logged.items()}
+
+    # -- optimiser bookkeeping: the two places to port to the kit's step (issue 22) ------------
+    def _train_only(self, *critics: nn.Module) -> None:
+        """Gradients for ``critics`` and none for the others (D, E), before their forward."""
+        self.set_requires_grad([self.D, self.E], False)
+        self.set_requires_grad(list(critics), True)
+
+    def _apply(self, loss: torch.Tensor, *optimizers: str) -> None:
+        """Zero the gradients of ``optimizers``, back-propagate ``loss``, step them."""
+        rt = self.runtime
+        for name in optimizers:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        rt.backward(loss)
+        for name in optimizers:
+            rt.step(self.optimizers[name])
+
+    # -- samples -----------------------------------------------------------------------------
+    def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
+        G, bridge = self.nets["G"], self.bridge
+        real_A, real_B = batch["A"], batch["B"]
+        steps = bridge.steps
+        panels = [
+            (
+                ["real A", "1 step", f"{steps} steps"],
+                [real_A, bridge.sample(G, real_A, 1), bridge.sample(G, real_A)],
+            )
+        ]
+        if self.nce_idt:
+            panels.append((["real B", "G(real B)"], [real_B, bridge.sample(G, real_B)]))
+        return panels

@@ -1,0 +1,181 @@
+"""The known-answer suite of benchmarks/quality.py: looks that are fixed functions of the image,
+data sets whose truth is exactly the look of the input, the suite's jobs and its table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import looks  # noqa: E402
+import quality  # noqa: E402
+import quality_data  # noqa: E402
+import quality_report  # noqa: E402
+
+needs_photos = pytest.mark.skipif(
+    not (SHARED / "monet2photo" / "testB").is_dir(), reason=f"no photos at {SHARED}"
+)
+
+
+def _photo(seed: int = 0, size: int = 40) -> torch.Tensor:
+    """A smooth random picture with edges: enough structure for every look to act on."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand((1, 3, 5, 5), generator=g)
+    image = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")[0]
+    image[:, size // 3 :, : size // 2] *= 0.5
+    return image.clamp(0, 1)
+
+
+@pytest.mark.parametrize("name", list(looks.LOOKS))
+def test_every_look_is_a_fixed_function_of_the_image(name):
+    x = _photo()
+    y = looks.apply_look(name, x)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+    assert torch.equal(y, looks.apply_look(name, x.clone()))  # the same answer every time
+    assert float((y - x).abs().mean()) > 0.01  # it changes the picture
+    other = looks.apply_look(name, _photo(seed=1))
+    assert not torch.equal(y, other)
+
+
+def test_the_looks_are_of_different_kinds():
+    """Global looks change a flat grey image; the local one only sharpens edges (plus grain);
+    the graduated filter depends on the position; the autumn look leaves non-green hues."""
+    grey = torch.full((3, 32, 32), 0.5)
+    crisp = looks.crisp(grey)
+    assert float((crisp - grey).abs().mean()) < 0.02  # nothing to sharpen: grain only
+    graduated = looks.graduated(grey)
+    assert float(graduated[:, 0].mean()) < float(graduated[:, 20].mean())  # darker at the top
+    assert float((graduated[:, 16, 16] - 0.5).abs().max()) < 0.02  # the centre is untouched
+    red = torch.tensor([0.8, 0.2, 0.2]).view(3, 1, 1).expand(3, 8, 8)
+    green = torch.tensor([0.2, 0.7, 0.2]).view(3, 1, 1).expand(3, 8, 8)
+    assert float((looks.autumn(red) - red).abs().max()) < 0.1
+    autumn_green = looks.autumn(green)
+    assert float(autumn_green[0].mean()) > float(autumn_green[1].mean())  # green turned warm
+    dusk = looks.dusk(_photo())
+    assert float(dusk.mean()) < float(_photo().mean())
+
+
+def test_unknown_look_is_named():
+    with pytest.raises(KeyError, match="the looks are film"):
+        looks.apply_look("sepia", _photo())
+
+
+@pytest.mark.slow
+@needs_photos
+def test_look_data_truth_is_the_look_of_the_input(tmp_path):
+    size = 16
+    data = quality_data.dataset("cnn", SHARED, tmp_path, size)
+    split = quality_data.photo_split(SHARED)
+    names = [p.name for p in quality_data.images_in(data / "testA")]
+    assert names == [p.name for p in quality_data.images_in(data / "testB")]
+    assert len(names) == quality_data.PHOTO_SPLIT["test"]
+    source = next(p for p in split["test"] if p.stem == Path(names[0]).stem)
+    photo = quality_data.read_photo(source, size)
+    truth = quality_data.load_folder(data / "testB")[:1]
+    want = (looks.cnn(photo) * 255).round() / 127.5 - 1
+    torch.testing.assert_close(truth[0], want, atol=1e-6, rtol=0)
+    # A and B are disjoint photos: unpaired.
+    a = {p.stem for p in quality_data.images_in(data / "trainA")}
+    b = {p.stem for p in quality_data.images_in(data / "trainB")}
+    assert not a & b and len(a) == len(b) == 300
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["version"] == quality_data.DATA_VERSION and manifest["size"] == size
+
+
+def test_suite_jobs_cover_rows_looks_and_seeds(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(
+        json.dumps(
+            {
+                "looks": ["film", "dusk"],
+                "seeds": [0, 1],
+                "rows": [{"name": "a", "task": "cyclegan"}, {"name": "b", "task": "cut"}],
+            }
+        )
+    )
+    args = quality.parse_args(["--suite", str(suite)])
+    _spec, jobs = quality.suite_jobs(args)
+    trained = [j for j in jobs if j["task"] != "identity"]
+    assert len(trained) == 2 * 3 * 2  # rows x (looks + monet) x seeds
+    assert {j["pair"] for j in jobs if j["task"] == "identity"} == {"film", "dusk", "monet2photo"}
+    assert {(j["row"], j["pair"], j["seed"]) for j in trained} == {
+        (r, p, s) for r in "ab" for p in ("film", "dusk", "monet2photo") for s in (0, 1)
+    }
+    args = quality.parse_args(["--suite", str(suite), "--rows", "b", "--looks", "dusk"])
+    _, jobs = quality.suite_jobs(args)
+    assert [j["name"] for j in jobs] == ["identity.dusk", "b.dusk.s0", "b.dusk.s1"]
+    with pytest.raises(quality_data.BenchmarkError, match="no row"):
+        quality.suite_jobs(quality.parse_args(["--suite", str(suite), "--rows", "c"]))
+
+
+def test_suite_table_averages_seeds_and_looks():
+    def rec(row, pair, seed, gain, steps=1000):
+        return {"row": row, "name": f"{row}.{pair}.s{seed}", "pair": pair, "seed": seed,
+                "steps": steps, "task": "cyclegan", "psnr_vs_identity": gain}  # fmt: skip
+
+    records = [
+        {
+            "row": "identity",
+            "name": "identity.film",
+            "pair": "film",
+            "task": "identity",
+            "steps": 0,
+            "identity_psnr": 21.0,
+        },
+        rec("r", "film", 0, 1.0),
+        rec("r", "film", 1, 3.0),
+        rec("r", "dusk", 0, -1.0),
+        rec("r", "dusk", 1, -1.0),
+        rec("r", "film", 0, 5.0, steps=5000),
+    ]
+    summary = quality_report.suite_summary(records)
+    assert [(e["row"], e["steps"]) for e in summary] == [("r", 1000), ("r", 5000)]
+    first = summary[0]
+    assert first["looks"]["film"][:1] == (2.0,) and first["looks"]["film"][2] == 2
+    assert first["mean"] == pytest.approx(0.5) and first["worst"] == pytest.approx(-1.0)
+    table = quality_report.suite_table(records, ["film", "dusk"])
+    assert "| r | 1000 | +2.00 ±1.41 | -1.00 ±0.00 | **+0.50** | -1.00 |" in table
+    assert "21.00 dB" in table
+
+
+@pytest.mark.slow
+@needs_photos
+def test_suite_command_trains_resumes_and_tabulates(tmp_path):
+    """The one command, end to end at toy scale: two milestones of one run (the second a
+    resume of the first), the identity, a table and a sheet."""
+    suite = tmp_path / "suite.json"
+    suite.write_text(
+        json.dumps(
+            {
+                "size": 16,
+                "steps": [2, 4],
+                "seeds": [0],
+                "base": {"gen": "resnet6", "ngf": 8, "ndf": 8},
+                "looks": ["dusk"],
+                "monet": False,
+                "rows": [{"name": "quality", "task": "cyclegan", "options": {"recipe": "quality"}}],
+            }
+        )
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--suite", str(suite),
+               "--out", str(out), "--work", str(tmp_path / "work"), "--cache", str(tmp_path),
+               "--shared-data", str(SHARED), "--device", "cpu", "--jobs", "1"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    trained = [r for r in records if r["task"] != "identity"]
+    assert [r["steps"] for r in trained] == [2, 4]
+    assert all("error" not in r for r in records)
+    table = (out / "table.md").read_text()
+    assert "| quality | 2 |" in table and "| quality | 4 |" in table
+    assert (out / "sheet_dusk.png").is_file()
