@@ -198,6 +198,41 @@ def test_critics_sharing_an_optimizer_step_it_once():
     assert all(p.grad is None for p in task.nets["G"].parameters())  # the fake was detached
 
 
+class StepCritic(torch.nn.Module):
+    """A critic that reads a step number per image (as UNSB's): it cannot be called without."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 4, stride=2, padding=1)
+        self.steps = torch.nn.Embedding(5, 1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.steps(t)[:, :, None, None]
+
+
+@pytest.mark.parametrize("gan_loss", ["lsgan", "wgangp"])
+def test_a_conditioned_critic_gets_its_conditions_after_the_images(gan_loss):
+    """train_critics(D=(real, fake, t)) and fool("D", fake, t), against the losses written
+    out; with wgangp the penalty's critic gets the conditions too."""
+    task = _toy(gan_loss=gan_loss)
+    task.D = task.add_network("D", StepCritic())
+    task.adam("D", ["D"], discriminator=True)
+    D0 = copy.deepcopy(task.nets["D"])
+    batch = _batch()
+    t = torch.tensor([1, 4])
+    fake = task.G(batch["A"])
+    logged = task.train_critics(D=(batch["B"], fake, t))
+    real_part, fake_part = task.gan_loss(D0(batch["B"], t), True), task.gan_loss(D0(fake, t), False)
+    torch.testing.assert_close(logged["D_real"], real_part)
+    torch.testing.assert_close(logged["D_fake"], fake_part)
+    assert ("D_penalty" in logged) == (gan_loss == "wgangp")
+    with task.optimizing("G") as g:
+        fooled = task.fool("D", fake, t)
+        g.minimize(fooled)
+    want = task.gan_loss(task.nets["D"](fake, t), True, for_discriminator=False)
+    torch.testing.assert_close(fooled, want)
+
+
 # -- the image pool ----------------------------------------------------------------------------
 def _reference_pool(size, queries, generator):
     """The official pool, one image at a time, drawing what ``ImagePool`` draws."""

@@ -22,6 +22,7 @@ TASKS = {
     "cut": {"num_patches": 16, "nce_channels": 16},
     "fastcut": {"num_patches": 16, "nce_channels": 16},  # its flip coin
     "pix2pix": {},
+    "unsb": {"num_patches": 16, "nce_channels": 16, "noise_dim": 16},  # walks 0-4 steps
 }
 
 

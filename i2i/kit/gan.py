@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from i2i.core.errors import InvalidArgumentError
 from i2i.core.registry import Registry, discriminators, generators, losses
 from i2i.kit.groups import GANOptions
 from i2i.kit.options import OptionGroup
@@ -39,7 +40,7 @@ class GANTask(Task):
         (CUT's ``antialias``) go only to generators that take them.
         """
         if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+            raise InvalidArgumentError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         a, b = self.channels
         source, target = (a, b) if direction == "AtoB" else (b, a)
         g = self._gan
@@ -62,7 +63,7 @@ class GANTask(Task):
         a, b = self.channels
         widths = {"A": a, "B": b, "AB": a + b}
         if judges not in widths:
-            raise ValueError(f"judges must be one of {tuple(widths)}, got {judges!r}")
+            raise InvalidArgumentError(f"judges must be one of {tuple(widths)}, got {judges!r}")
         g = self._gan
         common = {
             "in_channels": widths[judges],
@@ -96,52 +97,71 @@ class GANTask(Task):
         self.adam("D", self.discriminators(), discriminator=True)
 
     # -- the objective -----------------------------------------------------------------------
-    def fool(self, critic: str, fake: torch.Tensor) -> torch.Tensor:
-        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real."""
-        judge = self._judges[critic] if critic in self._judges else getattr(self, critic)
-        pred = judge(self.d_view(fake))
+    def judge(self, critic: str) -> torch.nn.Module:
+        """The network ``critic`` as the generators' side calls it, its parameters frozen: the
+        device-ready one, or under DDP (which would wait for their gradients) a view without
+        DDP."""
+        return self._judges[critic] if critic in self._judges else getattr(self, critic)
+
+    def fool(self, critic: str, fake: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real.
+        A conditioned critic (UNSB's reads the bridge step) gets ``conditions`` after the
+        image."""
+        pred = self.judge(critic)(self.d_view(fake), *conditions)
         return self.gan_loss(pred, True, for_discriminator=False)
 
     def train_critics(
-        self, *, fake_first: bool = False, **judged: tuple[torch.Tensor, torch.Tensor]
+        self, *, fake_first: bool = False, **judged: tuple[torch.Tensor, ...]
     ) -> dict[str, torch.Tensor]:
         """One update of the named critics, each on its ``(real, fake)`` images (``critic_loss``;
-        the fakes are detached): ``train_critics(D=(real_B, fake_B))``. Several critics share
-        one backward and one step of their optimizer (CycleGAN's D_A and D_B).
+        the fakes are detached): ``train_critics(D=(real_B, fake_B))``, with a conditioned
+        critic's conditions after the images (``(real, fake, t)``). Several critics share one
+        backward and one step of their optimizer (CycleGAN's D_A and D_B).
 
         Returns each critic's loss under its name and the parts under ``NAME_real``,
         ``NAME_fake`` (and ``NAME_penalty``), for the task to log.
         """
         logged: dict[str, torch.Tensor] = {}
         with self.optimizing(*self._optimizers_of(judged)) as critics:
-            for critic, (real, fake) in judged.items():
-                loss, parts = self.critic_loss(critic, real, fake.detach(), fake_first=fake_first)
+            for critic, (real, fake, *conditions) in judged.items():
+                loss, parts = self.critic_loss(
+                    critic, real, fake.detach(), *conditions, fake_first=fake_first
+                )
                 logged[critic] = loss
                 logged.update({f"{critic}_{part}": value for part, value in parts.items()})
             critics.minimize(sum(logged[critic] for critic in judged))
         return logged
 
     def critic_loss(
-        self, critic: str, real: torch.Tensor, fake: torch.Tensor, *, fake_first: bool = False
+        self,
+        critic: str,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        *conditions: torch.Tensor,
+        fake_first: bool = False,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """0.5 * (loss on real + loss on fake) plus any penalty of the objective, and its parts.
+        """0.5 * (loss on real + loss on fake) plus any penalty of the objective, and its parts;
+        a conditioned critic gets ``conditions`` (one per image) after the images.
 
         Real and fake go through one forward pass when the critic has no batch norm (instance
         norm keeps samples independent, so the maths is the same and it is faster); otherwise
         two passes, real first (CycleGAN's order) or ``fake_first`` (pix2pix's order, always in
         two passes as the official code), which decides batch-norm statistics.
         """
-        D = getattr(self, critic)
+        D, c = getattr(self, critic), conditions
         real, fake = self.d_view(real), self.d_view(fake)
         if fake_first:
-            pred_fake, pred_real = D(fake), D(real)
+            pred_fake, pred_real = D(fake, *c), D(real, *c)
         elif has_batch_norm(self.nets[critic]):
-            pred_real, pred_fake = D(real), D(fake)
+            pred_real, pred_fake = D(real, *c), D(fake, *c)
         else:
-            pred_real, pred_fake = split_prediction(D(torch.cat([real, fake])), real.shape[0])
+            both = [torch.cat([x, x]) for x in c]
+            pred_real, pred_fake = split_prediction(
+                D(torch.cat([real, fake]), *both), real.shape[0]
+            )
         parts = {"real": self.gan_loss(pred_real, True), "fake": self.gan_loss(pred_fake, False)}
         loss = 0.5 * (parts["real"] + parts["fake"])
-        penalty = self.gan_loss.penalty(D, real, fake)
+        penalty = self.gan_loss.penalty(lambda x: D(x, *c), real, fake)
         if penalty is not None:
             parts["penalty"] = penalty
             loss = loss + penalty
