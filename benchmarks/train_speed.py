@@ -2,7 +2,7 @@
 
 Each configuration (device, crop size, batch, precision, compile) runs in a fresh subprocess so
 that its peak memory is its own: peak RSS on the CPU (``ru_maxrss``), ``max_memory_allocated`` on
-CUDA. What is timed is the task's real training step (``task.step``) on synthetic float batches
+CUDA. What is timed is the task's real training step (``task.train_step``) on synthetic float batches
 in [-1, 1], already at crop size and on the device, so data loading and augmentation are left
 out; warm-up steps are excluded and CUDA is synchronised only around the timed region.
 
@@ -113,24 +113,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- one configuration, in its own process ------------------------------------------------------
 def plain_step(task: Any) -> Any:
     """A step of the same objective written plainly, one network call per term (no merged
-    batches, no image pool), for comparison with ``task.step``; returns a callable."""
-    import itertools
-
+    batches, no image pool), for comparison with ``task.train_step``; returns a callable."""
     import torch
 
     rt = task.runtime
     G_AB, G_BA, D_A, D_B = task.G_AB, task.G_BA, task.D_A, task.D_B
     lam_a, lam_b, lam_idt = task.lambda_a, task.lambda_b, task.lambda_idt
     gan, l1 = task.gan_loss, torch.nn.functional.l1_loss
-    params_d = list(itertools.chain(task.nets["D_A"].parameters(), task.nets["D_B"].parameters()))
-    opt_G, opt_D = task.optimizers["G"], task.optimizers["D"]
 
     def step(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         real_A, real_B = batch["A"], batch["B"]
-        for p in params_d:
-            p.requires_grad_(False)
-        opt_G.zero_grad(set_to_none=True)
-        with rt.autocast():
+        with rt.autocast(), task.optimizing("G") as g:
             fake_B = G_AB(real_A)
             rec_A = G_BA(fake_B)
             fake_A = G_BA(real_B)
@@ -144,18 +137,13 @@ def plain_step(task: Any) -> Any:
                 + l1(idt_A, real_A) * lam_a * lam_idt
                 + l1(idt_B, real_B) * lam_b * lam_idt
             )
-        rt.backward(loss_G)
-        rt.step(opt_G)
-        for p in params_d:
-            p.requires_grad_(True)
-        opt_D.zero_grad(set_to_none=True)
-        with rt.autocast():
+            g.minimize(loss_G)
+        with rt.autocast(), task.optimizing("D") as d:
             loss_D_A = 0.5 * (gan(D_A(real_A), True) + gan(D_A(fake_A.detach()), False))
             loss_D_B = 0.5 * (gan(D_B(real_B), True) + gan(D_B(fake_B.detach()), False))
-        rt.backward(loss_D_A)
-        rt.backward(loss_D_B)
-        rt.step(opt_D)
-        rt.update()
+            d.minimize(loss_D_A)
+            d.minimize(loss_D_B)
+        rt.scaler.update()
         return {"G": loss_G.detach(), "D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
 
     return step
@@ -209,7 +197,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     task.build(batches[0])  # CUT sizes its patch heads from a first batch
 
     def make_step() -> Any:
-        return plain_step(task) if spec.get("impl") == "plain" else task.step
+        return plain_step(task) if spec.get("impl") == "plain" else task.train_step
 
     step = make_step()
 

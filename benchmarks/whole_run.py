@@ -1,12 +1,12 @@
 """A whole short CycleGAN training run, data included, next to its step alone.
 
-``train_speed.py`` times ``task.step`` on batches already on the device. A real run also decodes
-and collates images, moves them to the device, augments them, logs, and writes samples and a
-checkpoint. This script trains real runs through ``i2i.train.trainer.Trainer`` and reports, per
+``train_speed.py`` times ``task.train_step`` on batches already on the device. A real run also
+decodes and collates images, moves them to the device, augments them, logs, and writes samples
+and a checkpoint. This script trains real runs through ``i2i.train.trainer.Trainer`` and reports, per
 variant of the data path:
 
-* ``step_s_per_iter``: the same trainer's ``task.step`` alone, on one augmented batch kept on the
-  device, timed just before the run (the limit the run can reach), and
+* ``step_s_per_iter``: the same trainer's ``task.train_step`` alone, on one augmented batch kept
+  on the device, timed just before the run (the limit the run can reach), and
   ``step_in_run_s_per_iter``: every step of the run timed as it happened (same moments as the
   loop, so other work on a shared machine weighs on both alike);
 * ``loop_s_per_iter``: the training loop per step (data, augmentation, step, logging);
@@ -171,10 +171,10 @@ class BenchTrainer(Trainer):
             trainer_module.prefetch = real
 
     def time_in_run(self) -> None:
-        """Time every ``task.step`` and every augmentation of the run as they happen, without
+        """Time every ``task.train_step`` and every augmentation of the run as they happen, without
         waiting for the device: host clocks on the CPU (where both are synchronous), CUDA events
         around them on a GPU (their span is the work as the device ran it, gaps included)."""
-        self.task.step = self._spanned(self.task.step, self.spans["step"])
+        self.task.train_step = self._spanned(self.task.train_step, self.spans["step"])
         self.augment = self._spanned(self.augment, self.spans["augment"])
 
     def _spanned(self, fn: Any, spans: list[Any]) -> Any:
@@ -229,7 +229,7 @@ class BenchTrainer(Trainer):
 
 
 def augmented_batch(trainer: Trainer) -> dict[str, torch.Tensor]:
-    """One real training batch, as the loop would hand it to ``task.step``."""
+    """One real training batch, as the loop would hand it to ``task.train_step``."""
     raw = next(iter(Trainer.loader(trainer, 0, 0)))
     rt = trainer.runtime
     return trainer.augment({k: to_float(rt.to_device(raw[k])) for k in ("A", "B")})
@@ -264,16 +264,16 @@ def run_variant(args: argparse.Namespace, variant: str, data: Path, out: Path) -
 
     batch = augmented_batch(trainer)
     for _ in range(warmup):
-        task.step(batch)
+        task.train_step(batch)
     synchronize(device)
     start = time.perf_counter()
     for _ in range(step_only):
-        task.step(batch)
+        task.train_step(batch)
     synchronize(device)
     step_s = (time.perf_counter() - start) / step_only
 
     # Before the run: train() ends DDP's process group, which a wrapped network needs.
-    flops = task_step_flops(task, lambda: task.step, batch)
+    flops = task_step_flops(task, lambda: task.train_step, batch)
     load_before = os.getloadavg()[0]
     trainer.time_in_run()
     start = time.perf_counter()

@@ -251,12 +251,13 @@ def test_one_step_equals_the_papers_objective(toy_data, name):
     rng = torch.Generator().set_state(task.rng.get_state())
     torch.manual_seed(1)
     real_A, real_B = (torch.rand(2, 1, 3, 32, 32) * 2 - 1).double()
-    losses = task.step({"A": real_A, "B": real_B})
+    losses = task.train_step({"A": real_A, "B": real_B})
 
     mse = lambda pred, target: ((pred - target) ** 2).mean()  # noqa: E731
     fake_B = G0(real_A)
     assert torch.allclose(losses["D_fake"], mse(D0(fake_B.detach()), 0.0).float())
     assert torch.allclose(losses["D_real"], mse(D0(real_B), 1.0).float())
+    assert torch.allclose(losses["D"], 0.5 * (losses["D_real"] + losses["D_fake"]))
     lam = task.config["lambda_nce"]
     pairs = [(real_A, fake_B)] + ([(real_B, G0(real_B))] if task.config["nce_idt"] else [])
     nce = 0.0
@@ -304,17 +305,18 @@ def test_head_is_sized_from_the_first_batch_and_flip_equivariance_runs(toy_data)
     widths = [getattr(task.nets["F"], f"mlp_{i}")[0].in_features for i in range(5)]
     assert widths == [3, 8, 16, 16, 16]
     for _ in range(3):  # flips are drawn from the task's stream
-        losses = task.step({"A": torch.rand(1, 3, 32, 32), "B": torch.rand(1, 3, 32, 32)})
+        losses = task.train_step({"A": torch.rand(1, 3, 32, 32), "B": torch.rand(1, 3, 32, 32)})
         assert all(torch.isfinite(v) for v in losses.values())
 
 
 # -- training, resume, DDP, export ------------------------------------------------------------
-def test_resume_is_bit_exact_with_the_head_and_patch_stream(toy_data, tmp_path):
+@pytest.mark.parametrize("name", ["cut", "fastcut"])  # fastcut: its flip coins too
+def test_resume_is_bit_exact_with_the_head_and_patch_stream(toy_data, tmp_path, name):
     common = {"data": str(toy_data), **CUT_TINY, "epochs": 2, "epochs_decay": 1}
-    straight = train("cut", out=str(tmp_path / "straight"), max_steps=6, **common)
-    train("cut", out=str(tmp_path / "resumed"), max_steps=3, **common)
+    straight = train(name, out=str(tmp_path / "straight"), max_steps=6, **common)
+    train(name, out=str(tmp_path / "resumed"), max_steps=3, **common)
     # Resumed from Python: the task object reads the run as `--resume` does.
-    resumed = i2i.fit(i2i.create_task("cut", resume=str(tmp_path / "resumed"), max_steps=6))
+    resumed = i2i.fit(i2i.create_task(name, resume=str(tmp_path / "resumed"), max_steps=6))
     a = load_file(str(straight.checkpoint / "networks.safetensors"))
     b = load_file(str(resumed.checkpoint / "networks.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("F.mlp_4") for k in a)

@@ -70,7 +70,7 @@ def test_one_step_equals_the_papers_objective(toy_data, norm, merged):
     reference_nets = copy.deepcopy(task.nets)
     torch.manual_seed(1)
     real_A, real_B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
-    losses = task.step({"A": real_A, "B": real_B})
+    losses = task.train_step({"A": real_A, "B": real_B})
     ref_losses, g_grads, d_grads = _reference_step(reference_nets, real_A, real_B)
     assert set(losses) == set(ref_losses)
     for key, value in ref_losses.items():

@@ -86,9 +86,9 @@ def world(tmp_path_factory, toy_data) -> dict[str, Any]:
         assert result.exit_code == 0, result.output
         shutil.move(base / "runs" / "toy", base / "readme_run")
         # Ctrl-C at the first step: the signal handler's flag, raised before the loop starts.
-        from i2i.train import trainer
+        from i2i.train.stop import StopFlag
 
-        patch.setattr(trainer._StopFlag, "__init__", lambda self: setattr(self, "signum", 2))
+        patch.setattr(StopFlag, "__init__", lambda self: setattr(self, "signum", 2))
         printed = io.StringIO()
         with redirect_stdout(printed):
             stopped = train("cyclegan", data=str(toy_data), out=str(base / "stopped"), **recipe)
@@ -445,7 +445,7 @@ def _hold(key: str) -> Callable[[dict], Any]:
     """Another training holds the folder (the lock is taken here, in this process)."""
 
     def prepare(w: dict) -> None:
-        from i2i.train.rundir import claim_run_folder
+        from i2i.train.run_folder import claim_run_folder
 
         folder = w[key]
         folder.mkdir(exist_ok=True)
@@ -933,7 +933,7 @@ _BUILTIN_ERRORS = {
 # Raised on purpose, and why they never reach a user as a traceback.
 _ALLOWED = {
     ("i2i/__init__.py", "AttributeError"),  # module __getattr__: Python's protocol
-    ("i2i/train/trainer.py", "KeyboardInterrupt"),  # a second Ctrl-C stops at once
+    ("i2i/train/stop.py", "KeyboardInterrupt"),  # a second Ctrl-C stops at once
 }
 
 
@@ -1000,12 +1000,10 @@ def test_the_cli_prints_an_error_with_a_name_that_is_not_utf8(tmp_path, monkeypa
 
 def test_interrupting_with_a_signal_leaves_the_folder_free(toy_data, tmp_path, monkeypatch):
     """Ctrl-C saves, prints the hint with the path quoted for a shell, and releases the lock."""
-    from i2i.train import trainer
+    from i2i.train.stop import StopFlag
 
     run = tmp_path / "my run"
-    monkeypatch.setattr(
-        trainer._StopFlag, "__init__", lambda self: setattr(self, "signum", signal.SIGINT)
-    )
+    monkeypatch.setattr(StopFlag, "__init__", lambda self: setattr(self, "signum", signal.SIGINT))
     printed = io.StringIO()
     with redirect_stdout(printed):
         train("cyclegan", data=str(toy_data), out=str(run), **TINY)

@@ -92,7 +92,7 @@ def test_default_unet256_takes_a_step_at_256(tmp_path):
     batch 1, the official setting; narrow so that it stays quick."""
     task = _task(tmp_path, gen="unet256", ngf=4, ndf=4, load_size=286, crop_size=256)
     real_A, real_B = torch.rand(2, 1, 3, 256, 256) * 2 - 1
-    losses = task.step(BatchAugmentation.for_task(task)({"A": real_A, "B": real_B}))
+    losses = task.train_step(BatchAugmentation.for_task(task)({"A": real_A, "B": real_B}))
     assert all(torch.isfinite(v) for v in losses.values())
     assert task.samples({"A": real_A, "B": real_B})[0][1][1].shape == (1, 3, 256, 256)
 
@@ -121,8 +121,9 @@ def _reference_step(nets, real_A, real_B, lam=100.0, lr=2e-4, betas=(0.5, 0.999)
         "D_fake": bce(D(torch.cat([real_A, fake_B.detach()], 1)), 0.0),
         "D_real": bce(D(torch.cat([real_A, real_B], 1)), 1.0),
     }
+    losses["D"] = 0.5 * (losses["D_fake"] + losses["D_real"])
     d_params = list(D.parameters())
-    d_grads = torch.autograd.grad(0.5 * (losses["D_fake"] + losses["D_real"]), d_params)
+    d_grads = torch.autograd.grad(losses["D"], d_params)
     for p, g in zip(d_params, d_grads, strict=True):
         p.grad = g
     torch.optim.Adam(d_params, lr=lr, betas=betas).step()
@@ -140,7 +141,7 @@ def test_one_step_equals_the_papers_objective(pairs, norm):
     real_A = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
     real_B = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
     torch.manual_seed(2)
-    losses = task.step({"A": real_A, "B": real_B})
+    losses = task.train_step({"A": real_A, "B": real_B})
     torch.manual_seed(2)
     ref_losses, g_grads, d_grads = _reference_step(reference_nets, real_A, real_B)
     assert set(losses) == set(ref_losses)

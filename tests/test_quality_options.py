@@ -98,7 +98,7 @@ def test_discriminator_sees_real_and_fake_through_the_same_augmentation(toy_data
     for name in ("D_A", "D_B"):
         task.nets[name].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
     ones = {"A": torch.ones(1, 3, 32, 32) * 0.9, "B": torch.ones(1, 3, 32, 32) * 0.9}
-    task.step(ones)
+    task.train_step(ones)
     # Every image the critics judged (fakes in the G phase, reals and pooled fakes in the D
     # phase) went through cutout: each has a zeroed square.
     assert len(seen) >= 4
@@ -106,7 +106,7 @@ def test_discriminator_sees_real_and_fake_through_the_same_augmentation(toy_data
 
 
 def test_warmup_ramps_the_learning_rate_then_the_official_policy_holds():
-    from i2i.train.trainer import lr_factor
+    from i2i.train.schedule import lr_factor
 
     assert [lr_factor(0, 2, 2, step=s, warmup=4) for s in range(5)] == [0.25, 0.5, 0.75, 1, 1]
     assert lr_factor(3, 2, 2, step=100, warmup=4) == lr_factor(3, 2, 2) == 1 - 2 / 3
@@ -124,6 +124,33 @@ def test_residual_generator_starts_as_the_identity_and_keeps_the_layout():
         assert residual.model[-1].weight.grad.abs().sum() > 0
     with pytest.raises(InvalidArgumentError, match="residual needs as many output channels"):
         i2i.create_generator("resnet6", in_channels=1, out_channels=3, residual=True)
+
+
+def test_detail_path_reaches_the_output_at_full_resolution():
+    """With ``detail``, the input's finest structure and absolute levels reach the output
+    head without the 1/4-scale bottleneck and instance norm; without it, they cannot."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    for residual in (False, True):
+        net = i2i.create_generator("resnet6", ngf=8, antialias=True, residual=residual, detail=True)
+        keys = list(net.state_dict())
+        assert any(k.startswith("detail.") for k in keys)
+        assert net.model[-1 if residual else -2].in_channels == 16  # body + detail features
+        assert net(x).shape == x.shape
+    net = i2i.create_generator("resnet6", ngf=8, antialias=True, residual=True, detail=True)
+    torch.testing.assert_close(net(x), x, atol=2e-3, rtol=0)  # still starts as the identity
+    # He initialisation keeps the un-normalised path's activations at the input's scale.
+    assert 0.2 < float(net.detail(x).std()) < 5
+    # A brightness shift is invisible to the instance-normalised body, not to the detail path.
+    body = net.model[: net._head]
+    torch.testing.assert_close(body(x), body(x * 0.5 + 0.2), atol=5e-3, rtol=0)
+    assert float((net.detail(x) - net.detail(x * 0.5 + 0.2)).abs().mean()) > 0.05
+    # The last conv learns from both; gradients reach the detail convs once it is non-zero.
+    net(x).square().mean().backward()
+    grad = net.model[-1].weight.grad
+    assert grad[:, 8:].abs().sum() > 0 and grad[:, :8].abs().sum() > 0
+    plain = i2i.create_generator("resnet6", ngf=8, antialias=True, residual=True)
+    assert not any(k.startswith("detail.") for k in plain.state_dict())
 
 
 def test_discriminator_norm_can_differ_from_the_generators(toy_data):

@@ -156,7 +156,7 @@ def test_suite_command_trains_resumes_and_tabulates(tmp_path):
     suite.write_text(
         json.dumps(
             {
-                "size": 16,
+                "size": 32,
                 "steps": [2, 4],
                 "seeds": [0],
                 "base": {"gen": "resnet6", "ngf": 8, "ndf": 8},

@@ -1,8 +1,10 @@
-"""What GAN tasks share: networks from the GAN options, the objective, the critics' view.
+"""What GAN tasks share: networks from the GAN options, the objective, the critics' step.
 
 ``GANTask`` is the kit for a task with generators and discriminators (CycleGAN, pix2pix, CUT, a
 third party's). It alone reads ``GANOptions``; a task names its networks by the direction they
-translate or the domain they judge, and the kit fills in the registered names and arguments.
+translate or the domain they judge, and the kit fills in the registered names and arguments. The
+generators' side of the game is ``fool``, inside the task's own ``optimizing("G")`` block; the
+discriminators' side is one call, ``train_critics``.
 """
 
 from __future__ import annotations
@@ -78,42 +80,88 @@ class GANTask(Task):
         return self._gan.init_gain
 
     def build_gan(self) -> None:
-        """The networks, the --gan-loss objective and the critics' view (--d-augment)."""
+        """The networks (as attributes named as in ``generators()``/``discriminators()``), the
+        --gan-loss objective, the critics' view (--d-augment), and the Adam optimizers "G" over
+        every generator and "D" over every discriminator (--lr-d)."""
         self.build_networks()
         self.gan_loss = losses.create(self._gan.gan_loss).to(self.device)
         self.d_view = self.discriminator_view()
+        # A critic judging for the generators has its parameters frozen: under DDP, which would
+        # wait for their gradients, it judges through a view without DDP.
+        distributed = self.runtime.world_size > 1
+        self._judges = {
+            name: self.runtime.prepare(self.nets[name], distributed=False)
+            for name in (self.discriminators() if distributed else ())
+        }
+        self.adam("G", self.generators())
+        self.adam("D", self.discriminators(), discriminator=True)
 
     # -- the objective -----------------------------------------------------------------------
-    def fool(self, critic: str, fake: torch.Tensor) -> torch.Tensor:
-        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real.
+    def judge(self, critic: str) -> torch.nn.Module:
+        """The network ``critic`` as the generators' side calls it, its parameters frozen: the
+        device-ready one, or under DDP (which would wait for their gradients) a view without
+        DDP."""
+        return self._judges[critic] if critic in self._judges else getattr(self, critic)
 
-        The critic runs as its plain module: DDP keeps no bookkeeping for a network that gets
-        no gradients in this pass.
-        """
-        pred = self.nets[critic](self.d_view(fake))
+    def fool(self, critic: str, fake: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial loss: make the (frozen) ``critic`` call ``fake`` real.
+        A conditioned critic (UNSB's reads the bridge step) gets ``conditions`` after the
+        image."""
+        pred = self.judge(critic)(self.d_view(fake), *conditions)
         return self.gan_loss(pred, True, for_discriminator=False)
 
+    def train_critics(
+        self, *, fake_first: bool = False, **judged: tuple[torch.Tensor, ...]
+    ) -> dict[str, torch.Tensor]:
+        """One update of the named critics, each on its ``(real, fake)`` images (``critic_loss``;
+        the fakes are detached): ``train_critics(D=(real_B, fake_B))``, with a conditioned
+        critic's conditions after the images (``(real, fake, t)``). Several critics share one
+        backward and one step of their optimizer (CycleGAN's D_A and D_B).
+
+        Returns each critic's loss under its name and the parts under ``NAME_real``,
+        ``NAME_fake`` (and ``NAME_penalty``), for the task to log.
+        """
+        logged: dict[str, torch.Tensor] = {}
+        with self.optimizing(*self._optimizers_of(judged)) as critics:
+            for critic, (real, fake, *conditions) in judged.items():
+                loss, parts = self.critic_loss(
+                    critic, real, fake.detach(), *conditions, fake_first=fake_first
+                )
+                logged[critic] = loss
+                logged.update({f"{critic}_{part}": value for part, value in parts.items()})
+            critics.minimize(sum(logged[critic] for critic in judged))
+        return logged
+
     def critic_loss(
-        self, critic: str, real: torch.Tensor, fake: torch.Tensor, *, fake_first: bool = False
+        self,
+        critic: str,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        *conditions: torch.Tensor,
+        fake_first: bool = False,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """0.5 * (loss on real + loss on fake) plus any penalty of the objective, and its parts.
+        """0.5 * (loss on real + loss on fake) plus any penalty of the objective, and its parts;
+        a conditioned critic gets ``conditions`` (one per image) after the images.
 
         Real and fake go through one forward pass when the critic has no batch norm (instance
         norm keeps samples independent, so the maths is the same and it is faster); otherwise
         two passes, real first (CycleGAN's order) or ``fake_first`` (pix2pix's order, always in
         two passes as the official code), which decides batch-norm statistics.
         """
-        D = getattr(self, critic)
+        D, c = getattr(self, critic), conditions
         real, fake = self.d_view(real), self.d_view(fake)
         if fake_first:
-            pred_fake, pred_real = D(fake), D(real)
+            pred_fake, pred_real = D(fake, *c), D(real, *c)
         elif has_batch_norm(self.nets[critic]):
-            pred_real, pred_fake = D(real), D(fake)
+            pred_real, pred_fake = D(real, *c), D(fake, *c)
         else:
-            pred_real, pred_fake = split_prediction(D(torch.cat([real, fake])), real.shape[0])
+            both = [torch.cat([x, x]) for x in c]
+            pred_real, pred_fake = split_prediction(
+                D(torch.cat([real, fake]), *both), real.shape[0]
+            )
         parts = {"real": self.gan_loss(pred_real, True), "fake": self.gan_loss(pred_fake, False)}
         loss = 0.5 * (parts["real"] + parts["fake"])
-        penalty = self.gan_loss.penalty(D, real, fake)
+        penalty = self.gan_loss.penalty(lambda x: D(x, *c), real, fake)
         if penalty is not None:
             parts["penalty"] = penalty
             loss = loss + penalty

@@ -3,9 +3,11 @@
 A task is its networks, its losses and the maths of one step. The kit gives it the rest:
 options resolved and checked into typed groups, the dataset from the data options, networks
 built from the registries and placed on the device (DDP, compile), Adam optimizers from the
-optimizer options, freezing. ``GANTask`` (``i2i.kit.gan``) adds what GANs share. The trainer
-owns the loop, the augmentation, precision, EMA, logging, samples and checkpoints. Importing the
-kit never imports the trainer.
+optimizer options, and the optimisation itself (``optimizing``, ``i2i.kit.step``): freezing,
+zeroing, precision, loss scaling, backward, the optimizer steps, the moving averages. ``GANTask``
+(``i2i.kit.gan``) adds what GANs share. The trainer owns the loop, the augmentation, logging,
+samples and checkpoints, and implements the ``Runtime`` the kit declares (``i2i.kit.runtime``).
+Importing the kit never imports the trainer.
 """
 
 from __future__ import annotations
@@ -14,21 +16,19 @@ import abc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from i2i.core.device import unwrap
 from i2i.core.errors import I2IError
 from i2i.core.registry import discriminators, generators
 from i2i.data import AlignedDataset, UnalignedDataset
 from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, RunOptions
 from i2i.kit.options import Option, OptionGroup
 from i2i.kit.pool import ImagePool
-
-if TYPE_CHECKING:
-    from i2i.train.runtime import Runtime
+from i2i.kit.runtime import Runtime
+from i2i.kit.step import Optimizing
 
 # Small networks and a short schedule for the built-in toy datasets: a few CPU minutes.
 TOY_TRAINING: dict[str, Any] = {
@@ -58,6 +58,10 @@ class Recipe:
 
 class Task(abc.ABC):
     """Base class of training recipes; subclasses register through ``register_tasks``.
+
+    A task writes ``generators`` (what export writes), ``build`` (its networks and losses),
+    ``step`` (the maths of a step, each update a ``with self.optimizing(...)`` block, see
+    ``i2i.kit.step``) and ``samples``; ``GANTask`` adds what GANs share.
 
     ``Task(**options)`` resolves and checks the options (defaults < toy defaults < recipe <
     given; ``resume=RUN`` continues that run's options, as ``--resume``);
@@ -95,6 +99,9 @@ class Task(abc.ABC):
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self._runtime: Runtime | None = None
+        # Per ``optimizing`` names: the optimizers stepped and the parameters frozen.
+        self._blocks: dict[tuple[str, ...], tuple[list[Any], list[torch.Tensor]]] = {}
+        self._streams = 0
         self.seed = 0
         self.data_root = Path(self._data.data) if self._data.data else None
 
@@ -146,7 +153,10 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def step(self, batch: Batch) -> Batch:
-        """One optimisation step; returns detached scalar losses (no host sync)."""
+        """The maths of one training step, its updates in ``optimizing`` blocks; returns the
+        scalar losses to log. It runs under the run's precision; it must not read a tensor's
+        value on the host (``.item()``, ``float(x)``, ``if x > 0``): the step stays asynchronous
+        on a GPU, and CUDA graphs can replay it."""
 
     @abc.abstractmethod
     def samples(self, batch: Batch) -> Panels:
@@ -210,6 +220,16 @@ class Task(abc.ABC):
     def device(self) -> torch.device:
         return self.runtime.device
 
+    def train_step(self, batch: Batch) -> Batch:
+        """One training step as the trainer runs it: ``step`` under the run's precision, then
+        the once-per-step bookkeeping (the fp16 loss scale, the generators' moving averages).
+        Returns the logged losses detached, in float32, still on the device."""
+        with self.runtime.autocast():
+            losses = self.step(batch)
+        self.runtime.scaler.update()
+        self.runtime.end_step()
+        return {k: v.detach().float() for k, v in losses.items()}
+
     # -- the kit -----------------------------------------------------------------------------
     def build_networks(self) -> None:
         """Create every network of ``generators()`` and ``discriminators()`` as attributes."""
@@ -227,17 +247,58 @@ class Task(abc.ABC):
         return self.runtime.prepare(net)
 
     def adam(self, name: str, nets: Iterable[str], *, discriminator: bool = False) -> None:
-        """An Adam optimizer over ``nets`` from --lr/--beta1/--beta2 (--lr-d for critics)."""
+        """An Adam optimizer called ``name`` over ``nets``, from --lr/--beta1/--beta2 (--lr-d
+        for critics); fused where the runtime says so (CUDA)."""
         o = self._optimizer
         lr = o.lr_d if discriminator and o.lr_d is not None else o.lr
         params = [p for net in nets for p in self.nets[net].parameters()]
-        self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2))
+        self.optimizers[name] = torch.optim.Adam(
+            params, lr=lr, betas=(o.beta1, o.beta2), fused=self.runtime.fused_optimizers or None
+        )
+        self._blocks.clear()
 
-    @staticmethod
-    def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
-        for net in nets:
-            for p in unwrap(net).parameters():
-                p.requires_grad_(flag)
+    def optimizing(self, *names: str) -> Optimizing:
+        """A ``with`` block that updates the parameters of the optimizers ``names``: the other
+        optimizers' networks frozen inside it, gradients zeroed on entry, ``.minimize(loss)``
+        for the backward, the optimizers stepped on leaving (see ``i2i.kit.step``)."""
+        if names not in self._blocks:
+            unknown = [n for n in names if n not in self.optimizers]
+            if unknown or not names:
+                raise I2IError(
+                    f"task {self.name!r} has no optimizer {', '.join(unknown) or '(none named)'}; "
+                    f"it has {', '.join(self.optimizers) or 'none yet (create them in build)'}"
+                )
+            trained = {id(p) for n in names for p in _parameters(self.optimizers[n])}
+            frozen = [
+                p
+                for other, optimizer in self.optimizers.items()
+                if other not in names
+                for p in _parameters(optimizer)
+                if id(p) not in trained
+            ]
+            self._blocks[names] = ([self.optimizers[n] for n in names], frozen)
+        return Optimizing(self.runtime, names, *self._blocks[names])
+
+    def _optimizers_of(self, nets: Iterable[str]) -> tuple[str, ...]:
+        """The names of the optimizers that update the parameters of ``nets``."""
+        wanted = {id(p) for net in nets for p in self.nets[net].parameters()}
+        return tuple(
+            name
+            for name, optimizer in self.optimizers.items()
+            if any(id(p) in wanted for p in _parameters(optimizer))
+        )
+
+    def random_stream(self) -> torch.Generator:
+        """A CPU random stream of the task's own, for draws made on the host (patch locations,
+        coins): seeded from the run's seed, the rank and the order of the calls. Held as an
+        attribute (or by an ImagePool) it is saved and resumed with the run."""
+        self._streams += 1
+        seed = hash((self.seed, self.runtime.rank, self._streams)) & (2**63 - 1)
+        return torch.Generator().manual_seed(seed)
+
+
+def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
 
 
 def has_batch_norm(net: nn.Module) -> bool:

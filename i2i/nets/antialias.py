@@ -39,9 +39,17 @@ class Upsample(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.pad = nn.ReplicationPad2d(1)
         self.register_buffer("filt", (binomial_filter(4) * 4)[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv_transpose2d(self.pad(x), self.filt, stride=2, padding=2, groups=x.shape[1])
+        out = F.conv_transpose2d(edge_pad(x), self.filt, stride=2, padding=2, groups=x.shape[1])
         return out[:, :, 1:-1, 1:-1]
+
+
+def edge_pad(x: torch.Tensor) -> torch.Tensor:
+    """Pad one pixel on each side by repeating the edge (``ReplicationPad2d(1)``, value for
+    value). Written with ``cat``: torch.compile fails on the backward of the replication pad
+    after a grouped transposed convolution (torch 2.14, CPU: a stride check of
+    ``replication_pad2d_backward``)."""
+    x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+    return torch.cat([x[..., :1], x, x[..., -1:]], dim=3)

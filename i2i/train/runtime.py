@@ -1,7 +1,8 @@
 """Where and how the networks run: device, distributed ranks, precision, compile, channels_last.
 
-Tasks never touch torch.distributed or autocast directly; they ask the Runtime, so the same task
-code runs on one CPU, one GPU, or many GPUs under torchrun.
+The trainer's implementation of the kit's ``Runtime`` (``i2i.kit.runtime``). Tasks never touch
+torch.distributed, autocast or torch.compile; the kit asks the runtime, so the same task code
+runs on one CPU, one GPU, or many GPUs under torchrun.
 """
 
 from __future__ import annotations
@@ -15,13 +16,23 @@ import torch.distributed as dist
 from torch import nn
 
 from i2i.core.device import autocast, check_precision, resolve_device, usable_precision
+from i2i.train.ema import GeneratorEMA
 
 
 class Runtime:
-    """Device, rank and numeric settings shared by the trainer and the task."""
+    """Device, rank and numeric settings shared by the trainer and the task.
+
+    ``compile`` runs the networks through torch.compile; ``graphs`` (default: with ``compile``
+    on one CUDA device) also captures their passes as CUDA graphs (``mode="reduce-overhead"``),
+    so that a step costs a few graph launches instead of thousands of kernel launches.
+    """
 
     def __init__(
-        self, device: str | None = "auto", precision: str = "fp32", compile: bool = False
+        self,
+        device: str | None = "auto",
+        precision: str = "fp32",
+        compile: bool = False,
+        graphs: bool | None = None,
     ) -> None:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -36,23 +47,32 @@ class Runtime:
         self.precision = usable_precision(self.device, precision)
         self.dtype = check_precision(self.precision)
         self.compile = compile
-        self.channels_last = self.device.type == "cuda"
+        cuda = self.device.type == "cuda"
+        if graphs is None:
+            # DDP's gradient all-reduce runs between the graphs: that pairing waits for a test
+            # on devices, so it compiles without them.
+            graphs = cuda and not self.distributed
+        self.graphs = compile and graphs
+        self.channels_last = cuda
+        self.fused_optimizers = cuda
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        # The moving averages of the generators, updated at the end of every step (--ema-decay).
+        self.ema: GeneratorEMA | None = None
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def prepare(self, net: nn.Module) -> nn.Module:
+    def prepare(self, net: nn.Module, *, distributed: bool = True) -> nn.Module:
         """Move a network to the device and wrap it for DDP / compile; returns what to call."""
         net = net.to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        if self.distributed and any(p.requires_grad for p in net.parameters()):
+        if distributed and self.distributed and any(p.requires_grad for p in net.parameters()):
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
         if self.compile:
-            net = torch.compile(net)
+            net = torch.compile(net, mode="reduce-overhead" if self.graphs else None)
         return net
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,15 +84,13 @@ class Runtime:
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return autocast(self.device, self.precision)
 
-    def backward(self, loss: torch.Tensor) -> None:
-        self.scaler.scale(loss).backward()
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.scaler.step(optimizer)
-
-    def update(self) -> None:
-        """Once per training step, after every optimizer stepped (the fp16 loss scale)."""
-        self.scaler.update()
+    def end_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update()
+        if self.graphs:
+            # The next step's graphs may overwrite this step's outputs (the losses it returned
+            # were computed outside the graphs; the image pool keeps copies).
+            torch.compiler.cudagraph_mark_step_begin()
 
     def all_reduce_max(self, value: float) -> float:
         if not self.distributed:

@@ -86,14 +86,14 @@ class CUT(i2i.GANTask):
         generator.train(was_training)
         head = i2i.PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
         self.F = self.add_network("F", head)
-        self.adam("G", ["G"])
-        self.adam("D", ["D"], discriminator=True)
-        self.adam("F", ["F"])
+        self.adam("F", ["F"])  # the head has its own optimizer, as upstream
         # Patch locations and flips have their own stream, saved and resumed with the run.
-        self.rng = torch.Generator().manual_seed(self.seed + self.runtime.rank)
+        self.rng = self.random_stream()
 
     # -- the maths ---------------------------------------------------------------------------
-    def nce(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], flipped: bool) -> torch.Tensor:
+    def nce(
+        self, pairs: list[tuple[torch.Tensor, torch.Tensor]], flip: torch.Tensor | None
+    ) -> torch.Tensor:
         """Mean over ``(source, output)`` pairs of the PatchNCE loss averaged over layers.
 
         Keys (the sources' features) get no gradient, so they are encoded without a graph.
@@ -101,9 +101,7 @@ class CUT(i2i.GANTask):
         G = self.nets["G"]
         features = []
         for source, output in pairs:
-            feat_q = i2i.extract_features(G, output, self.layers)
-            if flipped:
-                feat_q = [f.flip(3) for f in feat_q]
+            feat_q = [flipped(f, flip) for f in i2i.extract_features(G, output, self.layers)]
             with torch.no_grad():
                 feat_k = i2i.extract_features(G, source, self.layers)
             features.append((feat_k, feat_q))
@@ -114,38 +112,25 @@ class CUT(i2i.GANTask):
         )  # fmt: skip
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        rt, o = self.runtime, self.opts
+        o = self.opts
         real_A, real_B = batch["A"], batch["B"]
         n = real_A.shape[0]
         real = torch.cat([real_A, real_B]) if self.nce_idt else real_A
-        flipped = o.flip_equivariance and torch.rand((), generator=self.rng).item() < 0.5
-        with rt.autocast():
-            fake = self.G(real.flip(3) if flipped else real)
+        # Half of the time the input is flipped; the coin stays on the device as a mask.
+        flip = None
+        if o.flip_equivariance:
+            flip = (torch.rand((), generator=self.rng) < 0.5).to(self.device, non_blocking=True)
+        fake = self.G(flipped(real, flip))
         fake_B, idt_B = fake[:n], fake[n:]
-
-        # The discriminator on real B and on the detached fake, as the official code.
-        self.set_requires_grad([self.D], True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        with rt.autocast():
-            loss_D, parts = self.critic_loss("D", real_B, fake_B.detach())
-        rt.backward(loss_D)
-        rt.step(self.optimizers["D"])
-
-        # Generator and head against the updated, frozen discriminator.
-        self.set_requires_grad([self.D], False)
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        self.optimizers["F"].zero_grad(set_to_none=True)
-        with rt.autocast():
+        # The discriminator first, on real B and the detached fake, as the official code; then
+        # the generator and its head against the updated, frozen discriminator.
+        critic = self.train_critics(D=(real_B, fake_B))
+        with self.optimizing("G", "F") as g:
             loss_G_GAN = self.fool("D", fake_B) * o.lambda_gan
             pairs = [(real_A, fake_B)] + ([(real_B, idt_B)] if self.nce_idt else [])
-            loss_NCE = self.nce(pairs, flipped)
-        rt.backward(loss_G_GAN + loss_NCE)
-        rt.step(self.optimizers["G"])
-        rt.step(self.optimizers["F"])
-        rt.update()
-        logged = {"G_GAN": loss_G_GAN, "NCE": loss_NCE}
-        logged.update({f"D_{part}": value for part, value in parts.items()})
-        return {k: v.detach().float() for k, v in logged.items()}
+            loss_NCE = self.nce(pairs, flip)
+            g.minimize(loss_G_GAN + loss_NCE)
+        return {"G_GAN": loss_G_GAN, "NCE": loss_NCE, **critic}
 
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
         G = self.nets["G"]
@@ -154,6 +139,11 @@ class CUT(i2i.GANTask):
             (["real A", "fake B"], [real_A, G(real_A)]),
             (["real B", "G(real B)"], [real_B, G(real_B)]),
         ]
+
+
+def flipped(x: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+    """``x`` mirrored left-right where the device-side coin ``flip`` is true."""
+    return x if flip is None else torch.where(flip, x.flip(3), x)
 
 
 class FastCUT(CUT):

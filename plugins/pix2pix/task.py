@@ -67,43 +67,21 @@ class Pix2Pix(i2i.GANTask):
     def build(self, example: dict[str, torch.Tensor]) -> None:
         self.build_gan()
         self.l1_loss = i2i.create_loss("l1").to(self.device)
-        self.adam("G", ["G"])
-        self.adam("D", ["D"], discriminator=True)
 
     # -- the maths ---------------------------------------------------------------------------
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        rt = self.runtime
         real_A, real_B = batch["A"], batch["B"]
-        opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
-        with rt.autocast():
-            fake_B = self.G(real_A)
-
-        # Discriminator on (A, G(A)) and (A, B); fake first, as the official code.
-        self.set_requires_grad([self.D], True)
-        opt_D.zero_grad(set_to_none=True)
-        with rt.autocast():
-            loss_D, parts = self.critic_loss(
-                "D",
-                torch.cat([real_A, real_B], 1),
-                torch.cat([real_A, fake_B.detach()], 1),
-                fake_first=True,
-            )
-        rt.backward(loss_D)
-        rt.step(opt_D)
-
-        # Generator against the updated, frozen D.
-        self.set_requires_grad([self.D], False)
-        opt_G.zero_grad(set_to_none=True)
-        with rt.autocast():
+        fake_B = self.G(real_A)
+        # The discriminator on (A, G(A)) and (A, B), fake first as the official code.
+        critic = self.train_critics(
+            D=(torch.cat([real_A, real_B], 1), torch.cat([real_A, fake_B], 1)), fake_first=True
+        )
+        # The generator against the updated, frozen D.
+        with self.optimizing("G") as g:
             loss_G_GAN = self.fool("D", torch.cat([real_A, fake_B], 1))
             loss_G_L1 = self.l1_loss(fake_B, real_B) * self.opts.lambda_l1
-        rt.backward(loss_G_GAN + loss_G_L1)
-        rt.step(opt_G)
-        rt.update()
-
-        logged = {"G_GAN": loss_G_GAN, "G_L1": loss_G_L1}
-        logged.update({f"D_{part}": value for part, value in parts.items()})
-        return {k: v.detach().float() for k, v in logged.items()}
+            g.minimize(loss_G_GAN + loss_G_L1)
+        return {"G_GAN": loss_G_GAN, "G_L1": loss_G_L1, **critic}
 
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
         real_A, real_B = batch["A"], batch["B"]

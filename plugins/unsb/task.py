@@ -13,6 +13,7 @@ identity term, between B and its prediction). Defaults are the paper's horse->ze
 from __future__ import annotations
 
 import inspect
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,20 +176,26 @@ class UNSB(i2i.GANTask):
         generator.train(was_training)
         head = i2i.PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
         self.F = self.add_network("F", head)
-        self.adam("G", ["G"])
+        # build_gan made "G" over G; the two critics get one optimizer each, and the head its own.
         self.adam("D", ["D"], discriminator=True)
         self.adam("E", ["E"], discriminator=True)
         self.adam("F", ["F"])
-        # Random streams, saved and resumed with the run: step numbers and patch locations on
-        # the CPU (no device sync), the bridge's Gaussian noise on the device.
-        seed = self.seed + self.runtime.rank
-        self.rng = torch.Generator().manual_seed(seed)
-        self.noise_rng = torch.Generator(device=self.device).manual_seed(seed)
+        # Random streams, saved and resumed with the run. Patch locations on the CPU, moved to
+        # the device as index tensors; the bridge's Gaussian noise on the device. The step each
+        # training step walks to decides how many passes it makes, so it is a host number:
+        # drawn from a Python stream (one from a torch stream would be read back from a tensor),
+        # seeded as the kit seeds a task's streams.
+        self.rng = self.random_stream()
+        self.time_rng = random.Random(self.random_stream().initial_seed())
+        self.noise_rng = torch.Generator(device=self.device).manual_seed(
+            self.seed + self.runtime.rank
+        )
         # The previous batch of A: the second, independent path of the entropy term.
         self.previous_A: torch.Tensor | None = None
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
+        state["time_rng"] = self.time_rng.getstate()
         state["previous_A"] = None if self.previous_A is None else self.previous_A.cpu()
         return state
 
@@ -196,6 +203,8 @@ class UNSB(i2i.GANTask):
         state = dict(state)
         previous = state.pop("previous_A")
         self.previous_A = None if previous is None else previous.to(self.device)
+        if "time_rng" in state:  # runs saved before the steps had their own stream lack it
+            self.time_rng.setstate(state.pop("time_rng"))
         if state["noise_rng"].numel() != self.noise_rng.get_state().numel():
             raise i2i.I2IError(
                 "this run drew the bridge's noise on another kind of device (CPU or CUDA); "
@@ -232,24 +241,6 @@ class UNSB(i2i.GANTask):
         pairs = torch.cat([torch.cat([joint, joint], dim=1), torch.cat([joint, cross], dim=1)])
         return E(pairs, torch.cat([index, index])).chunk(2)
 
-    def critic_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, index: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The discriminator's --gan-loss at the step ``index``: 0.5·(real + fake) (+ penalty)."""
-        D, view = self.D, self.d_view
-        real, fake = view(real), view(fake)
-        if i2i.has_batch_norm(self.nets["D"]):
-            pred_real, pred_fake = D(real, index), D(fake, index)
-        else:  # instance norm keeps images independent: one pass
-            pred_real, pred_fake = D(torch.cat([real, fake]), torch.cat([index, index])).chunk(2)
-        parts = {"real": self.gan_loss(pred_real, True), "fake": self.gan_loss(pred_fake, False)}
-        loss = 0.5 * (parts["real"] + parts["fake"])
-        penalty = self.gan_loss.penalty(lambda x: D(x, index), real, fake)
-        if penalty is not None:
-            parts["penalty"] = penalty
-            loss = loss + penalty
-        return loss, parts
-
     def nce(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """PatchNCE between each source and the prediction made from its path, on the
         generator's features at step 0 with one noise vector per pair (as the reference)."""
@@ -268,74 +259,48 @@ class UNSB(i2i.GANTask):
         )  # fmt: skip
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        rt, o, bridge = self.runtime, self.opts, self.bridge
+        o, bridge = self.opts, self.bridge
         real_A, real_B = batch["A"], batch["B"]
         n = real_A.shape[0]
-        k = int(torch.randint(bridge.steps, (), generator=self.rng))
+        k = self.time_rng.randrange(bridge.steps)
         starts = [real_A, self.other_paths_start(real_A)] + ([real_B] if self.nce_idt else [])
         paths = torch.cat(starts)
         index = self._index(paths, k)
+        at_k = index[:n]
         # The paths to step k by the current generator (eval mode, as the reference: no dropout).
         G = self.nets["G"]
-        with torch.no_grad(), rt.autocast():
+        with torch.no_grad():
             G.eval()
             x_t = bridge.walk(G, paths, k, self._noise)
             G.train()
-        z = self._noise((paths.shape[0], bridge.noise_dim))
-        with rt.autocast():
-            predicted = self.G(x_t, index, z)
+        predicted = self.G(x_t, index, self._noise((paths.shape[0], bridge.noise_dim)))
         x_t_A, x_t_A2 = x_t[:n], x_t[n : 2 * n]
         fake_B, fake_B2, idt_B = predicted[:n], predicted[n : 2 * n], predicted[2 * n :]
 
-        # The critics on the detached predictions: D (real B against fake B) and E.
-        self._train_only(self.D, self.E)
-        with rt.autocast():
-            loss_D, parts = self.critic_loss(real_B, fake_B.detach(), index[:n])
+        # The critics on the detached predictions: D (real B against fake B at step k), then
+        # the energy network E.
+        logged = self.train_critics(D=(real_B, fake_B, at_k))
+        with self.optimizing("E") as energy:
             joint, cross = self.energies(
-                self.E, x_t_A, fake_B.detach(), x_t_A2, fake_B2.detach(), index[:n]
+                self.E, x_t_A, fake_B.detach(), x_t_A2, fake_B2.detach(), at_k
             )
-            loss_E = energy_loss(joint, cross)
-        self._apply(loss_D + loss_E, "D", "E")
+            logged["E"] = energy_loss(joint, cross)
+            energy.minimize(logged["E"])
 
         # The generator and the head against the updated, frozen critics.
-        self._train_only()
-        with rt.autocast():
-            pred = self.nets["D"](self.d_view(fake_B), index[:n])  # frozen: its plain module
-            loss_G_GAN = self.gan_loss(pred, True, for_discriminator=False) * o.lambda_gan
-            loss_G = loss_G_GAN
-            logged = {"G_GAN": loss_G_GAN}
+        with self.optimizing("G", "F") as g:
+            logged["G_GAN"] = loss_G = self.fool("D", fake_B, at_k) * o.lambda_gan
             if o.lambda_sb > 0:
-                joint, cross = self.energies(
-                    self.nets["E"], x_t_A, fake_B, x_t_A2, fake_B2, index[:n]
-                )
-                loss_SB = bridge_loss(joint, cross, x_t_A, fake_B, k, bridge.steps, bridge.tau)
-                loss_G = loss_G + o.lambda_sb * loss_SB
-                logged["SB"] = loss_SB
+                joint, cross = self.energies(self.judge("E"), x_t_A, fake_B, x_t_A2, fake_B2, at_k)
+                logged["SB"] = bridge_loss(joint, cross, x_t_A, fake_B, k, bridge.steps, bridge.tau)
+                loss_G = loss_G + o.lambda_sb * logged["SB"]
             if o.lambda_nce > 0:
                 pairs = [(real_A, fake_B)] + ([(real_B, idt_B)] if self.nce_idt else [])
-                loss_NCE = self.nce(pairs)
-                loss_G = loss_G + loss_NCE
-                logged["NCE"] = loss_NCE
-        self._apply(loss_G, "G", "F")
-        rt.update()
-        self.previous_A = real_A.detach()
-        logged.update({"E": loss_E, **{f"D_{part}": value for part, value in parts.items()}})
-        return {key: value.detach().float() for key, value in logged.items()}
-
-    # -- optimiser bookkeeping: the two places to port to the kit's step (issue 22) ------------
-    def _train_only(self, *critics: nn.Module) -> None:
-        """Gradients for ``critics`` and none for the others (D, E), before their forward."""
-        self.set_requires_grad([self.D, self.E], False)
-        self.set_requires_grad(list(critics), True)
-
-    def _apply(self, loss: torch.Tensor, *optimizers: str) -> None:
-        """Zero the gradients of ``optimizers``, back-propagate ``loss``, step them."""
-        rt = self.runtime
-        for name in optimizers:
-            self.optimizers[name].zero_grad(set_to_none=True)
-        rt.backward(loss)
-        for name in optimizers:
-            rt.step(self.optimizers[name])
+                logged["NCE"] = self.nce(pairs)
+                loss_G = loss_G + logged["NCE"]
+            g.minimize(loss_G)
+        self.previous_A = real_A
+        return logged
 
     # -- samples -----------------------------------------------------------------------------
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:

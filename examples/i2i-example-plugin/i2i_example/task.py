@@ -1,8 +1,10 @@
 """A third party's task: one generator A -> B kept close to its input (a "distance" GAN).
 
-It shows everything a task writes: its options, its networks, optimizers, the maths of a step
-and the sample panels. The trainer gives it data, devices, precision, EMA, logging, samples,
-checkpoints, resume, DDP and export, exactly as for CycleGAN.
+It shows everything a task writes: its options, its networks, the maths of a step and the
+sample panels. The kit gives it the networks, their optimizers and the optimisation itself
+(freezing the critic, zeroing, precision, loss scaling, backward, the optimizer steps, EMA); the
+trainer gives it data, devices, logging, samples, checkpoints, resume, DDP and export, exactly
+as for CycleGAN.
 """
 
 from dataclasses import dataclass
@@ -30,30 +32,17 @@ class OneSided(i2i.GANTask):
         return {"D": self.discriminator_spec("B")}
 
     def build(self, example):
-        self.build_gan()  # self.G, self.D, self.gan_loss
-        self.adam("G", ["G"])
-        self.adam("D", ["D"], discriminator=True)
+        self.build_gan()  # self.G, self.D, self.gan_loss, the optimizers "G" and "D"
 
     def step(self, batch):
-        rt, real_A, real_B = self.runtime, batch["A"], batch["B"]
-        self.set_requires_grad([self.D], False)
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        with rt.autocast():
+        real_A, real_B = batch["A"], batch["B"]
+        with self.optimizing("G") as g:  # D frozen inside; G's optimizer steps on leaving
             fake_B = self.G(real_A)
             loss_gan = self.fool("D", fake_B)
             loss_input = (fake_B - real_A).abs().mean() * self.opts.lambda_input
-        rt.backward(loss_gan + loss_input)
-        rt.step(self.optimizers["G"])
-        self.set_requires_grad([self.D], True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        with rt.autocast():
-            loss_D, _ = self.critic_loss("D", real_B, fake_B.detach())
-        rt.backward(loss_D)
-        rt.step(self.optimizers["D"])
-        rt.update()
-        return {
-            k: v.detach().float() for k, v in {"G": loss_gan, "L1": loss_input, "D": loss_D}.items()
-        }
+            g.minimize(loss_gan + loss_input)
+        critic = self.train_critics(D=(real_B, fake_B))  # D's update on real and (detached) fake
+        return {"G": loss_gan, "L1": loss_input, "D": critic["D"]}
 
     def samples(self, batch):
         return [(["real A", "fake B"], [batch["A"], self.nets["G"](batch["A"])])]

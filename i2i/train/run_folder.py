@@ -1,4 +1,7 @@
-"""Who may write a run folder: one training at a time, and only into a new, empty or own folder.
+"""The run folder: who may write it, and its ``config.json`` (what the run is, to resume and
+export it).
+
+One training at a time, and only into a new, empty or own folder.
 
 A training holds an advisory lock (``flock``) on ``RUN/.i2i-lock`` for its whole life, so a
 second training or resume of the same folder stops at once with one line naming the holder,
@@ -25,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.kit.config import PATH_OPTIONS
+from i2i.models.checkpoint import RUN_CONFIG, atomic_write_text, read_run_config
 
 try:
     import fcntl
@@ -77,6 +82,20 @@ class RunFolder:
 def quoted(path: Path | str) -> str:
     """A path as it is typed in a shell command (suggested commands are copy-pasted)."""
     return shlex.quote(str(path))
+
+
+def record_config(run_dir: Path, config: dict[str, Any], resuming: bool) -> None:
+    """Write config.json; on resume, say which (resumable) options changed: it records them."""
+    if resuming:
+        old = read_run_config(run_dir)["options"]
+        changed = [
+            f"--{k.replace('_', '-')} {old[k]!r} -> {v!r}"
+            for k, v in config["options"].items()
+            if k in old and k not in PATH_OPTIONS and old[k] != v
+        ]
+        if changed:
+            print(f"resuming with {', '.join(changed)}", flush=True)
+    atomic_write_text(run_dir / RUN_CONFIG, json.dumps(config, indent=2))
 
 
 def claim_run_folder(out: str | None, resume: str | None, task: str) -> RunFolder:
@@ -170,7 +189,7 @@ def _what_is(path: Path) -> str | None:
     from i2i.models.safefiles import read_json
 
     try:
-        config = read_json(path / "config.json", path)
+        config = read_json(path / RUN_CONFIG, path)
     except I2IError:
         return None
     if not isinstance(config, dict):

@@ -1,0 +1,127 @@
+"""The training images as the loop takes them: the dataset, its epoch order, its loaders, the
+held-out images of samples and eval, and what to do about unreadable files.
+
+The data order is a pure function of (seed, epoch), so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from i2i.core.errors import DataError
+from i2i.data import EpochSampler, collate, to_float
+from i2i.kit.task import Task
+from i2i.train.augmentation import BatchAugmentation
+from i2i.train.runtime import Runtime
+
+
+def default_workers(device: torch.device) -> int:
+    """Decoding in worker processes pays on GPUs; on the CPU they steal the cores the networks
+    need (a JPEG decodes in milliseconds, a CPU training step takes far longer)."""
+    if device.type == "cpu":
+        return 0
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+class DataFeed:
+    def __init__(
+        self,
+        task: Task,
+        runtime: Runtime,
+        augment: BatchAugmentation,
+        *,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        self.task, self.runtime, self.augment = task, runtime, augment
+        self.batch_size, self.seed = batch_size, seed
+        self.dataset = task.dataset("train")
+        if len(self.dataset) == 0:
+            raise DataError(f"no training images in {task.data_root}")
+        self.sampler = EpochSampler(
+            len(self.dataset),
+            seed=seed,
+            shuffle=True,
+            rank=runtime.rank,
+            world_size=runtime.world_size,
+        )
+        self.steps_per_epoch = math.ceil(self.sampler.shard_size / batch_size)
+        self.skipped: dict[str, str] = {}
+        self._last_good: dict[str, Any] | None = None
+
+    def loader(self, epoch: int, start: int, workers: int) -> torch.utils.data.DataLoader:
+        """The batches of ``epoch`` from its ``start``-th image of this rank's shard on."""
+        self.sampler.set_epoch(epoch, start=start)
+        return torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            pin_memory=self.runtime.device.type == "cuda",
+            # Worker seeds come from this generator, never from the global RNG that resume
+            # restores, so creating a loader mid-epoch does not shift any random stream.
+            generator=torch.Generator().manual_seed(self.seed + epoch),
+            prefetch_factor=4 if workers else None,
+        )
+
+    def to_device(self, raw: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """A decoded batch as floats on the device."""
+        return {k: to_float(self.runtime.to_device(raw[k])) for k in ("A", "B")}
+
+    def first_readable_item(self) -> dict[str, Any]:
+        """The first item whose images decode (at most one pass over the data, and only as far
+        as the first good item): a domain whose every file is unreadable cannot be trained."""
+        readable = {"A": False, "B": False}
+        reasons: list[tuple[str, str]] = []
+        for index in range(len(self.dataset)):
+            item = self.dataset[index]
+            if item["A"] is not None and item["B"] is not None:
+                return item
+            reasons += item.get("skipped", [])
+            for key in readable:
+                readable[key] |= item[key] is not None
+        missing = [k for k, ok in readable.items() if not ok] or ["A", "B"]
+        example = f" (e.g. {reasons[0][0]}: {reasons[0][1]})" if reasons else ""
+        raise DataError(
+            f"no readable image in domain {' or '.join(missing)} of {self.task.data_root}: "
+            f"every file failed to decode{example}; replace or remove those files"
+        )
+
+    def held_out(self, raw: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Decoded held-out images to floats on the device, at the training size."""
+        return self.augment.held_out(self.to_device(raw))
+
+    def held_out_batch(self, n: int) -> dict[str, torch.Tensor]:
+        """The same few images for every sample grid and eval: held-out ones when there are."""
+        try:
+            dataset = self.task.dataset("test")
+        except DataError:
+            dataset = self.dataset
+        n = min(n, len(dataset))
+        batch = collate([self.task.held_out_item(dataset, i) for i in range(n)])
+        return {} if batch["A"] is None else self.held_out(batch)
+
+    def usable(self, raw: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+        """``raw`` with its unreadable files noted. Under DDP every rank must step (gradients are
+        synchronised), so a batch whose images were all unreadable is replaced by this rank's
+        previous good batch."""
+        for path, reason in raw.get("skipped", []):
+            if path not in self.skipped:
+                self.skipped[path] = reason
+                say(f"warning: skipped unreadable image {path}: {reason}")
+        if raw["A"] is not None:
+            self._last_good = raw
+        elif self.runtime.distributed:
+            if self._last_good is None:
+                raise DataError(
+                    f"rank {self.runtime.rank}'s first batch had no readable image; remove the "
+                    f"unreadable files listed above and start again"
+                )
+            raw = self._last_good
+        return raw
