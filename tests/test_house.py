@@ -76,9 +76,6 @@ LAYERS = (
 )
 # Only these import the trainer: inference, models, evaluation, the demo and the task kit never do.
 TRAIN_USERS = ("i2i.cli", "i2i.train")
-# Edges that break a rule today and are being removed elsewhere (issue 22: the runtime a task
-# sees moves into kit/ on the kit-step branch). Strict: a line here whose edge is gone fails.
-KNOWN_BREAKS = {("i2i.kit.task", "i2i.train.runtime")}
 
 
 def _group(module: str) -> str:
@@ -100,10 +97,7 @@ def test_arrows_point_down_and_only_the_cli_and_train_import_train():
             into_train = _group(dep) == "i2i.train" and _group(module) not in TRAIN_USERS
             if up or into_train:
                 broken.add((module, dep))
-    assert broken - KNOWN_BREAKS == set(), sorted(broken - KNOWN_BREAKS)
-    assert KNOWN_BREAKS - broken == set(), (
-        f"fixed, remove from KNOWN_BREAKS: {KNOWN_BREAKS - broken}"
-    )
+    assert not broken, sorted(broken)
 
 
 def test_import_i2i_and_its_listing_commands_do_not_import_torch():
