@@ -337,8 +337,9 @@ def grid_jobs(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Every row of the suite file on every look (and monet<->photo) with every seed, plus
-    the untrained identity on each; ``--rows``, ``--looks`` and ``--seeds`` select."""
+    """Every row of the suite file on every look (and monet<->photo) with every seed (the
+    suite's, or the row's own ``seeds`` and ``steps`` where it has them), plus the untrained
+    identity on each; ``--rows``, ``--looks`` and ``--seeds`` select."""
     suite = read_json(Path(args.suite), "suite")
     rows = suite.get("rows")
     if not isinstance(rows, list) or not rows or any("name" not in r for r in rows):
@@ -353,13 +354,13 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
     unknown = sorted(set(looks) - set(PAIRS))
     if unknown:
         raise BenchmarkError(f"unknown look(s) {unknown}; the looks are {', '.join(LOOKS)}")
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else suite.get("seeds", [0])
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     pairs = [*looks, *([MONET] if suite.get("monet", True) and not args.looks else [])]
     jobs = [{"name": f"identity.{pair}", "row": "identity", "task": "identity", "pair": pair}
             for pair in pairs]  # fmt: skip
     for row in rows:
         for pair in pairs:
-            for seed in seeds:
+            for seed in seeds or row.get("seeds", suite.get("seeds", [0])):
                 jobs.append(
                     {
                         **row,

@@ -131,6 +131,9 @@ def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "looks": looks,
                 "mean": sum(means) / len(means) if means else None,
                 "worst": min(means) if means else None,
+                "seeds": max(
+                    (n for _, _, n in looks.values()), default=len(kids[key].get("AtoB", []))
+                ),
                 "kid": {d: _mean_std(v)[0] for d, v in kids[key].items()},
             }
         )
@@ -141,14 +144,15 @@ def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
     """Rows: recipe x steps; columns: dB over returning the input per look (mean of the
     seeds, their spread after ±), the mean over looks, the worst look, monet<->photo KID."""
     identity = {r["pair"]: r for r in records if r.get("task") == "identity" and "error" not in r}
-    head = ["row", "steps", *looks, "mean", "worst", "KID x10³ monet→photo", "photo→monet"]
+    head = ["row", "steps", "seeds", *looks, "mean", "worst", "KID x10³ monet→photo",
+            "photo→monet"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     cells = [
         f"{identity[look]['identity_psnr']:.2f} dB" if look in identity else "-" for look in looks
     ]
     monet = identity.get(MONET, {})
     lines.append(
-        f"| *identity* (PSNR to the truth) | - | {' | '.join(cells)} | 0 | 0 | "
+        f"| *identity* (PSNR to the truth) | - | - | {' | '.join(cells)} | 0 | 0 | "
         f"{milli(monet.get('kid_AtoB_identity'))} | {milli(monet.get('kid_BtoA_identity'))} |"
     )
     for entry in suite_summary(records):
@@ -162,7 +166,8 @@ def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
         mean = "-" if entry["mean"] is None else f"**{entry['mean']:+.2f}**"
         worst = "-" if entry["worst"] is None else f"{entry['worst']:+.2f}"
         lines.append(
-            f"| {entry['row']} | {entry['steps']} | {' | '.join(cells)} | {mean} | {worst} | "
+            f"| {entry['row']} | {entry['steps']} | {entry['seeds']} | {' | '.join(cells)} | "
+            f"{mean} | {worst} | "
             f"{milli(entry['kid'].get('AtoB'))} | {milli(entry['kid'].get('BtoA'))} |"
         )
     return "\n".join(lines) + "\n"

@@ -115,6 +115,16 @@ def test_suite_jobs_cover_rows_looks_and_seeds(tmp_path):
     assert [j["name"] for j in jobs] == ["identity.dusk", "b.dusk.s0", "b.dusk.s1"]
     with pytest.raises(quality_data.BenchmarkError, match="no row"):
         quality.suite_jobs(quality.parse_args(["--suite", str(suite), "--rows", "c"]))
+    # A row's own seeds and steps (a cheap baseline beside a recipe measured on every seed);
+    # --seeds still overrides every row.
+    spec = json.loads(suite.read_text())
+    spec["rows"][1].update(seeds=[0], steps=[1000])
+    suite.write_text(json.dumps(spec))
+    _, jobs = quality.suite_jobs(quality.parse_args(["--suite", str(suite), "--looks", "dusk"]))
+    assert [j["name"] for j in jobs] == ["identity.dusk", "a.dusk.s0", "a.dusk.s1", "b.dusk.s0"]
+    assert jobs[-1]["steps"] == [1000]
+    args = quality.parse_args(["--suite", str(suite), "--looks", "dusk", "--seeds", "2"])
+    assert [j["name"] for j in quality.suite_jobs(args)[1]][1:] == ["a.dusk.s2", "b.dusk.s2"]
 
 
 def test_suite_table_averages_seeds_and_looks():
@@ -143,7 +153,8 @@ def test_suite_table_averages_seeds_and_looks():
     assert first["looks"]["film"][:1] == (2.0,) and first["looks"]["film"][2] == 2
     assert first["mean"] == pytest.approx(0.5) and first["worst"] == pytest.approx(-1.0)
     table = quality_report.suite_table(records, ["film", "dusk"])
-    assert "| r | 1000 | +2.00 ±1.41 | -1.00 ±0.00 | **+0.50** | -1.00 |" in table
+    assert "| r | 1000 | 2 | +2.00 ±1.41 | -1.00 ±0.00 | **+0.50** | -1.00 |" in table
+    assert "| r | 5000 | 1 | +5.00 | - | **+5.00** | +5.00 |" in table
     assert "21.00 dB" in table
 
 
