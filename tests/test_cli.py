@@ -65,7 +65,7 @@ def test_describe_a_task_lists_its_training_options():
     assert "One of: resize_crop" in rows["preprocess"][-1]
     # the values the recipe sets, in its column of the groups it touches
     assert rows["ema_decay"][2:4] == ["0.0", "0.999"]
-    assert rows["lambda_identity"][2:4] == ["0.5", "0.0"]
+    assert rows["lambda_cycle"][2:4] == ["10.0", "1.0"]
     assert rows["gen_kw"][3].startswith("antialias=True")  # wrapped: residual=True below
     assert rows["pool_size"][3] == ""  # the recipe leaves it
     for group in ("CycleGANOptions", "GANOptions", "AugmentationOptions", "RunOptions"):

@@ -80,7 +80,7 @@ def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path, capsys):
         "cyclegan", {"data": "x", "recipe": "quality", "gen_kw": ["padding=zero"]}
     )
     # KEY=VALUE options merge
-    assert merged["gen_kw"] == {"antialias": True, "residual": True, "padding": "zero"}
+    assert merged["gen_kw"] == {**recipe.values["gen_kw"], "padding": "zero"}
     with pytest.raises(InvalidArgumentError, match="unknown recipe 'nope'; available"):
         resolve_config("cyclegan", {"data": "x", "recipe": "nope"})
     described = CliRunner().invoke(cli, ["describe", "cyclegan"])
@@ -184,6 +184,8 @@ def test_the_recipe_frees_the_residual_generator_that_the_paper_cycle_weight_pin
         )
         trainer = Trainer(task)
         x = trainer.fixed["A"]
+        assert hasattr(task.nets["G_AB"], "detail")  # the recipe's full-resolution path
+        assert task.lambda_idt == 0.5  # against colour casts the look does not have
         with torch.no_grad():
             assert (task.nets["G_AB"](x) - x).abs().mean() < 1e-2  # starts as the identity
         trainer.train()
