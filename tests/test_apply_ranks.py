@@ -208,4 +208,6 @@ def test_torchrun_two_processes_translate_a_folder_once(model, folder, tmp_path)
     rerun = _torchrun_apply(model, folder, out)
     assert rerun.returncode != 0
     assert "All 2 processes: wrote 0, kept 6 existing, failed 1." in rerun.stdout, rerun.stderr
+    assert "rank 0/2: Wrote 0 files" in rerun.stdout and "2_broken.png" in rerun.stdout
+    assert "rank 1/2: Wrote 0 files" in rerun.stdout  # finished, not stopped by rank 0's failure
     assert all(path.stat().st_mtime_ns == old for path in out.rglob("*.png"))

@@ -89,7 +89,8 @@ def sum_over_ranks(ranks: Ranks, counts: Sequence[int]) -> list[int]:
             "gloo", rank=ranks.rank, world_size=ranks.world_size, timeout=_WAIT_FOR_OTHERS
         )
     try:
-        total = torch.tensor(list(counts), dtype=torch.int64)
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # a caller's own group
+        total = torch.tensor(list(counts), dtype=torch.int64, device=device)
         dist.all_reduce(total)
         return total.tolist()
     finally:
