@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One prepared check of a CUDA machine: training and inference speed against the peak measured
 # in the same run, the whole run against its step, a short bf16 + torch.compile training run
-# with its sample grid, and two-process DDP when two GPUs exist. At most 6.5 minutes on one
-# GPU (the sum of the stages' limits; 8 with the DDP stage).
+# with its sample grid, the whole run against the official code's in the same run (when its
+# checkout is at ../shared/anchors or $I2I_OFFICIAL_CYCLEGAN), and two-process DDP when two GPUs
+# exist. At most 8 minutes on one GPU (the sum of the stages' limits; 9.5 with the DDP stage).
 #
 #   OUT=/some/folder bash benchmarks/gpu_check.sh            # on the CUDA machine
 #   OUT=/some/folder bash benchmarks/gpu_check.sh --dry-run  # the same stages on the CPU, tiny
@@ -82,7 +83,7 @@ else
 fi
 export PYTHONUNBUFFERED=1
 
-# Stages in order of value, each with its own limit; the limits add up to 6.5 minutes (8 with DDP).
+# Stages in order of value, each with its own limit; the limits add up to 8 minutes (9.5 with DDP).
 stage environment 30 "$PY" -c '
 import json, os, torch, i2i
 cuda = torch.cuda.is_available()
@@ -96,7 +97,12 @@ stage train_speed 70 "$PY" benchmarks/train_speed.py --devices "$DEVICE" "${TRAI
 
 # A whole run (data included) against its step: the trainer's loader and the overlap.
 stage whole_run 50 "$PY" benchmarks/whole_run.py --device "$DEVICE" --precision bf16 \
-  "${WHOLE[@]}" --out "$OUT/whole_run" "${QUICK[@]}"
+  "${WHOLE[@]}" --out "$OUT/whole_run" "${QUICK[@]}" --official off
+
+# The same whole run, fp32, as i2i train and as the official train.py, one after the other:
+# wall time and peak memory of each process (skipped without a checkout of the official code).
+stage whole_run_vs_official 90 "$PY" benchmarks/whole_run.py --device "$DEVICE" \
+  --precision fp32 "${WHOLE[@]}" --variants "" --out "$OUT/whole_run_vs_official"
 
 # Inference: i2i apply with PyTorch fp32 and bf16, eager and compiled, and ONNX Runtime's CUDA
 # provider if present.
@@ -109,7 +115,7 @@ COMPILE_FLAG=(--compile)
 [ "$COMPILE" = on ] || COMPILE_FLAG=()
 stage train_bf16_compile 105 "$PY" benchmarks/whole_run.py --device "$DEVICE" \
   --precision bf16 "${COMPILE_FLAG[@]}" "${WHOLE[@]}" --variants overlap \
-  --out "$OUT/train_bf16_compile" "${QUICK[@]}"
+  --out "$OUT/train_bf16_compile" "${QUICK[@]}" --official off
 stage train_speed_compile 40 "$PY" benchmarks/train_speed.py --devices "$DEVICE" \
   "${TRAIN_NETS[@]}" --batches 1 --precisions bf16 --compile "$COMPILE" "${QUICK[@]}"
 
@@ -122,7 +128,7 @@ stage train_speed_no_channels_last 20 "$PY" benchmarks/train_speed.py --devices 
 if [ "$GPUS" -ge 2 ]; then
   stage ddp_two_gpus 90 "$PY" -m torch.distributed.run --standalone --nproc_per_node=2 \
     benchmarks/whole_run.py --device cuda --precision bf16 "${WHOLE[@]}" --variants overlap \
-    --out "$OUT/ddp"
+    --out "$OUT/ddp" --official off
 else
   printf '{"bench": "gpu_check", "stage": "ddp_two_gpus", "skipped": "%s GPU(s); DDP needs 2"}\n' \
     "$GPUS" | tee -a "$RESULTS"

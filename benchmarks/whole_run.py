@@ -18,13 +18,17 @@ variant of the data path:
 Variants: ``baseline`` is the loader as the trainer builds it (worker processes with CUDA, none
 on the CPU); ``overlap`` keeps the decoded dataset in memory when it fits (``keep_decoded``) and
 runs the loader in a background thread (``prefetch``), with no worker processes when the dataset
-is in memory. With ``I2I_OFFICIAL_CYCLEGAN`` pointing at a checkout of
-junyanz/pytorch-CycleGAN-and-pix2pix, it also runs the official ``train.py`` and ``i2i train``
-on the same data and settings as two processes and compares their wall-clock times; without it
-no peer figure is printed.
+is in memory.
+
+Then, when a checkout of junyanz/pytorch-CycleGAN-and-pix2pix is at hand (``--official``, else
+``I2I_OFFICIAL_CYCLEGAN``, else ``../shared/anchors/pytorch-CycleGAN-and-pix2pix`` beside the
+repository when it exists), it runs the official ``train.py`` and ``i2i train`` on the same data
+and settings as two processes, one after the other, and compares their wall-clock times and
+peak memory (``process_cost.py``); ``--variants ""`` runs only that comparison.
 
     python benchmarks/whole_run.py                          # small networks, CPU or CUDA
     python benchmarks/whole_run.py --gen resnet9 --ngf 64 --ndf 64 --size 256 --steps 300
+    python benchmarks/whole_run.py --variants "" --steps 200 --images 200 --official-repeats 2
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,15 +49,18 @@ from typing import Any
 
 import torch
 from peak import measure_peak, rate_fields, synchronize, task_step_flops
+from process_cost import run_measured
 
 import i2i
-from i2i.data import keep_decoded, prefetch, to_float
+from i2i.data import find_images, keep_decoded, prefetch, to_float
 from i2i.train import trainer as trainer_module
 from i2i.train.logger import RunLogger
 from i2i.train.trainer import Trainer, resolve_config
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "monet2photo"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "monet2photo"
 PEER_ENV = "I2I_OFFICIAL_CYCLEGAN"
+ANCHOR = REPO.parent / "shared" / "anchors" / "pytorch-CycleGAN-and-pix2pix"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,7 +86,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep the run folders here, without their checkpoints (default: temporary)",
     )
     p.add_argument("--quick-peak", action="store_true", help="tiny peaks (smoke tests)")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--official",
+        default=os.environ.get(PEER_ENV) or (str(ANCHOR) if ANCHOR.is_dir() else None),
+        help=f"checkout of the official code to run beside i2i train, or 'off' (default: "
+        f"${PEER_ENV}, else {ANCHOR} when it exists)",
+    )
+    p.add_argument(
+        "--official-repeats",
+        type=int,
+        default=1,
+        help="pairs of runs, in alternating order (official first, then i2i first, ...)",
+    )
+    args = p.parse_args(argv)
+    if args.official in ("", "off"):
+        args.official = None
+    return args
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -351,6 +372,10 @@ def logger_timed(totals: dict[str, float]) -> Iterator[None]:
 
 
 # -- the peer: the official code and i2i train as two processes ----------------------------------
+def peer_on_cuda(args: argparse.Namespace) -> bool:
+    return torch.cuda.is_available() and args.device in ("auto", "cuda")
+
+
 def peer_commands(
     args: argparse.Namespace, data: Path, work: Path, steps: int
 ) -> dict[str, tuple[list[str], Path | None]]:
@@ -359,11 +384,11 @@ def peer_commands(
     Options are passed only when the official checkout declares them, so older and newer
     versions of its option files both work.
     """
-    source = Path(os.environ[PEER_ENV])
+    source = Path(args.official)
     options = "".join(
         path.read_text(errors="replace") for path in (source / "options").glob("*_options.py")
     )
-    cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
+    cuda = peer_on_cuda(args)
     net = {"resnet9": "resnet_9blocks", "resnet6": "resnet_6blocks"}.get(args.gen, args.gen)
     images = steps * args.batch
     official = {
@@ -401,18 +426,96 @@ def peer_commands(
     return {"official": (official_cmd, source), "i2i": (ours_cmd, None)}
 
 
-def run_peer(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
-    steps = args.steps or (300 if torch.cuda.is_available() else 20)
-    record: dict[str, Any] = {"bench": "whole_run_peer", "steps": steps, "peer": PEER_ENV}
-    for name, (cmd, cwd) in peer_commands(args, data, work, steps).items():
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
-        record[f"{name}_whole_s"] = round(time.perf_counter() - start, 2)
-        if proc.returncode:
-            lines = proc.stderr.strip().splitlines() or ["no output"]
+# Stand-ins for what the official code imports at the top but never calls in a run without
+# wandb and HTML pages (``--no_html``), written only where the real package is not installed.
+OFFICIAL_STUBS = {
+    "wandb": {
+        "wandb.py": "run = None\n\n\ndef init(*args, **kwargs):\n"
+        "    raise RuntimeError('wandb is not installed')\n\n\nclass Image:\n    pass\n",
+    },
+    "dominate": {
+        "dominate/__init__.py": "def document(*args, **kwargs):\n"
+        "    raise RuntimeError('dominate is not installed')\n",
+        "dominate/tags.py": "def __getattr__(name):\n"
+        "    if name.startswith('__'):\n"
+        "        raise AttributeError(name)\n"
+        "    return document\n\n\n"
+        "from dominate import document  # noqa: E402\n",
+    },
+}
+
+
+def official_env(work: Path) -> tuple[dict[str, str], list[str]]:
+    """The environment for the official process, and which packages were stood in for."""
+    from importlib.util import find_spec
+
+    stubs = work / "official_stubs"
+    missing = [name for name in OFFICIAL_STUBS if find_spec(name) is None]
+    for name in missing:
+        for relative, text in OFFICIAL_STUBS[name].items():
+            (stubs / relative).parent.mkdir(parents=True, exist_ok=True)
+            (stubs / relative).write_text(text)
+    env = dict(os.environ)
+    if missing:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stubs), env.get("PYTHONPATH")]))
+    return env, missing
+
+
+def steps_in_one_epoch(data: Path, images: int, batch: int) -> int:
+    """What both programs run for one epoch of at most ``images`` per domain: the larger
+    domain's count (both read unpaired data that way), in batches, the last one partial."""
+    per_domain = [min(len(find_images(data / f"train{d}")), images) for d in "AB"]
+    return -(-max(per_domain) // batch)
+
+
+def run_peer(args: argparse.Namespace, data: Path, work: Path, repeat: int = 0) -> dict[str, Any]:
+    """One pair of whole runs, their folders and logs under ``work``; odd repeats start with
+    i2i, so drift in the machine's load weighs on both sides alike over a pair of repeats."""
+    asked = args.steps or (300 if torch.cuda.is_available() else 20)
+    commands = peer_commands(args, data, work / f"peer{repeat}", asked)
+    env, stubbed = official_env(work)
+    record: dict[str, Any] = {
+        "bench": "whole_run_peer",
+        "official": str(args.official),
+        "device": "cuda" if peer_on_cuda(args) else "cpu",
+        "gen": args.gen,
+        "ngf": args.ngf,
+        "ndf": args.ndf,
+        "size": args.size,
+        "batch": args.batch,
+        "precision": args.precision,
+        "steps": steps_in_one_epoch(data, asked * args.batch, args.batch),
+        "repeat": repeat,
+        "order": ["official", "i2i"] if repeat % 2 == 0 else ["i2i", "official"],
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "official_stubs": stubbed,
+    }
+    for name in record["order"]:
+        cmd, cwd = commands[name]
+        log = work / f"peer{repeat}_{name}.log"
+        load_before = os.getloadavg()[0]
+        measured = run_measured(cmd, log, cwd=cwd, env=env if name == "official" else None)
+        record[f"{name}_whole_s"] = round(measured["wall_s"], 2)
+        record[f"{name}_max_rss_mb"] = round(measured["max_rss_mb"])
+        pss = measured["peak_pss_mb"]
+        record[f"{name}_peak_pss_mb"] = None if pss is None else round(pss)
+        record[f"{name}_load_avg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        if measured["returncode"]:
+            lines = log.read_text(errors="replace").strip().splitlines() or ["no output"]
             record[f"{name}_error"] = lines[-1]
+    shutil.rmtree(work / f"peer{repeat}" / "i2i" / "checkpoints", ignore_errors=True)
     if "official_error" not in record and "i2i_error" not in record:
-        record["speedup_vs_official"] = round(record["official_whole_s"] / record["i2i_whole_s"], 2)
+        official_s, ours_s = record["official_whole_s"], record["i2i_whole_s"]
+        record["speedup_vs_official"] = round(official_s / ours_s, 3)
+        record["wall_ratio_i2i_over_official"] = round(ours_s / official_s, 3)
+        memory = "peak_pss_mb" if record["i2i_peak_pss_mb"] is not None else "max_rss_mb"
+        record["memory_ratio_i2i_over_official"] = round(
+            record[f"i2i_{memory}"] / record[f"official_{memory}"], 3
+        )
+        record["memory_ratio_of"] = memory
+        record["max_rss_ratio_i2i_over_official"] = round(
+            record["i2i_max_rss_mb"] / record["official_max_rss_mb"], 3
+        )
     return record
 
 
@@ -426,8 +529,14 @@ def main(argv: list[str] | None = None) -> int:
             result = run_variant(args, variant, data, out)
             if int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one line per run
                 print(json.dumps(result), flush=True)
-        if os.environ.get(PEER_ENV):
-            print(json.dumps(run_peer(args, data, work)), flush=True)
+        if int(os.environ.get("RANK", "0")) != 0:
+            pass
+        elif args.official:
+            for repeat in range(args.official_repeats):
+                print(json.dumps(run_peer(args, data, out, repeat)), flush=True)
+        elif not args.variants.strip():  # asked for the comparison alone: say why there is none
+            skipped = f"no official checkout (--official, ${PEER_ENV} or {ANCHOR})"
+            print(json.dumps({"bench": "whole_run_peer", "skipped": skipped}), flush=True)
     return 0
 
 

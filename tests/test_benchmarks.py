@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import peak  # noqa: E402
+import process_cost  # noqa: E402
 import whole_run  # noqa: E402
 
 
@@ -222,6 +223,61 @@ def test_peer_command_passes_only_the_options_the_official_checkout_declares(tmp
     assert ours[ours.index("--max-images") + 1] == "7"
 
 
+def test_the_official_checkout_defaults_to_the_shared_anchors(tmp_path, monkeypatch):
+    monkeypatch.delenv(whole_run.PEER_ENV, raising=False)
+    monkeypatch.setattr(whole_run, "ANCHOR", tmp_path / "absent")
+    assert whole_run.parse_args([]).official is None
+    anchor = tmp_path / "anchors" / "pytorch-CycleGAN-and-pix2pix"
+    anchor.mkdir(parents=True)
+    monkeypatch.setattr(whole_run, "ANCHOR", anchor)
+    assert whole_run.parse_args([]).official == str(anchor)
+    assert whole_run.parse_args(["--official", "off"]).official is None
+    monkeypatch.setenv(whole_run.PEER_ENV, str(tmp_path / "elsewhere"))
+    assert whole_run.parse_args([]).official == str(tmp_path / "elsewhere")
+
+
+def test_official_stand_ins_import_where_the_packages_are_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    env, stubbed = whole_run.official_env(tmp_path)
+    assert stubbed == ["wandb", "dominate"]
+    code = (
+        "import wandb, dominate\n"
+        "from dominate.tags import meta, h3, table, tr, td, p, a, img, br\n"
+        "assert wandb.run is None\n"
+        "try:\n    wandb.init()\nexcept RuntimeError:\n    print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_one_epoch_is_the_larger_domain_capped_in_batches(tmp_path):
+    for domain, count in (("A", 3), ("B", 5)):
+        (tmp_path / f"train{domain}").mkdir()
+        for i in range(count):
+            Image.new("RGB", (8, 8)).save(tmp_path / f"train{domain}" / f"{i}.png")
+    assert whole_run.steps_in_one_epoch(tmp_path, images=100, batch=1) == 5
+    assert whole_run.steps_in_one_epoch(tmp_path, images=4, batch=1) == 4
+    assert whole_run.steps_in_one_epoch(tmp_path, images=100, batch=2) == 3
+
+
+def test_process_cost_counts_the_childs_own_children(tmp_path):
+    """A child that holds 150 MB in a grandchild: the tree's PSS sees it, the exit code and the
+    wall time come back."""
+    code = (
+        "import subprocess, sys\n"
+        "grandchild = 'b = bytearray(150 * 2**20); import time; time.sleep(1.5)'\n"
+        "subprocess.run([sys.executable, '-c', grandchild])\n"
+        "sys.exit(3)\n"
+    )
+    measured = process_cost.run_measured([sys.executable, "-c", code], tmp_path / "log")
+    assert measured["returncode"] == 3 and measured["wall_s"] >= 1.5
+    assert measured["max_rss_mb"] >= 150  # the grandchild's, reaped by the child
+    if Path("/proc/self/smaps_rollup").exists():
+        assert measured["peak_pss_mb"] >= 150
+
+
 # -- the GPU check, dry -----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path):
@@ -245,6 +301,7 @@ def test_gpu_check_dry_run(tmp_path):
         "train_speed_no_channels_last",
         "apply_speed",
         "whole_run",
+        "whole_run_vs_official",
         "train_bf16_compile",
         "ddp_two_gpus",
     }
@@ -254,7 +311,12 @@ def test_gpu_check_dry_run(tmp_path):
     assert measured and all("of_peak_conv" in line and line["gflops"] > 0 for line in measured)
     variants = {line["variant"] for line in lines if line["bench"] == "whole_run"}
     assert variants == {"baseline", "overlap"}
-    assert not any(line["bench"] == "whole_run_peer" for line in lines)
+    # Only the comparison's stage runs the official code, and only when its checkout is there.
+    peers = [line for line in lines if line["bench"] == "whole_run_peer"]
+    assert len(peers) == 1
+    ran = "skipped" not in peers[0]
+    assert not ran or ("official_error" not in peers[0] and "i2i_error" not in peers[0]), peers[0]
+    assert ran == whole_run.ANCHOR.is_dir()
     assert (tmp_path / "train_bf16_compile" / "overlap" / "samples" / "latest.png").is_file()
 
 

@@ -43,7 +43,12 @@ from i2i.cli.group import cli
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option(
+    "--overwrite/--skip-existing",
+    default=False,
+    help="Replace existing outputs, or keep them (the default): outputs are written whole or "
+    "not at all, so rerunning a stopped job translates only what is missing.",
+)
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
 @click.option(
     "--backend",
@@ -93,8 +98,15 @@ def apply(
     end: str | None,
     quality: int,
 ) -> None:
-    """Translate images, folders, globs or videos with MODEL (Hub id, model folder or run)."""
-    from i2i.infer.apply import apply_paths
+    """Translate images, folders, globs or videos with MODEL (Hub id, model folder or run).
+
+    \b
+    On many GPUs or machines, start it with torchrun; each process translates its share:
+      torchrun --nproc_per_node 8 -m i2i apply MODEL photos/ -o out/
+    Each process uses its own GPU and prints its own progress and summary; rerun the same
+    command to resume a stopped job.
+    """
+    from i2i.infer.apply import apply_paths, job_counts
     from i2i.infer.temporal import DEFAULT_STRENGTH
     from i2i.infer.translator import load
     from i2i.infer.video import VideoOptions, parse_time
@@ -136,7 +148,16 @@ def apply(
         video=video,
     )
     click.echo(report.summary())
-    if not report.ok:
+    ranks = report.ranks
+    failed = len(report.failed)
+    if ranks.distributed:
+        written, kept, failed = job_counts(report)
+        if ranks.rank == 0:
+            click.echo(
+                f"All {ranks.world_size} processes: wrote {written}, kept {kept} existing, "
+                f"failed {failed}."
+            )
+    if failed:
         sys.exit(1)
 
 

@@ -6,6 +6,7 @@ Shared by training and inference, so that loading a model never imports the trai
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from typing import Any
 
@@ -13,16 +14,21 @@ import torch
 from torch import nn
 
 from i2i.core.errors import InvalidArgumentError
+from i2i.core.ranks import Ranks
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` means CUDA when present, else CPU; a named device that is absent is a user error."""
+    """``auto`` means CUDA when present, else CPU; a named device that is absent is a user error.
+
+    Under torchrun, ``auto`` and ``cuda`` mean this process's own GPU, ``cuda:LOCAL_RANK``, so
+    the processes on a machine share its GPUs instead of all crowding onto the first.
+    """
     if isinstance(name, torch.device):
         name = str(name)
     if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError as error:
@@ -31,6 +37,8 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgumentError(f"device {name!r} asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", Ranks.from_env().local_rank)
     return device
 
 

@@ -1,7 +1,9 @@
 """``i2i apply``: translate files, folders, globs and videos into an output folder.
 
 Inputs are decoded ahead in threads while the network runs; outputs mirror the input names,
-are written atomically and never replace an input.
+are written atomically and never replace an input. Under torchrun each process translates its
+own share of the inputs into the common output folder, and outputs that exist already are kept,
+so a job that was stopped resumes where it was.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from PIL import Image
 from i2i.core.checks import check_pixels, check_positive
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, writing
 from i2i.core.progress import progress_bar
+from i2i.core.ranks import Ranks, sum_over_ranks
 from i2i.data import IMAGE_EXTENSIONS, find_images, image_header, load_image
 from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling, to_pil
 from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video
 
-__all__ = ["ApplyReport", "apply_paths"]
+__all__ = ["ApplyReport", "apply_paths", "job_counts"]
 
 T = TypeVar("T")
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
@@ -47,6 +50,7 @@ class ApplyReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     out_dir: Path | None = None
+    ranks: Ranks = field(default_factory=Ranks)
 
     @property
     def ok(self) -> bool:
@@ -65,7 +69,17 @@ class ApplyReport:
             more = f"; and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
             parts.append(f"skipped {_count(len(self.failed), 'input')}: {shown}{more}")
         parts += self.notes[:3]
-        return "; ".join(parts) + "."
+        return self.ranks.prefix + "; ".join(parts) + "."
+
+
+def job_counts(report: ApplyReport) -> tuple[int, int, int]:
+    """Outputs written, existing outputs kept and inputs failed by the whole torchrun job.
+
+    Every process must call it: it sums their reports, and returns once the slowest is done.
+    """
+    counts = [len(report.written), len(report.skipped_existing), len(report.failed)]
+    written, kept, failed = sum_over_ranks(report.ranks, counts)
+    return written, kept, failed
 
 
 def _reason(job: _Job, error: Exception) -> str:
@@ -208,6 +222,7 @@ class _ImageRun:
         batch_size: int,
         tile: int | None,
         overlap: int,
+        prefix: str,
     ) -> None:
         self.translator = translator
         self.report = report
@@ -215,6 +230,7 @@ class _ImageRun:
         self.batch_size = batch_size
         self.tile = tile
         self.overlap = overlap
+        self.prefix = prefix
         # Decoding runs this far ahead and writing this far behind, which bounds the memory.
         self.window = 2 * batch_size
         self.written: list[tuple[int, Path]] = []
@@ -225,7 +241,10 @@ class _ImageRun:
         # Same-size images wait for each other to fill a batch, but never more than this many.
         max_waiting = 4 * self.batch_size
         waiting: dict[tuple[int, ...], list[tuple[_Job, torch.Tensor]]] = {}
-        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool, progress_bar(progress) as bar:
+        with (
+            ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
+            progress_bar(progress, prefix=self.prefix) as bar,
+        ):
             task = bar.add_task("translating", total=len(jobs))
 
             def flush(size: tuple[int, ...]) -> None:
@@ -294,11 +313,21 @@ def apply_paths(
     overlap: int = 32,
     progress: bool = True,
     video: VideoOptions | None = None,
+    ranks: Ranks | None = None,
 ) -> ApplyReport:
     """Translate files, folders (recursively), globs and videos into ``out_dir``.
 
     ``video`` says how videos are cut, encoded and steadied (images ignore it); ``batch_size``
-    defaults to the translator's.
+    defaults to the translator's. Outputs that exist are kept (and listed as such) unless
+    ``overwrite``; since every output is written to a temp file and renamed into place, one that
+    exists is whole, and a rerun of a stopped job translates only what is missing.
+
+    ``ranks`` (default: from torchrun's environment) makes this process translate only its
+    share, every ``world_size``-th input of the full sorted list, so the processes of a job
+    cover every input once between them; the report is of that share. The share is taken from
+    the full list, not from what is missing, so processes that look at the folder at different
+    moments still agree on it.
+
     Everything that can be wrong with the request (a missing input, an output that would
     overwrite an input, two inputs with one output name, bad tiling or video options, an unknown
     direction, video without PyAV, temporal blending without OpenCV) is an ``I2IError`` before
@@ -316,9 +345,11 @@ def apply_paths(
     check_tiling(tile, overlap)
     video = video or VideoOptions()
     video.check()
-    report = ApplyReport(out_dir=out_dir)
+    ranks = Ranks.from_env() if ranks is None else ranks
+    report = ApplyReport(out_dir=out_dir, ranks=ranks)
     todo: list[_Job] = []
-    for job in _plan(inputs, out_dir):
+    # Every process plans (and checks) the whole request, then keeps its share.
+    for job in ranks.shard(_plan(inputs, out_dir)):
         if job.dst.exists() and not overwrite:
             report.skipped_existing.append(job.dst)
         elif job.src.suffix.lower() not in VIDEO_EXTENSIONS and _pil_format(job.dst) is None:
@@ -336,12 +367,13 @@ def apply_paths(
             out_dir.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=out_dir).close()
     if images:
-        _ImageRun(translator, report, direction, batch_size, tile, overlap).run(images, progress)
+        run = _ImageRun(translator, report, direction, batch_size, tile, overlap, ranks.prefix)
+        run.run(images, progress)
     for job in videos:
         try:
             translate_video(
                 translator, job.src, job.dst, direction, batch_size, tile, overlap, progress, video,
-                warn=report.notes.append,
+                warn=report.notes.append, progress_prefix=ranks.prefix,
             )  # fmt: skip
         except (ImageDecodeError, InputSizeError) as error:
             report.failed.append((str(job.src), _reason(job, error)))

@@ -397,6 +397,7 @@ def translate_video(
     progress: bool = True,
     options: VideoOptions | None = None,
     warn: Callable[[str], None] | None = None,
+    progress_prefix: str = "",
 ) -> int:
     """Translate the frames of ``src`` (all, or ``options``' cut) into ``dst``; the frame count.
 
@@ -404,7 +405,8 @@ def translate_video(
     video. An unreadable ``src`` is an ``ImageDecodeError``, as an unreadable image is; frames
     over the translator's ``untiled_max_pixels`` without ``tile`` an ``InputSizeError``; an
     output that cannot be written (a full disk) a ``WriteError``. ``warn`` hears of frames
-    scaled to the first frame's size.
+    scaled to the first frame's size. ``progress_prefix`` (``"rank 1/4: "``) turns the bar into
+    lines for one of several processes.
     """
     av = require_av()
     options = options or VideoOptions()
@@ -438,7 +440,12 @@ def translate_video(
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}{dst.suffix}")
     try:
-        with container, threads, ThreadPoolExecutor(1) as pool, progress_bar(progress) as bar:
+        with (
+            container,
+            threads,
+            ThreadPoolExecutor(1) as pool,
+            progress_bar(progress, prefix=progress_prefix) as bar,
+        ):
             task = bar.add_task(
                 f"translating {src.name}", total=_expected_frames(container, stream, options)
             )
