@@ -64,6 +64,7 @@ if [ "$DRY" -eq 1 ]; then
   COMPILE=off
   APPLY=(--sizes 32 --images 2 --batch-sizes 2 --ngf 4 --no-onnx --compile off)
   WHOLE=(--gen resnet6 --ngf 4 --ndf 4 --size 32 --images 4 --steps 3 --step-only 1 --warmup 0)
+  QUALITY=(--rows cyclegan-quality --looks dusk --seeds 0 --steps 2 --size 32 --jobs 1)
   GPUS=0
   LIMIT_SCALE=4  # a shared CPU is slow to start Python processes; the limits are for a GPU box
 else
@@ -75,6 +76,7 @@ else
   LIMIT_SCALE=1
   APPLY=(--sizes 256 --images 32 --batch-sizes 4 8 --compile both)
   WHOLE=(--gen resnet9 --ngf 64 --ndf 64 --size 256 --images 100 --steps 150 --step-only 20)
+  QUALITY=(--jobs 8)  # every run of the CPU-sized suite file, eight at a time on the GPU
   GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2> /dev/null || echo 0)
   if [ "$GPUS" -lt 1 ]; then
     echo "no CUDA device here; use --dry-run to check the script on the CPU" >&2
@@ -132,6 +134,19 @@ if [ "$GPUS" -ge 2 ]; then
 else
   printf '{"bench": "gpu_check", "stage": "ddp_two_gpus", "skipped": "%s GPU(s); DDP needs 2"}\n' \
     "$GPUS" | tee -a "$RESULTS"
+fi
+
+# The known-answer suite (benchmarks/quality.py): the quality recipe on three seeds and the
+# paper's defaults on one, on six looks and monet<->photo. Last, since it needs the photos of
+# ../shared/data (or $I2I_SHARED_DATA); on a GPU it is best run alone: --only quality_suite.
+SHARED_DATA="${I2I_SHARED_DATA:-../shared/data}"
+if [ -d "$SHARED_DATA/monet2photo" ]; then
+  stage quality_suite 480 "$PY" benchmarks/quality.py --suite benchmarks/quality_suite_cpu.json \
+    "${QUALITY[@]}" --device "$DEVICE" --shared-data "$SHARED_DATA" \
+    --out "$OUT/quality_suite" --work "$OUT/quality_suite_runs"
+else
+  printf '{"bench": "gpu_check", "stage": "quality_suite", "skipped": "no photos at %s"}\n' \
+    "$SHARED_DATA" | tee -a "$RESULTS"
 fi
 
 echo "results: $RESULTS" >&2

@@ -516,17 +516,29 @@ def run_jobs(args: argparse.Namespace, spec: dict[str, Any], jobs: list[dict]) -
     return 1 if failed == len(records) else 0
 
 
+def _seed(record: dict[str, Any]) -> int:
+    return record.get("seed", 0)
+
+
+def _row(record: dict[str, Any]) -> str:
+    return record.get("row", record["name"])
+
+
 def write_summary(out: Path, records: list[dict[str, Any]], spec: dict[str, Any]) -> None:
     """``table.md`` (the suite's table when ``spec`` has looks, else the grid's) and one
-    combined sheet per pair: its inputs, each configuration's outputs, its truth."""
+    combined sheet per pair: its inputs, each configuration's outputs (its lowest seed), its
+    truth."""
     looks = spec.get("looks")
     (out / "table.md").write_text(suite_table(records, looks) if looks else grid_table(records))
     for pair in sorted({r["pair"] for r in records}):
-        last = max((r.get("steps", 0) for r in records if r["pair"] == pair), default=0)
+        ours = [r for r in records if r["pair"] == pair]
+        last = max((r.get("steps", 0) for r in ours), default=0)
+        drawn = sorted((r for r in ours if "sheet" in r), key=_seed, reverse=True)
+        first_seed = {_row(r): _seed(r) for r in drawn}
         shown = [
             r
-            for r in records
-            if r["pair"] == pair and r.get("steps", 0) in (0, last) and r.get("seed", 0) == 0
+            for r in ours
+            if r.get("steps", 0) in (0, last) and _seed(r) == first_seed.get(_row(r))
         ]
         sheet = combined_sheet(shown, pair, label="row" if looks else "name")
         if sheet is not None:
@@ -567,7 +579,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="parallel runs with --grid or --suite")
     p.add_argument("--work", default=None, help="run folders of --grid/--suite (default: /tmp)")
     p.add_argument("--status-every", type=float, default=60.0, help="seconds between status lines")
-    p.add_argument("--table", default=None, help="print the table(s) of a results.jsonl")
+    p.add_argument("--table", nargs="+", default=None, metavar="RESULTS",
+                   help="print the table of results.jsonl file(s); with --out, also write it, "
+                   "the combined results and the sheets there")  # fmt: skip
     p.add_argument("--prepare", action="store_true",
                    help="only build the data sets into --cache (e.g. to carry them elsewhere)")  # fmt: skip
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -589,13 +603,19 @@ def default_name(args: argparse.Namespace) -> str:
     return f"{label}-{args.pair}"
 
 
-def print_tables(path: Path) -> None:
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def print_tables(paths: list[Path], out: Path | None) -> None:
+    """The table of one or more results files (runs of one suite made by several invocations,
+    say seeds on different machines); with ``out``, also its table.md, results and sheets."""
+    records = [
+        json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()
+    ]
     looks = list(dict.fromkeys(r["pair"] for r in records if "row" in r and is_look(r["pair"])))
-    if any(r.get("row") not in (None, r.get("name")) for r in records):
-        sys.stdout.write(suite_table(records, looks))
-    else:
-        sys.stdout.write(grid_table(records))
+    suite = any(r.get("row") not in (None, r.get("name")) for r in records)
+    sys.stdout.write(suite_table(records, looks) if suite else grid_table(records))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        write_summary(out, records, {"looks": looks} if suite else {})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -604,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.table:
-            print_tables(Path(args.table))
+            print_tables([Path(p) for p in args.table], Path(args.out) if args.out else None)
             return 0
         if args.out is None:
             args.out = tempfile.mkdtemp(prefix="i2i_quality_")

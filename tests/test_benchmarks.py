@@ -289,7 +289,7 @@ def test_gpu_check_dry_run(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
@@ -304,8 +304,15 @@ def test_gpu_check_dry_run(tmp_path):
         "whole_run_vs_official",
         "train_bf16_compile",
         "ddp_two_gpus",
+        "quality_suite",
     }
     assert all(stage.get("rc", 0) == 0 for stage in stages.values())
+    # The known-answer suite at toy scale: the untrained identity and one trained run, tabulated.
+    if "skipped" not in stages["quality_suite"]:
+        scored = [line for line in lines if line["bench"] == "quality"]
+        assert [line["name"] for line in scored] == ["identity.dusk", "cyclegan-quality.dusk.s0"]
+        assert "error" not in scored[1], scored[1]
+        assert "cyclegan-quality" in (tmp_path / "quality_suite" / "table.md").read_text()
     measured = [line for line in lines if line["bench"] in ("train_speed", "apply_speed")]
     measured += [line for line in lines if line["bench"] == "whole_run"]
     assert measured and all("of_peak_conv" in line and line["gflops"] > 0 for line in measured)

@@ -158,6 +158,21 @@ def test_suite_table_averages_seeds_and_looks():
     assert "21.00 dB" in table
 
 
+def test_tables_of_several_invocations_combine(tmp_path, capsys):
+    """Seeds run by separate invocations (or machines) make one table: --table A B --out C."""
+    files = []
+    for seed, gain in ((0, 1.0), (1, 3.0)):
+        record = {"bench": "quality", "row": "r", "name": f"r.film.s{seed}", "pair": "film",
+                  "seed": seed, "steps": 1000, "task": "cyclegan", "psnr_vs_identity": gain}  # fmt: skip
+        files.append(tmp_path / f"{seed}.jsonl")
+        files[-1].write_text(json.dumps(record) + "\n")
+    out = tmp_path / "combined"
+    assert quality.main(["--table", *map(str, files), "--out", str(out)]) == 0
+    line = "| r | 1000 | 2 | +2.00 ±1.41 | **+2.00** | +2.00 |"
+    assert line in capsys.readouterr().out and line in (out / "table.md").read_text()
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
 @pytest.mark.slow
 @needs_photos
 def test_suite_command_trains_resumes_and_tabulates(tmp_path):
