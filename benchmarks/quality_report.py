@@ -101,6 +101,12 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def _count_range(counts: list[int]) -> str:
+    """``3``, or ``1-3`` where looks were run with different numbers of seeds."""
+    low, high = min(counts), max(counts)
+    return str(low) if low == high else f"{low}-{high}"
+
+
 def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per (row, steps): per look the seeds' mean gain over the identity, its spread
     and seed count; the mean over looks and the worst look; the monet<->photo KIDs."""
@@ -131,8 +137,8 @@ def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "looks": looks,
                 "mean": sum(means) / len(means) if means else None,
                 "worst": min(means) if means else None,
-                "seeds": max(
-                    (n for _, _, n in looks.values()), default=len(kids[key].get("AtoB", []))
+                "seeds": _count_range(
+                    [n for _, _, n in looks.values()] or [len(kids[key].get("AtoB", []))]
                 ),
                 "kid": {d: _mean_std(v)[0] for d, v in kids[key].items()},
             }

@@ -171,6 +171,12 @@ def test_tables_of_several_invocations_combine(tmp_path, capsys):
     line = "| r | 1000 | 2 | +2.00 ±1.41 | **+2.00** | +2.00 |"
     assert line in capsys.readouterr().out and line in (out / "table.md").read_text()
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+    # A look with fewer seeds than another: the seeds column says so.
+    dusk = json.loads(files[0].read_text()) | {"pair": "dusk", "name": "r.dusk.s0"}
+    files.append(tmp_path / "dusk.jsonl")
+    files[-1].write_text(json.dumps(dusk) + "\n")
+    assert quality.main(["--table", *map(str, files)]) == 0
+    assert "| r | 1000 | 1-2 | +2.00 ±1.41 | +1.00 | **+1.50** | +1.00 |" in capsys.readouterr().out
 
 
 @pytest.mark.slow
