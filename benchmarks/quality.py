@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -153,8 +154,11 @@ def train_run(
     return {"steps": result.step, "train_s": round(seconds, 1), "interrupted": result.interrupted}
 
 
-def translate(run_dir: Path | None, images: Any, direction: str, device: str) -> Any:
-    """G(images) from the run's last checkpoint (EMA weights where the run keeps them).
+def translate(
+    run_dir: Path | None, images: Any, direction: str, device: str, steps: int | None = None
+) -> Any:
+    """G(images) from the run's last checkpoint (EMA weights where the run keeps them);
+    ``steps``: a bridge model's (UNSB's) number of predictions, None for all of them.
 
     None when the model has no such direction (a one-way task such as CUT).
     """
@@ -162,7 +166,7 @@ def translate(run_dir: Path | None, images: Any, direction: str, device: str) ->
         return images.clone()
     import i2i
 
-    translator = i2i.load(str(run_dir), device=device, batch_size=32)
+    translator = i2i.load(str(run_dir), device=device, batch_size=32, steps=steps)
     if direction not in translator.directions:
         return None
     return translator(images, direction=direction).clamp(-1, 1)
@@ -201,14 +205,16 @@ def _mean(values: Any) -> float:
     return round(float(values.mean()), 4)
 
 
-def score_look(run_dir: Path | None, data: Path, device: str, scorer: Scorer):
+def score_look(
+    run_dir: Path | None, data: Path, device: str, scorer: Scorer, steps: int | None = None
+):
     """PSNR/SSIM against the truth, the identity baseline, and KID to domain B (trainB)."""
     from i2i.eval.metrics import psnr, ssim
 
     if [p.name for p in images_in(data / "testA")] != [p.name for p in images_in(data / "testB")]:
         raise BenchmarkError(f"{data}: testA and testB must hold the same file names")
     inputs, truth = load_folder(data / "testA"), load_folder(data / "testB")
-    outputs = translate(run_dir, inputs, "AtoB", device)
+    outputs = translate(run_dir, inputs, "AtoB", device, steps)
     domain_b = load_folder(data / "trainB")
     kid, kid_std = scorer.kid(domain_b, outputs, "trainB", "testA" if run_dir is None else None)
     metrics = {
@@ -227,7 +233,9 @@ def score_look(run_dir: Path | None, data: Path, device: str, scorer: Scorer):
     return metrics, {"input": inputs, "output": outputs, "truth": truth}
 
 
-def score_monet(run_dir: Path | None, data: Path, device: str, scorer: Scorer):
+def score_monet(
+    run_dir: Path | None, data: Path, device: str, scorer: Scorer, steps: int | None = None
+):
     """KID of translations to held-out images of the other domain, each way the model has."""
     paintings, photos = load_folder(data / "testA"), load_folder(data / "testB")
     metrics: dict[str, Any] = {
@@ -239,7 +247,7 @@ def score_monet(run_dir: Path | None, data: Path, device: str, scorer: Scorer):
         ("AtoB", ("paintings", paintings), ("photos", photos), ("painting", "as photo")),
         ("BtoA", ("photos", photos), ("paintings", paintings), ("photo", "as painting")),
     ):
-        outputs = translate(run_dir, source[1], direction, device)
+        outputs = translate(run_dir, source[1], direction, device, steps)
         # Features of the untranslated sources are kept: the identity baseline reuses them.
         same = source[0] if run_dir is None else None
         kid = (None, None) if outputs is None else scorer.kid(target[1], outputs, target[0], same)
@@ -285,25 +293,31 @@ def run_config(args: argparse.Namespace) -> list[dict[str, Any]]:
             "size": args.size,
             "load_size": load_size(args.size),
             "steps": 0,
+            **({"seconds": args.seconds} if args.seconds and run_dir is not None else {}),
         }
         if run_dir is not None:
             record.update(train_run(args, data, run_dir, options, steps))
             done = record["steps"] - (records[-1]["steps"] if records else 0)
             record["it_per_s"] = round(done / max(record["train_s"], 1e-9), 2)
-        metrics, panels = score(run_dir, data, device, scorer)
-        record.update(metrics)
-        record["sheet"] = str(save_sheets(folder, record, panels))
-        record.update(
-            wall_s=round(time.perf_counter() - start, 1),
-            device=device,
-            gpu=torch.cuda.get_device_name() if device.startswith("cuda") else None,
-            run_dir=str(run_dir) if run_dir else None,
-            torch=torch.__version__,
-        )
-        records.append(record)
-        with (folder / "result.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        print(json.dumps(record), flush=True)
+        # A bridge model (UNSB) is scored once per sampling step count, each as its own row.
+        for sampled in args.sample_steps or [None]:
+            scored = dict(record)
+            if sampled is not None:
+                scored.update(row=f"{record['row']}-{sampled}step", sample_steps=sampled)
+            metrics, panels = score(run_dir, data, device, scorer, sampled)
+            scored.update(metrics)
+            scored["sheet"] = str(save_sheets(folder, scored, panels))
+            scored.update(
+                wall_s=round(time.perf_counter() - start, 1),
+                device=device,
+                gpu=torch.cuda.get_device_name() if device.startswith("cuda") else None,
+                run_dir=str(run_dir) if run_dir else None,
+                torch=torch.__version__,
+            )
+            records.append(scored)
+            with (folder / "result.jsonl").open("a") as f:
+                f.write(json.dumps(scored) + "\n")
+            print(json.dumps(scored), flush=True)
         if record.get("interrupted"):
             break  # a wall-time budget ran out: later milestones were not reached
     return records
@@ -398,6 +412,8 @@ def child_command(
         "--shared-data", args.shared_data,
     ]  # fmt: skip
     command += ["--lr-decay"] if job.get("lr_decay") else []
+    if job.get("sample_steps"):
+        command += ["--sample-steps", ",".join(map(str, job["sample_steps"]))]
     return command + (["--seconds", str(job["seconds"])] if job.get("seconds") else [])
 
 
@@ -526,19 +542,21 @@ def _row(record: dict[str, Any]) -> str:
 
 def write_summary(out: Path, records: list[dict[str, Any]], spec: dict[str, Any]) -> None:
     """``table.md`` (the suite's table when ``spec`` has looks, else the grid's) and one
-    combined sheet per pair: its inputs, each configuration's outputs (its lowest seed), its
-    truth."""
+    combined sheet per pair: its inputs, each configuration's outputs (its lowest seed, its
+    last milestone), its truth."""
     looks = spec.get("looks")
     (out / "table.md").write_text(suite_table(records, looks) if looks else grid_table(records))
     for pair in sorted({r["pair"] for r in records}):
         ours = [r for r in records if r["pair"] == pair]
-        last = max((r.get("steps", 0) for r in ours), default=0)
         drawn = sorted((r for r in ours if "sheet" in r), key=_seed, reverse=True)
         first_seed = {_row(r): _seed(r) for r in drawn}
+        last: dict[str, int] = defaultdict(int)
+        for r in drawn:
+            last[_row(r)] = max(last[_row(r)], r.get("steps", 0))
         shown = [
             r
             for r in ours
-            if r.get("steps", 0) in (0, last) and _seed(r) == first_seed.get(_row(r))
+            if r.get("steps", 0) == last[_row(r)] and _seed(r) == first_seed.get(_row(r))
         ]
         sheet = combined_sheet(shown, pair, label="row" if looks else "name")
         if sheet is not None:
@@ -566,6 +584,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help="stop training after this many seconds (equal wall time; --steps stays a cap)",
+    )
+    p.add_argument(
+        "--sample-steps",
+        type=lambda text: [int(k) for k in text.split(",")],
+        default=None,
+        help="a bridge model (UNSB): score at each of these sampling step counts, e.g. 1,5; "
+        "each is a row of its own (in a suite file: the row's 'sample_steps')",
     )
     p.add_argument("--size", dest="size_given", type=int, default=None,
                    help="crop size; images are stored at 9/8 of it (default 64)")  # fmt: skip

@@ -108,15 +108,20 @@ def _count_range(counts: list[int]) -> str:
 
 
 def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (row, steps): per look the seeds' mean gain over the identity, its spread
-    and seed count; the mean over looks and the worst look; the monet<->photo KIDs."""
-    gains: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    kids: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    order: list[tuple[str, int]] = []
+    """One entry per (row, steps) or (row, wall-time budget): per look the seeds' mean gain over
+    the identity, its spread and seed count; the mean over looks and the worst look; the
+    monet<->photo KIDs. A budgeted row's steps are what its runs reached (their mean)."""
+    Key = tuple[str, int, float]
+    gains: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    kids: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    reached: dict[Key, list[int]] = defaultdict(list)
+    order: list[Key] = []
     for r in records:
         if "error" in r or r.get("task") == "identity":
             continue
-        key = (r["row"], r["steps"])
+        budget = r.get("seconds") or 0.0
+        key = (r["row"], 0 if budget else r["steps"], budget)
+        reached[key].append(r["steps"])
         if key not in order:
             order.append(key)
         if is_look(r["pair"]):
@@ -126,14 +131,14 @@ def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if r.get(f"kid_{direction}") is not None:
                     kids[key][direction].append(r[f"kid_{direction}"])
     summary = []
-    rows = list(dict.fromkeys(row for row, _ in order))
-    for key in sorted(order, key=lambda k: (rows.index(k[0]), k[1])):
+    rows = list(dict.fromkeys(key[0] for key in order))
+    for key in sorted(order, key=lambda k: (rows.index(k[0]), k[2], k[1])):
         looks = {look: (*_mean_std(values), len(values)) for look, values in gains[key].items()}
         means = [m for m, _, _ in looks.values()]
         summary.append(
             {
                 "row": key[0],
-                "steps": key[1],
+                "steps": key[1] or f"{key[2]:g} s (~{sum(reached[key]) / len(reached[key]):.0f})",
                 "looks": looks,
                 "mean": sum(means) / len(means) if means else None,
                 "worst": min(means) if means else None,
@@ -193,6 +198,12 @@ def _panels(columns: dict[str, Any]) -> list[tuple[list[str], list[Any]]]:
     return panels
 
 
+def _tag(record: dict[str, Any]) -> str:
+    """The milestone, and a bridge model's sampling steps where the record has them."""
+    sampled = record.get("sample_steps")
+    return f"{record['steps']}" + (f"_{sampled}step" if sampled else "")
+
+
 def save_sheets(folder: Path, record: dict[str, Any], columns: dict[str, Any]) -> Path:
     """``sheet.png`` (the first images of each column) and one strip per column, kept for the
     combined sheets."""
@@ -200,11 +211,11 @@ def save_sheets(folder: Path, record: dict[str, Any], columns: dict[str, Any]) -
 
     from i2i.viz import image_grid
 
-    sheet = folder / f"sheet_{record['steps']}.png"
+    sheet = folder / f"sheet_{_tag(record)}.png"
     shown = {title: images[:SHEET_IMAGES] for title, images in columns.items()}
     image_grid(_panels(shown), caption=caption(record), min_tile=144).save(sheet)
     for title, images in columns.items():
-        strip = folder / f"strip_{record['steps']}_{title.replace(' ', '_')}.pt"
+        strip = folder / f"strip_{_tag(record)}_{title.replace(' ', '_')}.pt"
         torch.save(images[:GRID_IMAGES].clone(), strip)
     return sheet
 
@@ -212,7 +223,7 @@ def save_sheets(folder: Path, record: dict[str, Any], columns: dict[str, Any]) -
 def _strip(record: dict[str, Any], column: str) -> Any:
     import torch
 
-    name = f"strip_{record['steps']}_{column.replace(' ', '_')}.pt"
+    name = f"strip_{_tag(record)}_{column.replace(' ', '_')}.pt"
     path = Path(record["sheet"]).parent / name
     return torch.load(path, weights_only=True) if path.is_file() else None
 

@@ -211,3 +211,45 @@ def test_suite_command_trains_resumes_and_tabulates(tmp_path):
     table = (out / "table.md").read_text()
     assert "| quality | 2 |" in table and "| quality | 4 |" in table
     assert (out / "sheet_dusk.png").is_file()
+
+
+def test_rows_at_equal_wall_time_group_by_their_budget():
+    """Runs stopped by a time budget reach different steps per look: they are one row, its
+    steps column the budget and the steps reached."""
+    records = [
+        {
+            "row": "cut",
+            "name": f"cut.{pair}.s0",
+            "pair": pair,
+            "seed": 0,
+            "steps": steps,
+            "seconds": 300.0,
+            "task": "cut",
+            "psnr_vs_identity": gain,
+        }
+        for pair, steps, gain in (("film", 600, 1.0), ("dusk", 640, -2.0))
+    ]
+    [entry] = quality_report.suite_summary(records)
+    assert entry["steps"] == "300 s (~620)" and entry["mean"] == pytest.approx(-0.5)
+    assert "| cut | 300 s (~620) | 1 | +1.00 | -2.00 | **-0.50** |" in (
+        quality_report.suite_table(records, ["film", "dusk"])
+    )
+
+
+@pytest.mark.slow
+@needs_photos
+def test_a_bridge_model_is_scored_at_each_sampling_step_count(tmp_path):
+    """UNSB at 1 and at 5 predictions from one training: two rows, two sheets."""
+    out = tmp_path / "run"
+    assert quality.main(["--child", "--name", "u", "--row", "unsb", "--task", "unsb",
+                         "--pair", "dusk", "--steps", "2", "--size", "32", "--device", "cpu",
+                         "--base-json", json.dumps({"ngf": 8, "ndf": 8, "gen": "resnet6"}),
+                         "--sample-steps", "1,5", "--out", str(out), "--cache", str(tmp_path),
+                         "--shared-data", str(SHARED)]) == 0  # fmt: skip
+    records = [json.loads(line) for line in (out / "result.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["sample_steps"], r["steps"]) for r in records] == [
+        ("unsb-1step", 1, 2),
+        ("unsb-5step", 5, 2),
+    ]
+    assert {Path(r["sheet"]).name for r in records} == {"sheet_2_1step.png", "sheet_2_5step.png"}
+    assert (out / "strip_2_5step_output.pt").is_file()
