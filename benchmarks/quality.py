@@ -384,7 +384,7 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
                         "seed": seed,
                     }
                 )
-    suite["looks"] = looks
+    suite["looks"] = [pair for pair in looks if is_look(pair)]  # monet2photo is a KID column
     return suite, jobs
 
 
@@ -545,7 +545,8 @@ def write_summary(out: Path, records: list[dict[str, Any]], spec: dict[str, Any]
     combined sheet per pair: its inputs, each configuration's outputs (its lowest seed, its
     last milestone), its truth."""
     looks = spec.get("looks")
-    (out / "table.md").write_text(suite_table(records, looks) if looks else grid_table(records))
+    suite = looks is not None
+    (out / "table.md").write_text(suite_table(records, looks) if suite else grid_table(records))
     for pair in sorted({r["pair"] for r in records}):
         ours = [r for r in records if r["pair"] == pair]
         drawn = sorted((r for r in ours if "sheet" in r), key=_seed, reverse=True)
@@ -558,7 +559,7 @@ def write_summary(out: Path, records: list[dict[str, Any]], spec: dict[str, Any]
             for r in ours
             if r.get("steps", 0) == last[_row(r)] and _seed(r) == first_seed.get(_row(r))
         ]
-        sheet = combined_sheet(shown, pair, label="row" if looks else "name")
+        sheet = combined_sheet(shown, pair, label="row" if suite else "name")
         if sheet is not None:
             sheet.save(out / f"sheet_{pair}.png")
 

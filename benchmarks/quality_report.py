@@ -162,10 +162,8 @@ def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
         f"{identity[look]['identity_psnr']:.2f} dB" if look in identity else "-" for look in looks
     ]
     monet = identity.get(MONET, {})
-    lines.append(
-        f"| *identity* (PSNR to the truth) | - | - | {' | '.join(cells)} | 0 | 0 | "
-        f"{milli(monet.get('kid_AtoB_identity'))} | {milli(monet.get('kid_BtoA_identity'))} |"
-    )
+    kids = [milli(monet.get("kid_AtoB_identity")), milli(monet.get("kid_BtoA_identity"))]
+    lines.append(_line(["*identity* (PSNR to the truth)", "-", "-", *cells, "0", "0", *kids]))
     for entry in suite_summary(records):
         cells = []
         for look in looks:
@@ -176,12 +174,15 @@ def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
             cells.append(f"{mean:+.2f} ±{std:.2f}" if n > 1 else f"{mean:+.2f}")
         mean = "-" if entry["mean"] is None else f"**{entry['mean']:+.2f}**"
         worst = "-" if entry["worst"] is None else f"{entry['worst']:+.2f}"
+        kids = [milli(entry["kid"].get("AtoB")), milli(entry["kid"].get("BtoA"))]
         lines.append(
-            f"| {entry['row']} | {entry['steps']} | {entry['seeds']} | {' | '.join(cells)} | "
-            f"{mean} | {worst} | "
-            f"{milli(entry['kid'].get('AtoB'))} | {milli(entry['kid'].get('BtoA'))} |"
+            _line([entry["row"], entry["steps"], entry["seeds"], *cells, mean, worst, *kids])
         )
     return "\n".join(lines) + "\n"
+
+
+def _line(cells: list[Any]) -> str:
+    return "| " + " | ".join(map(str, cells)) + " |"
 
 
 # -- sheets -----------------------------------------------------------------------------------

@@ -125,6 +125,20 @@ def test_suite_jobs_cover_rows_looks_and_seeds(tmp_path):
     assert jobs[-1]["steps"] == [1000]
     args = quality.parse_args(["--suite", str(suite), "--looks", "dusk", "--seeds", "2"])
     assert [j["name"] for j in quality.suite_jobs(args)[1]][1:] == ["a.dusk.s2", "b.dusk.s2"]
+    # monet <-> photo alone: a pair with KID columns, not a look.
+    args = quality.parse_args(["--suite", str(suite), "--looks", "monet2photo", "--rows", "b"])
+    spec, jobs = quality.suite_jobs(args)
+    assert spec["looks"] == [] and [j["name"] for j in jobs] == [
+        "identity.monet2photo",
+        "b.monet2photo.s0",
+    ]
+    monet = {"row": "b", "name": "b.monet2photo.s0", "pair": "monet2photo", "task": "cut",
+             "steps": 1000, "kid_AtoB": 0.0685, "kid_BtoA": None}  # fmt: skip
+    identity = {"row": "identity", "name": "identity.monet2photo", "pair": "monet2photo",
+                "task": "identity", "steps": 0, "kid_AtoB_identity": 0.075}  # fmt: skip
+    quality.write_summary(tmp_path, [identity, monet], spec)
+    table = (tmp_path / "table.md").read_text()
+    assert "| b | 1000 | 1 | - | - | 68.5 | - |" in table and "| 75.0 |" in table
 
 
 def test_suite_table_averages_seeds_and_looks():
