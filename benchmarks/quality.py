@@ -72,19 +72,20 @@ def parse_opts(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def parse_steps(text: str | int | list[int]) -> list[int]:
-    """Milestones from ``1000,5000`` (or a number, or a list): ascending, positive."""
-    if isinstance(text, int):
-        values = [text]
-    elif isinstance(text, list):
+def parse_steps(text: str | int | list[int], option: str = "--steps") -> list[int]:
+    """Step counts from ``1000,5000`` (or a number, or a list): ascending, positive; ``option``
+    names where they came from in the error."""
+    if isinstance(text, list):
         values = text
+    elif isinstance(text, int) and not isinstance(text, bool):
+        values = [text]
     else:
         try:
             values = [int(v) for v in str(text).split(",") if v.strip()]
         except ValueError:
-            raise BenchmarkError(f"--steps takes numbers like 1000,5000; got {text!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise BenchmarkError(f"--steps needs positive step counts; got {text!r}")
+            raise BenchmarkError(f"{option} takes numbers like 1000,5000; got {text!r}") from None
+    if not values or any(type(v) is not int or v <= 0 for v in values):
+        raise BenchmarkError(f"{option} needs positive step counts; got {text!r}")
     return sorted(set(values))
 
 
@@ -373,6 +374,12 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
     jobs = [{"name": f"identity.{pair}", "row": "identity", "task": "identity", "pair": pair}
             for pair in pairs]  # fmt: skip
     for row in rows:
+        where = f"{args.suite}: row {row['name']!r}:"
+        if "sample_steps" in row:
+            parse_steps(row["sample_steps"], f"{where} sample_steps")
+        seconds = row.get("seconds")
+        if seconds is not None and (type(seconds) not in (int, float) or not 0 < seconds < 1e7):
+            raise BenchmarkError(f"{where} seconds must be a positive number; got {seconds!r}")
         for pair in pairs:
             for seed in seeds or row.get("seeds", suite.get("seeds", [0])):
                 jobs.append(
@@ -588,7 +595,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--sample-steps",
-        type=lambda text: [int(k) for k in text.split(",")],
         default=None,
         help="a bridge model (UNSB): score at each of these sampling step counts, e.g. 1,5; "
         "each is a row of its own (in a suite file: the row's 'sample_steps')",
@@ -665,6 +671,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.steps = ",".join(map(str, parse_steps(args.steps)))
             return run_jobs(args, spec, jobs)
         args.milestones = parse_steps(args.steps or 1800)
+        if args.sample_steps is not None:
+            args.sample_steps = parse_steps(args.sample_steps, "--sample-steps")
         records = run_config(args)
         if not args.child:
             last = records[-1]

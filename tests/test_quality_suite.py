@@ -125,6 +125,20 @@ def test_suite_jobs_cover_rows_looks_and_seeds(tmp_path):
     assert jobs[-1]["steps"] == [1000]
     args = quality.parse_args(["--suite", str(suite), "--looks", "dusk", "--seeds", "2"])
     assert [j["name"] for j in quality.suite_jobs(args)[1]][1:] == ["a.dusk.s2", "b.dusk.s2"]
+    # A row's wall-time budget and sampling step counts are checked before anything trains.
+    for bad, message in (
+        ({"sample_steps": []}, "sample_steps needs positive"),
+        ({"sample_steps": [1, "x"]}, "sample_steps needs positive"),
+        ({"sample_steps": "1,x"}, "sample_steps takes numbers"),
+        ({"seconds": "abc"}, "seconds must be a positive number"),
+        ({"seconds": -1}, "seconds must be a positive number"),
+    ):
+        spec["rows"][1] = {"name": "b", "task": "unsb", **bad}
+        suite.write_text(json.dumps(spec))
+        with pytest.raises(quality_data.BenchmarkError, match=f"row 'b': {message}"):
+            quality.suite_jobs(quality.parse_args(["--suite", str(suite)]))
+    spec["rows"][1] = {"name": "b", "task": "cut", "seeds": [0], "steps": [1000]}
+    suite.write_text(json.dumps(spec))
     # monet <-> photo alone: a pair with KID columns, not a look.
     args = quality.parse_args(["--suite", str(suite), "--looks", "monet2photo", "--rows", "b"])
     spec, jobs = quality.suite_jobs(args)
