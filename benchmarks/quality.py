@@ -25,6 +25,7 @@ stdout (progress goes to stderr). See benchmarks/README.md for the fields and th
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -432,14 +433,60 @@ def _last_line(path: Path) -> str:
     return lines[-1] if len(lines[-1]) <= 240 else lines[-1][:240] + "..."
 
 
-def run_child(command: list[str], folder: Path, job: dict) -> list[dict[str, Any]]:
+def hold_folder(folder: Path) -> int:
+    """Lock ``folder`` for this process's life (the descriptor stays open): two runs into one
+    ``--out`` or ``--work`` would interleave and overwrite each other's results."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".quality-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BenchmarkError(
+            f"another quality.py run is writing to {folder}; give this one another folder"
+        ) from None
+    return fd
+
+
+class Children:
+    """The running child processes, so that a stopped parent (Ctrl-C, SIGTERM) stops them too
+    instead of leaving them training into its folders."""
+
+    def __init__(self) -> None:
+        self.running: set[subprocess.Popen] = set()
+        self.stopped = False
+        self.lock = threading.Lock()
+
+    def run(self, command: list[str], out: Any) -> int | None:
+        """The child's exit status; None when the parent stops before it starts."""
+        with self.lock:
+            if self.stopped:
+                return None
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+            self.running.add(process)
+        try:
+            return process.wait()
+        finally:
+            with self.lock:
+                self.running.discard(process)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            for process in self.running:
+                process.terminate()
+
+
+def run_child(
+    command: list[str], folder: Path, job: dict, children: Children
+) -> list[dict[str, Any]]:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "log.txt"
     start = time.perf_counter()
     with log.open("w") as out:
-        status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+        returncode = children.run(command, out)
     result = folder / "result.jsonl"
-    if status.returncode == 0 and result.is_file():
+    if returncode == 0 and result.is_file():
         return [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
     keys = ("name", "row", "pair", "task", "options", "seed")
     return [
@@ -475,8 +522,20 @@ def run_jobs(args: argparse.Namespace, spec: dict[str, Any], jobs: list[dict]) -
     """Run ``jobs`` as child processes, ``--jobs`` at a time; keep ``OUT``'s results, tables
     and sheets current after every finished job."""
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work or tempfile.mkdtemp(prefix="i2i_quality_work_"))
+    held = [hold_folder(out)]
+    try:
+        held.append(hold_folder(work))
+        records = _run_held(args, spec, jobs, out, work)
+    finally:
+        for fd in held:
+            os.close(fd)
+    return 1 if all("error" in r for r in records) else 0
+
+
+def _run_held(
+    args: argparse.Namespace, spec: dict[str, Any], jobs: list[dict], out: Path, work: Path
+) -> list[dict[str, Any]]:
     results = out / "results.jsonl"
     results.write_text("")
     size = args.size_given or spec.get("size", 64)
@@ -491,44 +550,14 @@ def run_jobs(args: argparse.Namespace, spec: dict[str, Any], jobs: list[dict]) -
         file=sys.stderr,
         flush=True,
     )
-    start, records, finished_jobs = time.perf_counter(), [], 0
-    order = [j["name"] for j in jobs]
-    with ThreadPoolExecutor(parallel) as pool:
-        pending: dict[Future, dict] = {
-            pool.submit(
-                run_child,
-                child_command(args, spec, j, work / j["name"], threads),
-                work / j["name"],
-                j,
-            ): j
-            for j in jobs
-        }
-        while pending:
-            finished, _ = wait(pending, timeout=args.status_every, return_when=FIRST_COMPLETED)
-            if not finished:
-                running = [work / j["name"] for j in pending.values()]
-                print(
-                    status_line(running, time.perf_counter() - start), file=sys.stderr, flush=True
-                )
-            for future in finished:
-                job = pending.pop(future)
-                finished_jobs += 1
-                new = future.result()
-                records += new
-                with results.open("a") as f:
-                    f.writelines(json.dumps(r) + "\n" for r in new)
-                for r in new:
-                    print(json.dumps(r), flush=True)
-                last = new[-1]
-                summary = f"FAILED {last['error']}" if "error" in last else caption(last)
-                elapsed = time.perf_counter() - start
-                print(
-                    f"[{finished_jobs}/{len(jobs)} {elapsed:.0f}s] {job['name']}: {summary}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                records.sort(key=lambda r: (order.index(r["name"]), r.get("steps", 0)))
-                write_summary(out, records, spec)
+    start, children = time.perf_counter(), Children()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
+    try:
+        records = _run_children(args, spec, jobs, out, work, children, threads, start)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     results.write_text("".join(json.dumps(r) + "\n" for r in records))
     failed = sum("error" in r for r in records)
     print(
@@ -536,7 +565,83 @@ def run_jobs(args: argparse.Namespace, spec: dict[str, Any], jobs: list[dict]) -
         file=sys.stderr,
         flush=True,
     )
-    return 1 if failed == len(records) else 0
+    return records
+
+
+def _run_children(
+    args: argparse.Namespace,
+    spec: dict[str, Any],
+    jobs: list[dict],
+    out: Path,
+    work: Path,
+    children: Children,
+    threads: int,
+    start: float,
+) -> list[dict[str, Any]]:
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        pending: dict[Future, dict] = {
+            pool.submit(
+                run_child,
+                child_command(args, spec, j, work / j["name"], threads),
+                work / j["name"],
+                j,
+                children,
+            ): j
+            for j in jobs
+        }
+        try:
+            records = _collect(args, spec, jobs, pending, work, out, start)
+        except BaseException:
+            children.stop()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return records
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM ends the parent as Ctrl-C does: its children are stopped on the way out."""
+    raise SystemExit(128 + signum)
+
+
+def _collect(
+    args: argparse.Namespace,
+    spec: dict[str, Any],
+    jobs: list[dict],
+    pending: dict[Future, dict],
+    work: Path,
+    out: Path,
+    start: float,
+) -> list[dict[str, Any]]:
+    """Wait for the jobs; append each one's records to ``OUT/results.jsonl`` as it finishes,
+    keep the table and sheets current, and print where the unfinished runs are."""
+    results, order = out / "results.jsonl", [j["name"] for j in jobs]
+    records: list[dict[str, Any]] = []
+    finished_jobs = 0
+    while pending:
+        finished, _ = wait(pending, timeout=args.status_every, return_when=FIRST_COMPLETED)
+        if not finished:
+            running = [work / j["name"] for j in pending.values()]
+            print(status_line(running, time.perf_counter() - start), file=sys.stderr, flush=True)
+        for future in finished:
+            job = pending.pop(future)
+            finished_jobs += 1
+            new = future.result()
+            records += new
+            with results.open("a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in new)
+            for r in new:
+                print(json.dumps(r), flush=True)
+            last = new[-1]
+            summary = f"FAILED {last['error']}" if "error" in last else caption(last)
+            elapsed = time.perf_counter() - start
+            print(
+                f"[{finished_jobs}/{len(jobs)} {elapsed:.0f}s] {job['name']}: {summary}",
+                file=sys.stderr,
+                flush=True,
+            )
+            records.sort(key=lambda r: (order.index(r["name"]), r.get("steps", 0)))
+            write_summary(out, records, spec)
+    return records
 
 
 def _seed(record: dict[str, Any]) -> int:

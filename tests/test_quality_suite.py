@@ -4,6 +4,7 @@ data sets whose truth is exactly the look of the input, the suite's jobs and its
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +282,80 @@ def test_a_bridge_model_is_scored_at_each_sampling_step_count(tmp_path):
     ]
     assert {Path(r["sheet"]).name for r in records} == {"sheet_2_1step.png", "sheet_2_5step.png"}
     assert (out / "strip_2_5step_output.pt").is_file()
+
+
+def _one_look_suite(tmp_path: Path) -> Path:
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"looks": ["dusk"], "monet": False, "rows": [{"name": "a"}]}))
+    return suite
+
+
+def test_two_suite_runs_never_share_a_folder(tmp_path, capsys):
+    """A second run into a folder another run is writing to stops at once, in one line, and
+    leaves the first run's results alone."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    (out / "results.jsonl").parent.mkdir()
+    (out / "results.jsonl").write_text('{"kept": true}\n')
+    for held in (out, work):
+        fd = quality.hold_folder(held)
+        try:
+            argv = ["--suite", str(_one_look_suite(tmp_path)), "--out", str(out),
+                    "--work", str(work), "--cache", str(tmp_path / "cache")]  # fmt: skip
+            assert quality.main(argv) == 2
+        finally:
+            os.close(fd)
+        error = capsys.readouterr().err
+        assert f"another quality.py run is writing to {held}" in error
+        assert (out / "results.jsonl").read_text() == '{"kept": true}\n'
+
+
+_STOPPED_PARENT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {benchmarks!r})
+import quality
+folder = Path({folder!r})
+quality.dataset = lambda *args: None
+quality.child_command = lambda args, spec, job, where, threads: [
+    sys.executable, "-c",
+    f"import os, time; open({{str(folder / job['name'])!r}}, 'w').write(str(os.getpid())); "
+    "time.sleep(120)",
+]
+sys.exit(quality.main(sys.argv[1:]))
+"""
+
+
+def test_a_stopped_suite_run_stops_its_children(tmp_path):
+    """SIGTERM (or Ctrl-C) to the parent stops the runs it started and starts no more:
+    none is left training into its folders."""
+    import signal
+    import time
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = tmp_path / "parent.py"
+    script.write_text(_STOPPED_PARENT.format(benchmarks=str(ROOT / "benchmarks"), folder=str(pids)))
+    command = [sys.executable, str(script), "--suite", str(_one_look_suite(tmp_path)),
+               "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--jobs", "1"]  # fmt: skip
+    parent = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not [p for p in pids.iterdir() if p.read_text()]:
+        assert time.monotonic() < deadline and parent.poll() is None, parent.stderr.read()
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 128 + signal.SIGTERM
+    started = [int(p.read_text()) for p in pids.iterdir()]
+    assert len(started) == 1  # the second job (of two) was never started
+    for pid in started:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+            assert time.monotonic() < deadline, f"child {pid} still running"
+            time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter (zombies count as stopped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
