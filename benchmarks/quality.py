@@ -142,16 +142,23 @@ def train_run(
     if resume:
         merged["resume"] = str(run_dir)
     start = time.perf_counter()
-    timer = None
+    timer, budget_spent = None, threading.Event()
     if args.seconds:
         # Equal wall time: at the budget, the trainer's own Ctrl-C path stops and saves.
-        timer = threading.Timer(args.seconds, os.kill, (os.getpid(), signal.SIGINT))
+        def spend_budget() -> None:
+            budget_spent.set()
+            os.kill(os.getpid(), signal.SIGINT)
+
+        timer = threading.Timer(args.seconds, spend_budget)
         timer.start()
     try:
         result = train(args.task, **merged)
     finally:
         if timer is not None:
             timer.cancel()
+    if result.interrupted and not budget_spent.is_set():
+        # Stopped from outside (Ctrl-C, SIGTERM, the suite's parent): no milestone to score.
+        raise BenchmarkError(f"stopped at step {result.step}, before milestone {steps}")
     seconds = time.perf_counter() - start
     return {"steps": result.step, "train_s": round(seconds, 1), "interrupted": result.interrupted}
 

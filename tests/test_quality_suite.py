@@ -359,3 +359,38 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def _tiny_child(out: Path, cache: Path, *extra: str) -> list[str]:
+    return ["--child", "--name", "c", "--task", "cyclegan", "--pair", "dusk", "--size", "32",
+            "--device", "cpu", "--base-json", json.dumps({"ngf": 8, "ndf": 8, "gen": "resnet6"}),
+            "--out", str(out), "--cache", str(cache), "--shared-data", str(SHARED),
+            *extra]  # fmt: skip
+
+
+@pytest.mark.slow
+@needs_photos
+def test_a_wall_time_budget_is_scored_and_an_outside_stop_is_not(tmp_path):
+    """``--seconds``: the run stops at its budget and is scored at the step it reached. A stop
+    from outside (SIGTERM, Ctrl-C) is not a budget: the child ends with one line, unscored."""
+    import signal
+    import time
+
+    argv = _tiny_child(tmp_path / "c", tmp_path, "--steps", "100000", "--seconds", "3")
+    assert quality.main(argv) == 0
+    (record,) = [json.loads(line) for line in (tmp_path / "c" / "result.jsonl").open()]
+    assert record["interrupted"] and record["seconds"] == 3 and 0 < record["steps"] < 100000
+    assert "psnr" in record
+
+    out = tmp_path / "stopped"
+    argv = _tiny_child(out, tmp_path, "--steps", "100000")  # the same data, built once
+    child = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "quality.py"), *argv],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    losses, deadline = out / "run" / "losses.jsonl", time.monotonic() + 300
+    while not (losses.is_file() and losses.stat().st_size):  # the training loop is running
+        assert time.monotonic() < deadline and child.poll() is None, child.stderr.read()
+        time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=120) == 2
+    assert "error: stopped at step" in child.stderr.read()
+    assert not (out / "result.jsonl").exists()
