@@ -153,6 +153,8 @@ def seeded_noise(seed: int, device: torch.device | str) -> Noise:
     Drawn on the CPU for one image and repeated over the batch, so an image translates the
     same alone or in a batch, on any device and with either backend.
     """
+    if not 0 <= int(seed) < 2**63:
+        raise InvalidArgumentError(f"--seed must be from 0 to 2**63 - 1, got {seed}")
     generator = torch.Generator().manual_seed(int(seed))
 
     def draw(shape: Sequence[int]) -> torch.Tensor:

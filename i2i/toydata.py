@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from i2i.core.errors import InvalidArgumentError
+
 __all__ = ["cached_folder", "make_toy_unpaired", "toy_dataset_dir"]
 
 # Bump when the drawing changes, so cached copies are regenerated instead of silently reused.
@@ -154,8 +156,14 @@ def cached_folder(name: str, version: str, build: Callable[[Path], object]) -> P
     target = _cache_home() / name
     if _is_current(target, stamp_text):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    except OSError as error:
+        raise InvalidArgumentError(
+            f"cannot write the cache folder {target.parent} ({error.strerror or error}); set "
+            f"I2I_HOME to a folder you can write"
+        ) from None
     try:
         build(tmp)
         (tmp / _STAMP).write_text(stamp_text)

@@ -119,7 +119,8 @@ def line_charts(
             continue
         x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
         y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1e-8)
+        x1 = x1 if x1 > x0 else x0 + 1
+        y1 = y1 if y1 > y0 else y0 + max(abs(y0) * 1e-6, 1e-8)  # a flat line, whatever its scale
         draw.text((ox + 2, top - 4), _nice(y1), fill=INK, font=font)
         draw.text((ox + 2, bottom - 8), _nice(y0), fill=INK, font=font)
         draw.text((left, bottom + 4), f"{x_label} {_nice(x0)}", fill=INK, font=font)

@@ -519,6 +519,49 @@ def _onnx_config(graph: dict) -> Callable[[dict], None]:
     return prepare
 
 
+def _model_with(extra: Callable[[dict], Any]) -> Callable[[dict], None]:
+    """``out`` holds a copy of the exported model, plus what ``extra`` puts there."""
+
+    def prepare(w: dict) -> None:
+        shutil.copytree(w["model"], w["out"])
+        extra(w)
+
+    return prepare
+
+
+def _gone(folder: Path) -> None:
+    assert not folder.exists(), sorted(p.name for p in folder.iterdir())
+
+
+def _no_memory(task: Any) -> None:
+    raise RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you "
+        "tried to allocate 4831838208 bytes"
+    )
+
+
+def _seeded_noise(seed: int) -> Any:
+    from i2i.bridge import seeded_noise
+
+    return seeded_noise(seed, "cpu")
+
+
+def _line_charts(series: dict) -> Any:
+    from i2i.viz import line_charts
+
+    return line_charts(series)
+
+
+def _nan_weights(w: dict) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = w["model"] / "model.safetensors"
+    weights = load_file(str(path))
+    key = next(k for k in sorted(weights) if k.startswith("AtoB.") and weights[k].ndim == 4)
+    weights[key][0, 0, 0, 0] = float("nan")
+    save_file(weights, str(path), metadata={"format": "pt", "i2i_format": "i2i-model"})
+
+
 ROWS = [
     # 1. A run trained with --recipe resumes: the CLI, the Ctrl-C hint, Python, the README's run
     Row("1-recipe-run-resumes", _resume("recipe_run", "--max-steps", "2"), expect="Finished 2",
@@ -708,7 +751,7 @@ ROWS = [
     Row("7-demo-port-out-of-range", lambda w: ["demo", str(w["model"]), "--port", "99999"],
         expect="99999 is not in the range 1<=x<=65535", code=2),
     Row("7-demo-max-upload-not-a-size", lambda w: ["demo", str(w["model"]), "--max-upload", "abc"],
-        expect="--max-upload must be a size such as 25mb"),
+        expect="--max-upload must be a size from 1kb, such as 25mb"),
     Row("7-demo-domain-names-make-safe-file-names", api=_demo_examples_stay_in_their_folder, code=0),
     # 8. Minor
     Row("8-animated-gif-says-it-gave-one-frame", _apply("model", "anim.gif"),
@@ -777,6 +820,61 @@ ROWS = [
         lambda w: ["convert", "official", str(w["tmp"] / "g.pth"), "--gen", "resnet6", "-o",
                    str(w["out"])], prepare=lambda w: os.mkfifo(w["tmp"] / "g.pth"),
         expect="is not a regular file"),
+    # y. The second hostile pass: lost files, diverged trainings, folders left behind
+    Row("y-export-overwrite-keeps-the-run-it-exports",
+        lambda w: ["export", str(w["out"] / "run"), "-o", str(w["out"]), "--overwrite"],
+        prepare=_model_with(lambda w: shutil.copytree(w["run"], w["out"] / "run")),
+        expect="holds 'run', which is not part of a model"),
+    Row("y-export-overwrite-keeps-other-files", lambda w: [*_export()(w), "--overwrite"],
+        prepare=_model_with(lambda w: _put_files("out", "notes.txt", "photo.png")(w)),
+        expect="holds 'notes.txt' and 1 more, which is not part of a model"),
+    Row("y-export-overwrite-replaces-a-model", lambda w: [*_export()(w), "--overwrite"],
+        prepare=_model_with(lambda w: None), code=0, expect="model written to",
+        writes=("out",), check=_written("config.json", "model.safetensors")),
+    Row("y-eval-into-the-test-images",
+        lambda w: ["eval", str(w["model"]), "--data", str(w["data"]), "-o",
+                   str(w["data"] / "testA"), "--extractor", "nope"],
+        expect="is inside --data"),
+    Row("y-eval-into-a-folder-of-files",
+        lambda w: ["eval", str(w["model"]), "--data", str(w["data"]), "-o", str(w["out"]),
+                   "--extractor", "nope"],
+        prepare=_put_files("out", "index.html"), expect="holds 'index.html', which is not part"),
+    Row("y-eval-replaces-its-own-report",
+        lambda w: ["eval", str(w["model"]), "--data", str(w["data"]), "-o", str(w["out"]),
+                   "--extractor", "nope"],
+        prepare=_put_files("out", "index.html", "metrics.json", "AtoB.png"),
+        expect="unknown feature_extractor 'nope'"),
+    Row("y-a-training-that-diverges-stops-and-leaves-nothing",
+        _train("--lr", "1e12", "--log-every", "1", "--max-steps", "6"),
+        expect="training diverged by step", check=lambda w: _gone(w["out"])),
+    Row("y-a-run-failing-at-its-first-step-leaves-nothing", _train("--gen", "unet256"),
+        expect="needs height and width divisible by 256", check=lambda w: _gone(w["out"])),
+    Row("y-out-of-memory-is-one-line", _train(),
+        patch=lambda m, w: m.setattr("i2i.train.trainer.BatchAugmentation.for_task", _no_memory),
+        expect="can't allocate memory: you tried to allocate 4831838208 bytes); use smaller",
+        check=lambda w: _gone(w["out"])),
+    Row("y-augment-that-resizes", _train("--augment", "scale_width"),
+        expect="--augment 'scale_width' sets the training size"),
+    Row("y-adam-beta-of-2", _train("--beta1", "2"), expect="--beta1 must be below 1, got 2.0"),
+    Row("y-ema-decay-of-1.5", _train("--ema-decay", "1.5"), expect="--ema-decay must be below 1"),
+    Row("y-bridge-seed-too-large", api=lambda w: _seeded_noise(2**70),
+        expect="--seed must be from 0 to 2**63 - 1"),
+    Row("y-demo-max-upload-without-a-unit",
+        lambda w: ["demo", str(w["model"]), "--max-upload", "25"],
+        expect="--max-upload must be a size from 1kb"),
+    Row("y-demo-max-upload-of-nothing", lambda w: ["demo", str(w["model"]), "--max-upload", "0mb"],
+        expect="--max-upload must be a size from 1kb"),
+    Row("y-i2i-home-is-a-file",
+        lambda w: ["train", "cyclegan", "--out", str(w["out"]), *TINY_FLAGS, "--max-steps", "1"],
+        env={"I2I_HOME": "/dev/null"}, expect="set I2I_HOME to a folder you can write"),
+    Row("y-onnx-tolerance-nan",
+        lambda w: ["export", str(w["run"]), "-o", str(w["out"]), "--format", "onnx",
+                   "--tolerance", "nan"], expect="--tolerance must be a positive number"),
+    Row("y-model-weights-nan", _apply(), prepare=_nan_weights,
+        expect="holds NaN or infinite weights (AtoB."),
+    Row("y-loss-curve-of-a-value-too-large-to-scale",
+        api=lambda w: _line_charts({"G": ([1, 2, 3], [1e24, float("nan"), float("inf")])}),
+        code=0),
 ]  # fmt: skip
 
 

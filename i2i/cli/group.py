@@ -49,13 +49,21 @@ class I2IGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (I2IError, OSError) as error:
+        except (I2IError, OSError, MemoryError, RuntimeError) as error:
             if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
                 raise  # I2I_DEBUG=1: the traceback, for bug reports
-            if not isinstance(error, I2IError) and error.errno not in _THE_MACHINE:
+            if not isinstance(error, I2IError | MemoryError) and not (
+                error.errno in _THE_MACHINE if isinstance(error, OSError) else _out_of_memory(error)
+            ):
                 raise
             click.secho(printable(f"Error: {_said(error)}"), err=True, fg="red")
             ctx.exit(1)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """torch's allocation failures (CPU: a RuntimeError; CUDA: OutOfMemoryError), known
+    without importing torch."""
+    return type(error).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(error)
 
 
 # Failures of the machine rather than of i2i: a full disk, a read-only or foreign folder. The
@@ -64,6 +72,12 @@ _THE_MACHINE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 
 def _said(error: Exception) -> str:
+    if isinstance(error, MemoryError | RuntimeError):
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+        return (
+            f"out of memory ({first or type(error).__name__}); use smaller networks (--ngf, "
+            f"--ndf), a smaller --batch-size or --crop-size, or --tile when applying"
+        )
     if isinstance(error, I2IError) or not isinstance(error, OSError):
         return str(error)
     where = f" ({error.filename})" if error.filename else ""

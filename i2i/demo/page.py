@@ -49,8 +49,9 @@ _MODEL_SLOT = "model"
 _OUT_OF_MEMORY = "The device ran out of memory: turn on tiling, or choose a smaller tile size."
 # Results of requests older than this are deleted when a new request comes.
 _KEEP_RESULTS_S = 3600
-# What Gradio's max_file_size takes: a number of bytes with an optional unit.
-_SIZE = re.compile(r"\d+(\.\d+)?\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
+# An upload size: a whole number with a unit (Gradio's own parser rejects a bare number).
+_SIZE = re.compile(r"(\d{1,6})\s*(b|kb|mb|gb)", re.IGNORECASE)
+_UNIT = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,22 @@ class DemoLimits:
     queue_size: int = 16
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_upload, str) or not _SIZE.fullmatch(self.max_upload.strip()):
-            raise InvalidArgumentError(
-                f"--max-upload must be a size such as 25mb, 500kb or 1gb, got {self.max_upload!r}"
-            )
+        self.upload_bytes()  # checked now, not when the server starts
         check_positive("untiled_max_pixels", self.untiled_max_pixels)
         check_positive("queue_size", self.queue_size)
+
+    def upload_bytes(self) -> int:
+        """``max_upload`` in bytes: a whole number with a unit, at least 1 kb."""
+        found = (
+            _SIZE.fullmatch(self.max_upload.strip()) if isinstance(self.max_upload, str) else None
+        )
+        size = int(found[1]) * _UNIT[found[2].lower()] if found else 0
+        if size < 1024:
+            raise InvalidArgumentError(
+                f"--max-upload must be a size from 1kb, such as 25mb, 500kb or 1gb, got "
+                f"{self.max_upload!r}"
+            )
+        return size
 
 
 @dataclass
@@ -380,7 +391,7 @@ def serve(
     page = load_page(model, revision=revision, device=device, limits=limits)
     try:
         page.launch(
-            server_name=host, server_port=port, max_file_size=limits.max_upload, ssr_mode=False
+            server_name=host, server_port=port, max_file_size=limits.upload_bytes(), ssr_mode=False
         )
     except OSError as error:  # Gradio's words for a busy port or an address it cannot bind
         raise I2IError(

@@ -132,6 +132,26 @@ def _translate(
     return done
 
 
+def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
+    """The report replaces an earlier report and nothing else: never the test images it
+    reads (it would then count its own sheets as test images), never a user's files."""
+    if out_dir.resolve().is_relative_to(data_dir.resolve()):
+        raise I2IError(f"-o {out_dir} is inside --data {data_dir}; write the report elsewhere")
+    if not out_dir.is_dir():
+        return
+    ours = {METRICS_FILE, REPORT_FILE, *(f"{d}.png" for d in SOURCE)}
+    names = sorted(p.name for p in out_dir.iterdir())
+    foreign = [name for name in names if name not in ours]
+    if names and not foreign and METRICS_FILE not in names:  # a page of the user's own
+        foreign = [name for name in names if name != METRICS_FILE]
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise I2IError(
+            f"-o {out_dir} holds {foreign[0]!r}{more}, which is not part of an eval report; "
+            f"choose an empty or new folder"
+        )
+
+
 def evaluate(
     translator: Any,
     data_dir: str | Path,
@@ -179,6 +199,7 @@ def evaluate(
         )
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_text_path(out_dir, "-o")
+    _check_report_folder(out_dir, data_dir)
     with writing(out_dir):  # a read-only or foreign -o fails now, not after the work
         out_dir.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out_dir).close()

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from i2i.bridge import Bridge, bridge_of, seeded_noise
-from i2i.core.errors import CheckpointError, I2IError, writing
+from i2i.core.errors import CheckpointError, I2IError, InvalidArgumentError, writing
 from i2i.core.protocol import size_limits
 from i2i.models.checkpoint import write_file
 from i2i.models.folder import CONFIG, prepare_output_folder, publish_folder, read_config
@@ -129,6 +129,8 @@ def export_onnx(
     log: Any = print,
 ) -> Path:
     """Write ``<direction>.onnx`` per direction plus ``config.json`` into ``out_dir``."""
+    if not 0 < tolerance < float("inf"):  # NaN too: no difference is ever above NaN
+        raise InvalidArgumentError(f"--tolerance must be a positive number, got {tolerance}")
     _need_onnx()
     out_dir = Path(out_dir)
     with writing(out_dir):
@@ -168,7 +170,7 @@ def export_onnx(
                 f"{direction}: ONNX vs PyTorch max abs difference {worst:.2e} "
                 f"(tolerance {tolerance:.0e}){'' if dynamic else f', fixed size {size}x{size}'}"
             )
-            if worst > tolerance:
+            if not worst <= tolerance:  # a NaN difference fails too
                 raise I2IError(
                     f"ONNX parity check failed for {direction}: max abs difference {worst:.2e} > "
                     f"{tolerance:.0e}; nothing was written"

@@ -74,6 +74,7 @@ class RunOptions(OptionGroup):
         "Keep an exponential moving average of the generators with this decay (e.g. 0.999; "
         "0: off); samples, eval and the exported model use the averaged weights.",
         minimum=0,
+        below=1,
     )
     # Read when options are resolved: the values it names are recorded, not the name's meaning.
     recipe: str | None = option(None, "A named set of option values (see `i2i describe TASK`).")
@@ -111,8 +112,8 @@ class OptimizerOptions(OptionGroup):
     reader: ClassVar[str] = "i2i.kit.task"
 
     lr: float = option(2e-4, "Adam learning rate.", minimum=0)
-    beta1: float = option(0.5, "Adam beta1.", minimum=0)
-    beta2: float = option(0.999, "Adam beta2.", minimum=0)
+    beta1: float = option(0.5, "Adam beta1.", minimum=0, below=1)
+    beta2: float = option(0.999, "Adam beta2.", minimum=0, below=1)
     lr_d: float | None = option(None, "Learning rate of critics (TTUR; default: --lr).", minimum=0)
 
 

@@ -49,6 +49,8 @@ class Option:
     choices: tuple[str, ...] | None = None
     # The smallest valid value of a number (inclusive); None: any.
     minimum: float | None = None
+    # A bound a number must stay under (exclusive), e.g. 1 for Adam's betas; None: any.
+    below: float | None = None
     # May differ when a run is resumed: it changes no maths (intervals, logging, devices), so
     # the new value is applied and recorded. Any other option must stay as the run had it.
     resumable: bool = False
@@ -77,6 +79,7 @@ def option(
     keyvalue: bool = False,
     choices: tuple[str, ...] | None = None,
     minimum: float | None = None,
+    below: float | None = None,
     resumable: bool = False,
     reserved: tuple[str, ...] = (),
 ) -> Any:
@@ -86,6 +89,7 @@ def option(
         "keyvalue": keyvalue,
         "choices": choices,
         "minimum": minimum,
+        "below": below,
         "resumable": resumable,
         "reserved": reserved,
     }
@@ -331,5 +335,9 @@ def resolve(
         elif option.minimum is not None and value is not None and value < option.minimum:
             raise InvalidArgumentError(
                 f"--{name.replace('_', '-')} must be at least {option.minimum:g}, got {value!r}"
+            )
+        if option.below is not None and value is not None and not value < option.below:
+            raise InvalidArgumentError(
+                f"--{name.replace('_', '-')} must be below {option.below:g}, got {value!r}"
             )
     return config

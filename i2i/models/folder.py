@@ -182,9 +182,22 @@ def verify_model(folder: Path) -> dict[str, Any]:
 def read_weights(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
     path = regular_file(Path(folder) / WEIGHTS, Path(folder), "weights file")
     try:
-        return split_state_dicts(load_file(str(path)))
+        flat = load_file(str(path))
     except (OSError, SafetensorError) as error:
         raise CheckpointError(f"cannot read {Path(folder) / WEIGHTS}: {error}") from None
+    check_finite_weights(flat, str(path))
+    return split_state_dicts(flat)
+
+
+def check_finite_weights(flat: Mapping[str, torch.Tensor], where: str) -> None:
+    """Refuse NaN or infinite weights: such a network writes black (or white) pictures with no
+    error, the mark of a training that diverged."""
+    for key, value in flat.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"{where} holds NaN or infinite weights ({key}): the training diverged; export "
+                f"an earlier checkpoint or train again with a lower --lr"
+            )
 
 
 def load_model(
@@ -222,6 +235,23 @@ def prepare_output_folder(folder: Path, overwrite: bool) -> None:
         raise I2IError(
             f"{folder} is not an i2i model folder; refusing to replace it (choose another -o)"
         ) from None
+    foreign = sorted(p.name for p in folder.iterdir() if not _written_by_i2i(p))
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise I2IError(
+            f"{folder} holds {foreign[0]!r}{more}, which is not part of a model; refusing to "
+            f"replace it (move it away or choose another -o)"
+        )
+
+
+def _written_by_i2i(path: Path) -> bool:
+    """Whether ``path`` is one of the files a model folder is made of (or hidden, as the Hub's
+    ``.gitattributes`` and ``.cache``): replacing a model must not delete a run or photos kept
+    beside it."""
+    name = path.name
+    return name.startswith(".") or (
+        path.is_file() and (name in {CONFIG, WEIGHTS, CARD, SAMPLES} or name.endswith(".onnx"))
+    )
 
 
 def publish_folder(tmp: Path, folder: Path) -> None:
@@ -260,7 +290,9 @@ def save_model(
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
         try:
             metadata = {"format": "pt", "i2i_format": MODEL_FORMAT}
-            write_file(tmp / WEIGHTS, save(flatten_state_dicts(networks), metadata))
+            flat = flatten_state_dicts(networks)
+            check_finite_weights(flat, "the model")
+            write_file(tmp / WEIGHTS, save(flat, metadata))
             write_file(tmp / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
             if samples is not None and Path(samples).is_file():
                 shutil.copyfile(samples, tmp / SAMPLES)

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from i2i.augment import build_augmentation
-from i2i.core.errors import DataError
+from i2i.augment import build_augmentation, parse_spec
+from i2i.core.errors import DataError, InvalidArgumentError
 from i2i.kit.groups import AugmentationOptions
 
 
@@ -26,8 +26,19 @@ def augmentation_specs(options: AugmentationOptions) -> list[Any]:
     if options.flip:
         specs.append("hflip")
     if options.augment:
-        specs += [s.strip() for s in options.augment.split(";") if s.strip()]
+        extras = [s.strip() for s in options.augment.split(";") if s.strip()]
+        for name, _ in map(parse_spec, extras):
+            if name in RESIZING:
+                raise InvalidArgumentError(
+                    f"--augment {name!r} sets the training size, which --preprocess, --load-size "
+                    f"and --crop-size own; use --preprocess {RESIZING[name]} instead"
+                )
+        specs += extras
     return specs
+
+
+# Augmentations that set the image size; only --preprocess may use them.
+RESIZING = {"resize_crop": "resize_crop", "scale_width": "scale_width", "center_resize": "none"}
 
 
 class BatchAugmentation:
@@ -51,8 +62,17 @@ class BatchAugmentation:
     def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.paired:
             real_A, real_B = self.pipeline(batch["A"], batch["B"], same_params=True)
-            return _one_size({"A": real_A, "B": real_B})
-        return _one_size({"A": self.pipeline(batch["A"]), "B": self.pipeline(batch["B"])})
+            out = {"A": real_A, "B": real_B}
+        else:
+            out = {"A": self.pipeline(batch["A"]), "B": self.pipeline(batch["B"])}
+        if self.held_out_pipeline is not None:  # --preprocess crops to --crop-size
+            shape = tuple(out["A"].shape[-2:])
+            if shape != (self.size, self.size):
+                raise InvalidArgumentError(
+                    f"the augmentation makes {shape[1]}x{shape[0]} images, but the run trains "
+                    f"at --crop-size {self.size}; an --augment must keep the size"
+                )
+        return _one_size(out)
 
     def held_out(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Held-out images (sample grids, eval) at the training size: whole, not cropped."""

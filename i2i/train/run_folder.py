@@ -19,6 +19,7 @@ import errno
 import json
 import os
 import shlex
+import shutil
 import socket
 import sys
 import time
@@ -29,7 +30,12 @@ from typing import Any
 
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.kit.config import PATH_OPTIONS
-from i2i.models.checkpoint import RUN_CONFIG, atomic_write_text, read_run_config
+from i2i.models.checkpoint import (
+    RUN_CONFIG,
+    atomic_write_text,
+    latest_checkpoint,
+    read_run_config,
+)
 
 try:
     import fcntl
@@ -46,9 +52,10 @@ class RunFolderBusy(I2IError):
 class RunFolder:
     """A run folder this process writes; ``release`` when the training ends."""
 
-    def __init__(self, path: Path, created: bool = False) -> None:
+    def __init__(self, path: Path, created: bool = False, new: bool = False) -> None:
         self.path = path
         self._created = created
+        self._new = new  # a new training (not a resume): everything in the folder is its own
         self._unlock: weakref.finalize | None = None
 
     def lock(self, resume: bool) -> None:
@@ -58,9 +65,23 @@ class RunFolder:
         # (a Trainer made but never trained), or with the process.
         self._unlock = weakref.finalize(self, os.close, fd) if fd is not None else None
 
-    def release(self) -> None:
+    def release(self, failed: bool = False) -> None:
         """Give the folder up: the lock file goes, and so does a folder this run made but
-        never wrote (a training that failed while setting up leaves nothing behind)."""
+        never wrote (a training that failed while setting up leaves nothing behind).
+
+        ``failed``: a new training that failed before its first checkpoint also takes back
+        what it wrote (config, logs), so that the same command, corrected, starts again
+        instead of meeting a run that cannot be resumed either."""
+        if failed and self._new and self._unlock is not None and self._unlock.alive:
+            with contextlib.suppress(OSError, I2IError):
+                if latest_checkpoint(self.path) is None:
+                    for child in self.path.iterdir():
+                        if child.name == LOCK_FILE:
+                            continue
+                        if child.is_dir() and not child.is_symlink():
+                            shutil.rmtree(child)
+                        else:
+                            child.unlink()
         if self._unlock is not None and self._unlock.alive:
             with contextlib.suppress(OSError):
                 (self.path / LOCK_FILE).unlink()
@@ -75,7 +96,7 @@ class RunFolder:
         try:
             yield self
         except BaseException:
-            self.release()
+            self.release(failed=True)
             raise
 
 
@@ -120,7 +141,7 @@ def claim_run_folder(out: str | None, resume: str | None, task: str) -> RunFolde
                 f"cannot create the run folder {path}: {error.strerror or error}; choose "
                 f"another --out"
             ) from None
-        folder = RunFolder(path, created)
+        folder = RunFolder(path, created, new=True)
     with folder.released_on_error():
         folder.lock(resume=False)
         _refuse_to_start_in(folder.path, task, locked=True)  # what arrived before the lock
@@ -140,7 +161,7 @@ def _new_default_folder(task: str) -> RunFolder:
             raise InvalidArgumentError(
                 f"cannot create the run folder {path}: {error.strerror or error}; pass --out"
             ) from None
-        return RunFolder(path, created=True)
+        return RunFolder(path, created=True, new=True)
     raise InvalidArgumentError(f"too many runs named {base}*; pass --out")
 
 

@@ -10,13 +10,15 @@ the compiled step (``compiled``) and the runtime the task runs on (``runtime``).
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from i2i.core.errors import InvalidArgumentError
+from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import tasks
 from i2i.data import collate, keep_decoded, prefetch
 from i2i.kit.config import resolve_task_config
@@ -154,7 +156,9 @@ class Trainer:
                         last = self.step >= self.total_steps
                         if self.step % o.log_every == 0 or last:
                             if count:
-                                logger.log(self.step, epoch, {**self._means(sums, count), "lr": lr})
+                                means = self._means(sums, count)
+                                _stop_if_diverged(means, self.step)
+                                logger.log(self.step, epoch, {**means, "lr": lr})
                             sums, count = {}, 0
                             if rt.distributed:
                                 stopping = rt.all_reduce_max(float(stop.raised)) > 0
@@ -174,7 +178,7 @@ class Trainer:
                 loss_curve = logger.write_loss_curve()
         finally:
             logger.close()
-            self.folder.release()
+            self.folder.release(failed=sys.exc_info()[0] is not None)
         result = TrainResult(
             self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping
         )
@@ -241,3 +245,15 @@ def train(task: str, config_file: str | None = None, **options: Any) -> TrainRes
     """Train ``task`` with options given as keyword arguments (the CLI's flags, snake_case)."""
     config = resolve_config(task, options, config_file)
     return Trainer(tasks.create(task, **config)).train()
+
+
+def _stop_if_diverged(means: dict[str, float], step: int) -> None:
+    """Stop at the first log line whose losses are NaN or infinite: every later step would
+    train on NaN and the saved model would write black pictures. The state of this interval
+    is not saved; the run's earlier checkpoints stay as they were."""
+    bad = [f"{name}={value}" for name, value in means.items() if not math.isfinite(value)]
+    if bad:
+        raise I2IError(
+            f"training diverged by step {step} ({', '.join(bad)}) and stopped without saving "
+            f"it; train again with a lower --lr (or --precision fp32)"
+        )
