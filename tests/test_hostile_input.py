@@ -529,6 +529,12 @@ def _model_with(extra: Callable[[dict], Any]) -> Callable[[dict], None]:
     return prepare
 
 
+def _unreachable(repo_id: str, revision: str | None = None) -> None:
+    from i2i.models.hub import HubError
+
+    raise HubError("the Hub is not here")
+
+
 def _gone(folder: Path) -> None:
     assert not folder.exists(), sorted(p.name for p in folder.iterdir())
 
@@ -872,6 +878,14 @@ ROWS = [
                    "--tolerance", "nan"], expect="--tolerance must be a positive number"),
     Row("y-model-weights-nan", _apply(), prepare=_nan_weights,
         expect="holds NaN or infinite weights (AtoB."),
+    Row("y-apply-one-output-that-cannot-be-written-skips-it", _apply("model", "x.xbm", "y.png"),
+        prepare=lambda w: [Image.new("1", (16, 16)).save(w["tmp"] / n) for n in ("x.xbm", "y.png")],
+        expect="skipped 1 input: cannot write", summary=True, writes=("out",),
+        check=_written("y.png")),
+    Row("y-a-local-path-that-is-not-there-says-so", _apply("model", flags=()),
+        patch=lambda m, w: (m.setitem(w, "model", Path("runs") / "nothing-here"),
+                            m.setattr("i2i.models.hub.pull", _unreachable)),
+        expect="there is no folder 'runs/nothing-here' here; as a Hub id: the Hub is not here"),
     Row("y-loss-curve-of-a-value-too-large-to-scale",
         api=lambda w: _line_charts({"G": ([1, 2, 3], [1e24, float("nan"), float("inf")])}),
         code=0),

@@ -8,6 +8,7 @@ so a job that was stopped resumes where it was.
 
 from __future__ import annotations
 
+import errno
 import glob
 import itertools
 import os
@@ -295,11 +296,23 @@ class _ImageRun:
             self._settle()
 
     def _settle(self) -> None:
-        """Wait for the oldest write; one that fails (a full disk) stops the run: the outputs
-        written so far are whole, and the next ones would fail the same way."""
+        """Wait for the oldest write. One that fails for every file (a full disk, a read-only
+        folder) stops the run: the outputs written so far are whole, and the next ones would
+        fail the same way. One that fails for this file alone (a format that cannot hold its
+        mode, a folder in the way) skips it and is reported, as an unreadable input is."""
         job, future = self.writes.popleft()
         with writing(job.dst, "choose another -o"):
-            self.written.append((job.index, future.result()))
+            try:
+                self.written.append((job.index, future.result()))
+            except (OSError, ValueError, KeyError) as error:
+                if isinstance(error, OSError) and error.errno in _EVERY_FILE:
+                    raise
+                reason = getattr(error, "strerror", None) or " ".join(str(error).split())
+                self.report.failed.append((str(job.src), f"cannot write {job.dst}: {reason}"))
+
+
+# Write failures that no other file in the same folder would escape.
+_EVERY_FILE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def apply_paths(
@@ -353,7 +366,12 @@ def apply_paths(
         if job.dst.exists() and not overwrite:
             report.skipped_existing.append(job.dst)
         elif job.src.suffix.lower() not in VIDEO_EXTENSIONS and _pil_format(job.dst) is None:
-            report.failed.append((str(job.src), f"Pillow cannot write {job.dst.suffix} files"))
+            why = (
+                f"Pillow cannot write {job.dst.suffix} files"
+                if job.dst.suffix
+                else "it has no extension to choose an image format by (.png, .jpg)"
+            )
+            report.failed.append((str(job.src), why))
         else:
             todo.append(job)
     videos = [job for job in todo if job.src.suffix.lower() in VIDEO_EXTENSIONS]

@@ -105,6 +105,8 @@ def pull(repo_id: str, revision: str | None = None, token: str | None = None) ->
         repo_id, revision = split_revision(repo_id)
     if not REPO_ID.match(repo_id):
         raise HubError(f"{repo_id!r} is not a Hub model id; expected USER/REPO")
+    if revision is not None and not revision.strip():
+        raise HubError("the revision is empty; give a branch, tag or commit, or leave it out")
     with hub_errors(repo_id, revision):
         # config.json first: a repo that is not an i2i model fails before any large download.
         config_path = hf_hub_download(
@@ -200,5 +202,8 @@ def resolve_model(model: str | Path, revision: str | None = None) -> tuple[str, 
     text = str(model)
     repo_id, at_revision = split_revision(text)
     if REPO_ID.match(repo_id) and not text.startswith((".", "/")):
-        return "model", pull(repo_id, revision or at_revision)
+        try:
+            return "model", pull(repo_id, revision or at_revision)
+        except HubError as error:  # it may have been meant as a local folder (runs/NAME)
+            raise HubError(f"there is no folder {text!r} here; as a Hub id: {error}") from None
     raise I2IError(f"{model} is not a folder, and not a Hub id of the form USER/REPO[@REVISION]")
