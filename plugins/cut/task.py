@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 import i2i
+from i2i_plugins.cut.recipes import RECIPES
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class CUT(i2i.GANTask):
     Options = CUTOptions
     defaults: dict[str, Any] = {"init": "xavier", "epochs": 200, "epochs_decay": 200}
     toy_defaults = {**i2i.TOY_TRAINING, "domain_a": "day", "domain_b": "night"}
+    recipes = RECIPES
 
     def generators(self) -> dict[str, dict[str, Any]]:
         return {"G": self.generator_spec("AtoB", antialias=self.opts.antialias)}
@@ -158,3 +160,4 @@ class FastCUT(CUT):
         "epochs": 150,
         "epochs_decay": 50,
     }
+    recipes: dict[str, i2i.Recipe] = {}  # CUT's was measured with CUT's loss weights only
