@@ -6,12 +6,19 @@ from pathlib import Path
 
 import click
 
-from i2i.cli.group import cli
+from i2i.cli.group import cli, not_empty
 
 
 @cli.command()
 @click.argument("model")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    callback=not_empty,
+    help="Output folder.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -107,7 +114,7 @@ def convert() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--gen", required=True, help="Registered generator matching the checkpoint.")
 @click.option("--gen-kw", multiple=True, metavar="KEY=VALUE", help="Generator arguments.")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), callback=not_empty)
 @click.option("--direction", default="AtoB", show_default=True, type=click.Choice(["AtoB", "BtoA"]))
 @click.option("--task", default="cyclegan", show_default=True, help="cyclegan or pix2pix.")
 @click.option("--domain-a", default="A", show_default=True)

@@ -15,6 +15,13 @@ from i2i.core.errors import I2IError
 KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "feature_extractors")
 
 
+def not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An output folder given as "" would silently be the current folder."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; give a folder ('.' for this one)")
+    return value
+
+
 def parse_kind(value: str) -> str:
     for kind in KINDS:
         if value in (kind, kind[:-1], kind.removesuffix("es")):

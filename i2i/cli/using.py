@@ -7,13 +7,20 @@ from pathlib import Path
 
 import click
 
-from i2i.cli.group import cli
+from i2i.cli.group import cli, not_empty
 
 
 @cli.command()
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    callback=not_empty,
+    help="Output folder.",
+)
 @click.option("--direction", help="AtoB or BtoA (default: AtoB, or the model's only one).")
 @click.option(
     "--batch-size",
@@ -172,6 +179,7 @@ def apply(
     "-o",
     "--out",
     type=click.Path(file_okay=False),
+    callback=not_empty,
     help="Report folder (metrics.json, index.html, contact sheets; required with MODEL).",
 )
 @click.option(

@@ -47,6 +47,8 @@ def check_text_path(path: object, flag: str) -> None:
     """A path that i2i records (config.json, model cards, reports) must be text: a name with
     bytes that are not UTF-8 is refused with what to do, instead of failing in some writer."""
     text = str(path)
+    if not text.strip():
+        raise InvalidArgumentError(f"{flag} is empty; give a folder ('.' for this one)")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -43,6 +43,8 @@ def resolve_task_config(
     options = task_cls.declared_options()
     from_file = _absolute(read_config_file(config_file)) if config_file else {}
     given = _absolute(given)
+    if from_file.get("resume") and not given.get("resume"):  # `resume:` in the file is --resume
+        given["resume"] = from_file["resume"]
     if not given.get("resume"):
         return resolve(options, given, from_file, task_cls.toy_defaults, task_cls.recipes)
     run_dir = Path(given["resume"])
