@@ -116,9 +116,15 @@ def convert() -> None:
 @click.option("--gen-kw", multiple=True, metavar="KEY=VALUE", help="Generator arguments.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), callback=not_empty)
 @click.option("--direction", default="AtoB", show_default=True, type=click.Choice(["AtoB", "BtoA"]))
-@click.option("--task", default="cyclegan", show_default=True, help="cyclegan or pix2pix.")
-@click.option("--domain-a", default="A", show_default=True)
-@click.option("--domain-b", default="B", show_default=True)
+@click.option(
+    "--task",
+    default="cyclegan",
+    show_default=True,
+    type=click.Choice(["cyclegan", "pix2pix"]),
+    help="The official code's model the checkpoint comes from.",
+)
+@click.option("--domain-a", default="A", show_default=True, callback=not_empty)
+@click.option("--domain-b", default="B", show_default=True, callback=not_empty)
 @click.option("--overwrite", is_flag=True)
 def convert_official_command(
     path: str,

@@ -16,9 +16,13 @@ KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "fe
 
 
 def not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An output folder given as "" would silently be the current folder."""
+    """An empty value: an output folder given as "" would silently be the current folder,
+    an empty domain name an unnamed one."""
     if value is not None and not value.strip():
-        raise click.BadParameter("is empty; give a folder ('.' for this one)")
+        folder = param.name == "out"
+        raise click.BadParameter(
+            "is empty" + ("; give a folder ('.' for this one)" if folder else "")
+        )
     return value
 
 

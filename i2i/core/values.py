@@ -25,6 +25,8 @@ def parse_value(text: str) -> Any:
             raise InvalidArgumentError(
                 f"cannot read the value {text!r}; quote it or fix it"
             ) from None
+    if ":" in text:  # YAML 1.1 reads 5:6 as 306 (base 60): such a typo stays text
+        return text
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from i2i.core.errors import CheckpointError
+from i2i.core.errors import CheckpointError, InvalidArgumentError
 from i2i.core.registry import generators
 from i2i.models.build import check_fit, create_network, load_strict, shapes_of
 from i2i.models.folder import make_config, net_spec, save_model
@@ -126,6 +126,13 @@ def convert_official(
     overwrite: bool = False,
 ) -> Path:
     """Write a single-direction model folder from an official ``*_net_G*.pth`` file."""
+    if task not in ("cyclegan", "pix2pix"):
+        raise InvalidArgumentError(
+            f"task must be cyclegan or pix2pix (the official code's); got {task!r}"
+        )
+    names = list((domains or {"A": "A", "B": "B"}).values())
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError(f"the two domains need two names; got {names}")
     gen_kwargs = dict(gen_kwargs or {})
     net = load_official_generator(path, gen, gen_kwargs)
     config = make_config(

@@ -74,6 +74,11 @@ class CUT(i2i.GANTask):
 
     def build(self, example: dict[str, torch.Tensor]) -> None:
         o = self.opts
+        if o.lambda_gan == 0 and o.lambda_nce == 0:
+            raise i2i.I2IError(
+                "--lambda-gan and --lambda-nce are both 0: the generator would have nothing to "
+                "learn from; give one of them a weight"
+            )
         self.build_gan()
         self.nce_loss = i2i.create_loss(
             "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives
