@@ -246,6 +246,11 @@ class Translator:
                     "the onnxruntime backend runs the exported fp32 graph as it is; "
                     "use --precision fp32 without --compile"
                 )
+            if device not in ("auto", "cpu"):
+                raise InvalidArgumentError(
+                    f"the onnxruntime backend runs on the CPU; drop --device {device} (or use "
+                    f"the torch backend for a GPU)"
+                )
 
             _, path = resolve_model(model, revision)
             config, generators = load_onnx(path)
