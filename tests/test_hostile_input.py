@@ -904,6 +904,8 @@ ROWS = [
     Row("y-onnxruntime-on-a-gpu-device",
         _apply(flags=("--backend", "onnxruntime", "--device", "cuda")),
         expect="the onnxruntime backend runs on the CPU; drop --device cuda"),
+    Row("y-video-options-on-images-are-said", _apply(flags=("--start", "2")), code=0,
+        expect="apply to videos only, and there is none among the inputs", writes=("out",)),
     Row("y-loss-curve-of-a-value-too-large-to-scale",
         api=lambda w: _line_charts({"G": ([1, 2, 3], [1e24, float("nan"), float("inf")])}),
         code=0),

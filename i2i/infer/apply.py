@@ -380,6 +380,11 @@ def apply_paths(
         require_av()
         if video.temporal is not None:
             require_cv2()
+    elif images and video != VideoOptions():
+        report.notes.append(
+            "the video options (--start, --end, --quality, --temporal) apply to "
+            "videos only, and there is none among the inputs"
+        )
     if todo:
         with writing(out_dir, "choose another -o"):  # a read-only -o fails now, not per file
             out_dir.mkdir(parents=True, exist_ok=True)
