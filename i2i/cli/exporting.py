@@ -6,19 +6,12 @@ from pathlib import Path
 
 import click
 
-from i2i.cli.group import cli, not_empty
+from i2i.cli.group import cli, not_empty, output_folder
 
 
 @cli.command()
 @click.argument("model")
-@click.option(
-    "-o",
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False),
-    callback=not_empty,
-    help="Output folder.",
-)
+@output_folder
 @click.option(
     "--format",
     "fmt",
@@ -114,7 +107,7 @@ def convert() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--gen", required=True, help="Registered generator matching the checkpoint.")
 @click.option("--gen-kw", multiple=True, metavar="KEY=VALUE", help="Generator arguments.")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), callback=not_empty)
+@output_folder
 @click.option("--direction", default="AtoB", show_default=True, type=click.Choice(["AtoB", "BtoA"]))
 @click.option(
     "--task",

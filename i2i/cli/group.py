@@ -26,6 +26,17 @@ def not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value
 
 
+# The -o of the commands that write a folder (apply, export, convert).
+output_folder = click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    callback=not_empty,
+    help="Output folder.",
+)
+
+
 def parse_kind(value: str) -> str:
     for kind in KINDS:
         if value in (kind, kind[:-1], kind.removesuffix("es")):

@@ -7,20 +7,13 @@ from pathlib import Path
 
 import click
 
-from i2i.cli.group import cli, not_empty
+from i2i.cli.group import cli, not_empty, output_folder
 
 
 @cli.command()
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option(
-    "-o",
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False),
-    callback=not_empty,
-    help="Output folder.",
-)
+@output_folder
 @click.option("--direction", help="AtoB or BtoA (default: AtoB, or the model's only one).")
 @click.option(
     "--batch-size",
