@@ -875,7 +875,7 @@ ROWS = [
         env={"I2I_HOME": "/dev/null"}, expect="set I2I_HOME to a folder you can write"),
     Row("y-onnx-tolerance-nan",
         lambda w: ["export", str(w["run"]), "-o", str(w["out"]), "--format", "onnx",
-                   "--tolerance", "nan"], expect="--tolerance must be a positive number"),
+                   "--tolerance", "nan"], expect="--tolerance must be a number from 0, got nan"),
     Row("y-model-weights-nan", _apply(), prepare=_nan_weights,
         expect="holds NaN or infinite weights (AtoB."),
     Row("y-apply-one-output-that-cannot-be-written-skips-it", _apply("model", "x.xbm", "y.png"),

@@ -129,8 +129,8 @@ def export_onnx(
     log: Any = print,
 ) -> Path:
     """Write ``<direction>.onnx`` per direction plus ``config.json`` into ``out_dir``."""
-    if not 0 < tolerance < float("inf"):  # NaN too: no difference is ever above NaN
-        raise InvalidArgumentError(f"--tolerance must be a positive number, got {tolerance}")
+    if not 0 <= tolerance < float("inf"):  # NaN too: no difference is ever above NaN
+        raise InvalidArgumentError(f"--tolerance must be a number from 0, got {tolerance}")
     _need_onnx()
     out_dir = Path(out_dir)
     with writing(out_dir):
