@@ -52,10 +52,11 @@ class RunFolderBusy(I2IError):
 class RunFolder:
     """A run folder this process writes; ``release`` when the training ends."""
 
-    def __init__(self, path: Path, created: bool = False, new: bool = False) -> None:
+    def __init__(self, path: Path, created: bool = False) -> None:
         self.path = path
         self._created = created
-        self._new = new  # a new training (not a resume): everything in the folder is its own
+        # A new training that found the folder empty under its lock: all in it is its own.
+        self.owns_all = False
         self._unlock: weakref.finalize | None = None
 
     def lock(self, resume: bool) -> None:
@@ -72,7 +73,7 @@ class RunFolder:
         ``failed``: a new training that failed before its first checkpoint also takes back
         what it wrote (config, logs), so that the same command, corrected, starts again
         instead of meeting a run that cannot be resumed either."""
-        if failed and self._new and self._unlock is not None and self._unlock.alive:
+        if failed and self.owns_all and self._unlock is not None and self._unlock.alive:
             with contextlib.suppress(OSError, I2IError):
                 if latest_checkpoint(self.path) is None:
                     for child in self.path.iterdir():
@@ -141,10 +142,11 @@ def claim_run_folder(out: str | None, resume: str | None, task: str) -> RunFolde
                 f"cannot create the run folder {path}: {error.strerror or error}; choose "
                 f"another --out"
             ) from None
-        folder = RunFolder(path, created, new=True)
+        folder = RunFolder(path, created)
     with folder.released_on_error():
         folder.lock(resume=False)
         _refuse_to_start_in(folder.path, task, locked=True)  # what arrived before the lock
+    folder.owns_all = True
     return folder
 
 
@@ -161,7 +163,7 @@ def _new_default_folder(task: str) -> RunFolder:
             raise InvalidArgumentError(
                 f"cannot create the run folder {path}: {error.strerror or error}; pass --out"
             ) from None
-        return RunFolder(path, created=True, new=True)
+        return RunFolder(path, created=True)
     raise InvalidArgumentError(f"too many runs named {base}*; pass --out")
 
 
