@@ -315,6 +315,23 @@ def test_apply_folder_mirrors_relative_paths(translator, tree, tmp_path):
     assert report.failed == [] and report.skipped_existing == []
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temp files left
     assert "Wrote 4 files" in report.summary()
+    # notes.txt is named, not skipped without a word
+    assert report.notes == [
+        "left out 1 file that is not images or videos by name: .txt (1); convert them to .png "
+        "or .jpg to translate them"
+    ]
+
+
+def test_files_a_folder_holds_but_apply_leaves_out_are_counted_by_kind(translator, tree, tmp_path):
+    pattern(32, 32).save(tree / "scan.ppm")  # Pillow reads it; apply takes images by name
+    pattern(32, 32).save(tree / "sub" / "also.ppm")
+    (tree / "sub" / "README").write_text("no extension")
+    out = tmp_path / "out"
+    report = apply_paths(translator, [str(tree)], out, progress=False)
+    assert len(report.written) == 4
+    assert report.notes[0].startswith("left out 4 files that are not images or videos by name: ")
+    assert ".ppm (2)" in report.notes[0] and "(no extension) (1)" in report.notes[0]
+    assert report.notes[0] in report.summary()
 
 
 def test_apply_files_and_globs_go_to_their_names(translator, tree, tmp_path):
@@ -384,6 +401,9 @@ def test_nothing_found(translator, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(I2IError, match="no images found in"):
         apply_paths(translator, [tmp_path / "empty", f"{tmp_path}/*.jpg"], tmp_path / "out")
+    (tmp_path / "empty" / "photo.heic").write_bytes(b"x")
+    with pytest.raises(I2IError, match=r"the folders hold only 1 file .* \.heic \(1\)$"):
+        apply_paths(translator, [tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(I2IError, match="does not exist"):
         apply_paths(translator, [tmp_path / "missing.jpg"], tmp_path / "out")
 
@@ -423,6 +443,18 @@ def test_video_round_trip(translator, tmp_path):
     report = apply_paths(translator, [src, tmp_path / "still.jpg"], tmp_path / "out", batch_size=3)
     assert sorted(p.name for p in report.written) == ["clip.mp4", "still.jpg"]
     assert probe(tmp_path / "out" / "clip.mp4") == (8, 12, 32, 32)
+
+
+def test_a_folder_gives_its_videos_too(translator, tmp_path):
+    (tmp_path / "in" / "clips").mkdir(parents=True)
+    write_video(tmp_path / "in" / "clips" / "clip.mp4", frames=3)
+    save(tmp_path / "in" / "still.png", pattern(32, 32))
+    report = apply_paths(translator, [tmp_path / "in"], tmp_path / "out", progress=False)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in report.written) == [
+        "clips/clip.mp4",
+        "still.png",
+    ]
+    assert probe(tmp_path / "out" / "clips" / "clip.mp4")[0] == 3
 
 
 def test_video_odd_size_and_tiles(translator, tmp_path):

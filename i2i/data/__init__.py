@@ -16,6 +16,7 @@ from i2i.data.datasets import AlignedDataset, EpochSampler, UnalignedDataset, co
 from i2i.data.images import (
     IMAGE_EXTENSIONS,
     decode_image,
+    find_files,
     find_images,
     image_header,
     load_image,
@@ -34,6 +35,7 @@ __all__ = [
     "collate",
     "decode_image",
     "default_cache_bytes",
+    "find_files",
     "find_images",
     "image_header",
     "keep_decoded",

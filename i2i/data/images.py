@@ -36,10 +36,23 @@ def find_images(folder: PathLike, recursive: bool = True) -> list[Path]:
     datasets are often assembled from links, but each real folder is visited once and a link
     to a folder above is not followed.
     """
+    return find_files(folder, IMAGE_EXTENSIONS, recursive)[0]
+
+
+def find_files(
+    folder: PathLike, suffixes: frozenset[str], recursive: bool = True
+) -> tuple[list[Path], list[Path]]:
+    """Files under ``folder`` with one of ``suffixes`` (lower case), and the other visible files.
+
+    The others are returned so that a caller can say what it left out (a ``.heic`` or ``.jp2``
+    that a user expected translated) instead of skipping it without a word. Both lists follow
+    ``find_images``'s rules and order.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist or is not a folder")
     found: list[tuple[str, Path]] = []
+    others: list[tuple[str, Path]] = []
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -54,13 +67,12 @@ def find_images(folder: PathLike, recursive: bool = True) -> list[Path]:
             else []
         )
         for name in filenames:
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
             path = Path(dirpath, name)
-            if path.is_file():
-                found.append((path.relative_to(root).as_posix(), path))
-    found.sort(key=lambda rel_path: rel_path[0])
-    return [path for _, path in found]
+            if name.startswith(".") or not path.is_file():
+                continue
+            wanted = found if path.suffix.lower() in suffixes else others
+            wanted.append((path.relative_to(root).as_posix(), path))
+    return [path for _, path in sorted(found)], [path for _, path in sorted(others)]
 
 
 def _links_up(dirpath: str, name: str, real: str) -> bool:

@@ -14,7 +14,7 @@ import itertools
 import os
 import tempfile
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from i2i.core.checks import check_pixels, check_positive
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
-from i2i.data import IMAGE_EXTENSIONS, find_images, image_header, load_image
+from i2i.data import IMAGE_EXTENSIONS, find_files, image_header, load_image
 from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling, to_pil
 from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video
@@ -123,19 +123,24 @@ def _earlier_outputs(root: Path, out_dir: Path) -> Callable[[Path], bool]:
     return lambda path: path.resolve().is_relative_to(out)
 
 
-def _expand(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs; a folder keeps relative paths, files and globs just names."""
+def _expand(
+    inputs: Sequence[str | os.PathLike[str]], out_dir: Path
+) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(source, destination) pairs; a folder keeps relative paths, files and globs just names.
+
+    Also the files that folders hold but that are neither images nor videos, so that the
+    report can name what was left out.
+    """
     pairs: list[tuple[Path, Path]] = []
+    left_out: list[Path] = []
     suffixes = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     for spec in inputs:
         path = Path(spec)
         if path.is_dir():
             skip = _earlier_outputs(path, out_dir)
-            pairs += [
-                (image, out_dir / image.relative_to(path))
-                for image in find_images(path)
-                if not skip(image)
-            ]
+            found, others = find_files(path, suffixes)
+            pairs += [(file, out_dir / file.relative_to(path)) for file in found if not skip(file)]
+            left_out += [file for file in others if not skip(file)]
         elif path.is_file():
             pairs.append((path, out_dir / path.name))
         elif _has_magic(str(spec)):
@@ -147,16 +152,29 @@ def _expand(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> list[tup
                     pairs.append((found, out_dir / found.name))
         else:
             raise I2IError(f"input {spec} does not exist (not a file, a folder or a glob)")
-    return pairs
+    return pairs, left_out
 
 
-def _plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> list[_Job]:
-    """Every job, checked before anything runs: no input is ever an output, no output twice."""
-    pairs = _expand(inputs, out_dir)
+def _describe(files: list[Path]) -> str:
+    """``3 files that are not images or videos by name: .heic (2), .txt (1)``."""
+    kinds = Counter(file.suffix.lower() or "(no extension)" for file in files)
+    shown = ", ".join(f"{kind} ({n})" for kind, n in kinds.most_common(4))
+    more = f" and {len(kinds) - 4} other kinds" if len(kinds) > 4 else ""
+    verb = "is" if len(files) == 1 else "are"
+    return f"{_count(len(files), 'file')} that {verb} not images or videos by name: {shown}{more}"
+
+
+def _plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> tuple[list[_Job], str | None]:
+    """Every job, checked before anything runs: no input is ever an output, no output twice.
+
+    Also a note on the files folders held that are not inputs by name, or None.
+    """
+    pairs, left_out = _expand(inputs, out_dir)
     if not pairs:
         names = ", ".join(str(i) for i in inputs) or "(no inputs given)"
         kinds = ", ".join(sorted(s.lstrip(".") for s in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))
-        raise I2IError(f"no images found in {names} (looked for {kinds})")
+        found = f"; the folders hold only {_describe(left_out)}" if left_out else ""
+        raise I2IError(f"no images found in {names} (looked for {kinds}){found}")
     sources = {src.resolve() for src, _ in pairs}
     by_dst: dict[Path, Path] = {}
     jobs: list[_Job] = []
@@ -176,7 +194,9 @@ def _plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> list[_Job]
             continue  # the same file named twice (say, a file and a glob matching it)
         by_dst[key] = src.resolve()
         jobs.append(_Job(len(jobs), src, dst))
-    return jobs
+    if not left_out:
+        return jobs, None
+    return jobs, f"left out {_describe(left_out)}; convert them to .png or .jpg to translate them"
 
 
 def _pil_format(path: Path) -> str | None:
@@ -362,7 +382,10 @@ def apply_paths(
     report = ApplyReport(out_dir=out_dir, ranks=ranks)
     todo: list[_Job] = []
     # Every process plans (and checks) the whole request, then keeps its share.
-    for job in ranks.shard(_plan(inputs, out_dir)):
+    jobs, left_out = _plan(inputs, out_dir)
+    if left_out:
+        report.notes.append(left_out)
+    for job in ranks.shard(jobs):
         if job.dst.exists() and not overwrite:
             report.skipped_existing.append(job.dst)
         elif job.src.suffix.lower() not in VIDEO_EXTENSIONS and _pil_format(job.dst) is None:
