@@ -106,7 +106,33 @@ except HubError as error:
     path, directions, error = result.stdout.strip().splitlines()
     assert Path(path) == online and directions == "['AtoB', 'BtoA']"
     assert "is not in the local cache and the Hub cannot be reached" in error
+    assert error.endswith("unset HF_HUB_OFFLINE to download it")
     assert len(hub.requests) == asked  # the Hub was never asked
+
+
+def test_the_clients_retries_are_told_in_one_line(capsys):
+    """Ten warnings over 25 s look like a hang; one line says what is happening."""
+    import logging
+
+    from i2i.models.hub import hub_errors
+
+    seen: list[str] = []
+    client = logging.getLogger("huggingface_hub.utils._http")
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    client.addHandler(handler)
+    try:
+        with hub_errors("user/repo", None):
+            for wait in (1, 2, 4):
+                client.warning("'[Errno 111] Connection refused' thrown while requesting HEAD x")
+                client.warning(f"Retrying in {wait}s [Retry 1/5].")
+            client.warning("something else the client says")
+        client.warning("Retrying in 1s [Retry 1/5].")  # outside i2i's calls: left alone
+    finally:
+        client.removeHandler(handler)
+    assert seen == ["something else the client says", "Retrying in 1s [Retry 1/5]."]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "does not answer ([Errno 111] Connection refused)" in lines[0]
 
 
 def test_push_a_training_run_to_a_branch(hub, toy_data, tmp_path):

@@ -9,8 +9,10 @@ the client's exception.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,11 +50,42 @@ def _endpoint() -> str:
     return constants.ENDPOINT
 
 
+class _OneLineRetries(logging.Filter):
+    """huggingface_hub's retries, told once in one line instead of ten.
+
+    The client retries a first download five times over about 25 s when the Hub does not
+    answer, logging two lines per try; that is right for a flaky network and looks like a hang
+    on none. Without the Hub in view, one line saying what is happening and for how long.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if " thrown while requesting " not in message and not message.startswith("Retrying in"):
+            return True
+        if not self.told and " thrown while requesting " in message:
+            self.told = True
+            why = message.split(" thrown while requesting ")[0].strip("'\" ")
+            print(
+                f"i2i: the Hub at {_endpoint()} does not answer ({why}); trying again for about "
+                "25 s (Ctrl-C stops)",
+                file=sys.stderr,
+                flush=True,
+            )
+        return False
+
+
 @contextmanager
 def hub_errors(repo_id: str, revision: str | None, kind: str = "model repo") -> Iterator[None]:
     from huggingface_hub import errors
 
     rev = f" at revision {revision!r}" if revision else ""
+    retries = logging.getLogger("huggingface_hub.utils._http")
+    quiet = _OneLineRetries()
+    retries.addFilter(quiet)
     try:
         yield
     except errors.HFValidationError as error:
@@ -70,9 +103,15 @@ def hub_errors(repo_id: str, revision: str | None, kind: str = "model repo") -> 
     except errors.RemoteEntryNotFoundError as error:
         raise HubError(f"repo {repo_id!r}{rev} has no {CONFIG}: it is not an i2i model") from error
     except errors.LocalEntryNotFoundError as error:
+        from huggingface_hub import constants
+
+        way = (
+            "unset HF_HUB_OFFLINE to download it"
+            if constants.HF_HUB_OFFLINE
+            else f"check the network (or HF_ENDPOINT, now {_endpoint()}) and try again"
+        )
         raise HubError(
-            f"{repo_id!r}{rev} is not in the local cache and the Hub cannot be reached; go online "
-            f"once (or unset HF_HUB_OFFLINE) to download it"
+            f"{repo_id!r}{rev} is not in the local cache and the Hub cannot be reached; {way}"
         ) from error
     except errors.OfflineModeIsEnabled as error:
         raise HubError(
@@ -93,6 +132,8 @@ def hub_errors(repo_id: str, revision: str | None, kind: str = "model repo") -> 
         if type(error).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "httpcore2"):
             raise
         raise HubError(f"cannot reach the Hub at {_endpoint()} for {repo_id!r}: {error}") from error
+    finally:
+        retries.removeFilter(quiet)
 
 
 def pull(repo_id: str, revision: str | None = None, token: str | None = None) -> Path:
