@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 import i2i
-from i2i_plugins.cut.recipes import RECIPES
+from i2i_plugins.cut.recipes import FASTCUT_RECIPES, RECIPES
 
 
 @dataclass(frozen=True)
@@ -165,4 +165,4 @@ class FastCUT(CUT):
         "epochs": 150,
         "epochs_decay": 50,
     }
-    recipes: dict[str, i2i.Recipe] = {}  # CUT's was measured with CUT's loss weights only
+    recipes = FASTCUT_RECIPES
