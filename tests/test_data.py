@@ -198,6 +198,10 @@ def test_unaligned_missing_and_empty_folders(tmp_path):
     (tmp_path / "trainB" / "notes.txt").write_text("no images here")
     with pytest.raises(DataError, match=r"trainB.*holds no images"):
         UnalignedDataset(tmp_path)
+    for name in ("a.heic", "b.HEIC"):  # what phones give: named, with the way out
+        (tmp_path / "trainB" / name).write_bytes(b"x")
+    with pytest.raises(DataError, match=r"it holds \.heic \(2\), \.txt \(1\): convert them"):
+        UnalignedDataset(tmp_path)
 
 
 def test_unaligned_length_max_images_and_items(tmp_path):

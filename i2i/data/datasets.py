@@ -23,7 +23,8 @@ from i2i.data.images import (
     PathLike,
     check_channels,
     decode_image,
-    find_images,
+    find_files,
+    kinds_of,
     load_image,
     to_tensor,
 )
@@ -66,10 +67,12 @@ def _list_domain(folder: Path, layout: str, max_images: int | None) -> list[Path
     """The sorted images of one domain folder, or a ``DataError`` saying what layout was expected."""
     if not folder.is_dir():
         raise DataError(f"dataset folder {folder} is missing; expected {layout}")
-    images = find_images(folder)
+    images, others = find_files(folder, IMAGE_EXTENSIONS)
     if not images:
+        holds = f"; it holds {kinds_of(others)}: convert them to .png or .jpg" if others else ""
         raise DataError(
-            f"dataset folder {folder} holds no images ({_extensions_hint()}); expected {layout}"
+            f"dataset folder {folder} holds no images ({_extensions_hint()}); expected "
+            f"{layout}{holds}"
         )
     return images[:max_images]
 

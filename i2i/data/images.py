@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,13 @@ def find_files(
             wanted = found if path.suffix.lower() in suffixes else others
             wanted.append((path.relative_to(root).as_posix(), path))
     return [path for _, path in sorted(found)], [path for _, path in sorted(others)]
+
+
+def kinds_of(files: list[Path], most: int = 4) -> str:
+    """The files by extension, most common first: ``.heic (12), .txt (1)``."""
+    kinds = Counter(file.suffix.lower() or "(no extension)" for file in files)
+    shown = ", ".join(f"{kind} ({n})" for kind, n in kinds.most_common(most))
+    return shown + (f" and {len(kinds) - most} other kinds" if len(kinds) > most else "")
 
 
 def _links_up(dirpath: str, name: str, real: str) -> bool:

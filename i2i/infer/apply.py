@@ -14,7 +14,7 @@ import itertools
 import os
 import tempfile
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from i2i.core.checks import check_pixels, check_positive
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
-from i2i.data import IMAGE_EXTENSIONS, find_files, image_header, load_image
+from i2i.data import IMAGE_EXTENSIONS, find_files, image_header, kinds_of, load_image
 from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling, to_pil
 from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video
@@ -157,11 +157,10 @@ def _expand(
 
 def _describe(files: list[Path]) -> str:
     """``3 files that are not images or videos by name: .heic (2), .txt (1)``."""
-    kinds = Counter(file.suffix.lower() or "(no extension)" for file in files)
-    shown = ", ".join(f"{kind} ({n})" for kind, n in kinds.most_common(4))
-    more = f" and {len(kinds) - 4} other kinds" if len(kinds) > 4 else ""
     verb = "is" if len(files) == 1 else "are"
-    return f"{_count(len(files), 'file')} that {verb} not images or videos by name: {shown}{more}"
+    return (
+        f"{_count(len(files), 'file')} that {verb} not images or videos by name: {kinds_of(files)}"
+    )
 
 
 def _plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> tuple[list[_Job], str | None]:
