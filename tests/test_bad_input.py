@@ -267,7 +267,13 @@ CASES = [
     Case(
         "resume-finished-run",
         _resume(),
-        "already finished its 2 steps",
+        "has already trained 2 steps; to train longer",
+        untouched=("run",),
+    ),
+    Case(
+        "resume-with-fewer-steps",
+        _resume("--max-steps", "1"),
+        "has already trained 2 steps (asked for 1)",
         untouched=("run",),
     ),
     # 6. smaller

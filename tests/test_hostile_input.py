@@ -1130,6 +1130,27 @@ def test_the_cli_prints_an_error_with_a_name_that_is_not_utf8(tmp_path, monkeypa
     assert result.output.startswith("Error: ") and "mod\ufffdl" in result.output
 
 
+def test_control_characters_in_file_names_are_printed_escaped(world, tmp_path, monkeypatch):
+    """A newline would split the one line; an escape sequence would drive the terminal."""
+    monkeypatch.delenv("I2I_DEBUG", raising=False)
+    (tmp_path / "in").mkdir()
+    for name in ("bad\nname.png", "\x1b[2Jclear.png"):
+        (tmp_path / "in" / name).write_bytes(b"not an image")
+    Image.new("RGB", (16, 16)).save(tmp_path / "in" / "fine.png")
+    model = str(world["base"] / "model")
+    apply = ["apply", model, str(tmp_path / "in"), "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, apply)
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output and "\\x1b[2Jclear.png" in result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert summary.startswith("Wrote 1 file") and "bad\\nname.png" in summary
+    result = CliRunner().invoke(cli, ["apply", model, str(tmp_path / "no\nsuch"), "-o", "o"])
+    assert (
+        result.output
+        == f"Error: input {tmp_path}/no\\nsuch does not exist (not a file, a folder or a glob)\n"
+    )
+
+
 def test_interrupting_with_a_signal_leaves_the_folder_free(toy_data, tmp_path, monkeypatch):
     """Ctrl-C saves, prints the hint with the path quoted for a shell, and releases the lock."""
     from i2i.train.stop import StopFlag

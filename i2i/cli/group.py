@@ -106,9 +106,19 @@ def _said(error: Exception) -> str:
     return f"{error.strerror}{where}; free some space, or use a folder you can write"
 
 
+# Control characters in a file name (a newline, a terminal escape sequence) are shown escaped:
+# printed raw they would split a one-line message or drive the user's terminal.
+_ESCAPED = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+
+
 def printable(text: str) -> str:
-    """``text`` with the bytes of non-UTF-8 file names shown as replacement characters."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """``text`` as one safe line: the bytes of non-UTF-8 file names shown as replacement
+    characters, control characters escaped."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").translate(_ESCAPED)
 
 
 @click.group(cls=I2IGroup)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from i2i.cli.group import cli, not_empty, output_folder
+from i2i.cli.group import cli, not_empty, output_folder, printable
 
 
 @cli.command()
@@ -147,7 +147,7 @@ def apply(
         overlap=overlap,
         video=video,
     )
-    click.echo(report.summary())
+    click.echo(printable(report.summary()))
     ranks = report.ranks
     failed = len(report.failed)
     if ranks.distributed:
@@ -229,7 +229,7 @@ def eval_command(
         from i2i.models.checkpoint import atomic_write_text
 
         report = video_flicker(*video, warn=lambda message: click.echo(f"note: {message}"))
-        click.echo(report.summary())
+        click.echo(printable(report.summary()))
         if out:
             with writing(out):
                 Path(out).mkdir(parents=True, exist_ok=True)

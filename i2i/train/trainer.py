@@ -89,8 +89,9 @@ class Trainer:
                 self.run_dir, task, rt, o.batch_size
             )
             if self.step >= self.total_steps:
+                asked = f" (asked for {self.total_steps})" if self.total_steps < self.step else ""
                 raise InvalidArgumentError(
-                    f"{self.run_dir} already finished its {self.total_steps} steps; to train "
+                    f"{self.run_dir} has already trained {self.step} steps{asked}; to train "
                     f"longer, resume with a larger --max-steps (or fine-tune in a new run)"
                 )
         if rt.is_main:
