@@ -276,6 +276,8 @@ CASES = [
         "has already trained 2 steps (asked for 1)",
         untouched=("run",),
     ),
+    Case("device-not-built-in", _train("--device", "mps"), "'mps' asked for, but mps is not"),
+    Case("device-that-computes-nothing", _train("--device", "meta"), "unknown device 'meta'"),
     # 6. smaller
     Case("gen-kw-ngf-with-ngf", _train("--ngf", "8", "--gen-kw", "ngf=4"), "use --ngf 4"),
     Case("gen-kw-ngf-abc", _train("--gen-kw", "ngf=abc"), "use --ngf abc"),

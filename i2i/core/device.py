@@ -35,11 +35,23 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         raise InvalidArgumentError(
             f"unknown device {name!r}; use auto, cpu, cuda or cuda:N"
         ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError(f"device {name!r} asked for, but CUDA is not available here")
+    if device.type == "meta":  # a torch device, but one that computes nothing
+        raise InvalidArgumentError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if device.type != "cpu" and not _available(device.type):
+        kind = "CUDA" if device.type == "cuda" else device.type
+        raise InvalidArgumentError(
+            f"device {name!r} asked for, but {kind} is not available here; use auto or cpu"
+        )
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", Ranks.from_env().local_rank)
     return device
+
+
+def _available(kind: str) -> bool:
+    """Whether this torch build and machine have a device of ``kind`` (cuda, mps, xpu, ...)."""
+    backend = getattr(torch.backends, kind, None) if kind == "mps" else getattr(torch, kind, None)
+    is_available = getattr(backend, "is_available", None)
+    return bool(is_available()) if callable(is_available) else False
 
 
 def check_precision(precision: str) -> torch.dtype:
