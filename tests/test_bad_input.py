@@ -278,6 +278,11 @@ CASES = [
     ),
     Case("device-not-built-in", _train("--device", "mps"), "'mps' asked for, but mps is not"),
     Case("device-that-computes-nothing", _train("--device", "meta"), "unknown device 'meta'"),
+    Case(
+        "export-a-model-folder",
+        lambda w: ["export", str(w["model"]), "-o", str(w["tmp"] / "again")],
+        "is a model folder already",
+    ),
     # 6. smaller
     Case("gen-kw-ngf-with-ngf", _train("--ngf", "8", "--gen-kw", "ngf=4"), "use --ngf 4"),
     Case("gen-kw-ngf-abc", _train("--gen-kw", "ngf=abc"), "use --ngf abc"),

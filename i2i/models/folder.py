@@ -323,6 +323,11 @@ def run_to_model(
 
     run_dir = Path(run_dir)
     if not is_run_folder(run_dir):
+        if (run_dir / WEIGHTS).is_file():
+            raise CheckpointError(
+                f"{run_dir} is a model folder already, which is what export makes from a "
+                f"training run; use it as it is (i2i apply {run_dir} IMAGES -o OUT)"
+            )
         raise CheckpointError(f"{run_dir} is not an i2i training run (no checkpoints/ or {CONFIG})")
     run = read_run_config(run_dir)
     checkpoint = latest_checkpoint(run_dir)
