@@ -263,3 +263,26 @@ def test_a_private_model_is_not_found_without_the_token(hub, tmp_path):
     with pytest.raises(HubError, match="a private repo needs a token"):
         pull(repo)
     assert pull(repo, token=hub.token).is_dir()
+
+
+@pytest.mark.parametrize("kind", ["link-out", "fifo", "broken"])
+def test_push_sends_only_the_models_own_files(hub, tmp_path, kind):
+    """A samples.png that links to a file elsewhere (a key, a password file) is never uploaded;
+    a FIFO would block the upload forever; weights that do not fit the config are refused."""
+    model = _model(tmp_path / "m", seed=3)
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY")
+    if kind == "link-out":
+        (model / "samples.png").symlink_to(secret)
+        expect = "points outside"
+    elif kind == "fifo":
+        os.mkfifo(model / "samples.png")
+        expect = "is not a regular file"
+    else:
+        (model / "model.safetensors").write_bytes(b"\x00" * 16)
+        expect = "model.safetensors"
+    asked = len(hub.requests)
+    with pytest.raises(i2i.I2IError) as info:
+        push(model, hub.unique_repo_id("own"), token=hub.token)
+    assert expect in _one_line(info.value)
+    assert len(hub.requests) == asked  # refused before the Hub was asked

@@ -29,6 +29,7 @@ from i2i.models.folder import (
     read_config,
     verify_model,
 )
+from i2i.models.safefiles import regular_file
 
 MODEL_FILES = [CONFIG, WEIGHTS, CARD, SAMPLES]
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -203,11 +204,13 @@ def push(
         if is_run_folder(source):
             export_run(source, staged, with_discriminators=with_discriminators)
         elif (source / CONFIG).is_file():
-            read_config(source)
+            verify_model(source)  # the config resolves and fits the weights: nothing broken
             staged.mkdir()
-            for name in MODEL_FILES:
-                if (source / name).is_file():
-                    shutil.copyfile(source / name, staged / name)
+            for name in (WEIGHTS, SAMPLES):  # the config is checked below, the card rewritten
+                path = source / name
+                if path.exists() or path.is_symlink():  # a link out of the folder is refused
+                    shutil.copyfile(regular_file(path, source, name), staged / name)
+            shutil.copyfile(regular_file(source / CONFIG, source, CONFIG), staged / CONFIG)
         else:
             raise I2IError(f"{source} is neither an i2i model folder nor a training run folder")
         config = read_config(staged)
