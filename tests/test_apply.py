@@ -485,3 +485,11 @@ def test_video_without_pyav_says_how_to_install(translator, tmp_path, monkeypatc
     monkeypatch.setattr(builtins, "__import__", no_av)
     with pytest.raises(I2IError, match=r'pip install "i2i\[video\]"'):
         apply_paths(translator, [tmp_path / "clip.mp4"], tmp_path / "out", progress=False)
+    # A folder of photos with a clip among them: the photos are translated, the clip listed.
+    save(tmp_path / "still.png", pattern(32, 32))
+    report = apply_paths(translator, [tmp_path], tmp_path / "out", progress=False)
+    assert [p.name for p in report.written] == ["still.png"]
+    assert report.failed == [
+        (str(tmp_path / "clip.mp4"), 'clip.mp4: video needs PyAV, which is not installed: '
+         'pip install "i2i[video]"')
+    ]  # fmt: skip

@@ -398,6 +398,12 @@ def apply_paths(
             todo.append(job)
     videos = [job for job in todo if job.src.suffix.lower() in VIDEO_EXTENSIONS]
     images = [job for job in todo if job.src.suffix.lower() not in VIDEO_EXTENSIONS]
+    if videos and images:  # the images need no PyAV: without it, only the videos are skipped
+        try:
+            require_av()
+        except I2IError as missing:
+            report.failed += [(str(job.src), f"{job.src.name}: {missing}") for job in videos]
+            videos = []
     if videos:
         require_av()
         if video.temporal is not None:
