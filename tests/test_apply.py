@@ -317,8 +317,8 @@ def test_apply_folder_mirrors_relative_paths(translator, tree, tmp_path):
     assert "Wrote 4 files" in report.summary()
     # notes.txt is named, not skipped without a word
     assert report.notes == [
-        "left out 1 file that is not images or videos by name: .txt (1); convert them to .png "
-        "or .jpg to translate them"
+        "left out 1 file that is not images or videos by name: .txt (1) (images among them: "
+        "convert them to .png or .jpg)"
     ]
 
 

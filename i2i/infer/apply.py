@@ -195,7 +195,7 @@ def _plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> tuple[list
         jobs.append(_Job(len(jobs), src, dst))
     if not left_out:
         return jobs, None
-    return jobs, f"left out {_describe(left_out)}; convert them to .png or .jpg to translate them"
+    return jobs, f"left out {_describe(left_out)} (images among them: convert them to .png or .jpg)"
 
 
 def _pil_format(path: Path) -> str | None:
