@@ -9,8 +9,6 @@ so a job that was stopped resumes where it was.
 from __future__ import annotations
 
 import errno
-import glob
-import itertools
 import os
 import tempfile
 import uuid
@@ -28,7 +26,8 @@ from i2i.core.checks import check_pixels, check_positive
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
-from i2i.data import IMAGE_EXTENSIONS, find_files, image_header, kinds_of, load_image
+from i2i.data import image_header, load_image
+from i2i.infer.plan import Job, count, plan
 from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling, to_pil
 from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video
@@ -59,16 +58,16 @@ class ApplyReport:
 
     def summary(self) -> str:
         where = f" to {self.out_dir}" if self.out_dir is not None else ""
-        parts = [f"Wrote {_count(len(self.written), 'file')}{where}"]
+        parts = [f"Wrote {count(len(self.written), 'file')}{where}"]
         if self.skipped_existing:
             parts.append(
-                f"kept {_count(len(self.skipped_existing), 'existing output')} "
+                f"kept {count(len(self.skipped_existing), 'existing output')} "
                 "(pass --overwrite to replace them)"
             )
         if self.failed:
             shown = "; ".join(reason for _, reason in self.failed[:3])
             more = f"; and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
-            parts.append(f"skipped {_count(len(self.failed), 'input')}: {shown}{more}")
+            parts.append(f"skipped {count(len(self.failed), 'input')}: {shown}{more}")
         parts += self.notes[:3]
         return self.ranks.prefix + "; ".join(parts) + "."
 
@@ -83,119 +82,9 @@ def job_counts(report: ApplyReport) -> tuple[int, int, int]:
     return written, kept, failed
 
 
-def _reason(job: _Job, error: Exception) -> str:
+def _reason(job: Job, error: Exception) -> str:
     """Why an input was skipped, naming it (a decoding error names it already)."""
     return str(error) if isinstance(error, ImageDecodeError) else f"{job.src.name}: {error}"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-@dataclass(frozen=True)
-class _Job:
-    index: int
-    src: Path
-    dst: Path
-
-
-def _has_magic(spec: str) -> bool:
-    return any(char in spec for char in "*?[")
-
-
-def _glob_root(spec: str) -> Path:
-    """The folder a glob searches: its path up to the first wildcard."""
-    parts = Path(spec).parts
-    fixed = list(itertools.takewhile(lambda part: not _has_magic(part), parts))
-    return Path(*fixed) if fixed else Path()
-
-
-def _earlier_outputs(root: Path, out_dir: Path) -> Callable[[Path], bool]:
-    """Whether a file found under ``root`` sits in ``out_dir`` strictly inside it.
-
-    Such files are outputs of an earlier run, and translating them again would nest outputs
-    deeper on every run. When ``out_dir`` is ``root`` itself nothing is excluded, so the
-    input-is-output check still fires.
-    """
-    root, out = root.resolve(), out_dir.resolve()
-    if out == root or not out.is_relative_to(root):
-        return lambda path: False
-    return lambda path: path.resolve().is_relative_to(out)
-
-
-def _expand(
-    inputs: Sequence[str | os.PathLike[str]], out_dir: Path
-) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """(source, destination) pairs; a folder keeps relative paths, files and globs just names.
-
-    Also the files that folders hold but that are neither images nor videos, so that the
-    report can name what was left out.
-    """
-    pairs: list[tuple[Path, Path]] = []
-    left_out: list[Path] = []
-    suffixes = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-    for spec in inputs:
-        path = Path(spec)
-        if path.is_dir():
-            skip = _earlier_outputs(path, out_dir)
-            found, others = find_files(path, suffixes)
-            pairs += [(file, out_dir / file.relative_to(path)) for file in found if not skip(file)]
-            left_out += [file for file in others if not skip(file)]
-        elif path.is_file():
-            pairs.append((path, out_dir / path.name))
-        elif _has_magic(str(spec)):
-            skip = _earlier_outputs(_glob_root(str(spec)), out_dir)
-            for match in sorted(glob.glob(str(spec), recursive=True)):
-                found = Path(match)
-                wanted = found.is_file() and found.suffix.lower() in suffixes
-                if wanted and not skip(found):
-                    pairs.append((found, out_dir / found.name))
-        else:
-            raise I2IError(f"input {spec} does not exist (not a file, a folder or a glob)")
-    return pairs, left_out
-
-
-def _describe(files: list[Path]) -> str:
-    """``3 files that are not images or videos by name: .heic (2), .txt (1)``."""
-    verb = "is" if len(files) == 1 else "are"
-    return (
-        f"{_count(len(files), 'file')} that {verb} not images or videos by name: {kinds_of(files)}"
-    )
-
-
-def _plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> tuple[list[_Job], str | None]:
-    """Every job, checked before anything runs: no input is ever an output, no output twice.
-
-    Also a note on the files folders held that are not inputs by name, or None.
-    """
-    pairs, left_out = _expand(inputs, out_dir)
-    if not pairs:
-        names = ", ".join(str(i) for i in inputs) or "(no inputs given)"
-        kinds = ", ".join(sorted(s.lstrip(".") for s in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))
-        found = f"; the folders hold only {_describe(left_out)}" if left_out else ""
-        raise I2IError(f"no images found in {names} (looked for {kinds}){found}")
-    sources = {src.resolve() for src, _ in pairs}
-    by_dst: dict[Path, Path] = {}
-    jobs: list[_Job] = []
-    for src, dst in pairs:
-        key = dst.resolve()
-        if key in sources:
-            raise I2IError(
-                f"the output for {src} would be {dst}, which is an input; inputs are never "
-                "overwritten, so choose an output folder outside the input folders"
-            )
-        if key in by_dst:
-            if by_dst[key] != src.resolve():
-                raise I2IError(
-                    f"{by_dst[key]} and {src} would both be written to {dst}; translate them "
-                    "into different output folders"
-                )
-            continue  # the same file named twice (say, a file and a glob matching it)
-        by_dst[key] = src.resolve()
-        jobs.append(_Job(len(jobs), src, dst))
-    if not left_out:
-        return jobs, None
-    return jobs, f"left out {_describe(left_out)} (images among them: convert them to .png or .jpg)"
 
 
 def _pil_format(path: Path) -> str | None:
@@ -220,10 +109,10 @@ def _write_image(image: torch.Tensor, dst: Path) -> Path:
 
 
 def _ahead(
-    pool: ThreadPoolExecutor, fn: Callable[[_Job], T], jobs: Iterable[_Job], window: int
-) -> Iterator[tuple[_Job, Future[T]]]:
+    pool: ThreadPoolExecutor, fn: Callable[[Job], T], jobs: Iterable[Job], window: int
+) -> Iterator[tuple[Job, Future[T]]]:
     """``fn`` on the jobs in the pool, at most ``window`` ahead of the consumer, in order."""
-    queue: deque[tuple[_Job, Future[T]]] = deque()
+    queue: deque[tuple[Job, Future[T]]] = deque()
     for job in jobs:
         queue.append((job, pool.submit(fn, job)))
         if len(queue) >= window:
@@ -254,13 +143,13 @@ class _ImageRun:
         # Decoding runs this far ahead and writing this far behind, which bounds the memory.
         self.window = 2 * batch_size
         self.written: list[tuple[int, Path]] = []
-        self.writes: deque[tuple[_Job, Future[Path]]] = deque()
+        self.writes: deque[tuple[Job, Future[Path]]] = deque()
 
-    def run(self, jobs: list[_Job], progress: bool) -> None:
+    def run(self, jobs: list[Job], progress: bool) -> None:
         channels = self.translator.input_channels(self.direction)
         # Same-size images wait for each other to fill a batch, but never more than this many.
         max_waiting = 4 * self.batch_size
-        waiting: dict[tuple[int, ...], list[tuple[_Job, torch.Tensor]]] = {}
+        waiting: dict[tuple[int, ...], list[tuple[Job, torch.Tensor]]] = {}
         with (
             ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
             progress_bar(progress, prefix=self.prefix) as bar,
@@ -272,7 +161,7 @@ class _ImageRun:
                 self._flush(group, pool)
                 bar.advance(task, len(group))
 
-            def decode(job: _Job) -> torch.Tensor:
+            def decode(job: Job) -> torch.Tensor:
                 width, height, animated = image_header(job.src)  # its claims, before decoding
                 check_pixels(height, width, self.tile, self.translator.untiled_max_pixels)
                 if animated:
@@ -301,7 +190,7 @@ class _ImageRun:
                 self._settle()
         self.report.written += [path for _, path in sorted(self.written)]
 
-    def _flush(self, group: list[tuple[_Job, torch.Tensor]], pool: ThreadPoolExecutor) -> None:
+    def _flush(self, group: list[tuple[Job, torch.Tensor]], pool: ThreadPoolExecutor) -> None:
         out = self.translator.translate_batch(
             torch.stack([image for _, image in group]),
             self.direction,
@@ -379,9 +268,9 @@ def apply_paths(
     video.check()
     ranks = Ranks.from_env() if ranks is None else ranks
     report = ApplyReport(out_dir=out_dir, ranks=ranks)
-    todo: list[_Job] = []
+    todo: list[Job] = []
     # Every process plans (and checks) the whole request, then keeps its share.
-    jobs, left_out = _plan(inputs, out_dir)
+    jobs, left_out = plan(inputs, out_dir)
     if left_out:
         report.notes.append(left_out)
     for job in ranks.shard(jobs):
