@@ -15,6 +15,7 @@ from torch import nn
 
 import i2i
 from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.ranks import Ranks
 from i2i.core.registry import generators
 from i2i.infer.apply import ApplyReport, apply_paths
 from i2i.infer.translator import Translator, _tile_starts, default_batch_size
@@ -315,11 +316,8 @@ def test_apply_folder_mirrors_relative_paths(translator, tree, tmp_path):
     assert report.failed == [] and report.skipped_existing == []
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temp files left
     assert "Wrote 4 files" in report.summary()
-    # notes.txt is named, not skipped without a word
-    assert report.notes == [
-        "left out 1 file that is not images or videos by name: .txt (1) (images among them: "
-        "convert them to .png or .jpg)"
-    ]
+    # notes.txt is named, not skipped without a word (and no advice to convert it)
+    assert report.notes == ["left out 1 file that is not an image or a video by name: .txt (1)"]
 
 
 def test_files_a_folder_holds_but_apply_leaves_out_are_counted_by_kind(translator, tree, tmp_path):
@@ -331,6 +329,7 @@ def test_files_a_folder_holds_but_apply_leaves_out_are_counted_by_kind(translato
     assert len(report.written) == 4
     assert report.notes[0].startswith("left out 4 files that are not images or videos by name: ")
     assert ".ppm (2)" in report.notes[0] and "(no extension) (1)" in report.notes[0]
+    assert report.notes[0].endswith("; convert the .ppm files to .png or .jpg to use them")
     assert report.notes[0] in report.summary()
 
 
@@ -399,10 +398,10 @@ def test_one_output_name_for_two_inputs_is_an_error(translator, tree, tmp_path):
 
 def test_nothing_found(translator, tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(I2IError, match="no images found in"):
+    with pytest.raises(I2IError, match="no images or videos found in"):
         apply_paths(translator, [tmp_path / "empty", f"{tmp_path}/*.jpg"], tmp_path / "out")
     (tmp_path / "empty" / "photo.heic").write_bytes(b"x")
-    with pytest.raises(I2IError, match=r"the folders hold only 1 file .* \.heic \(1\)$"):
+    with pytest.raises(I2IError, match=r"hold only 1 file .* \.heic \(1\); convert the \.heic"):
         apply_paths(translator, [tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(I2IError, match="does not exist"):
         apply_paths(translator, [tmp_path / "missing.jpg"], tmp_path / "out")
@@ -485,11 +484,18 @@ def test_video_without_pyav_says_how_to_install(translator, tmp_path, monkeypatc
     monkeypatch.setattr(builtins, "__import__", no_av)
     with pytest.raises(I2IError, match=r'pip install "i2i\[video\]"'):
         apply_paths(translator, [tmp_path / "clip.mp4"], tmp_path / "out", progress=False)
-    # A folder of photos with a clip among them: the photos are translated, the clip listed.
-    save(tmp_path / "still.png", pattern(32, 32))
-    report = apply_paths(translator, [tmp_path], tmp_path / "out", progress=False)
-    assert [p.name for p in report.written] == ["still.png"]
-    assert report.failed == [
-        (str(tmp_path / "clip.mp4"), 'clip.mp4: video needs PyAV, which is not installed: '
-         'pip install "i2i[video]"')
-    ]  # fmt: skip
+    # A folder of photos with a clip among them: the photos are translated, the clip listed;
+    # decided on the whole request, so a rerun (the photos done) and every process agree.
+    mixed = tmp_path / "mixed"
+    save(mixed / "still.png", pattern(32, 32))
+    (mixed / "clip.mp4").write_bytes(b"")
+    why = 'clip.mp4: video needs PyAV, which is not installed: pip install "i2i[video]"'
+    for _ in range(2):
+        report = apply_paths(translator, [mixed], tmp_path / "out", progress=False)
+        assert report.failed == [(str(mixed / "clip.mp4"), why)]
+    assert [p.name for p in report.skipped_existing] == ["still.png"]
+    shares = [
+        apply_paths(translator, [mixed], tmp_path / "o2", progress=False, ranks=Ranks(r, 2))
+        for r in (0, 1)
+    ]
+    assert [len(share.failed) + len(share.written) for share in shares] == [1, 1]

@@ -211,3 +211,11 @@ def test_torchrun_two_processes_translate_a_folder_once(model, folder, tmp_path)
     assert "rank 0/2: Wrote 0 files" in rerun.stdout and "2_broken.png" in rerun.stdout
     assert "rank 1/2: Wrote 0 files" in rerun.stdout  # finished, not stopped by rank 0's failure
     assert all(path.stat().st_mtime_ns == old for path in out.rglob("*.png"))
+
+
+def test_a_device_type_this_machine_lacks_is_a_one_line_error(monkeypatch):
+    """torch knows mps, xpu, hpu...; one that is absent here fails before any network runs."""
+    monkeypatch.setattr("i2i.core.device._available", lambda kind: kind == "xpu")
+    with pytest.raises(InvalidArgumentError, match="'mps' asked for, but mps is not available"):
+        resolve_device("mps")
+    assert resolve_device("xpu:1") == torch.device("xpu", 1)

@@ -276,8 +276,7 @@ CASES = [
         "has already trained 2 steps (asked for 1)",
         untouched=("run",),
     ),
-    Case("device-not-built-in", _train("--device", "mps"), "'mps' asked for, but mps is not"),
-    Case("device-that-computes-nothing", _train("--device", "meta"), "unknown device 'meta'"),
+    Case("device-that-computes-nothing", _train("--device", "meta"), "computes nothing"),
     Case(
         "export-a-model-folder",
         lambda w: ["export", str(w["model"]), "-o", str(w["tmp"] / "again")],

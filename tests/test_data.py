@@ -200,7 +200,9 @@ def test_unaligned_missing_and_empty_folders(tmp_path):
         UnalignedDataset(tmp_path)
     for name in ("a.heic", "b.HEIC"):  # what phones give: named, with the way out
         (tmp_path / "trainB" / name).write_bytes(b"x")
-    with pytest.raises(DataError, match=r"it holds \.heic \(2\), \.txt \(1\): convert them"):
+    with pytest.raises(
+        DataError, match=r"holds \.heic \(2\), \.txt \(1\); convert the \.heic files"
+    ):
         UnalignedDataset(tmp_path)
 
 

@@ -1134,7 +1134,7 @@ def test_control_characters_in_file_names_are_printed_escaped(world, tmp_path, m
     """A newline would split the one line; an escape sequence would drive the terminal."""
     monkeypatch.delenv("I2I_DEBUG", raising=False)
     (tmp_path / "in").mkdir()
-    for name in ("bad\nname.png", "\x1b[2Jclear.png"):
+    for name in ("bad\nname.png", "\x1b[2Jclear.png", "\u009b2Jc1.png"):
         (tmp_path / "in" / name).write_bytes(b"not an image")
     Image.new("RGB", (16, 16)).save(tmp_path / "in" / "fine.png")
     model = str(world["base"] / "model")
@@ -1142,6 +1142,7 @@ def test_control_characters_in_file_names_are_printed_escaped(world, tmp_path, m
     result = CliRunner().invoke(cli, apply)
     assert result.exit_code == 1
     assert "\x1b" not in result.output and "\\x1b[2Jclear.png" in result.output
+    assert "\u009b" not in result.output and "\\x9b2Jc1.png" in result.output
     summary = result.output.strip().splitlines()[-1]
     assert summary.startswith("Wrote 1 file") and "bad\\nname.png" in summary
     result = CliRunner().invoke(cli, ["apply", model, str(tmp_path / "no\nsuch"), "-o", "o"])

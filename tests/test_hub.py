@@ -110,9 +110,12 @@ except HubError as error:
     assert len(hub.requests) == asked  # the Hub was never asked
 
 
-def test_the_clients_retries_are_told_in_one_line(capsys):
-    """Ten warnings over 25 s look like a hang; one line says what is happening."""
+def test_the_clients_retries_are_told_in_one_line(monkeypatch, caplog):
+    """Ten warnings over half a minute look like a hang; one line says what is happening. The
+    client's own retry loop runs against a closed port, so its real wording is what is met."""
     import logging
+
+    from huggingface_hub.utils import _http, http_backoff
 
     from i2i.models.hub import hub_errors
 
@@ -121,18 +124,29 @@ def test_the_clients_retries_are_told_in_one_line(capsys):
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())
     client.addHandler(handler)
+    monkeypatch.setattr(_http.time, "sleep", lambda seconds: None)
+    closed = "http://127.0.0.1:9/user/repo/resolve/main/config.json"
     try:
+        with (
+            caplog.at_level(logging.WARNING, logger="i2i"),
+            pytest.raises(HubError),
+            hub_errors("user/repo", None),
+        ):
+            http_backoff("HEAD", closed, max_retries=3)
+        assert client.filters == []  # taken off when the call failed
+        told = [r.getMessage() for r in caplog.records if r.name == "i2i"]
+        assert seen == [] and len(told) == 1, (seen, told)
+        assert "does not answer" in told[0] and "trying again for a while" in told[0]
+        # An HTTP error the client retries says itself how long it waits: left alone.
         with hub_errors("user/repo", None):
-            for wait in (1, 2, 4):
-                client.warning("'[Errno 111] Connection refused' thrown while requesting HEAD x")
-                client.warning(f"Retrying in {wait}s [Retry 1/5].")
-            client.warning("something else the client says")
+            client.warning("HTTP Error 503 thrown while requesting HEAD x")
+            client.warning("Retrying in 1s [Retry 1/5].")
         client.warning("Retrying in 1s [Retry 1/5].")  # outside i2i's calls: left alone
     finally:
         client.removeHandler(handler)
-    assert seen == ["something else the client says", "Retrying in 1s [Retry 1/5]."]
-    lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and "does not answer ([Errno 111] Connection refused)" in lines[0]
+    assert seen == ["HTTP Error 503 thrown while requesting HEAD x"] + 2 * [
+        "Retrying in 1s [Retry 1/5]."
+    ]
 
 
 def test_push_a_training_run_to_a_branch(hub, toy_data, tmp_path):

@@ -108,7 +108,9 @@ def _said(error: Exception) -> str:
 
 # Control characters in a file name (a newline, a terminal escape sequence) are shown escaped:
 # printed raw they would split a one-line message or drive the user's terminal.
-_ESCAPED = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {
+_ESCAPED = {code: f"\\x{code:02x}" for code in (*range(32), *range(127, 160))} | {
+    0x2028: "\\u2028",  # line and paragraph separators split lines too
+    0x2029: "\\u2029",
     ord("\n"): "\\n",
     ord("\r"): "\\r",
     ord("\t"): "\\t",

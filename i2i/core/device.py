@@ -35,8 +35,10 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         raise InvalidArgumentError(
             f"unknown device {name!r}; use auto, cpu, cuda or cuda:N"
         ) from error
-    if device.type == "meta":  # a torch device, but one that computes nothing
-        raise InvalidArgumentError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if device.type == "meta":
+        raise InvalidArgumentError(
+            "device 'meta' holds shapes only and computes nothing; use auto, cpu, cuda or cuda:N"
+        )
     if device.type != "cpu" and not _available(device.type):
         kind = "CUDA" if device.type == "cuda" else device.type
         raise InvalidArgumentError(
@@ -48,7 +50,9 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 
 
 def _available(kind: str) -> bool:
-    """Whether this torch build and machine have a device of ``kind`` (cuda, mps, xpu, ...)."""
+    """Whether this torch build and machine have a device of ``kind`` (cuda, mps, xpu, ...):
+    torch names more device types than any one machine has, and using an absent one fails deep
+    inside the first network call."""
     backend = getattr(torch.backends, kind, None) if kind == "mps" else getattr(torch, kind, None)
     is_available = getattr(backend, "is_available", None)
     return bool(is_available()) if callable(is_available) else False

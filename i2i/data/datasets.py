@@ -69,7 +69,7 @@ def _list_domain(folder: Path, layout: str, max_images: int | None) -> list[Path
         raise DataError(f"dataset folder {folder} is missing; expected {layout}")
     images, others = find_files(folder, IMAGE_EXTENSIONS)
     if not images:
-        holds = f"; it holds {kinds_of(others)}: convert them to .png or .jpg" if others else ""
+        holds = f"; it holds {kinds_of(others)}" if others else ""
         raise DataError(
             f"dataset folder {folder} holds no images ({_extensions_hint()}); expected "
             f"{layout}{holds}"

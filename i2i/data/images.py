@@ -76,11 +76,27 @@ def find_files(
     return [path for _, path in sorted(found)], [path for _, path in sorted(others)]
 
 
+# Pictures in kinds that i2i does not take (phones', cameras', other formats): worth telling the
+# user to convert, where a .txt or .xmp beside the images is not.
+# fmt: off
+_OTHER_PICTURES = frozenset({
+    ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jfif", ".ppm", ".pgm", ".pbm", ".pnm",
+    ".tga", ".ico", ".psd", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf",
+    ".raw", ".exr", ".hdr", ".svg",
+})
+# fmt: on
+
+
 def kinds_of(files: list[Path], most: int = 4) -> str:
-    """The files by extension, most common first: ``.heic (12), .txt (1)``."""
+    """The files by extension, most common first (``.heic (12), .txt (1)``), and what to do
+    about the pictures among them, so that nothing is left out without a word."""
     kinds = Counter(file.suffix.lower() or "(no extension)" for file in files)
     shown = ", ".join(f"{kind} ({n})" for kind, n in kinds.most_common(most))
-    return shown + (f" and {len(kinds) - most} other kinds" if len(kinds) > most else "")
+    shown += f" and {len(kinds) - most} other kinds" if len(kinds) > most else ""
+    pictures = sorted(kind for kind in kinds if kind in _OTHER_PICTURES)
+    if pictures:
+        shown += f"; convert the {', '.join(pictures)} files to .png or .jpg to use them"
+    return shown
 
 
 def _links_up(dirpath: str, name: str, real: str) -> bool:

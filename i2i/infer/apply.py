@@ -223,6 +223,31 @@ class _ImageRun:
 _EVERY_FILE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+def _is_video(job: Job) -> bool:
+    return job.src.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _videos_need(jobs: list[Job], video: VideoOptions) -> str | None:
+    """Why the videos among ``jobs`` cannot be translated here (no PyAV), or None.
+
+    Decided on the whole plan, before it is shared out and before finished outputs are set
+    aside, so that every process of a job and every rerun decide alike. Videos alone stop with
+    the install line; videos among images are skipped and listed, so the images still run.
+    """
+    videos = sum(1 for job in jobs if _is_video(job))
+    if not videos:
+        return None
+    try:
+        require_av()
+    except I2IError as missing:
+        if videos == len(jobs):
+            raise
+        return str(missing)
+    if video.temporal is not None:
+        require_cv2()
+    return None
+
+
 def apply_paths(
     translator: Translator,
     inputs: Sequence[str | os.PathLike[str]],
@@ -251,7 +276,7 @@ def apply_paths(
 
     Everything that can be wrong with the request (a missing input, an output that would
     overwrite an input, two inputs with one output name, bad tiling or video options, an unknown
-    direction, video without PyAV, temporal blending without OpenCV) is an ``I2IError`` before
+    direction, only videos and no PyAV, temporal blending without OpenCV) is an ``I2IError`` before
     the first image runs, and so is an output folder that cannot be written. After that, an
     unreadable file (or one too big without ``tile``) is skipped and reported, so one bad file
     never costs a long run; an output that cannot be written (a full disk) stops the run with
@@ -271,12 +296,15 @@ def apply_paths(
     todo: list[Job] = []
     # Every process plans (and checks) the whole request, then keeps its share.
     jobs, left_out = plan(inputs, out_dir)
-    if left_out:
+    if left_out and ranks.rank == 0:  # one note for the job, not one per process
         report.notes.append(left_out)
+    no_pyav = _videos_need(jobs, video)
     for job in ranks.shard(jobs):
         if job.dst.exists() and not overwrite:
             report.skipped_existing.append(job.dst)
-        elif job.src.suffix.lower() not in VIDEO_EXTENSIONS and _pil_format(job.dst) is None:
+        elif _is_video(job) and no_pyav:
+            report.failed.append((str(job.src), f"{job.src.name}: {no_pyav}"))
+        elif not _is_video(job) and _pil_format(job.dst) is None:
             why = (
                 f"Pillow cannot write {job.dst.suffix} files"
                 if job.dst.suffix
@@ -285,19 +313,9 @@ def apply_paths(
             report.failed.append((str(job.src), why))
         else:
             todo.append(job)
-    videos = [job for job in todo if job.src.suffix.lower() in VIDEO_EXTENSIONS]
-    images = [job for job in todo if job.src.suffix.lower() not in VIDEO_EXTENSIONS]
-    if videos and images:  # the images need no PyAV: without it, only the videos are skipped
-        try:
-            require_av()
-        except I2IError as missing:
-            report.failed += [(str(job.src), f"{job.src.name}: {missing}") for job in videos]
-            videos = []
-    if videos:
-        require_av()
-        if video.temporal is not None:
-            require_cv2()
-    elif images and video != VideoOptions():
+    videos = [job for job in todo if _is_video(job)]
+    images = [job for job in todo if not _is_video(job)]
+    if not any(_is_video(job) for job in jobs) and video != VideoOptions():
         report.notes.append(
             "the video options (--start, --end, --quality, --temporal) apply to "
             "videos only, and there is none among the inputs"

@@ -88,11 +88,10 @@ def _expand(
 
 
 def _describe(files: list[Path]) -> str:
-    """``3 files that are not images or videos by name: .heic (2), .txt (1)``."""
+    """``3 files that are not images or videos by name: .heic (2), .txt (1); convert ...``."""
+    what = "an image or a video" if len(files) == 1 else "images or videos"
     verb = "is" if len(files) == 1 else "are"
-    return (
-        f"{count(len(files), 'file')} that {verb} not images or videos by name: {kinds_of(files)}"
-    )
+    return f"{count(len(files), 'file')} that {verb} not {what} by name: {kinds_of(files)}"
 
 
 def plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> tuple[list[Job], str | None]:
@@ -105,7 +104,7 @@ def plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> tuple[list[
         names = ", ".join(str(i) for i in inputs) or "(no inputs given)"
         kinds = ", ".join(sorted(s.lstrip(".") for s in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))
         found = f"; the folders hold only {_describe(left_out)}" if left_out else ""
-        raise I2IError(f"no images found in {names} (looked for {kinds}){found}")
+        raise I2IError(f"no images or videos found in {names} (looked for {kinds}){found}")
     sources = {src.resolve() for src, _ in pairs}
     by_dst: dict[Path, Path] = {}
     jobs: list[Job] = []
@@ -125,6 +124,4 @@ def plan(inputs: Sequence[str | os.PathLike[str]], out_dir: Path) -> tuple[list[
             continue  # the same file named twice (say, a file and a glob matching it)
         by_dst[key] = src.resolve()
         jobs.append(Job(len(jobs), src, dst))
-    if not left_out:
-        return jobs, None
-    return jobs, f"left out {_describe(left_out)} (images among them: convert them to .png or .jpg)"
+    return jobs, (f"left out {_describe(left_out)}" if left_out else None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -326,7 +327,8 @@ def run_to_model(
         if (run_dir / WEIGHTS).is_file():
             raise CheckpointError(
                 f"{run_dir} is a model folder already, which is what export makes from a "
-                f"training run; use it as it is (i2i apply {run_dir} IMAGES -o OUT)"
+                f"training run; use it as it is (i2i apply {shlex.quote(str(run_dir))} IMAGES "
+                "-o OUT)"
             )
         raise CheckpointError(f"{run_dir} is not an i2i training run (no checkpoints/ or {CONFIG})")
     run = read_run_config(run_dir)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from i2i.models.folder import (
 from i2i.models.safefiles import regular_file
 
 MODEL_FILES = [CONFIG, WEIGHTS, CARD, SAMPLES]
+_log = logging.getLogger("i2i")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -52,31 +52,34 @@ def _endpoint() -> str:
 
 
 class _OneLineRetries(logging.Filter):
-    """huggingface_hub's retries, told once in one line instead of ten.
+    """huggingface_hub's retries on a network failure, told once in one line instead of ten.
 
-    The client retries a first download five times over about 25 s when the Hub does not
-    answer, logging two lines per try; that is right for a flaky network and looks like a hang
-    on none. Without the Hub in view, one line saying what is happening and for how long.
+    The client retries a first download five times, over half a minute or more, when the Hub
+    does not answer, logging two lines per try: right for a flaky network, and on none it looks
+    like a hang. An HTTP error the client retries (a 503, a rate limit) keeps its own lines,
+    which say how long it waits. The filter sits on the client's module logger, so while i2i
+    talks to the Hub it also quiets other threads' network retries; they still fail as before.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.told = False
+        self.quiet = False  # whether the last failure was one of those told here
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if " thrown while requesting " not in message and not message.startswith("Retrying in"):
-            return True
-        if not self.told and " thrown while requesting " in message:
-            self.told = True
-            why = message.split(" thrown while requesting ")[0].strip("'\" ")
-            print(
-                f"i2i: the Hub at {_endpoint()} does not answer ({why}); trying again for about "
-                "25 s (Ctrl-C stops)",
-                file=sys.stderr,
-                flush=True,
-            )
-        return False
+        if " thrown while requesting " in message:
+            self.quiet = not message.startswith("HTTP Error")
+            if self.quiet and not self.told:
+                self.told = True
+                why = message.split(" thrown while requesting ")[0].strip("'\" ")
+                _log.warning(
+                    "the Hub at %s does not answer (%s); trying again for a while (Ctrl-C stops)",
+                    _endpoint(),
+                    why,
+                )
+            return not self.quiet
+        return not (self.quiet and message.startswith("Retrying in"))
 
 
 @contextmanager
