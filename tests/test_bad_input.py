@@ -473,20 +473,31 @@ def _hub_model(folder: Path, samples: bool) -> Path:
                       samples=grid)  # fmt: skip
 
 
+def _upload_as_is(hub, model: Path, repo: str) -> None:
+    """A repo made by someone else's tool: i2i's push would refuse these folders."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=hub.token)
+    api.create_repo(repo, exist_ok=True)
+    api.upload_folder(folder_path=str(model), repo_id=repo)
+
+
 def test_pull_checks_the_header_and_the_config_before_ok(hub, tmp_path):
     repo = hub.unique_repo_id("tampered")
     model = _hub_model(tmp_path / "m", samples=False)
     config = json.loads((model / "config.json").read_text())
     config["generators"]["AtoB"]["kwargs"]["ngf"] = 20000
     (model / "config.json").write_text(json.dumps(config))
-    push(model, repo, token=hub.token)
+    with pytest.raises(i2i.I2IError, match="in the file but"):
+        push(model, repo, token=hub.token)  # never sent from here
+    _upload_as_is(hub, model, repo)
     result = CliRunner().invoke(cli, ["pull", repo])
     assert result.exit_code == 1 and "in the file but" in result.output, result.output
 
     repo = hub.unique_repo_id("pickle")
     model = _hub_model(tmp_path / "p", samples=False)
     torch.save({"x": torch.zeros(1)}, model / "model.safetensors")
-    push(model, repo, token=hub.token)
+    _upload_as_is(hub, model, repo)
     result = CliRunner().invoke(cli, ["pull", repo])
     assert result.exit_code == 1 and "not a safetensors file" in result.output, result.output
 
