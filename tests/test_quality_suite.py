@@ -65,9 +65,30 @@ def test_the_looks_are_of_different_kinds():
     assert float(dusk.mean()) < float(_photo().mean())
 
 
+def test_the_held_out_looks_do_what_they_say():
+    """``soft`` leaves a flat picture flat (only the lift) and lowers edge contrast; ``sepia``
+    drops the colour for warm tones that depend on brightness only; ``teal`` moves a blue
+    towards teal and an orange-ish red towards orange, and leaves grey alone."""
+    grey = torch.full((3, 32, 32), 0.5)
+    assert float((looks.soft(grey) - 0.52).abs().max()) < 0.01
+    photo = _photo()
+    edges = (photo[:, :, 1:] - photo[:, :, :-1]).abs().mean()
+    softened = looks.soft(photo)
+    assert float((softened[:, :, 1:] - softened[:, :, :-1]).abs().mean()) < float(edges)
+    toned = looks.sepia(photo)
+    assert bool((toned[0] >= toned[1]).all() and (toned[1] >= toned[2]).all())  # warm
+    same_brightness = torch.tensor([[0.7, 0.3, 0.3], [0.3, 0.5, 0.4]])  # equal luma, other hue
+    a, b = (looks.sepia(c.view(3, 1, 1).expand(3, 4, 4)) for c in same_brightness)
+    assert float((a - b).abs().max()) < 0.02
+    blue = torch.tensor([0.2, 0.3, 0.8]).view(3, 1, 1).expand(3, 4, 4)
+    graded = looks.teal(blue)
+    assert float(graded[1].mean() - blue[1].mean()) > 0.03  # blue gains green: teal
+    assert float((looks.teal(grey) - grey).abs().max()) < 1e-4
+
+
 def test_unknown_look_is_named():
     with pytest.raises(KeyError, match="the looks are film"):
-        looks.apply_look("sepia", _photo())
+        looks.apply_look("lomo", _photo())
 
 
 @pytest.mark.slow
