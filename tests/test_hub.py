@@ -24,12 +24,12 @@ from tests.conftest import TINY
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
-def _model(folder: Path, seed: int) -> Path:
+def _model(folder: Path, seed: int, ngf: int = 8) -> Path:
     torch.manual_seed(seed)
-    spec = net_spec(generators, "resnet6", {"ngf": 8})
+    spec = net_spec(generators, "resnet6", {"ngf": ngf})
     nets = {
-        "AtoB": i2i.create_generator("resnet6", ngf=8),
-        "BtoA": i2i.create_generator("resnet6", ngf=8),
+        "AtoB": i2i.create_generator("resnet6", ngf=ngf),
+        "BtoA": i2i.create_generator("resnet6", ngf=ngf),
     }
     config = make_config(
         "cyclegan", {"AtoB": spec, "BtoA": spec}, size=32, domains={"A": "day", "B": "night"}
@@ -300,3 +300,40 @@ def test_push_sends_only_the_models_own_files(hub, tmp_path, kind):
         push(model, hub.unique_repo_id("own"), token=hub.token)
     assert expect in _one_line(info.value)
     assert len(hub.requests) == asked  # refused before the Hub was asked
+
+
+@pytest.mark.parametrize("swap", ["fifo", "other-weights"])
+def test_push_sends_what_it_checked_when_files_change_meanwhile(hub, tmp_path, monkeypatch, swap):
+    """A file swapped for a FIFO after it was checked is refused on the open descriptor (a
+    blocking open would hang the push), and weights replaced by another model's between the
+    check and the copy are caught on the copy, which is what would be sent."""
+    import i2i.models.hub as hub_module
+    import i2i.models.safefiles as safefiles
+
+    model = _model(tmp_path / "m", seed=4)
+    other = _model(tmp_path / "other", seed=5, ngf=16)
+    checked, copy = safefiles.regular_file, hub_module.copy_regular
+    copying = []
+
+    def then_swapped(path, folder, what="file"):  # the check passes, then the file changes
+        real = checked(path, folder, what)
+        if copying and Path(path).name == "model.safetensors":
+            os.remove(path)
+            if swap == "fifo":
+                os.mkfifo(path)
+            else:
+                Path(path).write_bytes((other / "model.safetensors").read_bytes())
+        return real
+
+    def copy_while_swapping(*args, **kwargs):
+        copying.append(True)
+        return copy(*args, **kwargs)
+
+    monkeypatch.setattr(safefiles, "regular_file", then_swapped)
+    monkeypatch.setattr(hub_module, "copy_regular", copy_while_swapping)
+    asked = len(hub.requests)
+    with pytest.raises(i2i.I2IError) as info:
+        push(model, hub.unique_repo_id("swapped"), token=hub.token)
+    expect = "is not a regular file" if swap == "fifo" else "changed while it was being pushed"
+    assert expect in _one_line(info.value)
+    assert len(hub.requests) == asked

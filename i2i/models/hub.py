@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from i2i.core.errors import I2IError
+from i2i.core.errors import CheckpointError, I2IError
 from i2i.models.folder import (
     CARD,
     CONFIG,
@@ -28,7 +27,7 @@ from i2i.models.folder import (
     read_config,
     verify_model,
 )
-from i2i.models.safefiles import regular_file
+from i2i.models.safefiles import copy_regular
 
 MODEL_FILES = [CONFIG, WEIGHTS, CARD, SAMPLES]
 _log = logging.getLogger("i2i")
@@ -180,6 +179,18 @@ def pull(repo_id: str, revision: str | None = None, token: str | None = None) ->
     return Path(folder)
 
 
+def _verify_copy(source: Path, staged: Path) -> None:
+    """The staged copy is what is sent, so it is checked again: a file replaced between the
+    check of ``source`` and its copy is not uploaded."""
+    try:
+        verify_model(staged)
+    except CheckpointError:
+        raise CheckpointError(
+            f"{source} changed while it was being pushed (its files no longer fit together); "
+            f"push it again once nothing writes to it"
+        ) from None
+
+
 def push(
     model: str | Path,
     repo_id: str,
@@ -209,11 +220,12 @@ def push(
         elif (source / CONFIG).is_file():
             verify_model(source)  # the config resolves and fits the weights: nothing broken
             staged.mkdir()
-            for name in (WEIGHTS, SAMPLES):  # the config is checked below, the card rewritten
+            for name in (WEIGHTS, SAMPLES):  # the card is rewritten below
                 path = source / name
                 if path.exists() or path.is_symlink():  # a link out of the folder is refused
-                    shutil.copyfile(regular_file(path, source, name), staged / name)
-            shutil.copyfile(regular_file(source / CONFIG, source, CONFIG), staged / CONFIG)
+                    copy_regular(path, source, staged / name, name)
+            copy_regular(source / CONFIG, source, staged / CONFIG, CONFIG)
+            _verify_copy(source, staged)
         else:
             raise I2IError(f"{source} is neither an i2i model folder nor a training run folder")
         config = read_config(staged)

@@ -16,9 +16,10 @@ import json
 import math
 import os
 import re
+import shutil
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from i2i.core.errors import CheckpointError
 
@@ -65,17 +66,25 @@ def regular_file(path: Path, folder: Path | None, what: str = "file") -> Path:
     return real
 
 
-def read_bytes(path: Path, folder: Path | None, max_bytes: int, what: str = "file") -> bytes:
-    """The bytes of a regular file inside ``folder``, refused above ``max_bytes``."""
+def _open_regular(path: Path, folder: Path | None, what: str) -> BinaryIO:
+    """``path`` opened for reading after ``regular_file``, checked again on the open descriptor:
+    a file swapped for a FIFO or device after the check is refused, never waited on
+    (``O_NONBLOCK``: opening a FIFO with no writer still returns)."""
     real = regular_file(path, folder, what)
-    # O_NONBLOCK: should the file be swapped for a FIFO after the check, open still returns.
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise CheckpointError(f"cannot read {path}: {error.strerror or error}") from None
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CheckpointError(f"{path} is not a regular file; a {what} must be one")
+    file = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        file.close()
+        raise CheckpointError(f"{path} is not a regular file; a {what} must be one")
+    return file
+
+
+def read_bytes(path: Path, folder: Path | None, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of a regular file inside ``folder``, refused above ``max_bytes``."""
+    with _open_regular(path, folder, what) as file:
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise CheckpointError(
@@ -83,6 +92,13 @@ def read_bytes(path: Path, folder: Path | None, max_bytes: int, what: str = "fil
             f"not what its name says)"
         )
     return data
+
+
+def copy_regular(path: Path, folder: Path | None, target: Path, what: str = "file") -> None:
+    """Copy the regular file ``path`` inside ``folder`` to ``target``, reading from the
+    descriptor that was checked (nothing swapped in between is copied or waited on)."""
+    with _open_regular(path, folder, what) as source, open(target, "wb") as copy:
+        shutil.copyfileobj(source, copy)
 
 
 def check_depth(text: str, max_depth: int = MAX_DEPTH) -> None:
