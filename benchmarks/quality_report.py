@@ -254,5 +254,6 @@ def combined_sheet(records: list[dict[str, Any]], pair: str, label: str = "name"
             titles.append(truth)
             columns.append(_strip(first, truth))
         kept = [(t, c) for t, c in zip(titles, columns, strict=True) if c is not None]
-        panels.append(([t for t, _ in kept], [c for _, c in kept]))
-    return image_grid(panels, min_tile=96)
+        if kept:  # records from another machine name strips that are not here
+            panels.append(([t for t, _ in kept], [c for _, c in kept]))
+    return image_grid(panels, min_tile=96) if panels else None
