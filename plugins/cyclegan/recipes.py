@@ -13,8 +13,9 @@ RECIPES = {
         "full-resolution detail path (texture and grain the 4x-downsampled trunk cannot "
         "draw), averaged weights (EMA 0.999), cycle weight 1 so the cycle no longer pins "
         "the generators to their input, and identity weight 0.5 against colour casts the "
-        "look does not have. Measured on six known-answer looks and monet<->photo "
-        "(benchmarks/quality.py --suite; table in README.md, Better pictures).",
+        "look does not have. Chosen on six known-answer looks and monet<->photo, and "
+        "checked on three more held out from its tuning (benchmarks/quality.py --suite; "
+        "table in README.md, Better pictures).",
         {
             "ema_decay": 0.999,
             "gen_kw": {"antialias": True, "residual": True, "detail": True},
