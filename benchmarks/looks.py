@@ -197,8 +197,9 @@ def sepia(image: torch.Tensor) -> torch.Tensor:
 
 
 def teal(image: torch.Tensor) -> torch.Tensor:
-    """Hues within 50 degrees of orange (30) move 60% of the way to it; hues within 70
-    degrees of teal (190) move 60% to it; both gain 25% saturation; contrast up 10%."""
+    """Hues within 50 degrees of orange (30), and within 70 of teal (190), move up to 60% of
+    the way to it, more the closer they are, and gain up to 25% saturation the same way;
+    contrast up 10%."""
     hue, saturation, value = kornia.color.rgb_to_hsv(image[None])[0]
     degrees = hue * 180 / math.pi
 

@@ -302,11 +302,12 @@ def test_push_sends_only_the_models_own_files(hub, tmp_path, kind):
     assert len(hub.requests) == asked  # refused before the Hub was asked
 
 
-@pytest.mark.parametrize("swap", ["fifo", "other-weights"])
+@pytest.mark.parametrize("swap", ["fifo", "other-weights", "unknown-net"])
 def test_push_sends_what_it_checked_when_files_change_meanwhile(hub, tmp_path, monkeypatch, swap):
     """A file swapped for a FIFO after it was checked is refused on the open descriptor (a
     blocking open would hang the push), and weights replaced by another model's between the
-    check and the copy are caught on the copy, which is what would be sent."""
+    check and the copy are caught on the copy, which is what would be sent; so is a config that
+    now names a network nobody registered."""
     import i2i.models.hub as hub_module
     import i2i.models.safefiles as safefiles
 
@@ -317,7 +318,12 @@ def test_push_sends_what_it_checked_when_files_change_meanwhile(hub, tmp_path, m
 
     def then_swapped(path, folder, what="file"):  # the check passes, then the file changes
         real = checked(path, folder, what)
-        if copying and Path(path).name == "model.safetensors":
+        name = Path(path).name
+        if copying and swap == "unknown-net" and name == "config.json":
+            config = json.loads(Path(path).read_text())
+            config["generators"]["AtoB"]["name"] = "no_such_generator"
+            Path(path).write_text(json.dumps(config))
+        elif copying and swap != "unknown-net" and name == "model.safetensors":
             os.remove(path)
             if swap == "fifo":
                 os.mkfifo(path)

@@ -184,7 +184,7 @@ def _verify_copy(source: Path, staged: Path) -> None:
     check of ``source`` and its copy is not uploaded."""
     try:
         verify_model(staged)
-    except CheckpointError:
+    except I2IError:  # a bad checkpoint, or a config now naming an unknown network
         raise CheckpointError(
             f"{source} changed while it was being pushed (its files no longer fit together); "
             f"push it again once nothing writes to it"
