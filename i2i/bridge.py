@@ -147,15 +147,22 @@ def bridge_of(net: Any) -> Bridge | None:
     return bridge if isinstance(bridge, Bridge) else None
 
 
+def check_seed(seed: int) -> int:
+    """A noise seed torch's generator accepts, checked before any work starts."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidArgumentError(f"--seed must be a whole number, got {seed!r}")
+    if not 0 <= seed < 2**63:
+        raise InvalidArgumentError(f"--seed must be from 0 to 2**63 - 1, got {seed}")
+    return seed
+
+
 def seeded_noise(seed: int, device: torch.device | str) -> Noise:
     """Standard normal noise from ``seed``, the same for every image of a batch.
 
     Drawn on the CPU for one image and repeated over the batch, so an image translates the
     same alone or in a batch, on any device and with either backend.
     """
-    if not 0 <= int(seed) < 2**63:
-        raise InvalidArgumentError(f"--seed must be from 0 to 2**63 - 1, got {seed}")
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
 
     def draw(shape: Sequence[int]) -> torch.Tensor:
         one = torch.randn((1, *shape[1:]), generator=generator)

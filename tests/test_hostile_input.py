@@ -865,6 +865,8 @@ ROWS = [
     Row("y-ema-decay-of-1.5", _train("--ema-decay", "1.5"), expect="--ema-decay must be below 1"),
     Row("y-bridge-seed-too-large", api=lambda w: _seeded_noise(2**70),
         expect="--seed must be from 0 to 2**63 - 1"),
+    Row("y-negative-seed-refused-before-any-work", _apply(flags=("--seed", "-5")),
+        expect="--seed must be from 0 to 2**63 - 1, got -5", check=lambda w: _gone(w["out"])),
     Row("y-demo-max-upload-without-a-unit",
         lambda w: ["demo", str(w["model"]), "--max-upload", "25"],
         expect="--max-upload must be a size from 1kb"),

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from i2i.bridge import Bridge, BridgeRunner, bridge_of
+from i2i.bridge import Bridge, BridgeRunner, bridge_of, check_seed
 from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError
@@ -465,8 +465,7 @@ def _check_sampling(
     bridges: Mapping[str, Bridge | None], steps: int | None, seed: int
 ) -> tuple[int | None, int]:
     """``steps`` (None: each bridge's own) and ``seed`` for the bridges among ``bridges``."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidArgumentError(f"seed must be a whole number, got {seed!r}")
+    check_seed(seed)
     if steps is None:
         return None, seed
     found = [b for b in bridges.values() if b is not None]
