@@ -25,6 +25,8 @@ from torch import nn
 
 import i2i
 
+check_input_size = i2i.check_input_size  # bound once: forward stays a plain call
+
 
 def time_embedding(index: torch.Tensor, dim: int) -> torch.Tensor:
     """The Transformer's sinusoidal embedding of step numbers: int (N,) -> float (N, dim)."""
@@ -114,6 +116,7 @@ class BridgeGenerator(nn.Module):
             raise i2i.I2IError(f"noise_dim must be a whole number >= 1, got {noise_dim!r}")
         self.bridge = i2i.Bridge(steps=steps, tau=float(tau), noise_dim=noise_dim)
         self.size_multiple, self.min_size = base.size_multiple, base.min_size
+        self.arch = f"unsb_{base.arch}"
         self.width = width = 4 * ngf
         model = list(base.model)
         at = [i for i, m in enumerate(model) if hasattr(m, "conv_block")]
@@ -125,6 +128,7 @@ class BridgeGenerator(nn.Module):
         self.mapping = nn.Sequential(PixelNorm(), *mapping)
 
     def forward(self, x: torch.Tensor, time_index: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        check_input_size(x, self.arch, self.size_multiple, self.min_size)
         dtype = self.time_embed[0].weight.dtype  # float32, or float64 for exact checks
         t_emb = self.time_embed(time_embedding(time_index, self.width).to(dtype))
         z_emb = self.mapping(z.to(dtype))
