@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from i2i.kit.options import OptionGroup, option
 
-NORMS = ("instance", "batch", "none")
+NORMS = ("instance", "batch", "layer", "none")  # i2i.nets.norm.NORMS, without torch
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,9 @@ class GANOptions(OptionGroup):
     norm: str = option("instance", "Normalisation.", choices=NORMS)
     norm_d: str | None = option(
         None,
-        "Discriminator normalisation (default: --norm). 'none' keeps the global colour and "
-        "contrast statistics that instance norm removes; pair it with spectral norm.",
+        "Discriminator normalisation (default: --norm). 'layer' and 'none' keep the global "
+        "colour and contrast statistics that instance norm removes (a colour grade the "
+        "instance-norm critic cannot see); pair 'none' with spectral norm.",
         choices=NORMS,
     )
     dropout: bool = option(False, "Dropout in the generators.")
