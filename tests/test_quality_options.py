@@ -192,3 +192,31 @@ def test_the_recipe_frees_the_residual_generator_that_the_paper_cycle_weight_pin
         with torch.no_grad():
             moved[weight] = (task.nets["G_AB"](x) - x).abs().mean().item()
     assert moved[1.0] > 3 * moved[10.0]
+
+
+def test_layer_norm_keeps_the_colour_balance_that_instance_norm_removes():
+    """Why a critic may use --norm-d layer: instance norm zeroes each channel's mean, so an
+    image's colour balance (a grade that shifts one channel) no longer reaches the next layer;
+    one group over all channels keeps how the channels differ."""
+    from i2i.nets.norm import conv_bias, norm_layer
+
+    x = torch.randn(2, 4, 8, 8) + torch.tensor([2.0, 0.0, 0.0, -2.0]).view(1, 4, 1, 1)
+    per_channel = norm_layer("instance")(4)(x).mean((2, 3))
+    torch.testing.assert_close(per_channel, torch.zeros(2, 4), atol=1e-5, rtol=0)
+    kept = norm_layer("layer")(4)(x).mean((2, 3))
+    assert (kept[:, 0] - kept[:, 3] > 1.5).all()
+    assert not conv_bias("layer")  # GroupNorm's own shift stands in for the conv's bias
+
+
+def test_a_layer_norm_critic_trains_in_the_recipe(toy_data, tmp_path):
+    from i2i.train.trainer import Trainer
+
+    task = i2i.create_task(
+        "cyclegan", data=str(toy_data), out=str(tmp_path / "run"), recipe="quality",
+        norm_d="layer", **TINY,
+    )  # fmt: skip
+    assert task.discriminators()["D_A"]["kwargs"]["norm"] == "layer"
+    Trainer(task).train()
+    critic = task.nets["D_A"]
+    assert any(isinstance(m, nn.GroupNorm) for m in critic.modules())
+    assert all(torch.isfinite(p).all() for p in critic.parameters())
