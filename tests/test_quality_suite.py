@@ -417,3 +417,24 @@ def test_a_wall_time_budget_is_scored_and_an_outside_stop_is_not(tmp_path):
     assert child.wait(timeout=120) == 2
     assert "error: stopped at step" in child.stderr.read()
     assert not (out / "result.jsonl").exists()
+
+
+def test_critic_sight_tells_a_visible_look_from_a_blind_critic(tmp_path):
+    """benchmarks/critic_sight.py on a look any critic sees (B is A darkened): it scores near
+    1, and its table names each norm. The real figures (which critic sees which look) come
+    from the benchmark; here only that the measurement measures."""
+    import critic_sight
+    from PIL import Image
+
+    for domain, scale in (("trainA", 1.0), ("trainB", 0.4), ("testA", 1.0), ("testB", 0.4)):
+        (tmp_path / domain).mkdir()
+        for i in range(6):
+            photo = _photo(seed=i if domain.startswith("test") else 10 + i, size=72)
+            if domain == "trainB":
+                photo = _photo(seed=20 + i, size=72)
+            pixels = (photo * scale * 255).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(pixels).save(tmp_path / domain / f"{i}.png")
+    record = critic_sight.sight(tmp_path, "instance", steps=40, seed=0, ndf=8, batch=4)
+    assert record["sees"] == 1.0 and record["gap"] > 0
+    table = critic_sight.table([{"look": "dark", "norm": "instance", **record}])
+    assert "| dark | 1.00 (" in table

@@ -1,0 +1,157 @@
+"""Can a critic see a look? A critic that cannot tell a look from its input cannot teach a
+generator to make it, whatever the generator, the losses or the budget.
+
+For each known-answer look of the suite (``looks.py``) and each critic normalisation, the
+suite's critic (PatchGAN, ``--ndf``, 64 px crops of the 72 px images) is trained alone for
+``--steps`` steps on the look's unpaired domains, A photos against *other* photos under the
+look, with the LSGAN objective and the training's Adam settings. It is then shown each
+held-out photo and its looked version (never seen in training) and scored by
+
+* ``sees``: the fraction of held-out photos whose looked version it rates more B-like than the
+  photo itself: 0.5 is blind, 1.0 tells every one apart;
+* ``gap``: the mean difference of the two ratings (mean logit), how far apart it puts them.
+
+This found why the quality recipe learned almost nothing of ``teal``: its instance-normalised
+critic is blind to that grade (``sees`` about 0.6), because instance norm zeroes each feature
+channel's mean and spread, which is where a colour grade lives; ``--norm-d layer`` keeps them.
+
+    python3 benchmarks/critic_sight.py                                   # every look, 3 norms
+    python3 benchmarks/critic_sight.py --looks teal,soft --norms instance,layer --steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from quality_data import LOOKS, BenchmarkError, dataset, load_folder
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+NORMS = ("instance", "layer", "none")
+SIZE, LOAD = 64, 72
+
+
+def _crops(images: Any, count: int, generator: Any) -> Any:
+    import torch
+
+    index = torch.randint(0, images.shape[0], (count,), generator=generator)
+    top, left = torch.randint(0, LOAD - SIZE + 1, (2,), generator=generator).tolist()
+    return images[index, :, top : top + SIZE, left : left + SIZE]
+
+
+def _ratings(critic: Any, images: Any) -> Any:
+    """Mean logit per image of the centre crop, in batches."""
+    import torch
+
+    edge = (LOAD - SIZE) // 2
+    centre = images[:, :, edge : edge + SIZE, edge : edge + SIZE]
+    with torch.no_grad():
+        return torch.cat([critic(b).mean((1, 2, 3)) for b in centre.split(32)])
+
+
+def sight(data: Path, norm: str, steps: int, seed: int, ndf: int, batch: int) -> dict[str, Any]:
+    """Train one critic on ``data``'s unpaired domains; score it on the held-out pairs."""
+    import torch
+
+    import i2i
+
+    domains = {name: load_folder(data / name) for name in ("trainA", "trainB", "testA", "testB")}
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    critic = i2i.create_discriminator("patchgan", ndf=ndf, norm=norm)
+    adam = torch.optim.Adam(critic.parameters(), 2e-4, betas=(0.5, 0.999))
+    start = time.perf_counter()
+    for _ in range(steps):
+        fake_side = critic(_crops(domains["trainA"], batch, generator))
+        real_side = critic(_crops(domains["trainB"], batch, generator))
+        loss = 0.5 * ((real_side - 1) ** 2).mean() + 0.5 * (fake_side**2).mean()
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+    gap = _ratings(critic, domains["testB"]) - _ratings(critic, domains["testA"])
+    return {
+        "sees": round((gap > 0).float().mean().item(), 3),
+        "gap": round(gap.mean().item(), 4),
+        "train_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    norms = list(dict.fromkeys(r["norm"] for r in records))
+    looks = list(dict.fromkeys(r["look"] for r in records))
+    seen = {(r["look"], r["norm"]): r for r in records}
+    lines = [
+        "| look | " + " | ".join(f"{n}: sees (gap)" for n in norms) + " |",
+        "|---|" + "---|" * len(norms),
+    ]
+    for look in looks:
+        cells = [
+            f"{seen[look, n]['sees']:.2f} ({seen[look, n]['gap']:+.3f})"
+            if (look, n) in seen
+            else "-"
+            for n in norms
+        ]
+        lines.append(f"| {look} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--looks", default=",".join(LOOKS), help="comma-separated looks")
+    p.add_argument("--norms", default=",".join(NORMS), help="critic normalisations to compare")
+    p.add_argument("--steps", type=int, default=300, help="critic training steps")
+    p.add_argument("--batch", type=int, default=8, help="images per domain per step")
+    p.add_argument("--ndf", type=int, default=32, help="critic width (the suite's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--cache", default=None, help="built data sets (default: quality.py's)")
+    p.add_argument("--shared-data", default=str(SHARED_DATA), help="the ../shared/data folder")
+    p.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    args = p.parse_args(argv)
+    try:
+        looks = [look for look in args.looks.split(",") if look]
+        norms = [norm for norm in args.norms.split(",") if norm]
+        unknown = [look for look in looks if look not in LOOKS]
+        if unknown:
+            raise BenchmarkError(f"unknown look {unknown[0]!r}; choose from {', '.join(LOOKS)}")
+        bad = [norm for norm in norms if norm not in (*NORMS, "batch")]
+        if bad:
+            raise BenchmarkError(f"unknown norm {bad[0]!r}; choose from {', '.join(NORMS)}")
+        if args.steps < 1 or args.batch < 1:
+            raise BenchmarkError("--steps and --batch must be at least 1")
+        import torch
+        from quality import CACHE
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        cache = Path(args.cache) if args.cache else CACHE
+        records = []
+        for look in looks:
+            data = dataset(look, Path(args.shared_data), cache, LOAD)
+            for norm in norms:
+                record = {
+                    "bench": "critic_sight", "look": look, "norm": norm, "steps": args.steps,
+                    "batch": args.batch, "ndf": args.ndf, "seed": args.seed,
+                    **sight(data, norm, args.steps, args.seed, args.ndf, args.batch),
+                    "torch": torch.__version__,
+                }  # fmt: skip
+                records.append(record)
+                line = json.dumps(record)
+                print(line, flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(line + "\n")
+        print(table(records))
+    except BenchmarkError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
