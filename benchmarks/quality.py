@@ -239,7 +239,29 @@ def score_look(
         "n_domain_b": int(domain_b.shape[0]),
     }
     metrics["psnr_vs_identity"] = round(metrics["psnr"] - metrics["identity_psnr"], 3)
+    metrics.update(look_progress(inputs, outputs, truth))
     return metrics, {"input": inputs, "output": outputs, "truth": truth}
+
+
+def look_progress(inputs: Any, outputs: Any, truth: Any) -> dict[str, float]:
+    """How much of the look a model made, apart from how wrong it is elsewhere.
+
+    Over all held-out pixels, the output's change (output - input) is split along the look's own
+    change (truth - input) and across it: ``way`` is the fraction of the look made (0: returned
+    the input, 1: the look's full size in its direction), ``off`` the size of the change across
+    it, as a fraction of the look's size. A recipe can be near its input because it moves too
+    little (``way`` near 0, ``off`` small) or because it moves wrongly (``off`` large).
+    """
+    want = (truth - inputs).flatten().double()
+    got = (outputs - inputs).flatten().double()
+    size = want.dot(want)
+    if size == 0:
+        return {"way": 0.0, "off": 0.0}
+    way = got.dot(want) / size
+    return {
+        "way": round(way.item(), 3),
+        "off": round(((got - way * want).norm() / size.sqrt()).item(), 3),
+    }
 
 
 def score_monet(

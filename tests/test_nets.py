@@ -405,7 +405,10 @@ def test_init_weights_covers_linear_and_returns_the_net():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: resnet9(norm="foo"), "norm must be one of 'instance', 'batch', 'layer', 'none'; got 'foo'"),
+        (
+            lambda: resnet9(norm="foo"),
+            "norm must be one of 'instance', 'batch', 'layer', 'none'; got 'foo'",
+        ),
         (lambda: resnet9(padding="x"), "padding must be one of 'reflect', 'replicate', 'zero'"),
         (lambda: unet256(init="he"), "init must be one of 'normal', 'xavier', 'kaiming', 'orth"),
         (lambda: nlayer(n_layers=0), "n_layers must be an integer >= 1; got 0"),

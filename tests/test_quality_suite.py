@@ -438,3 +438,15 @@ def test_critic_sight_tells_a_visible_look_from_a_blind_critic(tmp_path):
     assert record["sees"] == 1.0 and record["gap"] > 0
     table = critic_sight.table([{"look": "dark", "norm": "instance", **record}])
     assert "| dark | 1.00 (" in table
+
+
+def test_look_progress_separates_moving_too_little_from_moving_wrongly():
+    x = _photo(1)
+    truth = looks.dusk(x)
+    half = x + 0.5 * (truth - x)
+    assert quality.look_progress(x, x, truth) == {"way": 0.0, "off": 0.0}
+    assert quality.look_progress(x, truth, truth) == {"way": 1.0, "off": 0.0}
+    assert quality.look_progress(x, half, truth) == {"way": 0.5, "off": 0.0}
+    wrong = quality.look_progress(x, x + (x - truth).flip(-1), truth)
+    assert wrong["off"] > 0.5
+    assert quality.look_progress(x, x + 0.1, x) == {"way": 0.0, "off": 0.0}  # no look to make
