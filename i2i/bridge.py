@@ -18,6 +18,7 @@ a float (N, noise_dim) standard normal vector.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -149,11 +150,11 @@ def bridge_of(net: Any) -> Bridge | None:
 
 def check_seed(seed: int) -> int:
     """A noise seed torch's generator accepts, checked before any work starts."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise InvalidArgumentError(f"--seed must be a whole number, got {seed!r}")
-    if not 0 <= seed < 2**63:
+    if not 0 <= int(seed) < 2**63:
         raise InvalidArgumentError(f"--seed must be from 0 to 2**63 - 1, got {seed}")
-    return seed
+    return int(seed)
 
 
 def seeded_noise(seed: int, device: torch.device | str) -> Noise:

@@ -206,6 +206,10 @@ def test_layer_norm_keeps_the_colour_balance_that_instance_norm_removes():
     kept = norm_layer("layer")(4)(x).mean((2, 3))
     assert (kept[:, 0] - kept[:, 3] > 1.5).all()
     assert not conv_bias("layer")  # GroupNorm's own shift stands in for the conv's bias
+    from i2i.kit.groups import NORMS as offered  # the options' copy, kept free of torch
+    from i2i.nets.norm import NORMS as built
+
+    assert offered == built
 
 
 def test_a_layer_norm_critic_trains_in_the_recipe(toy_data, tmp_path):
