@@ -32,7 +32,7 @@ from quality_data import LOOKS, BenchmarkError, dataset, load_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-NORMS = ("instance", "layer", "none")
+NORMS = ("instance", "layer", "none", "batch")  # i2i.nets.norm.NORMS; the first three by default
 SIZE, LOAD = 64, 72
 
 
@@ -54,13 +54,19 @@ def _ratings(critic: Any, images: Any) -> Any:
         return torch.cat([critic(b).mean((1, 2, 3)) for b in centre.split(32)])
 
 
-def sight(data: Path, norm: str, steps: int, seed: int, ndf: int, batch: int) -> dict[str, Any]:
-    """Train one critic on ``data``'s unpaired domains; score it on the held-out pairs."""
+def load_domains(data: Path) -> dict[str, Any]:
+    """A look's four folders as float batches, read once for every critic compared on it."""
+    return {name: load_folder(data / name) for name in ("trainA", "trainB", "testA", "testB")}
+
+
+def sight(
+    domains: dict[str, Any], norm: str, steps: int, seed: int, ndf: int, batch: int
+) -> dict[str, Any]:
+    """Train one critic on the unpaired domains; score it on the held-out pairs."""
     import torch
 
     import i2i
 
-    domains = {name: load_folder(data / name) for name in ("trainA", "trainB", "testA", "testB")}
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     critic = i2i.create_discriminator("patchgan", ndf=ndf, norm=norm)
@@ -103,7 +109,9 @@ def table(records: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--looks", default=",".join(LOOKS), help="comma-separated looks")
-    p.add_argument("--norms", default=",".join(NORMS), help="critic normalisations to compare")
+    p.add_argument(
+        "--norms", default="instance,layer,none", help="critic normalisations to compare"
+    )
     p.add_argument("--steps", type=int, default=300, help="critic training steps")
     p.add_argument("--batch", type=int, default=8, help="images per domain per step")
     p.add_argument("--ndf", type=int, default=32, help="critic width (the suite's)")
@@ -119,11 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [look for look in looks if look not in LOOKS]
         if unknown:
             raise BenchmarkError(f"unknown look {unknown[0]!r}; choose from {', '.join(LOOKS)}")
-        bad = [norm for norm in norms if norm not in (*NORMS, "batch")]
+        if not looks or not norms:
+            raise BenchmarkError("--looks and --norms need at least one name each")
+        bad = [norm for norm in norms if norm not in NORMS]
         if bad:
             raise BenchmarkError(f"unknown norm {bad[0]!r}; choose from {', '.join(NORMS)}")
-        if args.steps < 1 or args.batch < 1:
-            raise BenchmarkError("--steps and --batch must be at least 1")
+        for flag, value in (("--steps", args.steps), ("--batch", args.batch), ("--ndf", args.ndf)):
+            if value < 1:
+                raise BenchmarkError(f"{flag} must be at least 1, got {value}")
+        if args.threads is not None and args.threads < 1:
+            raise BenchmarkError(f"--threads must be at least 1, got {args.threads}")
+        if args.out and Path(args.out).is_dir():
+            raise BenchmarkError(f"--out {args.out} is a folder; give a file to append to")
         import torch
         from quality import CACHE
 
@@ -132,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         cache = Path(args.cache) if args.cache else CACHE
         records = []
         for look in looks:
-            data = dataset(look, Path(args.shared_data), cache, LOAD)
+            domains = load_domains(dataset(look, Path(args.shared_data), cache, LOAD))
             for norm in norms:
                 record = {
                     "bench": "critic_sight", "look": look, "norm": norm, "steps": args.steps,
                     "batch": args.batch, "ndf": args.ndf, "seed": args.seed,
-                    **sight(data, norm, args.steps, args.seed, args.ndf, args.batch),
+                    **sight(domains, norm, args.steps, args.seed, args.ndf, args.batch),
                     "torch": torch.__version__,
                 }  # fmt: skip
                 records.append(record)
@@ -147,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     with open(args.out, "a") as f:
                         f.write(line + "\n")
         print(table(records))
-    except BenchmarkError as error:
+    except (BenchmarkError, OSError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     return 0

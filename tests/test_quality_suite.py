@@ -434,10 +434,31 @@ def test_critic_sight_tells_a_visible_look_from_a_blind_critic(tmp_path):
                 photo = _photo(seed=20 + i, size=72)
             pixels = (photo * scale * 255).round().byte().permute(1, 2, 0).numpy()
             Image.fromarray(pixels).save(tmp_path / domain / f"{i}.png")
-    record = critic_sight.sight(tmp_path, "instance", steps=40, seed=0, ndf=8, batch=4)
+    domains = critic_sight.load_domains(tmp_path)
+    record = critic_sight.sight(domains, "instance", steps=40, seed=0, ndf=8, batch=4)
     assert record["sees"] == 1.0 and record["gap"] > 0
     table = critic_sight.table([{"look": "dark", "norm": "instance", **record}])
     assert "| dark | 1.00 (" in table
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--looks", "lomo"], "unknown look 'lomo'"),
+        (["--looks", ","], "--looks and --norms need at least one name"),
+        (["--norms", "group"], "unknown norm 'group'"),
+        (["--steps", "0"], "--steps must be at least 1, got 0"),
+        (["--ndf", "-3"], "--ndf must be at least 1, got -3"),
+        (["--threads", "0"], "--threads must be at least 1, got 0"),
+        (["--out", "."], "is a folder; give a file"),
+    ],
+)
+def test_critic_sight_refuses_bad_options_in_one_line(flags, message, capsys):
+    import critic_sight
+
+    assert critic_sight.main(["--looks", "teal", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: ") and message in err and "\n" not in err
 
 
 def test_look_progress_separates_moving_too_little_from_moving_wrongly():
