@@ -1,8 +1,9 @@
 """Can a critic see a look? A critic that cannot tell a look from its input cannot teach a
 generator to make it, whatever the generator, the losses or the budget.
 
-For each known-answer look of the suite (``looks.py``) and each critic normalisation, the
-suite's critic (PatchGAN, ``--ndf``, 64 px crops of the 72 px images) is trained alone for
+For each known-answer look of the suite (``looks.py``) and each critic compared (the suite's
+PatchGAN with a given normalisation, or the ``projected`` critic on frozen ImageNet features;
+``--ndf``, 64 px crops of the 72 px images), the critic is trained alone for
 ``--steps`` steps on the look's unpaired domains, A photos against *other* photos under the
 look, with the LSGAN objective and the training's Adam settings. It is then shown each
 held-out photo and its looked version (never seen in training) and scored by
@@ -15,8 +16,8 @@ This found why the quality recipe learned almost nothing of ``teal``: its instan
 critic is blind to that grade (``sees`` about 0.6), because instance norm zeroes each feature
 channel's mean and spread, which is where a colour grade lives; ``--norm-d layer`` keeps them.
 
-    python3 benchmarks/critic_sight.py                                   # every look, 3 norms
-    python3 benchmarks/critic_sight.py --looks teal,soft --norms instance,layer --steps 300
+    python3 benchmarks/critic_sight.py                                   # every look, 4 critics
+    python3 benchmarks/critic_sight.py --looks teal,soft --critics instance,projected --steps 300
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from typing import Any
 
 from quality_data import LOOKS, BenchmarkError, dataset, load_folder
 
+from i2i.core.errors import I2IError
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-NORMS = ("instance", "layer", "none", "batch")  # i2i.nets.norm.NORMS; the first three by default
+NORMS = ("instance", "layer", "none", "batch")  # i2i.nets.norm.NORMS: PatchGAN with that norm
+CRITICS = (*NORMS, "projected")  # and the critic on frozen EfficientNet-Lite0 features
 SIZE, LOAD = 64, 72
 
 
@@ -51,7 +55,22 @@ def _ratings(critic: Any, images: Any) -> Any:
     edge = (LOAD - SIZE) // 2
     centre = images[:, :, edge : edge + SIZE, edge : edge + SIZE]
     with torch.no_grad():
-        return torch.cat([critic(b).mean((1, 2, 3)) for b in centre.split(32)])
+        return torch.cat([_mean_logit(critic(b)) for b in centre.split(32)])
+
+
+def _mean_logit(prediction: Any) -> Any:
+    """Per image, the mean logit of a map, or the mean of a multi-scale critic's maps' means."""
+    maps = prediction if isinstance(prediction, list) else [prediction]
+    return sum(m.mean((1, 2, 3)) for m in maps) / len(maps)
+
+
+def create_critic(critic: str, ndf: int) -> Any:
+    """``projected``, or the suite's PatchGAN with the normalisation ``critic``."""
+    import i2i
+
+    if critic == "projected":
+        return i2i.create_discriminator("projected", ndf=ndf)
+    return i2i.create_discriminator("patchgan", ndf=ndf, norm=critic)
 
 
 def load_domains(data: Path) -> dict[str, Any]:
@@ -60,22 +79,24 @@ def load_domains(data: Path) -> dict[str, Any]:
 
 
 def sight(
-    domains: dict[str, Any], norm: str, steps: int, seed: int, ndf: int, batch: int
+    domains: dict[str, Any], critic_name: str, steps: int, seed: int, ndf: int, batch: int
 ) -> dict[str, Any]:
     """Train one critic on the unpaired domains; score it on the held-out pairs."""
     import torch
 
-    import i2i
+    from i2i.losses import LSGANLoss
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    critic = i2i.create_discriminator("patchgan", ndf=ndf, norm=norm)
-    adam = torch.optim.Adam(critic.parameters(), 2e-4, betas=(0.5, 0.999))
+    critic = create_critic(critic_name, ndf).train()
+    trained = [p for p in critic.parameters() if p.requires_grad]
+    adam = torch.optim.Adam(trained, 2e-4, betas=(0.5, 0.999))
+    objective = LSGANLoss()
     start = time.perf_counter()
     for _ in range(steps):
         fake_side = critic(_crops(domains["trainA"], batch, generator))
         real_side = critic(_crops(domains["trainB"], batch, generator))
-        loss = 0.5 * ((real_side - 1) ** 2).mean() + 0.5 * (fake_side**2).mean()
+        loss = 0.5 * (objective(real_side, True) + objective(fake_side, False))
         adam.zero_grad()
         loss.backward()
         adam.step()
@@ -88,19 +109,19 @@ def sight(
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    norms = list(dict.fromkeys(r["norm"] for r in records))
+    critics = list(dict.fromkeys(r["critic"] for r in records))
     looks = list(dict.fromkeys(r["look"] for r in records))
-    seen = {(r["look"], r["norm"]): r for r in records}
+    seen = {(r["look"], r["critic"]): r for r in records}
     lines = [
-        "| look | " + " | ".join(f"{n}: sees (gap)" for n in norms) + " |",
-        "|---|" + "---|" * len(norms),
+        "| look | " + " | ".join(f"{c}: sees (gap)" for c in critics) + " |",
+        "|---|" + "---|" * len(critics),
     ]
     for look in looks:
         cells = [
             f"{seen[look, n]['sees']:.2f} ({seen[look, n]['gap']:+.3f})"
             if (look, n) in seen
             else "-"
-            for n in norms
+            for n in critics
         ]
         lines.append(f"| {look} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -110,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--looks", default=",".join(LOOKS), help="comma-separated looks")
     p.add_argument(
-        "--norms", default="instance,layer,none", help="critic normalisations to compare"
+        "--critics",
+        default="instance,layer,none,projected",
+        help=f"critics to compare: a PatchGAN norm ({', '.join(NORMS)}) or projected",
     )
     p.add_argument("--steps", type=int, default=300, help="critic training steps")
     p.add_argument("--batch", type=int, default=8, help="images per domain per step")
@@ -123,15 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         looks = [look for look in args.looks.split(",") if look]
-        norms = [norm for norm in args.norms.split(",") if norm]
+        critics = [critic for critic in args.critics.split(",") if critic]
         unknown = [look for look in looks if look not in LOOKS]
         if unknown:
             raise BenchmarkError(f"unknown look {unknown[0]!r}; choose from {', '.join(LOOKS)}")
-        if not looks or not norms:
-            raise BenchmarkError("--looks and --norms need at least one name each")
-        bad = [norm for norm in norms if norm not in NORMS]
+        if not looks or not critics:
+            raise BenchmarkError("--looks and --critics need at least one name each")
+        bad = [critic for critic in critics if critic not in CRITICS]
         if bad:
-            raise BenchmarkError(f"unknown norm {bad[0]!r}; choose from {', '.join(NORMS)}")
+            raise BenchmarkError(f"unknown critic {bad[0]!r}; choose from {', '.join(CRITICS)}")
         for flag, value in (("--steps", args.steps), ("--batch", args.batch), ("--ndf", args.ndf)):
             if value < 1:
                 raise BenchmarkError(f"{flag} must be at least 1, got {value}")
@@ -148,11 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         records = []
         for look in looks:
             domains = load_domains(dataset(look, Path(args.shared_data), cache, LOAD))
-            for norm in norms:
+            for critic in critics:
                 record = {
-                    "bench": "critic_sight", "look": look, "norm": norm, "steps": args.steps,
+                    "bench": "critic_sight", "look": look, "critic": critic, "steps": args.steps,
                     "batch": args.batch, "ndf": args.ndf, "seed": args.seed,
-                    **sight(domains, norm, args.steps, args.seed, args.ndf, args.batch),
+                    **sight(domains, critic, args.steps, args.seed, args.ndf, args.batch),
                     "torch": torch.__version__,
                 }  # fmt: skip
                 records.append(record)
@@ -162,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     with open(args.out, "a") as f:
                         f.write(line + "\n")
         print(table(records))
-    except (BenchmarkError, OSError) as error:
+    except (BenchmarkError, I2IError, OSError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -26,6 +26,7 @@ def register_discriminators(register: Callable[..., Any]) -> None:
     for name in ("patchgan", "nlayer", "pixel"):
         register(f"i2i.nets.patchgan:{name}")
     register("i2i.nets.timm_disc:timm_backbone", "timm")
+    register("i2i.nets.projected:projected")
 
 
 @hookimpl

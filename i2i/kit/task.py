@@ -247,11 +247,12 @@ class Task(abc.ABC):
         return self.runtime.prepare(net)
 
     def adam(self, name: str, nets: Iterable[str], *, discriminator: bool = False) -> None:
-        """An Adam optimizer called ``name`` over ``nets``, from --lr/--beta1/--beta2 (--lr-d
-        for critics); fused where the runtime says so (CUDA)."""
+        """An Adam optimizer called ``name`` over the trainable parameters of ``nets`` (a frozen
+        part, such as a pretrained feature network, stays out), from --lr/--beta1/--beta2
+        (--lr-d for critics); fused where the runtime says so (CUDA)."""
         o = self._optimizer
         lr = o.lr_d if discriminator and o.lr_d is not None else o.lr
-        params = [p for net in nets for p in self.nets[net].parameters()]
+        params = [p for net in nets for p in self.nets[net].parameters() if p.requires_grad]
         self.optimizers[name] = torch.optim.Adam(
             params, lr=lr, betas=(o.beta1, o.beta2), fused=self.runtime.fused_optimizers or None
         )

