@@ -36,6 +36,8 @@ def test_its_features_are_the_pretrained_lite0_stages():
         torch.testing.assert_close(a, b)
     maps = critic(x)
     assert [tuple(m.shape) for m in maps] == [(2, 1, 16, 16), (2, 1, 8, 8), (2, 1, 4, 4)]
+    one_level = i2i.create_discriminator("projected", ndf=8, levels=0)
+    assert [tuple(m.shape) for m in one_level(x)] == [(2, 1, 32, 32)]
 
 
 def test_only_the_heads_train_and_the_features_stay_in_eval_mode():
@@ -53,6 +55,7 @@ def test_only_the_heads_train_and_the_features_stay_in_eval_mode():
     [
         ({"in_channels": 6}, "reads RGB images"),
         ({"levels": (4,)}, "stages 0-3"),
+        ({"levels": 5}, "stages 0-3"),  # --disc-kw levels=5 parses as one int
         ({"levels": ()}, "stages 0-3"),
         ({"levels": (1, 1)}, "must not repeat"),
         ({"ndf": 0}, "ndf must be a positive integer"),

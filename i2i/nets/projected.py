@@ -92,7 +92,7 @@ class ProjectedDiscriminator(nn.Module):
 def projected(
     in_channels: int = 3,
     ndf: int = 64,
-    levels: Sequence[int] = (1, 2, 3),
+    levels: int | Sequence[int] = (1, 2, 3),
     projection: int = 64,
     init: str = "normal",
     init_gain: float = 0.02,
@@ -109,7 +109,7 @@ def projected(
             f"the projected critic reads RGB images (in_channels 3), got in_channels "
             f"{in_channels}; use --disc patchgan for grey or conditional (pix2pix) critics"
         )
-    levels = tuple(levels)
+    levels = (levels,) if isinstance(levels, int) else tuple(levels)
     if not levels or any(
         isinstance(level, bool) or level not in range(len(LEVEL_CHANNELS)) for level in levels
     ):
