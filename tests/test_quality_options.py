@@ -185,7 +185,9 @@ def test_the_recipe_frees_the_residual_generator_that_the_paper_cycle_weight_pin
         trainer = Trainer(task)
         x = trainer.fixed["A"]
         assert hasattr(task.nets["G_AB"], "detail")  # the recipe's full-resolution path
-        assert task.lambda_idt == 0.5  # against colour casts the look does not have
+        assert task.lambda_idt == 0  # no identity term to hold it at its input ...
+        critic = task.nets["D_B"]  # ... a critic that sees colour casts stands in for it
+        assert any(isinstance(m, nn.GroupNorm) for m in critic.modules())
         with torch.no_grad():
             assert (task.nets["G_AB"](x) - x).abs().mean() < 1e-2  # starts as the identity
         trainer.train()
@@ -212,14 +214,14 @@ def test_layer_norm_keeps_the_colour_balance_that_instance_norm_removes():
     assert offered == built
 
 
-def test_a_layer_norm_critic_trains_in_the_recipe(toy_data, tmp_path):
+def test_the_recipe_trains_layer_norm_critics_beside_instance_norm_generators(toy_data, tmp_path):
     from i2i.train.trainer import Trainer
 
     task = i2i.create_task(
-        "cyclegan", data=str(toy_data), out=str(tmp_path / "run"), recipe="quality",
-        norm_d="layer", **TINY,
-    )  # fmt: skip
+        "cyclegan", data=str(toy_data), out=str(tmp_path / "run"), recipe="quality", **TINY
+    )
     assert task.discriminators()["D_A"]["kwargs"]["norm"] == "layer"
+    assert task.generators()["G_AB"]["kwargs"]["norm"] == "instance"
     Trainer(task).train()
     critic = task.nets["D_A"]
     assert any(isinstance(m, nn.GroupNorm) for m in critic.modules())
