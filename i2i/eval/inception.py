@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.core.errors import I2IError
-from i2i.eval.extractors import FeatureExtractor, load_strict, one_line, read_state, weights_dir
+from i2i.eval.extractors import FeatureExtractor, weights_dir
+from i2i.nets.pretrained import load_strict, one_line, read_state
 
 INCEPTION_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"

@@ -22,6 +22,7 @@ from torch import nn
 from i2i.core.errors import InvalidArgumentError
 from i2i.nets.init import init_weights
 from i2i.nets.patchgan import with_spectral_norm
+from i2i.nets.pretrained import lite0_input, lite0_network
 
 # The levels offered, numbered as timm's ``features_only`` numbers EfficientNet-Lite0's: the
 # last block of each stride (2, 4, 8, 16), their output channels.
@@ -38,8 +39,6 @@ class LiteFeatures(nn.Module):
 
     def __init__(self, levels: Sequence[int]):
         super().__init__()
-        from i2i.eval.extractors import lite0_network
-
         net = lite0_network()
         self.taps = {LEVEL_BLOCKS[level] for level in levels}
         self.stem = nn.Sequential(net.conv_stem, net.bn1)
@@ -50,8 +49,6 @@ class LiteFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        from i2i.eval.extractors import lite0_input
-
         x = self.stem(lite0_input(x))
         features = []
         for index, block in enumerate(self.blocks):
