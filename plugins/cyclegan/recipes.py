@@ -12,19 +12,19 @@ RECIPES = {
         "anti-aliased generator that starts as the identity (no checkerboard) with a "
         "full-resolution detail path (texture and grain the 4x-downsampled trunk cannot "
         "draw), averaged weights (EMA 0.999), cycle weight 1 so the cycle no longer pins "
-        "the generators to their input, and critics with layer norm in place of an identity "
-        "term: instance norm hides an image's colour balance from the critic, so colour casts "
-        "went unpunished and an identity term had to hold them, which also held the "
-        "generator at its input on subtle looks; a critic that sees colour does that job "
-        "itself. Chosen on six known-answer looks and monet<->photo, and checked on three "
-        "more held out from its tuning (benchmarks/quality.py --suite; table in README.md, "
-        "Better pictures).",
+        "the generators to their input, and critics on frozen ImageNet features (--disc "
+        "projected) in place of an identity term: an instance-norm critic cannot see an "
+        "image's colour balance, so an identity term had to hold colour casts, and it also "
+        "held the generator at its input on subtle looks; a critic that sees the look, "
+        "subtle ones included, does that job itself. Chosen on six known-answer looks and "
+        "monet<->photo, and checked on three more held out from its tuning "
+        "(benchmarks/quality.py --suite; table in README.md, Better pictures).",
         {
+            "disc": "projected",
             "ema_decay": 0.999,
             "gen_kw": {"antialias": True, "residual": True, "detail": True},
             "lambda_cycle": 1.0,
             "lambda_identity": 0.0,
-            "norm_d": "layer",
         },
     ),
 }
