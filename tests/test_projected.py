@@ -51,6 +51,9 @@ def test_only_the_heads_train_and_the_features_stay_in_eval_mode():
         ({"in_channels": 6}, "reads RGB images"),
         ({"levels": (4,)}, "stages 0-3"),
         ({"levels": 5}, "stages 0-3"),  # --disc-kw levels=5 parses as one int
+        ({"levels": 1.5}, "stages 0-3"),
+        ({"levels": [1.0]}, "stages 0-3"),
+        ({"levels": "12"}, "stages 0-3"),
         ({"levels": ()}, "stages 0-3"),
         ({"levels": (1, 1)}, "must not repeat"),
         ({"ndf": 0}, "ndf must be a positive integer"),

@@ -106,9 +106,12 @@ def projected(
             f"the projected critic reads RGB images (in_channels 3), got in_channels "
             f"{in_channels}; use --disc patchgan for grey or conditional (pix2pix) critics"
         )
-    levels = (levels,) if isinstance(levels, int) else tuple(levels)
+    levels = tuple(levels) if isinstance(levels, list | tuple) else (levels,)
     if not levels or any(
-        isinstance(level, bool) or level not in range(len(LEVEL_CHANNELS)) for level in levels
+        isinstance(level, bool)
+        or not isinstance(level, int)
+        or level not in range(len(LEVEL_CHANNELS))
+        for level in levels
     ):
         raise InvalidArgumentError(
             f"levels must name EfficientNet-Lite0 stages 0-{len(LEVEL_CHANNELS) - 1}; got {levels}"
