@@ -382,10 +382,12 @@ def test_learns_day_to_night_on_the_toy_data(tmp_path, name, options):
 
 def test_the_quality_recipe_starts_cut_as_the_identity_and_resumes(toy_data, tmp_path):
     """``--recipe quality``: the generator starts as the identity (PatchNCE keeps the content
-    from the first step), EMA on; the run resumes with its recipe; FastCUT has none."""
+    from the first step), EMA on, critics on frozen features; the run resumes with its recipe;
+    FastCUT has none."""
     task = i2i.create_task("cut", data=str(toy_data), recipe="quality", **CUT_TINY)
     config = task.config
     assert config["ema_decay"] == 0.999 and config["gen_kw"]["residual"] is True
+    assert task.discriminators()["D"]["name"] == "projected"
     task.attach(Runtime("cpu", "fp32", False), seed=0)
     x = torch.rand(1, 3, 32, 32) * 1.8 - 0.9
     task.build({"A": x, "B": x})
