@@ -380,11 +380,12 @@ def test_learns_day_to_night_on_the_toy_data(tmp_path, name, options):
     assert np.mean(drops) > 25, drops
 
 
-def test_the_quality_recipe_starts_cut_as_the_identity_and_resumes(toy_data, tmp_path):
+@pytest.mark.parametrize("name", ["cut", "fastcut"])
+def test_the_quality_recipe_starts_as_the_identity_and_resumes(name, toy_data, tmp_path):
     """``--recipe quality``: the generator starts as the identity (PatchNCE keeps the content
-    from the first step), EMA on, critics on frozen features; the run resumes with its recipe;
-    FastCUT has none."""
-    task = i2i.create_task("cut", data=str(toy_data), recipe="quality", **CUT_TINY)
+    from the first step), EMA on, critics on frozen features; the run resumes with its recipe.
+    FastCUT's adds layer norm in the generator (no instance-norm blobs) and NCE weight 1."""
+    task = i2i.create_task(name, data=str(toy_data), recipe="quality", **CUT_TINY)
     config = task.config
     assert config["ema_decay"] == 0.999 and config["gen_kw"]["residual"] is True
     assert task.discriminators()["D"]["name"] == "projected"
@@ -393,10 +394,17 @@ def test_the_quality_recipe_starts_cut_as_the_identity_and_resumes(toy_data, tmp
     task.build({"A": x, "B": x})
     with torch.no_grad():
         assert torch.allclose(task.nets["G"](x), x, atol=1e-5)
+    norms = {type(m) for m in task.nets["G"].modules()} & {nn.GroupNorm, nn.InstanceNorm2d}
+    if name == "fastcut":
+        assert config["lambda_nce"] == 1.0 and config["nce_idt"] is False
+        assert norms == {nn.GroupNorm}
+    else:
+        assert config["lambda_nce"] == 1.0 and config["nce_idt"] is True
+        assert norms == {nn.InstanceNorm2d}
     run = tmp_path / "run"
-    train("cut", data=str(toy_data), out=str(run), max_steps=1, recipe="quality", **CUT_TINY)
-    resumed = train("cut", resume=str(run), max_steps=2)
+    train(name, data=str(toy_data), out=str(run), max_steps=1, recipe="quality", **CUT_TINY)
+    resumed = train(name, resume=str(run), max_steps=2)
     assert resumed.step == 2
     assert json.loads((run / "config.json").read_text())["options"]["recipe"] == "quality"
-    with pytest.raises(InvalidArgumentError, match="unknown recipe 'quality'; available: none"):
-        resolve_config("fastcut", {"data": "x", "recipe": "quality"})
+    with pytest.raises(InvalidArgumentError, match="unknown recipe 'best'; available: quality"):
+        resolve_config(name, {"data": "x", "recipe": "best"})

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 import i2i
-from i2i_plugins.cut.recipes import RECIPES
+from i2i_plugins.cut.recipes import FASTCUT_RECIPES, RECIPES
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,4 @@ class FastCUT(CUT):
         "epochs": 150,
         "epochs_decay": 50,
     }
-    # CUT's recipe with NCE weight 1, measured on the suite: colour casts where CUT's identity
-    # term would hold them (README.md, Better pictures); no recipe until one wins.
-    recipes: dict[str, i2i.Recipe] = {}
+    recipes = FASTCUT_RECIPES
