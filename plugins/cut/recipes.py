@@ -29,10 +29,10 @@ FASTCUT_RECIPES = {
         "instance norm's per-channel statistics with one strong local spot) and fell below the "
         "input on teal (-0.68 dB); with layer norm the blobs are gone and every look gains "
         "(teal +1.56). FastCUT has no identity term, so it moves less than CUT's recipe: "
-        "+1.87 dB on the mean of nine known-answer looks at 1000 steps against CUT's +4.09, "
-        "at about 0.6x CUT's time per step. CUT's own recipe keeps instance norm: its "
-        "identity term already holds the colours, and layer norm cost it 1 dB on the mean "
-        "(README.md, Better pictures).",
+        "+1.99 dB on the mean of nine known-answer looks at 1000 steps (two seeds, every run "
+        "gains) against CUT's +4.09, at about 0.6x CUT's time per step. CUT's own recipe "
+        "keeps instance norm: its identity term already holds the colours, and layer norm "
+        "cost it 1 dB on the mean (README.md, Better pictures).",
         {
             "disc": "projected",
             "ema_decay": 0.999,
