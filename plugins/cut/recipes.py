@@ -1,5 +1,6 @@
-"""CUT's and FastCUT's recipes: named sets of option values (``--recipe NAME``), each measured on the
-known-answer suite (benchmarks/quality.py --suite; the table is in README.md, Better pictures).
+"""CUT's and FastCUT's recipes: named sets of option values (``--recipe NAME``), each measured
+on the known-answer suite (benchmarks/quality.py --suite; the table is in README.md, Better
+pictures).
 
 The official code's values stay the defaults, so that a run without a recipe matches it.
 """
