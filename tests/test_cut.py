@@ -395,12 +395,8 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(name, toy_data, t
     with torch.no_grad():
         assert torch.allclose(task.nets["G"](x), x, atol=1e-5)
     norms = {type(m) for m in task.nets["G"].modules()} & {nn.GroupNorm, nn.InstanceNorm2d}
-    if name == "fastcut":
-        assert config["lambda_nce"] == 1.0 and config["nce_idt"] is False
-        assert norms == {nn.GroupNorm}
-    else:
-        assert config["lambda_nce"] == 1.0 and config["nce_idt"] is True
-        assert norms == {nn.InstanceNorm2d}
+    assert config["lambda_nce"] == 1.0 and config["nce_idt"] is (name == "cut")
+    assert norms == ({nn.GroupNorm} if name == "fastcut" else {nn.InstanceNorm2d})
     run = tmp_path / "run"
     train(name, data=str(toy_data), out=str(run), max_steps=1, recipe="quality", **CUT_TINY)
     resumed = train(name, resume=str(run), max_steps=2)

@@ -34,12 +34,6 @@ FASTCUT_RECIPES = {
         "gains) against CUT's +4.09, at about 0.6x CUT's time per step. CUT's own recipe "
         "keeps instance norm: its identity term already holds the colours, and layer norm "
         "cost it 1 dB on the mean (README.md, Better pictures).",
-        {
-            "disc": "projected",
-            "ema_decay": 0.999,
-            "gen_kw": {"residual": True, "detail": True},
-            "lambda_nce": 1.0,
-            "norm": "layer",
-        },
+        {**RECIPES["quality"].values, "lambda_nce": 1.0, "norm": "layer"},
     ),
 }
