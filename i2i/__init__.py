@@ -55,6 +55,7 @@ __all__ = [
     "load",
     "option",
     "patch_nce",
+    "resnet_decode",
     "toy_dataset_dir",
     "unwrap",
 ]
@@ -135,6 +136,7 @@ _LAZY = {
     "extract_features": "i2i.nets.features",
     "PatchProjection": "i2i.nets.heads",
     "patch_nce": "i2i.nets.heads",
+    "resnet_decode": "i2i.nets.resnet",
     "Bridge": "i2i.bridge",
     "bridge_times": "i2i.bridge",
     "bridge_update": "i2i.bridge",

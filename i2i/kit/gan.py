@@ -57,9 +57,13 @@ class GANTask(Task):
         kwargs = network_kwargs(generators, g.gen, common, g.gen_kw)
         return {"name": g.gen, "kwargs": kwargs, "direction": direction}
 
-    def discriminator_spec(self, judges: str) -> dict[str, Any]:
+    def discriminator_spec(self, judges: str, network: str | None = None) -> dict[str, Any]:
         """The ``--disc`` network judging images of domain "A" or "B", or "AB" pairs (a
-        conditional critic sees the input and the output stacked along channels)."""
+        conditional critic sees the input and the output stacked along channels).
+
+        ``network`` names a critic other than ``--disc`` (UNSB's energy network when --disc
+        reads images only); it gets the shared settings but not --disc-kw, which is --disc's.
+        """
         a, b = self.channels
         widths = {"A": a, "B": b, "AB": a + b}
         if judges not in widths:
@@ -72,6 +76,8 @@ class GANTask(Task):
             "init": g.init,
             "init_gain": g.init_gain,
         }
+        if network is not None:
+            return {"name": network, "kwargs": network_kwargs(discriminators, network, common, {})}
         return {"name": g.disc, "kwargs": network_kwargs(discriminators, g.disc, common, g.disc_kw)}
 
     @property

@@ -51,6 +51,24 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+def resnet_decode(
+    layers: nn.Sequential,
+    head: int,
+    h: torch.Tensor,
+    x: torch.Tensor,
+    detail: nn.Module | None,
+    residual: bool,
+) -> torch.Tensor:
+    """``layers`` on ``h``, with the detail path's features of the raw input ``x`` joining before
+    ``layers[head]`` (the last pad and conv), and for a residual network the result read as a
+    change to ``x``. Shared with the networks built on this generator's modules (UNSB's)."""
+    if detail is None:
+        out = layers(h)
+    else:
+        out = layers[head:](torch.cat([layers[:head](h), detail(x)], 1))
+    return torch.tanh(torch.atanh(x.clamp(-_EDGE, _EDGE)) + out) if residual else out
+
+
 class ResnetGenerator(nn.Module):
     """Two stride-2 downsamplings, ``n_blocks`` residual blocks and two upsamplings.
 
@@ -131,7 +149,8 @@ class ResnetGenerator(nn.Module):
         if not residual:
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
-        # The output head: the last pad, conv (and tanh), where the detail features join.
+        # The index of the output head (the last pad, conv and tanh), where the detail features
+        # join.
         self._head = len(layers) - (2 if residual else 3)
         self.detail = (
             nn.Sequential(
@@ -146,17 +165,9 @@ class ResnetGenerator(nn.Module):
             else None
         )
 
-    def _body(self, x: torch.Tensor) -> torch.Tensor:
-        if self.detail is None:
-            return self.model(x)
-        features = self.model[: self._head](x)
-        return self.model[self._head :](torch.cat([features, self.detail(x)], 1))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
-        if self.residual:
-            return torch.tanh(torch.atanh(x.clamp(-_EDGE, _EDGE)) + self._body(x))
-        return self._body(x)
+        return resnet_decode(self.model, self._head, x, x, self.detail, self.residual)
 
     def finish_init(self, init: str, init_gain: float) -> ResnetGenerator:
         """The registered initialisation, except in the detail path: it has no normalisation

@@ -16,6 +16,7 @@ def register_generators(register):
 @i2i.hookimpl
 def register_discriminators(register):
     register("i2i_plugins.unsb.networks:unsb_patchgan")
+    register("i2i_plugins.unsb.networks:unsb_projected")
 
 
 @i2i.hookimpl

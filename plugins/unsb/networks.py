@@ -26,6 +26,7 @@ from torch import nn
 import i2i
 
 check_input_size = i2i.check_input_size  # bound once: forward stays a plain call
+resnet_decode = i2i.resnet_decode
 
 
 def time_embedding(index: torch.Tensor, dim: int) -> torch.Tensor:
@@ -35,6 +36,12 @@ def time_embedding(index: torch.Tensor, dim: int) -> torch.Tensor:
     frequencies = torch.exp(torch.arange(half, device=index.device, dtype=torch.float32) * -rate)
     angles = index.to(torch.float32)[:, None] * frequencies[None, :]
     return F.pad(torch.cat([angles.sin(), angles.cos()], dim=1), (0, dim % 2))
+
+
+def embedded(mlp: nn.Sequential, time_index: torch.Tensor, width: int) -> torch.Tensor:
+    """Step numbers through their sinusoidal embedding and ``mlp``, in the MLP's dtype
+    (float32, or float64 for exact checks)."""
+    return mlp(time_embedding(time_index, width).to(mlp[0].weight.dtype))
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -123,19 +130,22 @@ class BridgeGenerator(nn.Module):
         self.encoder = nn.Sequential(*model[: at[0]])
         self.blocks = nn.ModuleList(ConditionalBlock(model[i], width) for i in at)
         self.decoder = nn.Sequential(*model[at[-1] + 1 :])
+        # The base's full-resolution detail path and residual output (--gen-kw detail=true,
+        # residual=true): with them the prediction starts as the path point it is made from.
+        self.detail, self.residual = base.detail, base.residual
+        self._head = base._head - (at[-1] + 1)
         self.time_embed = _mlp([width, width, width])
         mapping = _mlp([noise_dim] + [width] * (mapping_layers + 1))
         self.mapping = nn.Sequential(PixelNorm(), *mapping)
 
     def forward(self, x: torch.Tensor, time_index: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
-        dtype = self.time_embed[0].weight.dtype  # float32, or float64 for exact checks
-        t_emb = self.time_embed(time_embedding(time_index, self.width).to(dtype))
-        z_emb = self.mapping(z.to(dtype))
+        t_emb = embedded(self.time_embed, time_index, self.width)
+        z_emb = self.mapping(z.to(t_emb.dtype))
         h = self.encoder(x)
         for block in self.blocks:
             h = block(h, t_emb, z_emb)
-        return self.decoder(h)
+        return resnet_decode(self.decoder, self._head, h, x, self.detail, self.residual)
 
     def layer_names(self, layers: Sequence[int | str]) -> list[str]:
         """CUT's integer layers (the encoder's modules, then the residual blocks, counted on:
@@ -174,6 +184,8 @@ def _bridge_generator(
     dropout: bool,
     padding: str,
     antialias: bool,
+    residual: bool,
+    detail: bool,
     init: str,
     init_gain: float,
     noise_dim: int,
@@ -190,6 +202,8 @@ def _bridge_generator(
         dropout=dropout,
         padding=padding,
         antialias=antialias,
+        residual=residual,
+        detail=detail,
         init=init,
         init_gain=init_gain,
     )
@@ -204,6 +218,8 @@ def unsb_resnet9(
     dropout: bool = False,
     padding: str = "reflect",
     antialias: bool = True,
+    residual: bool = False,
+    detail: bool = False,
     init: str = "xavier",
     init_gain: float = 0.02,
     noise_dim: int = 256,
@@ -214,11 +230,12 @@ def unsb_resnet9(
     """UNSB's generator: resnet9 conditioned on the bridge's time step and a noise vector.
 
     Called as ``G(x_t, time_index, z)``; ``steps`` and ``tau`` describe the bridge it was
-    trained on, which ``i2i apply`` walks (``--steps`` 1..steps). Sizes as resnet9.
+    trained on, which ``i2i apply`` walks (``--steps`` 1..steps). Sizes as resnet9;
+    ``residual`` and ``detail`` as resnet9's (a residual one starts by predicting its input).
     """
     return _bridge_generator(
-        "resnet9", in_channels, out_channels, ngf, norm, dropout, padding, antialias, init,
-        init_gain, noise_dim, mapping_layers, steps, tau,
+        "resnet9", in_channels, out_channels, ngf, norm, dropout, padding, antialias, residual,
+        detail, init, init_gain, noise_dim, mapping_layers, steps, tau,
     )  # fmt: skip
 
 
@@ -230,6 +247,8 @@ def unsb_resnet6(
     dropout: bool = False,
     padding: str = "reflect",
     antialias: bool = True,
+    residual: bool = False,
+    detail: bool = False,
     init: str = "xavier",
     init_gain: float = 0.02,
     noise_dim: int = 256,
@@ -239,9 +258,32 @@ def unsb_resnet6(
 ) -> BridgeGenerator:
     """UNSB's generator on resnet6 (128 px images, the toy data): see unsb_resnet9."""
     return _bridge_generator(
-        "resnet6", in_channels, out_channels, ngf, norm, dropout, padding, antialias, init,
-        init_gain, noise_dim, mapping_layers, steps, tau,
+        "resnet6", in_channels, out_channels, ngf, norm, dropout, padding, antialias, residual,
+        detail, init, init_gain, noise_dim, mapping_layers, steps, tau,
     )  # fmt: skip
+
+
+def _activation_widths(layers: nn.Module) -> list[int]:
+    """The channel count entering each LeakyReLU of a plain conv stack."""
+    widths, channels = [], 0
+    for module in layers:
+        if isinstance(module, nn.Conv2d):
+            channels = module.out_channels
+        elif isinstance(module, nn.LeakyReLU):
+            widths.append(channels)
+    return widths
+
+
+def _time_shifted(
+    layers: nn.Sequential, shifts: nn.ModuleList, t_emb: torch.Tensor, h: torch.Tensor
+) -> torch.Tensor:
+    """``layers`` on ``h``, each LeakyReLU's input shifted per channel by ``shifts(t_emb)``."""
+    shift = iter(shifts)
+    for module in layers:
+        if isinstance(module, nn.LeakyReLU):
+            h = h + next(shift)(t_emb)[:, :, None, None]
+        h = module(h)
+    return h
 
 
 class TimeConditionedCritic(nn.Module):
@@ -251,26 +293,13 @@ class TimeConditionedCritic(nn.Module):
     def __init__(self, base: nn.Module, ndf: int) -> None:
         super().__init__()
         self.model = base.model
-        widths, channels = [], 0
-        for module in self.model:
-            if isinstance(module, nn.Conv2d):
-                channels = module.out_channels
-            elif isinstance(module, nn.LeakyReLU):
-                widths.append(channels)
         self.width = width = 4 * ndf
         self.time_embed = _mlp([width, width, width])
-        self.shifts = nn.ModuleList(_zero_linear(width, c) for c in widths)
+        self.shifts = nn.ModuleList(_zero_linear(width, c) for c in _activation_widths(self.model))
 
     def forward(self, x: torch.Tensor, time_index: torch.Tensor) -> torch.Tensor:
-        dtype = self.time_embed[0].weight.dtype
-        t_emb = self.time_embed(time_embedding(time_index, self.width).to(dtype))
-        shifts = iter(self.shifts)
-        h = x
-        for module in self.model:
-            if isinstance(module, nn.LeakyReLU):
-                h = h + next(shifts)(t_emb)[:, :, None, None]
-            h = module(h)
-        return h
+        t_emb = embedded(self.time_embed, time_index, self.width)
+        return _time_shifted(self.model, self.shifts, t_emb, x)
 
 
 def unsb_patchgan(
@@ -298,3 +327,50 @@ def unsb_patchgan(
         spectral_norm=spectral_norm,
     )
     return TimeConditionedCritic(base, ndf)
+
+
+class TimeConditionedProjectedCritic(nn.Module):
+    """The projected critic (frozen ImageNet features, fixed random projections, a trained head
+    per level) that also reads the bridge's step: a learned shift per channel before each
+    activation of each head. ``forward(x, time_index)`` gives one logit map per level."""
+
+    def __init__(self, base: nn.Module, ndf: int) -> None:
+        super().__init__()
+        self.features, self.projections, self.heads = base.features, base.projections, base.heads
+        self.width = width = 4 * ndf
+        self.time_embed = _mlp([width, width, width])
+        self.shifts = nn.ModuleList(
+            nn.ModuleList(_zero_linear(width, c) for c in _activation_widths(head))
+            for head in self.heads
+        )
+
+    def forward(self, x: torch.Tensor, time_index: torch.Tensor) -> list[torch.Tensor]:
+        t_emb = embedded(self.time_embed, time_index, self.width)
+        levels = zip(self.heads, self.shifts, self.projections, self.features(x), strict=True)
+        return [
+            _time_shifted(head, shifts, t_emb, project(feature))
+            for head, shifts, project, feature in levels
+        ]
+
+
+def unsb_projected(
+    in_channels: int = 3,
+    ndf: int = 64,
+    levels: int | Sequence[int] = (1, 2, 3),
+    projection: int = 64,
+    init: str = "xavier",
+    init_gain: float = 0.02,
+) -> TimeConditionedProjectedCritic:
+    """UNSB's discriminator on frozen ImageNet features (``projected``, conditioned on the
+    bridge's step): it sees colour balance, which an instance-norm PatchGAN cannot. Called as
+    ``D(x, time_index)``; it reads RGB images only, so the energy network stays a PatchGAN."""
+    base = i2i.create_discriminator(
+        "projected",
+        in_channels=in_channels,
+        ndf=ndf,
+        levels=levels,
+        projection=projection,
+        init=init,
+        init_gain=init_gain,
+    )
+    return TimeConditionedProjectedCritic(base, ndf)

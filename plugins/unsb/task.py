@@ -21,11 +21,15 @@ import torch
 from torch import nn
 
 import i2i
+from i2i_plugins.unsb.recipes import RECIPES
 
 # A one-pass backbone named as --gen (scripts that pass --gen resnet6 to every task) means its
 # conditioned version, the same for the default critic.
 BRIDGE_GENERATORS = {"resnet9": "unsb_resnet9", "resnet6": "unsb_resnet6"}
-TIMED_CRITICS = {"patchgan": "unsb_patchgan"}
+TIMED_CRITICS = {"patchgan": "unsb_patchgan", "projected": "unsb_projected"}
+# Critics that read RGB images only: the energy network, which reads two (X_t, X̂₁) pairs
+# stacked along channels, is then the time-conditioned PatchGAN.
+IMAGE_ONLY_CRITICS = {"unsb_projected"}
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class UNSB(i2i.GANTask):
         "domain_a": "day",
         "domain_b": "night",
     }
+    recipes = RECIPES
 
     def __init__(self, **options: Any) -> None:
         if options.get("gen") in BRIDGE_GENERATORS:
@@ -142,8 +147,9 @@ class UNSB(i2i.GANTask):
     def discriminators(self) -> dict[str, dict[str, Any]]:
         """D judges B images; E scores two (X_t, X̂₁) pairs stacked along channels."""
         d = self.discriminator_spec("B")
+        e = self.discriminator_spec("B", "unsb_patchgan") if d["name"] in IMAGE_ONLY_CRITICS else d
         pairs = 4 * self.channels[1]
-        return {"D": d, "E": {"name": d["name"], "kwargs": {**d["kwargs"], "in_channels": pairs}}}
+        return {"D": d, "E": {"name": e["name"], "kwargs": {**e["kwargs"], "in_channels": pairs}}}
 
     def build(self, example: dict[str, torch.Tensor]) -> None:
         o = self.opts

@@ -1,0 +1,21 @@
+"""UNSB's recipes: named sets of option values (``--recipe NAME``), each measured on the
+known-answer suite (benchmarks/quality.py --suite; the table is in README.md, Better pictures).
+
+The paper's values stay the defaults, so that a run without a recipe matches the reference.
+The values are CUT's recipe's, written out rather than imported from it: each task's recipe is
+measured on its own, and a change to CUT's must not change UNSB's unmeasured.
+"""
+
+import i2i
+
+RECIPES = {
+    "quality": i2i.Recipe(
+        "No blotches in short trainings: a residual generator that starts as the identity (its "
+        "first prediction of the endpoint is the path point itself), with a full-resolution "
+        "detail path, averaged weights (EMA 0.999) and a discriminator on frozen ImageNet "
+        "features (--disc projected, conditioned on the step; the energy network stays a "
+        "PatchGAN). With the paper's values a short training gives blotches of the domain's "
+        "colours, below the input on every look (README.md, A few refining steps).",
+        {"disc": "projected", "ema_decay": 0.999, "gen_kw": {"residual": True, "detail": True}},
+    ),
+}
