@@ -190,6 +190,28 @@ def test_critic_depends_on_time_and_energy_network_takes_pairs():
         assert E(torch.rand(2, 12, 64, 64), torch.tensor([1, 1])).shape == (2, 1, 6, 6)
 
 
+def test_projected_critic_reads_the_step_and_starts_as_the_plain_one():
+    """The step-conditioned projected critic: one logit map per level, equal to the plain
+    projected critic's at the start (zero shifts), different steps judged apart once its
+    shifts are trained."""
+    torch.manual_seed(0)
+    D = i2i.create_discriminator("unsb_projected", ndf=8)
+    torch.manual_seed(0)
+    plain = i2i.create_discriminator("projected", ndf=8, init="xavier")
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        maps = D(x, torch.tensor([0, 3]))
+        assert [m.shape for m in maps] == [(2, 1, 16, 16), (2, 1, 8, 8), (2, 1, 4, 4)]
+        for got, want in zip(maps, plain(x), strict=True):
+            torch.testing.assert_close(got, want)
+        for shifts in D.shifts:
+            for shift in shifts:
+                shift.weight.normal_(0, 0.2)
+        early, late = D(x, torch.tensor([0, 0])), D(x, torch.tensor([4, 4]))
+    assert all((a - b).abs().max() > 1e-3 for a, b in zip(early, late, strict=True))
+    assert not any(p.requires_grad for p in D.features.parameters())
+
+
 def test_networks_are_listed_and_described():
     runner = CliRunner()
     listed = runner.invoke(cli, ["list", "generators", "unsb*"])
@@ -376,6 +398,40 @@ def test_resume_is_bit_exact_with_the_noise_stream_and_previous_batch(toy_data, 
     assert {k.split(".")[0] for k in a} == {"G", "D", "E", "F"}
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_path):
+    """``--recipe quality``: the generator starts by predicting the path point it is given (at
+    every step and for any noise), so the walk keeps the input up to the bridge's noise; the
+    discriminator is the step-conditioned projected critic, the energy network a PatchGAN on
+    stacked pairs; EMA on; the run resumes with its recipe and exports a model that walks."""
+    task = _task(toy_data, recipe="quality")
+    config = task.config
+    assert config["ema_decay"] == 0.999
+    assert config["gen_kw"] == {"residual": True, "detail": True}
+    assert (config["disc"], task.discriminators()["E"]["name"]) == (
+        "unsb_projected",
+        "unsb_patchgan",
+    )
+    G, E = task.nets["G"], task.nets["E"]
+    assert G.detail is not None and G.residual
+    assert E.model[0].in_channels == 12
+    x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
+    with torch.no_grad():
+        for k in (0, 3):
+            torch.testing.assert_close(G(x, task._index(x, k), torch.randn(2, 16)), x)
+    run = tmp_path / "run"
+    common = {"data": str(toy_data), **UNSB_TINY, "recipe": "quality"}
+    train("unsb", out=str(run), max_steps=1, **common)
+    assert train("unsb", resume=str(run), max_steps=2).step == 2
+    assert json.loads((run / "config.json").read_text())["options"]["recipe"] == "quality"
+    model = export_run(run, tmp_path / "model")
+    kwargs = json.loads((model / "config.json").read_text())["generators"]["AtoB"]["kwargs"]
+    assert kwargs["residual"] is True and kwargs["detail"] is True
+    out = i2i.load(model, device="cpu", steps=2, seed=0)(x)
+    assert out.shape == x.shape
+    with pytest.raises(InvalidArgumentError, match="unknown recipe 'best'; available: quality"):
+        resolve_config("unsb", {"data": "x", "recipe": "best"})
 
 
 # -- the model: export, apply, steps and seed ----------------------------------------------------

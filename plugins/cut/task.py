@@ -9,7 +9,6 @@ identity NCE term on domain B; FastCUT drops it, weights NCE by 10 and adds flip
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,41 +19,14 @@ from i2i_plugins.cut.recipes import FASTCUT_RECIPES, RECIPES
 
 
 @dataclass(frozen=True)
-class CUTOptions(i2i.OptionGroup):
+class CUTOptions(i2i.PatchNCEOptions):
     antialias: bool = i2i.option(
         True, "Anti-aliased down/upsampling in the generator (the official CUT generator)."
     )
     lambda_gan: float = i2i.option(1.0, "Weight of the adversarial loss.", minimum=0)
-    lambda_nce: float = i2i.option(1.0, "Weight of the PatchNCE loss.", minimum=0)
-    nce_idt: bool = i2i.option(True, "Identity NCE term on domain B (G(B) keeps B's patches).")
-    nce_layers: str = i2i.option(
-        "0,4,8,12,16",
-        "Generator layers for PatchNCE: comma-separated indices into its `model` sequence "
-        "or submodule names (model.4).",
-    )
-    num_patches: int = i2i.option(256, "Patches per layer and image.", minimum=1)
-    nce_temperature: float = i2i.option(0.07, "PatchNCE temperature.", minimum=1e-6)
-    nce_channels: int = i2i.option(256, "Width of the projection head's MLPs.", minimum=1)
-    nce_negatives: str = i2i.option(
-        "image",
-        "Negatives from the same image, or from the whole batch.",
-        choices=("image", "batch"),
-    )
     flip_equivariance: bool = i2i.option(
         False, "Flip the input half of the time; the output must flip with it."
     )
-
-
-def nce_layers(text: str) -> list[int | str]:
-    """``"0,4,8"`` -> ``[0, 4, 8]`` (indices into the generator's ``model`` sequence);
-    ``"model.1,model.4"`` -> submodule names, as ``i2i.extract_features`` takes them."""
-    items = [item.strip() for item in text.split(",")]
-    if "" in items:
-        raise i2i.I2IError(
-            f"--nce-layers takes comma-separated layer indices or submodule names (0,4,8 or "
-            f"model.1,model.4), got {text!r}"
-        )
-    return [int(item) if re.fullmatch(r"[+-]?\d+", item) else item for item in items]
 
 
 class CUT(i2i.GANTask):
@@ -83,7 +55,7 @@ class CUT(i2i.GANTask):
         self.nce_loss = i2i.create_loss(
             "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives
         )
-        self.layers = nce_layers(o.nce_layers)
+        self.layers = i2i.nce_layers(o.nce_layers)
         self.nce_idt = o.nce_idt and len(set(self.channels)) == 1
         # The head's input widths are those of the generator's features on the first batch.
         generator = self.nets["G"]

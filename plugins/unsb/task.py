@@ -33,7 +33,7 @@ IMAGE_ONLY_CRITICS = {"unsb_projected"}
 
 
 @dataclass(frozen=True)
-class UNSBOptions(i2i.OptionGroup):
+class UNSBOptions(i2i.PatchNCEOptions):
     bridge_steps: int = i2i.option(
         5, "Steps T of the bridge from A to B (i2i apply may take fewer: --steps).", minimum=1
     )
@@ -49,21 +49,6 @@ class UNSBOptions(i2i.OptionGroup):
         1.0, "Weight of the bridge's loss (entropy through the energy network, transport cost).",
         minimum=0,
     )  # fmt: skip
-    lambda_nce: float = i2i.option(1.0, "Weight of the PatchNCE loss.", minimum=0)
-    nce_idt: bool = i2i.option(True, "Identity NCE term on domain B (G's path from B keeps B).")
-    nce_layers: str = i2i.option(
-        "0,4,8,12,16",
-        "Generator layers for PatchNCE: CUT's numbers (encoder modules, then residual blocks) "
-        "or module names, comma-separated.",
-    )
-    num_patches: int = i2i.option(256, "Patches per layer and image.", minimum=1)
-    nce_temperature: float = i2i.option(0.07, "PatchNCE temperature.", minimum=1e-6)
-    nce_channels: int = i2i.option(256, "Width of the projection head's MLPs.", minimum=1)
-    nce_negatives: str = i2i.option(
-        "image",
-        "Negatives from the same image, or from the whole batch.",
-        choices=("image", "batch"),
-    )
 
 
 def _wide(x: torch.Tensor) -> torch.Tensor:
@@ -96,13 +81,6 @@ def bridge_loss(
     entropy = _wide(joint).mean() - torch.logsumexp(_wide(cross).reshape(-1), dim=0)
     transport = (_wide(x_t) - _wide(predicted)).pow(2).mean()
     return -(steps - index) / steps * tau * entropy + tau * transport
-
-
-def _layers(spec: str) -> list[int | str]:
-    tokens = [t.strip() for t in spec.split(",") if t.strip()]
-    if not tokens:
-        raise i2i.I2IError("--nce-layers names no layer; use e.g. 0,4,8,12,16")
-    return [int(t) if t.lstrip("-").isdigit() else t for t in tokens]
 
 
 class UNSB(i2i.GANTask):
@@ -170,7 +148,7 @@ class UNSB(i2i.GANTask):
         self.nce_loss = i2i.create_loss(
             "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives
         )
-        self.layers = _layers(o.nce_layers)
+        self.layers = i2i.nce_layers(o.nce_layers)
         self.nce_idt = o.nce_idt and o.lambda_nce > 0
         # The head's input widths are those of the generator's features on the first batch.
         start = example["A"][:1]
