@@ -407,14 +407,14 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     stacked pairs; EMA on; the run resumes with its recipe and exports a model that walks."""
     task = _task(toy_data, recipe="quality")
     config = task.config
-    assert config["ema_decay"] == 0.999
+    assert (config["ema_decay"], config["tau"]) == (0.999, 0.001)
     assert config["gen_kw"] == {"residual": True, "detail": True}
     assert (config["disc"], task.discriminators()["E"]["name"]) == (
         "unsb_projected",
         "unsb_patchgan",
     )
     G, E = task.nets["G"], task.nets["E"]
-    assert G.detail is not None and G.residual
+    assert G.detail is not None and G.residual and G.bridge.tau == 0.001
     assert E.model[0].in_channels == 12
     x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
     with torch.no_grad():
