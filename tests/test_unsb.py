@@ -210,6 +210,10 @@ def test_projected_critic_reads_the_step_and_starts_as_the_plain_one():
         early, late = D(x, torch.tensor([0, 0])), D(x, torch.tensor([4, 4]))
     assert all((a - b).abs().max() > 1e-3 for a, b in zip(early, late, strict=True))
     assert not any(p.requires_grad for p in D.features.parameters())
+    with pytest.raises(InvalidArgumentError) as refused:  # the inner network's one message
+        i2i.create_discriminator("unsb_projected", levels=7)
+    assert str(refused.value).count("cannot be built") == 1
+    assert "stages 0-3" in str(refused.value)
 
 
 def test_networks_are_listed_and_described():

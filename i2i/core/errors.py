@@ -30,6 +30,10 @@ class InvalidArgumentError(I2IError, TypeError):
     """A keyword argument a component does not take, or a value it cannot use."""
 
 
+class BuildError(InvalidArgumentError):
+    """A component whose factory refused its arguments; the message names the component."""
+
+
 class DataError(I2IError):
     """A dataset folder that is missing, empty or laid out wrongly."""
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from i2i.core.errors import (
+    BuildError,
     DuplicateComponentError,
     I2IError,
     InvalidArgumentError,
@@ -323,9 +324,11 @@ class Registry:
         component = self.check_kwargs(name, kwargs)
         try:
             built = component.factory(**kwargs)
+        except BuildError:
+            raise  # a component built on another (unsb_projected on projected): the inner one
         except (TypeError, ValueError) as error:
             # Usually a value of the wrong type from the command line (ngf=abc).
-            raise InvalidArgumentError(
+            raise BuildError(
                 f"{self.kind} {name!r} cannot be built with {kwargs}: {error}"
             ) from error
         if self._check_built is not None:
