@@ -142,7 +142,7 @@ def test_detail_path_reaches_the_output_at_full_resolution():
     # He initialisation keeps the un-normalised path's activations at the input's scale.
     assert 0.2 < float(net.detail(x).std()) < 5
     # A brightness shift is invisible to the instance-normalised body, not to the detail path.
-    body = net.model[: net._head]
+    body = net.model[: net.head_index]
     torch.testing.assert_close(body(x), body(x * 0.5 + 0.2), atol=5e-3, rtol=0)
     assert float((net.detail(x) - net.detail(x * 0.5 + 0.2)).abs().mean()) > 0.05
     # The last conv learns from both; gradients reach the detail convs once it is non-zero.

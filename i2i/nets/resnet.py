@@ -149,9 +149,9 @@ class ResnetGenerator(nn.Module):
         if not residual:
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
-        # The index of the output head (the last pad, conv and tanh), where the detail features
-        # join.
-        self._head = len(layers) - (2 if residual else 3)
+        # Where the output head (the last pad, conv and tanh) starts in ``model``: the detail
+        # features join there (networks built on these modules, UNSB's, read it too).
+        self.head_index = len(layers) - (2 if residual else 3)
         self.detail = (
             nn.Sequential(
                 nn.ReflectionPad2d(1),
@@ -167,7 +167,7 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
-        return resnet_decode(self.model, self._head, x, x, self.detail, self.residual)
+        return resnet_decode(self.model, self.head_index, x, x, self.detail, self.residual)
 
     def finish_init(self, init: str, init_gain: float) -> ResnetGenerator:
         """The registered initialisation, except in the detail path: it has no normalisation

@@ -11,6 +11,10 @@ is exactly what that norm subtracts again; on top of that its residual block ove
 intermediate result, so its generator ignores the time step altogether. The projections that
 read the embeddings start at zero (as adaLN-Zero), so each network starts as the plain i2i
 network and learns how much the time and the noise should change it.
+
+The generators take resnet's ``residual`` and ``detail`` (UNSB's quality recipe), and
+``unsb_projected`` is the projected critic (frozen ImageNet features) with the same time shifts
+in its heads.
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ class BridgeGenerator(nn.Module):
         # The base's full-resolution detail path and residual output (--gen-kw detail=true,
         # residual=true): with them the prediction starts as the path point it is made from.
         self.detail, self.residual = base.detail, base.residual
-        self._head = base._head - (at[-1] + 1)
+        self.head_index = base.head_index - (at[-1] + 1)
         self.time_embed = _mlp([width, width, width])
         mapping = _mlp([noise_dim] + [width] * (mapping_layers + 1))
         self.mapping = nn.Sequential(PixelNorm(), *mapping)
@@ -145,7 +149,7 @@ class BridgeGenerator(nn.Module):
         h = self.encoder(x)
         for block in self.blocks:
             h = block(h, t_emb, z_emb)
-        return resnet_decode(self.decoder, self._head, h, x, self.detail, self.residual)
+        return resnet_decode(self.decoder, self.head_index, h, x, self.detail, self.residual)
 
     def layer_names(self, layers: Sequence[int | str]) -> list[str]:
         """CUT's integer layers (the encoder's modules, then the residual blocks, counted on:
