@@ -18,10 +18,11 @@ RECIPES = {
         "that starts as the identity keeps the noise of the path point it starts from, so at "
         "tau 0.01 five predictions came out grainy (teal -3.4 dB under the input); at 0.001 "
         "the grain is gone and one prediction gains more too. At 1000 steps one prediction "
-        "gains on all nine known-answer looks (+2.54 dB on the mean, monet->photo KID 50.6 "
-        "against the input's 75.3); five gain more on large looks (dusk +11.8) and overshoot "
-        "small ones (autumn -0.3), so apply --steps 1 after a short training. The paper's "
-        "values give blotches at such budgets (README.md, Better pictures).",
+        "gains on all nine known-answer looks in both seeds (+2.53 dB on the mean, "
+        "monet->photo KID 50.6 against the input's 75.3); five gain more on large looks "
+        "(dusk +12.1) and overshoot small ones (teal -0.4), so apply --steps 1 after a short "
+        "training. The paper's values give blotches at such budgets (README.md, Better "
+        "pictures).",
         {
             "disc": "projected",
             "ema_decay": 0.999,
