@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quality_data import LOOKS, BenchmarkError, dataset, load_folder
+from quality_data import LOOKS, BenchmarkError, critic_ratings, dataset, load_folder
 
 from i2i.core.errors import I2IError
 
@@ -46,22 +46,6 @@ def _crops(images: Any, count: int, generator: Any) -> Any:
     index = torch.randint(0, images.shape[0], (count,), generator=generator)
     top, left = torch.randint(0, LOAD - SIZE + 1, (2,), generator=generator).tolist()
     return images[index, :, top : top + SIZE, left : left + SIZE]
-
-
-def _ratings(critic: Any, images: Any) -> Any:
-    """Mean logit per image of the centre crop, in batches."""
-    import torch
-
-    edge = (LOAD - SIZE) // 2
-    centre = images[:, :, edge : edge + SIZE, edge : edge + SIZE]
-    with torch.no_grad():
-        return torch.cat([_mean_logit(critic(b)) for b in centre.split(32)])
-
-
-def _mean_logit(prediction: Any) -> Any:
-    """Per image, the mean logit of a map, or the mean of a multi-scale critic's maps' means."""
-    maps = prediction if isinstance(prediction, list) else [prediction]
-    return sum(m.mean((1, 2, 3)) for m in maps) / len(maps)
 
 
 def create_critic(critic: str, ndf: int) -> Any:
@@ -100,7 +84,9 @@ def sight(
         adam.zero_grad()
         loss.backward()
         adam.step()
-    gap = _ratings(critic, domains["testB"]) - _ratings(critic, domains["testA"])
+    gap = critic_ratings(critic, domains["testB"], SIZE) - critic_ratings(
+        critic, domains["testA"], SIZE
+    )
     return {
         "sees": round((gap > 0).float().mean().item(), 3),
         "gap": round(gap.mean().item(), 4),

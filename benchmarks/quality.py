@@ -40,7 +40,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from quality_data import LOOKS, MONET, PAIRS, BenchmarkError, dataset, images_in, load_folder
+from quality_data import (
+    LOOKS,
+    MONET,
+    PAIRS,
+    BenchmarkError,
+    critic_ratings,
+    dataset,
+    images_in,
+    load_folder,
+)
 from quality_report import caption, combined_sheet, grid_table, is_look, save_sheets, suite_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -292,6 +301,40 @@ def score_monet(
     return metrics, panels
 
 
+# The critic that judges domain B, per task whose critics read an image alone (UNSB's read the
+# step too); the memory measure below needs it.
+B_CRITIC = {"cyclegan": "D_B", "cut": "D", "fastcut": "D"}
+
+
+def critic_memory(run_dir: Path | None, data: Path, size: int) -> float | None:
+    """How much more B-like the run's critic of domain B rates the B images it trained on than
+    held-out B images (mean logit, centre crops; for a look, held-out B is the truth).
+
+    A critic shown the same few hundred images for thousands of steps learns them by heart
+    (Karras et al. 2020, "Training GANs with limited data"): it then rewards the generator for
+    anything that tells training photos apart, not for the look, and the translation drifts.
+    Near 0 the critic judges held-out images as it judges its own; a value that grows from one
+    milestone to the next is that memorising. None for the identity and other tasks.
+    """
+    if run_dir is None:
+        return None
+    from i2i.core.registry import discriminators
+    from i2i.models.build import build_checked
+    from i2i.models.checkpoint import latest_checkpoint, load_checkpoint, read_run_config
+
+    config = read_run_config(run_dir)
+    name = B_CRITIC.get(config["task"])
+    checkpoint = latest_checkpoint(run_dir)
+    if name is None or checkpoint is None:
+        return None
+    networks, _ = load_checkpoint(checkpoint)
+    spec = config["discriminators"][name]
+    critic = build_checked(discriminators, spec, networks[name], f"critic {name}").eval()
+    seen = critic_ratings(critic, load_folder(data / "trainB"), size).mean()
+    held_out = critic_ratings(critic, load_folder(data / "testB"), size).mean()
+    return round(float(seen - held_out), 4)
+
+
 def run_config(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train (unless the task is ``identity``) to each milestone in turn; translate, score and
     draw at each. Returns one record per milestone (one for the identity)."""
@@ -330,6 +373,7 @@ def run_config(args: argparse.Namespace) -> list[dict[str, Any]]:
             record.update(train_run(args, data, run_dir, options, steps))
             done = record["steps"] - (records[-1]["steps"] if records else 0)
             record["it_per_s"] = round(done / max(record["train_s"], 1e-9), 2)
+            record["memory"] = critic_memory(run_dir, data, args.size)
         # A bridge model (UNSB) is scored once per sampling step count, each as its own row.
         for sampled in args.sample_steps or [None]:
             scored = dict(record)

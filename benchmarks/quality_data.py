@@ -153,3 +153,19 @@ def load_folder(folder: Path) -> Any:
     from i2i.data import load_image, to_float
 
     return to_float(torch.stack([load_image(p) for p in images_in(folder)]))
+
+
+def critic_ratings(critic: Any, images: Any, size: int) -> Any:
+    """Per image, a critic's mean logit on the centre ``size`` crop (a multi-scale critic's
+    maps averaged map by map), in batches, without gradients."""
+    import torch
+
+    top, left = (images.shape[-2] - size) // 2, (images.shape[-1] - size) // 2
+    centre = images[:, :, top : top + size, left : left + size]
+    with torch.no_grad():
+        ratings = []
+        for batch in centre.split(32):
+            prediction = critic(batch)
+            maps = prediction if isinstance(prediction, list) else [prediction]
+            ratings.append(sum(m.mean((1, 2, 3)) for m in maps) / len(maps))
+        return torch.cat(ratings)

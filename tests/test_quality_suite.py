@@ -260,6 +260,9 @@ def test_suite_command_trains_resumes_and_tabulates(tmp_path):
     trained = [r for r in records if r["task"] != "identity"]
     assert [r["steps"] for r in trained] == [2, 4]
     assert all("error" not in r for r in records)
+    # The critic of B rated on the B images it trained on and on held-out ones, per milestone.
+    assert all(isinstance(r["memory"], float) and abs(r["memory"]) < 1 for r in trained)
+    assert all("memory" not in r for r in records if r["task"] == "identity")
     table = (out / "table.md").read_text()
     assert "| quality | 2 |" in table and "| quality | 4 |" in table
     assert (out / "sheet_dusk.png").is_file()
@@ -304,6 +307,7 @@ def test_a_bridge_model_is_scored_at_each_sampling_step_count(tmp_path):
         ("unsb-5step", 5, 2),
     ]
     assert {Path(r["sheet"]).name for r in records} == {"sheet_2_1step.png", "sheet_2_5step.png"}
+    assert {r["memory"] for r in records} == {None}  # UNSB's critic reads the step as well
     assert (out / "strip_2_5step_output.pt").is_file()
 
 
