@@ -615,7 +615,8 @@ def _run_held(
     for pair in sorted({j["pair"] for j in jobs}):  # built once, before the children start
         dataset(pair, Path(args.shared_data), Path(args.cache), load_size(size))
     parallel = max(1, args.jobs)
-    threads = max(1, (os.cpu_count() or 1) // parallel)
+    # --threads given wins: several suites may share the machine.
+    threads = args.threads or max(1, (os.cpu_count() or 1) // parallel)
     print(
         f"{len(jobs)} runs, {parallel} at a time ({threads} threads each), steps "
         f"{args.steps or spec.get('steps')} at {size} px on {args.device}; runs in {work}; "

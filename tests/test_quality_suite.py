@@ -336,6 +336,23 @@ def test_two_suite_runs_never_share_a_folder(tmp_path, capsys):
         assert (out / "results.jsonl").read_text() == '{"kept": true}\n'
 
 
+@pytest.mark.parametrize(
+    "flags, threads", [([], max(1, (os.cpu_count() or 1) // 2)), (["--threads", "1"], 1)]
+)
+def test_a_suite_gives_each_run_its_share_of_threads_or_those_asked(
+    tmp_path, monkeypatch, flags, threads
+):
+    """Each of --jobs runs gets the machine's cores shared out, unless --threads says how many
+    (two suites sharing a machine)."""
+    given = []
+    monkeypatch.setattr(quality, "dataset", lambda *args: None)
+    monkeypatch.setattr(quality, "_run_children", lambda *args: given.append(args[6]) or [])
+    argv = ["--suite", str(_one_look_suite(tmp_path)), "--out", str(tmp_path / "out"),
+            "--work", str(tmp_path / "work"), "--jobs", "2", *flags]  # fmt: skip
+    quality.main(argv)
+    assert given == [threads]
+
+
 _STOPPED_PARENT = """
 import sys, time
 from pathlib import Path
