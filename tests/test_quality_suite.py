@@ -337,7 +337,7 @@ def test_two_suite_runs_never_share_a_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "flags, threads", [([], max(1, (os.cpu_count() or 1) // 2)), (["--threads", "1"], 1)]
+    "flags, threads", [([], max(1, (os.cpu_count() or 1) // 2)), (["--threads", "3"], 3)]
 )
 def test_a_suite_gives_each_run_its_share_of_threads_or_those_asked(
     tmp_path, monkeypatch, flags, threads
