@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -11,14 +9,12 @@ from i2i.augment import build_augmentation
 from i2i.core.errors import InvalidArgumentError
 from i2i.core.registry import augmentations
 from i2i.diffaugment import (
-    AdaptiveAugment,
     Color,
     Cutout,
     DiscriminatorAugment,
     Translation,
     build_d_augment,
     discriminator_augmentation_names,
-    sureness,
 )
 
 POLICY = "translation,cutout,color"
@@ -177,78 +173,3 @@ def test_bad_arguments_are_refused(policy):
 def test_not_for_the_training_images():
     with pytest.raises(InvalidArgumentError, match="--d-augment"):
         build_augmentation(["hflip", "cutout"])
-
-
-def test_sureness_is_the_mean_sign_of_real_predictions_about_the_boundary():
-    half = torch.tensor([0.9, 0.1]).view(2, 1, 1, 1)  # LSGAN: one real-side, one fake-side
-    assert sureness(half, 0.5).item() == 0.0
-    assert sureness([half, torch.full((2, 1, 2, 2), 0.7)], 0.5).item() == 0.5  # maps averaged
-    assert sureness(torch.full((1, 1, 3, 3), -2.0), 0.0).item() == -1.0  # logits: all fake
-
-
-def test_adaptive_augmentation_starts_off_and_follows_the_critics_sureness():
-    """p starts at 0 (the images as they are), moves by images / ramp per batch judged, up
-    while the critic is surer of its real images than the target, down while less sure, and
-    stays in [0, 1]; at 1 every image is augmented."""
-    augment = build_d_augment(POLICY)
-    adaptive = AdaptiveAugment(augment, target=0.6, ramp=10)
-    x = images()
-    assert torch.equal(seeded(adaptive, x), x)
-    sure, unsure = torch.full((4, 1, 8, 8), 0.9), torch.full((4, 1, 8, 8), 0.55)
-    adaptive.observe([sure, sure], boundary=0.5)
-    adaptive.observe(sure, boundary=0.5)
-    assert adaptive.p.item() == pytest.approx(0.8)  # 4 images a batch, 10 for the whole ramp
-    adaptive.observe(sure, boundary=0.5, ranks=2)  # two processes' batches: twice the step
-    assert adaptive.p.item() == 1.0
-    torch.manual_seed(0)
-    torch.rand(4, 1, 1, 1)  # the per-image draw that chose them all
-    assert torch.equal(augment(x), seeded(adaptive, x))
-    for _ in range(4):
-        adaptive.observe(unsure, boundary=0.9)  # all on the fake side: sureness -1
-    assert adaptive.p.item() == 0.0
-    with pytest.raises(InvalidArgumentError, match=r"\[-1, 1\)"):
-        AdaptiveAugment(augment, target=1.0)
-
-
-def test_adaptive_augmentation_averages_the_sureness_across_processes():
-    adaptive = AdaptiveAugment(build_d_augment("cutout"), target=0.0, ramp=100)
-    one_sure = torch.full((1, 1, 2, 2), 1.0)
-    adaptive.observe(one_sure, 0.5, ranks=2, mean_across_ranks=lambda t: t - 2)  # others unsure
-    assert adaptive.p.item() == 0.0
-    adaptive.observe(one_sure, 0.5, ranks=2, mean_across_ranks=lambda t: t)
-    assert adaptive.p.item() == pytest.approx(0.02)
-
-
-def test_a_run_adapts_logs_p_and_resumes_exactly(toy_data, tmp_path):
-    """--d-augment-target in a training: p moves, each log line has it, the checkpoint keeps it,
-    and 3 steps + resume + 3 steps == 6 steps."""
-    from safetensors.torch import load_file
-
-    from i2i.train.trainer import train
-    from tests.conftest import TINY
-
-    common = {"data": str(toy_data), **TINY, "d_augment": "translation,cutout",
-              "d_augment_target": -0.9, "log_every": 1}  # fmt: skip
-    straight = train("cyclegan", out=str(tmp_path / "straight"), max_steps=6, **common)
-    train("cyclegan", out=str(tmp_path / "resumed"), max_steps=3, **common)
-    resumed = train("cyclegan", resume=str(tmp_path / "resumed"), max_steps=6)
-    logged = [json.loads(line) for line in (tmp_path / "straight" / "losses.jsonl").open()]
-    p = [line["d_augment_p"] for line in logged if "d_augment_p" in line]
-    assert len(p) == 6 and p == sorted(p) and p[-1] > 0  # a sure critic: p rises
-    a = load_file(str(straight.checkpoint / "networks.safetensors"))
-    b = load_file(str(resumed.checkpoint / "networks.safetensors"))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
-    states = [torch.load(r.checkpoint / "state.pt", weights_only=True) for r in (straight, resumed)]
-    kept = [s["per_rank"][0]["task"]["_adaptive"]["p"] for s in states]
-    assert kept[0].item() == pytest.approx(p[-1]) and torch.equal(kept[0], kept[1])
-
-
-def test_a_target_without_a_policy_is_refused_before_the_run_starts(toy_data, tmp_path):
-    from i2i.train.trainer import train
-    from tests.conftest import TINY
-
-    with pytest.raises(InvalidArgumentError, match="give a policy too"):
-        train("cyclegan", data=str(toy_data), out=str(tmp_path / "run"), max_steps=2,
-              d_augment_target=0.6, **TINY)  # fmt: skip
-    assert not (tmp_path / "run").exists()

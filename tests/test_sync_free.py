@@ -19,7 +19,6 @@ from tests.conftest import TINY
 TASKS = {
     "cyclegan": {"pool_size": 2},  # full after two steps: the swaps run too
     "cyclegan-d-augment": {"pool_size": 2, "d_augment": "color,translation,cutout"},
-    "cyclegan-adaptive": {"d_augment": "translation,cutout", "d_augment_target": 0.6},  # ADA's p
     "cut": {"num_patches": 16, "nce_channels": 16},
     "fastcut": {"num_patches": 16, "nce_channels": 16},  # its flip coin
     "pix2pix": {},
