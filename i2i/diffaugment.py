@@ -9,7 +9,7 @@ random parameters on the batch's own device (see :class:`DiscriminatorAugmentati
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -170,63 +170,6 @@ class DiscriminatorAugment(nn.Module):
 
     def extra_repr(self) -> str:
         return f"policy={self.policy!r}"
-
-
-class AdaptiveAugment(nn.Module):
-    """A DiffAugment policy applied to each image with a probability ``p`` that follows how far
-    the critic has learned its training images by heart (ADA: Karras et al. 2020, "Training
-    Generative Adversarial Networks with Limited Data").
-
-    A critic shown the same few hundred images for thousands of steps memorises them, and then
-    rewards the generator for whatever tells those images apart rather than for the look, so a
-    long training drifts (``memory`` in benchmarks/quality.py). Augmenting every image stops
-    that but slows a short training, whose critic learns the look through the augmentation
-    (benchmarks/README.md). So ``p`` starts at 0 and moves by ``images / ramp`` per call of
-    :meth:`adapt`: up while the critic is surer of its real images than ``target``, down while
-    less sure, where sureness is ADA's ``E[sign(D(real) - boundary)]`` over every prediction
-    (1: all on the real side). ``p`` is a buffer: it stays on the device, nothing waits for it,
-    and it is saved with the training state.
-    """
-
-    def __init__(self, augment: DiscriminatorAugment, target: float, ramp: int = 1000) -> None:
-        super().__init__()
-        if not -1 <= target < 1:
-            raise InvalidArgumentError(f"the augmentation target must be in [-1, 1); got {target}")
-        self.augment = augment
-        self.target = target
-        self.ramp = ramp
-        self.register_buffer("p", torch.zeros(()))
-
-    def forward(self, x: Tensor) -> Tensor:
-        chosen = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < self.p
-        return torch.where(chosen, self.augment(x), x)
-
-    def observe(
-        self,
-        real_prediction: Tensor | Sequence[Tensor],
-        boundary: float,
-        ranks: int = 1,
-        mean_across_ranks: Callable[[Tensor], Tensor] | None = None,
-    ) -> None:
-        """Move ``p`` after a critic judged a batch of real images (on each of ``ranks``
-        processes; ``mean_across_ranks`` averages the sureness over them, so all keep one p)."""
-        sure = sureness(real_prediction, boundary)
-        if mean_across_ranks is not None:
-            sure = mean_across_ranks(sure)
-        maps = [real_prediction] if isinstance(real_prediction, Tensor) else real_prediction
-        images = maps[0].shape[0] * ranks
-        step = torch.sign(sure.to(self.p.device, self.p.dtype) - self.target) * (images / self.ramp)
-        self.p.copy_((self.p + step).clamp(0, 1))
-
-    def extra_repr(self) -> str:
-        return f"target={self.target}, ramp={self.ramp}"
-
-
-def sureness(prediction: Tensor | Sequence[Tensor], boundary: float) -> Tensor:
-    """ADA's overfitting measure of a critic's predictions on real images: the mean sign of
-    (prediction - boundary) over every patch and map, from -1 (all fake) to 1 (all real)."""
-    maps = [prediction] if isinstance(prediction, Tensor) else list(prediction)
-    return sum(torch.sign(m.detach().float() - boundary).mean() for m in maps) / len(maps)
 
 
 def discriminator_augmentation_names() -> list[str]:

@@ -27,10 +27,6 @@ class GANLoss(nn.Module, metaclass=abc.ABCMeta):
     scores averaged, so adding scales does not change the loss's magnitude.
     """
 
-    # The prediction between "real" and "fake": a logit of 0 for objectives on logits. Adaptive
-    # augmentation (``--d-augment-target``) reads how many real predictions lie above it.
-    boundary: float = 0.0
-
     def __init__(self) -> None:  # a signature for the registry; nn.Module's takes **kwargs
         super().__init__()
 
@@ -80,10 +76,6 @@ class LSGANLoss(_LabelGANLoss):
     Its gradient does not vanish for samples that are confidently classified but still far from
     the decision boundary, which is why CycleGAN trains more stably with it than with BCE.
     """
-
-    @property
-    def boundary(self) -> float:  # the labels' midpoint: predictions are not logits
-        return (self.real_label + self.fake_label) / 2
 
     def criterion(self, prediction: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(prediction, target)

@@ -10,7 +10,7 @@ discriminators' side is one call, ``train_critics``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -19,9 +19,6 @@ from i2i.core.registry import Registry, discriminators, generators, losses
 from i2i.kit.groups import GANOptions
 from i2i.kit.options import OptionGroup
 from i2i.kit.task import Task, has_batch_norm
-
-if TYPE_CHECKING:  # i2i.diffaugment imports Kornia: only a run with --d-augment pays for it
-    from i2i.diffaugment import AdaptiveAugment
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -32,7 +29,6 @@ class GANTask(Task):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._gan = GANOptions.of(self.config)
-        self._adaptive: AdaptiveAugment | None = None  # --d-augment-target's view, once built
 
     shared_groups: ClassVar[tuple[type[OptionGroup], ...]] = (*Task.shared_groups, GANOptions)
 
@@ -169,13 +165,6 @@ class GANTask(Task):
             pred_real, pred_fake = split_prediction(
                 D(torch.cat([real, fake]), *both), real.shape[0]
             )
-        if self._adaptive is not None:
-            self._adaptive.observe(
-                pred_real,
-                self.gan_loss.boundary,
-                self.runtime.world_size,
-                self.runtime.mean_across_ranks,
-            )
         parts = {"real": self.gan_loss(pred_real, True), "fake": self.gan_loss(pred_fake, False)}
         loss = 0.5 * (parts["real"] + parts["fake"])
         penalty = self.gan_loss.penalty(lambda x: D(x, *c), real, fake)
@@ -185,42 +174,12 @@ class GANTask(Task):
         return loss, parts
 
     def discriminator_view(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """What a discriminator sees of any image, real or fake: --d-augment (adaptive with
-        --d-augment-target), else as it is."""
-        from i2i.diffaugment import AdaptiveAugment, build_d_augment
+        """What a discriminator sees of any image, real or fake: --d-augment, else as it is."""
+        if not self._gan.d_augment:
+            return _identity
+        from i2i.augment import build_d_augment
 
-        augment = build_d_augment(self._gan.d_augment)
-        target = self._gan.d_augment_target
-        if target is not None and augment is None:
-            raise InvalidArgumentError(
-                "--d-augment-target adapts how often --d-augment applies; give a policy too "
-                "(e.g. --d-augment translation,cutout)"
-            )
-        if target is not None:
-            self._adaptive = AdaptiveAugment(augment, target).to(self.device)
-            return self._adaptive
-        return augment or _identity
-
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The task's step; with adaptive augmentation, its probability is logged beside the
-        losses (``d_augment_p``), so a run shows when its critics began to memorise."""
-        logged = super().train_step(batch)
-        if self._adaptive is not None:
-            logged["d_augment_p"] = self._adaptive.p.clone()
-        return logged
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self._adaptive is not None:
-            state["_adaptive"] = self._adaptive.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        adaptive = state.pop("_adaptive", None)
-        if adaptive is not None and self._adaptive is not None:
-            self._adaptive.load_state_dict(adaptive)
-        super().load_state_dict(state)
+        return build_d_augment(self._gan.d_augment) or _identity
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

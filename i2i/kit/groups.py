@@ -156,12 +156,3 @@ class GANOptions(OptionGroup):
         "Differentiable augmentation of every image the discriminator sees, real or fake "
         "(DiffAugment), e.g. 'translation,cutout,color'.",
     )
-    d_augment_target: float | None = option(
-        None,
-        "Apply --d-augment adaptively (ADA): to each image with a probability that rises from "
-        "0 while the critics are surer of their real images than this (ADA's 0.6: four in five "
-        "predictions on the real side) and falls while less sure, so short trainings run "
-        "unaugmented and long ones stop the critics memorising a small data set.",
-        minimum=-1,
-        below=1,
-    )
