@@ -493,3 +493,17 @@ def test_look_progress_separates_moving_too_little_from_moving_wrongly():
     wrong = quality.look_progress(x, x + (x - truth).flip(-1), truth)
     assert wrong["off"] > 0.5
     assert quality.look_progress(x, x + 0.1, x) == {"way": 0.0, "off": 0.0}  # no look to make
+
+
+def test_critic_ratings_average_each_map_over_the_centre_crop():
+    """A rating is the mean over a critic's maps of each map's mean, on the centre crop only
+    (the border a random crop may show is left out)."""
+    images = torch.zeros(3, 3, 8, 8)
+    images[:, :, 2:6, 2:6] = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1)  # the centre
+    images[:, :, 0] = 100.0  # a border row the 4-pixel centre crop must not see
+
+    def critic(x):
+        return [x.mean(1, keepdim=True), 3 * x.mean(1, keepdim=True)]  # two levels
+
+    ratings = quality_data.critic_ratings(critic, images, 4)
+    assert ratings.tolist() == [2.0, 4.0, 6.0]  # (v + 3v) / 2 per image
