@@ -834,6 +834,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     try:
+        for flag, value in (("--threads", args.threads), ("--jobs", args.jobs)):
+            if value is not None and value < 1:
+                raise BenchmarkError(f"{flag} must be at least 1, got {value}")
         if args.table:
             print_tables([Path(p) for p in args.table], Path(args.out) if args.out else None)
             return 0
@@ -858,7 +861,7 @@ def main(argv: list[str] | None = None) -> int:
             print(caption(last) + f"; sheet {last['sheet']}", file=sys.stderr, flush=True)
         return 0
     except (BenchmarkError, I2IError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"Error: {error}", file=sys.stderr)
         return 2
 
 

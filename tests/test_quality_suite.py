@@ -353,6 +353,17 @@ def test_a_suite_gives_each_run_its_share_of_threads_or_those_asked(
     assert given == [threads]
 
 
+@pytest.mark.parametrize("flags", [["--threads", "0"], ["--threads", "-2"], ["--jobs", "0"]])
+def test_a_suite_refuses_no_threads_or_jobs_in_one_line(tmp_path, monkeypatch, flags, capsys):
+    monkeypatch.setattr(quality, "_run_children", lambda *args: pytest.fail("a run started"))
+    argv = ["--suite", str(_one_look_suite(tmp_path)), "--out", str(tmp_path / "out"),
+            "--work", str(tmp_path / "work"), *flags]  # fmt: skip
+    assert quality.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"Error: {flags[0]} must be at least 1, got {flags[1]}"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
 _STOPPED_PARENT = """
 import sys, time
 from pathlib import Path
@@ -436,7 +447,7 @@ def test_a_wall_time_budget_is_scored_and_an_outside_stop_is_not(tmp_path):
         time.sleep(0.2)
     child.send_signal(signal.SIGTERM)
     assert child.wait(timeout=120) == 2
-    assert "error: stopped at step" in child.stderr.read()
+    assert "Error: stopped at step" in child.stderr.read()
     assert not (out / "result.jsonl").exists()
 
 
