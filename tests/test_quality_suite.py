@@ -86,6 +86,30 @@ def test_the_held_out_looks_do_what_they_say():
     assert float((looks.teal(grey) - grey).abs().max()) < 1e-4
 
 
+def test_the_second_held_out_looks_do_what_they_say():
+    """``hue`` turns red towards amber and leaves grey; ``ink`` leaves a flat picture alone and
+    darkens edges; ``haze`` veils the top more than the bottom; ``infrared`` turns green red
+    and leaves grey."""
+    grey = torch.full((3, 16, 16), 0.5)
+    red = torch.tensor([0.8, 0.2, 0.2]).view(3, 1, 1).expand(3, 4, 4)
+    turned = looks.hue(red)
+    assert float(turned[1].mean()) > 0.4 and float(turned[2].mean()) < 0.25  # amber
+    assert float((looks.hue(grey) - grey).abs().max()) < 1e-4
+    assert float((looks.ink(grey) - grey).abs().max()) < 1e-4
+    step = grey.clone()
+    step[:, :, 8:] = 0.9
+    inked = looks.ink(step)
+    assert float(inked[:, :, 7:9].mean()) < float(step[:, :, 7:9].mean()) - 0.1  # an outline
+    assert float((inked[:, :, :3] - step[:, :, :3]).abs().max()) < 1e-3  # flat: untouched
+    black = torch.zeros((3, 32, 32))
+    hazed = looks.haze(black)
+    assert float(hazed[:, 0].mean()) > float(hazed[:, -1].mean()) + 0.25
+    green = torch.tensor([0.2, 0.6, 0.2]).view(3, 1, 1).expand(3, 4, 4)
+    false_colour = looks.infrared(green)
+    assert float(false_colour[0].mean()) > float(false_colour[1].mean()) + 0.2
+    assert float((looks.infrared(grey) - grey).abs().max()) < 1e-5
+
+
 def test_unknown_look_is_named():
     with pytest.raises(KeyError, match="the looks are film"):
         looks.apply_look("lomo", _photo())
