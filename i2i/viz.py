@@ -60,15 +60,17 @@ def image_grid(
         w = max(t.width for col in tiles for t in col)
         h = max(t.height for col in tiles for t in col)
         rows = max(len(col) for col in tiles)
+        wrapped = [_wrap(title, w - 4) for title in titles]
+        head = title_h + LINE_H * (max(len(lines) for lines in wrapped) - 1)
         panel = Image.new(
-            "RGB", (len(tiles) * (w + pad) + pad, title_h + rows * (h + pad) + pad), BACKGROUND
+            "RGB", (len(tiles) * (w + pad) + pad, head + rows * (h + pad) + pad), BACKGROUND
         )
         draw = ImageDraw.Draw(panel)
-        for c, (title, col) in enumerate(zip(titles, tiles, strict=True)):
+        for c, (lines, col) in enumerate(zip(wrapped, tiles, strict=True)):
             x = pad + c * (w + pad)
-            draw.text((x + 2, 1), title, fill=INK, font=_font())
+            draw.multiline_text((x + 2, 1), "\n".join(lines), fill=INK, font=_font(), spacing=1)
             for r, tile in enumerate(col):
-                panel.paste(tile, (x, title_h + pad + r * (h + pad)))
+                panel.paste(tile, (x, head + pad + r * (h + pad)))
         rendered.append(panel)
     if caption:
         bar = Image.new("RGB", (max(p.width for p in rendered), title_h + 2), BACKGROUND)
@@ -81,6 +83,28 @@ def image_grid(
         out.paste(p, (0, y))
         y += p.height
     return out
+
+
+LINE_H = 12  # one more line of a wrapped title
+BREAKS = " .-_/=,"
+
+
+def _wrap(title: str, width: int) -> list[str]:
+    """``title`` in lines no wider than ``width`` pixels, broken after a separator where one
+    is near (run names like ``cyclegan-quality.ink.s0``), so a long title never runs over
+    the next column."""
+    font = _font()
+    lines: list[str] = []
+    rest = title
+    while rest and font.getlength(rest) > width:
+        cut = 1
+        while cut < len(rest) and font.getlength(rest[: cut + 1]) <= width:
+            cut += 1
+        soft = max(rest.rfind(ch, 0, cut) for ch in BREAKS) + 1
+        cut = soft if soft > cut // 2 else cut
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return [*lines, rest] if rest or not lines else lines
 
 
 def _enlarge(image: Image.Image, min_size: int) -> Image.Image:
