@@ -117,9 +117,10 @@ def test_evaluate_reports_every_metric_per_direction(report):
 
 def test_contact_sheets_hold_input_translated_reconstructed(report):
     out, result, _ = report
-    # 3 columns x 3 rows of 64 px tiles (longer side), 2 px gaps, a 14 px title band
+    # 3 columns x 3 rows of 64 px tiles (longer side), 2 px gaps, a title band of two lines
+    # (titles wider than a tile wrap: "translated" over "(night)")
     with Image.open(out / "AtoB.png") as sheet:
-        assert sheet.size == (3 * (64 + 2) + 2, 14 + 3 * (64 + 2) + 2)
+        assert sheet.size == (3 * (64 + 2) + 2, 14 + 12 + 3 * (64 + 2) + 2)
     assert result["directions"]["AtoB"]["contact_sheet_rows"] == 3
     assert result["directions"]["AtoB"]["contact_sheet_columns"] == [
         "input (day)",
