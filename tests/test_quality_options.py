@@ -87,6 +87,24 @@ def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path, capsys):
     assert f"recipe {name}:" in described.output
 
 
+def test_a_recipes_network_arguments_go_with_its_network():
+    """The quality recipe's --disc-kw (the projected critic's levels) is dropped when --disc
+    names another critic, kept and merged when it names the same one."""
+    levels = {"levels": [0, 1, 2, 3]}
+    assert resolve_config("cyclegan", {"data": "x", "recipe": "quality"})["disc_kw"] == levels
+    other = resolve_config(
+        "cyclegan", {"data": "x", "recipe": "quality", "disc": "patchgan", "disc_kw": ["x=1"]}
+    )
+    assert other["disc"] == "patchgan" and other["disc_kw"] == {"x": 1}
+    same = resolve_config(
+        "cyclegan",
+        {"data": "x", "recipe": "quality", "disc": "projected", "disc_kw": ["projection=8"]},
+    )
+    assert same["disc_kw"] == {**levels, "projection": 8}
+    kept = resolve_config("cyclegan", {"data": "x", "recipe": "quality", "gen": "resnet6"})
+    assert kept["gen_kw"]["residual"] is True  # the recipe names no generator: its kw stay
+
+
 def test_discriminator_sees_real_and_fake_through_the_same_augmentation(toy_data):
     config = resolve_config(
         "cyclegan", {"data": str(toy_data), **TINY, "d_augment": "cutout:ratio=0.5"}

@@ -270,6 +270,14 @@ def _coerce(option: Option, value: Any) -> Any:
         raise InvalidArgumentError(f"{flag} must be {kind}, got {shown}") from None
 
 
+NETWORK_ARGUMENTS = {"gen_kw": "gen", "disc_kw": "disc"}  # KEY=VALUE option -> its network
+
+
+def _replaced(network: str, recipe: Mapping[str, Any], chosen: Mapping[str, Any]) -> bool:
+    """Whether the user chose another network than the one the recipe names."""
+    return network in recipe and network in chosen and chosen[network] != recipe[network]
+
+
 def resolve(
     options: Iterable[Option],
     given: Mapping[str, Any],
@@ -310,6 +318,13 @@ def resolve(
                 f"(`i2i describe TASK` lists what each sets)"
             )
         values = recipes[recipe].values
+        # A recipe's network arguments belong to the network it names: `--recipe quality
+        # --disc patchgan` drops the projected critic's levels instead of failing on them.
+        values = {
+            k: v
+            for k, v in values.items()
+            if not (k in NETWORK_ARGUMENTS and _replaced(NETWORK_ARGUMENTS[k], values, chosen))
+        }
         config.update({k: v for k, v in values.items() if k not in chosen})
         # KEY=VALUE options merge: `--recipe quality --gen-kw padding=zero` keeps antialias.
         for name in set(values) & set(chosen):
