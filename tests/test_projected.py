@@ -78,6 +78,8 @@ def test_the_recipe_trains_and_resumes_with_projected_critics(toy_data, tmp_path
     run = str(tmp_path / "run")
     task = trained({"data": str(toy_data), "out": run, "max_steps": 2, "recipe": "quality", **TINY})
     assert task.discriminators()["D_A"]["name"] == "projected"
+    assert task.discriminators()["D_A"]["kwargs"]["levels"] == [0, 1, 2, 3]
+    assert len(task.nets["D_B"].heads) == 4  # the finest level, at half resolution, included
     adam = {id(p) for group in task.optimizers["D"].param_groups for p in group["params"]}
     heads = {id(p) for n in ("D_A", "D_B") for p in task.nets[n].heads.parameters()}
     assert adam == heads

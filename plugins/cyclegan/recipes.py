@@ -16,11 +16,14 @@ RECIPES = {
         "projected) in place of an identity term: an instance-norm critic cannot see an "
         "image's colour balance, so an identity term had to hold colour casts, and it also "
         "held the generator at its input on subtle looks; a critic that sees the look, "
-        "subtle ones included, does that job itself. Chosen on six known-answer looks and "
-        "monet<->photo, and checked on three more held out from its tuning "
-        "(benchmarks/quality.py --suite; table in README.md, Better pictures).",
+        "subtle ones included, does that job itself; they read four levels of features, "
+        "the finest at half resolution (texture and fine colour the coarser levels miss). "
+        "Measured on thirteen known-answer looks and monet<->photo (benchmarks/quality.py; "
+        "table in README.md, Better pictures); seven of the looks were written after an "
+        "earlier form of the recipe had been fixed, to check that it generalises.",
         {
             "disc": "projected",
+            "disc_kw": {"levels": [0, 1, 2, 3]},
             "ema_decay": 0.999,
             "gen_kw": {"antialias": True, "residual": True, "detail": True},
             "lambda_cycle": 1.0,
