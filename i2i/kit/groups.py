@@ -127,12 +127,14 @@ class GANOptions(OptionGroup):
         None,
         "Extra generator argument KEY=VALUE (repeatable).",
         keyvalue=True,
+        arguments_of="gen",
         reserved=("in_channels", "out_channels", "ngf", "norm", "dropout", "init", "init_gain"),
     )
     disc_kw: dict[str, Any] = option(
         None,
         "Extra discriminator argument KEY=VALUE (repeatable).",
         keyvalue=True,
+        arguments_of="disc",
         reserved=("in_channels", "ndf", "norm=norm_d", "init", "init_gain"),
     )
     gan_loss: str = option("lsgan", "GAN objective (any registered loss).")

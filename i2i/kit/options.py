@@ -57,6 +57,9 @@ class Option:
     # KEY=VALUE keys the task sets itself, refused in --*-kw: "key" (set by --key), "key=option"
     # (set by another option, "norm=norm_d"), or keys that follow the data (in_channels).
     reserved: tuple[str, ...] = ()
+    # For KEY=VALUE arguments of a network: the option naming that network ("gen" for
+    # --gen-kw). A recipe's arguments are dropped when the user names another network.
+    arguments_of: str | None = None
 
     @property
     def switch(self) -> bool:
@@ -82,6 +85,7 @@ def option(
     below: float | None = None,
     resumable: bool = False,
     reserved: tuple[str, ...] = (),
+    arguments_of: str | None = None,
 ) -> Any:
     """A field of an ``OptionGroup``: its type is the field's annotation."""
     checks = {
@@ -92,6 +96,7 @@ def option(
         "below": below,
         "resumable": resumable,
         "reserved": reserved,
+        "arguments_of": arguments_of,
     }
     return field(default=default, metadata={_OPTION: checks})
 
@@ -270,10 +275,7 @@ def _coerce(option: Option, value: Any) -> Any:
         raise InvalidArgumentError(f"{flag} must be {kind}, got {shown}") from None
 
 
-NETWORK_ARGUMENTS = {"gen_kw": "gen", "disc_kw": "disc"}  # KEY=VALUE option -> its network
-
-
-def _replaced(network: str, recipe: Mapping[str, Any], chosen: Mapping[str, Any]) -> bool:
+def _replaced(network: str | None, recipe: Mapping[str, Any], chosen: Mapping[str, Any]) -> bool:
     """Whether the user chose another network than the one the recipe names."""
     return network in recipe and network in chosen and chosen[network] != recipe[network]
 
@@ -323,7 +325,7 @@ def resolve(
         values = {
             k: v
             for k, v in values.items()
-            if not (k in NETWORK_ARGUMENTS and _replaced(NETWORK_ARGUMENTS[k], values, chosen))
+            if not _replaced(by_name[k].arguments_of, values, chosen)
         }
         config.update({k: v for k, v in values.items() if k not in chosen})
         # KEY=VALUE options merge: `--recipe quality --gen-kw padding=zero` keeps antialias.
