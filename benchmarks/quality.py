@@ -829,6 +829,9 @@ def print_tables(paths: list[Path], out: Path | None) -> None:
         write_summary(out, records, {"looks": looks} if suite else {})
 
 
+MIN_SIZE = 16
+
+
 def main(argv: list[str] | None = None) -> int:
     from i2i.core.errors import I2IError
 
@@ -837,6 +840,11 @@ def main(argv: list[str] | None = None) -> int:
         for flag, value in (("--threads", args.threads), ("--jobs", args.jobs)):
             if value is not None and value < 1:
                 raise BenchmarkError(f"{flag} must be at least 1, got {value}")
+        if args.size_given is not None and args.size_given < MIN_SIZE:
+            raise BenchmarkError(
+                f"--size must be at least {MIN_SIZE} px (the looks blur and the critics "
+                f"downsample 16x), got {args.size_given}"
+            )
         if args.table:
             print_tables([Path(p) for p in args.table], Path(args.out) if args.out else None)
             return 0

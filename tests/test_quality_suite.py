@@ -388,6 +388,17 @@ def test_a_suite_refuses_no_threads_or_jobs_in_one_line(tmp_path, monkeypatch, f
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
 
 
+@pytest.mark.parametrize("size", ["2", "0", "-64"])
+def test_a_size_too_small_for_the_looks_is_refused_in_one_line(tmp_path, size, capsys):
+    """A 2 px crop made the looks' blurs fail with a traceback (reflect padding)."""
+    argv = ["--pair", "ink", "--size", size, "--steps", "1", "--cache", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "out"), "--shared-data", str(tmp_path)]  # fmt: skip
+    assert quality.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: --size must be at least 16 px") and err.endswith(f"got {size}")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
 _STOPPED_PARENT = """
 import sys, time
 from pathlib import Path
