@@ -10,7 +10,8 @@ def make_registry() -> Registry:
     registry = Registry("generator")
 
     def resnet9(in_channels: int = 3, ngf: int = 64):
-        """A ResNet generator.
+        """A ResNet generator, its first sentence
+        on two lines. Not the summary.
 
         More text that is not the summary."""
         return ("resnet9", in_channels, ngf)
@@ -41,7 +42,7 @@ def test_list_with_glob_patterns():
 
 def test_describe_gives_summary_parameters_and_plugin():
     component = make_registry().describe("resnet9")
-    assert component.summary == "A ResNet generator."
+    assert component.summary == "A ResNet generator, its first sentence on two lines."
     assert component.plugin == "core"
     assert [(p.name, p.default) for p in component.parameters] == [("in_channels", 3), ("ngf", 64)]
 
@@ -104,13 +105,20 @@ IMPORTED.append(True)
 
 
 def small(in_channels: int = 3, out_channels: int = 3, width: int = 4):
-    """A small generator, imported on first use.
+    """A small generator, imported on first use (its first sentence wraps onto a second
+    line). Not the summary.
 
-    Not the summary."""
+    Not the summary either."""
     return ("small", in_channels, out_channels, width)
 
 
-class Inherits(dict):
+class Base:
+    """A base whose docstring is inherited.
+
+    Not the summary."""
+
+
+class Inherits(Base):
     pass
 '''
 
@@ -135,7 +143,7 @@ def test_a_reference_is_listed_from_its_source_and_imported_on_first_use(referen
     assert (listed.name, listed.plugin, listed.summary) == (
         "small",
         "third",
-        "A small generator, imported on first use.",
+        "A small generator, imported on first use (its first sentence wraps onto a second line).",
     )
     assert referenced not in sys.modules  # listing read the source only
     assert registry.create("small", width=8) == ("small", 3, 3, 8)
@@ -149,7 +157,7 @@ def test_a_reference_is_listed_from_its_source_and_imported_on_first_use(referen
 def test_a_reference_without_a_docstring_in_its_source_is_imported_for_its_summary(referenced):
     registry = Registry("loss")
     registry.register(f"{referenced}:Inherits", "inherits")
-    assert registry.get("inherits").summary == (dict.__doc__ or "").strip().splitlines()[0]
+    assert registry.get("inherits").summary == "A base whose docstring is inherited."
 
 
 def test_a_reference_runs_the_kind_protocol_when_it_is_imported(referenced, tmp_path):

@@ -1,8 +1,8 @@
 """One registry class; generators, discriminators, losses, augmentations and tasks are instances.
 
 Factories are plain callables (functions or classes). Their signature is the contract: ``create``
-checks keyword arguments against it, ``describe`` reads defaults from it, and the first line of
-the docstring is the one-line summary that ``i2i list`` shows.
+checks keyword arguments against it, ``describe`` reads defaults from it, and the first sentence
+of the docstring is the one-line summary that ``i2i list`` shows.
 
 A factory may also be registered by reference, ``"package.module:attribute"``: it is imported
 the first time it is used (``get``, ``create``), and until then its summary is read from the
@@ -19,6 +19,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,14 +78,23 @@ def component_name(factory: Callable[..., Any] | str, name: str | None = None) -
     return getattr(factory, "name", None) or factory.__name__
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(])")
+
+
+def _first_sentence(doc: str) -> str:
+    """A docstring's first sentence on one line: a summary that wraps onto a second source
+    line is not cut in the middle of a clause."""
+    paragraph = " ".join(re.split(r"\n\s*\n", inspect.cleandoc(doc))[0].split())
+    return _SENTENCE_END.split(paragraph, maxsplit=1)[0]
+
+
 def _summary(factory: Callable[..., Any]) -> str:
-    doc = inspect.getdoc(factory) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    return _first_sentence(inspect.getdoc(factory) or "")
 
 
 @functools.cache
 def _docstrings(path: str) -> dict[str, str]:
-    """First docstring lines of the top-level functions and classes in a source file."""
+    """Summaries of the top-level functions and classes in a source file, from their docstrings."""
     with open(path, encoding="utf-8") as file:
         tree = ast.parse(file.read(), path)
     found = {}
@@ -92,7 +102,7 @@ def _docstrings(path: str) -> dict[str, str]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             doc = ast.get_docstring(node)
             if doc and doc.strip():
-                found[node.name] = doc.strip().splitlines()[0]
+                found[node.name] = _first_sentence(doc)
     return found
 
 
