@@ -51,7 +51,8 @@ def image_grid(
     """Panels stacked vertically; in each, one column per title and one row per image.
 
     Small tiles are enlarged (nearest neighbour, by a whole factor) up to ``min_tile`` so a
-    64 px training sample stays readable; ``caption`` (e.g. the step and metrics) heads it.
+    64 px training sample stays readable; ``caption`` (e.g. the step and metrics) heads it,
+    in as many lines as a narrow grid needs.
     """
     title_h = 14
     rendered = []
@@ -73,8 +74,12 @@ def image_grid(
                 panel.paste(tile, (x, head + pad + r * (h + pad)))
         rendered.append(panel)
     if caption:
-        bar = Image.new("RGB", (max(p.width for p in rendered), title_h + 2), BACKGROUND)
-        ImageDraw.Draw(bar).text((pad + 2, 2), caption, fill=INK, font=_font())
+        width = max(p.width for p in rendered)
+        lines = _wrap(caption, width - 2 * pad - 4, breaks=" ")  # between its words
+        bar = Image.new("RGB", (width, title_h + 2 + LINE_H * (len(lines) - 1)), BACKGROUND)
+        ImageDraw.Draw(bar).multiline_text(
+            (pad + 2, 2), "\n".join(lines), fill=INK, font=_font(), spacing=1
+        )
         rendered.insert(0, bar)
     width = max(p.width for p in rendered)
     out = Image.new("RGB", (width, sum(p.height for p in rendered)), BACKGROUND)
@@ -89,10 +94,10 @@ LINE_H = 12  # one more line of a wrapped title
 BREAKS = " .-_/=,"
 
 
-def _wrap(title: str, width: int) -> list[str]:
+def _wrap(title: str, width: int, breaks: str = BREAKS) -> list[str]:
     """``title`` in lines no wider than ``width`` pixels, broken after a separator where one
     is near (run names like ``cyclegan-quality.ink.s0``), so a long title never runs over
-    the next column."""
+    the next column, nor a caption off the grid's edge."""
     font = _font()
     lines: list[str] = []
     rest = title
@@ -100,7 +105,7 @@ def _wrap(title: str, width: int) -> list[str]:
         cut = 1
         while cut < len(rest) and font.getlength(rest[: cut + 1]) <= width:
             cut += 1
-        soft = max(rest.rfind(ch, 0, cut) for ch in BREAKS) + 1
+        soft = max(rest.rfind(ch, 0, cut) for ch in breaks) + 1
         cut = soft if soft > cut // 2 else cut
         lines.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()

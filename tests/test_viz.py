@@ -1,4 +1,4 @@
-"""Sample grids: titles stay over their own column."""
+"""Sample grids: titles stay over their own column, captions inside the grid."""
 
 from __future__ import annotations
 
@@ -18,3 +18,16 @@ def test_a_long_title_wraps_inside_its_column():
     second_column = grid[:head, 2 + 96 + 2 :]
     assert (second_column == 255).all()  # nothing ran over into the empty title
     assert (grid[:head, : 2 + 96] != 255).any()  # the long title is drawn
+
+
+def test_a_long_caption_wraps_inside_the_grid():
+    """A narrow grid (CUT's three columns) under a caption of step and eval metrics."""
+    tile = torch.zeros((1, 3, 32, 32))
+    caption = "step 1000  " + " ".join(f"metric_{i}=0.123" for i in range(8))
+    grid = np.array(image_grid([(["a", "b"], [tile, tile])], caption=caption, min_tile=64))
+    short = np.array(image_grid([(["a", "b"], [tile, tile])], caption="step 1", min_tile=64))
+    extra = grid.shape[0] - short.shape[0]
+    assert extra >= 2 * 12  # three lines or more
+    bar = grid[: 16 + extra]
+    assert (bar[:, -3:] == 255).all()  # no text cut at the right edge
+    assert (bar[-12:] != 255).any()  # the last line is drawn
