@@ -249,6 +249,15 @@ def score_look(
     }
     metrics["psnr_vs_identity"] = round(metrics["psnr"] - metrics["identity_psnr"], 3)
     metrics.update(look_progress(inputs, outputs, truth))
+    # A model with the reverse direction (CycleGAN's F) is scored on taking the look off: the
+    # truth translated back against the inputs, a second known answer from the same run (PSNR
+    # is symmetric, so the identity baseline is the same).
+    undone = None if run_dir is None else translate(run_dir, truth, "BtoA", device, steps)
+    if undone is not None:
+        metrics["psnr_BtoA"] = _mean(psnr(undone, inputs))
+        metrics["psnr_vs_identity_BtoA"] = round(metrics["psnr_BtoA"] - metrics["identity_psnr"], 3)
+        progress = look_progress(truth, undone, inputs)
+        metrics.update({f"{key}_BtoA": value for key, value in progress.items()})
     return metrics, {"input": inputs, "output": outputs, "truth": truth}
 
 

@@ -107,10 +107,13 @@ def _count_range(counts: list[int]) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
-def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def suite_summary(
+    records: list[dict[str, Any]], gain: str = "psnr_vs_identity"
+) -> list[dict[str, Any]]:
     """One entry per (row, steps) or (row, wall-time budget): per look the seeds' mean gain over
     the identity, its spread and seed count; the mean over looks and the worst look; the
-    monet<->photo KIDs. A budgeted row's steps are what its runs reached (their mean)."""
+    monet<->photo KIDs. A budgeted row's steps are what its runs reached (their mean). ``gain``:
+    the record's key of the gain (``psnr_vs_identity_BtoA``: taking the look off)."""
     Key = tuple[str, int, float]
     gains: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     kids: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -125,7 +128,8 @@ def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if key not in order:
             order.append(key)
         if is_look(r["pair"]):
-            gains[key][r["pair"]].append(r["psnr_vs_identity"])
+            if r.get(gain) is not None:
+                gains[key][r["pair"]].append(r[gain])
         elif r["pair"] == MONET:
             for direction in ("AtoB", "BtoA"):
                 if r.get(f"kid_{direction}") is not None:
@@ -151,9 +155,25 @@ def suite_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+REVERSE = "psnr_vs_identity_BtoA"
+
+
 def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
     """Rows: recipe x steps; columns: dB over returning the input per look (mean of the
-    seeds, their spread after ±), the mean over looks, the worst look, monet<->photo KID."""
+    seeds, their spread after ±), the mean over looks, the worst look, monet<->photo KID.
+
+    Where runs were scored the other way too (models with a B->A generator), a second table
+    follows: the same gains for taking the look off the truth."""
+    table = _gain_table(records, looks, "psnr_vs_identity")
+    if any(r.get(REVERSE) is not None for r in records):
+        table += (
+            "\nTaking the look off (B->A: the truth translated back, against the input; the "
+            "same identity baseline):\n\n" + _gain_table(records, looks, REVERSE)
+        )
+    return table
+
+
+def _gain_table(records: list[dict[str, Any]], looks: list[str], gain: str) -> str:
     identity = {r["pair"]: r for r in records if r.get("task") == "identity" and "error" not in r}
     head = ["row", "steps", "seeds", *looks, "mean", "worst", "KID x10³ monet→photo",
             "photo→monet"]  # fmt: skip
@@ -164,7 +184,9 @@ def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
     monet = identity.get(MONET, {})
     kids = [milli(monet.get("kid_AtoB_identity")), milli(monet.get("kid_BtoA_identity"))]
     lines.append(_line(["*identity* (PSNR to the truth)", "-", "-", *cells, "0", "0", *kids]))
-    for entry in suite_summary(records):
+    for entry in suite_summary(records, gain):
+        if gain == REVERSE and not entry["looks"]:
+            continue  # one-way models and monet-only rows have nothing to show here
         cells = []
         for look in looks:
             if look not in entry["looks"]:

@@ -232,6 +232,22 @@ def test_suite_table_averages_seeds_and_looks():
     assert "21.00 dB" in table
 
 
+def test_the_reverse_direction_gets_a_table_of_its_own():
+    """CycleGAN's runs are scored both ways; a one-way row (CUT) has no row in the second."""
+    identity = {"row": "identity", "name": "identity.film", "pair": "film", "task": "identity",
+                "steps": 0, "identity_psnr": 21.0}  # fmt: skip
+    both = {"row": "cyc", "name": "cyc.film.s0", "pair": "film", "seed": 0, "steps": 1000,
+            "task": "cyclegan", "psnr_vs_identity": 2.0, "psnr_vs_identity_BtoA": 1.5}  # fmt: skip
+    one = {"row": "cut", "name": "cut.film.s0", "pair": "film", "seed": 0, "steps": 1000,
+           "task": "cut", "psnr_vs_identity": 3.0}  # fmt: skip
+    forward, _, reverse = quality_report.suite_table([identity, both, one], ["film"]).partition(
+        "Taking the look off"
+    )
+    assert "| cyc | 1000 | 1 | +2.00 |" in forward and "| cut | 1000 | 1 | +3.00 |" in forward
+    assert "| cyc | 1000 | 1 | +1.50 |" in reverse and "| cut |" not in reverse
+    assert "Taking the look off" not in quality_report.suite_table([identity, one], ["film"])
+
+
 def test_tables_of_several_invocations_combine(tmp_path, capsys):
     """Seeds run by separate invocations (or machines) make one table: --table A B --out C."""
     files = []
@@ -287,8 +303,15 @@ def test_suite_command_trains_resumes_and_tabulates(tmp_path):
     # The critic of B rated on the B images it trained on and on held-out ones, per milestone.
     assert all(isinstance(r["memory"], float) and abs(r["memory"]) < 1 for r in trained)
     assert all("memory" not in r for r in records if r["task"] == "identity")
+    # CycleGAN's reverse generator is scored on taking the look off the truth.
+    for r in trained:
+        assert r["psnr_vs_identity_BtoA"] == pytest.approx(
+            r["psnr_BtoA"] - r["identity_psnr"], abs=1e-3
+        )
+        assert isinstance(r["way_BtoA"], float) and isinstance(r["off_BtoA"], float)
     table = (out / "table.md").read_text()
     assert "| quality | 2 |" in table and "| quality | 4 |" in table
+    assert "Taking the look off" in table
     assert (out / "sheet_dusk.png").is_file()
 
 
