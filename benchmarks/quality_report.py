@@ -63,17 +63,20 @@ def grid_table(records: list[dict[str, Any]]) -> str:
     monet = [r for r in records if r.get("pair") == MONET]
     if known:
         lines += [
-            "| config | look | options | PSNR dB | vs identity dB | SSIM | KID x10³ | steps | it/s |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| config | look | options | PSNR dB | vs identity dB | SSIM | KID x10³ | steps | it/s "
+            "| B→A vs identity dB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in known:
             head = f"| {r['name']} | {r['pair']} | {options_text(r)} |"
             if "error" in r:
-                lines.append(f"{head} failed: {r['error']} ||||||")
+                lines.append(f"{head} failed: {r['error']} |||||||")
                 continue
+            reverse = r.get("psnr_vs_identity_BtoA")
             lines.append(
                 f"{head} {r['psnr']:.2f} | {r['psnr_vs_identity']:+.2f} | {r['ssim']:.3f} | "
-                f"{milli(r['kid'])} | {r['steps']} | {r.get('it_per_s', '-')} |"
+                f"{milli(r['kid'])} | {r['steps']} | {r.get('it_per_s', '-')} | "
+                f"{'-' if reverse is None else f'{reverse:+.2f}'} |"
             )
     if monet:
         lines += [

@@ -248,6 +248,19 @@ def test_the_reverse_direction_gets_a_table_of_its_own():
     assert "Taking the look off" not in quality_report.suite_table([identity, one], ["film"])
 
 
+def test_the_grid_table_shows_the_reverse_direction_where_there_is_one():
+    base = {"pair": "film", "psnr": 23.0, "ssim": 0.9, "kid": 0.01, "steps": 10}
+    both = {**base, "name": "cyc", "task": "cyclegan", "psnr_vs_identity": 2.0,
+            "psnr_vs_identity_BtoA": -0.5}  # fmt: skip
+    one = {**base, "name": "cut", "task": "cut", "psnr_vs_identity": 1.0}
+    failed = {"name": "bad", "task": "cut", "pair": "film", "error": "unknown option"}
+    lines = quality_report.grid_table([both, one, failed]).splitlines()
+    assert lines[0].count("|") == lines[1].count("|") == 11
+    assert lines[2].startswith("| cyc |") and lines[2].endswith("| -0.50 |")
+    assert lines[3].startswith("| cut |") and lines[3].endswith("| - |")
+    assert all(line.count("|") == 11 for line in lines[2:])
+
+
 def test_tables_of_several_invocations_combine(tmp_path, capsys):
     """Seeds run by separate invocations (or machines) make one table: --table A B --out C."""
     files = []
