@@ -11,7 +11,7 @@ def make_registry() -> Registry:
 
     def resnet9(in_channels: int = 3, ngf: int = 64):
         """A ResNet generator, its first sentence
-        on two lines. Not the summary.
+        on two lines (e.g. ``resnet9``, i.e. Kim's). Not the summary.
 
         More text that is not the summary."""
         return ("resnet9", in_channels, ngf)
@@ -42,7 +42,9 @@ def test_list_with_glob_patterns():
 
 def test_describe_gives_summary_parameters_and_plugin():
     component = make_registry().describe("resnet9")
-    assert component.summary == "A ResNet generator, its first sentence on two lines."
+    assert component.summary == (
+        "A ResNet generator, its first sentence on two lines (e.g. ``resnet9``, i.e. Kim's)."
+    )
     assert component.plugin == "core"
     assert [(p.name, p.default) for p in component.parameters] == [("in_channels", 3), ("ngf", 64)]
 

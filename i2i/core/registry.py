@@ -78,7 +78,8 @@ def component_name(factory: Callable[..., Any] | str, name: str | None = None) -
     return getattr(factory, "name", None) or factory.__name__
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(])")
+# A stop, then a capital, a backtick or a bracket; not the stops of "e.g." and "i.e.".
+_SENTENCE_END = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<=[.!?])\s+(?=[A-Z`(])")
 
 
 def _first_sentence(doc: str) -> str:
