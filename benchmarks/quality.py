@@ -172,22 +172,25 @@ def train_run(
     return {"steps": result.step, "train_s": round(seconds, 1), "interrupted": result.interrupted}
 
 
-def translate(
-    run_dir: Path | None, images: Any, direction: str, device: str, steps: int | None = None
-) -> Any:
-    """G(images) from the run's last checkpoint (EMA weights where the run keeps them);
-    ``steps``: a bridge model's (UNSB's) number of predictions, None for all of them.
-
-    None when the model has no such direction (a one-way task such as CUT).
-    """
-    if run_dir is None:  # the identity baseline
-        return images.clone()
+def load_model(run_dir: Path | None, device: str, steps: int | None = None) -> Any:
+    """The run's last checkpoint (EMA weights where the run keeps them), loaded once for every
+    direction it is scored in; None for the identity baseline. ``steps``: a bridge model's
+    (UNSB's) number of predictions, None for all of them."""
+    if run_dir is None:
+        return None
     import i2i
 
-    translator = i2i.load(str(run_dir), device=device, batch_size=32, steps=steps)
-    if direction not in translator.directions:
+    return i2i.load(str(run_dir), device=device, batch_size=32, steps=steps)
+
+
+def translate(model: Any, images: Any, direction: str) -> Any:
+    """G(images) with a model from ``load_model`` (the images themselves for the identity);
+    None when the model has no such direction (a one-way task such as CUT)."""
+    if model is None:  # the identity baseline
+        return images.clone()
+    if direction not in model.directions:
         return None
-    return translator(images, direction=direction).clamp(-1, 1)
+    return model(images, direction=direction).clamp(-1, 1)
 
 
 class Scorer:
@@ -232,7 +235,8 @@ def score_look(
     if [p.name for p in images_in(data / "testA")] != [p.name for p in images_in(data / "testB")]:
         raise BenchmarkError(f"{data}: testA and testB must hold the same file names")
     inputs, truth = load_folder(data / "testA"), load_folder(data / "testB")
-    outputs = translate(run_dir, inputs, "AtoB", device, steps)
+    model = load_model(run_dir, device, steps)
+    outputs = translate(model, inputs, "AtoB")
     domain_b = load_folder(data / "trainB")
     kid, kid_std = scorer.kid(domain_b, outputs, "trainB", "testA" if run_dir is None else None)
     metrics = {
@@ -252,7 +256,7 @@ def score_look(
     # A model with the reverse direction (CycleGAN's F) is scored on taking the look off: the
     # truth translated back against the inputs, a second known answer from the same run (PSNR
     # is symmetric, so the identity baseline is the same).
-    undone = None if run_dir is None else translate(run_dir, truth, "BtoA", device, steps)
+    undone = None if model is None else translate(model, truth, "BtoA")
     if undone is not None:
         metrics["psnr_BtoA"] = _mean(psnr(undone, inputs))
         metrics["psnr_vs_identity_BtoA"] = round(metrics["psnr_BtoA"] - metrics["identity_psnr"], 3)
@@ -292,11 +296,12 @@ def score_monet(
         "n_test_B": int(photos.shape[0]),
     }
     panels: dict[str, Any] = {}
+    model = load_model(run_dir, device, steps)
     for direction, source, target, title in (
         ("AtoB", ("paintings", paintings), ("photos", photos), ("painting", "as photo")),
         ("BtoA", ("photos", photos), ("paintings", paintings), ("photo", "as painting")),
     ):
-        outputs = translate(run_dir, source[1], direction, device, steps)
+        outputs = translate(model, source[1], direction)
         # Features of the untranslated sources are kept: the identity baseline reuses them.
         same = source[0] if run_dir is None else None
         kid = (None, None) if outputs is None else scorer.kid(target[1], outputs, target[0], same)
