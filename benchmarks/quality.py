@@ -805,8 +805,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", default=None, help="run folders of --grid/--suite (default: /tmp)")
     p.add_argument("--status-every", type=float, default=60.0, help="seconds between status lines")
     p.add_argument("--table", nargs="+", default=None, metavar="RESULTS",
-                   help="print the table of results.jsonl file(s); with --out, also write it, "
-                   "the combined results and the sheets there")  # fmt: skip
+                   help="print the table of results.jsonl file(s) or --out folder(s); with "
+                   "--out, also write it, the combined results and the sheets there")  # fmt: skip
     p.add_argument("--prepare", action="store_true",
                    help="only build the data sets into --cache (e.g. to carry them elsewhere)")  # fmt: skip
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -828,11 +828,24 @@ def default_name(args: argparse.Namespace) -> str:
     return f"{label}-{args.pair}"
 
 
+def results_text(path: Path) -> str:
+    """A results file, or the ``--out`` folder of an earlier invocation (its results.jsonl)."""
+    file = path / "results.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise BenchmarkError(
+            f"--table: no results file {file}; give a results.jsonl or an --out folder"
+        )
+    return file.read_text()
+
+
 def print_tables(paths: list[Path], out: Path | None) -> None:
     """The table of one or more results files (runs of one suite made by several invocations,
     say seeds on different machines); with ``out``, also its table.md, results and sheets."""
     records = [
-        json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()
+        json.loads(line)
+        for path in paths
+        for line in results_text(path).splitlines()
+        if line.strip()
     ]
     looks = list(dict.fromkeys(r["pair"] for r in records if "row" in r and is_look(r["pair"])))
     suite = any(r.get("row") not in (None, r.get("name")) for r in records)

@@ -282,6 +282,11 @@ def test_tables_of_several_invocations_combine(tmp_path, capsys):
     files[-1].write_text(json.dumps(dusk) + "\n")
     assert quality.main(["--table", *map(str, files)]) == 0
     assert "| r | 1000 | 1-2 | +2.00 ±1.41 | +1.00 | **+1.50** | +1.00 |" in capsys.readouterr().out
+    # An --out folder stands for its results.jsonl; a path with neither is a one-line error.
+    assert quality.main(["--table", str(out)]) == 0
+    assert line in capsys.readouterr().out
+    assert quality.main(["--table", str(tmp_path / "missing")]) == 2
+    assert "--table: no results file" in capsys.readouterr().err
 
 
 @pytest.mark.slow
