@@ -828,31 +828,49 @@ def default_name(args: argparse.Namespace) -> str:
     return f"{label}-{args.pair}"
 
 
-def results_text(path: Path) -> str:
-    """A results file, or the ``--out`` folder of an earlier invocation (its results.jsonl)."""
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The records of a results file, or of the ``--out`` folder of an earlier invocation (its
+    results.jsonl); anything else is a one-line error naming the file and line."""
     file = path / "results.jsonl" if path.is_dir() else path
     if not file.is_file():
         raise BenchmarkError(
             f"--table: no results file {file}; give a results.jsonl or an --out folder"
         )
-    return file.read_text()
+    try:
+        lines = file.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise BenchmarkError(f"--table: {file} is not a text file of JSON lines") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise BenchmarkError(
+                f"--table: {file}, line {number}: not JSON ({error.msg})"
+            ) from None
+        if not isinstance(record, dict) or not isinstance(record.get("pair"), str):
+            raise BenchmarkError(f"--table: {file}, line {number}: not a quality.py record")
+        records.append(record)
+    return records
 
 
 def print_tables(paths: list[Path], out: Path | None) -> None:
     """The table of one or more results files (runs of one suite made by several invocations,
     say seeds on different machines); with ``out``, also its table.md, results and sheets."""
-    records = [
-        json.loads(line)
-        for path in paths
-        for line in results_text(path).splitlines()
-        if line.strip()
-    ]
+    records = [record for path in paths for record in read_results(path)]
+    if not records:
+        raise BenchmarkError(f"--table: no records in {', '.join(map(str, paths))}")
     looks = list(dict.fromkeys(r["pair"] for r in records if "row" in r and is_look(r["pair"])))
     suite = any(r.get("row") not in (None, r.get("name")) for r in records)
     sys.stdout.write(suite_table(records, looks) if suite else grid_table(records))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        from i2i.models.checkpoint import atomic_write_text
+
+        # Atomic: with --table OUT --out OUT the file read is the file written.
+        atomic_write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in records))
         write_summary(out, records, {"looks": looks} if suite else {})
 
 
@@ -872,6 +890,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"--size must be at least {MIN_SIZE} px (the looks blur and the critics "
                 f"downsample 16x), got {args.size_given}"
             )
+        if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+            raise BenchmarkError(f"--out {args.out} is a file; give a folder (new or earlier)")
         if args.table:
             print_tables([Path(p) for p in args.table], Path(args.out) if args.out else None)
             return 0

@@ -287,6 +287,18 @@ def test_tables_of_several_invocations_combine(tmp_path, capsys):
     assert line in capsys.readouterr().out
     assert quality.main(["--table", str(tmp_path / "missing")]) == 2
     assert "--table: no results file" in capsys.readouterr().err
+    # Whatever is not a quality.py record is a one-line error, not a traceback or an empty table.
+    for name, content in (("text", b"not json\n"), ("png", b"\x89PNG\r\n"), ("list", b"[1]\n"),
+                          ("other", b'{"bench": "quality_way"}\n'), ("empty", b"")):  # fmt: skip
+        (tmp_path / name).write_bytes(content)
+        assert quality.main(["--table", str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err.startswith("Error: --table: ")
+    # --table OUT --out OUT rewrites the folder it reads, whole; --out a file is an error.
+    before = (out / "results.jsonl").read_text()
+    assert quality.main(["--table", str(out), "--out", str(out)]) == 0
+    assert (out / "results.jsonl").read_text() == before
+    assert quality.main(["--table", str(out), "--out", str(files[0])]) == 2
+    assert "is a file" in capsys.readouterr().err
 
 
 @pytest.mark.slow
