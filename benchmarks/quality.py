@@ -5,8 +5,9 @@ real photos, domain B is *other* photos under a fixed look (``looks.py``: film, 
 graduated, cnn, autumn, dusk), and the held-out photos come with their looked versions. So
 ``G_AB(testA)`` is scored against the truth (PSNR, SSIM) and against returning the input
 unchanged (the identity baseline), besides KID to domain B with the offline
-``efficientnet_lite0`` extractor. ``--pair monet2photo`` trains paintings <-> photos instead,
-where no truth exists: KID both ways against held-out images.
+``efficientnet_lite0`` extractor. ``--pair monet2photo`` (or ``ukiyoe2photo``, a style no recipe
+was chosen on) trains paintings <-> photos instead, where no truth exists: KID both ways against
+held-out images.
 
     python3 benchmarks/quality.py --suite                  # every recipe on every look, 3 seeds
     python3 benchmarks/quality.py --suite --steps 1000 --seeds 0 --rows quality   # a quick look
@@ -43,6 +44,7 @@ from typing import Any
 from quality_data import (
     LOOKS,
     MONET,
+    PAINTINGS,
     PAIRS,
     BenchmarkError,
     critic_ratings,
@@ -286,10 +288,11 @@ def look_progress(inputs: Any, outputs: Any, truth: Any) -> dict[str, float]:
     }
 
 
-def score_monet(
+def score_painting(
     run_dir: Path | None, data: Path, device: str, scorer: Scorer, steps: int | None = None
 ):
-    """KID of translations to held-out images of the other domain, each way the model has."""
+    """KID of translations to held-out images of the other domain, each way the model has
+    (a painting pair: paintings or prints in A, photos in B)."""
     paintings, photos = load_folder(data / "testA"), load_folder(data / "testB")
     metrics: dict[str, Any] = {
         "n_test_A": int(paintings.shape[0]),
@@ -362,7 +365,7 @@ def run_config(args: argparse.Namespace) -> list[dict[str, Any]]:
     options = {**parse_opts(args.opt), **json.loads(args.options_json or "{}")}
     device = str(resolve_device(args.device))
     scorer = Scorer(device)
-    score = score_look if is_look(args.pair) else score_monet
+    score = score_look if is_look(args.pair) else score_painting
     run_dir = None if args.task == "identity" else folder / "run"
     if run_dir is not None and run_dir.exists():
         raise BenchmarkError(f"{run_dir} exists; choose another --out or --name, or delete it")
@@ -440,7 +443,7 @@ def grid_jobs(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Every row of the suite file on every look (and monet<->photo) with every seed (the
+    """Every row of the suite file on every look and painting pair with every seed (the
     suite's, or the row's own ``seeds`` and ``steps`` where it has them), plus the untrained
     identity on each; ``--rows``, ``--looks`` and ``--seeds`` select."""
     suite = read_json(Path(args.suite), "suite")
@@ -458,7 +461,12 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
     if unknown:
         raise BenchmarkError(f"unknown look(s) {unknown}; the looks are {', '.join(LOOKS)}")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    pairs = [*looks, *([MONET] if suite.get("monet", True) and not args.looks else [])]
+    paintings = suite.get("paintings", [MONET])
+    if not isinstance(paintings, list) or not set(paintings) <= set(PAINTINGS):
+        raise BenchmarkError(
+            f"{args.suite}: 'paintings' takes a list of {', '.join(PAINTINGS)}; got {paintings!r}"
+        )
+    pairs = [*looks, *([] if args.looks else paintings)]
     jobs = [{"name": f"identity.{pair}", "row": "identity", "task": "identity", "pair": pair}
             for pair in pairs]  # fmt: skip
     for row in rows:
@@ -479,7 +487,7 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
                         "seed": seed,
                     }
                 )
-    suite["looks"] = [pair for pair in looks if is_look(pair)]  # monet2photo is a KID column
+    suite["looks"] = [pair for pair in looks if is_look(pair)]  # painting pairs are KID columns
     return suite, jobs
 
 
@@ -770,11 +778,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--suite", nargs="?", const=str(SUITE), default=None, metavar="FILE",
                    help=f"every row of a suite file on every look (default file {SUITE.name})")  # fmt: skip
     p.add_argument("--rows", default=None, help="with --suite: only these rows (comma-separated)")
-    p.add_argument("--looks", default=None, help="with --suite: only these looks (no monet pair)")
+    p.add_argument(
+        "--looks", default=None, help="with --suite: only these looks (no painting pairs)"
+    )
     p.add_argument("--seeds", default=None, help="with --suite: seeds, e.g. 0,1,2")
     p.add_argument("--name", default=None, help="configuration name (default: from the options)")
     p.add_argument("--task", default="cyclegan", help="training task, or 'identity' (no training)")
-    p.add_argument("--pair", choices=PAIRS, default="film", help="a look, or monet2photo")
+    p.add_argument("--pair", choices=PAIRS, default="film", help="a look, or a painting pair")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="task option (repeatable), e.g. gan_loss=hinge, disc_kw=spectral_norm=true")  # fmt: skip
     p.add_argument("--lr-decay", action="store_true",

@@ -3,8 +3,9 @@
 Known-answer data (one per look of ``looks.py``): domain A is 300 photos, domain B is 300
 *other* photos under the look, and the 151 held-out photos come with their looked versions
 (``testB/NAME.png`` is the truth for ``testA/NAME.png``). The split is the same for every look,
-so the looks differ only in the answer. ``monet2photo``: 81 paintings against the 300 A photos,
-with 40 paintings and the held-out photos for KID; no truth exists there.
+so the looks differ only in the answer. The painting pairs (``monet2photo``, ``ukiyoe2photo``)
+train paintings or prints against the 300 A photos and keep some paintings and the held-out
+photos for KID; no truth exists there.
 
 Images are stored at the training load size, and a look is applied at that size, so that the
 truth is exactly the look of the input the network sees.
@@ -25,9 +26,12 @@ from looks import LOOKS, apply_look, downsample
 DATA_VERSION = 2
 SPLIT_SEED = 2026
 PHOTO_SPLIT = {"A": 300, "B": 300, "test": 151}  # of the 751 photos, disjoint
-PAINTINGS_HELD_OUT = 40  # of the 121 paintings, for monet2photo
+# Painting pairs: the folder of paintings (or prints) under the shared data, and how many of
+# them are held out for KID. ukiyoe2photo is what no recipe was chosen on: a real style it has
+# never seen, scored as monet2photo is.
+PAINTINGS = {"monet2photo": ("monet2photo/testA", 40), "ukiyoe2photo": ("ukiyoe2photo/testA", 80)}
 MONET = "monet2photo"
-PAIRS = (*LOOKS, MONET)
+PAIRS = (*LOOKS, *PAINTINGS)
 
 
 class BenchmarkError(Exception):
@@ -112,23 +116,27 @@ def look_data(look: str, shared: Path, target: Path, size: int) -> Path:
     return _build(target, folders, size)
 
 
-def monet_data(shared: Path, target: Path, size: int) -> Path:
-    """Paintings (81 train, 40 held out) and untouched photos (the A subset; test held out)."""
-    paintings = _shuffled(images_in(shared / "monet2photo" / "testA"))
-    if len(paintings) <= PAINTINGS_HELD_OUT + 1:
-        raise BenchmarkError(f"{shared}/monet2photo/testA has only {len(paintings)} paintings")
+def painting_data(pair: str, shared: Path, target: Path, size: int) -> Path:
+    """Paintings (monet2photo: 81 train, 40 held out; ukiyoe2photo: 183 and 80) and untouched
+    photos (the A subset; test held out)."""
+    folder, held_out = PAINTINGS[pair]
+    if not (shared / folder).is_dir():
+        raise BenchmarkError(f"no paintings at {shared / folder} to build {pair} from")
+    paintings = _shuffled(images_in(shared / folder))
+    if len(paintings) <= held_out + 1:
+        raise BenchmarkError(f"{shared / folder} has only {len(paintings)} paintings")
     split = photo_split(shared)
     folders = {
-        "trainA": [(p, None) for p in paintings[PAINTINGS_HELD_OUT:]],
+        "trainA": [(p, None) for p in paintings[held_out:]],
         "trainB": [(p, None) for p in split["A"]],
-        "testA": [(p, None) for p in paintings[:PAINTINGS_HELD_OUT]],
+        "testA": [(p, None) for p in paintings[:held_out]],
         "testB": [(p, None) for p in split["test"]],
     }
     return _build(target, folders, size)
 
 
 def dataset(pair: str, shared: Path, cache: Path, size: int) -> Path:
-    """The data set folder of ``pair`` (a look, or monet2photo) at ``size`` px: from the
+    """The data set folder of ``pair`` (a look, or a painting pair) at ``size`` px: from the
     cache, else built from ``shared``. A cache built elsewhere (``--prepare``) needs no
     ``shared``: it holds everything."""
     if pair not in PAIRS:
@@ -141,8 +149,8 @@ def dataset(pair: str, shared: Path, cache: Path, size: int) -> Path:
             f"no data set at {target} and no photos at {shared}/monet2photo/testB to build it "
             "from; pass --shared-data (../shared/data) or a --cache built with --prepare"
         )
-    if pair == MONET:
-        return monet_data(shared, target, size)
+    if pair in PAINTINGS:
+        return painting_data(pair, shared, target, size)
     return look_data(pair, shared, target, size)
 
 

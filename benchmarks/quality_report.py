@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from quality_data import LOOKS, MONET
+from quality_data import LOOKS, MONET, PAINTINGS
 
 SHEET_IMAGES = 8  # rows of a configuration's own sheet
 GRID_IMAGES = 6  # rows of a combined sheet
@@ -21,6 +21,11 @@ GRID_IMAGES = 6  # rows of a combined sheet
 
 def is_look(pair: str) -> bool:
     return pair in LOOKS
+
+
+def painter(pair: str) -> str:
+    """The painting side of a painting pair's name: ``monet2photo`` -> ``monet``."""
+    return pair.removesuffix("2photo")
 
 
 def milli(value: float | None) -> str:
@@ -34,9 +39,10 @@ def caption(record: dict[str, Any]) -> str:
             f"{record['identity_psnr']:.2f}), SSIM {record['ssim']:.3f}, KID x1e3 "
             f"{milli(record['kid'])}, {record['steps']} steps"
         )
+    name = painter(record["pair"])
     return (
-        f"{record['name']}: KID x1e3 monet->photo {milli(record['kid_AtoB'])}, "
-        f"photo->monet {milli(record['kid_BtoA'])}, {record['steps']} steps"
+        f"{record['name']}: KID x1e3 {name}->photo {milli(record['kid_AtoB'])}, "
+        f"photo->{name} {milli(record['kid_BtoA'])}, {record['steps']} steps"
     )
 
 
@@ -57,10 +63,10 @@ def options_text(record: dict[str, Any]) -> str:
 
 # -- the grid table ---------------------------------------------------------------------------
 def grid_table(records: list[dict[str, Any]]) -> str:
-    """Known-answer rows, then monet<->photo rows, in the records' order."""
+    """Known-answer rows, then painting-pair rows, in the records' order."""
     lines: list[str] = []
     known = [r for r in records if is_look(r.get("pair", ""))]
-    monet = [r for r in records if r.get("pair") == MONET]
+    paintings = [r for r in records if r.get("pair") in PAINTINGS]
     if known:
         lines += [
             "| config | look | options | PSNR dB | vs identity dB | SSIM | KID x10³ | steps | it/s "
@@ -78,14 +84,15 @@ def grid_table(records: list[dict[str, Any]]) -> str:
                 f"{milli(r['kid'])} | {r['steps']} | {r.get('it_per_s', '-')} | "
                 f"{'-' if reverse is None else f'{reverse:+.2f}'} |"
             )
-    if monet:
+    if paintings:
         lines += [
             "",
-            "| config | options | KID x10³ monet→photo | KID x10³ photo→monet | steps | it/s |",
-            "|---|---|---|---|---|---|",
+            "| config | pair | options | KID x10³ painting→photo | KID x10³ photo→painting | "
+            "steps | it/s |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for r in monet:
-            head = f"| {r['name']} | {options_text(r)} |"
+        for r in paintings:
+            head = f"| {r['name']} | {r['pair']} | {options_text(r)} |"
             if "error" in r:
                 lines.append(f"{head} failed: {r['error']} ||||")
                 continue
@@ -115,11 +122,11 @@ def suite_summary(
 ) -> list[dict[str, Any]]:
     """One entry per (row, steps) or (row, wall-time budget): per look the seeds' mean gain over
     the identity, its spread and seed count; the mean over looks and the worst look; the
-    monet<->photo KIDs. A budgeted row's steps are what its runs reached (their mean). ``gain``:
+    painting pairs' KIDs (``kid[pair][direction]``). A budgeted row's steps are what its runs reached (their mean). ``gain``:
     the record's key of the gain (``psnr_vs_identity_BtoA``: taking the look off)."""
     Key = tuple[str, int, float]
     gains: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    kids: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    kids: dict[Key, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
     reached: dict[Key, list[int]] = defaultdict(list)
     order: list[Key] = []
     for r in records:
@@ -133,10 +140,10 @@ def suite_summary(
         if is_look(r["pair"]):
             if r.get(gain) is not None:
                 gains[key][r["pair"]].append(r[gain])
-        elif r["pair"] == MONET:
+        elif r["pair"] in PAINTINGS:
             for direction in ("AtoB", "BtoA"):
                 if r.get(f"kid_{direction}") is not None:
-                    kids[key][direction].append(r[f"kid_{direction}"])
+                    kids[key][r["pair"], direction].append(r[f"kid_{direction}"])
     summary = []
     rows = list(dict.fromkeys(key[0] for key in order))
     for key in sorted(order, key=lambda k: (rows.index(k[0]), k[2], k[1])):
@@ -150,9 +157,12 @@ def suite_summary(
                 "mean": sum(means) / len(means) if means else None,
                 "worst": min(means) if means else None,
                 "seeds": _count_range(
-                    [n for _, _, n in looks.values()] or [len(kids[key].get("AtoB", []))]
+                    [n for _, _, n in looks.values()] or [len(v) for v in kids[key].values()] or [0]
                 ),
-                "kid": {d: _mean_std(v)[0] for d, v in kids[key].items()},
+                "kid": {
+                    pair: {d: _mean_std(v)[0] for (p, d), v in kids[key].items() if p == pair}
+                    for pair in dict.fromkeys(p for p, _ in kids[key])
+                },
             }
         )
     return summary
@@ -163,7 +173,8 @@ REVERSE = "psnr_vs_identity_BtoA"
 
 def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
     """Rows: recipe x steps; columns: dB over returning the input per look (mean of the
-    seeds, their spread after ±), the mean over looks, the worst look, monet<->photo KID.
+    seeds, their spread after ±), the mean over looks, the worst look, the painting pairs' KID
+    both ways (monet<->photo always, the others where the records have them).
 
     Where runs were scored the other way too (models with a B->A generator), a second table
     follows: the same gains for taking the look off the truth."""
@@ -178,14 +189,22 @@ def suite_table(records: list[dict[str, Any]], looks: list[str]) -> str:
 
 def _gain_table(records: list[dict[str, Any]], looks: list[str], gain: str) -> str:
     identity = {r["pair"]: r for r in records if r.get("task") == "identity" and "error" not in r}
-    head = ["row", "steps", "seeds", *looks, "mean", "worst", "KID x10³ monet→photo",
-            "photo→monet"]  # fmt: skip
+    # monet<->photo's columns always stand (the tables in the READMEs have them); the other
+    # painting pairs' where the records have them.
+    paintings = [MONET, *(p for p in PAINTINGS if p != MONET and _has_pair(records, p))]
+    kid_heads = [
+        f"{'KID x10³ ' if i == 0 else ''}{name}" for i, name in enumerate(_kid_names(paintings))
+    ]
+    head = ["row", "steps", "seeds", *looks, "mean", "worst", *kid_heads]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     cells = [
         f"{identity[look]['identity_psnr']:.2f} dB" if look in identity else "-" for look in looks
     ]
-    monet = identity.get(MONET, {})
-    kids = [milli(monet.get("kid_AtoB_identity")), milli(monet.get("kid_BtoA_identity"))]
+    kids = [
+        milli(identity.get(pair, {}).get(f"kid_{direction}_identity"))
+        for pair in paintings
+        for direction in ("AtoB", "BtoA")
+    ]
     lines.append(_line(["*identity* (PSNR to the truth)", "-", "-", *cells, "0", "0", *kids]))
     for entry in suite_summary(records, gain):
         if gain == REVERSE and not entry["looks"]:
@@ -199,11 +218,24 @@ def _gain_table(records: list[dict[str, Any]], looks: list[str], gain: str) -> s
             cells.append(f"{mean:+.2f} ±{std:.2f}" if n > 1 else f"{mean:+.2f}")
         mean = "-" if entry["mean"] is None else f"**{entry['mean']:+.2f}**"
         worst = "-" if entry["worst"] is None else f"{entry['worst']:+.2f}"
-        kids = [milli(entry["kid"].get("AtoB")), milli(entry["kid"].get("BtoA"))]
+        kids = [
+            milli(entry["kid"].get(pair, {}).get(direction))
+            for pair in paintings
+            for direction in ("AtoB", "BtoA")
+        ]
         lines.append(
             _line([entry["row"], entry["steps"], entry["seeds"], *cells, mean, worst, *kids])
         )
     return "\n".join(lines) + "\n"
+
+
+def _has_pair(records: list[dict[str, Any]], pair: str) -> bool:
+    return any(r.get("pair") == pair and "error" not in r for r in records)
+
+
+def _kid_names(paintings: list[str]) -> list[str]:
+    """``monet→photo``, ``photo→monet``, ... for the KID columns of each painting pair."""
+    return [name for p in paintings for name in (f"{painter(p)}→photo", f"photo→{painter(p)}")]
 
 
 def _line(cells: list[Any]) -> str:

@@ -137,6 +137,78 @@ def test_look_data_truth_is_the_look_of_the_input(tmp_path):
     assert manifest["version"] == quality_data.DATA_VERSION and manifest["size"] == size
 
 
+@pytest.mark.slow
+@needs_photos
+@pytest.mark.parametrize("pair", list(quality_data.PAINTINGS))
+def test_painting_pairs_hold_out_paintings_and_photos(pair, tmp_path):
+    """Paintings (or prints) against the A photos, unpaired, with both held out for KID."""
+    folder, held_out = quality_data.PAINTINGS[pair]
+    if not (SHARED / folder).is_dir():
+        pytest.skip(f"no paintings at {SHARED / folder}")
+    data = quality_data.dataset(pair, SHARED, tmp_path, 16)
+    stems = {d: {p.stem for p in quality_data.images_in(data / d)} for d in
+             ("trainA", "trainB", "testA", "testB")}  # fmt: skip
+    paintings = {p.stem for p in quality_data.images_in(SHARED / folder)}
+    assert len(stems["testA"]) == held_out and not stems["trainA"] & stems["testA"]
+    assert stems["trainA"] | stems["testA"] == paintings
+    split = quality_data.photo_split(SHARED)
+    assert stems["trainB"] == {p.stem for p in split["A"]}
+    assert stems["testB"] == {p.stem for p in split["test"]}
+
+
+def test_a_suite_names_its_painting_pairs(tmp_path):
+    """monet<->photo by default; a suite may list ukiyo-e too, or none; others are refused."""
+    suite = tmp_path / "suite.json"
+    for paintings, want in ((None, ["monet2photo"]), ([], []),
+                            (["monet2photo", "ukiyoe2photo"], ["monet2photo", "ukiyoe2photo"])):  # fmt: skip
+        spec = {"looks": ["film"], "rows": [{"name": "a"}]}
+        suite.write_text(json.dumps(spec | ({} if paintings is None else {"paintings": paintings})))
+        _, jobs = quality.suite_jobs(quality.parse_args(["--suite", str(suite)]))
+        assert [j["name"] for j in jobs if j["row"] == "a"] == [
+            f"a.{pair}.s0" for pair in ["film", *want]
+        ]
+    suite.write_text(
+        json.dumps({"looks": ["film"], "paintings": ["vangogh"], "rows": [{"name": "a"}]})
+    )
+    with pytest.raises(
+        quality_data.BenchmarkError, match="'paintings' takes a list of monet2photo"
+    ):
+        quality.suite_jobs(quality.parse_args(["--suite", str(suite)]))
+
+
+def test_every_painting_pair_gets_kid_columns_of_its_own():
+    """monet<->photo's columns always stand; ukiyo-e's come in where it has records."""
+
+    def rec(row, pair, task, **kids):
+        return {"row": row, "name": f"{row}.{pair}.s0", "pair": pair, "seed": 0, "steps": 1000,
+                "task": task} | kids  # fmt: skip
+
+    film = rec("r", "film", "cyclegan", psnr_vs_identity=2.0)
+    monet = rec("r", "monet2photo", "cyclegan", kid_AtoB=0.031, kid_BtoA=0.041)
+    ukiyoe = rec("r", "ukiyoe2photo", "cyclegan", kid_AtoB=0.052, kid_BtoA=0.063)
+    identity = rec("identity", "ukiyoe2photo", "identity", kid_AtoB_identity=0.09,
+                   kid_BtoA_identity=0.08)  # fmt: skip
+    lines = quality_report.suite_table([identity, film, monet, ukiyoe], ["film"]).splitlines()
+    assert lines[0].endswith("| KID x10³ monet→photo | photo→monet | ukiyoe→photo | photo→ukiyoe |")
+    assert "| - | - | 90.0 | 80.0 |" in lines[2]
+    assert "| r | 1000 | 1 | +2.00 | **+2.00** | +2.00 | 31.0 | 41.0 | 52.0 | 63.0 |" in lines[3]
+    # Without ukiyo-e's records the table is as it always was.
+    lines = quality_report.suite_table([film, monet], ["film"]).splitlines()
+    assert lines[0].endswith("| KID x10³ monet→photo | photo→monet |")
+    # A ukiyo-e-only row: its seeds come from its KID records.
+    [entry] = quality_report.suite_summary([ukiyoe])
+    assert entry["seeds"] == "1" and entry["kid"] == {
+        "ukiyoe2photo": {"AtoB": 0.052, "BtoA": 0.063}
+    }
+    grid = quality_report.grid_table([ukiyoe | {"it_per_s": 2.0}])
+    assert (
+        "| r.ukiyoe2photo.s0 | ukiyoe2photo | paper defaults | 52.0 | 63.0 | 1000 | 2.0 |" in grid
+    )
+    assert quality_report.caption(ukiyoe).startswith(
+        "r.ukiyoe2photo.s0: KID x1e3 ukiyoe->photo 52.0"
+    )
+
+
 def test_suite_jobs_cover_rows_looks_and_seeds(tmp_path):
     suite = tmp_path / "suite.json"
     suite.write_text(
@@ -315,7 +387,7 @@ def test_suite_command_trains_resumes_and_tabulates(tmp_path):
                 "seeds": [0],
                 "base": {"gen": "resnet6", "ngf": 8, "ndf": 8},
                 "looks": ["dusk"],
-                "monet": False,
+                "paintings": [],
                 "rows": [{"name": "quality", "task": "cyclegan", "options": {"recipe": "quality"}}],
             }
         )
@@ -390,7 +462,7 @@ def test_a_bridge_model_is_scored_at_each_sampling_step_count(tmp_path):
 
 def _one_look_suite(tmp_path: Path) -> Path:
     suite = tmp_path / "suite.json"
-    suite.write_text(json.dumps({"looks": ["dusk"], "monet": False, "rows": [{"name": "a"}]}))
+    suite.write_text(json.dumps({"looks": ["dusk"], "paintings": [], "rows": [{"name": "a"}]}))
     return suite
 
 
