@@ -46,6 +46,15 @@ def caption(record: dict[str, Any]) -> str:
     )
 
 
+def config_name(record: dict[str, Any]) -> str:
+    """A grid configuration's name; a bridge model's (UNSB's) scored at several numbers of
+    predictions is one record each, told apart by that number."""
+    sampled = record.get("sample_steps")
+    if not sampled:
+        return record["name"]
+    return f"{record['name']} ({sampled} prediction{'s' if sampled != 1 else ''})"
+
+
 def options_text(record: dict[str, Any]) -> str:
     if record.get("task") == "identity":
         return "no training: output = input"
@@ -74,7 +83,7 @@ def grid_table(records: list[dict[str, Any]]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in known:
-            head = f"| {r['name']} | {r['pair']} | {options_text(r)} |"
+            head = f"| {config_name(r)} | {r['pair']} | {options_text(r)} |"
             if "error" in r:
                 lines.append(f"{head} failed: {r['error']} |||||||")
                 continue
@@ -92,7 +101,7 @@ def grid_table(records: list[dict[str, Any]]) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for r in paintings:
-            head = f"| {r['name']} | {r['pair']} | {options_text(r)} |"
+            head = f"| {config_name(r)} | {r['pair']} | {options_text(r)} |"
             if "error" in r:
                 lines.append(f"{head} failed: {r['error']} ||||")
                 continue
@@ -305,7 +314,7 @@ def combined_sheet(records: list[dict[str, Any]], pair: str, label: str = "name"
         titles, columns = [source], [_strip(first, source)]
         for r in done:
             if r.get("task") != "identity":
-                titles.append(str(r[label]))
+                titles.append(config_name(r) if label == "name" else str(r[label]))
                 columns.append(_strip(r, output))
         if truth:
             titles.append(truth)

@@ -207,6 +207,11 @@ def test_every_painting_pair_gets_kid_columns_of_its_own():
     assert quality_report.caption(ukiyoe).startswith(
         "r.ukiyoe2photo.s0: KID x1e3 ukiyoe->photo 52.0"
     )
+    # A bridge model scored at one and at five predictions: two rows that say which is which.
+    bridge = [ukiyoe | {"task": "unsb", "sample_steps": n, "kid_BtoA": None} for n in (1, 5)]
+    grid = quality_report.grid_table(bridge)
+    assert "| r.ukiyoe2photo.s0 (1 prediction) | ukiyoe2photo |" in grid
+    assert "| r.ukiyoe2photo.s0 (5 predictions) | ukiyoe2photo |" in grid
 
 
 def test_suite_jobs_cover_rows_looks_and_seeds(tmp_path):
