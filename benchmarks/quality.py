@@ -459,7 +459,10 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
     looks = args.looks.split(",") if args.looks else suite.get("looks", list(LOOKS))
     unknown = sorted(set(looks) - set(PAIRS))
     if unknown:
-        raise BenchmarkError(f"unknown look(s) {unknown}; the looks are {', '.join(LOOKS)}")
+        raise BenchmarkError(
+            f"unknown look(s) {unknown}; the looks are {', '.join(LOOKS)}, the painting pairs "
+            f"{', '.join(PAINTINGS)}"
+        )
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     paintings = suite.get("paintings", [MONET])
     if not isinstance(paintings, list) or not set(paintings) <= set(PAINTINGS):

@@ -131,8 +131,9 @@ def suite_summary(
 ) -> list[dict[str, Any]]:
     """One entry per (row, steps) or (row, wall-time budget): per look the seeds' mean gain over
     the identity, its spread and seed count; the mean over looks and the worst look; the
-    painting pairs' KIDs (``kid[pair][direction]``). A budgeted row's steps are what its runs reached (their mean). ``gain``:
-    the record's key of the gain (``psnr_vs_identity_BtoA``: taking the look off)."""
+    painting pairs' KIDs (``kid[pair][direction]``). A budgeted row's steps are what its runs
+    reached (their mean). ``gain``: the record's key of the gain (``psnr_vs_identity_BtoA``:
+    taking the look off)."""
     Key = tuple[str, int, float]
     gains: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     kids: dict[Key, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
