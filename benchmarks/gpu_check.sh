@@ -139,8 +139,9 @@ else
 fi
 
 # The known-answer suite (benchmarks/quality.py): the quality recipe on three seeds and the
-# paper's defaults on one, on six looks and monet<->photo. Last, since it needs the photos of
-# ../shared/data (or $I2I_SHARED_DATA); on a GPU it is best run alone: --only quality_suite.
+# paper's defaults on one, on the looks and the painting pairs (monet and ukiyo-e <-> photo).
+# Last, since it needs the photos of ../shared/data (or $I2I_SHARED_DATA); on a GPU it is best
+# run alone: --only quality_suite.
 SHARED_DATA="${I2I_SHARED_DATA:-../shared/data}"
 if [ -d "$SHARED_DATA/monet2photo" ]; then
   stage quality_suite 480 "$PY" benchmarks/quality.py --suite benchmarks/quality_suite_cpu.json \
