@@ -465,11 +465,14 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
         )
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     paintings = suite.get("paintings", [MONET])
-    if not isinstance(paintings, list) or not set(paintings) <= set(PAINTINGS):
+    if not isinstance(paintings, list) or not all(
+        isinstance(p, str) and p in PAINTINGS for p in paintings
+    ):
         raise BenchmarkError(
             f"{args.suite}: 'paintings' takes a list of {', '.join(PAINTINGS)}; got {paintings!r}"
         )
-    pairs = [*looks, *([] if args.looks else paintings)]
+    # A pair named twice would be two runs of one name, in one folder: each runs once.
+    pairs = list(dict.fromkeys([*looks, *([] if args.looks else paintings)]))
     jobs = [{"name": f"identity.{pair}", "row": "identity", "task": "identity", "pair": pair}
             for pair in pairs]  # fmt: skip
     for row in rows:

@@ -174,6 +174,20 @@ def test_a_suite_names_its_painting_pairs(tmp_path):
         quality_data.BenchmarkError, match="'paintings' takes a list of monet2photo"
     ):
         quality.suite_jobs(quality.parse_args(["--suite", str(suite)]))
+    for bad in (["x"], [["monet2photo"]], [""], "monet2photo", {"a": 1}):
+        suite.write_text(json.dumps({"looks": ["film"], "paintings": bad, "rows": [{"name": "a"}]}))
+        with pytest.raises(quality_data.BenchmarkError, match="'paintings' takes a list"):
+            quality.suite_jobs(quality.parse_args(["--suite", str(suite)]))
+    # A pair named twice runs once (two runs of one name would share a folder).
+    twice = {"looks": ["film", "film"], "paintings": ["monet2photo"] * 2, "rows": [{"name": "a"}]}
+    suite.write_text(json.dumps(twice))
+    _, jobs = quality.suite_jobs(quality.parse_args(["--suite", str(suite)]))
+    assert [j["name"] for j in jobs] == [
+        "identity.film",
+        "identity.monet2photo",
+        "a.film.s0",
+        "a.monet2photo.s0",
+    ]
 
 
 def test_every_painting_pair_gets_kid_columns_of_its_own():
