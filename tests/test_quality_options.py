@@ -87,6 +87,24 @@ def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path, capsys):
     assert f"recipe {name}:" in described.output
 
 
+def test_the_recipe_has_its_critics_judge_the_current_fakes(toy_data, tmp_path):
+    """Why the recipe sets --pool-size 0: pooled fakes are (half the time) a hundred steps old,
+    from a generator nearer its input than the one being trained; a flag still brings a pool
+    back."""
+    from i2i.train.trainer import Trainer
+
+    fake = torch.rand(1, 3, 8, 8)
+    for pool_size, expected in ((None, 0), (50, 50)):
+        flag = {} if pool_size is None else {"pool_size": pool_size}
+        task = i2i.create_task(
+            "cyclegan", data=str(toy_data), out=str(tmp_path / str(expected)), recipe="quality",
+            **flag, **TINY,
+        )  # fmt: skip
+        Trainer(task)  # builds the task on the first batch
+        assert task.pool_A.size == task.pool_B.size == expected
+    assert i2i.ImagePool(0).query(fake) is fake  # no pool: the fakes of this very step
+
+
 def test_a_recipes_network_arguments_go_with_its_network():
     """The quality recipe's --disc-kw (the projected critic's levels) is dropped when --disc
     names another critic, kept and merged when it names the same one."""
