@@ -88,9 +88,8 @@ def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path, capsys):
 
 
 def test_the_recipe_has_its_critics_judge_the_current_fakes(toy_data, tmp_path):
-    """Why the recipe sets --pool-size 0: pooled fakes are (half the time) a hundred steps old,
-    from a generator nearer its input than the one being trained; a flag still brings a pool
-    back."""
+    """Why the recipe sets --pool-size 0: half the fakes a pooled critic learns from are about a
+    hundred steps old, ones the generator no longer makes; a flag still brings a pool back."""
     from i2i.train.trainer import Trainer
 
     fake = torch.rand(1, 3, 8, 8)

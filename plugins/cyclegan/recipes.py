@@ -23,7 +23,8 @@ RECIPES = {
         "two subtle looks gain most). "
         "Measured on thirteen known-answer looks, monet<->photo and ukiyoe<->photo "
         "(benchmarks/quality.py; table in README.md, Better pictures); seven of the looks "
-        "were written after an earlier form of the recipe had been fixed, to check that it generalises.",
+        "were written after an earlier form of the recipe had been fixed, to check that it "
+        "generalises.",
         {
             "disc": "projected",
             "disc_kw": {"levels": [0, 1, 2, 3]},
