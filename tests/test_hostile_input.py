@@ -859,6 +859,8 @@ ROWS = [
         patch=lambda m, w: m.setattr("i2i.train.trainer.BatchAugmentation.for_task", _no_memory),
         expect="can't allocate memory: you tried to allocate 4831838208 bytes); use smaller",
         check=lambda w: _gone(w["out"])),
+    Row("y-an-image-pool-too-large-names-its-option", _train("--pool-size", "1000000000"),
+        expect="use a smaller --pool-size (0: none)", check=lambda w: _gone(w["out"])),
     Row("y-augment-that-resizes", _train("--augment", "scale_width"),
         expect="--augment 'scale_width' sets the training size"),
     Row("y-adam-beta-of-2", _train("--beta1", "2"), expect="--beta1 must be below 1, got 2.0"),

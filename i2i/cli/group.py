@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from i2i import __version__
-from i2i.core.errors import I2IError
+from i2i.core.errors import I2IError, out_of_memory
 
 KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "feature_extractors")
 
@@ -75,17 +75,11 @@ class I2IGroup(click.Group):
             if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
                 raise  # I2I_DEBUG=1: the traceback, for bug reports
             if not isinstance(error, I2IError | MemoryError) and not (
-                error.errno in _THE_MACHINE if isinstance(error, OSError) else _out_of_memory(error)
+                error.errno in _THE_MACHINE if isinstance(error, OSError) else out_of_memory(error)
             ):
                 raise
             click.secho(printable(f"Error: {_said(error)}"), err=True, fg="red")
             ctx.exit(1)
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    """torch's allocation failures (CPU: a RuntimeError; CUDA: OutOfMemoryError), known
-    without importing torch."""
-    return type(error).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(error)
 
 
 # Failures of the machine rather than of i2i: a full disk, a read-only or foreign folder. The

@@ -54,6 +54,12 @@ class WriteError(I2IError, OSError):
     """A file that could not be written: a full disk, a read-only or foreign folder."""
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """torch's allocation failures (CPU: a RuntimeError; CUDA: OutOfMemoryError), known
+    without importing torch."""
+    return type(error).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(error)
+
+
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from i2i.core.errors import I2IError, out_of_memory
+
 
 class ImagePool:
     def __init__(self, size: int = 50, generator: torch.Generator | None = None) -> None:
@@ -28,7 +30,7 @@ class ImagePool:
         images = images.detach()
         n = images.shape[0]
         if self.images is None:
-            self.images = images.new_zeros((self.size, *images.shape[1:]))
+            self.images = self._buffer(images, images.device)
         # Drawn on the host for every image, so that the stream advances the same way always.
         swap = torch.rand(n, generator=self.generator) > 0.5
         slot = torch.randint(self.size, (n,), generator=self.generator)
@@ -59,5 +61,19 @@ class ImagePool:
         self.filled = kept.shape[0]
         self.images = None
         if self.filled:
-            self.images = kept.new_zeros((self.size, *kept.shape[1:])).to(device)
+            self.images = self._buffer(kept, device)
             self.images[: self.filled] = kept.to(device)
+
+    def _buffer(self, like: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Room for ``size`` images shaped like ``like``'s; a pool too large for the device is
+        a user's setting, so its failure names the option rather than the networks."""
+        try:
+            return torch.zeros((self.size, *like.shape[1:]), dtype=like.dtype, device=device)
+        except (MemoryError, RuntimeError) as error:
+            if not out_of_memory(error):
+                raise
+            need = self.size * like[:1].numel() * like.element_size() / 2**30
+            raise I2IError(
+                f"the image pool of {self.size:,} images needs {need:,.1f} GiB, more than "
+                f"{torch.device(device).type} memory holds; use a smaller --pool-size (0: none)"
+            ) from error
