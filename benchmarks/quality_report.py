@@ -37,12 +37,12 @@ def caption(record: dict[str, Any]) -> str:
         return (
             f"{record['name']} ({record['pair']}): PSNR {record['psnr']:.2f} dB (identity "
             f"{record['identity_psnr']:.2f}), SSIM {record['ssim']:.3f}, KID x1e3 "
-            f"{milli(record['kid'])}, {record['steps']} steps"
+            f"{milli(record.get('kid'))}, {record['steps']} steps"
         )
     name = painter(record["pair"])
     return (
-        f"{record['name']}: KID x1e3 {name}->photo {milli(record['kid_AtoB'])}, "
-        f"photo->{name} {milli(record['kid_BtoA'])}, {record['steps']} steps"
+        f"{record['name']}: KID x1e3 {name}->photo {milli(record.get('kid_AtoB'))}, "
+        f"photo->{name} {milli(record.get('kid_BtoA'))}, {record['steps']} steps"
     )
 
 
@@ -90,7 +90,7 @@ def grid_table(records: list[dict[str, Any]]) -> str:
             reverse = r.get("psnr_vs_identity_BtoA")
             lines.append(
                 f"{head} {r['psnr']:.2f} | {r['psnr_vs_identity']:+.2f} | {r['ssim']:.3f} | "
-                f"{milli(r['kid'])} | {r['steps']} | {r.get('it_per_s', '-')} | "
+                f"{milli(r.get('kid'))} | {r['steps']} | {r.get('it_per_s', '-')} | "
                 f"{'-' if reverse is None else f'{reverse:+.2f}'} |"
             )
     if paintings:
@@ -106,7 +106,7 @@ def grid_table(records: list[dict[str, Any]]) -> str:
                 lines.append(f"{head} failed: {r['error']} ||||")
                 continue
             lines.append(
-                f"{head} {milli(r['kid_AtoB'])} | {milli(r['kid_BtoA'])} | {r['steps']} | "
+                f"{head} {milli(r.get('kid_AtoB'))} | {milli(r.get('kid_BtoA'))} | {r['steps']} | "
                 f"{r.get('it_per_s', '-')} |"
             )
     return "\n".join(lines) + "\n"

@@ -226,6 +226,10 @@ def test_every_painting_pair_gets_kid_columns_of_its_own():
     grid = quality_report.grid_table(bridge)
     assert "| r.ukiyoe2photo.s0 (1 prediction) | ukiyoe2photo |" in grid
     assert "| r.ukiyoe2photo.s0 (5 predictions) | ukiyoe2photo |" in grid
+    # A record written by hand (a run scored one way only) lacks the other KID: a dash.
+    one_way = {k: v for k, v in ukiyoe.items() if k != "kid_BtoA"}
+    assert "| paper defaults | 52.0 | - | 1000 |" in quality_report.grid_table([one_way])
+    assert quality_report.caption(one_way).endswith("photo->ukiyoe -, 1000 steps")
 
 
 def test_suite_jobs_cover_rows_looks_and_seeds(tmp_path):
