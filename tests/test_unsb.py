@@ -407,12 +407,14 @@ def test_resume_is_bit_exact_with_the_noise_stream_and_previous_batch(toy_data, 
 def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_path):
     """``--recipe quality``: the generator starts by predicting the path point it is given (at
     every step and for any noise), so the walk keeps the input up to the bridge's noise; the
-    discriminator is the step-conditioned projected critic, the energy network a PatchGAN on
-    stacked pairs; EMA on; the run resumes with its recipe and exports a model that walks."""
+    discriminator is the step-conditioned projected critic on four levels of features, the
+    energy network a PatchGAN on stacked pairs; EMA on; the run resumes with its recipe and exports a model that walks."""
     task = _task(toy_data, recipe="quality")
     config = task.config
     assert (config["ema_decay"], config["tau"]) == (0.999, 0.001)
     assert config["gen_kw"] == {"residual": True, "detail": True}
+    assert config["disc_kw"] == {"levels": [0, 1, 2, 3]}  # half resolution up to a 16th
+    assert len(task.nets["D"].heads) == 4
     assert (config["disc"], task.discriminators()["E"]["name"]) == (
         "unsb_projected",
         "unsb_patchgan",
