@@ -408,7 +408,8 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     """``--recipe quality``: the generator starts by predicting the path point it is given (at
     every step and for any noise), so the walk keeps the input up to the bridge's noise; the
     discriminator is the step-conditioned projected critic on four levels of features, the
-    energy network a PatchGAN on stacked pairs; EMA on; the run resumes with its recipe and exports a model that walks."""
+    energy network a PatchGAN on stacked pairs; EMA on; the run resumes with its recipe and
+    exports a model that walks."""
     task = _task(toy_data, recipe="quality")
     config = task.config
     assert (config["ema_decay"], config["tau"]) == (0.999, 0.001)
