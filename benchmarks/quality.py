@@ -357,6 +357,7 @@ def run_config(args: argparse.Namespace) -> list[dict[str, Any]]:
     draw at each. Returns one record per milestone (one for the identity)."""
     import torch
 
+    from i2i.bridge import PATH_NOISE
     from i2i.core.device import resolve_device
 
     folder = Path(args.out) / args.name if not args.child else Path(args.out)
@@ -391,11 +392,16 @@ def run_config(args: argparse.Namespace) -> list[dict[str, Any]]:
             done = record["steps"] - (records[-1]["steps"] if records else 0)
             record["it_per_s"] = round(done / max(record["train_s"], 1e-9), 2)
             record["memory"] = critic_memory(run_dir, data, args.size)
-        # A bridge model (UNSB) is scored once per sampling step count, each as its own row.
+        # A bridge model (UNSB) is scored once per sampling step count, each as its own row,
+        # walking the path's mean (records without path_noise walked the paper's noise, 1).
         for sampled in args.sample_steps or [None]:
             scored = dict(record)
             if sampled is not None:
-                scored.update(row=f"{record['row']}-{sampled}step", sample_steps=sampled)
+                scored.update(
+                    row=f"{record['row']}-{sampled}step",
+                    sample_steps=sampled,
+                    path_noise=PATH_NOISE,
+                )
             metrics, panels = score(run_dir, data, device, scorer, sampled)
             scored.update(metrics)
             scored["sheet"] = str(save_sheets(folder, scored, panels))

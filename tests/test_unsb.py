@@ -83,9 +83,13 @@ def test_a_bridge_from_a_config_is_checked():
             i2i.Bridge.from_dict(bad)
 
 
-def test_walk_and_sample_against_a_written_out_loop():
-    """A step function that depends on x, the step and z; noise drawn z first, then eps."""
+@pytest.mark.parametrize("path_noise", [None, 0.0, 0.5, 1.0])
+def test_walk_and_sample_against_a_written_out_loop(path_noise):
+    """A step function that depends on x, the step and z; noise drawn z first, then eps (also
+    when none of the path's noise is walked: the default)."""
     bridge = i2i.Bridge(steps=4, tau=0.05, noise_dim=3)
+    share = 0.0 if path_noise is None else path_noise
+    chosen = {} if path_noise is None else {"path_noise": path_noise}
 
     def step(x, index, z):
         return torch.tanh(
@@ -94,7 +98,7 @@ def test_walk_and_sample_against_a_written_out_loop():
 
     x0 = torch.rand(2, 1, 4, 4, dtype=torch.float64) * 2 - 1
     for steps in (1, 2, 4):
-        got = bridge.sample(step, x0, steps, seeded_noise(7, "cpu"))
+        got = bridge.sample(step, x0, steps, seeded_noise(7, "cpu"), **chosen)
         g = torch.Generator().manual_seed(7)
 
         def draw(*shape, g=g):
@@ -107,10 +111,14 @@ def test_walk_and_sample_against_a_written_out_loop():
                 break
             delta = times[k + 1] - times[k]
             a = delta / (1 - times[k])
-            x = (1 - a) * x + a * predicted + math.sqrt(0.05 * delta * (1 - a)) * draw(1, 1, 4, 4)
+            eps = draw(1, 1, 4, 4)
+            x = (1 - a) * x + a * predicted + math.sqrt(0.05 * share * delta * (1 - a)) * eps
         torch.testing.assert_close(got, predicted, rtol=0, atol=1e-12)
     with pytest.raises(InvalidArgumentError, match="from 1 to 4"):
         bridge.sample(step, x0, 5)
+    for bad in (-0.1, 1.5, float("nan"), "1", True):
+        with pytest.raises(InvalidArgumentError, match="path-noise must be a number from 0"):
+            bridge.sample(step, x0, 2, path_noise=bad)
 
 
 # -- the networks ------------------------------------------------------------------------------
@@ -474,15 +482,32 @@ def test_translator_walks_the_bridge_with_steps_and_seed(model_dir):
     torch.testing.assert_close(alone, direct[1:], rtol=0, atol=1e-3)
     with pytest.raises(InvalidArgumentError, match="from 1 to 5"):
         i2i.load(model_dir, device="cpu", steps=6)
-    assert i2i.load(model_dir, device="cpu", seed=2).sampling == {"AtoB": {"steps": 5, "seed": 2}}
+    sampling = {"steps": 5, "seed": 2, "path_noise": 0.0}
+    assert i2i.load(model_dir, device="cpu", seed=2).sampling == {"AtoB": sampling}
+
+
+def test_translator_walks_the_paths_mean_unless_asked_for_its_noise(model_dir):
+    x = torch.rand(2, 3, 32, 40) * 2 - 1
+    net = i2i.load(model_dir, device="cpu")._nets["AtoB"]
+    with torch.no_grad():
+        mean = net.bridge.sample(net, x, 5, seeded_noise(4, "cpu"), path_noise=0.0)
+        paper = net.bridge.sample(net, x, 5, seeded_noise(4, "cpu"), path_noise=1.0)
+    assert (mean - paper).abs().max() > 1e-3
+    for chosen, want in (({}, mean), ({"path_noise": 0}, mean), ({"path_noise": 1}, paper)):
+        got = i2i.load(model_dir, device="cpu", seed=4, batch_size=2, **chosen)(x)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    with pytest.raises(InvalidArgumentError, match="path-noise must be a number from 0"):
+        i2i.load(model_dir, device="cpu", path_noise=2)
 
 
 def test_steps_on_a_one_pass_model_is_a_clear_error(tmp_path):
     net = i2i.create_generator("resnet6", ngf=4)
     config = make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", {"ngf": 4})})
     folder = save_model(tmp_path / "m", config, {"AtoB": net})
-    with pytest.raises(InvalidArgumentError, match="one pass"):
+    with pytest.raises(InvalidArgumentError, match="one pass, drop --steps"):
         i2i.load(folder, device="cpu", steps=2)
+    with pytest.raises(InvalidArgumentError, match="one pass, drop --path-noise"):
+        i2i.load(folder, device="cpu", path_noise=0.5)
 
 
 def test_apply_cli_takes_steps_and_seed(model_dir, tmp_path):
@@ -490,7 +515,11 @@ def test_apply_cli_takes_steps_and_seed(model_dir, tmp_path):
     Image.effect_noise((36, 28), 60).convert("RGB").save(tmp_path / "in" / "a.png")
     runner = CliRunner()
     outputs = {}
-    for name, flags in (("s3", ["--steps", "3", "--seed", "2"]), ("s5", [])):
+    for name, flags in (
+        ("s3", ["--steps", "3", "--seed", "2"]),
+        ("s5", []),
+        ("noisy", ["--path-noise", "1"]),
+    ):
         args = ["apply", str(model_dir), str(tmp_path / "in"), "-o", str(tmp_path / name)]
         result = runner.invoke(cli, args + flags)
         assert result.exit_code == 0, result.output
@@ -498,9 +527,18 @@ def test_apply_cli_takes_steps_and_seed(model_dir, tmp_path):
     want = i2i.load(model_dir, device="cpu", steps=3, seed=2)(Image.open(tmp_path / "in" / "a.png"))
     assert np.array_equal(outputs["s3"], np.asarray(want, np.int16))
     assert np.abs(outputs["s3"] - outputs["s5"]).max() > 0
-    bad = runner.invoke(cli, ["apply", str(model_dir), str(tmp_path / "in"), "-o",
-                              str(tmp_path / "x"), "--steps", "0"])  # fmt: skip
-    assert bad.exit_code == 1 and "Error: steps must be a whole number from 1 to 5" in bad.output
+    noisy = i2i.load(model_dir, device="cpu", path_noise=1)(Image.open(tmp_path / "in" / "a.png"))
+    assert np.array_equal(outputs["noisy"], np.asarray(noisy, np.int16))
+    assert np.abs(outputs["noisy"] - outputs["s5"]).max() > 0
+    for flags, message in (
+        (["--steps", "0"], "Error: steps must be a whole number from 1 to 5"),
+        (["--path-noise", "2"], "Error: --path-noise must be a number from 0"),
+    ):
+        bad = runner.invoke(
+            cli, ["apply", str(model_dir), str(tmp_path / "in"), "-o", str(tmp_path / "x"), *flags]
+        )
+        assert bad.exit_code == 1 and message in bad.output
+        assert not (tmp_path / "x").exists()
 
 
 def test_training_eval_runs_the_walk(model_dir):

@@ -44,6 +44,12 @@ from i2i.cli.group import cli, not_empty, output_folder, printable
     "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
 )
 @click.option(
+    "--path-noise",
+    type=float,
+    help="Bridge models: the share of the path's noise walked, 0 (default: its mean, sharper) "
+    "to 1 (the paper's sampling).",
+)
+@click.option(
     "--overwrite/--skip-existing",
     default=False,
     help="Replace existing outputs, or keep them (the default): outputs are written whole or "
@@ -89,6 +95,7 @@ def apply(
     overlap: int,
     steps: int | None,
     seed: int,
+    path_noise: float | None,
     overwrite: bool,
     revision: str | None,
     backend: str,
@@ -135,6 +142,7 @@ def apply(
         compile=compiled,
         steps=steps,
         seed=seed,
+        path_noise=path_noise,
     )
     report = apply_paths(
         translator,
@@ -197,6 +205,12 @@ def apply(
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
 )
+@click.option(
+    "--path-noise",
+    type=float,
+    help="Bridge models: the share of the path's noise walked, 0 (default: its mean, sharper) "
+    "to 1 (the paper's sampling).",
+)
 def eval_command(
     model: str | None,
     data: str | None,
@@ -210,6 +224,7 @@ def eval_command(
     revision: str | None,
     steps: int | None,
     seed: int,
+    path_noise: float | None,
 ) -> None:
     """FID / KID of translations and cycle PSNR / SSIM, with an HTML report to look at.
 
@@ -240,7 +255,9 @@ def eval_command(
             raise click.UsageError(f"Missing {missing} (or use --video INPUT OUTPUT).")
     assert model is not None and data is not None and out is not None
 
-    translator = load(model, revision=revision, device=device, steps=steps, seed=seed)
+    translator = load(
+        model, revision=revision, device=device, steps=steps, seed=seed, path_noise=path_noise
+    )
     evaluate(
         translator,
         Path(data),

@@ -24,7 +24,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from i2i.bridge import Bridge, BridgeRunner, bridge_of, check_seed
+from i2i.bridge import (
+    PATH_NOISE,
+    Bridge,
+    BridgeRunner,
+    bridge_of,
+    check_path_noise,
+    check_seed,
+)
 from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError
@@ -152,7 +159,8 @@ class Translator:
 
     A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
     predictions along its path from the input (default: all the steps it was trained with),
-    with noise drawn from ``seed``; one-pass generators take neither.
+    with noise drawn from ``seed``, walking ``path_noise`` of the path's noise (default 0: its
+    mean; 1: the paper's sampling, ``i2i.bridge`` says why); one-pass generators take none.
     """
 
     def __init__(
@@ -165,6 +173,7 @@ class Translator:
         compile: bool = False,
         steps: int | None = None,
         seed: int = 0,
+        path_noise: float | None = None,
     ) -> None:
         if not generators:
             raise I2IError("a Translator needs at least one generator")
@@ -193,7 +202,9 @@ class Translator:
                 self._compiled[direction] = torch.compile(net, options={"freezing": True})
             self._in_channels[direction] = _input_channels(net, specs.get(direction, {}))
             self._bridges[direction] = bridge_of(net)
-        self.steps, self.seed = _check_sampling(self._bridges, steps, seed)
+        self.steps, self.seed, self.path_noise = _check_sampling(
+            self._bridges, steps, seed, path_noise
+        )
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -208,10 +219,15 @@ class Translator:
         return self._config
 
     @property
-    def sampling(self) -> dict[str, dict[str, int]]:
-        """Per bridge direction, the steps it walks and the noise's seed (empty: one pass)."""
+    def sampling(self) -> dict[str, dict[str, float]]:
+        """Per bridge direction, the steps it walks, the noise's seed and the share of the path's
+        noise it walks (empty: one pass)."""
         return {
-            d: {"steps": bridge.check_steps(self.steps), "seed": self.seed}
+            d: {
+                "steps": bridge.check_steps(self.steps),
+                "seed": self.seed,
+                "path_noise": self.path_noise,
+            }
             for d, bridge in self._bridges.items()
             if bridge is not None
         }
@@ -230,11 +246,12 @@ class Translator:
         compile: bool = False,
         steps: int | None = None,
         seed: int = 0,
+        path_noise: float | None = None,
     ) -> Translator:
         """A Hub id (``user/repo[@rev]``), a model folder, or a run (its last checkpoint).
 
         ``backend="onnxruntime"`` runs a folder written by ``i2i export --format onnx``, on the
-        CPU. ``steps`` and ``seed`` are a bridge model's sampling (see the class).
+        CPU. ``steps``, ``seed`` and ``path_noise`` are a bridge model's sampling (see the class).
         """
         from i2i.models.hub import resolve_model
 
@@ -268,6 +285,7 @@ class Translator:
             compile=compile,
             steps=steps,
             seed=seed,
+            path_noise=path_noise,
         )
 
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
@@ -398,7 +416,7 @@ class Translator:
         net: Any = self._compiled.get(direction, self._nets[direction])
         bridge = self._bridges[direction]
         if bridge is not None:
-            net = BridgeRunner(net, bridge, self.steps, self.seed)
+            net = BridgeRunner(net, bridge, self.steps, self.seed, self.path_noise)
         batch_size = batch_size or self.batch_size
         check_pixels(x.shape[-2], x.shape[-1], tile, self.untiled_max_pixels)
         x = _match_channels(x, self._in_channels[direction])
@@ -462,21 +480,24 @@ class Translator:
 
 
 def _check_sampling(
-    bridges: Mapping[str, Bridge | None], steps: int | None, seed: int
-) -> tuple[int | None, int]:
-    """``steps`` (None: each bridge's own) and ``seed`` for the bridges among ``bridges``."""
+    bridges: Mapping[str, Bridge | None],
+    steps: int | None,
+    seed: int,
+    path_noise: float | None,
+) -> tuple[int | None, int, float]:
+    """``steps`` (None: each bridge's own), ``seed`` and ``path_noise`` (None: ``PATH_NOISE``)
+    for the bridges among ``bridges``."""
     check_seed(seed)
-    if steps is None:
-        return None, seed
     found = [b for b in bridges.values() if b is not None]
-    if not found:
-        raise InvalidArgumentError(
-            "--steps is the number of predictions of a bridge model (UNSB); this model "
-            "translates in one pass, drop --steps"
-        )
+    for option, value in (("--steps", steps), ("--path-noise", path_noise)):
+        if value is not None and not found:
+            raise InvalidArgumentError(
+                f"{option} is for a bridge model (UNSB), which walks a path in steps; this "
+                f"model translates in one pass, drop {option}"
+            )
     for bridge in found:
         bridge.check_steps(steps)
-    return steps, seed
+    return steps, seed, check_path_noise(PATH_NOISE if path_noise is None else path_noise)
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
