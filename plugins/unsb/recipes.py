@@ -20,11 +20,10 @@ RECIPES = {
         "grainy (teal -3.4 dB under the input); at 0.001 the grain is gone and one prediction "
         "gains more too. The finest level lets five predictions drift less across a look (+0.47"
         " dB over three levels on the mean of 22 paired runs; one prediction +0.21). At 1000 "
-        "steps one prediction gains on all nine known-answer looks in both seeds (+2.71 dB on "
-        "the mean); five gain more on the mean (+3.05) and on large looks (dusk +11.6) but "
-        "hardly on small ones (teal +0.15) and fall below the input on ink, so apply --steps 1 "
-        "after a short training. The paper's values give blotches at such budgets (README.md, "
-        "Better pictures).",
+        "steps, translating along the path's mean (apply's default), five predictions gain on "
+        "all nine known-answer looks in both seeds (+3.29 dB on the mean, dusk +11.8, teal "
+        "+0.54) and one prediction, a fifth of the cost, +2.71 (ahead on cnn, autumn and teal)."
+        " The paper's values give blotches at such budgets (README.md, Better pictures).",
         {
             "disc": "projected",
             "disc_kw": {"levels": [0, 1, 2, 3]},
