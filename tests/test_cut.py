@@ -208,6 +208,22 @@ def test_patchnce_equals_a_direct_computation(negatives):
         loss(q[0], k[0])
 
 
+def test_patch_projection_of_an_all_zero_patch_has_a_finite_gradient():
+    """A thin generator's ReLU features give all-zero patches (UNSB's recipe at --ngf 8 went
+    NaN at its second step): the l2 normalisation must not differentiate sqrt at 0."""
+    from i2i.nets.heads import PatchProjection
+
+    torch.manual_seed(0)
+    head = PatchProjection([4], channels=8)
+    patches = torch.randn(1, 3, 4)
+    patches[0, 1] = 0.0
+    out = head([patches.requires_grad_()])[0]
+    torch.testing.assert_close(out[0, 1], torch.zeros(8))
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters())
+    assert torch.isfinite(patches.grad).all()
+
+
 # -- the CUT objective ------------------------------------------------------------------------
 def _task(data, name="cut", **overrides):
     config = resolve_config(name, {"data": str(data), **CUT_TINY, **overrides})

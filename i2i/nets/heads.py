@@ -56,8 +56,11 @@ class PatchProjection(nn.Module):
         out = []
         for index, x in enumerate(patches):
             y = getattr(self, f"mlp_{index}")(x)
-            norm = y.pow(2).sum(-1, keepdim=True).pow(0.5)
-            out.append(y / (norm + 1e-7))  # upstream's Normalize: eps added to the norm
+            # Upstream's Normalize: eps added to the norm. vector_norm's gradient is 0 where a
+            # patch's projection is all zeros (an all-zero feature patch, as a thin generator's
+            # ReLU features give); pow(0.5)'s is infinite there and turned the loss into NaN.
+            norm = torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+            out.append(y / (norm + 1e-7))
         return out
 
 
