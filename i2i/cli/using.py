@@ -9,6 +9,14 @@ import click
 
 from i2i.cli.group import cli, not_empty, output_folder, printable
 
+# A bridge model's sampling option, the same for apply and eval.
+path_noise_option = click.option(
+    "--path-noise",
+    type=float,
+    help="Bridge models: the share of the path's noise walked, 0 (default: its mean, sharper) "
+    "to 1 (the paper's sampling).",
+)
+
 
 @cli.command()
 @click.argument("model")
@@ -43,12 +51,7 @@ from i2i.cli.group import cli, not_empty, output_folder, printable
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
 )
-@click.option(
-    "--path-noise",
-    type=float,
-    help="Bridge models: the share of the path's noise walked, 0 (default: its mean, sharper) "
-    "to 1 (the paper's sampling).",
-)
+@path_noise_option
 @click.option(
     "--overwrite/--skip-existing",
     default=False,
@@ -205,12 +208,7 @@ def apply(
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
 )
-@click.option(
-    "--path-noise",
-    type=float,
-    help="Bridge models: the share of the path's noise walked, 0 (default: its mean, sharper) "
-    "to 1 (the paper's sampling).",
-)
+@path_noise_option
 def eval_command(
     model: str | None,
     data: str | None,
