@@ -945,6 +945,12 @@ def _animated_gif(path: Path, frames: int = 3) -> None:
     images[0].save(path, save_all=frames > 1, append_images=images[1:], duration=100, loop=0)
 
 
+def test_a_passed_row_leaves_no_copies_on_disk(pytestconfig):
+    """Every row copies the world's runs (~50 MB); kept until the session ends, the rows filled
+    CI's disk, so a passed test's tmp_path goes when it ends."""
+    assert pytestconfig.getini("tmp_path_retention_policy") == "failed"
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_hostile_input_ends_in_one_line_or_a_correct_result(row, world, tmp_path, monkeypatch):
     w: dict[str, Any] = {"tmp": tmp_path, "out": tmp_path / "out", "cleanup": []}
