@@ -79,14 +79,18 @@ def bridge_update(
 
 @dataclass(frozen=True)
 class Bridge:
-    """What a bridge generator declares as ``net.bridge``: its steps, entropy and noise width."""
+    """What a bridge generator declares as ``net.bridge``: its steps, entropy and noise width,
+    and how many predictions a translation walks unless told (``sample_steps``, None: all)."""
 
     steps: int = 5
     tau: float = 0.01
     noise_dim: int = 256
+    sample_steps: int | None = None
 
     def __post_init__(self) -> None:
         bridge_times(self.steps)  # checks steps
+        if self.sample_steps is not None:
+            self.check_steps(self.sample_steps, "sample_steps")
         number = isinstance(self.tau, int | float) and not isinstance(self.tau, bool)
         if not number or not self.tau >= 0:
             raise InvalidArgumentError(f"tau must be a number >= 0, got {self.tau!r}")
@@ -98,25 +102,29 @@ class Bridge:
         return bridge_times(self.steps)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, without ``sample_steps`` when unset (as configs written before it)."""
+        values = asdict(self)
+        if self.sample_steps is None:
+            del values["sample_steps"]
+        return values
 
     @classmethod
     def from_dict(cls, values: Any) -> Bridge:
         """The bridge a config describes (``as_dict``'s keys), or a one-line error."""
-        known = {"steps", "tau", "noise_dim"}
+        known = {"steps", "tau", "noise_dim", "sample_steps"}
         if not isinstance(values, dict) or not set(values) <= known:
             raise InvalidArgumentError(
                 f"a bridge is described by {', '.join(sorted(known))}; got {values!r}"
             )
         return cls(**values)
 
-    def check_steps(self, steps: int | None) -> int:
-        """``steps`` predictions (1..T), or all T when None."""
+    def check_steps(self, steps: int | None, name: str = "steps") -> int:
+        """``steps`` predictions (1..T); when None, the bridge's ``sample_steps``, else all T."""
         if steps is None:
-            return self.steps
+            return self.steps if self.sample_steps is None else self.sample_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.steps:
             raise InvalidArgumentError(
-                f"steps must be a whole number from 1 to {self.steps} (the model's bridge has "
+                f"{name} must be a whole number from 1 to {self.steps} (the model's bridge has "
                 f"{self.steps} steps), got {steps!r}"
             )
         return steps
@@ -146,7 +154,8 @@ class Bridge:
         noise: Noise | None = None,
         path_noise: float = PATH_NOISE,
     ) -> torch.Tensor:
-        """The translation of ``x`` after ``steps`` predictions (default all): the last one.
+        """The translation of ``x`` after ``steps`` predictions (default ``check_steps``'s):
+        the last one.
 
         ``noise`` defaults to ``seeded_noise(0, x.device)``; ``path_noise`` 0 walks the path's
         mean, 1 samples it as the paper does (the module's docstring says why 0 is the default).

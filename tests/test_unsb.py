@@ -83,6 +83,21 @@ def test_a_bridge_from_a_config_is_checked():
             i2i.Bridge.from_dict(bad)
 
 
+def test_a_bridge_walks_its_sample_steps_unless_told():
+    """``sample_steps`` is how many predictions a translation walks by default; an explicit
+    count wins; configs without it (and ``as_dict`` of a bridge without it) walk all steps."""
+    plain, three = i2i.Bridge(steps=5), i2i.Bridge(steps=5, sample_steps=3)
+    assert (plain.check_steps(None), three.check_steps(None)) == (5, 3)
+    assert (three.check_steps(1), three.check_steps(5)) == (1, 5)
+    assert "sample_steps" not in plain.as_dict()
+    assert three.as_dict()["sample_steps"] == 3
+    assert i2i.Bridge.from_dict(three.as_dict()) == three
+    assert i2i.Bridge.from_dict({"steps": 5, "tau": 0.01, "noise_dim": 256}) == plain
+    for bad in (0, 6, True, "3", 2.0):
+        with pytest.raises(InvalidArgumentError, match="sample_steps must be a whole number"):
+            i2i.Bridge(steps=5, sample_steps=bad)
+
+
 @pytest.mark.parametrize("path_noise", [None, 0.0, 0.5, 1.0])
 def test_walk_and_sample_against_a_written_out_loop(path_noise):
     """A step function that depends on x, the step and z; noise drawn z first, then eps (also
@@ -240,7 +255,7 @@ def test_defaults_are_the_papers_and_toy_training_works_without_data():
     assert (c["gen"], c["disc"], c["init"], c["gan_loss"], c["norm"]) == (
         "unsb_resnet9", "unsb_patchgan", "xavier", "lsgan", "instance"
     )  # fmt: skip
-    assert (c["bridge_steps"], c["tau"], c["noise_dim"]) == (5, 0.01, 256)
+    assert (c["bridge_steps"], c["tau"], c["noise_dim"], c["sample_steps"]) == (5, 0.01, 256, None)
     assert (c["lambda_gan"], c["lambda_sb"], c["lambda_nce"], c["nce_idt"]) == (1, 1, 1, True)
     assert (c["lr"], c["beta1"], c["beta2"], c["nce_layers"]) == (2e-4, 0.5, 0.999, "0,4,8,12,16")
     toy = resolve_config("unsb", {})
@@ -420,7 +435,7 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     exports a model that walks."""
     task = _task(toy_data, recipe="quality")
     config = task.config
-    assert (config["ema_decay"], config["tau"]) == (0.999, 0.001)
+    assert (config["ema_decay"], config["tau"], config["sample_steps"]) == (0.999, 0.001, 3)
     assert config["gen_kw"] == {"residual": True, "detail": True}
     assert config["disc_kw"] == {"levels": [0, 1, 2, 3]}  # half resolution up to a 16th
     assert len(task.nets["D"].heads) == 4
@@ -430,6 +445,11 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     )
     G, E = task.nets["G"], task.nets["E"]
     assert G.detail is not None and G.residual and G.bridge.tau == 0.001
+    assert G.bridge.sample_steps == 3  # apply walks three of the five predictions by default
+    example = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
+    with torch.no_grad():
+        labels = task.samples(example)[0][0]
+    assert labels == ["real A", "1 step", "3 steps", "5 steps"]  # one, apply's default, all
     assert E.model[0].in_channels == 12
     x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
     with torch.no_grad():
@@ -442,7 +462,8 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     assert json.loads((run / "config.json").read_text())["options"]["recipe"] == "quality"
     model = export_run(run, tmp_path / "model")
     kwargs = json.loads((model / "config.json").read_text())["generators"]["AtoB"]["kwargs"]
-    assert kwargs["residual"] is True and kwargs["detail"] is True
+    assert kwargs["residual"] is True and kwargs["detail"] is True and kwargs["sample_steps"] == 3
+    assert i2i.load(model, device="cpu").sampling["AtoB"]["steps"] == 3
     out = i2i.load(model, device="cpu", steps=2, seed=0)(x)
     assert out.shape == x.shape
     with pytest.raises(InvalidArgumentError, match="unknown recipe 'best'; available: quality"):
@@ -484,6 +505,34 @@ def test_translator_walks_the_bridge_with_steps_and_seed(model_dir):
         i2i.load(model_dir, device="cpu", steps=6)
     sampling = {"steps": 5, "seed": 2, "path_noise": 0.0}
     assert i2i.load(model_dir, device="cpu", seed=2).sampling == {"AtoB": sampling}
+
+
+def test_a_model_walks_its_sample_steps_unless_told(tmp_path):
+    """A model trained with ``--sample-steps 3`` (config: the generator's ``sample_steps``)
+    translates with three predictions by default; --steps still chooses; old configs walk all."""
+    torch.manual_seed(0)
+    spec = {"ngf": 8, "noise_dim": 16, "steps": 5, "sample_steps": 3}
+    net = _randomised(i2i.create_generator("unsb_resnet6", **spec))
+    config = make_config("unsb", {"AtoB": net_spec(generators, "unsb_resnet6", spec)}, size=32)
+    folder = save_model(tmp_path / "m", config, {"AtoB": net})
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    default = i2i.load(folder, device="cpu")
+    assert default.sampling["AtoB"]["steps"] == 3
+    torch.testing.assert_close(
+        default(x), i2i.load(folder, device="cpu", steps=3)(x), rtol=0, atol=0
+    )
+    assert (i2i.load(folder, device="cpu", steps=5)(x) - default(x)).abs().max() > 1e-3
+    (tmp_path / "in").mkdir()
+    Image.effect_noise((32, 32), 60).convert("RGB").save(tmp_path / "in" / "a.png")
+    for name, flags in (("default", []), ("three", ["--steps", "3"])):
+        args = ["apply", str(folder), str(tmp_path / "in"), "-o", str(tmp_path / name), *flags]
+        assert CliRunner().invoke(cli, args).exit_code == 0
+    read = [np.asarray(Image.open(tmp_path / n / "a.png")) for n in ("default", "three")]
+    assert np.array_equal(*read)
+    config["generators"]["AtoB"]["kwargs"]["sample_steps"] = 6
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(I2IError, match="sample_steps must be a whole number from 1 to 5"):
+        i2i.load(folder, device="cpu")
 
 
 def test_translator_walks_the_paths_mean_unless_asked_for_its_noise(model_dir):

@@ -46,7 +46,7 @@ path_noise_option = click.option(
     "--steps",
     type=int,
     help="Bridge models (UNSB): predictions along the path, 1 to the trained steps (default: "
-    "all; fewer are faster).",
+    "the model's sample_steps, else all; fewer are faster).",
 )
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
@@ -204,7 +204,9 @@ def apply(
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
-@click.option("--steps", type=int, help="Bridge models (UNSB): predictions (default: all).")
+@click.option(
+    "--steps", type=int, help="Bridge models (UNSB): predictions (default: the model's own)."
+)
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Bridge models: the noise's seed."
 )

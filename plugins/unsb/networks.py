@@ -119,13 +119,14 @@ class BridgeGenerator(nn.Module):
         mapping_layers: int,
         steps: int,
         tau: float,
+        sample_steps: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(mapping_layers, bool) or not isinstance(mapping_layers, int):
             raise i2i.I2IError(f"mapping_layers must be a whole number, got {mapping_layers!r}")
         if isinstance(noise_dim, bool) or not isinstance(noise_dim, int) or noise_dim < 1:
             raise i2i.I2IError(f"noise_dim must be a whole number >= 1, got {noise_dim!r}")
-        self.bridge = i2i.Bridge(steps=steps, tau=float(tau), noise_dim=noise_dim)
+        self.bridge = i2i.Bridge(steps, float(tau), noise_dim, sample_steps)
         self.size_multiple, self.min_size = base.size_multiple, base.min_size
         self.arch = f"unsb_{base.arch}"
         self.width = width = 4 * ngf
@@ -196,6 +197,7 @@ def _bridge_generator(
     mapping_layers: int,
     steps: int,
     tau: float,
+    sample_steps: int | None,
 ) -> BridgeGenerator:
     base = i2i.create_generator(
         backbone,
@@ -211,7 +213,7 @@ def _bridge_generator(
         init=init,
         init_gain=init_gain,
     )
-    return BridgeGenerator(base, ngf, noise_dim, mapping_layers, steps, tau)
+    return BridgeGenerator(base, ngf, noise_dim, mapping_layers, steps, tau, sample_steps)
 
 
 def unsb_resnet9(
@@ -230,16 +232,18 @@ def unsb_resnet9(
     mapping_layers: int = 3,
     steps: int = 5,
     tau: float = 0.01,
+    sample_steps: int | None = None,
 ) -> BridgeGenerator:
     """UNSB's generator: resnet9 conditioned on the bridge's time step and a noise vector.
 
     Called as ``G(x_t, time_index, z)``; ``steps`` and ``tau`` describe the bridge it was
-    trained on, which ``i2i apply`` walks (``--steps`` 1..steps). Sizes as resnet9;
+    trained on, which ``i2i apply`` walks (``--steps`` 1..steps; by default ``sample_steps``
+    predictions, None: all). Sizes as resnet9;
     ``residual`` and ``detail`` as resnet9's (a residual one starts by predicting its input).
     """
     return _bridge_generator(
         "resnet9", in_channels, out_channels, ngf, norm, dropout, padding, antialias, residual,
-        detail, init, init_gain, noise_dim, mapping_layers, steps, tau,
+        detail, init, init_gain, noise_dim, mapping_layers, steps, tau, sample_steps,
     )  # fmt: skip
 
 
@@ -259,11 +263,12 @@ def unsb_resnet6(
     mapping_layers: int = 3,
     steps: int = 5,
     tau: float = 0.01,
+    sample_steps: int | None = None,
 ) -> BridgeGenerator:
     """UNSB's generator on resnet6 (128 px images, the toy data): see unsb_resnet9."""
     return _bridge_generator(
         "resnet6", in_channels, out_channels, ngf, norm, dropout, padding, antialias, residual,
-        detail, init, init_gain, noise_dim, mapping_layers, steps, tau,
+        detail, init, init_gain, noise_dim, mapping_layers, steps, tau, sample_steps,
     )  # fmt: skip
 
 

@@ -31,6 +31,7 @@ RECIPES = {
             "ema_decay": 0.999,
             "gen_kw": {"residual": True, "detail": True},
             "tau": 0.001,
+            "sample_steps": 3,
         },
     ),
 }

@@ -41,6 +41,12 @@ class UNSBOptions(i2i.PatchNCEOptions):
         0.01, "Entropy weight of the bridge (the variance of its noise).", minimum=0
     )
     noise_dim: int = i2i.option(256, "Width of the generator's noise vector z.", minimum=1)
+    sample_steps: int | None = i2i.option(
+        None,
+        "Predictions a translation of the trained model walks unless told (i2i apply --steps); "
+        "default: all --bridge-steps.",
+        minimum=1,
+    )
     antialias: bool = i2i.option(
         True, "Anti-aliased down/upsampling in the generator (the official CUT generator)."
     )
@@ -109,6 +115,12 @@ class UNSB(i2i.GANTask):
         if options.get("disc") in TIMED_CRITICS:
             options["disc"] = TIMED_CRITICS[options["disc"]]
         super().__init__(**options)
+        o = self.opts
+        if o.sample_steps is not None and o.sample_steps > o.bridge_steps:
+            raise i2i.I2IError(
+                f"--sample-steps {o.sample_steps} is more than the bridge's --bridge-steps "
+                f"{o.bridge_steps}: give at most {o.bridge_steps}"
+            )
         a, b = self.channels
         if a != b:
             raise i2i.I2IError(
@@ -120,6 +132,8 @@ class UNSB(i2i.GANTask):
     def generators(self) -> dict[str, dict[str, Any]]:
         o = self.opts
         bridge = {"steps": o.bridge_steps, "tau": o.tau, "noise_dim": o.noise_dim}
+        if o.sample_steps is not None:  # configs without it walk all the steps
+            bridge["sample_steps"] = o.sample_steps
         return {"G": self.generator_spec("AtoB", antialias=o.antialias, **bridge)}
 
     def discriminators(self) -> dict[str, dict[str, Any]]:
@@ -290,11 +304,11 @@ class UNSB(i2i.GANTask):
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
         G, bridge = self.nets["G"], self.bridge
         real_A, real_B = batch["A"], batch["B"]
-        steps = bridge.steps
+        walks = sorted({1, bridge.check_steps(None), bridge.steps})  # apply's default, 1, all
         panels = [
             (
-                ["real A", "1 step", f"{steps} steps"],
-                [real_A, bridge.sample(G, real_A, 1), bridge.sample(G, real_A)],
+                ["real A", *(f"{k} step{'s' if k > 1 else ''}" for k in walks)],
+                [real_A, *(bridge.sample(G, real_A, k) for k in walks)],
             )
         ]
         if self.nce_idt:
