@@ -17,6 +17,11 @@ from noisy points); translating does not. By default a translation walks the pat
 the paper's sampling (``path_noise`` 1) leaves a fine grain that costs every look of the suite
 (22 of 22 runs) and the painting pair's KID (benchmarks/README.md).
 
+A bridge may also say how many of its predictions a translation walks unless told
+(``sample_steps``, else all): after a short training each later prediction moves further
+along the look, past its size, so UNSB's ``quality`` recipe walks three of its five
+(benchmarks/README.md).
+
 A generator is a bridge when it carries a ``bridge`` attribute (a ``Bridge``) and is called as
 ``net(x, time_index, z)``: ``time_index`` an int64 tensor (N,) of step numbers 0..steps-1, ``z``
 a float (N, noise_dim) standard normal vector.
@@ -154,8 +159,8 @@ class Bridge:
         noise: Noise | None = None,
         path_noise: float = PATH_NOISE,
     ) -> torch.Tensor:
-        """The translation of ``x`` after ``steps`` predictions (default ``check_steps``'s):
-        the last one.
+        """The translation of ``x`` after ``steps`` predictions (default: ``sample_steps``, else
+        all): the last one.
 
         ``noise`` defaults to ``seeded_noise(0, x.device)``; ``path_noise`` 0 walks the path's
         mean, 1 samples it as the paper does (the module's docstring says why 0 is the default).

@@ -20,11 +20,14 @@ RECIPES = {
         "grainy (teal -3.4 dB under the input); at 0.001 most of the grain is gone (the rest "
         "goes with apply's default walk along the path's mean) and one prediction gains more. "
         "The finest level lets five predictions drift less across a look (+0.47"
-        " dB over three levels on the mean of 22 paired runs; one prediction +0.21). At 1000 "
-        "steps, translating along the path's mean (apply's default), five predictions gain on "
-        "all nine known-answer looks in both seeds (+3.29 dB on the mean, dusk +11.8, teal "
-        "+0.54) and one prediction, a fifth of the cost, +2.71 (ahead on cnn, autumn and teal)."
-        " The paper's values give blotches at such budgets (README.md, Better pictures).",
+        " dB over three levels on the mean of 22 paired runs; one prediction +0.21). A "
+        "translation walks three of the five predictions (--sample-steps 3; apply --steps 5 "
+        "walks all): each later one moves further along the look, past its size (crisp's "
+        "sharpening into halos, autumn's warm cast spread over skies and greys). At 1000 "
+        "steps, along the path's mean (apply's default), three predictions gain +4.03 dB on "
+        "the mean of nine known-answer looks (two seeds, every look up, teal +1.02), five "
+        "+3.29 and one +2.71. "
+        "The paper's values give blotches at such budgets (README.md, Better pictures).",
         {
             "disc": "projected",
             "disc_kw": {"levels": [0, 1, 2, 3]},
