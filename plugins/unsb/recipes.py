@@ -24,9 +24,9 @@ RECIPES = {
         "translation walks three of the five predictions (--sample-steps 3; apply --steps 5 "
         "walks all): each later one moves further along the look, past its size (crisp's "
         "sharpening into halos, autumn's warm cast spread over skies and greys). At 1000 "
-        "steps, along the path's mean (apply's default), three predictions gain +4.03 dB on "
-        "the mean of nine known-answer looks (two seeds, every look up, teal +1.02), five "
-        "+3.29 and one +2.71. "
+        "steps, along the path's mean (apply's default), three predictions gain +4.08 dB on "
+        "the mean of nine known-answer looks (three seeds, all 27 runs up, teal +1.11), five "
+        "+3.31 and one +2.73. "
         "The paper's values give blotches at such budgets (README.md, Better pictures).",
         {
             "disc": "projected",
