@@ -5,6 +5,7 @@ Translator's walk (steps, seed), export, apply and ONNX."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import math
 import os
@@ -529,6 +530,15 @@ def test_a_model_walks_its_sample_steps_unless_told(tmp_path):
         assert CliRunner().invoke(cli, args).exit_code == 0
     read = [np.asarray(Image.open(tmp_path / n / "a.png")) for n in ("default", "three")]
     assert np.array_equal(*read)
+    if importlib.util.find_spec("onnxruntime") is not None:  # the exported graph keeps it
+        from i2i.infer.onnx import export_onnx
+        from i2i.models.folder import load_model
+
+        onnx = export_onnx(*load_model(folder), tmp_path / "onnx", log=lambda _: None)
+        assert json.loads((onnx / "config.json").read_text())["onnx"]["AtoB"]["bridge"] == {
+            "steps": 5, "tau": 0.01, "noise_dim": 16, "sample_steps": 3
+        }  # fmt: skip
+        assert i2i.load(onnx, backend="onnxruntime").sampling["AtoB"]["steps"] == 3
     config["generators"]["AtoB"]["kwargs"]["sample_steps"] = 6
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(I2IError, match="sample_steps must be a whole number from 1 to 5"):
