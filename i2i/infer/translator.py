@@ -159,9 +159,9 @@ class Translator:
 
     A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
     predictions along its path from the input (default: its bridge's ``sample_steps``, else
-    all the steps it was trained with),
-    with noise drawn from ``seed``, walking ``path_noise`` of the path's noise (default 0: its
-    mean; 1: the paper's sampling, ``i2i.bridge`` says why); one-pass generators take none.
+    all the steps it was trained with), with noise drawn from ``seed``, walking ``path_noise``
+    of the path's noise (default 0: its mean; 1: the paper's sampling, ``i2i.bridge`` says
+    why); one-pass generators take none.
     """
 
     def __init__(
