@@ -5,13 +5,13 @@ Translator's walk (steps, seed), export, apply and ONNX."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -508,14 +508,19 @@ def test_translator_walks_the_bridge_with_steps_and_seed(model_dir):
     assert i2i.load(model_dir, device="cpu", seed=2).sampling == {"AtoB": sampling}
 
 
-def test_a_model_walks_its_sample_steps_unless_told(tmp_path):
-    """A model trained with ``--sample-steps 3`` (config: the generator's ``sample_steps``)
-    translates with three predictions by default; --steps still chooses; old configs walk all."""
+def _walks_three_of_five(folder: Path) -> tuple[dict, Path]:
+    """A model folder as ``--sample-steps 3`` writes it: five steps, three walked by default."""
     torch.manual_seed(0)
     spec = {"ngf": 8, "noise_dim": 16, "steps": 5, "sample_steps": 3}
     net = _randomised(i2i.create_generator("unsb_resnet6", **spec))
     config = make_config("unsb", {"AtoB": net_spec(generators, "unsb_resnet6", spec)}, size=32)
-    folder = save_model(tmp_path / "m", config, {"AtoB": net})
+    return config, save_model(folder, config, {"AtoB": net})
+
+
+def test_a_model_walks_its_sample_steps_unless_told(tmp_path):
+    """A model trained with ``--sample-steps 3`` (config: the generator's ``sample_steps``)
+    translates with three predictions by default; --steps still chooses; old configs walk all."""
+    config, folder = _walks_three_of_five(tmp_path / "m")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     default = i2i.load(folder, device="cpu")
     assert default.sampling["AtoB"]["steps"] == 3
@@ -530,19 +535,24 @@ def test_a_model_walks_its_sample_steps_unless_told(tmp_path):
         assert CliRunner().invoke(cli, args).exit_code == 0
     read = [np.asarray(Image.open(tmp_path / n / "a.png")) for n in ("default", "three")]
     assert np.array_equal(*read)
-    if importlib.util.find_spec("onnxruntime") is not None:  # the exported graph keeps it
-        from i2i.infer.onnx import export_onnx
-        from i2i.models.folder import load_model
-
-        onnx = export_onnx(*load_model(folder), tmp_path / "onnx", log=lambda _: None)
-        assert json.loads((onnx / "config.json").read_text())["onnx"]["AtoB"]["bridge"] == {
-            "steps": 5, "tau": 0.01, "noise_dim": 16, "sample_steps": 3
-        }  # fmt: skip
-        assert i2i.load(onnx, backend="onnxruntime").sampling["AtoB"]["steps"] == 3
     config["generators"]["AtoB"]["kwargs"]["sample_steps"] = 6
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(I2IError, match="sample_steps must be a whole number from 1 to 5"):
         i2i.load(folder, device="cpu")
+
+
+def test_an_onnx_export_keeps_the_models_sample_steps(tmp_path):
+    """The exported graph's bridge records ``sample_steps``, and its runner walks three."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    from i2i.infer.onnx import export_onnx
+    from i2i.models.folder import load_model
+
+    _, folder = _walks_three_of_five(tmp_path / "m")
+    onnx = export_onnx(*load_model(folder), tmp_path / "onnx", log=lambda _: None)
+    assert json.loads((onnx / "config.json").read_text())["onnx"]["AtoB"]["bridge"] == {
+        "steps": 5, "tau": 0.01, "noise_dim": 16, "sample_steps": 3
+    }  # fmt: skip
+    assert i2i.load(onnx, backend="onnxruntime").sampling["AtoB"]["steps"] == 3
 
 
 def test_translator_walks_the_paths_mean_unless_asked_for_its_noise(model_dir):
