@@ -458,6 +458,17 @@ def test_space_is_created_then_updated_at_pinned_commits(hub, tmp_path, monkeypa
     assert f"serve({local!r}, revision=" in _space_app(hub, space_id)
 
 
+def test_a_space_of_a_private_model_uses_the_token_it_is_given(hub, tmp_path):
+    """No HF_TOKEN in the environment: the token passed must also pin the private model."""
+    from i2i.demo.space import publish_space
+
+    repo, space_id = hub.unique_repo_id("private"), hub.unique_repo_id("private-demo")
+    model = _make_model(tmp_path / "m", tmp_path, seed=4)
+    pushed = push(model, repo, private=True, token=hub.token).oid
+    published = publish_space(repo, space_id, private=True, token=hub.token)
+    assert published.revision == pushed
+
+
 def test_push_with_space_publishes_the_pushed_commit(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", hub.token)
     repo, space_id = hub.unique_repo_id("pushed"), hub.unique_repo_id("pushed-demo")

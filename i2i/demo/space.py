@@ -84,12 +84,12 @@ def space_files(
     return {APP_FILE: app, "requirements.txt": requirements, "README.md": readme}
 
 
-def _pin(model_repo: str, revision: str | None) -> str:
+def _pin(model_repo: str, revision: str | None, token: str | None) -> str:
     """The commit ``revision`` (default: main) of an i2i model repo on the Hub."""
     from huggingface_hub import HfApi
 
     with hub_errors(model_repo, revision):
-        info = HfApi().model_info(model_repo, revision=revision)
+        info = HfApi(token=token).model_info(model_repo, revision=revision)
     if CONFIG not in {sibling.rfilename for sibling in info.siblings or []}:
         raise HubError(f"{model_repo!r} has no {CONFIG}: it is not an i2i model")
     return _commit(info.sha, model_repo)
@@ -142,7 +142,7 @@ def publish_space(
     else:
         model_repo, at_revision = split_revision(str(model))
         _check_repo_id(model_repo, "model repo id")
-        pinned = _pin(model_repo, revision or at_revision)
+        pinned = _pin(model_repo, revision or at_revision, token)
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="i2i-space-") as tmp:
         for name, text in space_files(model_repo, pinned, requirement=requirement).items():
