@@ -27,9 +27,9 @@ from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import generators
 from i2i.models.folder import export_run, make_config, net_spec, save_model
 from i2i.train.runtime import Runtime
-from i2i.train.trainer import resolve_config, train
 from tests.conftest import TINY
 from tests.test_cut import _direct_patchnce
+from tests.training import resolve_config, train
 
 UNSB_TINY = {**TINY, "num_patches": 16, "noise_dim": 16}
 
@@ -278,12 +278,25 @@ TINY_NO_GEN = {k: v for k, v in UNSB_TINY.items() if k != "gen"}
 
 
 def _task(data, **overrides):
-    config = resolve_config("unsb", {"data": str(data), **UNSB_TINY, **overrides})
     torch.manual_seed(0)
-    task = i2i.create_task("unsb", **config)
+    task = i2i.create_task("unsb", **{"data": str(data), **UNSB_TINY, **overrides})
     task.attach(Runtime("cpu"))
     task.build({"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1})
     return task
+
+
+def test_plain_network_names_mean_the_bridge_forms_from_any_source(tmp_path):
+    """``resnet6``/``projected`` name UNSB's conditioned networks whether they come from a flag,
+    a config file or the recipe (the recipe's plain --disc projected once built a critic
+    without the time step, so ``i2i.create_task("unsb", recipe="quality")`` could not build)."""
+    config_file = tmp_path / "unsb.yaml"
+    config_file.write_text("gen: resnet6\ndisc: patchgan\n")
+    from_file = i2i.create_task("unsb", config_file=config_file, data="x").config
+    assert (from_file["gen"], from_file["disc"]) == ("unsb_resnet6", "unsb_patchgan")
+    from_recipe = i2i.create_task("unsb", recipe="quality", data="x").config
+    assert from_recipe["disc"] == "unsb_projected"
+    flags = i2i.create_task("unsb", gen="resnet9", disc="projected", data="x").config
+    assert (flags["gen"], flags["disc"]) == ("unsb_resnet9", "unsb_projected")
 
 
 def _stream_giving_step(steps: int, wanted: int) -> random.Random:

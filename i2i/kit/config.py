@@ -30,8 +30,18 @@ def _absolute(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _aliased(task_cls: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Values the task reads as other names (``Task.option_aliases``), wherever they came from:
+    a flag, a config file, a recipe or a default."""
+    aliases = task_cls.option_aliases
+    return {
+        k: aliases[k].get(v, v) if k in aliases and isinstance(v, str) else v
+        for k, v in options.items()
+    }
+
+
 def resolve_task_config(
-    task_cls: Any, given: dict[str, Any], config_file: str | None = None
+    task_cls: Any, given: dict[str, Any], config_file: str | Path | None = None
 ) -> dict[str, Any]:
     """The complete config of a run from flags, a config file or a run being resumed.
 
@@ -41,12 +51,13 @@ def resolve_task_config(
     """
     task = task_cls.name
     options = task_cls.declared_options()
-    from_file = _absolute(read_config_file(config_file)) if config_file else {}
-    given = _absolute(given)
+    from_file = _aliased(task_cls, _absolute(read_config_file(config_file) if config_file else {}))
+    given = _aliased(task_cls, _absolute(given))
     if from_file.get("resume") and not given.get("resume"):  # `resume:` in the file is --resume
         given["resume"] = from_file["resume"]
     if not given.get("resume"):
-        return resolve(options, given, from_file, task_cls.toy_defaults, task_cls.recipes)
+        config = resolve(options, given, from_file, task_cls.toy_defaults, task_cls.recipes)
+        return _aliased(task_cls, config)
     run_dir = Path(given["resume"])
     run = read_run_config(run_dir)
     if run.get("task") != task:
@@ -68,6 +79,7 @@ def resolve_task_config(
         toy_defaults=task_cls.toy_defaults,
         recipes=task_cls.recipes if recipe_known else None,
     )
+    config = _aliased(task_cls, config)
     config["out"] = config["resume"] = str(run_dir)
     _refuse_changes(options, saved, config, asked, run_dir, task)
     return config

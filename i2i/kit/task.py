@@ -64,7 +64,8 @@ class Task(abc.ABC):
     ``i2i.kit.step``) and ``samples``; ``GANTask`` adds what GANs share.
 
     ``Task(**options)`` resolves and checks the options (defaults < toy defaults < recipe <
-    given; ``resume=RUN`` continues that run's options, as ``--resume``);
+    ``config_file`` (YAML or JSON, as ``--config``) < given; ``resume=RUN`` continues that
+    run's options, as ``--resume``);
     ``i2i.fit(i2i.create_task("cyclegan", max_steps=10))`` is ``i2i train cyclegan --max-steps 10``.
     """
 
@@ -76,6 +77,9 @@ class Task(abc.ABC):
     # Overrides applied when no --data is given: small networks for the built-in toy dataset.
     toy_defaults: ClassVar[dict[str, Any]] = {}
     recipes: ClassVar[dict[str, Recipe]] = {}
+    # Option values that mean another name for this task, from flags, files, recipes or
+    # defaults alike: UNSB reads ``--gen resnet6`` as its conditioned ``unsb_resnet6``.
+    option_aliases: ClassVar[dict[str, dict[str, str]]] = {}
     # Paired tasks get the same random crop and flip on A and B and an AlignedDataset, whose
     # input side is ``pair_direction`` (pix2pix reads it from --direction).
     paired: ClassVar[bool] = False
@@ -88,11 +92,11 @@ class Task(abc.ABC):
         OptimizerOptions,
     )
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, config_file: str | Path | None = None, **options: Any) -> None:
         from i2i.kit.config import resolve_task_config
 
         # The flat record of the run (config.json); the code reads the typed groups below.
-        self.config: dict[str, Any] = resolve_task_config(type(self), options)
+        self.config: dict[str, Any] = resolve_task_config(type(self), options, config_file)
         self.opts: Any = self.Options.of(self.config) if self.Options else None
         self._data = DataOptions.of(self.config)
         self._optimizer = OptimizerOptions.of(self.config)

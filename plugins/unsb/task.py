@@ -109,11 +109,9 @@ class UNSB(i2i.GANTask):
     }
     recipes = RECIPES
 
+    option_aliases = {"gen": BRIDGE_GENERATORS, "disc": TIMED_CRITICS}
+
     def __init__(self, **options: Any) -> None:
-        if options.get("gen") in BRIDGE_GENERATORS:
-            options["gen"] = BRIDGE_GENERATORS[options["gen"]]
-        if options.get("disc") in TIMED_CRITICS:
-            options["disc"] = TIMED_CRITICS[options["disc"]]
         super().__init__(**options)
         o = self.opts
         if o.sample_steps is not None and o.sample_steps > o.bridge_steps:
