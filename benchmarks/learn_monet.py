@@ -171,7 +171,7 @@ def evaluate(run_dir: Path, data: Path, checkpoint: Path | None) -> dict[str, fl
 
 # -- training in chunks against a wall-clock budget ---------------------------------------------
 def train_for(args: argparse.Namespace, data: Path, run_dir: Path) -> dict[str, Any]:
-    from i2i.train.trainer import train
+    import i2i
 
     budget = args.minutes * 60
     start = time.perf_counter()
@@ -195,7 +195,7 @@ def train_for(args: argparse.Namespace, data: Path, run_dir: Path) -> dict[str, 
     }
     chunks = []
     t0 = time.perf_counter()
-    result = train("cyclegan", max_steps=args.calibrate_steps, **options)
+    result = i2i.fit(i2i.create_task("cyclegan", max_steps=args.calibrate_steps, **options))
     chunks.append({"steps": result.step, "seconds": round(time.perf_counter() - t0, 1)})
     # Chunk wall time includes setup, the sample grid and the checkpoint, so this errs slow.
     s_per_iter = (time.perf_counter() - t0) / max(result.step, 1)
@@ -205,7 +205,9 @@ def train_for(args: argparse.Namespace, data: Path, run_dir: Path) -> dict[str, 
         if more < 5:
             break
         t0, before = time.perf_counter(), result.step
-        result = train("cyclegan", resume=str(run_dir), max_steps=result.step + more)
+        result = i2i.fit(
+            i2i.create_task("cyclegan", resume=str(run_dir), max_steps=result.step + more)
+        )
         done = result.step - before
         chunks.append({"steps": done, "seconds": round(time.perf_counter() - t0, 1)})
         s_per_iter = (time.perf_counter() - t0) / max(done, 1)

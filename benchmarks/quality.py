@@ -125,7 +125,7 @@ def train_run(
     args: argparse.Namespace, data: Path, run_dir: Path, options: dict[str, Any], steps: int
 ) -> dict[str, Any]:
     """Train the run to ``steps``: a new run, or the same run resumed from its last milestone."""
-    from i2i.train.trainer import train
+    import i2i
 
     resume = (run_dir / "config.json").is_file()
     merged = {
@@ -163,7 +163,7 @@ def train_run(
         timer = threading.Timer(args.seconds, spend_budget)
         timer.start()
     try:
-        result = train(args.task, **merged)
+        result = i2i.fit(i2i.create_task(args.task, **merged))
     finally:
         if timer is not None:
             timer.cancel()

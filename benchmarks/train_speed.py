@@ -155,7 +155,6 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     import i2i
     from i2i.kit.groups import RunOptions
     from i2i.train.runtime import Runtime
-    from i2i.train.trainer import resolve_config
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
@@ -174,15 +173,14 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "precision": spec["precision"],
         "compile": spec["compile"],
     }
-    config = resolve_config(spec["task"], given)
-    run = RunOptions.of(config)
+    task = i2i.create_task(spec["task"], **given)
+    run = RunOptions.of(task.config)
     runtime = Runtime(run.device, run.precision, run.compile)
     if spec["channels_last"] != "auto":
         runtime.channels_last = spec["channels_last"] == "on"
     device = runtime.device
     cuda = device.type == "cuda"
     torch.manual_seed(run.seed)
-    task = i2i.create_task(spec["task"], **config)
     task.attach(runtime, seed=run.seed)
     generator = torch.Generator(device=device).manual_seed(1)
 

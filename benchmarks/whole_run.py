@@ -55,7 +55,7 @@ import i2i
 from i2i.data import find_images, keep_decoded, prefetch, to_float
 from i2i.train import trainer as trainer_module
 from i2i.train.logger import RunLogger
-from i2i.train.trainer import Trainer, resolve_config
+from i2i.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "monet2photo"
@@ -159,8 +159,8 @@ WIRED = hasattr(trainer_module, "prefetch")
 class BenchTrainer(Trainer):
     """The trainer with its data path chosen by ``variant`` and its waits and outputs timed."""
 
-    def __init__(self, config: dict[str, Any], variant: str) -> None:
-        super().__init__(i2i.create_task("cyclegan", **config))
+    def __init__(self, options: dict[str, Any], variant: str) -> None:
+        super().__init__(i2i.create_task("cyclegan", **options))
         self.variant = variant
         self.totals = {"wait": 0.0, "outputs": 0.0, "logger_start": 0.0}
         if variant == "overlap":
@@ -277,9 +277,8 @@ def run_variant(args: argparse.Namespace, variant: str, data: Path, out: Path) -
         "compile": args.compile,
         "threads": args.threads,
     }
-    config = resolve_config("cyclegan", given)
     start = time.perf_counter()
-    trainer = BenchTrainer(config, variant)
+    trainer = BenchTrainer(given, variant)
     setup_s = time.perf_counter() - start
     task, device = trainer.task, trainer.runtime.device
 

@@ -28,8 +28,8 @@ from i2i.core.registry import generators
 from i2i.data import find_images
 from i2i.models.folder import export_run, make_config, net_spec, save_model, verify_model
 from i2i.models.hub import push
-from i2i.train.trainer import train
 from tests.conftest import TINY, tiny_cli_args
+from tests.training import train
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning"),

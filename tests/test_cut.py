@@ -22,8 +22,8 @@ from i2i.core.errors import CheckpointError, InvalidArgumentError
 from i2i.models.convert import convert_official
 from i2i.models.folder import load_model
 from i2i.train.runtime import Runtime
-from i2i.train.trainer import resolve_config, train
 from tests.conftest import TINY
+from tests.training import resolve_config, train
 
 CUT_TINY = {**TINY, "num_patches": 16}
 

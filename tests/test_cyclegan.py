@@ -19,8 +19,8 @@ import i2i
 from i2i.core.errors import DataError
 from i2i.models.checkpoint import latest_checkpoint
 from i2i.train.runtime import Runtime
-from i2i.train.trainer import resolve_config, train
 from tests.conftest import TINY, tiny_cli_args
+from tests.training import resolve_config, train
 
 
 def _task(toy_data: Path, **overrides):

@@ -219,8 +219,8 @@ def _header_and_examples(page: gr.Blocks) -> tuple[str, list]:
 @pytest.mark.slow
 def test_page_for_a_training_run(toy_data, tmp_path):
     """A run folder works like a model: its latest checkpoint, its sample grid as examples."""
-    from i2i.train.trainer import train
     from tests.conftest import TINY
+    from tests.training import train
 
     run = tmp_path / "toyrun"
     train("cyclegan", data=str(toy_data), out=str(run), max_steps=2, **TINY)

@@ -41,8 +41,8 @@ import i2i
 from i2i.cli import cli
 from i2i.core.errors import I2IError
 from i2i.models.folder import export_run
-from i2i.train.trainer import train
 from tests.conftest import TINY
+from tests.training import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

@@ -18,8 +18,8 @@ from i2i.cli import cli
 from i2i.core.registry import generators
 from i2i.models.folder import export_run, make_config, net_spec, save_model
 from i2i.models.hub import HubError, pull, push
-from i2i.train.trainer import train
 from tests.conftest import TINY
+from tests.training import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

@@ -23,8 +23,8 @@ from i2i.models.folder import (
     read_config,
     save_model,
 )
-from i2i.train.trainer import train
 from tests.conftest import TINY
+from tests.training import train
 
 
 @pytest.fixture(scope="module")

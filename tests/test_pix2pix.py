@@ -20,8 +20,8 @@ from i2i.models.folder import export_run, load_model
 from i2i.toydata import make_toy_unpaired
 from i2i.train.augmentation import BatchAugmentation
 from i2i.train.runtime import Runtime
-from i2i.train.trainer import resolve_config, train
 from tests.conftest import TINY
+from tests.training import resolve_config, train
 
 
 # -- paired data -------------------------------------------------------------------------------

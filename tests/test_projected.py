@@ -7,7 +7,7 @@ import torch
 
 import i2i
 from i2i.core.errors import InvalidArgumentError
-from i2i.train.trainer import Trainer, resolve_config
+from i2i.train.trainer import Trainer
 from tests.conftest import TINY
 
 
@@ -71,7 +71,7 @@ def test_the_recipe_trains_and_resumes_with_projected_critics(toy_data, tmp_path
     from i2i.nets.pretrained import lite0_network
 
     def trained(options):
-        task = i2i.create_task("cyclegan", **resolve_config("cyclegan", options))
+        task = i2i.create_task("cyclegan", **options)
         Trainer(task).train()
         return task
 

@@ -16,8 +16,8 @@ from i2i.core.errors import InvalidArgumentError
 from i2i.models.folder import export_run
 from i2i.train.ema import GeneratorEMA
 from i2i.train.runtime import Runtime
-from i2i.train.trainer import resolve_config, train
 from tests.conftest import TINY
+from tests.training import resolve_config, train
 
 
 def test_ema_update_is_the_warmed_up_moving_average():

@@ -14,7 +14,7 @@ from i2i.cli.group import KINDS, cli, parse_kind, print_table
 @click.argument("pattern", required=False, default="*")
 def list_command(kind: str | None, pattern: str) -> None:
     """List registered components: KIND is generators, discriminators, losses,
-    augmentations or tasks; PATTERN is a glob such as 'resnet*'."""
+    augmentations, tasks or feature_extractors; PATTERN is a glob such as 'resnet*'."""
     from i2i.core.registry import REGISTRIES
 
     for name in [kind] if kind else list(KINDS):

@@ -64,7 +64,7 @@ class TrainGroup(click.Group):
         def run(**values: Any) -> None:
             from click.core import ParameterSource
 
-            from i2i.train.trainer import train
+            import i2i
 
             ctx = click.get_current_context()
             given = {
@@ -74,7 +74,7 @@ class TrainGroup(click.Group):
                 in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
             }
             config_file = given.pop("config", None)
-            result = train(cmd_name, config_file=config_file, **given)
+            result = i2i.fit(i2i.create_task(cmd_name, config_file=config_file, **given))
             if result.interrupted:
                 sys.exit(130)
 

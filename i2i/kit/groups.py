@@ -28,6 +28,10 @@ class RunOptions(OptionGroup):
 
     out: str | None = option(None, "Run folder (default: runs/<task>-<time>).")
     resume: str | None = option(None, "Continue the run in this folder from its last checkpoint.")
+    init_from: str | None = option(
+        None, "Start from this model's weights: a model folder, a training run or "
+        "USER/REPO[@REVISION] on the Hub (fine-tuning); its generators must match this run's.",
+    )  # fmt: skip
     epochs: int = option(100, "Epochs at the initial learning rate.", minimum=0)
     epochs_decay: int = option(
         100, "Epochs of linear learning-rate decay to zero after that.", minimum=0

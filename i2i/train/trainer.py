@@ -19,9 +19,7 @@ from typing import Any
 import torch
 
 from i2i.core.errors import I2IError, InvalidArgumentError
-from i2i.core.registry import tasks
 from i2i.data import collate, keep_decoded, prefetch
-from i2i.kit.config import resolve_task_config
 from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
 from i2i.train import checkpoints, schedule
@@ -29,6 +27,7 @@ from i2i.train.augmentation import BatchAugmentation
 from i2i.train.compiled import CompiledStep
 from i2i.train.ema import GeneratorEMA
 from i2i.train.feed import DataFeed, default_workers
+from i2i.train.init_from import init_networks
 from i2i.train.logger import RunLogger
 from i2i.train.outputs import RunOutputs, print_summary
 from i2i.train.run_folder import claim_run_folder, record_config
@@ -44,13 +43,6 @@ class TrainResult:
     samples: Path | None
     loss_curve: Path | None
     interrupted: bool = False
-
-
-def resolve_config(
-    task: str, given: dict[str, Any], config_file: str | None = None
-) -> dict[str, Any]:
-    """The complete config of a run of the task called ``task`` (see ``resolve_task_config``)."""
-    return resolve_task_config(tasks.get(task).factory, given, config_file)
 
 
 class Trainer:
@@ -76,6 +68,12 @@ class Trainer:
         # Small datasets stay decoded in memory: no decoding on the critical path, no workers.
         self.in_memory = keep_decoded(self.dataset)
         task.build(self.data.held_out(collate([self.data.first_readable_item()])))
+        # Before the EMA copies the generators; a resumed run has its own weights.
+        self.started_from = None
+        if o.init_from and not o.resume:
+            self.started_from = init_networks(
+                o.init_from, task.nets, task.generators(), task.discriminators()
+            )
         if o.ema_decay > 0:
             rt.ema = GeneratorEMA({n: task.nets[n] for n in task.generators()}, o.ema_decay)
         checkpoints.seed_everything(o.seed + rt.rank)
@@ -92,7 +90,8 @@ class Trainer:
                 asked = f" (asked for {self.total_steps})" if self.total_steps < self.step else ""
                 raise InvalidArgumentError(
                     f"{self.run_dir} has already trained {self.step} steps{asked}; to train "
-                    f"longer, resume with a larger --max-steps (or fine-tune in a new run)"
+                    f"longer, resume with a larger --max-steps (or start a new run from its "
+                    f"weights: --init-from {self.run_dir})"
                 )
         if rt.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -196,10 +195,11 @@ class Trainer:
         recipe = f" (recipe {o.recipe})" if o.recipe else ""
         ranks = f" x{rt.world_size}" if rt.distributed else ""
         compiled = (", compiled" + (" with CUDA graphs" if rt.graphs else "")) if rt.compile else ""
+        started = f"; {self.started_from}" if self.started_from else ""
         return (
             f"training {self.task.name}{recipe} on {len(self.dataset)} images/epoch "
             f"({self.task.data_root}), {self.total_steps} steps, device {rt.device}{ranks}, "
-            f"{rt.precision}{compiled}; run folder {self.run_dir}"
+            f"{rt.precision}{compiled}{started}; run folder {self.run_dir}"
         )
 
     def _means(self, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
@@ -240,12 +240,6 @@ class Trainer:
 def fit(task: Task) -> TrainResult:
     """Train a task built with ``i2i.create_task(name, **options)`` (the loop of ``i2i train``)."""
     return Trainer(task).train()
-
-
-def train(task: str, config_file: str | None = None, **options: Any) -> TrainResult:
-    """Train ``task`` with options given as keyword arguments (the CLI's flags, snake_case)."""
-    config = resolve_config(task, options, config_file)
-    return Trainer(tasks.create(task, **config)).train()
 
 
 def _stop_if_diverged(means: dict[str, float], step: int) -> None:

@@ -2,8 +2,10 @@
 losses on unpaired images, with the official code's defaults.
 
 Naming: ``G_AB`` maps A to B and ``D_B`` judges whether an image is a real B. The losses are the
-paper's; the only liberty taken is computing passes that share a network as one batch when the
-network has no batch norm (instance norm keeps samples independent, so the maths is unchanged).
+paper's; the liberties taken change how the step is computed, never its gradients: on a GPU,
+passes that share a network run as one batch when the network has no batch norm (instance norm
+keeps samples independent); on the CPU, each cycle is backpropagated as soon as it is done, which
+frees its activations before the next (the objective is a sum).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 known-answer suite (benchmarks/quality.py --suite; the table is in README.md, Better pictures).
 
 The paper's values stay the defaults, so that a run without a recipe matches the reference.
-The values are CUT's recipe's, written out rather than imported from it: each task's recipe is
-measured on its own, and a change to CUT's must not change UNSB's unmeasured.
+The recipe starts from CUT's values, written out rather than imported from it: each task's recipe
+is measured on its own, and a change to CUT's must not change UNSB's unmeasured.
 """
 
 import i2i

@@ -1,0 +1,110 @@
+"""Starting a run from a trained model's weights (``--init-from``): fine-tuning a pulled model on
+one's own images, or going on from a finished run with a new schedule or new data.
+
+Only the weights come over; the new run has its own options, optimizers and schedule. A network
+is loaded only where the model's config describes the same architecture as the run builds (the
+``config.json`` determines it), so a model can never be loaded into the wrong network: a
+generator that differs is an error naming the options that differ, a discriminator that differs
+or was not exported starts fresh, which the start line says.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from i2i.core.errors import CheckpointError
+from i2i.core.registry import Registry, discriminators, generators
+from i2i.models.folder import net_spec, read_weights, run_to_model, verify_model
+from i2i.models.hub import resolve_model
+
+# Network arguments that only choose how fresh weights are drawn, not the architecture.
+INIT_ONLY = frozenset({"init", "init_gain"})
+
+
+def load_model_weights(model: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The config and the weights (per direction and per discriminator) of a model folder, a
+    training run (its last checkpoint, averaged generators where it kept them) or a Hub id."""
+    kind, path = resolve_model(model)
+    if kind == "run":
+        config, weights, _ = run_to_model(path, with_discriminators=True)
+        return config, weights
+    return verify_model(path), read_weights(path)
+
+
+def architecture_differences(
+    registry: Registry, theirs: dict[str, Any], ours: dict[str, Any]
+) -> list[str]:
+    """``name (model X, this run Y)`` for each architectural argument that differs, defaults
+    filled in (a config records the arguments it was given)."""
+    if theirs["name"] != ours["name"]:
+        return [f"network (model {theirs['name']}, this run {ours['name']})"]
+    defaults = {p.name: p.default for p in registry.get(ours["name"]).parameters if not p.required}
+    # Through JSON, as a config holds them: a default tuple reads as the list a config stores.
+    model, run = (json.loads(json.dumps({**defaults, **s["kwargs"]})) for s in (theirs, ours))
+    return [
+        f"{key} (model {model.get(key)!r}, this run {run.get(key)!r})"
+        for key in sorted((set(model) | set(run)) - INIT_ONLY)
+        if model.get(key) != run.get(key)
+    ]
+
+
+def init_networks(
+    model: str | Path,
+    nets: dict[str, nn.Module],
+    generator_specs: dict[str, dict[str, Any]],
+    discriminator_specs: dict[str, dict[str, Any]],
+) -> str:
+    """Load ``model``'s weights into the task's networks ``nets``; returns what was loaded, for
+    the start line. Every generator must match; discriminators load where they match."""
+    config, weights = load_model_weights(model)
+    for net_name, spec in generator_specs.items():
+        direction = spec["direction"]
+        theirs = config["generators"].get(direction)
+        if theirs is None:
+            raise CheckpointError(
+                f"--init-from {model} has no {direction} generator (it has "
+                f"{', '.join(config['generators'])}); start from a model of this direction"
+            )
+        ours = net_spec(generators, spec["name"], spec["kwargs"])
+        differences = architecture_differences(generators, theirs, ours)
+        if differences:
+            raise CheckpointError(
+                f"--init-from {model}: its {direction} generator differs from this run's in "
+                f"{'; '.join(differences)}; train with the model's settings (its config.json)"
+            )
+        _load(nets[net_name], weights[direction], model, f"{direction} generator")
+    loaded, fresh = [], []
+    for net_name, spec in discriminator_specs.items():
+        theirs = config.get("discriminators", {}).get(net_name)
+        ours = net_spec(discriminators, spec["name"], spec["kwargs"])
+        if (
+            theirs is None
+            or net_name not in weights
+            or architecture_differences(discriminators, theirs, ours)
+        ):
+            fresh.append(net_name)
+        else:
+            _load(nets[net_name], weights[net_name], model, f"discriminator {net_name}")
+            loaded.append(net_name)
+    what = f"generators {', '.join(generator_specs)}"
+    if loaded:
+        what += f", discriminators {', '.join(loaded)}"
+    if fresh:
+        what += f"; fresh {', '.join(fresh)}"
+    return f"weights from {model} ({what})"
+
+
+def _load(net: nn.Module, state: dict[str, Any], model: str | Path, role: str) -> None:
+    """Strict loading; a config that matches weights of another shape is a broken model."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"--init-from {model}: its {role} weights do not fit the network its config.json "
+            f"describes ({first}); export or pull the model again"
+        ) from None
