@@ -74,6 +74,9 @@ def test_a_model_of_another_architecture_is_refused_and_leaves_no_run(trained, t
     assert not out.exists()
     missing = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "not a folder, and not a Hub id" in missing.output
+    empty = CliRunner().invoke(cli, [*args[:-1], ""])
+    assert empty.exit_code == 1 and "--init-from is empty" in empty.output
+    assert not out.exists()
 
 
 def test_a_resumed_run_keeps_its_weights_without_the_model(trained, toy_data, tmp_path):

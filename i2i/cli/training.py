@@ -73,8 +73,9 @@ class TrainGroup(click.Group):
                 if ctx.get_parameter_source(k)
                 in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
             }
-            config_file = given.pop("config", None)
-            result = i2i.fit(i2i.create_task(cmd_name, config_file=config_file, **given))
+            if "config" in given:
+                given["config_file"] = given.pop("config")
+            result = i2i.fit(i2i.create_task(cmd_name, **given))
             if result.interrupted:
                 sys.exit(130)
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from torch import nn
 
-from i2i.core.errors import CheckpointError
+from i2i.core.checks import check_text_path
+from i2i.core.errors import CheckpointError, InvalidArgumentError
 from i2i.core.registry import Registry, discriminators, generators
 from i2i.models.folder import net_spec, read_weights, run_to_model, verify_model
 from i2i.models.hub import resolve_model
@@ -60,6 +61,11 @@ def init_networks(
 ) -> str:
     """Load ``model``'s weights into the task's networks ``nets``; returns what was loaded, for
     the start line. Every generator must match; discriminators load where they match."""
+    if not str(model).strip():
+        raise InvalidArgumentError(
+            "--init-from is empty; give a model folder, a training run or USER/REPO"
+        )
+    check_text_path(model, "--init-from")  # config.json records it
     config, weights = load_model_weights(model)
     for net_name, spec in generator_specs.items():
         direction = spec["direction"]

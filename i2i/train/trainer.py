@@ -70,7 +70,7 @@ class Trainer:
         task.build(self.data.held_out(collate([self.data.first_readable_item()])))
         # Before the EMA copies the generators; a resumed run has its own weights.
         self.started_from = None
-        if o.init_from and not o.resume:
+        if o.init_from is not None and not o.resume:
             self.started_from = init_networks(
                 o.init_from, task.nets, task.generators(), task.discriminators()
             )
