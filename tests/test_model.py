@@ -151,6 +151,20 @@ def test_cli_export(run_dir, tmp_path):
     assert result.exit_code == 1 and "--overwrite" in result.output
 
 
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--format", "onnx", "--with-discriminators"], "ONNX graphs hold the generators only"),
+        (["--tolerance", "0.1"], "add --format onnx or drop --tolerance"),
+    ],
+)
+def test_cli_export_refuses_flags_its_format_would_ignore(run_dir, tmp_path, flags, says):
+    out = tmp_path / "m"
+    result = CliRunner().invoke(cli, ["export", str(run_dir), "-o", str(out), *flags])
+    assert result.exit_code == 1 and says in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_i2i_load_accepts_a_run_and_a_model_folder(run_dir, tmp_path):
     from PIL import Image
 

@@ -33,6 +33,20 @@ def export(
     model: str, out: str, fmt: str, with_discriminators: bool, tolerance: float, overwrite: bool
 ) -> None:
     """Turn a training run into a model folder, or a run / model into ONNX graphs."""
+    from click.core import ParameterSource
+
+    from i2i.core.errors import InvalidArgumentError
+
+    if fmt == "onnx" and with_discriminators:
+        raise InvalidArgumentError(
+            "--with-discriminators goes with --format safetensors (ONNX graphs hold the "
+            "generators only); drop one of them"
+        )
+    tolerance_given = click.get_current_context().get_parameter_source("tolerance")
+    if fmt != "onnx" and tolerance_given is ParameterSource.COMMANDLINE:
+        raise InvalidArgumentError(
+            "--tolerance is the ONNX parity check; add --format onnx or drop --tolerance"
+        )
     if fmt == "onnx":
         from i2i.infer.onnx import export_onnx
         from i2i.models.loader import load_generators
