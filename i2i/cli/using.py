@@ -231,7 +231,6 @@ def eval_command(
     With --video INPUT OUTPUT instead: the temporal warping error (Lai et al., ECCV 2018) of
     both videos, measured along INPUT's optical flow; lower is steadier.
     """
-    import json
 
     from i2i.eval.evaluate import evaluate
     from i2i.infer.translator import load
@@ -239,16 +238,12 @@ def eval_command(
     if video:
         if model or data:
             raise click.UsageError("--video compares two videos; it takes no MODEL or --data")
-        from i2i.core.errors import writing
         from i2i.eval.flicker import video_flicker
-        from i2i.models.checkpoint import atomic_write_text
 
         report = video_flicker(*video, warn=lambda message: click.echo(f"note: {message}"))
         click.echo(printable(report.summary()))
         if out:
-            with writing(out):
-                Path(out).mkdir(parents=True, exist_ok=True)
-            atomic_write_text(Path(out) / "flicker.json", json.dumps(report.as_dict(), indent=2))
+            report.save(out)
         return
     for value, missing in ((model, "argument MODEL"), (data, "option --data"), (out, "option -o")):
         if not value:

@@ -15,15 +15,18 @@ so the values compare with each other, not with the paper's tables.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from i2i.core.errors import I2IError
+from i2i.core.errors import I2IError, writing
 from i2i.infer.temporal import Motion, to_gray, warp
 from i2i.infer.video import read_frames
+from i2i.models.checkpoint import atomic_write_text
 
 __all__ = ["FlickerReport", "video_flicker", "warping_errors"]
 
@@ -45,6 +48,14 @@ class FlickerReport:
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``flicker.json`` into ``out_dir`` (created if needed), atomically."""
+        with writing(out_dir):
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        path = Path(out_dir) / "flicker.json"
+        atomic_write_text(path, json.dumps(self.as_dict(), indent=2))
+        return path
 
 
 def _aligned(frame: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
