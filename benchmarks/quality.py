@@ -206,11 +206,11 @@ class Scorer:
         self._features: dict[str, Any] = {}
 
     def features(self, images: Any, key: str | None = None) -> Any:
-        from i2i.eval.metrics import extract_features
+        from i2i.eval.metrics import embed_images
 
         if key is not None and key in self._features:
             return self._features[key]
-        features = extract_features(self.extractor, images, batch_size=64)
+        features = embed_images(self.extractor, images, batch_size=64)
         if key is not None:
             self._features[key] = features
         return features

@@ -20,7 +20,7 @@ from i2i.eval.metrics import (
     FeatureExtractor,
     compare_features,
     create_extractor,
-    extract_features,
+    embed_images,
     fid_from_stats,
     frechet_distance,
     gaussian_stats,
@@ -276,13 +276,13 @@ def test_inception_weights_found_through_i2i_home(inception_weights, monkeypatch
 def test_inception_gives_2048_features_the_same_for_uint8_and_float(inception):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (3, 3, 40, 32), generator=g, dtype=torch.uint8)
-    features = extract_features(inception, images)
+    features = embed_images(inception, images)
     assert features.shape == (3, 2048) and features.dtype == torch.float64
     assert torch.isfinite(features).all() and features.std(0).mean() > 0
-    as_float = extract_features(inception, images.float() / 127.5 - 1)
+    as_float = embed_images(inception, images.float() / 127.5 - 1)
     torch.testing.assert_close(as_float, features)
     # a list of differently sized images works too; grey images are repeated to RGB
-    mixed = extract_features(inception, [images[0], images[1, :, :32, :24], images[2, :1]])
+    mixed = embed_images(inception, [images[0], images[1, :, :32, :24], images[2, :1]])
     assert mixed.shape == (3, 2048)
     torch.testing.assert_close(mixed[0], features[0])
 
@@ -328,7 +328,7 @@ def test_inception_rejects_a_file_with_other_keys(inception_weights, tmp_path):
 
 def test_float_images_outside_minus_one_one_are_refused(inception):
     with pytest.raises(InvalidArgumentError, match=r"\[-1, 1\]"):
-        extract_features(inception, torch.full((1, 3, 8, 8), 200.0))
+        embed_images(inception, torch.full((1, 3, 8, 8), 200.0))
 
 
 def test_extractor_returning_nan_is_a_clear_error():
@@ -339,7 +339,7 @@ def test_extractor_returning_nan_is_a_clear_error():
             return torch.full((x.shape[0], 4), float("nan"))
 
     with pytest.raises(I2IError, match="'broken' returned NaN or inf for 2 of 2 images"):
-        extract_features(Broken(), torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+        embed_images(Broken(), torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
 
 
 # -- EfficientNet-Lite0 from PyPI -----------------------------------------------------------------
@@ -367,6 +367,6 @@ def test_lite0_gives_1280_features_offline():
     assert extractor.info()["comparable_with_published_fid"] is False
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (2, 3, 48, 48), generator=g, dtype=torch.uint8)
-    features = extract_features(extractor, images)
+    features = embed_images(extractor, images)
     assert features.shape == (2, 1280) and torch.isfinite(features).all()
     assert not torch.allclose(features[0], features[1])

@@ -19,7 +19,7 @@ from i2i.core.checks import check_positive
 from i2i.core.device import unwrap
 from i2i.core.errors import InvalidArgumentError
 from i2i.data import to_uint8
-from i2i.eval.extractors import FeatureExtractor, create_extractor, extract_features
+from i2i.eval.extractors import FeatureExtractor, create_extractor, embed_images
 from i2i.eval.statistics import compare_features, finite_or_none, psnr, ssim
 
 __all__ = ["cycle_metrics", "flat_metrics"]
@@ -106,7 +106,7 @@ def _cached_real_features(
     hit = cache.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
-    features = extract_features(extractor, to_uint8(images))
+    features = embed_images(extractor, to_uint8(images))
     cache[key] = (stamp, features)
     return features
 
@@ -171,7 +171,7 @@ def cycle_metrics(
         real = batches.get(TARGET[direction])
         if ext is not None and real is not None:
             real_features = _cached_real_features(cache, ext, TARGET[direction], real)
-            fake_features = extract_features(ext, to_uint8(torch.cat(fakes)), batch_size)
+            fake_features = embed_images(ext, to_uint8(torch.cat(fakes)), batch_size)
             stats = compare_features(
                 real_features,
                 fake_features,

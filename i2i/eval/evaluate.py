@@ -36,7 +36,7 @@ from i2i.eval.cycle import (
     flat_metrics,
     summarise_cycle,
 )
-from i2i.eval.extractors import FeatureExtractor, create_extractor, extract_features
+from i2i.eval.extractors import FeatureExtractor, create_extractor, embed_images
 from i2i.eval.report import REPORT_FILE, contact_sheet, render_report, summary_line
 from i2i.eval.statistics import compare_features, finite_or_none
 from i2i.models.checkpoint import atomic_write, atomic_write_text
@@ -120,7 +120,7 @@ def _translate(
         for indices in _by_shape(images).values():
             x = to_float(torch.stack([images[i] for i in indices]))
             fake = translator(x, direction=direction).clamp(-1.0, 1.0)
-            done.features.append(extract_features(ext, to_uint8(fake), batch_size))
+            done.features.append(embed_images(ext, to_uint8(fake), batch_size))
             rec = translator(fake, direction=OTHER[direction]) if done.cycle else None
             if rec is not None:
                 p, s = cycle_scores(x, rec, done.notes)
@@ -213,9 +213,7 @@ def evaluate(
     real_features: dict[str, torch.Tensor] = {}
     for domain, domain_paths in real_paths.items():
         say(f"features of {len(domain_paths)} real {domains.get(domain, domain)} images")
-        real_features[domain] = extract_features(
-            ext, _load_all(domain_paths, 3), batch_size=batch_size
-        )
+        real_features[domain] = embed_images(ext, _load_all(domain_paths, 3), batch_size=batch_size)
 
     results: dict[str, Any] = {}
     for direction in wanted:

@@ -144,7 +144,7 @@ def _batches(
         yield from (item if item.ndim == 4 else item[None]).split(batch_size)
 
 
-def extract_features(
+def embed_images(
     extractor: FeatureExtractor,
     images: torch.Tensor | Iterable[torch.Tensor],
     batch_size: int = 32,
