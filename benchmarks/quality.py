@@ -889,7 +889,7 @@ def print_tables(paths: list[Path], out: Path | None) -> None:
     sys.stdout.write(suite_table(records, looks) if suite else grid_table(records))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        from i2i.models.checkpoint import atomic_write_text
+        from i2i.core.files import atomic_write_text
 
         # Atomic: with --table OUT --out OUT the file read is the file written.
         atomic_write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in records))

@@ -25,6 +25,7 @@ import torch
 
 from i2i.core.checks import check_positive, check_text_path
 from i2i.core.errors import DataError, I2IError, writing
+from i2i.core.files import atomic_write, atomic_write_text
 from i2i.data import find_images, load_image, to_float, to_uint8
 from i2i.eval.cycle import (
     OTHER,
@@ -39,7 +40,6 @@ from i2i.eval.cycle import (
 from i2i.eval.extractors import FeatureExtractor, create_extractor, embed_images
 from i2i.eval.report import REPORT_FILE, contact_sheet, render_report, summary_line
 from i2i.eval.statistics import compare_features, finite_or_none
-from i2i.models.checkpoint import atomic_write, atomic_write_text
 
 __all__ = ["contact_sheet", "cycle_metrics", "evaluate", "flat_metrics", "render_report"]
 

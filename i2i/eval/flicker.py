@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from i2i.core.errors import I2IError, writing
+from i2i.core.files import atomic_write_text
 from i2i.infer.temporal import Motion, to_gray, warp
 from i2i.infer.video import read_frames
-from i2i.models.checkpoint import atomic_write_text
 
 __all__ = ["FlickerReport", "video_flicker", "warping_errors"]
 

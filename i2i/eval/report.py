@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from i2i.models.checkpoint import atomic_write_text
+from i2i.core.files import atomic_write_text
 
 __all__ = ["REPORT_FILE", "contact_sheet", "render_report", "summary_line"]
 

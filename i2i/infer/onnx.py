@@ -25,8 +25,8 @@ from torch import nn
 
 from i2i.bridge import Bridge, bridge_of, seeded_noise
 from i2i.core.errors import CheckpointError, I2IError, InvalidArgumentError, writing
+from i2i.core.files import write_file
 from i2i.core.protocol import size_limits
-from i2i.models.checkpoint import write_file
 from i2i.models.folder import CONFIG, prepare_output_folder, publish_folder, read_config
 from i2i.models.safefiles import regular_file
 

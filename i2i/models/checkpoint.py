@@ -13,9 +13,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from i2i.core.errors import CheckpointError, writing
+from i2i.core.files import atomic_write, share_like_umask, write_file
 from i2i.models.safefiles import (
     DIRECTIONS,
     check_net_spec,
@@ -45,69 +46,10 @@ _KEEP_GOING = (
 )
 
 
-def _umask() -> int:
-    """The process umask (read from /proc where possible: setting it to read it races threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def share_like_umask(path: Path) -> None:
-    """Give a folder made by ``mkdtemp`` (0700) or a file made by ``mkstemp`` (0600), and the
-    files inside such a folder, the modes a plain ``mkdir``/``open`` would have had."""
-    mask = _umask()
-    path = Path(path)
-    if path.is_dir():
-        for child in path.iterdir():
-            share_like_umask(child)
-        os.chmod(path, 0o777 & ~mask)
-    else:
-        os.chmod(path, 0o666 & ~mask)
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], Any], *advice: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file;
-    a full disk or a read-only folder is a one-line ``WriteError`` (``advice``: what to do,
-    as ``writing`` takes it) and leaves no temp file."""
-    path = Path(path)
-    with writing(path, *advice):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            share_like_umask(Path(tmp))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` and make it durable. Serialisers that write files themselves hide the
-    reason of a failed write (torch.save: "unexpected pos"), so files get bytes from here."""
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _pickled(state: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """``atomic_write`` of UTF-8 text."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from torch import nn
 
 from i2i.core.checks import check_text_path
 from i2i.core.errors import CheckpointError, I2IError, writing
+from i2i.core.files import share_like_umask, write_file
 from i2i.core.registry import Registry, discriminators, generators
 from i2i.models.build import (
     budget_for,
@@ -35,12 +36,7 @@ from i2i.models.build import (
     header_shapes,
     planned_shapes,
 )
-from i2i.models.checkpoint import (
-    flatten_state_dicts,
-    share_like_umask,
-    split_state_dicts,
-    write_file,
-)
+from i2i.models.checkpoint import flatten_state_dicts, split_state_dicts
 from i2i.models.losslog import LOSS_LOG, read_records
 from i2i.models.safefiles import (
     DIRECTIONS,

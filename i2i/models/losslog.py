@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from i2i.core.errors import writing
-from i2i.models.checkpoint import atomic_write_text
+from i2i.core.files import atomic_write_text
 from i2i.models.safefiles import regular_file
 
 LOSS_LOG = "losses.jsonl"

@@ -13,8 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, TextColumn
 
+from i2i.core.files import atomic_write
 from i2i.core.progress import progress_bar
-from i2i.models.checkpoint import atomic_write
 from i2i.models.losslog import LOSS_LOG, append, read_records, trim_after
 from i2i.viz import line_charts
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
+from i2i.core.files import atomic_write
 from i2i.kit.task import Task
-from i2i.models.checkpoint import RUN_CONFIG, atomic_write
+from i2i.models.checkpoint import RUN_CONFIG
 from i2i.train.logger import METRICS_FILE, RunLogger
 from i2i.train.run_folder import quoted
 from i2i.train.runtime import Runtime

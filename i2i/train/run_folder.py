@@ -29,13 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.files import atomic_write_text
 from i2i.kit.config import PATH_OPTIONS
-from i2i.models.checkpoint import (
-    RUN_CONFIG,
-    atomic_write_text,
-    latest_checkpoint,
-    read_run_config,
-)
+from i2i.models.checkpoint import RUN_CONFIG, latest_checkpoint, read_run_config
 
 try:
     import fcntl
