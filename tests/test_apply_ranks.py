@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+import i2i.data.images as images_module
 from i2i.core.device import resolve_device
 from i2i.core.errors import InvalidArgumentError, WriteError
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks
-from i2i.infer import apply as apply_module
 from i2i.infer.apply import apply_paths, job_counts
 from i2i.infer.translator import Translator
 from i2i.models.folder import load_model
@@ -142,7 +142,7 @@ def test_an_interrupted_write_leaves_nothing_a_rerun_would_skip(
 ):
     """A write that dies half-way (a killed job, a full disk) leaves no partial output."""
     out = tmp_path / "out"
-    real_to_pil = apply_module.to_pil
+    real_to_pil = images_module.to_pil
 
     class DiesHalfWay:
         def __init__(self, image):
@@ -152,11 +152,11 @@ def test_an_interrupted_write_leaves_nothing_a_rerun_would_skip(
             file.write(b"\x89PNG half an image")
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(apply_module, "to_pil", DiesHalfWay)
+    monkeypatch.setattr(images_module, "to_pil", DiesHalfWay)
     with pytest.raises(WriteError):
         apply_paths(translator, [folder], out, progress=False)
     assert [p for p in out.rglob("*") if p.is_file()] == []  # no output, no temp file
-    monkeypatch.setattr(apply_module, "to_pil", real_to_pil)
+    monkeypatch.setattr(images_module, "to_pil", real_to_pil)
     assert len(apply_paths(translator, [folder], out, progress=False).written) == 6
 
 

@@ -18,11 +18,13 @@ from i2i.data.images import (
     decode_image,
     find_files,
     find_images,
+    image_format,
     image_header,
     kinds_of,
     load_image,
     save_image,
     to_float,
+    to_pil,
     to_uint8,
 )
 from i2i.data.prefetching import prefetch
@@ -38,6 +40,7 @@ __all__ = [
     "default_cache_bytes",
     "find_files",
     "find_images",
+    "image_format",
     "image_header",
     "keep_decoded",
     "kinds_of",
@@ -45,5 +48,6 @@ __all__ = [
     "prefetch",
     "save_image",
     "to_float",
+    "to_pil",
     "to_uint8",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -209,17 +210,42 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.detach().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
 
 
-def save_image(image: torch.Tensor, path: PathLike) -> Path:
-    """Write a ``(C, H, W)`` uint8 or float -1..1 tensor, C in {1, 3}, in the suffix's format."""
+# Writer settings by Pillow format: JPEG and WebP at 95, near the source's look.
+SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+
+
+def image_format(path: PathLike) -> str | None:
+    """The Pillow writer for the path's suffix, or None when Pillow cannot write it."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    return fmt if fmt in Image.SAVE else None
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """A ``(C, H, W)`` uint8 or float -1..1 tensor, C in {1, 3}, as a Pillow image (L or RGB)."""
     if image.ndim != 3 or image.shape[0] not in (1, 3):
         raise InvalidArgumentError(
-            f"save_image expects a (C, H, W) tensor with 1 or 3 channels, got {tuple(image.shape)}"
+            f"expected a (C, H, W) image tensor with 1 or 3 channels, got {tuple(image.shape)}"
         )
     if image.dtype != torch.uint8:
         image = to_uint8(image)
     array = image.detach().cpu().permute(1, 2, 0).numpy()
-    path = Path(path)
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def save_image(image: torch.Tensor, path: PathLike) -> Path:
+    """Write an image tensor (as ``to_pil`` takes it) in the suffix's format, through a temp
+    file beside the target renamed into place, so a reader never sees half an image. Errors
+    are the writer's own (``OSError``, or ``ValueError`` for a suffix Pillow cannot write), for
+    the caller to tell a full disk from one bad file."""
+    pil, path = to_pil(image), Path(path)
+    fmt = image_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-    pil.save(path, **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as file:  # unlike mkstemp, "x" honours the umask
+            pil.save(file, format=fmt, **SAVE_OPTIONS.get(fmt or "", {}))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,22 +19,20 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-from PIL import Image
 
 from i2i.core.checks import check_pixels, check_positive
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
-from i2i.data import image_header, load_image
+from i2i.data import image_format, image_header, load_image, save_image
 from i2i.infer.plan import Job, count, plan
 from i2i.infer.temporal import require_cv2
-from i2i.infer.translator import Translator, check_tiling, to_pil
+from i2i.infer.translator import Translator, check_tiling
 from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video
 
 __all__ = ["ApplyReport", "apply_paths", "job_counts"]
 
 T = TypeVar("T")
-_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -85,27 +82,6 @@ def job_counts(report: ApplyReport) -> tuple[int, int, int]:
 def _reason(job: Job, error: Exception) -> str:
     """Why an input was skipped, naming it (a decoding error names it already)."""
     return str(error) if isinstance(error, ImageDecodeError) else f"{job.src.name}: {error}"
-
-
-def _pil_format(path: Path) -> str | None:
-    """The Pillow writer for the suffix, or None when Pillow cannot write it."""
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    return fmt if fmt in Image.SAVE else None
-
-
-def _write_image(image: torch.Tensor, dst: Path) -> Path:
-    """Temp file beside the target, then ``os.replace``: a reader never sees half an image."""
-    fmt = _pil_format(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as file:  # unlike mkstemp, "x" honours the umask
-            to_pil(image).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt or "", {}))
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dst
 
 
 def _ahead(
@@ -199,7 +175,7 @@ class _ImageRun:
             batch_size=self.batch_size,
         )
         for (job, _), image in zip(group, out, strict=True):
-            self.writes.append((job, pool.submit(_write_image, image, job.dst)))
+            self.writes.append((job, pool.submit(save_image, image, job.dst)))
         while len(self.writes) > self.window:
             self._settle()
 
@@ -304,7 +280,7 @@ def apply_paths(
             report.skipped_existing.append(job.dst)
         elif _is_video(job) and no_pyav:
             report.failed.append((str(job.src), f"{job.src.name}: {no_pyav}"))
-        elif not _is_video(job) and _pil_format(job.dst) is None:
+        elif not _is_video(job) and image_format(job.dst) is None:
             why = (
                 f"Pillow cannot write {job.dst.suffix} files"
                 if job.dst.suffix

@@ -36,7 +36,7 @@ from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.protocol import size_limits
-from i2i.data.images import normalize_mode, to_tensor
+from i2i.data.images import normalize_mode, to_pil, to_tensor, to_uint8
 
 __all__ = ["Translator", "load"]
 
@@ -372,7 +372,7 @@ class Translator:
         x = images.to(self.device, non_blocking=True).float() / 127.5 - 1.0
         out = self._infer(x, direction, tile, overlap, batch_size)
         # Outside inference mode, so the caller gets an ordinary tensor.
-        return ((out.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8).cpu()
+        return to_uint8(out).cpu()
 
     # -- internals -------------------------------------------------------------------------------
     def _translate_pil(
@@ -499,11 +499,6 @@ def _check_sampling(
     for bridge in found:
         bridge.check_steps(steps)
     return steps, seed, check_path_noise(PATH_NOISE if path_noise is None else path_noise)
-
-
-def to_pil(image: torch.Tensor) -> Image.Image:
-    array = image.permute(1, 2, 0).numpy()
-    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
 
 def load(model: str | Path, **kwargs: Any) -> Translator:
