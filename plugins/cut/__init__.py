@@ -3,10 +3,13 @@
 Registered by reference, so listing tasks imports neither the tasks nor torch.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import i2i
 
 
 @i2i.hookimpl
-def register_tasks(register):
+def register_tasks(register: Callable[..., Any]) -> None:
     register("i2i_plugins.cut.task:CUT", "cut")
     register("i2i_plugins.cut.task:FastCUT", "fastcut")

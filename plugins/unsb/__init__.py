@@ -4,21 +4,24 @@
 Registered by reference, so listing them imports neither the networks nor torch.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import i2i
 
 
 @i2i.hookimpl
-def register_generators(register):
+def register_generators(register: Callable[..., Any]) -> None:
     register("i2i_plugins.unsb.networks:unsb_resnet9")
     register("i2i_plugins.unsb.networks:unsb_resnet6")
 
 
 @i2i.hookimpl
-def register_discriminators(register):
+def register_discriminators(register: Callable[..., Any]) -> None:
     register("i2i_plugins.unsb.networks:unsb_patchgan")
     register("i2i_plugins.unsb.networks:unsb_projected")
 
 
 @i2i.hookimpl
-def register_tasks(register):
+def register_tasks(register: Callable[..., Any]) -> None:
     register("i2i_plugins.unsb.task:UNSB", "unsb")
