@@ -297,14 +297,25 @@ class Translator:
             raise I2IError("an ONNX Runtime model cannot be saved as safetensors; use the source")
         return save_model(Path(folder), self._config, self._nets, overwrite=overwrite)
 
-    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
-        """Upload to the Hub (``private``, ``revision``, ``message``, ``token`` as in ``i2i push``)."""
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool = False,
+        revision: str | None = None,
+        message: str | None = None,
+        token: str | None = None,
+    ) -> Any:
+        """Upload to the Hub as ``i2i push`` does; returns huggingface_hub's ``CommitInfo``."""
         import tempfile
 
         from i2i.models.hub import push
 
         with tempfile.TemporaryDirectory(prefix="i2i-") as tmp:
-            return push(self.save_pretrained(Path(tmp) / "model"), repo_id, **kwargs)
+            folder = self.save_pretrained(Path(tmp) / "model")
+            return push(
+                folder, repo_id, private=private, revision=revision, message=message, token=token
+            )
 
     def resolve_direction(self, direction: str | None = None) -> str:
         """The direction to run: the only one a model has, else ``AtoB`` unless one is named."""
