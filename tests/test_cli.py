@@ -68,6 +68,8 @@ def test_describe_a_task_lists_its_training_options():
     assert rows["lambda_cycle"][2:4] == ["10.0", "1.0"]
     assert rows["gen_kw"][3].startswith("antialias=True")  # wrapped: residual=True below
     assert rows["pool_size"][2:4] == ["50", "0"]
+    # brackets in help text are text, not rich markup (they were dropped)
+    assert "USER/REPO[@REVISION]" in "".join(result.output.split())
     assert rows["lambda_a"][3] == ""  # the recipe leaves it
     for group in ("CycleGANOptions", "GANOptions", "AugmentationOptions", "RunOptions"):
         assert f"\n{group}" in result.output

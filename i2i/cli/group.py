@@ -125,11 +125,14 @@ def cli() -> None:
 
 def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_lines=False)
+    # Cells are plain text (option help, a plugin's docstring): "[@REVISION]" or "[0, 1]" is
+    # shown, not read as a style tag and dropped.
+    table = Table(title=escape(title), title_justify="left", show_lines=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(escape(column), overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(str(cell)) for cell in row))
     Console(width=max(100, shutil.get_terminal_size().columns)).print(table)
