@@ -84,8 +84,12 @@ def create_augmentation(name: str, **kwargs: Any) -> Any:
 
 
 def create_task(name: str, **kwargs: Any) -> Any:
-    """A training task from the registry (e.g. ``cyclegan``)."""
-    return _registry.tasks.create(name, **kwargs)
+    """A training task from the registry (e.g. ``cyclegan``), built with its options.
+
+    Not through ``Registry.create``, which prefixes a factory's error with its arguments: a
+    task checks its options itself, and each message already names the option and the fix.
+    """
+    return _registry.tasks.get(name).factory(**kwargs)
 
 
 def create_feature_extractor(name: str, **kwargs: Any) -> Any:

@@ -140,3 +140,10 @@ def test_resume_of_a_model_folder_is_a_clear_error(tmp_path):
     result = invoke("train", "cyclegan", "--resume", str(tmp_path / "m"))
     assert result.exit_code == 1
     assert "model folder, not a training run" in result.output
+
+
+def test_a_bad_training_option_is_its_own_one_line_message():
+    """The task checks its options: no "task 'cyclegan' cannot be built with {...}" in front."""
+    result = invoke("train", "cyclegan", "--lr", "-1")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: --lr must be at least 0, got -1.0"

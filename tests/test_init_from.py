@@ -10,9 +10,11 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
+import i2i
 from i2i.cli import cli
 from i2i.models.folder import export_run
 from i2i.models.hub import push
+from i2i.train.trainer import Trainer
 from tests.conftest import TINY
 from tests.training import train
 
@@ -86,6 +88,25 @@ def test_a_resumed_run_keeps_its_weights_without_the_model(trained, toy_data, tm
     train("cyclegan", data=str(toy_data), out=str(run), init_from=str(copy), **STILL)
     shutil.rmtree(copy)
     assert train("cyclegan", resume=str(run), max_steps=2).step == 2
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_the_model(
+    trained, toy_data, tmp_path, monkeypatch, capsys
+):
+    """--resume of a run with no checkpoint yet trains from step 0: from the model again, whose
+    folder was recorded absolute (the resume runs from another working directory)."""
+    _, model = trained
+    monkeypatch.chdir(model.parent)
+    run = tmp_path / "run"
+    args = {"data": str(toy_data), "out": str(run), "init_from": model.name, "seed": 7, **STILL}
+    task = i2i.create_task("cyclegan", **args)
+    assert task.config["init_from"] == str(model)
+    Trainer(task).folder.release(failed=False)  # set up, then stopped before any step
+    monkeypatch.chdir(tmp_path)
+    train("cyclegan", resume=str(run), max_steps=1)
+    assert f"weights from {model} (generators" in capsys.readouterr().err
+    tuned = export_run(run, tmp_path / "m", with_discriminators=True)
+    _assert_same(_weights(model), _weights(tuned), ("AtoB.", "BtoA.", "D_A."))
 
 
 def test_a_run_starts_from_a_hub_model(hub, trained, toy_data, tmp_path):

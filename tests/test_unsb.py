@@ -295,6 +295,9 @@ def test_plain_network_names_mean_the_bridge_forms_from_any_source(tmp_path):
     assert (from_file["gen"], from_file["disc"]) == ("unsb_resnet6", "unsb_patchgan")
     from_recipe = i2i.create_task("unsb", recipe="quality", data="x").config
     assert from_recipe["disc"] == "unsb_projected"
+    # the recipe's critic named again on the command line keeps the recipe's --disc-kw
+    both = i2i.create_task("unsb", recipe="quality", disc="projected", data="x").config
+    assert (both["disc"], both["disc_kw"]) == ("unsb_projected", from_recipe["disc_kw"])
     flags = i2i.create_task("unsb", gen="resnet9", disc="projected", data="x").config
     assert (flags["gen"], flags["disc"]) == ("unsb_resnet9", "unsb_projected")
 

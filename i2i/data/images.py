@@ -234,11 +234,16 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 def save_image(image: torch.Tensor, path: PathLike) -> Path:
     """Write an image tensor (as ``to_pil`` takes it) in the suffix's format, through a temp
-    file beside the target renamed into place, so a reader never sees half an image. Errors
-    are the writer's own (``OSError``, or ``ValueError`` for a suffix Pillow cannot write), for
-    the caller to tell a full disk from one bad file."""
+    file beside the target renamed into place, so a reader never sees half an image. Write
+    errors are the writer's own ``OSError`` (a ``ValueError`` for a suffix Pillow cannot
+    write), for the caller to tell a full disk from one bad file."""
     pil, path = to_pil(image), Path(path)
     fmt = image_format(path)
+    if fmt is None:
+        raise ValueError(
+            f"cannot write {path.name}: Pillow writes no {path.suffix or 'suffix-less'} files; "
+            f"use .png or .jpg"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:

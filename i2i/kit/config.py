@@ -6,6 +6,7 @@ exactly as ``i2i train NAME --resume RUN`` does.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,15 @@ def _absolute(options: dict[str, Any]) -> dict[str, Any]:
     for key in PATH_OPTIONS:
         if isinstance(options.get(key), str):
             check_text_path(options[key], f"--{key}")
-    return {
+    absolute = {
         k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and isinstance(v, str) else v
         for k, v in options.items()
     }
+    # --init-from is a folder or a Hub id: a folder that exists is recorded absolute.
+    start = absolute.get("init_from")
+    if isinstance(start, str) and start.strip() and Path(start).expanduser().exists():
+        absolute["init_from"] = str(Path(start).expanduser().absolute())
+    return absolute
 
 
 def _aliased(task_cls: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -51,12 +57,17 @@ def resolve_task_config(
     """
     task = task_cls.name
     options = task_cls.declared_options()
+    # A recipe's values read as the given ones do: UNSB's "projected" and a flag's are one.
+    recipes = {
+        name: replace(recipe, values=_aliased(task_cls, recipe.values))
+        for name, recipe in task_cls.recipes.items()
+    }
     from_file = _aliased(task_cls, _absolute(read_config_file(config_file) if config_file else {}))
     given = _aliased(task_cls, _absolute(given))
     if from_file.get("resume") and not given.get("resume"):  # `resume:` in the file is --resume
         given["resume"] = from_file["resume"]
     if not given.get("resume"):
-        config = resolve(options, given, from_file, task_cls.toy_defaults, task_cls.recipes)
+        config = resolve(options, given, from_file, task_cls.toy_defaults, recipes)
         return _aliased(task_cls, config)
     run_dir = Path(given["resume"])
     run = read_run_config(run_dir)
@@ -77,7 +88,7 @@ def resolve_task_config(
         given,
         {**saved, **from_file},
         toy_defaults=task_cls.toy_defaults,
-        recipes=task_cls.recipes if recipe_known else None,
+        recipes=recipes if recipe_known else None,
     )
     config = _aliased(task_cls, config)
     config["out"] = config["resume"] = str(run_dir)

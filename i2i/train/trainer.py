@@ -22,6 +22,7 @@ from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.data import collate, keep_decoded, prefetch
 from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
+from i2i.models.checkpoint import latest_checkpoint
 from i2i.train import checkpoints, schedule
 from i2i.train.augmentation import BatchAugmentation
 from i2i.train.compiled import CompiledStep
@@ -68,9 +69,11 @@ class Trainer:
         # Small datasets stay decoded in memory: no decoding on the critical path, no workers.
         self.in_memory = keep_decoded(self.dataset)
         task.build(self.data.held_out(collate([self.data.first_readable_item()])))
-        # Before the EMA copies the generators; a resumed run has its own weights.
+        # Before the EMA copies the generators; a resumed run has its own weights, unless it
+        # stopped before its first checkpoint and starts again from step 0.
         self.started_from = None
-        if o.init_from is not None and not o.resume:
+        has_weights = bool(o.resume) and latest_checkpoint(self.folder.path) is not None
+        if o.init_from is not None and not has_weights:
             self.started_from = init_networks(
                 o.init_from, task.nets, task.generators(), task.discriminators()
             )
