@@ -412,6 +412,6 @@ def test_save_image_uint8_and_float(tmp_path):
     assert load_image(tmp_path / "gray.jpg", channels=1).shape == (1, 12, 16)
     with pytest.raises(InvalidArgumentError):
         save_image(pixels[None], tmp_path / "batch.png")
-    with pytest.raises(ValueError, match=r"Pillow writes no \.xyz files"):
+    with pytest.raises(InvalidArgumentError, match=r"Pillow writes no \.xyz files"):
         save_image(pixels, tmp_path / "odd.xyz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "gray.jpg", "out"]

@@ -235,12 +235,12 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 def save_image(image: torch.Tensor, path: PathLike) -> Path:
     """Write an image tensor (as ``to_pil`` takes it) in the suffix's format, through a temp
     file beside the target renamed into place, so a reader never sees half an image. Write
-    errors are the writer's own ``OSError`` (a ``ValueError`` for a suffix Pillow cannot
-    write), for the caller to tell a full disk from one bad file."""
+    errors are the writer's own ``OSError``, for the caller to tell a full disk from one bad
+    file; a suffix Pillow cannot write is refused before anything is written."""
     pil, path = to_pil(image), Path(path)
     fmt = image_format(path)
     if fmt is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot write {path.name}: Pillow writes no {path.suffix or 'suffix-less'} files; "
             f"use .png or .jpg"
         )
