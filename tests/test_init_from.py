@@ -78,6 +78,9 @@ def test_a_model_of_another_architecture_is_refused_and_leaves_no_run(trained, t
     assert missing.exit_code == 1 and "not a folder, and not a Hub id" in missing.output
     empty = CliRunner().invoke(cli, [*args[:-1], ""])
     assert empty.exit_code == 1 and "--init-from is empty" in empty.output
+    long = CliRunner().invoke(cli, [*args[:-1], "a" * 5000])
+    assert long.exit_code == 1 and "File name too long" in long.output
+    assert long.output.count("\n") == 1
     assert not out.exists()
 
 

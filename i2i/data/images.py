@@ -248,7 +248,7 @@ def save_image(image: torch.Tensor, path: PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as file:  # unlike mkstemp, "x" honours the umask
-            pil.save(file, format=fmt, **SAVE_OPTIONS.get(fmt or "", {}))
+            pil.save(file, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -31,9 +31,18 @@ def _absolute(options: dict[str, Any]) -> dict[str, Any]:
     }
     # --init-from is a folder or a Hub id: a folder that exists is recorded absolute.
     start = absolute.get("init_from")
-    if isinstance(start, str) and start.strip() and Path(start).expanduser().exists():
+    if isinstance(start, str) and start.strip() and _exists(Path(start).expanduser()):
         absolute["init_from"] = str(Path(start).expanduser().absolute())
     return absolute
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, false for a name the system refuses (too long), which the option's
+    user is then told about where it is read."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _aliased(task_cls: Any, options: dict[str, Any]) -> dict[str, Any]:

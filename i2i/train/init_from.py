@@ -66,7 +66,14 @@ def init_networks(
             "--init-from is empty; give a model folder, a training run or USER/REPO"
         )
     check_text_path(model, "--init-from")  # config.json records it
-    config, weights = load_model_weights(model)
+    try:
+        config, weights = load_model_weights(model)
+    except OSError as error:  # a name the system refuses: too long, a file in the way
+        shown = str(model) if len(str(model)) <= 80 else f"{str(model)[:77]}..."
+        raise InvalidArgumentError(
+            f"--init-from {shown}: {error.strerror or error}; give a model folder, a training "
+            f"run or USER/REPO"
+        ) from None
     for net_name, spec in generator_specs.items():
         direction = spec["direction"]
         theirs = config["generators"].get(direction)
