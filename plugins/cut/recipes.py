@@ -18,7 +18,7 @@ RECIPES = {
         "+0.13 dB over the input with it, +3.38 with projected critics). NCE weight 0.5, not "
         "the official 1: at 1 PatchNCE holds the pictures near their input (half way along "
         "the look); at 0.5 they go further (+4.62 dB on nine known-answer looks at 1000 steps, "
-        "two seeds, against +4.07), and at 0.25 the subtle looks drift off. Measured on "
+        "two seeds, against +4.07), and at 0.25 the subtle teal look drifts off. Measured on "
         "thirteen known-answer looks, monet<->photo and ukiyoe<->photo (README.md, Better "
         "pictures).",
         {
