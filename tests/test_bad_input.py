@@ -26,7 +26,8 @@ import i2i
 from i2i.cli import cli
 from i2i.core.registry import generators
 from i2i.data import find_images
-from i2i.models.folder import export_run, make_config, net_spec, save_model, verify_model
+from i2i.models.export import export_run
+from i2i.models.folder import make_config, net_spec, save_model, verify_model
 from i2i.models.hub import push
 from tests.conftest import TINY, tiny_cli_args
 from tests.training import train

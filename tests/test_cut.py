@@ -346,7 +346,7 @@ def test_create_task_trains_from_python_and_exports_one_direction(toy_data, tmp_
     )
     result = i2i.fit(task)
     assert result.step == 2
-    from i2i.models.folder import export_run
+    from i2i.models.export import export_run
 
     model = export_run(result.run_dir, tmp_path / "model")
     translator = i2i.load(model, device="cpu")

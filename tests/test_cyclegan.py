@@ -232,7 +232,8 @@ def test_eval_every_logs_held_out_metrics(toy_data, tmp_path):
     assert [r["step"] for r in evals] == [2, 4]
     assert evals[0]["eval/BtoA/cycle_ssim"] is not None
     assert "G_AB" not in evals[0]  # metrics lines are separate from loss lines
-    from i2i.models.folder import export_run, read_config
+    from i2i.models.export import export_run
+    from i2i.models.folder import read_config
 
     card_metrics = read_config(export_run(out, tmp_path / "model"))["metrics"]
     assert card_metrics["step"] == 4 and "AtoB/cycle_psnr" in card_metrics

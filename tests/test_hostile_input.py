@@ -40,7 +40,7 @@ from PIL import Image
 import i2i
 from i2i.cli import cli
 from i2i.core.errors import I2IError
-from i2i.models.folder import export_run
+from i2i.models.export import export_run
 from tests.conftest import TINY
 from tests.training import train
 

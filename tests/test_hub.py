@@ -16,7 +16,8 @@ from PIL import Image
 import i2i
 from i2i.cli import cli
 from i2i.core.registry import generators
-from i2i.models.folder import export_run, make_config, net_spec, save_model
+from i2i.models.export import export_run
+from i2i.models.folder import make_config, net_spec, save_model
 from i2i.models.hub import HubError, pull, push
 from tests.conftest import TINY
 from tests.training import train

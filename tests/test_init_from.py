@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import i2i
 from i2i.cli import cli
-from i2i.models.folder import export_run
+from i2i.models.export import export_run
 from i2i.models.hub import push
 from i2i.train.trainer import Trainer
 from tests.conftest import TINY

@@ -14,8 +14,8 @@ import i2i
 from i2i.cli import cli
 from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
 from i2i.core.registry import generators
+from i2i.models.export import export_run
 from i2i.models.folder import (
-    export_run,
     load_discriminators,
     load_model,
     make_config,

@@ -51,7 +51,7 @@ def group_reads(monkeypatch):
 def test_each_group_is_read_by_its_reader_alone(name, group_reads, tmp_path):
     """A whole run (build, steps, samples, eval, checkpoint) and its export read every group
     only from the module that owns it."""
-    from i2i.models.folder import export_run
+    from i2i.models.export import export_run
 
     small = {"num_patches": 16, "nce_channels": 16} if "cut" in name else {}
     task = i2i.create_task(

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 import i2i
 from i2i.data import find_images
-from i2i.models.folder import export_run, load_model
+from i2i.models.export import export_run
+from i2i.models.folder import load_model
 from i2i.toydata import make_toy_unpaired
 from i2i.train.augmentation import BatchAugmentation
 from i2i.train.runtime import Runtime

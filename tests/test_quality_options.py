@@ -13,7 +13,7 @@ from torch import nn
 import i2i
 from i2i.cli import cli
 from i2i.core.errors import InvalidArgumentError
-from i2i.models.folder import export_run
+from i2i.models.export import export_run
 from i2i.train.ema import GeneratorEMA
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY

@@ -25,7 +25,8 @@ from i2i.bridge import BridgeRunner, seeded_noise
 from i2i.cli import cli
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import generators
-from i2i.models.folder import export_run, make_config, net_spec, save_model
+from i2i.models.export import export_run
+from i2i.models.folder import make_config, net_spec, save_model
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY
 from tests.test_cut import _direct_patchnce

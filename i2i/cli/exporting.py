@@ -60,7 +60,7 @@ def export(
             f"--backend onnxruntime)"
         )
         return
-    from i2i.models.folder import export_run
+    from i2i.models.export import export_run
 
     path = export_run(Path(model), Path(out), with_discriminators, overwrite)
     click.echo(f"model written to {path} (try: i2i apply {path} IMAGES -o OUT)")

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from i2i.core.errors import CheckpointError, I2IError
+from i2i.models.export import export_run, is_run_folder
 from i2i.models.folder import (
     CARD,
     CONFIG,
     SAMPLES,
     WEIGHTS,
-    is_run_folder,
     read_config,
     verify_model,
 )
@@ -208,7 +208,6 @@ def push(
     from huggingface_hub import HfApi
 
     from i2i.models.card import render_card
-    from i2i.models.folder import export_run
 
     if not REPO_ID.match(repo_id):
         raise HubError(f"{repo_id!r} is not a Hub repo id; expected USER/REPO")

@@ -9,7 +9,8 @@ from torch import nn
 
 from i2i.core.device import resolve_device
 from i2i.models.build import build_generators
-from i2i.models.folder import load_model, run_to_model
+from i2i.models.export import run_to_model
+from i2i.models.folder import load_model
 from i2i.models.hub import resolve_model
 
 

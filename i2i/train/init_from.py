@@ -19,7 +19,8 @@ from torch import nn
 from i2i.core.checks import check_text_path
 from i2i.core.errors import CheckpointError, InvalidArgumentError
 from i2i.core.registry import Registry, discriminators, generators
-from i2i.models.folder import net_spec, read_weights, run_to_model, verify_model
+from i2i.models.export import run_to_model
+from i2i.models.folder import net_spec, read_weights, verify_model
 from i2i.models.hub import resolve_model
 
 # Network arguments that only choose how fresh weights are drawn, not the architecture.
