@@ -119,3 +119,15 @@ def test_a_run_starts_from_a_hub_model(hub, trained, toy_data, tmp_path):
     run = tmp_path / "from_hub"
     train("cyclegan", data=str(toy_data), out=str(run), init_from=repo, **STILL)
     _assert_same(_weights(model), _weights(export_run(run, tmp_path / "m")), ("AtoB.", "BtoA."))
+
+
+def test_a_generator_with_broken_sampling_arguments_is_named(monkeypatch):
+    from i2i.core.errors import I2IError
+    from i2i.core.registry import generators
+    from i2i.train.init_from import sampling_arguments
+
+    assert sampling_arguments(generators, "unsb_resnet6") == {"tau", "sample_steps"}
+    assert sampling_arguments(generators, "resnet9") == frozenset()
+    monkeypatch.setattr(generators.get("resnet9").factory, "sampling_arguments", 3, raising=False)
+    with pytest.raises(I2IError, match=r"resnet9 \(from i2i\) has sampling_arguments 3"):
+        sampling_arguments(generators, "resnet9")

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 import i2i
 from i2i.bridge import BridgeRunner, seeded_noise
 from i2i.cli import cli
-from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.errors import CheckpointError, I2IError, InvalidArgumentError
 from i2i.core.registry import generators
 from i2i.models.export import export_run
 from i2i.models.folder import make_config, net_spec, save_model
@@ -486,6 +486,32 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     assert out.shape == x.shape
     with pytest.raises(InvalidArgumentError, match="unknown recipe 'best'; available: quality"):
         resolve_config("unsb", {"data": "x", "recipe": "best"})
+
+
+def test_a_run_starts_from_a_bridge_model_at_its_own_noise_and_predictions(
+    toy_data, tmp_path, capsys
+):
+    """tau and sample_steps choose how the bridge is sampled, not its weights: a run started
+    from a model may set its own (the start line names them); the bridge's steps may not."""
+    common = {"data": str(toy_data), **UNSB_TINY, "max_steps": 1}
+    train("unsb", out=str(tmp_path / "run"), **common)  # tau 0.01, every prediction
+    model = export_run(tmp_path / "run", tmp_path / "model")
+    tuned = tmp_path / "tuned"
+    own = {"tau": 0.001, "sample_steps": 3}
+    train("unsb", out=str(tuned), init_from=str(model), **{**common, "lr": 0.0}, **own)
+    assert (
+        "this run's own sample_steps (model None, this run 3); tau (model 0.01, this run 0.001)"
+        in capsys.readouterr().err
+    )
+    tuned_model = export_run(tuned, tmp_path / "tuned_model")
+    kwargs = json.loads((tuned_model / "config.json").read_text())["generators"]["AtoB"]["kwargs"]
+    assert (kwargs["tau"], kwargs["sample_steps"]) == (0.001, 3)
+    before, after = (load_file(str(m / "model.safetensors")) for m in (model, tuned_model))
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(CheckpointError, match=r"steps \(model 5, this run 3\)"):
+        train("unsb", out=str(tmp_path / "other"), init_from=str(model), bridge_steps=3, **common)
+    assert not (tmp_path / "other").exists()
 
 
 # -- the model: export, apply, steps and seed ----------------------------------------------------

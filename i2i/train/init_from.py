@@ -5,19 +5,21 @@ Only the weights come over; the new run has its own options, optimizers and sche
 is loaded only where the model's config describes the same architecture as the run builds (the
 ``config.json`` determines it), so a model can never be loaded into the wrong network: a
 generator that differs is an error naming the options that differ, a discriminator that differs
-or was not exported starts fresh, which the start line says.
+or was not exported starts fresh, which the start line says. Arguments that only choose how a
+network is sampled (UNSB's tau and sample_steps) are the run's own; the start line names them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from i2i.core.checks import check_text_path
-from i2i.core.errors import CheckpointError, InvalidArgumentError
+from i2i.core.errors import CheckpointError, I2IError, InvalidArgumentError
 from i2i.core.registry import Registry, discriminators, generators
 from i2i.models.export import run_to_model
 from i2i.models.folder import net_spec, read_weights, verify_model
@@ -25,6 +27,31 @@ from i2i.models.hub import resolve_model
 
 # Network arguments that only choose how fresh weights are drawn, not the architecture.
 INIT_ONLY = frozenset({"init", "init_gain"})
+
+
+def sampling_arguments(registry: Registry, name: str) -> frozenset[str]:
+    """The arguments of a registered network that choose how it is run, not its weights: a
+    factory lists them in its ``sampling_arguments`` attribute (UNSB's bridge generators: the
+    noise ``tau`` and the predictions ``sample_steps``). A run may set its own."""
+    component = registry.get(name)
+    names = getattr(component.factory, "sampling_arguments", ())
+    names = (names,) if isinstance(names, str) else names
+    if not isinstance(names, (tuple, list, set, frozenset)) or not all(
+        isinstance(n, str) for n in names
+    ):
+        raise I2IError(
+            f"{name} (from {component.plugin}) has sampling_arguments {names!r}; it must be a "
+            f"tuple of argument names: ask its author to fix it"
+        )
+    return frozenset(names)
+
+
+def _arguments(registry: Registry, spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec's arguments with the factory's defaults filled in, through JSON as a config holds
+    them (a default tuple reads as the list a config stores)."""
+    component = registry.get(spec["name"])
+    defaults = {p.name: p.default for p in component.parameters if not p.required}
+    return json.loads(json.dumps({**defaults, **spec["kwargs"]}))
 
 
 def load_model_weights(model: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -44,13 +71,29 @@ def architecture_differences(
     filled in (a config records the arguments it was given)."""
     if theirs["name"] != ours["name"]:
         return [f"network (model {theirs['name']}, this run {ours['name']})"]
-    defaults = {p.name: p.default for p in registry.get(ours["name"]).parameters if not p.required}
-    # Through JSON, as a config holds them: a default tuple reads as the list a config stores.
-    model, run = (json.loads(json.dumps({**defaults, **s["kwargs"]})) for s in (theirs, ours))
+    free = INIT_ONLY | sampling_arguments(registry, ours["name"])
+    return _differences(registry, theirs, ours, lambda key: key not in free)
+
+
+def sampling_differences(
+    registry: Registry, theirs: dict[str, Any], ours: dict[str, Any]
+) -> list[str]:
+    """Like ``architecture_differences``, for the sampling arguments, which a run may change."""
+    chosen = sampling_arguments(registry, ours["name"])
+    return _differences(registry, theirs, ours, chosen.__contains__)
+
+
+def _differences(
+    registry: Registry,
+    theirs: dict[str, Any],
+    ours: dict[str, Any],
+    compared: Callable[[str], bool],
+) -> list[str]:
+    model, run = _arguments(registry, theirs), _arguments(registry, ours)
     return [
         f"{key} (model {model.get(key)!r}, this run {run.get(key)!r})"
-        for key in sorted((set(model) | set(run)) - INIT_ONLY)
-        if model.get(key) != run.get(key)
+        for key in sorted(set(model) | set(run))
+        if compared(key) and model.get(key) != run.get(key)
     ]
 
 
@@ -75,6 +118,7 @@ def init_networks(
             f"--init-from {shown}: {error.strerror or error}; give a model folder, a training "
             f"run or USER/REPO"
         ) from None
+    own: list[str] = []  # sampling arguments this run sets for itself
     for net_name, spec in generator_specs.items():
         direction = spec["direction"]
         theirs = config["generators"].get(direction)
@@ -91,6 +135,7 @@ def init_networks(
                 f"{'; '.join(differences)}; train with the model's settings (its config.json)"
             )
         _load(nets[net_name], weights[direction], model, f"{direction} generator")
+        own += sampling_differences(generators, theirs, ours)
     loaded, fresh = [], []
     for net_name, spec in discriminator_specs.items():
         theirs = config.get("discriminators", {}).get(net_name)
@@ -109,6 +154,8 @@ def init_networks(
         what += f", discriminators {', '.join(loaded)}"
     if fresh:
         what += f"; fresh {', '.join(fresh)}"
+    if own:
+        what += f"; this run's own {'; '.join(dict.fromkeys(own))}"
     return f"weights from {model} ({what})"
 
 

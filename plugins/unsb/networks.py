@@ -272,6 +272,10 @@ def unsb_resnet6(
     )  # fmt: skip
 
 
+# How the bridge is sampled, not what the weights are: ``--init-from`` lets a run set its own.
+unsb_resnet9.sampling_arguments = unsb_resnet6.sampling_arguments = ("tau", "sample_steps")
+
+
 def _activation_widths(layers: nn.Module) -> list[int]:
     """The channel count entering each LeakyReLU of a plain conv stack."""
     widths, channels = [], 0
