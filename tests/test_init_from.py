@@ -131,3 +131,6 @@ def test_a_generator_with_broken_sampling_arguments_is_named(monkeypatch):
     monkeypatch.setattr(generators.get("resnet9").factory, "sampling_arguments", 3, raising=False)
     with pytest.raises(I2IError, match=r"resnet9 \(from i2i\) has sampling_arguments 3"):
         sampling_arguments(generators, "resnet9")
+    monkeypatch.setattr(generators.get("resnet9").factory, "sampling_arguments", ("taus",))
+    with pytest.raises(I2IError, match="must be a tuple of its own argument names"):
+        sampling_arguments(generators, "resnet9")

@@ -500,7 +500,7 @@ def test_a_run_starts_from_a_bridge_model_at_its_own_noise_and_predictions(
     own = {"tau": 0.001, "sample_steps": 3}
     train("unsb", out=str(tuned), init_from=str(model), **{**common, "lr": 0.0}, **own)
     assert (
-        "this run's own sample_steps (model None, this run 3); tau (model 0.01, this run 0.001)"
+        "this run's own sample_steps (model None, this run 3), tau (model 0.01, this run 0.001)"
         in capsys.readouterr().err
     )
     tuned_model = export_run(tuned, tmp_path / "tuned_model")

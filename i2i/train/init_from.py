@@ -24,24 +24,24 @@ from i2i.core.registry import Registry, discriminators, generators
 from i2i.models.export import run_to_model
 from i2i.models.folder import net_spec, read_weights, verify_model
 from i2i.models.hub import resolve_model
+from i2i.models.safefiles import short
 
 # Network arguments that only choose how fresh weights are drawn, not the architecture.
 INIT_ONLY = frozenset({"init", "init_gain"})
 
 
 def sampling_arguments(registry: Registry, name: str) -> frozenset[str]:
-    """The arguments of a registered network that choose how it is run, not its weights: a
-    factory lists them in its ``sampling_arguments`` attribute (UNSB's bridge generators: the
-    noise ``tau`` and the predictions ``sample_steps``). A run may set its own."""
+    """The arguments of a registered network that choose how it is run (and trained), not its
+    weights: a factory lists them in its ``sampling_arguments`` attribute (UNSB's bridge
+    generators: the noise ``tau`` and the predictions ``sample_steps``). A run may set its own."""
     component = registry.get(name)
     names = getattr(component.factory, "sampling_arguments", ())
     names = (names,) if isinstance(names, str) else names
-    if not isinstance(names, (tuple, list, set, frozenset)) or not all(
-        isinstance(n, str) for n in names
-    ):
+    arguments = {p.name for p in component.parameters}
+    if not isinstance(names, (tuple, list, set, frozenset)) or not set(names) <= arguments:
         raise I2IError(
-            f"{name} (from {component.plugin}) has sampling_arguments {names!r}; it must be a "
-            f"tuple of argument names: ask its author to fix it"
+            f"{name} (from {component.plugin}) has sampling_arguments {short(names)}; it must "
+            f"be a tuple of its own argument names: ask its author to fix it"
         )
     return frozenset(names)
 
@@ -91,7 +91,7 @@ def _differences(
 ) -> list[str]:
     model, run = _arguments(registry, theirs), _arguments(registry, ours)
     return [
-        f"{key} (model {model.get(key)!r}, this run {run.get(key)!r})"
+        f"{key} (model {short(model.get(key))}, this run {short(run.get(key))})"
         for key in sorted(set(model) | set(run))
         if compared(key) and model.get(key) != run.get(key)
     ]
@@ -155,7 +155,7 @@ def init_networks(
     if fresh:
         what += f"; fresh {', '.join(fresh)}"
     if own:
-        what += f"; this run's own {'; '.join(dict.fromkeys(own))}"
+        what += f"; this run's own {', '.join(dict.fromkeys(own))}"
     return f"weights from {model} ({what})"
 
 
