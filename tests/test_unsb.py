@@ -454,6 +454,7 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     task = _task(toy_data, recipe="quality")
     config = task.config
     assert (config["ema_decay"], config["tau"], config["sample_steps"]) == (0.999, 0.001, 3)
+    assert config["lambda_nce"] == 0.5  # the paper's 1 holds the pictures near their input
     assert config["gen_kw"] == {"residual": True, "detail": True}
     assert config["disc_kw"] == {"levels": [0, 1, 2, 3]}  # half resolution up to a 16th
     assert len(task.nets["D"].heads) == 4
