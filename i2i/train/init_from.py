@@ -5,8 +5,9 @@ Only the weights come over; the new run has its own options, optimizers and sche
 is loaded only where the model's config describes the same architecture as the run builds (the
 ``config.json`` determines it), so a model can never be loaded into the wrong network: a
 generator that differs is an error naming the options that differ, a discriminator that differs
-or was not exported starts fresh, which the start line says. Arguments that only choose how a
-network is sampled (UNSB's tau and sample_steps) are the run's own; the start line names them.
+or was not exported starts fresh, which the start line says. Arguments that choose how a network
+is run and trained, not its weights (UNSB's tau and sample_steps), are the run's own; the start
+line names those that differ.
 """
 
 from __future__ import annotations
