@@ -187,3 +187,18 @@ def test_bad_references_are_one_line_errors(referenced):
     message = str(info.value)
     assert "generator 'missing' of plugin '<direct>' cannot be imported" in message
     assert "AttributeError" in message and "\n" not in message
+
+
+def test_a_huge_wrong_value_is_shown_cut_to_one_readable_line():
+    """A config.json may hold a megabyte where a number belongs; the error stays one line."""
+
+    def tiny(ngf: int = 8) -> int:
+        return ngf
+
+    registry = Registry("generator")
+    registry.register(tiny, "tiny")
+    with pytest.raises(InvalidArgumentError) as error:
+        registry.create("tiny", ngf="x" * 100_000)
+    message = str(error.value)
+    assert "argument ngf must be int, got 'xxx" in message and message.endswith("...")
+    assert len(message) < 200 and "\n" not in message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class I2IError(Exception):
@@ -79,3 +80,10 @@ def writing(
         reason = error.strerror or " ".join(str(error).split()) or type(error).__name__
         advice = when_full if error.errno in _FULL else way_out
         raise WriteError(f"cannot write {target}: {reason}; {advice}") from error
+
+
+def short(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut at 80 characters (a value read from
+    a file may be megabytes long, and an error stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -30,6 +30,7 @@ from i2i.core.errors import (
     I2IError,
     InvalidArgumentError,
     UnknownComponentError,
+    short,
 )
 from i2i.core.protocol import check_generator, check_generator_factory
 
@@ -321,7 +322,7 @@ class Registry:
             if p.name in kwargs and not _fits(p.annotation, kwargs[p.name]):
                 raise InvalidArgumentError(
                     f"{self.kind} {name!r} argument {p.name} must be {p.annotation}, "
-                    f"got {kwargs[p.name]!r}"
+                    f"got {short(kwargs[p.name])}"
                 )
         missing = [p.name for p in component.parameters if p.required and p.name not in kwargs]
         if missing:

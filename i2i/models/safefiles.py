@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from i2i.core.errors import CheckpointError
+from i2i.core.errors import CheckpointError, short
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -166,12 +166,6 @@ def read_json(
 def is_size(value: Any) -> bool:
     """Whether ``value`` is a size in pixels as runs and models record it (None: unknown)."""
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
-
-
-def short(value: Any) -> str:
-    """A value as an error message shows it: its repr, cut at 80 characters."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_net_spec(spec: Any, where: str) -> None:
