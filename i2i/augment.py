@@ -95,7 +95,7 @@ def scale_width(load_size: int = 286, crop_size: int = 256) -> K.ImageSequential
 
 
 def hflip(p: float = 0.5) -> K.RandomHorizontalFlip:
-    """Mirror left-right with probability p (upstream's default unless --no_flip)."""
+    """Mirror left-right with probability p (upstream's default unless --no-flip)."""
     return K.RandomHorizontalFlip(p=p)
 
 

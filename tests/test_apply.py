@@ -362,6 +362,19 @@ def test_existing_outputs_are_kept_unless_overwrite(translator, tree, tmp_path):
     assert len(report.written) == 4 and Image.open(out / "a.jpg").size == (32, 32)
 
 
+def test_a_folder_in_the_way_of_an_output_is_a_failure_not_a_kept_output(
+    translator, tree, tmp_path
+):
+    out = tmp_path / "out"
+    (out / "a.jpg").mkdir(parents=True)
+    for overwrite in (False, True):
+        report = apply_paths(translator, [tree], out, overwrite=overwrite, progress=False)
+        assert report.skipped_existing == [] and len(report.written) == 3
+        assert [Path(p).name for p, _ in report.failed] == ["a.jpg"]
+        assert "a folder is in the way" in report.failed[0][1]
+        assert (out / "a.jpg").is_dir()
+
+
 def test_inputs_are_never_outputs(translator, tree):
     with pytest.raises(I2IError, match="which is an input"):
         apply_paths(translator, [tree], tree, overwrite=True, progress=False)

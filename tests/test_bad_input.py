@@ -44,6 +44,9 @@ TINY_FLAGS = [
 ]  # fmt: skip
 
 
+SMALL_NETS = ["--ngf", "4", "--ndf", "4", "--max-steps", "1"]
+
+
 # -- the world the rows run in ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, toy_data) -> dict[str, Path]:
@@ -297,6 +300,17 @@ CASES = [
         "takes no argument 'n_blocks'",
     ),
     Case("unknown-loss-names-its-list", _train("--gan-loss", "lsgn"), "`i2i list losses`"),
+    Case(
+        "crop-too-small-for-the-critics",
+        _train(*SMALL_NETS, "--gen", "resnet6", "--crop-size", "8", "--load-size", "8"),
+        "--crop-size 8 is too small for these networks: a feature map shrinks to 1x1",
+    ),
+    Case(
+        "crop-unsuited-to-the-generator",
+        _train(*SMALL_NETS, "--gen", "unet128", "--crop-size", "32"),
+        "--crop-size 32 does not suit these networks: unet128 needs height and width divisible "
+        "by 128; use --crop-size 128",
+    ),
 ]
 
 

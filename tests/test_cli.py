@@ -83,6 +83,14 @@ def test_unknown_component_is_one_line_without_traceback():
     assert "did you mean resnet9" in lines[0]
 
 
+def test_describe_names_the_kind_a_misspelling_is_closest_to():
+    assert "unknown loss 'lsgn'; did you mean lsgan?" in invoke("describe", "lsgn").output
+    assert "unknown task 'cylegan'" in invoke("describe", "cylegan").output
+    lines = invoke("describe", "nothing_like_this").output.strip().splitlines()
+    assert len(lines) == 1 and "nothing is registered as 'nothing_like_this'" in lines[0]
+    assert "--kind KIND" in invoke("describe", "--help").output
+
+
 def test_plugins_table():
     result = invoke("plugins")
     assert result.exit_code == 0

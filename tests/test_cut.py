@@ -422,3 +422,11 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(name, toy_data, t
     assert json.loads((run / "config.json").read_text())["options"]["recipe"] == "quality"
     with pytest.raises(InvalidArgumentError, match="unknown recipe 'best'; available: quality"):
         resolve_config(name, {"data": "x", "recipe": "best"})
+
+
+def test_eval_every_of_a_one_way_unpaired_task_needs_an_extractor(toy_data, tmp_path):
+    with pytest.raises(i2i.I2IError, match="--eval-extractor") as error:
+        train("cut", data=str(toy_data), out=str(tmp_path / "run"), max_steps=2, eval_every=2,
+              **TINY)  # fmt: skip
+    assert "cut model (one way, AtoB)" in str(error.value)
+    assert not (tmp_path / "run").exists()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError
+from i2i.core.errors import DataError, I2IWarning, ImageDecodeError, InvalidArgumentError
 from i2i.data import (
     AlignedDataset,
     EpochSampler,
@@ -310,7 +311,26 @@ def test_aligned_missing_partner_and_size_mismatch(tmp_path):
     item = AlignedDataset(tmp_path)[0]
     assert item["A"] is None and item["B"] is None
     [(path, reason)] = item["skipped"]
-    assert path.endswith("x.png") and "same size" in reason
+    assert path.endswith("x.png") and "same view" in reason and "16x12" in reason
+
+
+def test_aligned_partners_of_one_shape_meet_at_the_larger_size(tmp_path):
+    solid(tmp_path / "trainA" / "x.png", size=(8, 6), colour=RED)
+    solid(tmp_path / "trainB" / "x.png", size=(16, 12), colour=BLUE)
+    item = AlignedDataset(tmp_path)[0]
+    assert item["A"].shape == item["B"].shape == (3, 12, 16) and not item.get("skipped")
+    assert tuple(item["A"][:, 5, 7].tolist()) == RED
+
+
+def test_plain_photos_in_the_side_by_side_layout_are_questioned(tmp_path):
+    for i in range(3):
+        solid(tmp_path / "train" / f"{i}.png", size=(12, 12))
+    with pytest.warns(I2IWarning, match=r"0\.png is 12x12.*left half -> right half.*trainA/"):
+        AlignedDataset(tmp_path)
+    side_by_side(tmp_path / "test" / "0.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AlignedDataset(tmp_path, split="test")  # a real A|B pair: nothing to say
 
 
 def test_aligned_missing_layout(tmp_path):

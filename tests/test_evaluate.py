@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,14 @@ def test_contact_sheet_layout():
     tiles = [torch.zeros(3, 20, 40)] * 2
     sheet = contact_sheet(["a", "b", "c", "d"], [tiles] * 4, tile_size=50)
     assert sheet.size == (4 * (50 + 2) + 2, 14 + 2 * (25 + 2) + 2)
+
+
+def test_a_report_of_fewer_directions_replaces_the_earlier_sheets(report, model_dir, data_dir):
+    out = report[0].parent / "again"
+    shutil.copytree(report[0], out)
+    translator = i2i.load(model_dir, device="cpu")
+    evaluate(translator, data_dir, out, extractor=RandomConv(), directions=["AtoB"], device="cpu")
+    assert sorted(p.name for p in out.iterdir()) == ["AtoB.png", "index.html", "metrics.json"]
 
 
 def test_one_direction_model_has_no_cycle_metrics(tmp_path, data_dir):

@@ -95,6 +95,11 @@ def test_apply_cli_with_onnxruntime(onnx_dir, tmp_path):
     assert Image.open(tmp_path / "out" / "a.png").size == (36, 28)
 
 
+def test_an_onnx_export_loaded_without_its_backend_says_which_backend(onnx_dir):
+    with pytest.raises(I2IError, match=r"is an ONNX export.*--backend onnxruntime"):
+        i2i.load(onnx_dir)
+
+
 def test_onnx_backend_on_a_folder_without_graphs(model_dir):
     with pytest.raises(I2IError, match="--format onnx"):
         i2i.load(model_dir, backend="onnxruntime")

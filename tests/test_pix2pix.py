@@ -189,6 +189,15 @@ def test_both_layouts_train(tmp_path, layout):
     assert grid.width >= 3 * 32 and grid.height >= 2 * 32  # input | output | target
 
 
+def test_eval_every_scores_translations_against_their_targets(pairs, tmp_path):
+    out = tmp_path / "run"
+    train("pix2pix", data=str(pairs), out=str(out), max_steps=2, eval_every=2, **TINY)
+    records = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval/AtoB/psnr" in r]
+    assert [r["step"] for r in evals] == [2]
+    assert 0 < evals[0]["eval/AtoB/psnr"] < 60 and -1 <= evals[0]["eval/AtoB/ssim"] <= 1
+
+
 @pytest.mark.parametrize("layout", ["folders", "side_by_side"])
 def test_direction_btoa_swaps_input_and_target(tmp_path, layout):
     data = write_pairs(tmp_path / "data", layout)
@@ -294,3 +303,21 @@ def test_toy_pairs_without_data(tmp_path, monkeypatch):
     assert run["options"]["channels_a"] == 1 and run["options"]["domain_b"] == "colour"
     assert run["discriminators"]["D"]["kwargs"]["in_channels"] == 4
     assert result.step == 2
+
+
+def test_the_cli_questions_plain_photos_in_the_side_by_side_layout_on_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from i2i.cli import cli
+
+    for i, pixels in enumerate(smooth_images(2, 40, seed=3)):
+        (tmp_path / "photos" / "train").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(tmp_path / "photos" / "train" / f"{i}.png")
+    args = ["train", "pix2pix", "--data", str(tmp_path / "photos"), "--max-steps", "1"]
+    args += ["--out", str(tmp_path / "run"), "--gen", "resnet6", "--ngf", "4", "--ndf", "4"]
+    args += ["--crop-size", "32", "--load-size", "36", "--workers", "0"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stderr.splitlines() if "left half -> right half" in line]
+    assert line.startswith("warning: ") and "0.png is 40x40" in line
+    assert "I2IWarning" not in result.stderr

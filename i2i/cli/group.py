@@ -5,12 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from i2i import __version__
-from i2i.core.errors import I2IError, out_of_memory
+from i2i.core.errors import I2IError, I2IWarning, out_of_memory
 
 KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "feature_extractors")
 
@@ -70,7 +72,9 @@ class I2IGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warnings(warnings.showwarning)
+                return super().invoke(ctx)
         except (I2IError, OSError, MemoryError, RuntimeError) as error:
             if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
                 raise  # I2I_DEBUG=1: the traceback, for bug reports
@@ -80,6 +84,19 @@ class I2IGroup(click.Group):
                 raise
             click.secho(printable(f"Error: {_said(error)}"), err=True, fg="red")
             ctx.exit(1)
+
+
+def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` printing i2i's own warnings as one ``warning:`` line (with
+    I2I_DEBUG=1, and for other libraries' warnings, ``show`` as before)."""
+
+    def shown(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+        if issubclass(category, I2IWarning) and os.environ.get("I2I_DEBUG", "") in ("", "0"):
+            click.secho(printable(f"warning: {message}"), err=True, fg="yellow")
+        else:
+            show(message, category, *args, **kw)
+
+    return shown
 
 
 # Failures of the machine rather than of i2i: a full disk, a read-only or foreign folder. The

@@ -25,7 +25,12 @@ def list_command(kind: str | None, pattern: str) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--kind", type=parse_kind, help="Which registry, when a name is in several.")
+@click.option(
+    "--kind",
+    type=parse_kind,
+    metavar="KIND",
+    help="Which registry, when a name is in several.",
+)
 def describe(name: str, kind: str | None) -> None:
     """Show a component's parameters and defaults, e.g. `i2i describe resnet9`; for a task, each
     training option with its help and the values its recipes set."""
@@ -33,7 +38,7 @@ def describe(name: str, kind: str | None) -> None:
 
     found = [REGISTRIES[k].get(name) for k in ([kind] if kind else KINDS) if name in REGISTRIES[k]]
     if not found:
-        REGISTRIES[kind or "generators"].get(name)  # raises with close matches
+        REGISTRIES[kind or _closest_kind(name)].get(name)  # raises with close matches
     for component in found:
         click.echo(f"{component.name} ({component.kind}, plugin {component.plugin})")
         if component.summary:
@@ -46,6 +51,27 @@ def describe(name: str, kind: str | None) -> None:
             for p in component.parameters
         ]
         print_table("parameters", ["name", "type", "default"], rows)
+
+
+def _closest_kind(name: str) -> str:
+    """The kind whose names come closest to an unknown ``name``, so that its error lists them;
+    a name close to none is one line naming ``i2i list``."""
+    import difflib
+
+    from i2i.core.errors import UnknownComponentError
+    from i2i.core.registry import REGISTRIES
+
+    def closeness(kind: str) -> float:
+        names = REGISTRIES[kind].list()
+        return max((difflib.SequenceMatcher(None, name, n).ratio() for n in names), default=0)
+
+    kind = max(KINDS, key=closeness)
+    if closeness(kind) < 0.5:  # the cutoff of the registries' "did you mean"
+        raise UnknownComponentError(
+            f"nothing is registered as {name!r} (no generator, discriminator, loss, "
+            f"augmentation, task or feature extractor); `i2i list` shows them all"
+        )
+    return kind
 
 
 def _shown(value: Any) -> str:

@@ -28,9 +28,12 @@ def check_input_size(x: torch.Tensor, arch: str, multiple: int, minimum: int) ->
     height, width = x.shape[-2], x.shape[-1]
     if height % multiple or width % multiple or height < minimum or width < minimum:
         at_least = f" and at least {minimum}" if minimum > multiple else ""
+        need = f"{arch} needs height and width divisible by {multiple}{at_least}"
+        fit = max(minimum, -(-max(height, width) // multiple) * multiple)
         raise InputSizeError(
-            f"{arch} needs height and width divisible by {multiple}{at_least}, got "
-            f"{height}x{width}; resize or pad the input (i2i apply pads automatically)"
+            f"{need}, got {height}x{width}; resize or pad the input (i2i apply pads automatically)",
+            need=need,
+            fit=-(-fit // multiple) * multiple,
         )
 
 

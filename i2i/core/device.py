@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from i2i.core.errors import InvalidArgumentError
+from i2i.core.errors import I2IWarning, InvalidArgumentError
 from i2i.core.ranks import Ranks
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -103,6 +103,7 @@ def usable_precision(device: torch.device, precision: str) -> str:
     warnings.warn(
         f"this CPU has no {precision} instructions ({instructions}), where {precision} runs "
         "slower than fp32; running fp32 instead",
+        I2IWarning,
         stacklevel=3,
     )
     return "fp32"

@@ -16,6 +16,11 @@ class I2IError(Exception):
     """A user-facing error whose message already says what to do."""
 
 
+class I2IWarning(UserWarning):
+    """Something the user should know that does not stop the work; the CLI prints it as one
+    ``warning:`` line."""
+
+
 class UnknownComponentError(I2IError, KeyError):
     """A name that no installed plugin registered."""
 
@@ -44,7 +49,16 @@ class CheckpointError(I2IError):
 
 
 class InputSizeError(I2IError, ValueError):
-    """An image size a network cannot take (e.g. unet256 on 100x100)."""
+    """An image size a network cannot take (e.g. unet256 on 100x100).
+
+    ``need`` says what the network takes and ``fit`` is the nearest square size it takes, where
+    known, so that training can say it in terms of --crop-size rather than of the image.
+    """
+
+    def __init__(self, message: str, need: str | None = None, fit: int | None = None) -> None:
+        super().__init__(message)
+        self.need = need
+        self.fit = fit
 
 
 class ImageDecodeError(I2IError, OSError):

@@ -16,6 +16,7 @@ from typing import Any
 import pluggy
 
 from i2i.core import hookspecs
+from i2i.core.errors import I2IWarning
 from i2i.core.registry import REGISTRIES, component_name
 
 # i2i's own parts, a plugin in its own right (like llm's DEFAULT_PLUGINS): name -> module.
@@ -24,7 +25,7 @@ ENTRY_POINT_GROUP = "i2i"
 REGISTRY_HOOKS = {f"register_{kind}": registry for kind, registry in REGISTRIES.items()}
 
 
-class PluginLoadWarning(UserWarning):
+class PluginLoadWarning(I2IWarning):
     """A plugin failed to import or register; the rest of i2i works without it."""
 
 

@@ -6,8 +6,10 @@ A bad file never stops an epoch; it comes back as ``None`` plus a ``skipped`` en
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError
+from i2i.core.errors import DataError, I2IWarning, ImageDecodeError, InvalidArgumentError
 from i2i.data.cache import Decoded, DecodedCache, KeepsDecoded
 from i2i.data.images import (
     IMAGE_EXTENSIONS,
@@ -144,14 +146,54 @@ class UnalignedDataset(KeepsDecoded, torch.utils.data.Dataset):
         }
 
 
+def _warn_unless_side_by_side(paths: list[Path], folder_a: Path, folder_b: Path) -> None:
+    """Plain photos in the side-by-side layout train without complaint on their left half ->
+    right half; an A|B pair is about twice as wide as it is tall, so say so when none of the
+    first few images is (header reads only)."""
+    sizes = []
+    for path in paths:
+        unreadable = (OSError, ValueError, Image.DecompressionBombError)
+        with contextlib.suppress(*unreadable), Image.open(path) as image:
+            sizes.append((path, image.size))
+    if sizes and all(width < 1.5 * height for _, (width, height) in sizes):
+        path, (width, height) = sizes[0]
+        warnings.warn(
+            f"{path} is {width}x{height}, but a side-by-side A|B pair is about twice as wide as "
+            f"tall: pix2pix will learn each image's left half -> right half. Put inputs and "
+            f"targets in {folder_a.name}/ and {folder_b.name}/ under matching names instead, "
+            f"unless these are pairs of tall images",
+            I2IWarning,
+            stacklevel=3,
+        )
+
+
+def _same_size(
+    img_a: Image.Image, path_a: Path, img_b: Image.Image, path_b: Path
+) -> tuple[Image.Image, Image.Image]:
+    """Partners of one shape at the larger one's size (both are resized for training anyway);
+    partners of different shapes cannot be aligned pixel for pixel."""
+    if img_a.size == img_b.size:
+        return img_a, img_b
+    (wa, ha), (wb, hb) = img_a.size, img_b.size
+    if abs(wa * hb - wb * ha) > 0.01 * max(wa * hb, wb * ha):
+        raise ImageDecodeError(
+            f"{path_a} is {wa}x{ha} but its partner {path_b} is {wb}x{hb}: a pair must show "
+            f"the same view, so crop them to one shape"
+        )
+    size = max(img_a.size, img_b.size)
+    resample = Image.Resampling.BICUBIC
+    return img_a.resize(size, resample), img_b.resize(size, resample)
+
+
 class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
     """Paired images for pix2pix-style tasks, in either of the two common layouts.
 
     ``root/{split}/`` holding side-by-side images (A left half, B right half), or two folders
     ``root/{split}A`` and ``root/{split}B`` whose files pair up by name (relative path without
     extension). When both layouts exist the two folders win, being the more explicit one. A file
-    without a partner fails at construction time, before any training; a pair whose sizes differ
-    is only found on loading and is skipped with the reason.
+    without a partner fails at construction time, before any training. Partners of different
+    sizes but one shape are brought to the larger size; a pair of different shapes is only
+    found on loading and is skipped with the reason.
     """
 
     def __init__(
@@ -184,6 +226,7 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
         else:
             self.side_by_side = True
             self.pairs = [(p, p) for p in _list_domain(combined, layout, max_images)]
+            _warn_unless_side_by_side([p for p, _ in self.pairs[:8]], folder_a, folder_b)
 
     @staticmethod
     def _match(
@@ -228,12 +271,7 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
                 img.crop((half, 0, 2 * half, img.height)),
             )
         else:
-            img_a, img_b = decode_image(path_a), decode_image(path_b)
-            if img_a.size != img_b.size:
-                raise ImageDecodeError(
-                    f"{path_a} is {img_a.width}x{img_a.height} but its partner {path_b} is "
-                    f"{img_b.width}x{img_b.height}; aligned pairs must be the same size"
-                )
+            img_a, img_b = _same_size(decode_image(path_a), path_a, decode_image(path_b), path_b)
         return (img_b, img_a) if self.direction == "BtoA" else (img_a, img_b)
 
     def _tensors(self, pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor]:

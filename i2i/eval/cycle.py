@@ -35,14 +35,22 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+# What is compared with what: the cycle (reconstructions with their inputs) or, for aligned
+# pairs, the translations with their targets.
+CYCLE = ("reconstructions", "inputs", "no cycle metrics")
+TARGETS = ("translations", "targets", "no PSNR/SSIM against the targets")
+
+
 def cycle_scores(
-    x: torch.Tensor, rec: torch.Tensor, notes: set[str]
+    x: torch.Tensor, rec: torch.Tensor, notes: set[str], kind: tuple[str, str, str] = CYCLE
 ) -> tuple[list[float], list[float]]:
-    """Per-image PSNR and SSIM of reconstructions, or nothing (with a note) if incomparable."""
+    """Per-image PSNR and SSIM of ``rec`` against ``x``, or nothing (with a note) if
+    incomparable; ``kind`` names the two for the notes."""
     if x.shape != rec.shape:
+        outputs, references, consequence = kind
         notes.add(
-            f"reconstructions are {tuple(rec.shape[1:])} but inputs {tuple(x.shape[1:])}: "
-            "no cycle metrics"
+            f"{outputs} are {tuple(rec.shape[1:])} but {references} {tuple(x.shape[1:])}: "
+            f"{consequence}"
         )
         return [], []
     rec = rec.clamp(-1.0, 1.0)
@@ -53,10 +61,13 @@ def cycle_scores(
     return psnrs, ssim(x, rec).tolist()
 
 
-def summarise_cycle(psnrs: list[float], ssims: list[float], notes: set[str]) -> dict[str, Any]:
+def summarise_cycle(
+    psnrs: list[float], ssims: list[float], notes: set[str], kind: tuple[str, str, str] = CYCLE
+) -> dict[str, Any]:
     mean_psnr = _mean(psnrs)
     if mean_psnr is not None and not math.isfinite(mean_psnr):
-        notes.add("some reconstructions equal their input exactly (infinite PSNR): PSNR omitted")
+        outputs, references, _ = kind
+        notes.add(f"some {outputs} equal their {references} exactly (infinite PSNR): PSNR omitted")
     return {"cycle_psnr": finite_or_none(mean_psnr), "cycle_ssim": finite_or_none(_mean(ssims))}
 
 
@@ -121,6 +132,7 @@ def cycle_metrics(
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     device: str | torch.device | None = None,
+    paired: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Cycle PSNR/SSIM per direction on a fixed batch; FID/KID too when ``extractor`` is given.
 
@@ -132,6 +144,10 @@ def cycle_metrics(
     so both domains must be given; pass the same dict as ``cache`` on every call to compute the
     real images' features (and the extractor) once. The extractor runs on ``device`` (default:
     CUDA when present). Call it on one rank only under DDP.
+
+    ``paired`` says the two batches are aligned pairs (pix2pix), so each translation is also
+    scored against its own target (``psnr``, ``ssim``): a one-way model then has a measure of
+    its own, not only FID/KID.
     """
     check_positive("batch_size", batch_size)
     runner = as_model(model)
@@ -153,10 +169,16 @@ def cycle_metrics(
                 f"images must be float (N, C, H, W) in [-1, 1], got {x.dtype} {tuple(x.shape)}"
             )
         notes: set[str] = set()
-        fakes, psnrs, ssims = [], [], []
-        for chunk in x.split(batch_size):
+        fakes, psnrs, ssims, target_psnrs, target_ssims = [], [], [], [], []
+        real = batches.get(TARGET[direction])
+        targets = real.split(batch_size) if paired and real is not None else None
+        for index, chunk in enumerate(x.split(batch_size)):
             fake = runner(chunk, direction=direction)
             fakes.append(fake)
+            if targets is not None:
+                p, s = cycle_scores(targets[index], fake, notes, TARGETS)
+                target_psnrs += p
+                target_ssims += s
             if OTHER[direction] in runner.directions:
                 rec = runner(fake, direction=OTHER[direction])
                 p, s = cycle_scores(chunk, rec, notes)
@@ -168,7 +190,9 @@ def cycle_metrics(
         else:
             entry.update(cycle_psnr=None, cycle_ssim=None)
             notes.add("the model has one direction: no cycle metrics")
-        real = batches.get(TARGET[direction])
+        if targets is not None:
+            scores = summarise_cycle(target_psnrs, target_ssims, notes, TARGETS)
+            entry.update(psnr=scores["cycle_psnr"], ssim=scores["cycle_ssim"])
         if ext is not None and real is not None:
             real_features = _cached_real_features(cache, ext, TARGET[direction], real)
             fake_features = embed_images(ext, to_uint8(torch.cat(fakes)), batch_size)
@@ -192,7 +216,7 @@ def flat_metrics(results: Mapping[str, Any]) -> dict[str, float]:
     per_direction = results.get("directions", results)
     flat = {}
     for direction, entry in per_direction.items():
-        for key in ("fid", "kid_mean", "kid_std", "cycle_psnr", "cycle_ssim"):
+        for key in ("fid", "kid_mean", "kid_std", "cycle_psnr", "cycle_ssim", "psnr", "ssim"):
             value = entry.get(key)
             if isinstance(value, int | float) and math.isfinite(value):
                 flat[f"{direction}/{key}"] = float(value)

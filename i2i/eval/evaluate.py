@@ -281,5 +281,7 @@ def evaluate(
         out_dir / METRICS_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     )
     render_report(report, out_dir)
+    for direction in SOURCE.keys() - results.keys():  # an earlier report's, now replaced
+        (out_dir / f"{direction}.png").unlink(missing_ok=True)
     say(f"wrote {out_dir / METRICS_FILE} and {out_dir / REPORT_FILE}")
     return report

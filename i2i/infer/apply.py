@@ -276,7 +276,11 @@ def apply_paths(
         report.notes.append(left_out)
     no_pyav = _videos_need(jobs, video)
     for job in ranks.shard(jobs):
-        if job.dst.exists() and not overwrite:
+        if job.dst.is_dir():
+            report.failed.append(
+                (str(job.src), f"a folder is in the way of its output {job.dst}; move it away")
+            )
+        elif job.dst.exists() and not overwrite:
             report.skipped_existing.append(job.dst)
         elif _is_video(job) and no_pyav:
             report.failed.append((str(job.src), f"{job.src.name}: {no_pyav}"))

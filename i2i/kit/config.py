@@ -76,7 +76,7 @@ def resolve_task_config(
     if from_file.get("resume") and not given.get("resume"):  # `resume:` in the file is --resume
         given["resume"] = from_file["resume"]
     if not given.get("resume"):
-        config = resolve(options, given, from_file, task_cls.toy_defaults, recipes)
+        config = resolve(options, given, from_file, task_cls.toy_defaults, recipes, task)
         return _aliased(task_cls, config)
     run_dir = Path(given["resume"])
     run = read_run_config(run_dir)
@@ -98,6 +98,7 @@ def resolve_task_config(
         {**saved, **from_file},
         toy_defaults=task_cls.toy_defaults,
         recipes=recipes if recipe_known else None,
+        task=task,
     )
     config = _aliased(task_cls, config)
     config["out"] = config["resume"] = str(run_dir)

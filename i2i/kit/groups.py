@@ -61,7 +61,11 @@ class RunOptions(OptionGroup):
     sample_every: int = option(500, "Steps between sample grids.", minimum=1, resumable=True)
     save_every: int = option(1000, "Steps between checkpoints.", minimum=1, resumable=True)
     eval_every: int = option(
-        0, "Steps between held-out metrics (cycle PSNR/SSIM; 0: off).", minimum=0, resumable=True
+        0,
+        "Steps between held-out metrics (cycle PSNR/SSIM; for aligned pairs, PSNR/SSIM against "
+        "the targets; 0: off).",
+        minimum=0,
+        resumable=True,
     )
     eval_extractor: str | None = option(
         None, "Also FID/KID during eval with this feature extractor.", resumable=True

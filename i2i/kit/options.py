@@ -286,6 +286,7 @@ def resolve(
     config_file: Mapping[str, Any] | None = None,
     toy_defaults: Mapping[str, Any] | None = None,
     recipes: Mapping[str, Any] | None = None,
+    task: str = "TASK",
 ) -> dict[str, Any]:
     """The complete config: defaults < toy defaults (no data) < recipe < config file < flags.
 
@@ -317,7 +318,7 @@ def resolve(
         if recipe not in recipes:
             raise InvalidArgumentError(
                 f"unknown recipe {recipe!r}; available: {', '.join(sorted(recipes)) or 'none'} "
-                f"(`i2i describe TASK` lists what each sets)"
+                f"(`i2i describe {task}` lists what each sets)"
             )
         values = recipes[recipe].values
         # A recipe's network arguments belong to the network it names: `--recipe quality

@@ -165,7 +165,7 @@ def verify_model(folder: Path) -> dict[str, Any]:
     fine-tuning) is never built to read a model, so nothing it names is downloaded or opened.
     """
     config = read_config(folder)
-    shapes = header_shapes(Path(folder) / WEIGHTS)
+    shapes = header_shapes(weights_file(folder))
     for direction, spec in config["generators"].items():
         role = f"generator {direction}"
         found = shapes.get(direction, {})
@@ -173,8 +173,20 @@ def verify_model(folder: Path) -> dict[str, Any]:
     return config
 
 
+def weights_file(folder: Path) -> Path:
+    """The model's weights file; an ONNX export has none, and is told how it runs."""
+    folder = Path(folder)
+    if not (folder / WEIGHTS).exists() and any(folder.glob("*.onnx")):
+        raise CheckpointError(
+            f"{folder} is an ONNX export, without {WEIGHTS}: run it with `i2i apply --backend "
+            f'onnxruntime` (Python: backend="onnxruntime"); other commands need the model it '
+            f"was exported from"
+        )
+    return folder / WEIGHTS
+
+
 def read_weights(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
-    path = regular_file(Path(folder) / WEIGHTS, Path(folder), "weights file")
+    path = regular_file(weights_file(folder), Path(folder), "weights file")
     try:
         flat = load_file(str(path))
     except (OSError, SafetensorError) as error:

@@ -90,7 +90,7 @@ class DataFeed:
         example = f" (e.g. {reasons[0][0]}: {reasons[0][1]})" if reasons else ""
         raise DataError(
             f"no readable image in domain {' or '.join(missing)} of {self.task.data_root}: "
-            f"every file failed to decode{example}; replace or remove those files"
+            f"none could be used{example}; replace or remove those files"
         )
 
     def held_out(self, raw: dict[str, Any]) -> dict[str, torch.Tensor]:

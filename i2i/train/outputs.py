@@ -41,7 +41,8 @@ class RunOutputs:
         return ema.swapped_in() if ema is not None else contextlib.nullcontext()
 
     def evaluate(self, logger: RunLogger, step: int, epoch: int) -> None:
-        """Held-out metrics on rank 0 (cycle PSNR/SSIM, FID/KID with --eval-extractor)."""
+        """Held-out metrics on rank 0: cycle PSNR/SSIM, PSNR/SSIM against the targets of aligned
+        pairs, FID/KID with --eval-extractor."""
         if not self.runtime.is_main or not self.eval_batch:
             return
         from i2i.eval.evaluate import cycle_metrics, flat_metrics
@@ -56,6 +57,7 @@ class RunOutputs:
                 extractor=self.eval_extractor,
                 cache=self._eval_cache,
                 device=self.runtime.device,
+                paired=self.task.paired,
             )
         self.last_eval = {f"eval/{k}": v for k, v in flat_metrics(result).items()}
         logger.metrics(step, epoch, self.last_eval)

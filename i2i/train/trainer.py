@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.errors import I2IError, InputSizeError, InvalidArgumentError
 from i2i.data import collate, keep_decoded, prefetch
 from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
@@ -46,6 +48,44 @@ class TrainResult:
     interrupted: bool = False
 
 
+@contextmanager
+def training_size_errors(crop: int) -> Iterator[None]:
+    """Size errors said in training's terms: the size the user chooses here is --crop-size, and
+    apply's advice (pad the image) does not apply."""
+    try:
+        yield
+    except InputSizeError as error:
+        if error.need is None:
+            raise
+        raise InputSizeError(
+            f"--crop-size {crop} does not suit these networks: {error.need}; use --crop-size "
+            f"{error.fit}, or another --gen"
+        ) from error
+    except ValueError as error:  # torch's norm layers on a map shrunk to one value
+        torch_says, got, _ = str(error).partition(", got input size")
+        if not got:
+            raise
+        raise InputSizeError(
+            f"--crop-size {crop} is too small for these networks: a feature map shrinks to 1x1 "
+            f"({torch_says.strip()}); use a larger --crop-size, or a critic with fewer stride-2 "
+            f"layers (--disc nlayer --disc-kw n_layers=2)"
+        ) from error
+
+
+def check_eval_measures(task: Task, o: RunOptions) -> None:
+    """Refuse an --eval-every that would measure nothing: a one-way model of unpaired data has no
+    cycle to score and no targets, so only FID/KID (--eval-extractor) can say how it does."""
+    if not o.eval_every or o.eval_extractor is not None or task.paired:
+        return
+    directions = {spec["direction"] for spec in task.generators().values()}
+    if len(directions) < 2:
+        raise InvalidArgumentError(
+            f"--eval-every measures cycle PSNR/SSIM, which a {task.name} model (one way, "
+            f"{'/'.join(sorted(directions))}) does not have: add --eval-extractor NAME for FID/KID "
+            f"(`i2i list feature_extractors`), or leave --eval-every out"
+        )
+
+
 class Trainer:
     def __init__(self, task: Task) -> None:
         o = RunOptions.of(task.config)
@@ -62,13 +102,15 @@ class Trainer:
             torch.set_num_threads(o.threads)
         self.runtime = rt = Runtime(o.device, o.precision, o.compile)
         task.attach(rt, seed=o.seed)
+        check_eval_measures(task, o)
         torch.manual_seed(o.seed)  # identical network init on every rank
         self.augment = BatchAugmentation.for_task(task)
         self.data = DataFeed(task, rt, self.augment, batch_size=o.batch_size, seed=o.seed)
         self.dataset = self.data.dataset
         # Small datasets stay decoded in memory: no decoding on the critical path, no workers.
         self.in_memory = keep_decoded(self.dataset)
-        task.build(self.data.held_out(collate([self.data.first_readable_item()])))
+        with training_size_errors(self.augment.size):
+            task.build(self.data.held_out(collate([self.data.first_readable_item()])))
         # Before the EMA copies the generators; a resumed run has its own weights, unless it
         # stopped before its first checkpoint and starts again from step 0.
         self.started_from = None
@@ -141,7 +183,7 @@ class Trainer:
         stopping = False  # agreed by all ranks, unlike a signal that reached one of them
         logger.print(self._start_line())
         try:
-            with stop.installed():
+            with stop.installed(), training_size_errors(self.augment.size):
                 while self.step < self.total_steps and not stopping:
                     epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
                     lr = self.set_learning_rate(epoch)
