@@ -155,6 +155,27 @@ def test_a_report_of_fewer_directions_replaces_the_earlier_sheets(report, model_
     assert sorted(p.name for p in out.iterdir()) == ["AtoB.png", "index.html", "metrics.json"]
 
 
+def test_unreadable_test_images_are_left_out_and_listed(model_dir, data_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    (data / "testA" / "broken.jpg").write_bytes(b"not a jpeg")
+    messages: list[str] = []
+    translator = i2i.load(model_dir, device="cpu")
+    result = evaluate(
+        translator, data, tmp_path / "out", extractor=RandomConv(), device="cpu",
+        log=messages.append,
+    )  # fmt: skip
+    assert [s["path"] for s in result["skipped"]] == [str(data / "testA" / "broken.jpg")]
+    n_a = len(list((data_dir / "testA").iterdir()))
+    assert result["directions"]["AtoB"]["n_images"] == n_a
+    assert any("1 unreadable image left out" in n for n in result["directions"]["BtoA"]["notes"])
+    assert any(m.startswith("left out 1 unreadable image") for m in messages)
+    for path in (data / "testA").iterdir():
+        path.write_bytes(b"not an image either")
+    with pytest.raises(DataError, match="no readable image in testA/"):
+        evaluate(translator, data, tmp_path / "out2", extractor=RandomConv(), device="cpu")
+
+
 def test_one_direction_model_has_no_cycle_metrics(tmp_path, data_dir):
     model = make_model(tmp_path / "m", directions=("AtoB",))
     result = evaluate(model, data_dir, tmp_path / "out", extractor=RandomConv(), device="cpu")

@@ -96,6 +96,11 @@ def writing(
         raise WriteError(f"cannot write {target}: {reason}; {advice}") from error
 
 
+def count(n: int, noun: str) -> str:
+    """``1 file``, ``3 files``: a number of things as a message says it."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def short(value: Any) -> str:
     """A value as an error message shows it: its repr, cut at 80 characters (a value read from
     a file may be megabytes long, and an error stays one readable line)."""

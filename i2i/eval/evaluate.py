@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from i2i.core.checks import check_positive, check_text_path
-from i2i.core.errors import DataError, I2IError, writing
+from i2i.core.errors import DataError, I2IError, ImageDecodeError, count, writing
 from i2i.core.files import atomic_write, atomic_write_text
 from i2i.data import find_images, load_image, to_float, to_uint8
 from i2i.eval.cycle import (
@@ -71,9 +71,21 @@ def _domain_paths(data_dir: Path, domain: str, max_images: int | None) -> list[P
     return paths[:max_images] if max_images else paths
 
 
-def _load_all(paths: Sequence[Path], channels: int) -> Iterator[torch.Tensor]:
+def _load_all(
+    paths: Sequence[Path], channels: int, skipped: dict[str, str]
+) -> Iterator[torch.Tensor]:
+    """The images that decode; the others are left out with their reason in ``skipped``, so that
+    one bad file does not cost the whole evaluation (as in apply and train)."""
     for path in paths:
-        yield load_image(path, channels)
+        try:
+            yield load_image(path, channels)
+        except ImageDecodeError as error:
+            skipped[str(path)] = str(error)
+
+
+def _example(skipped: dict[str, str]) -> str:
+    path, reason = next(iter(skipped.items()))
+    return f"e.g. {Path(path).name}: {reason}"
 
 
 def _model_summary(translator: Any) -> dict[str, Any]:
@@ -109,13 +121,16 @@ def _translate(
     ext: FeatureExtractor,
     batch_size: int,
     sheet_rows: int,
+    skipped: dict[str, str],
 ) -> _Translated:
     """Translate ``paths`` (and back, when the model has both directions) in batches of images
     of one size, keeping features, cycle scores and sheet rows in file order."""
     done = _Translated(cycle=OTHER[direction] in translator.directions)
     channels = translator.input_channels(direction) if hasattr(translator, "input_channels") else 3
     for chunk in _chunks(paths, batch_size):
-        images = [load_image(p, channels) for p in chunk]
+        images = list(_load_all(chunk, channels, skipped))
+        if not images:
+            continue
         rows: dict[int, tuple[torch.Tensor, ...]] = {}
         for indices in _by_shape(images).values():
             x = to_float(torch.stack([images[i] for i in indices]))
@@ -211,9 +226,15 @@ def evaluate(
     domains = getattr(translator, "domains", {"A": "A", "B": "B"})
 
     real_features: dict[str, torch.Tensor] = {}
+    skipped: dict[str, str] = {}
     for domain, domain_paths in real_paths.items():
         say(f"features of {len(domain_paths)} real {domains.get(domain, domain)} images")
-        real_features[domain] = embed_images(ext, _load_all(domain_paths, 3), batch_size=batch_size)
+        real_images = _load_all(domain_paths, 3, skipped)
+        real_features[domain] = embed_images(ext, real_images, batch_size=batch_size)
+        if not len(real_features[domain]):
+            raise DataError(
+                f"no readable image in test{domain}/ of {data_dir}; {_example(skipped)}"
+            )
 
     results: dict[str, Any] = {}
     for direction in wanted:
@@ -221,7 +242,13 @@ def evaluate(
         source, target = SOURCE[direction], TARGET[direction]
         label = f"{domains.get(source, source)} → {domains.get(target, target)}"
         say(f"{direction} ({label}): translating {len(paths[direction])} images")
-        done = _translate(translator, direction, paths[direction], ext, batch_size, sheet_rows)
+        done = _translate(
+            translator, direction, paths[direction], ext, batch_size, sheet_rows, skipped
+        )
+        if not done.features:
+            raise DataError(
+                f"no readable image in test{source}/ of {data_dir}; {_example(skipped)}"
+            )
         stats = compare_features(
             real_features[target],
             torch.cat(done.features),
@@ -230,6 +257,8 @@ def evaluate(
             seed=seed,
         )
         notes = done.notes | set(stats.pop("notes"))
+        if skipped:
+            notes.add(f"{count(len(skipped), 'unreadable image')} left out ({_example(skipped)})")
         if done.cycle:
             cycle_stats = summarise_cycle(done.psnrs, done.ssims, notes)
         else:
@@ -276,11 +305,14 @@ def evaluate(
         "extractor": info,
         "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size, "seed": seed},
         "directions": results,
+        "skipped": [{"path": path, "reason": reason} for path, reason in skipped.items()],
     }
     atomic_write_text(
         out_dir / METRICS_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     )
     render_report(report, out_dir)
+    if skipped:
+        say(f"left out {count(len(skipped), 'unreadable image')}: {', '.join(skipped)}")
     for direction in SOURCE.keys() - results.keys():  # an earlier report's, now replaced
         (out_dir / f"{direction}.png").unlink(missing_ok=True)
     say(f"wrote {out_dir / METRICS_FILE} and {out_dir / REPORT_FILE}")

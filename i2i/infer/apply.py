@@ -21,11 +21,11 @@ from typing import TypeVar
 import torch
 
 from i2i.core.checks import check_pixels, check_positive
-from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, writing
+from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, count, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
 from i2i.data import image_format, image_header, load_image, save_image
-from i2i.infer.plan import Job, count, plan
+from i2i.infer.plan import Job, plan
 from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling
 from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video

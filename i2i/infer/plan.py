@@ -13,13 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from i2i.core.errors import I2IError
+from i2i.core.errors import I2IError, count
 from i2i.data import IMAGE_EXTENSIONS, find_files, kinds_of
 from i2i.infer.video import VIDEO_EXTENSIONS
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
