@@ -170,6 +170,9 @@ def test_directions_default_and_errors(tmp_path, translator):
 def test_bad_settings_are_one_line_errors(translator):
     with pytest.raises(InvalidArgumentError, match="more than twice the overlap"):
         translator(pattern(16, 16), tile=32, overlap=16)
+    with pytest.raises(InvalidArgumentError, match=r"use --tile 32 or more"):
+        translator(pattern(16, 16), tile=30, overlap=4)
+    assert translator(pattern(16, 16), tile=32, overlap=4).size == (16, 16)  # as it says
     with pytest.raises(InvalidArgumentError, match="tile must be a positive integer"):
         translator(pattern(16, 16), tile=0)
     with pytest.raises(InvalidArgumentError, match="overlap must be"):
@@ -475,6 +478,23 @@ def test_video_odd_size_and_tiles(translator, tmp_path):
     src = write_video(tmp_path / "clip.avi", frames=3, size=(48, 32), rate=Fraction(30000, 1001))
     count = translate_video(translator, src, tmp_path / "o" / "clip.avi", tile=32, overlap=8)
     assert count == 3 and probe(tmp_path / "o" / "clip.avi") == (3, Fraction(30000, 1001), 48, 32)
+
+
+def test_a_video_of_odd_sides_is_written_even_and_says_so(translator, tmp_path):
+    av = pytest.importorskip("av")
+    src = tmp_path / "odd.avi"
+    with av.open(str(src), "w") as container:  # PNG frames: odd sides, which 4:2:0 cannot hold
+        stream = container.add_stream("png", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 33, 23, "rgb24"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.asarray(pattern(33, 23, seed=i)), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    report = apply_paths(translator, [src], tmp_path / "out", progress=False)
+    assert report.written == [tmp_path / "out" / "odd.avi"]
+    assert probe(tmp_path / "out" / "odd.avi") == (3, 12, 34, 24)
+    assert any("odd.avi is 33x23; its translation is written 34x24" in n for n in report.notes)
 
 
 def test_unreadable_video_is_skipped(translator, tmp_path):

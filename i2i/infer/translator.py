@@ -52,14 +52,15 @@ def check_tiling(tile: int | None, overlap: int) -> None:
     check_positive("tile", tile)
     if tile < 32:
         raise InvalidArgumentError(
-            f"--tile {tile} is too small: each tile is one network pass; use --tile 256 or more"
+            f"--tile {tile} is too small: each tile is one network pass; use --tile 32 or more "
+            f"(256 or more keeps the passes few)"
         )
     if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
         raise InvalidArgumentError(f"overlap must be an integer >= 0, got {overlap!r}")
     if tile <= 2 * overlap:
         raise InvalidArgumentError(
-            f"tile ({tile}) must be more than twice the overlap ({overlap}); use a bigger tile "
-            "or a smaller overlap"
+            f"tile ({tile}) must be more than twice the overlap ({overlap}); use a bigger --tile "
+            "or a smaller --overlap"
         )
 
 

@@ -405,7 +405,7 @@ def translate_video(
     video. An unreadable ``src`` is an ``ImageDecodeError``, as an unreadable image is; frames
     over the translator's ``untiled_max_pixels`` without ``tile`` an ``InputSizeError``; an
     output that cannot be written (a full disk) a ``WriteError``. ``warn`` hears of frames
-    scaled to the first frame's size. ``progress_prefix`` (``"rank 1/4: "``) turns the bar into
+    scaled to the first frame's size, and of odd sides made even. ``progress_prefix`` (``"rank 1/4: "``) turns the bar into
     lines for one of several processes.
     """
     av = require_av()
@@ -433,6 +433,13 @@ def translate_video(
     except InputSizeError:
         container.close()
         raise
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if warn is not None and (width % 2 or height % 2):
+        warn(
+            f"{src.name} is {width}x{height}; its translation is written "
+            f"{width + width % 2}x{height + height % 2}, the last row or column repeated, as "
+            f"4:2:0 video needs even sides"
+        )
     one_size = _OneSize(src, warn)
     audio = list(container.streams.audio)
     rate = stream.average_rate or stream.guessed_rate or _FALLBACK_RATE
