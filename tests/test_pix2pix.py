@@ -321,3 +321,34 @@ def test_the_cli_questions_plain_photos_in_the_side_by_side_layout_on_one_line(t
     [line] = [line for line in result.stderr.splitlines() if "left half -> right half" in line]
     assert line.startswith("warning: ") and "0.png is 40x40" in line
     assert "I2IWarning" not in result.stderr
+
+
+@pytest.mark.parametrize("layout", ["folders", "side_by_side"])
+def test_eval_scores_a_pix2pix_model_against_the_targets_of_the_test_pairs(tmp_path, layout):
+    from i2i.eval.evaluate import evaluate
+    from tests.test_evaluate import RandomConv
+
+    data = write_pairs(tmp_path / "data", layout, n_test=3)
+    train("pix2pix", data=str(data), out=str(tmp_path / "run"), max_steps=2, **TINY)
+    model = export_run(tmp_path / "run", tmp_path / "model")
+    translator = i2i.load(model, device="cpu")
+    report = evaluate(translator, data, tmp_path / "report", extractor=RandomConv(), device="cpu")
+    entry = report["directions"]["AtoB"]
+    assert entry["n_images"] == entry["n_real"] == 3
+    assert entry["contact_sheet_columns"][-1].startswith("target")
+    assert not any("one direction" in note for note in entry["notes"])
+    # PSNR against the targets, as a user would compute it from the translations
+    tests = sorted((data / ("testA" if layout == "folders" else "test")).iterdir())
+    values = []
+    for path in tests:
+        pair = np.asarray(Image.open(path).convert("RGB"))
+        a, b = (
+            (pair, np.asarray(Image.open(data / "testB" / path.name)))
+            if layout == "folders"
+            else (pair[:, :32], pair[:, 32:])
+        )
+        fake = np.asarray(translator(Image.fromarray(a)))
+        values.append(psnr(fake, b))
+    assert entry["psnr"] == pytest.approx(np.mean(values), abs=0.3)
+    assert 0 < entry["ssim"] <= 1
+    assert "PSNR to target" in (tmp_path / "report" / "index.html").read_text()

@@ -177,7 +177,7 @@ def apply(
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False),
-    help="Folder with testA/ and testB/ (required with MODEL).",
+    help="Folder with testA/ and testB/, or a pix2pix model's test pairs (required with MODEL).",
 )
 @click.option(
     "-o",
@@ -226,7 +226,8 @@ def eval_command(
     seed: int,
     path_noise: float | None,
 ) -> None:
-    """FID / KID of translations and cycle PSNR / SSIM, with an HTML report to look at.
+    """FID / KID of translations and cycle PSNR / SSIM (for a pix2pix model, PSNR / SSIM against
+    the targets of its test pairs), with an HTML report to look at.
 
     With --video INPUT OUTPUT instead: the temporal warping error (Lai et al., ECCV 2018) of
     both videos, measured along INPUT's optical flow; lower is steadier.

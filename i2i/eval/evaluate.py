@@ -6,6 +6,10 @@ the chosen extractor, the translated images quantised to 8 bits as if saved) and
 has both directions, measures how well translating back reconstructs the input (PSNR and SSIM of
 x against F(G(x))). It writes ``metrics.json``, a contact sheet per direction and ``index.html``.
 
+For a model of a paired task (pix2pix) it reads the test pairs instead (``DIR/test`` side by
+side, or ``DIR/testA`` and ``DIR/testB`` by name), compares the translations with their targets
+(FID/KID) and scores each against its own target (PSNR and SSIM).
+
 The light version for use during training, ``cycle_metrics``, lives in ``cycle.py`` and is
 importable from here too; the page and the contact sheets are drawn by ``report.py``.
 """
@@ -26,11 +30,13 @@ import torch
 from i2i.core.checks import check_positive, check_text_path
 from i2i.core.errors import DataError, I2IError, ImageDecodeError, count, writing
 from i2i.core.files import atomic_write, atomic_write_text
-from i2i.data import find_images, load_image, to_float, to_uint8
+from i2i.core.registry import REGISTRIES
+from i2i.data import AlignedDataset, find_images, load_image, to_float, to_uint8
 from i2i.eval.cycle import (
     OTHER,
     SOURCE,
     TARGET,
+    TARGETS,
     as_model,
     cycle_metrics,
     cycle_scores,
@@ -51,10 +57,10 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _by_shape(images: Sequence[torch.Tensor]) -> dict[tuple[int, ...], list[int]]:
+def _by_shape(shapes: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], list[int]]:
     groups: dict[tuple[int, ...], list[int]] = {}
-    for index, image in enumerate(images):
-        groups.setdefault(tuple(image.shape), []).append(index)
+    for index, shape in enumerate(shapes):
+        groups.setdefault(shape, []).append(index)
     return groups
 
 
@@ -110,29 +116,37 @@ class _Translated:
     features: list[torch.Tensor] = field(default_factory=list)
     psnrs: list[float] = field(default_factory=list)
     ssims: list[float] = field(default_factory=list)
+    # Aligned pairs only: the targets' features and each translation's scores against its target.
+    target_features: list[torch.Tensor] = field(default_factory=list)
+    target_psnrs: list[float] = field(default_factory=list)
+    target_ssims: list[float] = field(default_factory=list)
     sheet: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
     notes: set[str] = field(default_factory=set)
+
+
+# The images of some test items: (input, target) with target None for unpaired data.
+Loader = Callable[[Sequence[Any]], list[tuple[torch.Tensor, torch.Tensor | None]]]
 
 
 def _translate(
     translator: Any,
     direction: str,
-    paths: Sequence[Path],
+    items: Sequence[Any],
+    load: Loader,
     ext: FeatureExtractor,
     batch_size: int,
     sheet_rows: int,
-    skipped: dict[str, str],
 ) -> _Translated:
-    """Translate ``paths`` (and back, when the model has both directions) in batches of images
-    of one size, keeping features, cycle scores and sheet rows in file order."""
+    """Translate the inputs of ``items`` (and back, when the model has both directions) in
+    batches of images of one size, keeping features, cycle scores, scores against the targets
+    of aligned pairs and sheet rows in file order."""
     done = _Translated(cycle=OTHER[direction] in translator.directions)
-    channels = translator.input_channels(direction) if hasattr(translator, "input_channels") else 3
-    for chunk in _chunks(paths, batch_size):
-        images = list(_load_all(chunk, channels, skipped))
-        if not images:
-            continue
+    for chunk in _chunks(items, batch_size):
+        pairs = load(chunk)
+        images = [image for image, _ in pairs]
+        shapes = [(*image.shape, *(() if t is None else t.shape)) for image, t in pairs]
         rows: dict[int, tuple[torch.Tensor, ...]] = {}
-        for indices in _by_shape(images).values():
+        for indices in _by_shape(shapes).values():
             x = to_float(torch.stack([images[i] for i in indices]))
             fake = translator(x, direction=direction).clamp(-1.0, 1.0)
             done.features.append(embed_images(ext, to_uint8(fake), batch_size))
@@ -141,10 +155,54 @@ def _translate(
                 p, s = cycle_scores(x, rec, done.notes)
                 done.psnrs += p
                 done.ssims += s
+            target = None
+            if pairs[indices[0]][1] is not None:
+                targets = torch.stack([pairs[i][1] for i in indices])
+                done.target_features.append(embed_images(ext, targets, batch_size))
+                target = to_float(targets)
+                p, s = cycle_scores(target, fake, done.notes, TARGETS)
+                done.target_psnrs += p
+                done.target_ssims += s
             for row, i in enumerate(indices):
-                rows[i] = (x[row], fake[row]) + ((rec[row],) if rec is not None else ())
+                rows[i] = (x[row], fake[row])
+                rows[i] += (rec[row],) if rec is not None else ()
+                rows[i] += (target[row],) if target is not None else ()
         done.sheet += [rows[i] for i in sorted(rows)][: max(0, sheet_rows - len(done.sheet))]
     return done
+
+
+def _unpaired(channels: int, skipped: dict[str, str]) -> Loader:
+    return lambda paths: [(image, None) for image in _load_all(paths, channels, skipped)]
+
+
+def _paired(pairs: AlignedDataset, skipped: dict[str, str]) -> Loader:
+    def load(indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        loaded = []
+        for item in (pairs[i] for i in indices):
+            skipped.update(item["skipped"])
+            if item["A"] is not None:
+                loaded.append((item["A"], item["B"]))
+        return loaded
+
+    return load
+
+
+def _channels(translator: Any, direction: str) -> tuple[int, int]:
+    """The channels of ``direction``'s inputs and outputs (3 where the model does not say)."""
+    config = getattr(translator, "config", None) or {}
+    kwargs = config.get("generators", {}).get(direction, {}).get("kwargs", {})
+    source = translator.input_channels(direction) if hasattr(translator, "input_channels") else 3
+    return source, int(kwargs.get("out_channels", 3))
+
+
+def _pair_direction(translator: Any) -> str | None:
+    """For a model of a paired task (pix2pix), which side of the test pairs is its input;
+    None for an unpaired one."""
+    config = getattr(translator, "config", None) or {}
+    task = config.get("task")
+    if task not in REGISTRIES["tasks"] or not REGISTRIES["tasks"].get(task).factory.paired:
+        return None
+    return config.get("options", {}).get("direction", "AtoB")
 
 
 def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
@@ -190,7 +248,7 @@ def evaluate(
     Hub id), loaded on ``device``; the feature extractor runs on ``device`` too. ``max_images``
     caps the images read from each test folder (the first ones in sorted order). Returns the
     dict written to ``out_dir/metrics.json``; ``out_dir/index.html`` shows it with the contact
-    sheets (input | translated | reconstructed).
+    sheets (input | translated | reconstructed, or | target for aligned pairs).
     """
     check_positive("batch_size", batch_size)
     check_positive("max_images", max_images, allow_none=True)
@@ -218,15 +276,26 @@ def evaluate(
     with writing(out_dir):  # a read-only or foreign -o fails now, not after the work
         out_dir.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out_dir).close()
-    paths = {d: _domain_paths(data_dir, SOURCE[d], max_images) for d in wanted}
-    real_paths = {TARGET[d]: _domain_paths(data_dir, TARGET[d], max_images) for d in wanted}
+    skipped: dict[str, str] = {}
+    pair_direction = _pair_direction(translator)
+    if pair_direction is None:
+        sources: dict[str, Sequence[Any]] = {
+            d: _domain_paths(data_dir, SOURCE[d], max_images) for d in wanted
+        }
+        real_paths = {TARGET[d]: _domain_paths(data_dir, TARGET[d], max_images) for d in wanted}
+        loaders = {d: _unpaired(_channels(translator, d)[0], skipped) for d in wanted}
+    else:  # the targets are the real images, read beside their inputs
+        sources, real_paths, loaders = {}, {}, {}
+        for d in wanted:
+            sides = pair_direction if d == "AtoB" else OTHER[pair_direction]
+            pairs = AlignedDataset(data_dir, "test", sides, max_images, _channels(translator, d))
+            sources[d], loaders[d] = range(len(pairs)), _paired(pairs, skipped)
     say(f"loading feature extractor {extractor if isinstance(extractor, str) else extractor.name}")
     ext = create_extractor(extractor, target_device)
     info = ext.info()
     domains = getattr(translator, "domains", {"A": "A", "B": "B"})
 
     real_features: dict[str, torch.Tensor] = {}
-    skipped: dict[str, str] = {}
     for domain, domain_paths in real_paths.items():
         say(f"features of {len(domain_paths)} real {domains.get(domain, domain)} images")
         real_images = _load_all(domain_paths, 3, skipped)
@@ -241,14 +310,16 @@ def evaluate(
         started = time.perf_counter()
         source, target = SOURCE[direction], TARGET[direction]
         label = f"{domains.get(source, source)} → {domains.get(target, target)}"
-        say(f"{direction} ({label}): translating {len(paths[direction])} images")
+        say(f"{direction} ({label}): translating {len(sources[direction])} images")
         done = _translate(
-            translator, direction, paths[direction], ext, batch_size, sheet_rows, skipped
-        )
+            translator, direction, sources[direction], loaders[direction], ext, batch_size,
+            sheet_rows,
+        )  # fmt: skip
         if not done.features:
-            raise DataError(
-                f"no readable image in test{source}/ of {data_dir}; {_example(skipped)}"
-            )
+            where = f"test{source}/" if pair_direction is None else "the test pairs"
+            raise DataError(f"no readable image in {where} of {data_dir}; {_example(skipped)}")
+        if pair_direction is not None:
+            real_features[target] = torch.cat(done.target_features)
         stats = compare_features(
             real_features[target],
             torch.cat(done.features),
@@ -263,7 +334,8 @@ def evaluate(
             cycle_stats = summarise_cycle(done.psnrs, done.ssims, notes)
         else:
             cycle_stats = {"cycle_psnr": None, "cycle_ssim": None}
-            notes.add("the model has one direction: no cycle metrics")
+            if pair_direction is None:
+                notes.add("the model has one direction: no cycle metrics")
         if not ext.comparable:
             notes.add(f"features from {ext.name}: FID/KID not comparable with published FID")
         # plain ASCII: Pillow's default font has no arrows
@@ -271,6 +343,10 @@ def evaluate(
         titles.append(f"translated ({domains.get(target, target)})")
         if done.cycle:
             titles.append(f"reconstructed ({domains.get(source, source)})")
+        if done.target_features:
+            titles.append(f"target ({domains.get(target, target)})")
+            scores = summarise_cycle(done.target_psnrs, done.target_ssims, notes, TARGETS)
+            cycle_stats.update(psnr=scores["cycle_psnr"], ssim=scores["cycle_ssim"])
         sheet_name = f"{direction}.png"
         image = contact_sheet(titles, list(zip(*done.sheet, strict=True)), tile_size)
         atomic_write(out_dir / sheet_name, lambda f, image=image: image.save(f, format="PNG"))

@@ -51,10 +51,13 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def summary_line(direction: str, entry: Mapping[str, Any]) -> str:
     kid = entry["kid_mean"]
+    if "psnr" in entry:  # aligned pairs: against the targets, not the cycle
+        scores = f"PSNR to target {_fmt(entry['psnr'])} dB, SSIM {_fmt(entry['ssim'], 3)}"
+    else:
+        scores = f"cycle PSNR {_fmt(entry['cycle_psnr'])} dB, SSIM {_fmt(entry['cycle_ssim'], 3)}"
     return (
         f"{direction}: FID {_fmt(entry['fid'])}, KID {'n/a' if kid is None else f'{kid:.4g}'}, "
-        f"cycle PSNR {_fmt(entry['cycle_psnr'])} dB, SSIM {_fmt(entry['cycle_ssim'], 3)} "
-        f"({entry['n_images']} images)"
+        f"{scores} ({entry['n_images']} images)"
     )
 
 
@@ -72,11 +75,14 @@ def render_report(report: Mapping[str, Any], out_dir: str | Path) -> Path:
                 "kid_text": "n/a" if kid is None else f"{kid * 1e3:.2f} ± {(std or 0) * 1e3:.2f}",
                 "psnr_text": _fmt(entry.get("cycle_psnr")),
                 "ssim_text": _fmt(entry.get("cycle_ssim"), 3),
+                "target_psnr_text": _fmt(entry.get("psnr")),
+                "target_ssim_text": _fmt(entry.get("ssim"), 3),
             }
         )
     env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(files("i2i.model_cards").joinpath(TEMPLATE).read_text())
-    html = template.render(**report, rows=rows)
+    paired = any("psnr" in entry for entry in report["directions"].values())
+    html = template.render(**report, rows=rows, paired=paired)
     path = Path(out_dir) / REPORT_FILE
     atomic_write_text(path, html)
     return path
