@@ -64,6 +64,10 @@ def test_export_writes_config_weights_card_and_samples(run_dir, tmp_path):
     assert "day → night" in card and "i2i.load(" in card and "i2i apply" in card
     assert "![samples](samples.png)" in card
     assert "lambda_identity" in card
+    # the data folder is named, never located: a pushed card shows no local path
+    run_data = json.loads((run_dir / "config.json").read_text())["options"]["data"]
+    assert Path(run_data).is_absolute() and config["training"]["data"] == Path(run_data).name
+    assert run_data not in card and run_data not in (model / "config.json").read_text()
 
 
 def test_exported_generators_equal_the_checkpoint(run_dir, tmp_path):

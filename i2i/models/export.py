@@ -63,6 +63,12 @@ def run_to_model(
     # made before the 2026-12 option groups recorded no domains or size: defaults then).
     training = {k: v for k, v in run["options"].items() if k not in ("out", "resume", "device")}
     training["steps"] = state["step"]
+    # A model leaves the machine (push, a shared folder): its local folders are named, not
+    # located, so a model card never shows someone's home directory.
+    for key in ("data", "init_from"):
+        value = training.get(key)
+        if isinstance(value, str) and Path(value).is_absolute():
+            training[key] = Path(value).name
     config = make_config(
         run["task"],
         gen_specs,
