@@ -91,6 +91,13 @@ def test_describe_names_the_kind_a_misspelling_is_closest_to():
     assert "--kind KIND" in invoke("describe", "--help").output
 
 
+def test_an_empty_listing_and_a_component_without_arguments_say_so():
+    result = invoke("list", "generators", "zzz*")
+    assert result.exit_code == 0
+    assert result.output.strip() == "nothing matches 'zzz*'; `i2i list generators` shows them all"
+    assert "takes no arguments" in invoke("describe", "efficientnet_lite0").output
+
+
 def test_plugins_table():
     result = invoke("plugins")
     assert result.exit_code == 0

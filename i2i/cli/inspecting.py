@@ -17,10 +17,16 @@ def list_command(kind: str | None, pattern: str) -> None:
     augmentations, tasks or feature_extractors; PATTERN is a glob such as 'resnet*'."""
     from i2i.core.registry import REGISTRIES
 
+    shown = 0
     for name in [kind] if kind else list(KINDS):
         registry = REGISTRIES[name]
         rows = [[c.name, c.plugin, c.summary] for c in registry if c.name in registry.list(pattern)]
-        print_table(name, ["name", "plugin", "summary"], rows)
+        if rows or pattern == "*":
+            print_table(name, ["name", "plugin", "summary"], rows)
+        shown += len(rows)
+    if not shown:
+        listing = f"i2i list {kind}" if kind else "i2i list"
+        click.echo(f"nothing matches {pattern!r}; `{listing}` shows them all")
 
 
 @cli.command()
@@ -50,7 +56,10 @@ def describe(name: str, kind: str | None) -> None:
             [p.name, p.annotation, "(required)" if p.required else repr(p.default)]
             for p in component.parameters
         ]
-        print_table("parameters", ["name", "type", "default"], rows)
+        if rows:
+            print_table("parameters", ["name", "type", "default"], rows)
+        else:
+            click.echo("  takes no arguments")
 
 
 def _closest_kind(name: str) -> str:
