@@ -224,6 +224,33 @@ def test_sigint_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
     assert latest_checkpoint(out) is not None
 
 
+@pytest.mark.parametrize("at_step", [3, 1])
+def test_a_second_signal_stops_at_once_and_names_what_is_left(toy_data, tmp_path, capsys, at_step):
+    task = i2i.create_task(
+        "cyclegan", data=str(toy_data), out=str(tmp_path / "run"), max_steps=8,
+        **{**TINY, "save_every": 2},
+    )  # fmt: skip
+    step, steps = task.train_step, []
+
+    def interrupted(batch):
+        steps.append(len(steps) + 1)
+        if len(steps) == at_step:
+            raise KeyboardInterrupt  # what StopFlag raises on the second signal
+        return step(batch)
+
+    task.train_step = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        i2i.fit(task)
+    said = capsys.readouterr().out
+    if at_step == 3:  # after the checkpoint of step 2
+        assert "Stopped at once; the last checkpoint is " in said
+        assert f"i2i train cyclegan --resume {tmp_path / 'run'}" in said
+        assert latest_checkpoint(tmp_path / "run") is not None
+    else:
+        assert "before the first checkpoint: there is nothing to resume" in said
+        assert not (tmp_path / "run").exists()
+
+
 def test_eval_every_logs_held_out_metrics(toy_data, tmp_path):
     out = tmp_path / "run"
     train("cyclegan", data=str(toy_data), out=str(out), max_steps=4, eval_every=2, **TINY)

@@ -14,7 +14,7 @@ import torch
 
 from i2i.core.files import atomic_write
 from i2i.kit.task import Task
-from i2i.models.checkpoint import RUN_CONFIG
+from i2i.models.checkpoint import RUN_CONFIG, latest_checkpoint
 from i2i.train.logger import METRICS_FILE, RunLogger
 from i2i.train.run_folder import quoted
 from i2i.train.runtime import Runtime
@@ -87,6 +87,22 @@ class RunOutputs:
             atomic_write(target, lambda f: grid.save(f, format="PNG"))
         logger.image("samples", grid, step)
         return path
+
+
+def print_stopped_at_once(task_name: str, run_dir: Path) -> None:
+    """What a second Ctrl-C leaves: the last whole checkpoint, if there is one (a checkpoint
+    being written when it came is either whole or absent)."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        print(
+            "Stopped at once, before the first checkpoint: there is nothing to resume.", flush=True
+        )
+    else:
+        print(
+            f"Stopped at once; the last checkpoint is {checkpoint.name}. Resume with: "
+            f"i2i train {task_name} --resume {quoted(run_dir)}",
+            flush=True,
+        )
 
 
 def print_summary(

@@ -32,7 +32,7 @@ from i2i.train.ema import GeneratorEMA
 from i2i.train.feed import DataFeed, default_workers
 from i2i.train.init_from import init_networks
 from i2i.train.logger import RunLogger
-from i2i.train.outputs import RunOutputs, print_summary
+from i2i.train.outputs import RunOutputs, print_stopped_at_once, print_summary
 from i2i.train.run_folder import claim_run_folder, record_config
 from i2i.train.runtime import Runtime
 from i2i.train.stop import StopFlag
@@ -221,6 +221,10 @@ class Trainer:
                 if rt.is_main:
                     samples_path = self.write_samples(logger)
                 loss_curve = logger.write_loss_curve()
+        except KeyboardInterrupt:  # a second signal: out at once, but say what is left
+            if rt.is_main:
+                print_stopped_at_once(self.task.name, self.run_dir)
+            raise
         finally:
             logger.close()
             self.folder.release(failed=sys.exc_info()[0] is not None)
