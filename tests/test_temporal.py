@@ -194,7 +194,7 @@ def test_warping_error_is_zero_for_pure_motion_and_grows_with_noise():
 
 def test_warping_error_needs_matching_videos():
     clip = panned(3)
-    with pytest.raises(I2IError, match="the output ended before"):
+    with pytest.raises(I2IError, match="the output ended after 2 frames, before the others"):
         warping_errors(clip, clip[:2], names=["the output"])
     with pytest.raises(I2IError, match="at least 2 frames"):
         warping_errors(clip[:1])

@@ -85,12 +85,13 @@ def warping_errors(
     steps = 0
     previous: list[np.ndarray] = []
     previous_gray: np.ndarray | None = None
-    for frames in itertools.zip_longest(reference, *videos):
+    for index, frames in enumerate(itertools.zip_longest(reference, *videos)):
         if any(frame is None for frame in frames):
             short = ", ".join(label for label, f in zip(labels, frames, strict=True) if f is None)
             raise I2IError(
-                f"{short} ended before the others; the warping error compares videos frame "
-                "by frame, so they need the same number of frames"
+                f"{short} ended after {index} frame{'' if index == 1 else 's'}, before the "
+                "others; the warping error compares videos frame by frame, so they need the "
+                "same number of frames"
             )
         gray = to_gray(frames[0])
         current = [
@@ -119,7 +120,8 @@ def video_flicker(
     (``warn`` hears of frames scaled to their video's first frame size)."""
     frames = _Counted(read_frames(input_path, warn))
     translated_frames = read_frames(output_path, warn)
-    source, translated = warping_errors(frames, translated_frames, names=["the output"])
+    names = [f"the output {Path(output_path).name}"]
+    source, translated = warping_errors(frames, translated_frames, names=names)
     return FlickerReport(input=source, output=translated, frames=frames.count)
 
 
