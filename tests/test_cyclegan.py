@@ -251,6 +251,17 @@ def test_a_second_signal_stops_at_once_and_names_what_is_left(toy_data, tmp_path
         assert not (tmp_path / "run").exists()
 
 
+def test_a_log_file_line_says_how_far_and_how_long_is_left(tmp_path, capsys):
+    from i2i.train.logger import RunLogger, _duration
+
+    logger = RunLogger(tmp_path, total_steps=100, start_step=0)
+    logger.log(10, 0, {"G_AB": 1.0})
+    logger.close()
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "G_AB" in line]
+    assert line.startswith("step 10/100 epoch 1 ") and " left G_AB=1" in line
+    assert [_duration(s) for s in (42, 425, 11520)] == ["42s", "7m05s", "3h12m"]
+
+
 def test_eval_every_logs_held_out_metrics(toy_data, tmp_path):
     out = tmp_path / "run"
     train("cyclegan", data=str(toy_data), out=str(out), max_steps=4, eval_every=2, **TINY)

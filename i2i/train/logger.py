@@ -30,6 +30,16 @@ def _tensorboard_writer(log_dir: Path) -> Any:
     return SummaryWriter(log_dir=str(log_dir))
 
 
+def _duration(seconds: float) -> str:
+    """``42s``, ``7m05s``, ``3h12m``: a time left as a log line says it."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 class RunLogger:
     def __init__(self, run_dir: Path, total_steps: int, start_step: int, enabled: bool = True):
         self.run_dir = Path(run_dir)
@@ -38,6 +48,7 @@ class RunLogger:
         self.metrics_path = self.run_dir / METRICS_FILE
         self.tensorboard = _tensorboard_writer(self.run_dir / "tensorboard") if enabled else None
         self.progress: Progress | None = None
+        self.total_steps = total_steps
         self._last_time, self._last_step = time.perf_counter(), start_step
         if enabled:
             # A resumed run repeats the steps after its checkpoint: drop their old records.
@@ -67,9 +78,12 @@ class RunLogger:
         losses = self._write(step, epoch, {"it_per_s": speed}, values)
         if self.progress is not None and self.console.is_terminal:
             self.progress.update(self.bar, speed=f"{speed:.2f} it/s", losses=losses)
-        else:
+        else:  # a log file: each line says how far, and how long is left at this speed
+            left = _duration((self.total_steps - step) / speed) if speed > 0 else "?"
             self.console.print(
-                f"step {step} epoch {epoch + 1} {speed:.2f} it/s {losses}", highlight=False
+                f"step {step}/{self.total_steps} epoch {epoch + 1} {speed:.2f} it/s, {left} left "
+                f"{losses}",
+                highlight=False,
             )
 
     def metrics(self, step: int, epoch: int, values: dict[str, float | None]) -> None:
