@@ -307,9 +307,9 @@ CASES = [
     ),
     Case(
         "crop-unsuited-to-the-generator",
-        _train(*SMALL_NETS, "--gen", "unet128", "--crop-size", "32"),
+        _train(*SMALL_NETS, "--gen", "unet128", "--crop-size", "32", "--load-size", "36"),
         "--crop-size 32 does not suit these networks: unet128 needs height and width divisible "
-        "by 128; use --crop-size 128",
+        "by 128; use --crop-size 128 with --load-size 128 or more, or another --gen",
     ),
 ]
 

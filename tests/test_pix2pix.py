@@ -323,17 +323,24 @@ def test_the_cli_questions_plain_photos_in_the_side_by_side_layout_on_one_line(t
     assert "I2IWarning" not in result.stderr
 
 
-@pytest.mark.parametrize("layout", ["folders", "side_by_side"])
-def test_eval_scores_a_pix2pix_model_against_the_targets_of_the_test_pairs(tmp_path, layout):
+@pytest.mark.parametrize(
+    ("layout", "direction"), [("folders", "AtoB"), ("side_by_side", "AtoB"), ("folders", "BtoA")]
+)
+def test_eval_scores_a_pix2pix_model_against_the_targets_of_the_test_pairs(
+    tmp_path, layout, direction
+):
     from i2i.eval.evaluate import evaluate
     from tests.test_evaluate import RandomConv
 
     data = write_pairs(tmp_path / "data", layout, n_test=3)
-    train("pix2pix", data=str(data), out=str(tmp_path / "run"), max_steps=2, **TINY)
+    train(
+        "pix2pix", data=str(data), out=str(tmp_path / "run"), max_steps=2, direction=direction,
+        **TINY,
+    )  # fmt: skip
     model = export_run(tmp_path / "run", tmp_path / "model")
     translator = i2i.load(model, device="cpu")
     report = evaluate(translator, data, tmp_path / "report", extractor=RandomConv(), device="cpu")
-    entry = report["directions"]["AtoB"]
+    entry = report["directions"]["AtoB"]  # pix2pix exports its one generator as AtoB
     assert entry["n_images"] == entry["n_real"] == 3
     assert entry["contact_sheet_columns"][-1].startswith("target")
     assert not any("one direction" in note for note in entry["notes"])
@@ -347,8 +354,37 @@ def test_eval_scores_a_pix2pix_model_against_the_targets_of_the_test_pairs(tmp_p
             if layout == "folders"
             else (pair[:, :32], pair[:, 32:])
         )
-        fake = np.asarray(translator(Image.fromarray(a)))
-        values.append(psnr(fake, b))
+        source, target = (a, b) if direction == "AtoB" else (b, a)
+        fake = np.asarray(translator(Image.fromarray(source)))
+        values.append(psnr(fake, target))
     assert entry["psnr"] == pytest.approx(np.mean(values), abs=0.3)
     assert 0 < entry["ssim"] <= 1
     assert "PSNR to target" in (tmp_path / "report" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_eval_feeds_a_btoa_model_the_b_side_of_the_pairs(tmp_path, direction):
+    """A model that is nearly the pairs' mapping (colour_transform, or its inverse for BtoA)
+    scores far above any input/target mix-up."""
+    from i2i.eval.evaluate import evaluate
+    from tests.test_evaluate import RandomConv
+
+    class ExactMapping:
+        directions = ("AtoB",)
+        config = {"task": "pix2pix", "training": {"direction": direction}, "generators": {}}
+
+        def __call__(self, x, direction):
+            return -0.99 * (x[:, [1, 2, 0]] if self.forward else x[:, [2, 0, 1]])
+
+    model = ExactMapping()
+    model.forward = direction == "AtoB"
+    data = write_pairs(tmp_path / "data", "side_by_side", n_test=3)
+    report = evaluate(model, data, tmp_path / "report", extractor=RandomConv(), device="cpu")
+    assert report["directions"]["AtoB"]["psnr"] > 35  # a mix-up gives about 10 dB
+
+
+def test_images_kept_at_their_own_size_that_do_not_suit_are_named_as_such(tmp_path):
+    data = write_pairs(tmp_path / "data", "folders", size=34)
+    flags = {**TINY, "preprocess": "none", "crop_size": 32, "load_size": 36}
+    with pytest.raises(i2i.I2IError, match="the training images do not suit these networks"):
+        train("pix2pix", data=str(data), out=str(tmp_path / "run"), max_steps=1, **flags)

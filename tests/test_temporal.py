@@ -318,7 +318,7 @@ def test_cli_apply_temporal_and_eval_video(translator, tmp_path):
     result = runner.invoke(cli, [*args, "--temporal", "--end", "0:00.4", "--quality", "20"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["eval", "--video", str(src), str(tmp_path / "out" / "clip.mp4")])
-    assert result.exit_code != 0 and "the output ended before" in result.output
+    assert result.exit_code != 0 and "the output clip.mp4 ended after 5 frames" in result.output
     result = runner.invoke(cli, [*args, "--overwrite", "--temporal-strength", "0.5"])
     assert result.exit_code == 0, result.output
     out = tmp_path / "report"

@@ -70,11 +70,15 @@ class I2IGroup(click.Group):
         self._load_plugin_commands()
         return super().list_commands(ctx)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # From the start: --help and parsing load plugins too, which may warn.
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return super().main(*args, **kwargs)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with warnings.catch_warnings():
-                warnings.showwarning = _one_line_warnings(warnings.showwarning)
-                return super().invoke(ctx)
+            return super().invoke(ctx)
         except (I2IError, OSError, MemoryError, RuntimeError) as error:
             if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
                 raise  # I2I_DEBUG=1: the traceback, for bug reports

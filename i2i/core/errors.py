@@ -51,7 +51,7 @@ class CheckpointError(I2IError):
 class InputSizeError(I2IError, ValueError):
     """An image size a network cannot take (e.g. unet256 on 100x100).
 
-    ``need`` says what the network takes and ``fit`` is the nearest square size it takes, where
+    ``need`` says what the network takes and ``fit`` the next size up that it takes, where
     known, so that training can say it in terms of --crop-size rather than of the image.
     """
 

@@ -26,6 +26,7 @@ from i2i.data.images import (
     check_channels,
     decode_image,
     find_files,
+    image_header,
     kinds_of,
     load_image,
     to_tensor,
@@ -152,16 +153,15 @@ def _warn_unless_side_by_side(paths: list[Path], folder_a: Path, folder_b: Path)
     first few images is (header reads only)."""
     sizes = []
     for path in paths:
-        unreadable = (OSError, ValueError, Image.DecompressionBombError)
-        with contextlib.suppress(*unreadable), Image.open(path) as image:
-            sizes.append((path, image.size))
+        with contextlib.suppress(ImageDecodeError):
+            sizes.append((path, image_header(path)[:2]))
     if sizes and all(width < 1.5 * height for _, (width, height) in sizes):
         path, (width, height) = sizes[0]
         warnings.warn(
             f"{path} is {width}x{height}, but a side-by-side A|B pair is about twice as wide as "
-            f"tall: pix2pix will learn each image's left half -> right half. Put inputs and "
-            f"targets in {folder_a.name}/ and {folder_b.name}/ under matching names instead, "
-            f"unless these are pairs of tall images",
+            f"tall: each image is read as left half -> right half. Put inputs and targets in "
+            f"{folder_a.name}/ and {folder_b.name}/ under matching names instead, unless these "
+            f"are pairs of tall images",
             I2IWarning,
             stacklevel=3,
         )
@@ -295,7 +295,9 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
             else:
                 item["A"], item["B"] = self.cache.get(pair, lambda: self._tensors(pair))
         except ImageDecodeError as e:
-            item["skipped"] = [(str(path_a), str(e))]
+            # the file at fault, as the message names it (the input's when both or neither)
+            at_fault = path_b if str(path_b) in str(e) and str(path_a) not in str(e) else path_a
+            item["skipped"] = [(str(at_fault), str(e))]
             return item
         item["skipped"] = []
         return item

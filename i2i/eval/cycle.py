@@ -171,7 +171,11 @@ def cycle_metrics(
         notes: set[str] = set()
         fakes, psnrs, ssims, target_psnrs, target_ssims = [], [], [], [], []
         real = batches.get(TARGET[direction])
-        targets = real.split(batch_size) if paired and real is not None else None
+        targets = None
+        if paired and real is not None and len(real) == len(x):
+            targets = real.split(batch_size)
+        elif paired:
+            notes.add(f"no aligned {TARGET[direction]} batch as long as the inputs: no PSNR/SSIM")
         for index, chunk in enumerate(x.split(batch_size)):
             fake = runner(chunk, direction=direction)
             fakes.append(fake)

@@ -202,7 +202,7 @@ def _pair_direction(translator: Any) -> str | None:
     task = config.get("task")
     if task not in REGISTRIES["tasks"] or not REGISTRIES["tasks"].get(task).factory.paired:
         return None
-    return config.get("options", {}).get("direction", "AtoB")
+    return config.get("training", {}).get("direction", "AtoB")
 
 
 def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
@@ -353,8 +353,8 @@ def evaluate(
         results[direction] = {
             "direction": direction,
             "label": label,
-            "source": f"test{source}",
-            "target": f"test{target}",
+            "source": f"test{source}" if pair_direction is None else "test pairs",
+            "target": f"test{target}" if pair_direction is None else "test pairs",
             "fid": finite_or_none(stats["fid"]),
             "kid_mean": finite_or_none(stats["kid_mean"]),
             "kid_std": finite_or_none(stats["kid_std"]),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i2i.core.errors import I2IError, writing
+from i2i.core.errors import I2IError, count, writing
 from i2i.core.files import atomic_write_text
 from i2i.infer.temporal import Motion, to_gray, warp
 from i2i.infer.video import read_frames
@@ -73,14 +73,17 @@ def _aligned(frame: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray
 
 
 def warping_errors(
-    reference: Iterable[np.ndarray], *videos: Iterable[np.ndarray], names: Sequence[str] = ()
+    reference: Iterable[np.ndarray],
+    *videos: Iterable[np.ndarray],
+    names: Sequence[str] = (),
+    reference_name: str = "the input",
 ) -> list[float]:
     """The warping error of ``reference`` and of each of ``videos``, along ``reference``'s flow.
 
     All are sequences of uint8 (H, W, C) frames of one length; the result lists ``reference``'s
     error first. ``names`` label the videos in errors. Frames stream through, so any length fits.
     """
-    labels = ["the input", *names, *(f"video {i + 1}" for i in range(len(names), len(videos)))]
+    labels = [reference_name, *names, *(f"video {i + 1}" for i in range(len(names), len(videos)))]
     totals = np.zeros(1 + len(videos))
     steps = 0
     previous: list[np.ndarray] = []
@@ -89,9 +92,8 @@ def warping_errors(
         if any(frame is None for frame in frames):
             short = ", ".join(label for label, f in zip(labels, frames, strict=True) if f is None)
             raise I2IError(
-                f"{short} ended after {index} frame{'' if index == 1 else 's'}, before the "
-                "others; the warping error compares videos frame by frame, so they need the "
-                "same number of frames"
+                f"{short} ended after {count(index, 'frame')}, before the others; the warping "
+                "error compares videos frame by frame, so they need the same number of frames"
             )
         gray = to_gray(frames[0])
         current = [
@@ -120,8 +122,12 @@ def video_flicker(
     (``warn`` hears of frames scaled to their video's first frame size)."""
     frames = _Counted(read_frames(input_path, warn))
     translated_frames = read_frames(output_path, warn)
-    names = [f"the output {Path(output_path).name}"]
-    source, translated = warping_errors(frames, translated_frames, names=names)
+    source, translated = warping_errors(
+        frames,
+        translated_frames,
+        names=[f"the output {Path(output_path).name}"],
+        reference_name=f"the input {Path(input_path).name}",
+    )
     return FlickerReport(input=source, output=translated, frames=frames.count)
 
 

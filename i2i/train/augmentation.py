@@ -46,6 +46,8 @@ class BatchAugmentation:
         self.pipeline = build_augmentation(augmentation_specs(options))
         self.paired = paired
         self.size = options.crop_size  # the size the networks train at
+        self.load_size = options.load_size
+        self.crops = options.preprocess != "none"  # else every image keeps its own size
         # Held-out images: the training pipeline's resize (Kornia, bicubic, antialiased) to the
         # training size, without its random parts; with --preprocess none they keep their size.
         self.held_out_pipeline = (

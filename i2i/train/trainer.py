@@ -49,26 +49,35 @@ class TrainResult:
 
 
 @contextmanager
-def training_size_errors(crop: int) -> Iterator[None]:
-    """Size errors said in training's terms: the size the user chooses here is --crop-size, and
-    apply's advice (pad the image) does not apply."""
+def training_size_errors(augment: BatchAugmentation) -> Iterator[None]:
+    """Size errors said in training's terms: the size the user chooses here is --crop-size
+    (with --preprocess none, the images' own), and apply's advice (pad the image) does not
+    apply."""
     try:
         yield
     except InputSizeError as error:
         if error.need is None:
             raise
+        if not augment.crops:
+            raise InputSizeError(
+                f"the training images do not suit these networks: {error.need}; resize them, "
+                f"or let --preprocess resize_crop crop them to a --crop-size that does"
+            ) from error
+        fit = error.fit or 0
+        load = f" with --load-size {fit} or more" if fit > augment.load_size else ""
         raise InputSizeError(
-            f"--crop-size {crop} does not suit these networks: {error.need}; use --crop-size "
-            f"{error.fit}, or another --gen"
+            f"--crop-size {augment.size} does not suit these networks: {error.need}; use "
+            f"--crop-size {fit}{load}, or another --gen"
         ) from error
     except ValueError as error:  # torch's norm layers on a map shrunk to one value
         torch_says, got, _ = str(error).partition(", got input size")
         if not got:
             raise
+        size = f"--crop-size {augment.size}" if augment.crops else "the training images' size"
         raise InputSizeError(
-            f"--crop-size {crop} is too small for these networks: a feature map shrinks to 1x1 "
-            f"({torch_says.strip()}); use a larger --crop-size, or a critic with fewer stride-2 "
-            f"layers (--disc nlayer --disc-kw n_layers=2)"
+            f"{size} is too small for these networks: a feature map shrinks to 1x1 "
+            f"({torch_says.strip()}); use a larger {'--crop-size' if augment.crops else 'size'}, "
+            f"or a critic with fewer stride-2 layers (--disc nlayer --disc-kw n_layers=2)"
         ) from error
 
 
@@ -82,7 +91,7 @@ def check_eval_measures(task: Task, o: RunOptions) -> None:
         raise InvalidArgumentError(
             f"--eval-every measures cycle PSNR/SSIM, which a {task.name} model (one way, "
             f"{'/'.join(sorted(directions))}) does not have: add --eval-extractor NAME for FID/KID "
-            f"(`i2i list feature_extractors`), or leave --eval-every out"
+            f"(`i2i list feature_extractors`), or --eval-every 0"
         )
 
 
@@ -109,7 +118,7 @@ class Trainer:
         self.dataset = self.data.dataset
         # Small datasets stay decoded in memory: no decoding on the critical path, no workers.
         self.in_memory = keep_decoded(self.dataset)
-        with training_size_errors(self.augment.size):
+        with training_size_errors(self.augment):
             task.build(self.data.held_out(collate([self.data.first_readable_item()])))
         # Before the EMA copies the generators; a resumed run has its own weights, unless it
         # stopped before its first checkpoint and starts again from step 0.
@@ -183,7 +192,7 @@ class Trainer:
         stopping = False  # agreed by all ranks, unlike a signal that reached one of them
         logger.print(self._start_line())
         try:
-            with stop.installed(), training_size_errors(self.augment.size):
+            with stop.installed(), training_size_errors(self.augment):
                 while self.step < self.total_steps and not stopping:
                     epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
                     lr = self.set_learning_rate(epoch)
