@@ -262,6 +262,16 @@ def test_a_log_file_line_says_how_far_and_how_long_is_left(tmp_path, capsys):
     assert [_duration(s) for s in (42, 425, 11520)] == ["42s", "7m05s", "3h12m"]
 
 
+def test_a_max_steps_beyond_the_schedule_is_named_at_the_start(toy_data, tmp_path, capsys):
+    # TINY: one epoch and one of decay; the toy data's epochs are a few steps each
+    result = train("cyclegan", data=str(toy_data), out=str(tmp_path / "run"), max_steps=10**6,
+                   **TINY)  # fmt: skip
+    said = capsys.readouterr()
+    line = next(x for x in (said.out + said.err).splitlines() if x.startswith("training cyclegan"))
+    assert f"{result.step} steps (the schedule's end: --epochs 1 + --epochs-decay 1 at " in line
+    assert "up to --max-steps 1000000)" in line
+
+
 def test_eval_every_logs_held_out_metrics(toy_data, tmp_path):
     out = tmp_path / "run"
     train("cyclegan", data=str(toy_data), out=str(out), max_steps=4, eval_every=2, **TINY)

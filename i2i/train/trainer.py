@@ -254,9 +254,16 @@ class Trainer:
         ranks = f" x{rt.world_size}" if rt.distributed else ""
         compiled = (", compiled" + (" with CUDA graphs" if rt.graphs else "")) if rt.compile else ""
         started = f"; {self.started_from}" if self.started_from else ""
+        steps = f"{self.total_steps} steps"
+        if o.max_steps is not None and o.max_steps > self.total_steps:  # the schedule ends first
+            steps += (
+                f" (the schedule's end: --epochs {o.epochs} + --epochs-decay {o.epochs_decay} at "
+                f"{self.steps_per_epoch} steps each; more epochs train up to --max-steps "
+                f"{o.max_steps})"
+            )
         return (
             f"training {self.task.name}{recipe} on {len(self.dataset)} images/epoch "
-            f"({self.task.data_root}), {self.total_steps} steps, device {rt.device}{ranks}, "
+            f"({self.task.data_root}), {steps}, device {rt.device}{ranks}, "
             f"{rt.precision}{compiled}{started}; run folder {self.run_dir}"
         )
 
