@@ -7,10 +7,13 @@ or an ``ImageDecodeError`` that says which file and why.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import uuid
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +146,17 @@ def normalize_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # P, CMYK, YCbCr, HSV, ...
 
 
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """``Image.open`` without Pillow's decompression-bomb warning: i2i refuses such a file
+    itself, in one line (decode_image), and the warning would only add a second, vaguer one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path)
+    with image:
+        yield image
+
+
 def decode_image(path: Path) -> Image.Image:
     """Open, orient and normalize ``path``; every failure becomes an ``ImageDecodeError``.
 
@@ -151,7 +165,7 @@ def decode_image(path: Path) -> Image.Image:
     twice that. An animated image gives its first frame, as a still image does.
     """
     try:
-        with Image.open(path) as img:
+        with _opened(path) as img:
             if img.width * img.height > (Image.MAX_IMAGE_PIXELS or math.inf):
                 raise Image.DecompressionBombError(
                     f"it claims {img.width}x{img.height} pixels, more than "
@@ -167,7 +181,7 @@ def decode_image(path: Path) -> Image.Image:
 def image_header(path: Path) -> tuple[int, int, bool]:
     """(width, height, animated) that ``path`` claims, read from its header without decoding."""
     try:
-        with Image.open(path) as img:
+        with _opened(path) as img:
             return img.width, img.height, bool(getattr(img, "is_animated", False))
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
