@@ -397,8 +397,10 @@ def test_resume_applies_and_records_options_that_change_no_maths(world, tmp_path
 def test_a_run_with_relative_data_resumes_from_another_directory(toy_data, tmp_path, monkeypatch):
     shutil.copytree(toy_data, tmp_path / "ds")
     monkeypatch.chdir(tmp_path)
-    train("cyclegan", data="ds", out="run", max_steps=1, **TINY)
+    (tmp_path / "sub").mkdir()
+    train("cyclegan", data="sub/../ds", out="./sub/../run", max_steps=1, **TINY)
     options = json.loads((tmp_path / "run" / "config.json").read_text())["options"]
+    # recorded (and printed) as the shell reads them: absolute, without "." and ".."
     assert options["data"] == str(tmp_path / "ds") and options["out"] == str(tmp_path / "run")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

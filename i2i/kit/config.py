@@ -6,6 +6,7 @@ exactly as ``i2i train NAME --resume RUN`` does.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,20 @@ def _absolute(options: dict[str, Any]) -> dict[str, Any]:
         if isinstance(options.get(key), str):
             check_text_path(options[key], f"--{key}")
     absolute = {
-        k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and isinstance(v, str) else v
+        k: _absolute_path(v) if k in PATH_OPTIONS and isinstance(v, str) else v
         for k, v in options.items()
     }
     # --init-from is a folder or a Hub id: a folder that exists is recorded absolute.
     start = absolute.get("init_from")
     if isinstance(start, str) and start.strip() and _exists(Path(start).expanduser()):
-        absolute["init_from"] = str(Path(start).expanduser().absolute())
+        absolute["init_from"] = _absolute_path(start)
     return absolute
+
+
+def _absolute_path(path: str) -> str:
+    """``path`` absolute, with ``..`` and ``.`` resolved as the shell does (printed and recorded
+    paths are read by people)."""
+    return os.path.abspath(Path(path).expanduser())
 
 
 def _exists(path: Path) -> bool:
