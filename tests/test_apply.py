@@ -319,8 +319,12 @@ def test_apply_folder_mirrors_relative_paths(translator, tree, tmp_path):
     assert report.failed == [] and report.skipped_existing == []
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temp files left
     assert "Wrote 4 files" in report.summary()
-    # notes.txt is named, not skipped without a word (and no advice to convert it)
-    assert report.notes == ["left out 1 file that is not an image or a video by name: .txt (1)"]
+    # notes.txt is named, not skipped without a word (and no advice to convert it); b.png's
+    # alpha is flattened, and said so
+    assert report.notes == [
+        "left out 1 file that is not an image or a video by name: .txt (1)",
+        "b.png had transparency: translated on white, written without it",
+    ]
 
 
 def test_files_a_folder_holds_but_apply_leaves_out_are_counted_by_kind(translator, tree, tmp_path):

@@ -178,11 +178,13 @@ def decode_image(path: Path) -> Image.Image:
         raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
 
 
-def image_header(path: Path) -> tuple[int, int, bool]:
-    """(width, height, animated) that ``path`` claims, read from its header without decoding."""
+def image_header(path: Path) -> tuple[int, int, bool, bool]:
+    """(width, height, animated, transparent) that ``path`` claims, read from its header without
+    decoding."""
     try:
         with _opened(path) as img:
-            return img.width, img.height, bool(getattr(img, "is_animated", False))
+            transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
+            return img.width, img.height, bool(getattr(img, "is_animated", False)), transparent
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
 

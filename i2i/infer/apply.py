@@ -120,6 +120,7 @@ class _ImageRun:
         self.window = 2 * batch_size
         self.written: list[tuple[int, Path]] = []
         self.writes: deque[tuple[Job, Future[Path]]] = deque()
+        self.transparent: list[str] = []  # names of inputs flattened onto white
 
     def run(self, jobs: list[Job], progress: bool) -> None:
         channels = self.translator.input_channels(self.direction)
@@ -138,8 +139,10 @@ class _ImageRun:
                 bar.advance(task, len(group))
 
             def decode(job: Job) -> torch.Tensor:
-                width, height, animated = image_header(job.src)  # its claims, before decoding
+                width, height, animated, transparent = image_header(job.src)  # before decoding
                 check_pixels(height, width, self.tile, self.translator.untiled_max_pixels)
+                if transparent:
+                    self.transparent.append(job.src.name)
                 if animated:
                     self.report.notes.append(
                         f"{job.src.name} is animated; only its first frame was translated "
@@ -165,6 +168,12 @@ class _ImageRun:
             while self.writes:
                 self._settle()
         self.report.written += [path for _, path in sorted(self.written)]
+        if self.transparent:
+            names = sorted(self.transparent)
+            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            self.report.notes.append(
+                f"{names[0]}{more} had transparency: translated on white, written without it"
+            )
 
     def _flush(self, group: list[tuple[Job, torch.Tensor]], pool: ThreadPoolExecutor) -> None:
         out = self.translator.translate_batch(
