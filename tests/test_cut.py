@@ -430,3 +430,17 @@ def test_eval_every_of_a_one_way_unpaired_task_needs_an_extractor(toy_data, tmp_
               **TINY)  # fmt: skip
     assert "cut model (one way, AtoB)" in str(error.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_recorded_with_an_eval_that_measured_nothing_resumes_with_a_warning(
+    toy_data, tmp_path
+):
+    from i2i.core.errors import I2IWarning
+
+    run = tmp_path / "run"
+    train("cut", data=str(toy_data), out=str(run), max_steps=2, **{**TINY, "save_every": 2})
+    config = json.loads((run / "config.json").read_text())
+    config["options"]["eval_every"] = 2  # as the versions before the check recorded it
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.warns(I2IWarning, match="--eval-every measures cycle PSNR/SSIM"):
+        assert train("cut", resume=str(run), max_steps=3).step == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from i2i.core.errors import I2IError, InputSizeError, InvalidArgumentError
+from i2i.core.errors import I2IError, I2IWarning, InputSizeError, InvalidArgumentError
 from i2i.data import collate, keep_decoded, prefetch
 from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
@@ -83,16 +84,20 @@ def training_size_errors(augment: BatchAugmentation) -> Iterator[None]:
 
 def check_eval_measures(task: Task, o: RunOptions) -> None:
     """Refuse an --eval-every that would measure nothing: a one-way model of unpaired data has no
-    cycle to score and no targets, so only FID/KID (--eval-extractor) can say how it does."""
+    cycle to score and no targets, so only FID/KID (--eval-extractor) can say how it does. A run
+    recorded so before this check resumes, with a warning (its eval measured nothing then too)."""
     if not o.eval_every or o.eval_extractor is not None or task.paired:
         return
     directions = {spec["direction"] for spec in task.generators().values()}
     if len(directions) < 2:
-        raise InvalidArgumentError(
+        message = (
             f"--eval-every measures cycle PSNR/SSIM, which a {task.name} model (one way, "
             f"{'/'.join(sorted(directions))}) does not have: add --eval-extractor NAME for FID/KID "
             f"(`i2i list feature_extractors`), or --eval-every 0"
         )
+        if not o.resume:
+            raise InvalidArgumentError(message)
+        warnings.warn(message, I2IWarning, stacklevel=2)
 
 
 class Trainer:
