@@ -101,6 +101,15 @@ def test_broken_plugins_are_reported_once_and_others_still_load(tmp_path):
     assert "made_up_dependency" in result.stderr
     assert result.stderr.count("plugin 'broken_hook' failed") == 1
     assert "bug in plugin" in result.stderr
+    # the CLI says it on one line each, from its first step (--help loads plugins too)
+    for argv in (["list", "generators"], ["--help"]):
+        cli = _run(
+            tmp_path, f"import sys; from i2i.cli import main; sys.argv = ['i2i', *{argv}]; main()"
+        )
+        assert cli.returncode == 0, cli.stderr
+        lines = [line for line in cli.stderr.splitlines() if "broken_import" in line]
+        assert len(lines) == 1 and lines[0].startswith("warning: i2i plugin 'broken_import'")
+        assert "PluginLoadWarning" not in cli.stderr
 
 
 @pytest.mark.slow
