@@ -67,7 +67,7 @@ def _closest_kind(name: str) -> str:
     a name close to none is one line naming ``i2i list``."""
     import difflib
 
-    from i2i.core.errors import UnknownComponentError
+    from i2i.core.errors import UnknownComponentError, short
     from i2i.core.registry import REGISTRIES
 
     def closeness(kind: str) -> float:
@@ -77,7 +77,7 @@ def _closest_kind(name: str) -> str:
     kind = max(KINDS, key=closeness)
     if closeness(kind) < 0.5:  # the cutoff of the registries' "did you mean"
         raise UnknownComponentError(
-            f"nothing is registered as {name!r} (no generator, discriminator, loss, "
+            f"nothing is registered as {short(name)} (no generator, discriminator, loss, "
             f"augmentation, task or feature extractor); `i2i list` shows them all"
         )
     return kind

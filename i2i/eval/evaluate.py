@@ -90,8 +90,9 @@ def _load_all(
 
 
 def _example(skipped: dict[str, str]) -> str:
-    path, reason = next(iter(skipped.items()))
-    return f"e.g. {Path(path).name}: {reason}"
+    for path, reason in skipped.items():
+        return f"e.g. {Path(path).name}: {reason}"
+    return "no images were found"
 
 
 def _model_summary(translator: Any) -> dict[str, Any]:
@@ -199,10 +200,13 @@ def _pair_direction(translator: Any) -> str | None:
     """For a model of a paired task (pix2pix), which side of the test pairs is its input;
     None for an unpaired one."""
     config = getattr(translator, "config", None) or {}
-    task = config.get("task")
-    if task not in REGISTRIES["tasks"] or not REGISTRIES["tasks"].get(task).factory.paired:
+    task, training = config.get("task"), config.get("training")
+    if not isinstance(task, str) or task not in REGISTRIES["tasks"]:
         return None
-    return config.get("training", {}).get("direction", "AtoB")
+    if not getattr(REGISTRIES["tasks"].get(task).factory, "paired", False):
+        return None
+    direction = training.get("direction") if isinstance(training, dict) else None
+    return direction if direction in ("AtoB", "BtoA") else "AtoB"
 
 
 def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
