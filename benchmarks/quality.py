@@ -607,7 +607,7 @@ def run_child(
     ]
 
 
-_STEP_LINE = re.compile(r"^step (\d+) epoch \d+ ([\d.]+) it/s", re.MULTILINE)
+_STEP_LINE = re.compile(r"^step (\d+)(?:/\d+)? epoch \d+ ([\d.]+) it/s", re.MULTILINE)
 
 
 def status_line(folders: list[Path], elapsed: float) -> str:

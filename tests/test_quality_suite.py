@@ -701,3 +701,15 @@ def test_critic_ratings_average_each_map_over_the_centre_crop():
 
     ratings = quality_data.critic_ratings(critic, images, 4)
     assert ratings.tolist() == [2.0, 4.0, 6.0]  # (v + 3v) / 2 per image
+
+
+def test_the_grid_status_reads_the_trainers_log_lines(tmp_path, capsys):
+    from i2i.train.logger import RunLogger
+
+    logger = RunLogger(tmp_path / "run", total_steps=1000, start_step=0)
+    logger.log(300, 1, {"G_AB": 0.5})
+    logger.close()
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "log.txt").write_text(capsys.readouterr().err)  # as a child's log
+    line = quality.status_line([tmp_path / "job", tmp_path / "queued"], 12.0)
+    assert "running: job step 300 (" in line and line.endswith("queued: 1")
