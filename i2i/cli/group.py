@@ -95,6 +95,8 @@ def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
     I2I_DEBUG=1, and for other libraries' warnings, ``show`` as before)."""
 
     def shown(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+        if category.__name__ == "DecompressionBombWarning":
+            return  # Pillow's; i2i refuses such a file itself, on its own Error line
         if issubclass(category, I2IWarning) and os.environ.get("I2I_DEBUG", "") in ("", "0"):
             click.secho(printable(f"warning: {message}"), err=True, fg="yellow")
         else:

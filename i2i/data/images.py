@@ -7,13 +7,10 @@ or an ``ImageDecodeError`` that says which file and why.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import uuid
-import warnings
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -146,17 +143,6 @@ def normalize_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # P, CMYK, YCbCr, HSV, ...
 
 
-@contextlib.contextmanager
-def _opened(path: Path) -> Iterator[Image.Image]:
-    """``Image.open`` without Pillow's decompression-bomb warning: i2i refuses such a file
-    itself, in one line (decode_image), and the warning would only add a second, vaguer one."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = Image.open(path)
-    with image:
-        yield image
-
-
 def decode_image(path: Path) -> Image.Image:
     """Open, orient and normalize ``path``; every failure becomes an ``ImageDecodeError``.
 
@@ -165,7 +151,7 @@ def decode_image(path: Path) -> Image.Image:
     twice that. An animated image gives its first frame, as a still image does.
     """
     try:
-        with _opened(path) as img:
+        with Image.open(path) as img:
             if img.width * img.height > (Image.MAX_IMAGE_PIXELS or math.inf):
                 raise Image.DecompressionBombError(
                     f"it claims {img.width}x{img.height} pixels, more than "
@@ -182,7 +168,7 @@ def image_header(path: Path) -> tuple[int, int, bool, bool]:
     """(width, height, animated, transparent) that ``path`` claims, read from its header without
     decoding."""
     try:
-        with _opened(path) as img:
+        with Image.open(path) as img:
             transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
             return img.width, img.height, bool(getattr(img, "is_animated", False)), transparent
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:

@@ -405,8 +405,8 @@ def translate_video(
     video. An unreadable ``src`` is an ``ImageDecodeError``, as an unreadable image is; frames
     over the translator's ``untiled_max_pixels`` without ``tile`` an ``InputSizeError``; an
     output that cannot be written (a full disk) a ``WriteError``. ``warn`` hears of frames
-    scaled to the first frame's size, and of odd sides made even. ``progress_prefix`` (``"rank 1/4: "``) turns the bar into
-    lines for one of several processes.
+    scaled to the first frame's size, and of odd sides made even. ``progress_prefix``
+    (``"rank 1/4: "``) turns the bar into lines for one of several processes.
     """
     av = require_av()
     options = options or VideoOptions()
