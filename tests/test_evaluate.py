@@ -173,7 +173,12 @@ def test_unreadable_test_images_are_left_out_and_listed(model_dir, data_dir, tmp
     for path in (data / "testA").iterdir():
         path.write_bytes(b"not an image either")
     with pytest.raises(DataError, match="no readable image in testA/"):
-        evaluate(translator, data, tmp_path / "out2", extractor=RandomConv(), device="cpu")
+        evaluate(translator, data, tmp_path / "new" / "out", extractor=RandomConv(), device="cpu")
+    assert not (tmp_path / "new").exists()  # a failed evaluation leaves no folder behind
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    with pytest.raises(DataError, match="no readable image in testA/"):
+        evaluate(translator, data, tmp_path / "out", extractor=RandomConv(), device="cpu")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
 
 
 def test_one_direction_model_has_no_cycle_metrics(tmp_path, data_dir):

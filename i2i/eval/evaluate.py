@@ -16,8 +16,10 @@ importable from here too; the page and the contact sheets are drawn by ``report.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -229,6 +231,22 @@ def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
         )
 
 
+@contextlib.contextmanager
+def _report_folder(out_dir: Path) -> Iterator[None]:
+    """Create ``out_dir`` (a read-only or foreign -o fails now, not after the work) and, if the
+    evaluation then fails, remove the folders it made: a failed run leaves nothing behind."""
+    first_new = next((p for p in reversed([out_dir, *out_dir.parents]) if not p.exists()), None)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()
+    try:
+        yield
+    except BaseException:
+        if first_new is not None:
+            shutil.rmtree(first_new, ignore_errors=True)
+        raise
+
+
 def evaluate(
     translator: Any,
     data_dir: str | Path,
@@ -277,123 +295,129 @@ def evaluate(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_text_path(out_dir, "-o")
     _check_report_folder(out_dir, data_dir)
-    with writing(out_dir):  # a read-only or foreign -o fails now, not after the work
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out_dir).close()
-    skipped: dict[str, str] = {}
-    pair_direction = _pair_direction(translator)
-    if pair_direction is None:
-        sources: dict[str, Sequence[Any]] = {
-            d: _domain_paths(data_dir, SOURCE[d], max_images) for d in wanted
-        }
-        real_paths = {TARGET[d]: _domain_paths(data_dir, TARGET[d], max_images) for d in wanted}
-        loaders = {d: _unpaired(_channels(translator, d)[0], skipped) for d in wanted}
-    else:  # the targets are the real images, read beside their inputs
-        sources, real_paths, loaders = {}, {}, {}
-        for d in wanted:
-            sides = pair_direction if d == "AtoB" else OTHER[pair_direction]
-            pairs = AlignedDataset(data_dir, "test", sides, max_images, _channels(translator, d))
-            sources[d], loaders[d] = range(len(pairs)), _paired(pairs, skipped)
-    say(f"loading feature extractor {extractor if isinstance(extractor, str) else extractor.name}")
-    ext = create_extractor(extractor, target_device)
-    info = ext.info()
-    domains = getattr(translator, "domains", {"A": "A", "B": "B"})
+    with _report_folder(out_dir):
+        skipped: dict[str, str] = {}
+        sheets: dict[str, Any] = {}
+        pair_direction = _pair_direction(translator)
+        if pair_direction is None:
+            sources: dict[str, Sequence[Any]] = {
+                d: _domain_paths(data_dir, SOURCE[d], max_images) for d in wanted
+            }
+            real_paths = {TARGET[d]: _domain_paths(data_dir, TARGET[d], max_images) for d in wanted}
+            loaders = {d: _unpaired(_channels(translator, d)[0], skipped) for d in wanted}
+        else:  # the targets are the real images, read beside their inputs
+            sources, real_paths, loaders = {}, {}, {}
+            for d in wanted:
+                sides = pair_direction if d == "AtoB" else OTHER[pair_direction]
+                pairs = AlignedDataset(
+                    data_dir, "test", sides, max_images, _channels(translator, d)
+                )
+                sources[d], loaders[d] = range(len(pairs)), _paired(pairs, skipped)
+        extractor_name = extractor if isinstance(extractor, str) else extractor.name
+        say(f"loading feature extractor {extractor_name}")
+        ext = create_extractor(extractor, target_device)
+        info = ext.info()
+        domains = getattr(translator, "domains", {"A": "A", "B": "B"})
 
-    real_features: dict[str, torch.Tensor] = {}
-    for domain, domain_paths in real_paths.items():
-        say(f"features of {len(domain_paths)} real {domains.get(domain, domain)} images")
-        real_images = _load_all(domain_paths, 3, skipped)
-        real_features[domain] = embed_images(ext, real_images, batch_size=batch_size)
-        if not len(real_features[domain]):
-            raise DataError(
-                f"no readable image in test{domain}/ of {data_dir}; {_example(skipped)}"
+        real_features: dict[str, torch.Tensor] = {}
+        for domain, domain_paths in real_paths.items():
+            say(f"features of {len(domain_paths)} real {domains.get(domain, domain)} images")
+            real_images = _load_all(domain_paths, 3, skipped)
+            real_features[domain] = embed_images(ext, real_images, batch_size=batch_size)
+            if not len(real_features[domain]):
+                raise DataError(
+                    f"no readable image in test{domain}/ of {data_dir}; {_example(skipped)}"
+                )
+
+        results: dict[str, Any] = {}
+        for direction in wanted:
+            started = time.perf_counter()
+            source, target = SOURCE[direction], TARGET[direction]
+            label = f"{domains.get(source, source)} → {domains.get(target, target)}"
+            say(f"{direction} ({label}): translating {len(sources[direction])} images")
+            done = _translate(
+                translator, direction, sources[direction], loaders[direction], ext, batch_size,
+                sheet_rows,
+            )  # fmt: skip
+            if not done.features:
+                where = f"test{source}/" if pair_direction is None else "the test pairs"
+                raise DataError(f"no readable image in {where} of {data_dir}; {_example(skipped)}")
+            if pair_direction is not None:
+                real_features[target] = torch.cat(done.target_features)
+            stats = compare_features(
+                real_features[target],
+                torch.cat(done.features),
+                kid_subsets=kid_subsets,
+                kid_subset_size=kid_subset_size,
+                seed=seed,
             )
+            notes = done.notes | set(stats.pop("notes"))
+            if skipped:
+                notes.add(
+                    f"{count(len(skipped), 'unreadable image')} left out ({_example(skipped)})"
+                )
+            if done.cycle:
+                cycle_stats = summarise_cycle(done.psnrs, done.ssims, notes)
+            else:
+                cycle_stats = {"cycle_psnr": None, "cycle_ssim": None}
+                if pair_direction is None:
+                    notes.add("the model has one direction: no cycle metrics")
+            if not ext.comparable:
+                notes.add(f"features from {ext.name}: FID/KID not comparable with published FID")
+            # plain ASCII: Pillow's default font has no arrows
+            titles = [f"input ({domains.get(source, source)})"]
+            titles.append(f"translated ({domains.get(target, target)})")
+            if done.cycle:
+                titles.append(f"reconstructed ({domains.get(source, source)})")
+            if done.target_features:
+                titles.append(f"target ({domains.get(target, target)})")
+                scores = summarise_cycle(done.target_psnrs, done.target_ssims, notes, TARGETS)
+                cycle_stats.update(psnr=scores["cycle_psnr"], ssim=scores["cycle_ssim"])
+            sheet_name = f"{direction}.png"
+            image = contact_sheet(titles, list(zip(*done.sheet, strict=True)), tile_size)
+            sheets[sheet_name] = image
+            results[direction] = {
+                "direction": direction,
+                "label": label,
+                "source": f"test{source}" if pair_direction is None else "test pairs",
+                "target": f"test{target}" if pair_direction is None else "test pairs",
+                "fid": finite_or_none(stats["fid"]),
+                "kid_mean": finite_or_none(stats["kid_mean"]),
+                "kid_std": finite_or_none(stats["kid_std"]),
+                **cycle_stats,
+                "n_images": stats["n_fake"],
+                "n_real": stats["n_real"],
+                "extractor": ext.name,
+                "comparable_with_published_fid": ext.comparable,
+                "notes": sorted(notes),
+                "contact_sheet": sheet_name,
+                "contact_sheet_rows": len(done.sheet),
+                "contact_sheet_columns": titles,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+            say(summary_line(direction, results[direction]))
 
-    results: dict[str, Any] = {}
-    for direction in wanted:
-        started = time.perf_counter()
-        source, target = SOURCE[direction], TARGET[direction]
-        label = f"{domains.get(source, source)} → {domains.get(target, target)}"
-        say(f"{direction} ({label}): translating {len(sources[direction])} images")
-        done = _translate(
-            translator, direction, sources[direction], loaders[direction], ext, batch_size,
-            sheet_rows,
-        )  # fmt: skip
-        if not done.features:
-            where = f"test{source}/" if pair_direction is None else "the test pairs"
-            raise DataError(f"no readable image in {where} of {data_dir}; {_example(skipped)}")
-        if pair_direction is not None:
-            real_features[target] = torch.cat(done.target_features)
-        stats = compare_features(
-            real_features[target],
-            torch.cat(done.features),
-            kid_subsets=kid_subsets,
-            kid_subset_size=kid_subset_size,
-            seed=seed,
-        )
-        notes = done.notes | set(stats.pop("notes"))
-        if skipped:
-            notes.add(f"{count(len(skipped), 'unreadable image')} left out ({_example(skipped)})")
-        if done.cycle:
-            cycle_stats = summarise_cycle(done.psnrs, done.ssims, notes)
-        else:
-            cycle_stats = {"cycle_psnr": None, "cycle_ssim": None}
-            if pair_direction is None:
-                notes.add("the model has one direction: no cycle metrics")
-        if not ext.comparable:
-            notes.add(f"features from {ext.name}: FID/KID not comparable with published FID")
-        # plain ASCII: Pillow's default font has no arrows
-        titles = [f"input ({domains.get(source, source)})"]
-        titles.append(f"translated ({domains.get(target, target)})")
-        if done.cycle:
-            titles.append(f"reconstructed ({domains.get(source, source)})")
-        if done.target_features:
-            titles.append(f"target ({domains.get(target, target)})")
-            scores = summarise_cycle(done.target_psnrs, done.target_ssims, notes, TARGETS)
-            cycle_stats.update(psnr=scores["cycle_psnr"], ssim=scores["cycle_ssim"])
-        sheet_name = f"{direction}.png"
-        image = contact_sheet(titles, list(zip(*done.sheet, strict=True)), tile_size)
-        atomic_write(out_dir / sheet_name, lambda f, image=image: image.save(f, format="PNG"))
-        results[direction] = {
-            "direction": direction,
-            "label": label,
-            "source": f"test{source}" if pair_direction is None else "test pairs",
-            "target": f"test{target}" if pair_direction is None else "test pairs",
-            "fid": finite_or_none(stats["fid"]),
-            "kid_mean": finite_or_none(stats["kid_mean"]),
-            "kid_std": finite_or_none(stats["kid_std"]),
-            **cycle_stats,
-            "n_images": stats["n_fake"],
-            "n_real": stats["n_real"],
-            "extractor": ext.name,
-            "comparable_with_published_fid": ext.comparable,
-            "notes": sorted(notes),
-            "contact_sheet": sheet_name,
-            "contact_sheet_rows": len(done.sheet),
-            "contact_sheet_columns": titles,
-            "seconds": round(time.perf_counter() - started, 2),
+        from i2i import __version__
+
+        report = {
+            "i2i_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "data_dir": str(data_dir),
+            "model": _model_summary(translator),
+            "extractor": info,
+            "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size, "seed": seed},
+            "directions": results,
+            "skipped": [{"path": path, "reason": reason} for path, reason in skipped.items()],
         }
-        say(summary_line(direction, results[direction]))
-
-    from i2i import __version__
-
-    report = {
-        "i2i_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "data_dir": str(data_dir),
-        "model": _model_summary(translator),
-        "extractor": info,
-        "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size, "seed": seed},
-        "directions": results,
-        "skipped": [{"path": path, "reason": reason} for path, reason in skipped.items()],
-    }
-    atomic_write_text(
-        out_dir / METRICS_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    )
-    render_report(report, out_dir)
-    if skipped:
-        say(f"left out {count(len(skipped), 'unreadable image')}: {', '.join(skipped)}")
-    for direction in SOURCE.keys() - results.keys():  # an earlier report's, now replaced
-        (out_dir / f"{direction}.png").unlink(missing_ok=True)
-    say(f"wrote {out_dir / METRICS_FILE} and {out_dir / REPORT_FILE}")
+        for name, image in sheets.items():  # the report is written once the work has succeeded
+            atomic_write(out_dir / name, lambda f, image=image: image.save(f, format="PNG"))
+        atomic_write_text(
+            out_dir / METRICS_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        )
+        render_report(report, out_dir)
+        if skipped:
+            say(f"left out {count(len(skipped), 'unreadable image')}: {', '.join(skipped)}")
+        for direction in SOURCE.keys() - results.keys():  # an earlier report's, now replaced
+            (out_dir / f"{direction}.png").unlink(missing_ok=True)
+        say(f"wrote {out_dir / METRICS_FILE} and {out_dir / REPORT_FILE}")
     return report
