@@ -162,3 +162,23 @@ def test_a_bad_training_option_is_its_own_one_line_message():
     result = invoke("train", "cyclegan", "--lr", "-1")
     assert result.exit_code == 1
     assert result.output.strip() == "Error: --lr must be at least 0, got -1.0"
+
+
+@pytest.mark.parametrize(("rank", "printed"), [(None, True), ("0", True), ("1", False)])
+def test_i2i_warnings_are_one_line_and_said_once_per_torchrun_job(
+    monkeypatch, capsys, rank, printed
+):
+    from i2i.cli.group import _one_line_warnings
+    from i2i.core.errors import I2IWarning
+
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
+    monkeypatch.delenv("I2I_DEBUG", raising=False)
+    others: list[str] = []
+    shown = _one_line_warnings(lambda message, *args, **kw: others.append(str(message)))
+    shown(I2IWarning("plugin 'x' failed"), I2IWarning, "f.py", 1)
+    shown(UserWarning("a library's"), UserWarning, "f.py", 1)
+    assert capsys.readouterr().err == ("warning: plugin 'x' failed\n" if printed else "")
+    assert others == ["a library's"]  # other libraries' warnings: every process, as before

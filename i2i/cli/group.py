@@ -92,13 +92,16 @@ class I2IGroup(click.Group):
 
 def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
     """``warnings.showwarning`` printing i2i's own warnings as one ``warning:`` line (with
-    I2I_DEBUG=1, and for other libraries' warnings, ``show`` as before)."""
+    I2I_DEBUG=1, and for other libraries' warnings, ``show`` as before). Under torchrun only
+    the first process prints them: every process loads the same plugins, data and settings, so
+    the others would repeat its lines."""
 
     def shown(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
         if category.__name__ == "DecompressionBombWarning":
             return  # Pillow's; i2i refuses such a file itself, on its own Error line
         if issubclass(category, I2IWarning) and os.environ.get("I2I_DEBUG", "") in ("", "0"):
-            click.secho(printable(f"warning: {message}"), err=True, fg="yellow")
+            if os.environ.get("RANK", "0") in ("", "0"):
+                click.secho(printable(f"warning: {message}"), err=True, fg="yellow")
         else:
             show(message, category, *args, **kw)
 
