@@ -499,6 +499,15 @@ def test_a_video_of_odd_sides_is_written_even_and_says_so(translator, tmp_path):
     assert report.written == [tmp_path / "out" / "odd.avi"]
     assert probe(tmp_path / "out" / "odd.avi") == (3, 12, 34, 24)
     assert any("odd.avi is 33x23; its translation is written 34x24" in n for n in report.notes)
+    from i2i.core.errors import ImageDecodeError
+    from i2i.infer.video import VideoOptions, translate_video
+
+    notes: list[str] = []  # a video that then fails gets its error, not a note on its size
+    with pytest.raises(ImageDecodeError, match="no frames between 60 s"):
+        translate_video(
+            translator, src, tmp_path / "cut.avi", options=VideoOptions(start=60), warn=notes.append
+        )
+    assert notes == [] and not (tmp_path / "cut.avi").exists()
 
 
 def test_unreadable_video_is_skipped(translator, tmp_path):

@@ -434,12 +434,6 @@ def translate_video(
         container.close()
         raise
     width, height = stream.codec_context.width, stream.codec_context.height
-    if warn is not None and (width % 2 or height % 2):
-        warn(
-            f"{src.name} is {width}x{height}; its translation is written "
-            f"{width + width % 2}x{height + height % 2}, the last row or column repeated, as "
-            f"4:2:0 video needs even sides"
-        )
     one_size = _OneSize(src, warn)
     audio = list(container.streams.audio)
     rate = stream.average_rate or stream.guessed_rate or _FALLBACK_RATE
@@ -503,6 +497,12 @@ def translate_video(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if warn is not None and (width % 2 or height % 2):  # said of a video that was written
+        warn(
+            f"{src.name} is {width}x{height}; its translation is written "
+            f"{width + width % 2}x{height + height % 2}, the last row or column repeated, as "
+            f"4:2:0 video needs even sides"
+        )
     return output.count
 
 
