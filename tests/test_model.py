@@ -13,14 +13,15 @@ from click.testing import CliRunner
 import i2i
 from i2i.cli import cli
 from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
-from i2i.core.registry import generators
+from i2i.core.registry import discriminators, generators
+from i2i.models.build import build_checked
 from i2i.models.export import export_run
 from i2i.models.folder import (
-    load_discriminators,
     load_model,
     make_config,
     net_spec,
     read_config,
+    read_weights,
     save_model,
 )
 from tests.conftest import TINY
@@ -82,8 +83,10 @@ def test_exported_generators_equal_the_checkpoint(run_dir, tmp_path):
 
 def test_with_discriminators(run_dir, tmp_path):
     model = export_run(run_dir, tmp_path / "model", with_discriminators=True)
-    discs = load_discriminators(model)
-    assert set(discs) == {"D_A", "D_B"}
+    config, weights = read_config(model), read_weights(model)
+    assert set(config["discriminators"]) == {"D_A", "D_B"} <= set(weights)
+    for name, spec in config["discriminators"].items():  # each builds from its spec, strictly
+        build_checked(discriminators, spec, weights[name], f"discriminator {name}")
     _, nets = load_model(model)  # generators still load strictly beside them
     assert set(nets) == {"AtoB", "BtoA"}
 

@@ -13,6 +13,7 @@ import torch
 
 import i2i
 from i2i.core.errors import InvalidArgumentError
+from i2i.core.protocol import check_generator, check_generator_factory
 from i2i.core.registry import Registry, generators, tasks
 from i2i.kit.options import OptionGroup
 from tests.conftest import TINY
@@ -166,7 +167,7 @@ def test_a_boolean_flag_flips_the_task_default(task, flag):
 
 # -- the generator protocol ---------------------------------------------------------------------
 def test_a_generator_factory_must_take_the_channels():
-    registry = Registry("generator", *generators._check_factory_and_built())
+    registry = Registry("generator", check_generator_factory, check_generator)
 
     def grey_only(ngf: int = 8) -> torch.nn.Module:
         return torch.nn.Identity()
@@ -181,7 +182,7 @@ def test_a_generator_factory_must_take_the_channels():
 
 
 def test_declared_sizes_are_checked_at_registration_and_creation():
-    registry = Registry("generator", *generators._check_factory_and_built())
+    registry = Registry("generator", check_generator_factory, check_generator)
 
     class Odd(torch.nn.Module):
         size_multiple = 0

@@ -41,7 +41,7 @@ def test_list_with_glob_patterns():
 
 
 def test_describe_gives_summary_parameters_and_plugin():
-    component = make_registry().describe("resnet9")
+    component = make_registry().get("resnet9")
     assert component.summary == (
         "A ResNet generator, its first sentence on two lines (e.g. ``resnet9``, i.e. Kim's)."
     )

@@ -37,7 +37,9 @@ def _positive(owner: str, attribute: str, value: Any) -> int:
     return value
 
 
-def check_generator_factory(name: str, factory: Any, parameters: set[str], any_kwargs: bool):
+def check_generator_factory(
+    name: str, factory: Any, parameters: set[str], any_kwargs: bool
+) -> None:
     """At registration: the factory takes the channels, and declared sizes are valid."""
     missing = [p for p in ("in_channels", "out_channels") if p not in parameters]
     if missing and not any_kwargs:

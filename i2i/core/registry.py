@@ -193,10 +193,6 @@ class Registry:
         """Fill lazily through ``loader`` on first read; name ``plugin_names()`` in errors."""
         self._loader, self._plugin_names = loader, plugin_names
 
-    def _check_factory_and_built(self) -> tuple[Any, Any]:
-        """The kind's protocol checks, for a registry of the same kind (tests)."""
-        return self._check_factory, self._check_built
-
     # -- filling -----------------------------------------------------------------------------
     def register(
         self,
@@ -304,9 +300,6 @@ class Registry:
         """Sorted names matching a glob pattern, like ``timm.list_models``."""
         self._ensure_loaded()
         return sorted(n for n in self._components if fnmatch.fnmatchcase(n, pattern))
-
-    def describe(self, name: str) -> Component:
-        return self.get(name)
 
     def check_kwargs(self, name: str, kwargs: dict[str, Any]) -> Component:
         """Fail with the valid names when ``kwargs`` holds one that ``name`` does not take."""

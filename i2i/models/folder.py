@@ -25,10 +25,9 @@ from torch import nn
 from i2i.core.checks import check_text_path
 from i2i.core.errors import CheckpointError, I2IError, writing
 from i2i.core.files import share_like_umask, write_file
-from i2i.core.registry import Registry, discriminators, generators
+from i2i.core.registry import Registry, generators
 from i2i.models.build import (
     budget_for,
-    build_checked,
     build_generators,
     check_fit,
     header_shapes,
@@ -212,16 +211,6 @@ def load_model(
     """The config and the generators (per direction, eval mode) of a model folder."""
     config = verify_model(folder)
     return config, build_generators(config, read_weights(folder), device)
-
-
-def load_discriminators(folder: Path) -> dict[str, nn.Module]:
-    """Discriminators saved with ``--with-discriminators``, for fine-tuning."""
-    config = verify_model(folder)
-    weights = read_weights(folder)
-    return {
-        name: build_checked(discriminators, spec, weights.get(name, {}), f"discriminator {name}")
-        for name, spec in config.get("discriminators", {}).items()
-    }
 
 
 # -- writing ---------------------------------------------------------------------------------
