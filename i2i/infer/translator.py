@@ -513,6 +513,5 @@ def _check_sampling(
     return steps, seed, check_path_noise(PATH_NOISE if path_noise is None else path_noise)
 
 
-def load(model: str | Path, **kwargs: Any) -> Translator:
-    """A ``Translator`` for a Hub id, a model folder or a run; see ``Translator.from_pretrained``."""
-    return Translator.from_pretrained(model, **kwargs)
+# ``i2i.load``: the classmethod itself, so that help() and editors show its arguments.
+load = Translator.from_pretrained
