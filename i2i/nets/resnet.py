@@ -7,6 +7,8 @@ official CUT generator (blur-pool down, binomial up), so CUT's checkpoints load 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -188,6 +190,12 @@ class ResnetGenerator(nn.Module):
         return self
 
 
+def _resnet(n_blocks: int, init: str, init_gain: float, **arch: Any) -> ResnetGenerator:
+    """A registered ResNet generator: the factories below spell out their arguments (for
+    ``i2i describe``) and pass them on by name."""
+    return ResnetGenerator(n_blocks=n_blocks, **arch).finish_init(init, init_gain)
+
+
 def resnet9(
     in_channels: int = 3,
     out_channels: int = 3,
@@ -205,10 +213,7 @@ def resnet9(
 
     Takes any height and width divisible by 4; output has the input's size.
     """
-    net = ResnetGenerator(
-        in_channels, out_channels, ngf, norm, dropout, 9, padding, antialias, residual, detail
-    )
-    return net.finish_init(init, init_gain)
+    return _resnet(9, **locals())
 
 
 def resnet6(
@@ -228,7 +233,4 @@ def resnet6(
 
     Fewer blocks than resnet9 because small images need less receptive field; same size rules.
     """
-    net = ResnetGenerator(
-        in_channels, out_channels, ngf, norm, dropout, 6, padding, antialias, residual, detail
-    )
-    return net.finish_init(init, init_gain)
+    return _resnet(6, **locals())

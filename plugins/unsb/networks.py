@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -182,37 +183,16 @@ class BridgeGenerator(nn.Module):
 
 def _bridge_generator(
     backbone: str,
-    in_channels: int,
-    out_channels: int,
+    *,
     ngf: int,
-    norm: str,
-    dropout: bool,
-    padding: str,
-    antialias: bool,
-    residual: bool,
-    detail: bool,
-    init: str,
-    init_gain: float,
     noise_dim: int,
     mapping_layers: int,
     steps: int,
     tau: float,
     sample_steps: int | None,
+    **backbone_kwargs: Any,
 ) -> BridgeGenerator:
-    base = i2i.create_generator(
-        backbone,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        ngf=ngf,
-        norm=norm,
-        dropout=dropout,
-        padding=padding,
-        antialias=antialias,
-        residual=residual,
-        detail=detail,
-        init=init,
-        init_gain=init_gain,
-    )
+    base = i2i.create_generator(backbone, ngf=ngf, **backbone_kwargs)
     return BridgeGenerator(base, ngf, noise_dim, mapping_layers, steps, tau, sample_steps)
 
 
@@ -241,10 +221,7 @@ def unsb_resnet9(
     predictions, None: all). Sizes as resnet9;
     ``residual`` and ``detail`` as resnet9's (a residual one starts by predicting its input).
     """
-    return _bridge_generator(
-        "resnet9", in_channels, out_channels, ngf, norm, dropout, padding, antialias, residual,
-        detail, init, init_gain, noise_dim, mapping_layers, steps, tau, sample_steps,
-    )  # fmt: skip
+    return _bridge_generator("resnet9", **locals())
 
 
 def unsb_resnet6(
@@ -266,10 +243,7 @@ def unsb_resnet6(
     sample_steps: int | None = None,
 ) -> BridgeGenerator:
     """UNSB's generator on resnet6 (128 px images, the toy data): see unsb_resnet9."""
-    return _bridge_generator(
-        "resnet6", in_channels, out_channels, ngf, norm, dropout, padding, antialias, residual,
-        detail, init, init_gain, noise_dim, mapping_layers, steps, tau, sample_steps,
-    )  # fmt: skip
+    return _bridge_generator("resnet6", **locals())
 
 
 # How the bridge is sampled, not what the weights are: ``--init-from`` lets a run set its own.
