@@ -31,7 +31,8 @@ from i2i.data import decode_image
 from i2i.demo.examples import sample_examples
 from i2i.infer.translator import Translator, load
 from i2i.models.folder import SAMPLES
-from i2i.models.hub import resolve_model, split_revision
+from i2i.models.hub import split_revision
+from i2i.models.loader import resolve_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home unless asked
 try:

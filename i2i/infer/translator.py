@@ -255,7 +255,7 @@ class Translator:
         ``backend="onnxruntime"`` runs a folder written by ``i2i export --format onnx``, on the
         CPU. ``steps``, ``seed`` and ``path_noise`` are a bridge model's sampling (see the class).
         """
-        from i2i.models.hub import resolve_model
+        from i2i.models.loader import resolve_model
 
         if backend == "onnxruntime":
             from i2i.infer.onnx import load_onnx

@@ -247,21 +247,3 @@ def push(
                 commit_message=message or "Upload i2i model",
                 delete_patterns=stale or None,
             )
-
-
-def resolve_model(model: str | Path, revision: str | None = None) -> tuple[str, Path]:
-    """("run" | "model", local path) for a run folder, a model folder or a Hub id."""
-    path = Path(model)
-    if path.exists():
-        if is_run_folder(path):
-            return "run", path
-        read_config(path)
-        return "model", path
-    text = str(model)
-    repo_id, at_revision = split_revision(text)
-    if REPO_ID.match(repo_id) and not text.startswith((".", "/")):
-        try:
-            return "model", pull(repo_id, revision or at_revision)
-        except HubError as error:  # it may have been meant as a local folder (runs/NAME)
-            raise HubError(f"there is no folder {text!r} here; as a Hub id: {error}") from None
-    raise I2IError(f"{model} is not a folder, and not a Hub id of the form USER/REPO[@REVISION]")

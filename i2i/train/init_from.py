@@ -24,7 +24,7 @@ from i2i.core.errors import CheckpointError, I2IError, InvalidArgumentError, sho
 from i2i.core.registry import Registry, discriminators, generators
 from i2i.models.export import run_to_model
 from i2i.models.folder import net_spec, read_weights, verify_model
-from i2i.models.hub import resolve_model
+from i2i.models.loader import resolve_model
 
 # Network arguments that only choose how fresh weights are drawn, not the architecture.
 INIT_ONLY = frozenset({"init", "init_gain"})
