@@ -200,13 +200,13 @@ class Scorer:
 
     def __init__(self, device: str) -> None:
         from i2i.core.device import resolve_device
-        from i2i.eval.metrics import create_extractor
+        from i2i.eval.extractors import create_extractor
 
         self.extractor = create_extractor(EXTRACTOR, resolve_device(device))
         self._features: dict[str, Any] = {}
 
     def features(self, images: Any, key: str | None = None) -> Any:
-        from i2i.eval.metrics import embed_images
+        from i2i.eval.extractors import embed_images
 
         if key is not None and key in self._features:
             return self._features[key]
@@ -217,7 +217,7 @@ class Scorer:
 
     def kid(self, reference: Any, images: Any, reference_key: str, images_key: str | None = None):
         """KID mean and std; features are kept under the keys given, for the next call."""
-        from i2i.eval.metrics import kernel_inception_distance
+        from i2i.eval.statistics import kernel_inception_distance
 
         return kernel_inception_distance(
             self.features(reference, reference_key), self.features(images, images_key)
@@ -232,7 +232,7 @@ def score_look(
     run_dir: Path | None, data: Path, device: str, scorer: Scorer, steps: int | None = None
 ):
     """PSNR/SSIM against the truth, the identity baseline, and KID to domain B (trainB)."""
-    from i2i.eval.metrics import psnr, ssim
+    from i2i.eval.statistics import psnr, ssim
 
     if [p.name for p in images_in(data / "testA")] != [p.name for p in images_in(data / "testB")]:
         raise BenchmarkError(f"{data}: testA and testB must hold the same file names")

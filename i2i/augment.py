@@ -12,7 +12,7 @@ through Kornia's non-blocking copies and nothing waits for the GPU. ``torch.manu
 pipeline deterministic, and ``torch.get_rng_state``/``set_rng_state`` replay it.
 
 The differentiable augmentations for what discriminators see (DiffAugment) are in
-``i2i.diffaugment``; ``build_d_augment`` is importable from here too.
+``i2i.diffaugment``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from torch import Tensor, nn
 from i2i.core.errors import InvalidArgumentError
 from i2i.core.registry import augmentations
 from i2i.core.values import Spec, parse_spec
-from i2i.diffaugment import DiscriminatorAugmentation, build_d_augment
+from i2i.diffaugment import DiscriminatorAugmentation
 
-__all__ = ["Augmentation", "build_augmentation", "build_d_augment", "parse_spec"]
+__all__ = ["Augmentation", "build_augmentation"]
 
 # Fixed-size ops whose ``flags["size"]`` is the (h, w) of their output.
 _SIZED_OPS = (K.RandomCrop, K.CenterCrop, K.RandomResizedCrop, K.Resize)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from i2i.augment import Augmentation, build_augmentation, parse_spec
+from i2i.augment import Augmentation, build_augmentation
 from i2i.core.errors import InvalidArgumentError, UnknownComponentError
 from i2i.core.registry import augmentations
+from i2i.core.values import parse_spec
 
 # Small sizes keep the suite fast; test_resize_crop_286_to_256 covers the defaults.
 TRAIN = ["resize_crop:load_size=72,crop_size=64", "hflip", "color_jitter:hue=0.05", "affine"]

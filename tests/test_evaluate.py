@@ -15,8 +15,10 @@ from torch import nn
 import i2i
 from i2i.core.errors import DataError, I2IError
 from i2i.core.registry import generators
-from i2i.eval.evaluate import contact_sheet, cycle_metrics, evaluate, flat_metrics
-from i2i.eval.metrics import FeatureExtractor
+from i2i.eval.cycle import cycle_metrics, flat_metrics
+from i2i.eval.evaluate import evaluate
+from i2i.eval.extractors import FeatureExtractor
+from i2i.eval.report import contact_sheet
 from i2i.models.folder import make_config, net_spec, save_model
 from tests.test_metrics import write_fake_inception_weights
 

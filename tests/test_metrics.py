@@ -14,13 +14,10 @@ from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import feature_extractors
 from i2i.eval import inception as fid_inception
 from i2i.eval import statistics
-from i2i.eval.metrics import (
-    INCEPTION_FILE,
-    INCEPTION_URL,
-    FeatureExtractor,
+from i2i.eval.extractors import FeatureExtractor, create_extractor, embed_images
+from i2i.eval.inception import INCEPTION_FILE, INCEPTION_URL
+from i2i.eval.statistics import (
     compare_features,
-    create_extractor,
-    embed_images,
     fid_from_stats,
     frechet_distance,
     gaussian_stats,

@@ -655,7 +655,7 @@ def test_apply_cli_takes_steps_and_seed(model_dir, tmp_path):
 
 
 def test_training_eval_runs_the_walk(model_dir):
-    from i2i.eval.evaluate import cycle_metrics
+    from i2i.eval.cycle import cycle_metrics
 
     net = i2i.load(model_dir, device="cpu")._nets["AtoB"]
     result = cycle_metrics({"AtoB": net}, {"A": torch.rand(2, 3, 32, 32) * 2 - 1})

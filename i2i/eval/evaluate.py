@@ -10,8 +10,8 @@ For a model of a paired task (pix2pix) it reads the test pairs instead (``DIR/te
 side, or ``DIR/testA`` and ``DIR/testB`` by name), compares the translations with their targets
 (FID/KID) and scores each against its own target (PSNR and SSIM).
 
-The light version for use during training, ``cycle_metrics``, lives in ``cycle.py`` and is
-importable from here too; the page and the contact sheets are drawn by ``report.py``.
+The light version for use during training, ``cycle_metrics``, lives in ``cycle.py``; the page
+and the contact sheets are drawn by ``report.py``.
 """
 
 from __future__ import annotations
@@ -40,16 +40,14 @@ from i2i.eval.cycle import (
     TARGET,
     TARGETS,
     as_model,
-    cycle_metrics,
     cycle_scores,
-    flat_metrics,
     summarise_cycle,
 )
 from i2i.eval.extractors import FeatureExtractor, create_extractor, embed_images
 from i2i.eval.report import REPORT_FILE, contact_sheet, render_report, summary_line
 from i2i.eval.statistics import compare_features, finite_or_none
 
-__all__ = ["contact_sheet", "cycle_metrics", "evaluate", "flat_metrics", "render_report"]
+__all__ = ["evaluate"]
 
 METRICS_FILE = "metrics.json"
 

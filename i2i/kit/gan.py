@@ -177,7 +177,7 @@ class GANTask(Task):
         """What a discriminator sees of any image, real or fake: --d-augment, else as it is."""
         if not self._gan.d_augment:
             return _identity
-        from i2i.augment import build_d_augment
+        from i2i.diffaugment import build_d_augment
 
         return build_d_augment(self._gan.d_augment) or _identity
 

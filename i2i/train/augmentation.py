@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from i2i.augment import build_augmentation, parse_spec
+from i2i.augment import build_augmentation
 from i2i.core.errors import DataError, InvalidArgumentError
+from i2i.core.values import parse_spec
 from i2i.kit.groups import AugmentationOptions
 
 

@@ -45,7 +45,7 @@ class RunOutputs:
         pairs, FID/KID with --eval-extractor."""
         if not self.runtime.is_main or not self.eval_batch:
             return
-        from i2i.eval.evaluate import cycle_metrics, flat_metrics
+        from i2i.eval.cycle import cycle_metrics, flat_metrics
 
         by_direction = {
             spec["direction"]: self.task.nets[name] for name, spec in self.task.generators().items()
