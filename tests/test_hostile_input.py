@@ -905,7 +905,7 @@ ROWS = [
         check=_written("y.png")),
     Row("y-a-local-path-that-is-not-there-says-so", _apply("model", flags=()),
         patch=lambda m, w: (m.setitem(w, "model", Path("runs") / "nothing-here"),
-                            m.setattr("i2i.models.hub.pull", _unreachable)),
+                            m.setattr("i2i.models.loader.pull", _unreachable)),
         expect="there is no folder 'runs/nothing-here' here; as a Hub id: the Hub is not here"),
     Row("y-resume-in-a-config-file",
         lambda w: ["train", "cyclegan", "--config", str(w["tmp"] / "options.yaml")],
