@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from i2i import __version__
-from i2i.core.errors import I2IError, I2IWarning, out_of_memory
+from i2i.core.errors import I2IError, I2IWarning, one_line, out_of_memory
 
 KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "feature_extractors")
 
@@ -115,9 +115,8 @@ _THE_MACHINE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 def _said(error: Exception) -> str:
     if isinstance(error, MemoryError | RuntimeError):
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
         return (
-            f"out of memory ({first or type(error).__name__}); use smaller networks (--ngf, "
+            f"out of memory ({one_line(error, 160)}); use smaller networks (--ngf, "
             f"--ndf), a smaller --batch-size or --crop-size, or --tile when applying"
         )
     if isinstance(error, I2IError) or not isinstance(error, OSError):

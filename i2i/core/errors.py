@@ -91,9 +91,15 @@ def writing(
     except I2IError:
         raise
     except OSError as error:
-        reason = error.strerror or " ".join(str(error).split()) or type(error).__name__
+        reason = error.strerror or one_line(error)
         advice = when_full if error.errno in _FULL else way_out
         raise WriteError(f"cannot write {target}: {reason}; {advice}") from error
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message as one line of at most ``limit`` characters, or its type's name
+    when it has none: libraries' messages span lines and may quote whole files."""
+    return " ".join(str(error).split())[:limit] or type(error).__name__
 
 
 def count(n: int, noun: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError
+from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError, one_line
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -107,10 +107,6 @@ def _links_up(dirpath: str, name: str, real: str) -> bool:
 
 
 # -- decoding ------------------------------------------------------------------------------------
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _scale_to_8bit(array: np.ndarray) -> Image.Image:
     """Map high-bit-depth or float samples onto 0..255 by range, because Pillow would clip them.
 
@@ -161,7 +157,7 @@ def decode_image(path: Path) -> Image.Image:
             oriented = ImageOps.exif_transpose(img)
             return normalize_mode(oriented)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
+        raise ImageDecodeError(f"cannot read image {path}: {one_line(e)}") from e
 
 
 def image_header(path: Path) -> tuple[int, int, bool, bool]:
@@ -172,7 +168,7 @@ def image_header(path: Path) -> tuple[int, int, bool, bool]:
             transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
             return img.width, img.height, bool(getattr(img, "is_animated", False)), transparent
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise ImageDecodeError(f"cannot read image {path}: {_one_line(e)}") from e
+        raise ImageDecodeError(f"cannot read image {path}: {one_line(e)}") from e
 
 
 def check_channels(channels: int) -> int:

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i.core.errors import I2IError
+from i2i.core.errors import I2IError, one_line
 from i2i.eval.extractors import FeatureExtractor, weights_dir
-from i2i.nets.pretrained import load_strict, one_line, read_state
+from i2i.nets.pretrained import load_strict, read_state
 
 INCEPTION_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -127,7 +127,7 @@ def _inception_weights(path: Path | None, download: bool) -> Path:
             torch.hub.download_url_to_file(INCEPTION_URL, str(target), progress=False)
             return target
         except Exception as error:  # offline, proxy, disk: all end in the same advice
-            reason = one_line(error)
+            reason = f"{type(error).__name__}: {one_line(error)}"
     raise I2IError(
         f"FID Inception weights not found at {target} and not downloaded ({reason}); download "
         f"{INCEPTION_URL} and save it as {target} (I2I_HOME sets the folder), or choose another "

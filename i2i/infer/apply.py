@@ -21,7 +21,7 @@ from typing import TypeVar
 import torch
 
 from i2i.core.checks import check_pixels, check_positive
-from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, count, writing
+from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, count, one_line, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
 from i2i.data import image_format, image_header, load_image, save_image
@@ -200,7 +200,7 @@ class _ImageRun:
             except (OSError, ValueError, KeyError) as error:
                 if isinstance(error, OSError) and error.errno in _EVERY_FILE:
                     raise
-                reason = getattr(error, "strerror", None) or " ".join(str(error).split())
+                reason = getattr(error, "strerror", None) or one_line(error)
                 self.report.failed.append((str(job.src), f"cannot write {job.dst}: {reason}"))
 
 

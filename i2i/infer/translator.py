@@ -34,7 +34,7 @@ from i2i.bridge import (
 )
 from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
-from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.errors import I2IError, InvalidArgumentError, one_line
 from i2i.core.protocol import size_limits
 from i2i.data.images import normalize_mode, to_pil, to_tensor, to_uint8
 
@@ -445,9 +445,9 @@ class Translator:
         try:
             out = net(padded)
         except torch._dynamo.exc.TorchDynamoException as error:  # only compiled networks raise it
-            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
             raise I2IError(
-                f"torch.compile failed ({type(error).__name__}: {reason}); run without --compile"
+                f"torch.compile failed ({type(error).__name__}: {one_line(error)}); run without "
+                f"--compile"
             ) from error
         if out.shape[-2:] != padded.shape[-2:]:
             raise I2IError(

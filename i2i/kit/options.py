@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from i2i.core.errors import CheckpointError, InvalidArgumentError
+from i2i.core.errors import CheckpointError, InvalidArgumentError, one_line
 from i2i.core.values import parse_pair
 from i2i.models.safefiles import (
     MAX_CONFIG_BYTES,
@@ -237,8 +237,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             data = yaml.load(text, Loader=_PlainYAML)  # a SafeLoader: no Python objects
             check_numbers(data)
     except (ValueError, yaml.YAMLError, RecursionError) as error:
-        first = " ".join(str(error).split())[:200]
-        raise InvalidArgumentError(f"config file {path} is not valid: {first}") from None
+        raise InvalidArgumentError(f"config file {path} is not valid: {one_line(error)}") from None
     if not isinstance(data, dict):
         raise InvalidArgumentError(f"config file {path} must hold a mapping of option: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
+from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError, one_line
 from i2i.core.registry import Registry, generators
 from i2i.models.checkpoint import split_state_dicts
 from i2i.models.safefiles import regular_file
@@ -93,9 +93,8 @@ def planned_shapes(
             f"other weights"
         ) from None
     except Exception as error:  # a factory's own error on values from a file
-        detail = " ".join(str(error).split())[:200] or type(error).__name__
         raise CheckpointError(
-            f"this model's {role} config does not build {spec.get('name')!r}: {detail}"
+            f"this model's {role} config does not build {spec.get('name')!r}: {one_line(error)}"
         ) from error
 
 
@@ -156,8 +155,7 @@ def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], role: str) ->
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        first = " ".join(str(error).split())[:300]
-        raise CheckpointError(f"weights for {role} do not load: {first}") from None
+        raise CheckpointError(f"weights for {role} do not load: {one_line(error, 300)}") from None
 
 
 def build_generators(

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from i2i.core.errors import CheckpointError, writing
+from i2i.core.errors import CheckpointError, one_line, writing
 from i2i.core.files import atomic_write, share_like_umask, write_file
 from i2i.models.safefiles import (
     DIRECTIONS,
@@ -172,7 +172,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
         networks_file = regular_file(path / NETWORKS_FILE, run_dir, "checkpoint file")
         networks = split_state_dicts(load_file(str(networks_file)))
     except (OSError, SafetensorError, CheckpointError) as error:
-        raise CheckpointError(f"checkpoint {path} is unreadable: {_first_line(error)}") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable: {one_line(error, 300)}") from None
     try:
         state_file = regular_file(path / STATE_FILE, run_dir, "checkpoint file")
         state = torch.load(state_file, map_location="cpu", weights_only=True)
@@ -186,10 +186,6 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"checkpoint {path / STATE_FILE} does not hold a training state")
     return networks, state
-
-
-def _first_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 def load_networks_strict(networks: Mapping[str, nn.Module], weights: Mapping[str, Any]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from i2i.core.errors import CheckpointError, InvalidArgumentError
+from i2i.core.errors import CheckpointError, InvalidArgumentError, one_line
 from i2i.core.registry import generators
 from i2i.models.build import check_fit, create_network, load_strict, shapes_of
 from i2i.models.folder import make_config, net_spec, save_model
@@ -35,9 +35,9 @@ def read_official(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
     except Exception as error:  # pickle with code, truncated file, not a torch file
-        first = " ".join(str(error).split())[:200] or type(error).__name__
         raise CheckpointError(
-            f"{path} is not a plain PyTorch state dict that can be loaded safely ({first})"
+            f"{path} is not a plain PyTorch state dict that can be loaded safely "
+            f"({one_line(error)})"
         ) from None
     if (
         isinstance(state, Mapping)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from i2i.core.errors import CheckpointError, I2IError
+from i2i.core.errors import CheckpointError, I2IError, one_line
 from i2i.models.export import export_run, is_run_folder
 from i2i.models.folder import (
     CARD,
@@ -92,8 +92,7 @@ def hub_errors(repo_id: str, revision: str | None, kind: str = "model repo") -> 
     try:
         yield
     except errors.HFValidationError as error:
-        first = " ".join(str(error).split())[:200]
-        raise HubError(f"{repo_id!r} is not a valid Hub repo id ({first})") from None
+        raise HubError(f"{repo_id!r} is not a valid Hub repo id ({one_line(error)})") from None
     except errors.RepositoryNotFoundError as error:
         raise HubError(
             f"{kind} {repo_id!r} was not found on {_endpoint()} (check the name; a private "
@@ -127,8 +126,7 @@ def hub_errors(repo_id: str, revision: str | None, kind: str = "model repo") -> 
                 f"the Hub rejected the token for {repo_id!r} (HTTP {status}); check HF_TOKEN or "
                 f"run `hf auth login` with a token that has write access"
             ) from error
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise HubError(f"the Hub failed for {repo_id!r}: {first}") from error
+        raise HubError(f"the Hub failed for {repo_id!r}: {one_line(error)}") from error
     except (OSError, ConnectionError) as error:
         raise HubError(f"cannot reach the Hub at {_endpoint()} for {repo_id!r}: {error}") from error
     except Exception as error:

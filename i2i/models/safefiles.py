@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from i2i.core.errors import CheckpointError, short
+from i2i.core.errors import CheckpointError, one_line, short
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -159,8 +159,7 @@ def read_json(
     try:
         return parse_json(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        detail = " ".join(str(error).split())[:200]
-        raise CheckpointError(f"{path} is not valid JSON ({detail})") from None
+        raise CheckpointError(f"{path} is not valid JSON ({one_line(error)})") from None
 
 
 def is_size(value: Any) -> bool:

@@ -11,11 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from i2i.core.errors import I2IError
-
-
-def one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
+from i2i.core.errors import I2IError, one_line
 
 
 def load_strict(net: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
@@ -41,7 +37,7 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:
         raise I2IError(
-            f"cannot read weights file {path} ({one_line(error)}); delete it to download it again"
+            f"cannot read weights file {path} ({type(error).__name__}: {one_line(error)}); delete it to download it again"
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

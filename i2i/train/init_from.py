@@ -20,7 +20,7 @@ from typing import Any
 from torch import nn
 
 from i2i.core.checks import check_text_path
-from i2i.core.errors import CheckpointError, I2IError, InvalidArgumentError, short
+from i2i.core.errors import CheckpointError, I2IError, InvalidArgumentError, one_line, short
 from i2i.core.registry import Registry, discriminators, generators
 from i2i.models.export import run_to_model
 from i2i.models.folder import net_spec, read_weights, verify_model
@@ -164,8 +164,7 @@ def _load(net: nn.Module, state: dict[str, Any], model: str | Path, role: str) -
     try:
         net.load_state_dict(state)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[-1].strip()
         raise CheckpointError(
             f"--init-from {model}: its {role} weights do not fit the network its config.json "
-            f"describes ({first}); export or pull the model again"
+            f"describes ({one_line(error, 300)}); export or pull the model again"
         ) from None
