@@ -203,3 +203,16 @@ def test_a_stale_backup_from_a_killed_overwrite_is_cleaned_up(tmp_path):
     save_model(folder, config, {"AtoB": net}, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
     assert oct(folder.stat().st_mode & 0o777) == "0o755"
+
+
+def test_the_precision_that_ran_is_what_a_model_records(toy_data, tmp_path, monkeypatch):
+    # fp16 on a CPU without AMX-FP16 runs fp32 (with a warning): the card must not say fp16
+    monkeypatch.setattr("i2i.core.device.native_half", lambda device, dtype: False)
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="running fp32 instead"):
+        train("cyclegan", data=str(toy_data), out=str(out), max_steps=1, precision="fp16", **TINY)
+    run = json.loads((out / "config.json").read_text())
+    assert run["options"]["precision"] == "fp16" and run["precision"] == "fp32"
+    model = export_run(out, tmp_path / "model")
+    assert read_config(model)["training"]["precision"] == "fp32"
+    assert "| precision | `fp32` |" in (model / "README.md").read_text()

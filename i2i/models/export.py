@@ -63,6 +63,8 @@ def run_to_model(
     # made before the 2026-12 option groups recorded no domains or size: defaults then).
     training = {k: v for k, v in run["options"].items() if k not in ("out", "resume", "device")}
     training["steps"] = state["step"]
+    if run.get("precision") in ("fp32", "bf16", "fp16"):  # what ran, not what was asked
+        training["precision"] = run["precision"]
     # A model leaves the machine (push, a shared folder): its local folders are named, not
     # located, so a model card never shows someone's home directory.
     for key in ("data", "init_from"):

@@ -172,7 +172,8 @@ class Trainer:
         return total
 
     def run_config(self) -> dict[str, Any]:
-        """What config.json records: the task, its options, domains, size and networks."""
+        """What config.json records: the task, its options (as given), domains, size, networks,
+        and the precision that ran (fp32 where this CPU only emulates the one asked for)."""
         from i2i import __version__
 
         return {
@@ -184,6 +185,7 @@ class Trainer:
             "generators": self.task.generators(),
             "discriminators": self.task.discriminators(),
             "world_size": self.runtime.world_size,
+            "precision": self.runtime.precision,
         }
 
     # -- the loop ----------------------------------------------------------------------------
