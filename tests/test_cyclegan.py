@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 import i2i
-from i2i.core.errors import DataError
+from i2i.core.errors import DataError, I2IWarning
 from i2i.models.checkpoint import latest_checkpoint
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY, tiny_cli_args
@@ -192,14 +193,24 @@ def test_any_registered_generator_can_be_named(toy_data, tmp_path):
 
     if "shallow" not in i2i.core.registry.generators:
         register_plugin(Plugin, name="test-shallow")
-    result = train(
-        "cyclegan",
-        data=str(toy_data),
-        out=str(tmp_path / "r"),
-        max_steps=2,
-        **{**TINY, "gen": "shallow"},
-    )
+    # settings that no network takes are said to be unused (--norm goes to the critics too)
+    with pytest.warns(UserWarning) as caught:
+        result = train(
+            "cyclegan",
+            data=str(toy_data),
+            out=str(tmp_path / "r"),
+            max_steps=2,
+            **{**TINY, "gen": "shallow", "dropout": True, "norm": "batch"},
+        )
     assert result.step == 2
+    said = [str(w.message) for w in caught if "no network of this run" in str(w.message)]
+    assert said == [
+        "--ngf 8 and --dropout: no network of this run takes them (--gen shallow, --disc "
+        "patchgan), so they are not used; `i2i describe NAME` lists what a network takes"
+    ]
+    with warnings.catch_warnings():  # the networks that take them: nothing to say
+        warnings.simplefilter("error", I2IWarning)
+        train("cyclegan", data=str(toy_data), out=str(tmp_path / "s"), max_steps=1, **TINY)
 
 
 @pytest.mark.slow

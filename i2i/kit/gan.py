@@ -9,18 +9,31 @@ discriminators' side is one call, ``train_critics``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
-from i2i.core.errors import InvalidArgumentError
+from i2i.core.errors import I2IWarning, InvalidArgumentError
 from i2i.core.registry import Registry, discriminators, generators, losses
 from i2i.kit.groups import GANOptions
 from i2i.kit.options import OptionGroup
 from i2i.kit.task import Task, has_batch_norm
 
 DIRECTIONS = ("AtoB", "BtoA")
+
+# The GAN settings that become network arguments: the argument's name, and which networks take
+# it (a third party's network need not, and then does without).
+_NETWORK_SETTINGS = {
+    "ngf": ("ngf", "generators"),
+    "dropout": ("dropout", "generators"),
+    "ndf": ("ndf", "discriminators"),
+    "norm_d": ("norm", "discriminators"),
+    "norm": ("norm", "any"),
+    "init": ("init", "any"),
+    "init_gain": ("init_gain", "any"),
+}
 
 
 class GANTask(Task):
@@ -90,6 +103,7 @@ class GANTask(Task):
         --gan-loss objective, the critics' view (--d-augment), and the Adam optimizers "G" over
         every generator and "D" over every discriminator (--lr-d)."""
         self.build_networks()
+        self._warn_unused_settings()
         self.gan_loss = losses.create(self._gan.gan_loss).to(self.device)
         self.d_view = self.discriminator_view()
         # A critic judging for the generators has its parameters frozen: under DDP, which would
@@ -101,6 +115,36 @@ class GANTask(Task):
         }
         self.adam("G", self.generators())
         self.adam("D", self.discriminators(), discriminator=True)
+
+    def _warn_unused_settings(self) -> None:
+        """A setting asked for (--norm batch, --dropout) that none of the run's networks takes
+        would otherwise be recorded in config.json and the card as if it had been used."""
+        taken = {
+            "generators": {k for spec in self.generators().values() for k in spec["kwargs"]},
+            "discriminators": {
+                k for spec in self.discriminators().values() for k in spec["kwargs"]
+            },
+        }
+        taken["any"] = taken["generators"] | taken["discriminators"]
+        options = {o.name: o for o in type(self).declared_options()}
+        defaults = {name: o.default for name, o in options.items()}
+        if self.data_root is None:  # the toy data's smaller networks are a default too
+            defaults.update(type(self).toy_defaults)
+        unused = [
+            options[name].flag + ("" if options[name].switch else f" {self.config[name]}")
+            for name, (argument, networks) in _NETWORK_SETTINGS.items()
+            if argument not in taken[networks] and self.config[name] != defaults.get(name)
+        ]
+        if unused:
+            g = self._gan
+            warnings.warn(
+                f"{' and '.join(unused)}: no network of this run takes "
+                f"{'it' if len(unused) == 1 else 'them'} (--gen {g.gen}, --disc {g.disc}), so "
+                f"{'it is' if len(unused) == 1 else 'they are'} not used; `i2i describe NAME` "
+                f"lists what a network takes",
+                I2IWarning,
+                stacklevel=3,
+            )
 
     # -- the objective -----------------------------------------------------------------------
     def judge(self, critic: str) -> torch.nn.Module:
