@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,25 @@ def test_torchrun_two_processes_gloo(toy_data, tmp_path):
     assert len(state["per_rank"]) == 2  # each rank's RNG and image pools are kept
     # 6 images over 2 ranks: 3 steps per epoch per rank
     assert state["epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    ("world", "local", "command"),
+    [
+        (None, None, "i2i train cut --resume runs/a"),
+        ("2", "2", "torchrun --nproc_per_node=2 -m i2i train cut --resume runs/a"),
+        ("8", "4", "torchrun --nnodes=2 --nproc_per_node=4 (and the rendezvous options of the "
+         "start, on every node) -m i2i train cut --resume runs/a"),
+    ],
+)  # fmt: skip
+def test_the_resume_command_of_a_torchrun_job_is_a_torchrun_command(
+    monkeypatch, world, local, command
+):
+    from i2i.train.outputs import resume_command
+
+    for name, value in (("WORLD_SIZE", world), ("LOCAL_WORLD_SIZE", local)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert resume_command("cut", Path("runs/a")) == command

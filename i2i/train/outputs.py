@@ -7,6 +7,7 @@ run's precision, on the same few held-out images every time.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,22 @@ class RunOutputs:
         return path
 
 
+def resume_command(task_name: str, run_dir: Path) -> str:
+    """The command that resumes this run: under torchrun, torchrun with as many processes (a
+    run resumes only as it was trained)."""
+    command = f"i2i train {task_name} --resume {quoted(run_dir)}"
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return command
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world) or world)
+    if world == local:
+        return f"torchrun --nproc_per_node={local} -m {command}"
+    return (
+        f"torchrun --nnodes={world // local} --nproc_per_node={local} (and the rendezvous "
+        f"options of the start, on every node) -m {command}"
+    )
+
+
 def print_stopped_at_once(task_name: str, run_dir: Path) -> None:
     """What a second Ctrl-C leaves: the last whole checkpoint, if there is one (a checkpoint
     being written when it came is either whole or absent)."""
@@ -100,7 +117,7 @@ def print_stopped_at_once(task_name: str, run_dir: Path) -> None:
     else:
         print(
             f"Stopped at once; the last checkpoint is {checkpoint.name}. Resume with: "
-            f"i2i train {task_name} --resume {quoted(run_dir)}",
+            f"{resume_command(task_name, run_dir)}",
             flush=True,
         )
 
@@ -117,7 +134,7 @@ def print_summary(
     if interrupted:
         lines = [
             f"Interrupted at step {step}; checkpoint saved. Resume with: "
-            f"i2i train {task_name} --resume {quoted(run_dir)}"
+            f"{resume_command(task_name, run_dir)}"
         ]
     else:
         lines = [f"Finished {step} steps."]
