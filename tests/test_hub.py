@@ -158,6 +158,7 @@ def test_push_a_training_run_to_a_branch(hub, toy_data, tmp_path):
     folder = pull(repo, revision="experiment", token=hub.token)
     assert (folder / "samples.png").is_file()
     assert json.loads((folder / "config.json").read_text())["training"]["steps"] == 2
+    assert f"i2i pull {repo}@experiment\n" in (folder / "README.md").read_text()
     exported = export_run(run, tmp_path / "exported")
     assert _pixels(folder) == _pixels(exported)
 
@@ -222,10 +223,23 @@ def test_missing_file(hub, tmp_path):
         pull(repo)
 
 
+def test_discriminators_asked_of_a_model_folder_without_them(hub, tmp_path):
+    with pytest.raises(i2i.I2IError, match="model folder without discriminators") as info:
+        push(_model(tmp_path / "m", seed=5), hub.unique_repo_id("d"), with_discriminators=True)
+    assert "\n" not in str(info.value)
+
+
 def test_wrong_token(hub, tmp_path):
     with pytest.raises(HubError) as info:
         push(_model(tmp_path / "m", seed=6), hub.unique_repo_id("x"), token="hf_wrong")
     assert "rejected the token" in _one_line(info.value)
+    assert "with a token that has write access to it" in str(info.value)
+    with pytest.raises(HubError, match="needs a token .* and none is set; set HF_TOKEN"):
+        push(_model(tmp_path / "n", seed=6), hub.unique_repo_id("x"))  # no token at all
+    repo = hub.unique_repo_id("private")
+    push(_model(tmp_path / "p", seed=6), repo, token=hub.token, private=True)
+    with pytest.raises(HubError, match="token that has read access to it"):
+        pull(repo, token="hf_wrong")
 
 
 def test_cli_push_pull_apply(hub, tmp_path, monkeypatch):

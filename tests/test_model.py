@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import i2i
 from i2i.cli import cli
 from i2i.core.errors import CheckpointError, I2IError, UnknownComponentError
 from i2i.core.registry import discriminators, generators
-from i2i.models.build import build_checked
+from i2i.models.build import build_checked, build_generators
 from i2i.models.export import export_run
 from i2i.models.folder import (
     load_model,
@@ -64,6 +65,7 @@ def test_export_writes_config_weights_card_and_samples(run_dir, tmp_path):
     assert "cyclegan" in front["tags"]
     assert "day → night" in card and "i2i.load(" in card and "i2i apply" in card
     assert "![samples](samples.png)" in card
+    assert "at the end of training, on held-out images" in card  # the toy data has test splits
     assert "lambda_identity" in card
     # the data folder is named, never located: a pushed card shows no local path
     run_data = json.loads((run_dir / "config.json").read_text())["options"]["data"]
@@ -216,3 +218,38 @@ def test_the_precision_that_ran_is_what_a_model_records(toy_data, tmp_path, monk
     model = export_run(out, tmp_path / "model")
     assert read_config(model)["training"]["precision"] == "fp32"
     assert "| precision | `fp32` |" in (model / "README.md").read_text()
+
+
+def test_the_card_says_what_a_downloader_needs_and_what_is_true(toy_data, tmp_path):
+    from i2i.models.card import render_card
+    from i2i.models.safefiles import check_net_spec
+
+    # no test split: the samples are training images, and the card says so
+    shutil.copytree(toy_data, tmp_path / "data", ignore=shutil.ignore_patterns("test*"))
+    run = tmp_path / "run"
+    train("cyclegan", data=str(tmp_path / "data"), out=str(run), max_steps=1, **TINY)
+    model = export_run(run, tmp_path / "model")
+    card = (model / "README.md").read_text()
+    assert "on training images (the data had no test split to hold out)" in card
+    # a third party's generator: its package is recorded, installed by the card, named in errors
+    config = read_config(model)
+    config["generators"]["AtoB"].update(name="tinydown", plugin="myplugin", package="i2i-myplugin")
+    config["metrics"] = {"AtoB/cycle_psnr": 12.483974774678549, "step": 4}
+    card = render_card(config, repo_id="user/repo", revision="dev")
+    assert "pip install i2i i2i-myplugin\ni2i pull user/repo@dev\n" in card
+    assert 'i2i.load("user/repo@dev")' in card
+    assert "| AtoB/cycle_psnr | 12.48 dB |" in card and "| step | 4 |" in card
+    with pytest.raises(UnknownComponentError, match="not installed; pip install i2i-myplugin"):
+        build_generators(config, {}, "cpu")
+    for bad in ("x; rm -rf /", "a b", "", 3):
+        with pytest.raises(CheckpointError, match='"package" must be a package name'):
+            check_net_spec({**config["generators"]["AtoB"], "package": bad}, "AtoB")
+
+
+def test_a_third_partys_network_records_the_package_that_provides_it(monkeypatch):
+    monkeypatch.setattr(
+        "i2i.core.plugins.plugin_package", lambda name: "i2i" if name == "i2i" else "i2i-x"
+    )
+    assert "package" not in net_spec(generators, "resnet6", {})  # i2i's own: nothing to add
+    monkeypatch.setattr("i2i.core.plugins.plugin_package", lambda name: "i2i-x")
+    assert net_spec(generators, "resnet6", {})["package"] == "i2i-x"

@@ -94,7 +94,8 @@ def push(
         message=message,
         with_discriminators=with_discriminators,
     )
-    click.echo(f"pushed to {repo_id}: {getattr(info, 'commit_url', info)}")
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    click.echo(f"pushed to {where}: {getattr(info, 'commit_url', info)}")
     if space:
         from i2i.demo.space import publish_space
 

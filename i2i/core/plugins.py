@@ -35,6 +35,9 @@ class PluginInfo:
     version: str
     module: str
     hooks: list[str] = field(default_factory=list)
+    # The installed distribution that provides it (``pip install PACKAGE``); None for a plugin
+    # registered at run time.
+    package: str | None = None
 
 
 pm = pluggy.PluginManager("i2i")
@@ -57,10 +60,10 @@ def _report(plugin: str, error: BaseException) -> None:
     )
 
 
-def _register_module(module: Any, name: str, version: str) -> None:
+def _register_module(module: Any, name: str, version: str, package: str | None = None) -> None:
     pm.register(module, name=name)
     hooks = sorted(impl_name for impl_name in dir(module) if impl_name.startswith("register_"))
-    _info[name] = PluginInfo(name, version, module.__name__, hooks)
+    _info[name] = PluginInfo(name, version, module.__name__, hooks, package)
 
 
 def _recording_register(registry: Any, plugin: str, added: list[tuple[Any, str]]) -> Any:
@@ -99,13 +102,14 @@ def load_plugins() -> None:
     from i2i import __version__
 
     for name, module_name in DEFAULT_PLUGINS.items():
-        _register_module(importlib.import_module(module_name), name, __version__)
+        _register_module(importlib.import_module(module_name), name, __version__, "i2i")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if pm.has_plugin(ep.name) or ep.name in failures:
             continue
         version = ep.dist.version if ep.dist is not None else "?"
+        package = ep.dist.metadata["Name"] if ep.dist is not None else None
         try:
-            _register_module(ep.load(), ep.name, version)
+            _register_module(ep.load(), ep.name, version, package)
         except Exception as error:
             _report(ep.name, error)
     _call_registration_hooks()
@@ -122,6 +126,12 @@ def register_plugin(module: Any, name: str | None = None, version: str = "?") ->
 def plugin_names() -> list[str]:
     load_plugins()
     return sorted(_info)
+
+
+def plugin_package(name: str) -> str | None:
+    """The distribution that provides plugin ``name``, if it was installed as one."""
+    load_plugins()
+    return _info[name].package if name in _info else None
 
 
 def plugins() -> list[PluginInfo]:

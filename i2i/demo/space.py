@@ -88,7 +88,7 @@ def _pin(model_repo: str, revision: str | None, token: str | None) -> str:
     """The commit ``revision`` (default: main) of an i2i model repo on the Hub."""
     from huggingface_hub import HfApi
 
-    with hub_errors(model_repo, revision):
+    with hub_errors(model_repo, revision, token=token):
         info = HfApi(token=token).model_info(model_repo, revision=revision)
     if CONFIG not in {sibling.rfilename for sibling in info.siblings or []}:
         raise HubError(f"{model_repo!r} has no {CONFIG}: it is not an i2i model")
@@ -147,7 +147,7 @@ def publish_space(
     with tempfile.TemporaryDirectory(prefix="i2i-space-") as tmp:
         for name, text in space_files(model_repo, pinned, requirement=requirement).items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
-        with hub_errors(space_id, None, kind="Space"):
+        with hub_errors(space_id, None, kind="Space", token=token, write=True):
             api.create_repo(
                 space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True
             )

@@ -29,9 +29,11 @@ def create_network(registry: Registry, spec: Mapping[str, Any], role: str) -> nn
     name = spec.get("name")
     if name not in registry:
         plugin = spec.get("plugin") or "an unknown plugin"
+        package = spec.get("package")
+        install = f"pip install {package}" if package else "install that plugin"
         raise UnknownComponentError(
             f"this model's {role} needs {registry.kind} {name!r} from plugin {plugin!r}, which is "
-            f"not installed; install that plugin (then `i2i list {registry.plural}` shows it)"
+            f"not installed; {install} (then `i2i list {registry.plural}` shows it)"
         )
     try:
         return registry.create(name, **spec.get("kwargs", {}))

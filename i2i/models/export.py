@@ -65,6 +65,8 @@ def run_to_model(
     training["steps"] = state["step"]
     if run.get("precision") in ("fp32", "bf16", "fp16"):  # what ran, not what was asked
         training["precision"] = run["precision"]
+    if run.get("samples_from") in ("test", "train"):  # the card says where the samples are from
+        training["samples_from"] = run["samples_from"]
     # A model leaves the machine (push, a shared folder): its local folders are named, not
     # located, so a model card never shows someone's home directory.
     for key in ("data", "init_from"):

@@ -52,9 +52,16 @@ SAMPLES = "samples.png"
 
 
 def net_spec(registry: Registry, name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-able description of a registered network, with the plugin that provides it."""
+    """A JSON-able description of a registered network, with the plugin that provides it and,
+    for a third party's, the package to install for it (which the card and errors name)."""
+    from i2i.core.plugins import plugin_package
+
     component = registry.get(name)
-    return {"name": name, "kwargs": dict(kwargs), "plugin": component.plugin}
+    spec = {"name": name, "kwargs": dict(kwargs), "plugin": component.plugin}
+    package = plugin_package(component.plugin)
+    if package is not None and package != "i2i":
+        spec["package"] = package
+    return spec
 
 
 def make_config(

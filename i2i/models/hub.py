@@ -82,8 +82,17 @@ class _OneLineRetries(logging.Filter):
 
 
 @contextmanager
-def hub_errors(repo_id: str, revision: str | None, kind: str = "model repo") -> Iterator[None]:
-    from huggingface_hub import errors
+def hub_errors(
+    repo_id: str,
+    revision: str | None,
+    kind: str = "model repo",
+    *,
+    token: str | None = None,
+    write: bool = False,
+) -> Iterator[None]:
+    """The Hub's failures as one-line ``HubError``s saying what to do; ``token`` (else the
+    login's) and ``write`` (a push, not a read) tell which advice a refusal needs."""
+    from huggingface_hub import errors, get_token
 
     rev = f" at revision {revision!r}" if revision else ""
     retries = logging.getLogger("huggingface_hub.utils._http")
@@ -122,9 +131,15 @@ def hub_errors(repo_id: str, revision: str | None, kind: str = "model repo") -> 
     except errors.HfHubHTTPError as error:
         status = getattr(error.response, "status_code", None)
         if status in (401, 403):
+            access = "write" if write else "read"
+            if not (token or get_token()):
+                raise HubError(
+                    f"the Hub needs a token for {repo_id!r} (HTTP {status}) and none is set; set "
+                    f"HF_TOKEN or run `hf auth login` with a token that has {access} access"
+                ) from error
             raise HubError(
                 f"the Hub rejected the token for {repo_id!r} (HTTP {status}); check HF_TOKEN or "
-                f"run `hf auth login` with a token that has write access"
+                f"run `hf auth login` with a token that has {access} access to it"
             ) from error
         raise HubError(f"the Hub failed for {repo_id!r}: {one_line(error)}") from error
     except (OSError, ConnectionError) as error:
@@ -149,7 +164,7 @@ def pull(repo_id: str, revision: str | None = None, token: str | None = None) ->
         raise HubError(f"{repo_id!r} is not a Hub model id; expected USER/REPO")
     if revision is not None and not revision.strip():
         raise HubError("the revision is empty; give a branch, tag or commit, or leave it out")
-    with hub_errors(repo_id, revision):
+    with hub_errors(repo_id, revision, token=token):
         # config.json first: a repo that is not an i2i model fails before any large download.
         config_path = hf_hub_download(
             repo_id,
@@ -216,6 +231,12 @@ def push(
             export_run(source, staged, with_discriminators=with_discriminators)
         elif (source / CONFIG).is_file():
             verify_model(source)  # the config resolves and fits the weights: nothing broken
+            if with_discriminators and not read_config(source).get("discriminators"):
+                raise I2IError(
+                    f"{source} is a model folder without discriminators, and only a training "
+                    f"run has them: push the run folder with --with-discriminators, or push "
+                    f"this folder without it"
+                )
             staged.mkdir()
             for name in (WEIGHTS, SAMPLES):  # the card is rewritten below
                 path = source / name
@@ -227,9 +248,9 @@ def push(
             raise I2IError(f"{source} is neither an i2i model folder nor a training run folder")
         config = read_config(staged)
         config["has_samples"] = (staged / SAMPLES).is_file()
-        (staged / CARD).write_text(render_card(config, repo_id=repo_id))
+        (staged / CARD).write_text(render_card(config, repo_id=repo_id, revision=revision))
         api = HfApi(token=token)
-        with hub_errors(repo_id, revision):
+        with hub_errors(repo_id, revision, token=token, write=True):
             api.create_repo(repo_id, private=private, exist_ok=True)
             if private:  # an existing public repo stays public unless told otherwise
                 api.update_repo_settings(repo_id, private=True)

@@ -162,6 +162,10 @@ def read_json(
         raise CheckpointError(f"{path} is not valid JSON ({one_line(error)})") from None
 
 
+# A distribution's name as packaging normalises it (PEP 508), and nothing else.
+PACKAGE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+
+
 def is_size(value: Any) -> bool:
     """Whether ``value`` is a size in pixels as runs and models record it (None: unknown)."""
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
@@ -180,3 +184,6 @@ def check_net_spec(spec: Any, where: str) -> None:
         )
     if not isinstance(spec.get("plugin", ""), str | None):
         raise CheckpointError(f'{where}: "plugin" must be text, got {short(spec["plugin"])}')
+    package = spec.get("package")  # shown in the card's `pip install` line: a name and no more
+    if package is not None and not (isinstance(package, str) and PACKAGE_NAME.match(package)):
+        raise CheckpointError(f'{where}: "package" must be a package name, got {short(package)}')

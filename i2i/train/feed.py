@@ -52,6 +52,7 @@ class DataFeed:
         )
         self.steps_per_epoch = math.ceil(self.sampler.shard_size / batch_size)
         self.skipped: dict[str, str] = {}
+        self.samples_from: str | None = None  # set by held_out_batch
         self._last_good: dict[str, Any] | None = None
 
     def loader(self, epoch: int, start: int, workers: int) -> torch.utils.data.DataLoader:
@@ -98,11 +99,12 @@ class DataFeed:
         return self.augment.held_out(self.to_device(raw))
 
     def held_out_batch(self, n: int) -> dict[str, torch.Tensor]:
-        """The same few images for every sample grid and eval: held-out ones when there are."""
+        """The same few images for every sample grid and eval: held-out ones when there are
+        (``samples_from`` says which it took: "test" or "train")."""
         try:
-            dataset = self.task.dataset("test")
+            dataset, self.samples_from = self.task.dataset("test"), "test"
         except DataError:
-            dataset = self.dataset
+            dataset, self.samples_from = self.dataset, "train"
         n = min(n, len(dataset))
         batch = collate([self.task.held_out_item(dataset, i) for i in range(n)])
         return {} if batch["A"] is None else self.held_out(batch)

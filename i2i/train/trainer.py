@@ -152,11 +152,11 @@ class Trainer:
                     f"longer, resume with a larger --max-steps (or start a new run from its "
                     f"weights: --init-from {self.run_dir})"
                 )
+        self.fixed = self.data.held_out_batch(o.num_samples)
+        eval_batch = self.data.held_out_batch(o.eval_images) if o.eval_every else {}
         if rt.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             record_config(self.run_dir, self.run_config(), resuming=bool(o.resume))
-        self.fixed = self.data.held_out_batch(o.num_samples)
-        eval_batch = self.data.held_out_batch(o.eval_images) if o.eval_every else {}
         self.outputs = RunOutputs(task, rt, self.run_dir, self.fixed, eval_batch, o.eval_extractor)
 
     def _total_steps(self) -> int:
@@ -186,6 +186,7 @@ class Trainer:
             "discriminators": self.task.discriminators(),
             "world_size": self.runtime.world_size,
             "precision": self.runtime.precision,
+            "samples_from": self.data.samples_from,
         }
 
     # -- the loop ----------------------------------------------------------------------------
