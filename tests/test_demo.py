@@ -245,6 +245,22 @@ def test_gradio_client_translates_photos(served, tmp_path):
     _check_translation(photos[0], Path(tiled[0]))
 
 
+def test_a_stopped_page_leaves_no_upload_or_result_behind(model, tmp_path):
+    """Gradio keeps uploads and served results in GRADIO_TEMP_DIR; the page stopped (SIGTERM
+    here, as a service manager stops it; Ctrl-C alike) deletes its own."""
+    port, cache = _free_port(), tmp_path / "gradio"
+    args = [sys.executable, "-m", "i2i", "demo", str(model), "--port", str(port)]
+    env = {"GRADIO_TEMP_DIR": str(cache)}
+    with _serving([*args, "--device", "cpu"], port, env, tmp_path) as url:
+        client = gradio_client.Client(url, verbose=False)
+        photo = gradio_client.handle_file(str(_photo(tmp_path)))
+        client.predict([photo], "AtoB", False, 512, api_name="/translate")
+        assert [p for p in cache.rglob("*") if p.is_file()]  # the upload and its translation
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    log = (tmp_path / f"server-{port}.log").read_text()
+    assert "stopped; the uploads and results are deleted" in log and "share=True" not in log
+
+
 def test_bad_uploads_get_one_line_messages(served, tmp_path):
     client = gradio_client.Client(served, verbose=False)
     broken = tmp_path / "broken.png"

@@ -9,15 +9,18 @@ and, without tiling, in pixels. Anything wrong with an upload is told in the pag
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,6 +378,46 @@ def load_page(
     return build_page(translator, name, samples=samples, limits=limits)
 
 
+@contextlib.contextmanager
+def _own_gradio_folder() -> Iterator[None]:
+    """Gradio keeps uploads and the results it serves in GRADIO_TEMP_DIR (by default one
+    /tmp/gradio for every app), and a page stopped with Ctrl-C leaves them there: this page
+    gets a folder of its own inside it, removed when the page stops."""
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    parent = Path(before) if before else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="i2i-demo-uploads-", dir=parent)
+    os.environ["GRADIO_TEMP_DIR"] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _wait_for_a_stop(page: gr.Blocks, handlers: dict[int, Any]) -> None:
+    """Serve until Ctrl-C or SIGTERM (a service manager's, a Space's): both stop the page.
+    Once it stops, further ones wait (``handlers``, the ones to put back after, say that this
+    is the main thread): an interrupted clean-up would leave the uploads behind."""
+    if handlers:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while page.is_running:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for number in handlers:
+            signal.signal(number, signal.SIG_IGN)
+        page.close()
+
+
 def serve(
     model: str | Path,
     *,
@@ -384,18 +427,47 @@ def serve(
     device: str = "auto",
     limits: DemoLimits | None = None,
 ) -> None:
-    """Serve the page until interrupted; ``host``/``port`` None: Gradio's own defaults and env.
+    """Serve the page until interrupted (Ctrl-C or SIGTERM), then delete what was uploaded and
+    made; ``host``/``port`` None: Gradio's own defaults and env.
 
     (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, which Hugging Face Spaces set.)
     """
     limits = limits or DemoLimits()
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {number: signal.getsignal(number) for number in _SIGNALS} if main else {}
+    try:
+        with _own_gradio_folder():
+            _serve_page(model, revision, host, port, device, limits, handlers)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    print("stopped; the uploads and results are deleted", flush=True)
+
+
+def _serve_page(
+    model: str | Path,
+    revision: str | None,
+    host: str | None,
+    port: int | None,
+    device: str,
+    limits: DemoLimits,
+    handlers: dict[int, Any],
+) -> None:
+    """Load and launch the page; wait for a stop, then close it."""
     page = load_page(model, revision=revision, device=device, limits=limits)
     try:
         page.launch(
-            server_name=host, server_port=port, max_file_size=limits.upload_bytes(), ssr_mode=False
+            server_name=host,
+            server_port=port,
+            max_file_size=limits.upload_bytes(),
+            ssr_mode=False,
+            quiet=True,
+            prevent_thread_lock=True,
         )
     except OSError as error:  # Gradio's words for a busy port or an address it cannot bind
         raise I2IError(
             f"cannot serve on {host or 'the default address'}:{port or 'the default port'} "
             f"({str(error).split('. ')[0]}); choose another --port or --host"
         ) from None
+    print(f"serving {model} at {page.local_url} (Ctrl-C stops)", flush=True)
+    _wait_for_a_stop(page, handlers)
