@@ -280,7 +280,13 @@ def test_a_max_steps_beyond_the_schedule_is_named_at_the_start(toy_data, tmp_pat
     said = capsys.readouterr()
     line = next(x for x in (said.out + said.err).splitlines() if x.startswith("training cyclegan"))
     assert f"{result.step} steps (the schedule's end: --epochs 1 + --epochs-decay 1 at " in line
-    assert "up to --max-steps 1000000)" in line
+    assert "up to --max-steps 1000000)" in line and "constant learning rate" not in line
+    # the other way: --max-steps ends the run before its learning rate decays, and it says so
+    train("cyclegan", data=str(toy_data), out=str(tmp_path / "short"), max_steps=2,
+          **{**TINY, "epochs": 100})  # fmt: skip
+    said = capsys.readouterr()
+    line = next(x for x in (said.out + said.err).splitlines() if x.startswith("training cyclegan"))
+    assert "2 steps at a constant learning rate (its decay starts at step 600, after" in line
 
 
 def test_eval_every_logs_held_out_metrics(toy_data, tmp_path):

@@ -269,6 +269,12 @@ class Trainer:
                 f"{self.steps_per_epoch} steps each; more epochs train up to --max-steps "
                 f"{o.max_steps})"
             )
+        decay_start = o.epochs * self.steps_per_epoch
+        if o.epochs_decay and self.total_steps <= decay_start:  # --max-steps ends it first
+            steps += (
+                f" at a constant learning rate (its decay starts at step {decay_start}, after "
+                f"--max-steps; smaller --epochs and --epochs-decay put the decay within it)"
+            )
         return (
             f"training {self.task.name}{recipe} on {len(self.dataset)} images/epoch "
             f"({self.task.data_root}), {steps}, device {rt.device}{ranks}, "
