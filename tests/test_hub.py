@@ -234,7 +234,7 @@ def test_wrong_token(hub, tmp_path):
         push(_model(tmp_path / "m", seed=6), hub.unique_repo_id("x"), token="hf_wrong")
     assert "rejected the token" in _one_line(info.value)
     assert "with a token that has write access to it" in str(info.value)
-    with pytest.raises(HubError, match="needs a token .* and none is set; set HF_TOKEN"):
+    with pytest.raises(HubError, match=r"needs a token .* and none is set; set HF_TOKEN"):
         push(_model(tmp_path / "n", seed=6), hub.unique_repo_id("x"))  # no token at all
     repo = hub.unique_repo_id("private")
     push(_model(tmp_path / "p", seed=6), repo, token=hub.token, private=True)

@@ -159,3 +159,24 @@ def test_a_plugin_failing_in_a_later_hook_leaves_no_component_behind(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "early_gen" not in result.stdout and "resnet9" in result.stdout
     assert "task hook broke" in result.stderr
+
+
+def test_a_misspelt_hook_is_named_with_the_hook_meant():
+    from i2i.core.plugins import PluginLoadWarning, plugins, pm, register_plugin
+
+    class Misspelt:
+        @staticmethod
+        @i2i.hookimpl
+        def register_generator(register):  # register_generators
+            raise AssertionError("never called")
+
+    with pytest.warns(PluginLoadWarning) as caught:
+        register_plugin(Misspelt, name="misspelt")
+    try:
+        assert [str(w.message) for w in caught] == [
+            "i2i plugin 'misspelt' implements register_generator, which is no i2i hook, so it "
+            "is never called; did you mean register_generators?"
+        ]
+        assert next(p for p in plugins() if p.name == "misspelt").hooks == []
+    finally:
+        pm.unregister(name="misspelt")

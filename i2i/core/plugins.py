@@ -7,6 +7,7 @@ reported once (a ``PluginLoadWarning`` naming it) and all the others still load.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import warnings
@@ -23,6 +24,7 @@ from i2i.core.registry import REGISTRIES, component_name
 DEFAULT_PLUGINS = {"i2i": "i2i.parts"}
 ENTRY_POINT_GROUP = "i2i"
 REGISTRY_HOOKS = {f"register_{kind}": registry for kind, registry in REGISTRIES.items()}
+HOOK_NAMES = sorted(name for name in vars(hookspecs) if name.startswith("register_"))
 
 
 class PluginLoadWarning(I2IWarning):
@@ -62,7 +64,20 @@ def _report(plugin: str, error: BaseException) -> None:
 
 def _register_module(module: Any, name: str, version: str, package: str | None = None) -> None:
     pm.register(module, name=name)
-    hooks = sorted(impl_name for impl_name in dir(module) if impl_name.startswith("register_"))
+    callers = pm.get_hookcallers(module) or []
+    for caller in callers:
+        if caller.spec is None:  # pluggy keeps it waiting for a spec that will never come
+            close = difflib.get_close_matches(caller.name, HOOK_NAMES, n=1)
+            warnings.warn(
+                f"i2i plugin {name!r} implements {caller.name}, which is no i2i hook, so it is "
+                f"never called"
+                + (
+                    f"; did you mean {close[0]}?" if close else f" (hooks: {', '.join(HOOK_NAMES)})"
+                ),
+                PluginLoadWarning,
+                stacklevel=3,
+            )
+    hooks = sorted(caller.name for caller in callers if caller.spec is not None)
     _info[name] = PluginInfo(name, version, module.__name__, hooks, package)
 
 
