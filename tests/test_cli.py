@@ -80,14 +80,18 @@ def test_unknown_component_is_one_line_without_traceback():
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
-    assert "did you mean resnet9" in lines[0]
+    assert "did you mean generator 'resnet9'?" in lines[0]
 
 
 def test_describe_names_the_kind_a_misspelling_is_closest_to():
-    assert "unknown loss 'lsgn'; did you mean lsgan?" in invoke("describe", "lsgn").output
-    assert "unknown task 'cylegan'" in invoke("describe", "cylegan").output
-    lines = invoke("describe", "nothing_like_this").output.strip().splitlines()
-    assert len(lines) == 1 and "nothing is registered as 'nothing_like_this'" in lines[0]
+    said = invoke("describe", "lsgn").output
+    assert "nothing is registered as 'lsgn'; did you mean loss 'lsgan'?" in said
+    assert "did you mean task 'cyclegan'?" in invoke("describe", "cylegan").output
+    for far in ("nothing_like_this", "foo", "lazygen"):  # no kind is guessed from a far name
+        lines = invoke("describe", far).output.strip().splitlines()
+        assert len(lines) == 1 and f"nothing is registered as '{far}' (`i2i list`" in lines[0]
+    said = invoke("describe", "lsgn", "--kind", "losses").output  # a kind asked for: its names
+    assert "unknown loss 'lsgn'; did you mean lsgan?" in said
     assert "--kind KIND" in invoke("describe", "--help").output
 
 

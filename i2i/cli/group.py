@@ -13,8 +13,9 @@ import click
 
 from i2i import __version__
 from i2i.core.errors import I2IError, I2IWarning, one_line, out_of_memory
+from i2i.core.registry import REGISTRIES
 
-KINDS = ("generators", "discriminators", "losses", "augmentations", "tasks", "feature_extractors")
+KINDS = tuple(REGISTRIES)  # generators, discriminators, ... (the registries load no torch)
 
 
 def not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

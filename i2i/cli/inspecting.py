@@ -40,12 +40,9 @@ def list_command(kind: str | None, pattern: str) -> None:
 def describe(name: str, kind: str | None) -> None:
     """Show a component's parameters and defaults, e.g. `i2i describe resnet9`; for a task, each
     training option with its help and the values its recipes set."""
-    from i2i.core.registry import REGISTRIES
+    from i2i.core.registry import find
 
-    found = [REGISTRIES[k].get(name) for k in ([kind] if kind else KINDS) if name in REGISTRIES[k]]
-    if not found:
-        REGISTRIES[kind or _closest_kind(name)].get(name)  # raises with close matches
-    for component in found:
+    for component in find(name, kind):
         click.echo(f"{component.name} ({component.kind}, plugin {component.plugin})")
         if component.summary:
             click.echo(f"  {component.summary}")
@@ -60,27 +57,6 @@ def describe(name: str, kind: str | None) -> None:
             print_table("parameters", ["name", "type", "default"], rows)
         else:
             click.echo("  takes no arguments")
-
-
-def _closest_kind(name: str) -> str:
-    """The kind whose names come closest to an unknown ``name``, so that its error lists them;
-    a name close to none is one line naming ``i2i list``."""
-    import difflib
-
-    from i2i.core.errors import UnknownComponentError, short
-    from i2i.core.registry import REGISTRIES
-
-    def closeness(kind: str) -> float:
-        names = REGISTRIES[kind].list()
-        return max((difflib.SequenceMatcher(None, name, n).ratio() for n in names), default=0)
-
-    kind = max(KINDS, key=closeness)
-    if closeness(kind) < 0.5:  # the cutoff of the registries' "did you mean"
-        raise UnknownComponentError(
-            f"nothing is registered as {short(name)} (no generator, discriminator, loss, "
-            f"augmentation, task or feature extractor); `i2i list` shows them all"
-        )
-    return kind
 
 
 def _shown(value: Any) -> str:

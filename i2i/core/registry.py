@@ -356,3 +356,25 @@ REGISTRIES: dict[str, Registry] = {
     "tasks": tasks,
     "feature_extractors": feature_extractors,
 }
+
+
+def find(name: str, kind: str | None = None) -> list[Component]:
+    """Every component called ``name`` (of ``kind``, a key of ``REGISTRIES``, if given); none is
+    an ``UnknownComponentError`` naming the closest registered name of any kind."""
+    registries = [REGISTRIES[kind]] if kind else list(REGISTRIES.values())
+    found = [registry.get(name) for registry in registries if name in registry]
+    if found:
+        return found
+    if kind:
+        REGISTRIES[kind].get(name)  # raises, with that kind's close matches
+    scored = [
+        (difflib.SequenceMatcher(None, name, other).ratio(), registry.kind, other)
+        for registry in registries
+        for other in registry.list()
+    ]
+    score, closest_kind, closest = max(scored, default=(0.0, "", ""))
+    guess = f"; did you mean {closest_kind} {closest!r}?" if score >= 0.7 else ""
+    raise UnknownComponentError(
+        f"nothing is registered as {short(name)}{guess} (`i2i list` shows every generator, "
+        f"discriminator, loss, augmentation, task and feature extractor)"
+    )
