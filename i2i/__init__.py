@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from i2i.core import registry as _registry
-from i2i.core.errors import I2IError
+from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -22,6 +22,7 @@ __all__ = [
     "GANTask",
     "I2IError",
     "ImagePool",
+    "InvalidArgumentError",
     "Optimizing",
     "Option",
     "OptionGroup",
@@ -57,6 +58,7 @@ __all__ = [
     "nce_layers",
     "option",
     "patch_nce",
+    "probe_features",
     "resnet_decode",
     "toy_dataset_dir",
     "unwrap",
@@ -135,6 +137,7 @@ _LAZY = {
     "option": "i2i.kit.options",
     "PatchNCEOptions": "i2i.kit.nce",
     "nce_layers": "i2i.kit.nce",
+    "probe_features": "i2i.kit.nce",
     "ImagePool": "i2i.kit.pool",
     "UnalignedDataset": "i2i.data",
     "AlignedDataset": "i2i.data",

@@ -680,6 +680,13 @@ ROWS = [
     Row("7-nce-layers-by-name", lambda w: [*_train()(w)[:1], "cut", *_train()(w)[2:],
                                            "--nce-layers", "model.1,model.4", "--num-patches", "8"],
         expect="Finished 1", code=0, writes=("out",)),
+    Row("7-nce-layers-beyond-the-generator",
+        lambda w: [*_train()(w)[:1], "cut", *_train()(w)[2:], "--nce-layers", "0,99"],
+        expect="--nce-layers 0,99 does not fit --gen resnet6: layer 99 is outside model[0.."),
+    Row("7-nce-layers-beyond-the-bridge-generator",
+        lambda w: [*_train()(w)[:1], "unsb", *_train()(w)[2:], "--nce-layers", "0,99"],
+        expect="--nce-layers 0,99 does not fit --gen unsb_resnet6: layer 99 is outside the "
+               "encoder"),
     Row("7-nce-layers-with-an-empty-entry",
         lambda w: [*_train()(w)[:1], "cut", *_train()(w)[2:], "--nce-layers", "foo,,-1"],
         expect="--nce-layers takes comma-separated layer indices or submodule names"),

@@ -4,7 +4,11 @@ FastCUT, UNSB): declared once, so that their flags mean the same in each."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import torch
+from torch import nn
 
 from i2i.core.errors import InvalidArgumentError
 from i2i.kit.options import OptionGroup, option
@@ -44,3 +48,21 @@ def nce_layers(text: str) -> list[int | str]:
             f"model.1,model.4), got {text!r}"
         )
     return [int(item) if re.fullmatch(r"[+-]?\d+", item) else item for item in items]
+
+
+def probe_features(
+    generator: nn.Module, features: Callable[[], list[torch.Tensor]], layers: str, gen: str
+) -> list[torch.Tensor]:
+    """``features()`` of ``generator`` on one example, in eval mode and without gradients (their
+    widths size the projection head); a layer it lacks is an error in the flags' terms."""
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            return features()
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(
+            f"--nce-layers {layers} does not fit --gen {gen}: {error}; give layers it has"
+        ) from None
+    finally:
+        generator.train(was_training)

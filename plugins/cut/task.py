@@ -59,10 +59,12 @@ class CUT(i2i.GANTask):
         self.nce_idt = o.nce_idt and len(set(self.channels)) == 1
         # The head's input widths are those of the generator's features on the first batch.
         generator = self.nets["G"]
-        was_training = generator.training
-        with torch.no_grad():
-            feats = i2i.extract_features(generator.eval(), example["A"][:1], self.layers)
-        generator.train(was_training)
+        feats = i2i.probe_features(
+            generator,
+            lambda: i2i.extract_features(generator, example["A"][:1], self.layers),
+            o.nce_layers,
+            self.generators()["G"]["name"],
+        )
         head = i2i.PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
         self.F = self.add_network("F", head)
         self.adam("F", ["F"])  # the head has its own optimizer, as upstream

@@ -166,7 +166,9 @@ class BridgeGenerator(nn.Module):
                 names.append(f"blocks.{layer - len(self.encoder)}")
             else:
                 last = len(self.encoder) + len(self.blocks) - 1
-                raise i2i.I2IError(f"layer {layer} is outside the encoder and blocks (0..{last})")
+                raise i2i.InvalidArgumentError(
+                    f"layer {layer} is outside the encoder and blocks (0..{last})"
+                )
         return names
 
     def features(

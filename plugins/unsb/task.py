@@ -164,12 +164,12 @@ class UNSB(i2i.GANTask):
         self.nce_idt = o.nce_idt and o.lambda_nce > 0
         # The head's input widths are those of the generator's features on the first batch.
         start = example["A"][:1]
-        was_training = generator.training
-        with torch.no_grad():
-            feats = generator.eval().features(
-                start, self._index(start, 0), self._zeros(1), self.layers
-            )
-        generator.train(was_training)
+        feats = i2i.probe_features(
+            generator,
+            lambda: generator.features(start, self._index(start, 0), self._zeros(1), self.layers),
+            o.nce_layers,
+            self.generators()["G"]["name"],
+        )
         head = i2i.PatchProjection([f.shape[1] for f in feats], o.nce_channels, self.init_gain)
         self.F = self.add_network("F", head)
         # build_gan made "G" over G; the two critics get one optimizer each, and the head its own.
