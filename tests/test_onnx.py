@@ -95,9 +95,13 @@ def test_apply_cli_with_onnxruntime(onnx_dir, tmp_path):
     assert Image.open(tmp_path / "out" / "a.png").size == (36, 28)
 
 
-def test_an_onnx_export_loaded_without_its_backend_says_which_backend(onnx_dir):
-    with pytest.raises(I2IError, match=r"is an ONNX export.*--backend onnxruntime"):
-        i2i.load(onnx_dir)
+def test_an_onnx_export_runs_with_onnx_runtime_unless_torch_is_asked_for(onnx_dir, model_dir):
+    assert "onnx" in i2i.load(onnx_dir).config  # --backend auto
+    assert "onnx" not in i2i.load(model_dir).config
+    with pytest.raises(I2IError, match=r"is an ONNX export.*`i2i apply` runs it"):
+        i2i.load(onnx_dir, backend="torch")
+    with pytest.raises(I2IError, match="unknown backend 'tensorrt'"):
+        i2i.load(onnx_dir, backend="tensorrt")
 
 
 def test_onnx_backend_on_a_folder_without_graphs(model_dir):

@@ -55,10 +55,7 @@ def export(
         path = export_onnx(
             config, generators, Path(out), tolerance=tolerance, overwrite=overwrite, log=click.echo
         )
-        click.echo(
-            f"ONNX graphs written to {path} (try: i2i apply {path} IMAGES -o OUT "
-            f"--backend onnxruntime)"
-        )
+        click.echo(f"ONNX graphs written to {path} (try: i2i apply {path} IMAGES -o OUT)")
         return
     from i2i.models.export import export_run
 

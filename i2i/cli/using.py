@@ -61,10 +61,11 @@ path_noise_option = click.option(
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
 @click.option(
     "--backend",
-    default="torch",
+    default="auto",
     show_default=True,
-    type=click.Choice(["torch", "onnxruntime"]),
-    help="onnxruntime runs a folder made by `i2i export --format onnx`.",
+    type=click.Choice(["auto", "torch", "onnxruntime"]),
+    help="onnxruntime runs a folder made by `i2i export --format onnx` (auto: for such a "
+    "folder; torch otherwise).",
 )
 @click.option(
     "--temporal",

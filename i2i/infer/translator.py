@@ -244,7 +244,7 @@ class Translator:
         device: str = "auto",
         precision: str = "fp32",
         batch_size: int | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         compile: bool = False,
         steps: int | None = None,
         seed: int = 0,
@@ -253,10 +253,20 @@ class Translator:
         """A Hub id (``user/repo[@rev]``), a model folder, or a run (its last checkpoint).
 
         ``backend="onnxruntime"`` runs a folder written by ``i2i export --format onnx``, on the
-        CPU. ``steps``, ``seed`` and ``path_noise`` are a bridge model's sampling (see the class).
+        CPU; ``"auto"`` runs such a folder so and everything else with ``"torch"``. ``steps``,
+        ``seed`` and ``path_noise`` are a bridge model's sampling (see the class).
         """
+        from i2i.models.folder import WEIGHTS
         from i2i.models.loader import resolve_model
 
+        if backend not in ("auto", "torch", "onnxruntime"):
+            raise InvalidArgumentError(
+                f"unknown backend {backend!r}; use auto, torch or onnxruntime"
+            )
+        if backend == "auto":
+            folder = Path(model)
+            onnx = not (folder / WEIGHTS).exists() and any(folder.glob("*.onnx"))
+            backend = "onnxruntime" if folder.is_dir() and onnx else "torch"
         if backend == "onnxruntime":
             from i2i.infer.onnx import load_onnx
 

@@ -184,9 +184,8 @@ def weights_file(folder: Path) -> Path:
     folder = Path(folder)
     if not (folder / WEIGHTS).exists() and any(folder.glob("*.onnx")):
         raise CheckpointError(
-            f"{folder} is an ONNX export, without {WEIGHTS}: run it with `i2i apply --backend "
-            f'onnxruntime` (Python: backend="onnxruntime"); other commands need the model it '
-            f"was exported from"
+            f"{folder} is an ONNX export, without {WEIGHTS}: `i2i apply` runs it (Python: "
+            f"i2i.load); other commands need the model it was exported from"
         )
     return folder / WEIGHTS
 
