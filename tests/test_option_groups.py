@@ -228,3 +228,13 @@ def test_a_group_field_must_be_an_option():
 
     with pytest.raises(InvalidArgumentError, match=r"Loose declares weight without i2i\.option"):
         Loose.declared()
+
+
+def test_a_misspelt_option_is_named_with_the_one_meant(tmp_path):
+    from tests.training import resolve_config
+
+    (tmp_path / "options.yaml").write_text("lod_size: 40\n")
+    with pytest.raises(InvalidArgumentError, match=r"lod_size in config file; did you mean load_size\? \(valid: data,"):  # fmt: skip
+        resolve_config("cyclegan", {}, tmp_path / "options.yaml")
+    with pytest.raises(InvalidArgumentError, match=r"did you mean crop_size for crop_sise, lr for lrr\?"):  # fmt: skip
+        resolve_config("cyclegan", {"crop_sise": 8, "lrr": 1.0, "zzz": 1})

@@ -11,6 +11,7 @@ run or Python.
 
 from __future__ import annotations
 
+import difflib
 import math
 import types
 import typing
@@ -279,6 +280,23 @@ def _replaced(network: str | None, recipe: Mapping[str, Any], chosen: Mapping[st
     return network in recipe and network in chosen and chosen[network] != recipe[network]
 
 
+def _refuse_unknown(values: dict[str, Any], by_name: dict[str, Option], where: str) -> None:
+    """An option name no group declares: one line with the names meant (a typo is the usual
+    cause), then all of them."""
+    unknown = sorted(set(values) - set(by_name))
+    if not unknown:
+        return
+    meant = [
+        f"{close[0]} for {name}" if len(unknown) > 1 else close[0]
+        for name in unknown
+        if (close := difflib.get_close_matches(name, by_name, n=1, cutoff=0.75))
+    ]
+    hint = f"; did you mean {', '.join(meant)}?" if meant else ""
+    raise InvalidArgumentError(
+        f"unknown option(s) {', '.join(unknown)}{where}{hint} (valid: {', '.join(by_name)})"
+    )
+
+
 def resolve(
     options: Iterable[Option],
     given: Mapping[str, Any],
@@ -296,16 +314,8 @@ def resolve(
     options = list(options)
     by_name = {o.name: o for o in options}
     config_file = dict(config_file or {})
-    unknown = sorted(set(config_file) - set(by_name))
-    if unknown:
-        raise InvalidArgumentError(
-            f"unknown option(s) {', '.join(unknown)} in config file; valid: {', '.join(by_name)}"
-        )
-    unknown = sorted(set(given) - set(by_name))
-    if unknown:
-        raise InvalidArgumentError(
-            f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(by_name)}"
-        )
+    _refuse_unknown(config_file, by_name, " in config file")
+    _refuse_unknown(given, by_name, "")
     config = {o.name: o.default for o in options}
     chosen = {**config_file, **given}
     if chosen.get("data") is None and toy_defaults:
