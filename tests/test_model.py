@@ -183,6 +183,10 @@ def test_i2i_load_accepts_a_run_and_a_model_folder(run_dir, tmp_path):
     from_model = i2i.load(model, device="cpu")(image, direction="AtoB")
     assert from_run.size == (40, 28)
     assert list(from_run.tobytes()) == list(from_model.tobytes())
+    assert repr(i2i.load(model, device="cpu")) == (
+        "Translator(cyclegan; AtoB day->night: resnet6, BtoA night->day: resnet6; cpu, fp32, "
+        "batch 1)"
+    )
 
 
 def test_overwrite_never_replaces_something_that_is_not_a_model(tmp_path):

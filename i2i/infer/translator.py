@@ -208,6 +208,19 @@ class Translator:
             self._bridges, steps, seed, path_noise
         )
 
+    def __repr__(self) -> str:
+        domains, specs = self.domains, self._config.get("generators", {})
+        nets = ", ".join(
+            f"{d} {domains.get(d[0], d[0])}->{domains.get(d[-1], d[-1])}: "
+            f"{specs.get(d, {}).get('name', type(net).__name__)}"
+            for d, net in self._nets.items()
+        )
+        backend = ", onnxruntime" if "onnx" in self._config else ""
+        return (
+            f"Translator({self._config.get('task', '?')}; {nets}; {self.device}, "
+            f"{self.precision}, batch {self.batch_size}{backend})"
+        )
+
     @property
     def directions(self) -> tuple[str, ...]:
         return tuple(self._nets)
