@@ -568,3 +568,13 @@ def test_kill_9_during_writes_then_resume(toy_data, tmp_path):
     steps = [json.loads(line)["step"] for line in (run / "losses.jsonl").read_text().splitlines()]
     assert steps == list(range(1, total + 1))
     export_run(run, tmp_path / "model")
+
+
+def test_a_file_where_an_output_folder_goes_is_named(tmp_path):
+    from i2i.core.errors import WriteError, writing
+
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "sub" / "out"
+    said = r"afile is a file, not a folder; choose another"
+    with pytest.raises(WriteError, match=said), writing(target):
+        target.mkdir(parents=True)

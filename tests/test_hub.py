@@ -223,6 +223,11 @@ def test_missing_file(hub, tmp_path):
         pull(repo)
 
 
+def test_a_push_to_repo_at_revision_says_to_use_revision(hub, tmp_path):
+    with pytest.raises(HubError, match=r"push to 'user/repo' with --revision v2 \(Python"):
+        push(_model(tmp_path / "m", seed=5), "user/repo@v2", token=hub.token)
+
+
 def test_discriminators_asked_of_a_model_folder_without_them(hub, tmp_path):
     with pytest.raises(i2i.I2IError, match="model folder without discriminators") as info:
         push(_model(tmp_path / "m", seed=5), hub.unique_repo_id("d"), with_discriminators=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -92,6 +93,10 @@ def writing(
         raise
     except OSError as error:
         reason = error.strerror or one_line(error)
+        if error.errno in (errno.EEXIST, errno.ENOTDIR) and isinstance(target, str | Path):
+            # mkdir's "File exists" for a/b when a is a file: say which file is in the way
+            files = [p for p in Path(target).parents if p.exists() and not p.is_dir()]
+            reason = f"{files[-1]} is a file, not a folder" if files else reason
         advice = when_full if error.errno in _FULL else way_out
         raise WriteError(f"cannot write {target}: {reason}; {advice}") from error
 

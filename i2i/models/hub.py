@@ -223,6 +223,9 @@ def push(
     from i2i.models.card import render_card
 
     if not REPO_ID.match(repo_id):
+        name, at = split_revision(repo_id)
+        if at and REPO_ID.match(name):
+            raise HubError(f"push to {name!r} with --revision {at} (Python: revision=) instead")
         raise HubError(f"{repo_id!r} is not a Hub repo id; expected USER/REPO")
     source = Path(model)
     with tempfile.TemporaryDirectory(prefix="i2i-push-") as tmp:
