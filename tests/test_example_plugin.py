@@ -75,3 +75,22 @@ def test_example_task_trains_exports_and_applies(plugin_site, toy_data, tmp_path
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr
     assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+@pytest.mark.slow
+def test_example_plugin_adds_a_command_and_lists_without_torch(plugin_site):
+    helped = run(plugin_site, "-m", "i2i", "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "tiny-size" in helped.stdout
+    result = run(plugin_site, "-m", "i2i", "tiny-size", "--ngf", "8", "--blocks", "2")
+    assert result.returncode == 0, result.stderr
+    # stem 3->8 (3x3), two blocks of 8 (depthwise 3x3 and pointwise 1x1), head 8->3 (3x3)
+    weights = (3 * 8 * 9 + 8) + 2 * ((8 * 9 + 8) + (8 * 8 + 8)) + (8 * 3 * 9 + 3)
+    assert result.stdout.strip() == f"tiny_separable ngf 8, 2 blocks: {weights:,} weights"
+    # registered by reference: listing the plugin's parts imports no torch
+    listed = run(
+        plugin_site, "-c",
+        "import sys, i2i; print(i2i.list_generators('tiny*'), i2i.list_tasks('one*'), "
+        "'torch' in sys.modules)",
+    )  # fmt: skip
+    assert listed.stdout.strip() == "['tiny_separable'] ['onesided'] False", listed.stderr
