@@ -77,10 +77,10 @@ def onnx_cuda_translator(folder: Path) -> Translator:
 def run(translator: Translator, inputs: Path, out: Path, batch_size: int) -> tuple[float, float]:
     """Images/s of a timed pass, and the seconds of the warm-up pass before it (compiling)."""
 
+    translator.batch_size = batch_size
+
     def apply(folder: str) -> ApplyReport:
-        return apply_paths(
-            translator, [str(inputs)], out / folder, batch_size=batch_size, progress=False
-        )
+        return apply_paths(translator, [str(inputs)], out / folder, progress=False)
 
     start = time.perf_counter()
     apply("warmup")

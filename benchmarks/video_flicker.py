@@ -127,8 +127,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def timed(translator, src: Path, dst: Path, options: VideoOptions, batch: int) -> float:
     """Seconds for ``translate_video`` end to end (decode, translate, blend, encode)."""
+    translator.batch_size = batch
     start = time.perf_counter()
-    translate_video(translator, src, dst, batch_size=batch, progress=False, options=options)
+    translate_video(translator, src, dst, progress=False, options=options)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - start

@@ -308,9 +308,10 @@ def tree(tmp_path) -> Path:
     return root
 
 
-def test_apply_folder_mirrors_relative_paths(translator, tree, tmp_path):
+def test_apply_folder_mirrors_relative_paths(translator, tree, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    report = apply_paths(translator, [str(tree)], out, progress=False, batch_size=2)
+    monkeypatch.setattr(translator, "batch_size", 2)
+    report = apply_paths(translator, [str(tree)], out, progress=False)
     rel = sorted(p.relative_to(out).as_posix() for p in report.written)
     assert rel == ["a.jpg", "b.png", "sub/c.png", "sub/deeper/d.jpg"]
     for name in rel:
@@ -456,10 +457,11 @@ def probe(path: Path) -> tuple[int, Fraction, int, int]:
         return count, stream.average_rate, stream.width, stream.height
 
 
-def test_video_round_trip(translator, tmp_path):
+def test_video_round_trip(translator, tmp_path, monkeypatch):
     src = write_video(tmp_path / "clip.mp4", frames=8, size=(32, 32), rate=12)
     save(tmp_path / "still.jpg", pattern(32, 32))
-    report = apply_paths(translator, [src, tmp_path / "still.jpg"], tmp_path / "out", batch_size=3)
+    monkeypatch.setattr(translator, "batch_size", 3)
+    report = apply_paths(translator, [src, tmp_path / "still.jpg"], tmp_path / "out")
     assert sorted(p.name for p in report.written) == ["clip.mp4", "still.jpg"]
     assert probe(tmp_path / "out" / "clip.mp4") == (8, 12, 32, 32)
 

@@ -203,12 +203,13 @@ def test_warping_error_needs_matching_videos():
 
 
 # -- video ---------------------------------------------------------------------------------------
-def test_temporal_video_keeps_rate_audio_rotation_and_cuts(translator, tmp_path):
+def test_temporal_video_keeps_rate_audio_rotation_and_cuts(translator, tmp_path, monkeypatch):
     rate = Fraction(25)
     src = write_clip(tmp_path / "clip.mp4", panned(20, noise=4), rate, audio=True, rotation=90)
     dst = tmp_path / "out" / "clip.mp4"
     options = VideoOptions(start=0.2, end=0.6, temporal=0.6, quality=23)
-    count = translate_video(translator, src, dst, batch_size=3, progress=False, options=options)
+    monkeypatch.setattr(translator, "batch_size", 3)
+    count = translate_video(translator, src, dst, progress=False, options=options)
     assert count == 10  # frames 5..14 at 25 fps
     with av.open(str(dst)) as container:
         video, audio = container.streams.video[0], container.streams.audio[0]
@@ -235,16 +236,18 @@ def test_whole_video_keeps_all_audio(translator, tmp_path):
     assert audio_samples(dst) == audio_samples(src)
 
 
-def test_strength_zero_equals_per_frame_video(translator, tmp_path):
+def test_strength_zero_equals_per_frame_video(translator, tmp_path, monkeypatch):
     src = write_clip(tmp_path / "clip.mp4", panned(7, noise=6))
     plain = tmp_path / "plain" / "clip.mp4"
     zero = tmp_path / "zero" / "clip.mp4"
     # Lossless encoding: x264's own choices (threaded, not always repeatable) cannot differ.
     lossless = VideoOptions(quality=0)
-    translate_video(translator, src, plain, batch_size=3, progress=False, options=lossless)
+    monkeypatch.setattr(translator, "batch_size", 3)
+    translate_video(translator, src, plain, progress=False, options=lossless)
     options = VideoOptions(temporal=0.0, quality=0)
     threads = cv2.getNumThreads()
-    translate_video(translator, src, zero, batch_size=2, progress=False, options=options)
+    monkeypatch.setattr(translator, "batch_size", 2)  # batches cut elsewhere: the same frames
+    translate_video(translator, src, zero, progress=False, options=options)
     assert cv2.getNumThreads() == threads  # OpenCV's pool is the caller's again
     np.testing.assert_array_equal(frames_of(plain), frames_of(zero))
 

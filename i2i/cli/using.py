@@ -153,7 +153,6 @@ def apply(
         list(inputs),
         Path(out),
         direction=direction,
-        batch_size=batch_size,
         overwrite=overwrite,
         tile=tile,
         overlap=overlap,

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import torch
 
-from i2i.core.checks import check_pixels, check_positive
+from i2i.core.checks import check_pixels
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, count, one_line, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
@@ -104,7 +104,6 @@ class _ImageRun:
         translator: Translator,
         report: ApplyReport,
         direction: str,
-        batch_size: int,
         tile: int | None,
         overlap: int,
         prefix: str,
@@ -112,7 +111,7 @@ class _ImageRun:
         self.translator = translator
         self.report = report
         self.direction = direction
-        self.batch_size = batch_size
+        self.batch_size = batch_size = translator.batch_size
         self.tile = tile
         self.overlap = overlap
         self.prefix = prefix
@@ -238,7 +237,6 @@ def apply_paths(
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     direction: str | None = None,
-    batch_size: int | None = None,
     overwrite: bool = False,
     tile: int | None = None,
     overlap: int = 32,
@@ -248,8 +246,8 @@ def apply_paths(
 ) -> ApplyReport:
     """Translate files, folders (recursively), globs and videos into ``out_dir``.
 
-    ``video`` says how videos are cut, encoded and steadied (images ignore it); ``batch_size``
-    defaults to the translator's. Outputs that exist are kept (and listed as such) unless
+    ``video`` says how videos are cut, encoded and steadied (images ignore it); the translator's
+    ``batch_size`` says how many images or tiles run at once. Outputs that exist are kept (and listed as such) unless
     ``overwrite``; since every output is written to a temp file and renamed into place, one that
     exists is whole, and a rerun of a stopped job translates only what is missing.
 
@@ -271,8 +269,6 @@ def apply_paths(
     if out_dir.exists() and not out_dir.is_dir():
         raise I2IError(f"output folder {out_dir} is a file")
     direction = translator.resolve_direction(direction)
-    batch_size = translator.batch_size if batch_size is None else batch_size
-    check_positive("batch_size", batch_size)
     check_tiling(tile, overlap)
     video = video or VideoOptions()
     video.check()
@@ -314,12 +310,12 @@ def apply_paths(
             out_dir.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=out_dir).close()
     if images:
-        run = _ImageRun(translator, report, direction, batch_size, tile, overlap, ranks.prefix)
+        run = _ImageRun(translator, report, direction, tile, overlap, ranks.prefix)
         run.run(images, progress)
     for job in videos:
         try:
             translate_video(
-                translator, job.src, job.dst, direction, batch_size, tile, overlap, progress, video,
+                translator, job.src, job.dst, direction, tile, overlap, progress, video,
                 warn=report.notes.append, progress_prefix=ranks.prefix,
             )  # fmt: skip
         except (ImageDecodeError, InputSizeError) as error:

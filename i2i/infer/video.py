@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from i2i.core.checks import check_pixels, check_positive
+from i2i.core.checks import check_pixels
 from i2i.core.errors import (
     I2IError,
     ImageDecodeError,
@@ -391,7 +391,6 @@ def translate_video(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     direction: str | None = None,
-    batch_size: int | None = None,
     tile: int | None = None,
     overlap: int = 32,
     progress: bool = True,
@@ -414,9 +413,7 @@ def translate_video(
     src, dst = Path(src), Path(dst)
     direction = translator.resolve_direction(direction)
     channels = translator.input_channels(direction)
-    batch_size = check_positive(
-        "batch_size", translator.batch_size if batch_size is None else batch_size
-    )
+    batch_size = translator.batch_size
     blender = None
     threads: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.temporal is not None:
