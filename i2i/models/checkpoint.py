@@ -200,8 +200,6 @@ def load_networks_strict(networks: Mapping[str, nn.Module], weights: Mapping[str
         try:
             net.load_state_dict(weights[name], strict=True)
         except RuntimeError as error:
-            first = str(error).strip().splitlines()
-            detail = " ".join(line.strip() for line in first[:3])
             raise CheckpointError(
-                f"network {name} does not match the checkpoint: {detail}"
+                f"network {name} does not match the checkpoint: {one_line(error, 300)}"
             ) from None
