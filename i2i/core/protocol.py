@@ -27,6 +27,13 @@ if TYPE_CHECKING:  # torch is imported when a network is built, not when a facto
 
 SIZE_ATTRIBUTES = ("size_multiple", "min_size")
 
+# The two ways a generator translates, by which it is named in configs, checkpoints and flags;
+# each reads one domain and writes the other.
+DIRECTIONS = ("AtoB", "BtoA")
+SOURCE = {"AtoB": "A", "BtoA": "B"}
+TARGET = {"AtoB": "B", "BtoA": "A"}
+REVERSE = {"AtoB": "BtoA", "BtoA": "AtoB"}
+
 
 def _positive(owner: str, attribute: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -18,15 +18,13 @@ from i2i.bridge import BridgeRunner, bridge_of
 from i2i.core.checks import check_positive
 from i2i.core.device import unwrap
 from i2i.core.errors import InvalidArgumentError
+from i2i.core.protocol import REVERSE, SOURCE, TARGET
 from i2i.data import to_uint8
 from i2i.eval.extractors import FeatureExtractor, create_extractor, embed_images
 from i2i.eval.statistics import compare_features, finite_or_none, psnr, ssim
 
 __all__ = ["cycle_metrics", "flat_metrics"]
 
-SOURCE = {"AtoB": "A", "BtoA": "B"}
-TARGET = {"AtoB": "B", "BtoA": "A"}
-OTHER = {"AtoB": "BtoA", "BtoA": "AtoB"}
 SSIM_MIN = 11
 
 
@@ -183,13 +181,13 @@ def cycle_metrics(
                 p, s = cycle_scores(targets[index], fake, notes, TARGETS)
                 target_psnrs += p
                 target_ssims += s
-            if OTHER[direction] in runner.directions:
-                rec = runner(fake, direction=OTHER[direction])
+            if REVERSE[direction] in runner.directions:
+                rec = runner(fake, direction=REVERSE[direction])
                 p, s = cycle_scores(chunk, rec, notes)
                 psnrs += p
                 ssims += s
         entry: dict[str, Any] = {"n_images": x.shape[0]}
-        if OTHER[direction] in runner.directions:
+        if REVERSE[direction] in runner.directions:
             entry.update(summarise_cycle(psnrs, ssims, notes))
         else:
             entry.update(cycle_psnr=None, cycle_ssim=None)

@@ -32,12 +32,10 @@ import torch
 from i2i.core.checks import check_positive, check_text_path
 from i2i.core.errors import DataError, I2IError, ImageDecodeError, count, writing
 from i2i.core.files import atomic_write, atomic_write_text
+from i2i.core.protocol import REVERSE, SOURCE, TARGET
 from i2i.core.registry import REGISTRIES
 from i2i.data import AlignedDataset, find_images, load_image, to_float, to_uint8
 from i2i.eval.cycle import (
-    OTHER,
-    SOURCE,
-    TARGET,
     TARGETS,
     as_model,
     cycle_scores,
@@ -141,7 +139,7 @@ def _translate(
     """Translate the inputs of ``items`` (and back, when the model has both directions) in
     batches of images of one size, keeping features, cycle scores, scores against the targets
     of aligned pairs and sheet rows in file order."""
-    done = _Translated(cycle=OTHER[direction] in translator.directions)
+    done = _Translated(cycle=REVERSE[direction] in translator.directions)
     for chunk in _chunks(items, batch_size):
         pairs = load(chunk)
         images = [image for image, _ in pairs]
@@ -151,7 +149,7 @@ def _translate(
             x = to_float(torch.stack([images[i] for i in indices]))
             fake = translator(x, direction=direction).clamp(-1.0, 1.0)
             done.features.append(embed_images(ext, to_uint8(fake), batch_size))
-            rec = translator(fake, direction=OTHER[direction]) if done.cycle else None
+            rec = translator(fake, direction=REVERSE[direction]) if done.cycle else None
             if rec is not None:
                 p, s = cycle_scores(x, rec, done.notes)
                 done.psnrs += p
@@ -306,7 +304,7 @@ def evaluate(
         else:  # the targets are the real images, read beside their inputs
             sources, real_paths, loaders = {}, {}, {}
             for d in wanted:
-                sides = pair_direction if d == "AtoB" else OTHER[pair_direction]
+                sides = pair_direction if d == "AtoB" else REVERSE[pair_direction]
                 pairs = AlignedDataset(
                     data_dir, "test", sides, max_images, _channels(translator, d)
                 )

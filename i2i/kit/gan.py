@@ -16,12 +16,11 @@ from typing import Any, ClassVar
 import torch
 
 from i2i.core.errors import I2IWarning, InvalidArgumentError
+from i2i.core.protocol import DIRECTIONS
 from i2i.core.registry import Registry, discriminators, generators, losses
 from i2i.kit.groups import GANOptions
 from i2i.kit.options import OptionGroup
 from i2i.kit.task import Task, has_batch_norm
-
-DIRECTIONS = ("AtoB", "BtoA")
 
 # The GAN settings that become network arguments: the argument's name, and which networks take
 # it (a third party's network need not, and then does without).

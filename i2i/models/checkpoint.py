@@ -24,8 +24,8 @@ from torch import nn
 
 from i2i.core.errors import CheckpointError, one_line, writing
 from i2i.core.files import atomic_write, share_like_umask, write_file
+from i2i.core.protocol import DIRECTIONS
 from i2i.models.safefiles import (
-    DIRECTIONS,
     check_net_spec,
     is_size,
     read_bytes,

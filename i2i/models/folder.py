@@ -25,6 +25,7 @@ from torch import nn
 from i2i.core.checks import check_text_path
 from i2i.core.errors import CheckpointError, I2IError, writing
 from i2i.core.files import share_like_umask, write_file
+from i2i.core.protocol import DIRECTIONS
 from i2i.core.registry import Registry, generators
 from i2i.models.build import (
     budget_for,
@@ -35,7 +36,6 @@ from i2i.models.build import (
 )
 from i2i.models.checkpoint import flatten_state_dicts, split_state_dicts
 from i2i.models.safefiles import (
-    DIRECTIONS,
     check_net_spec,
     is_size,
     read_json,

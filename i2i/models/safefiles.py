@@ -23,8 +23,6 @@ from typing import Any, BinaryIO
 
 from i2i.core.errors import CheckpointError, one_line, short
 
-DIRECTIONS = ("AtoB", "BtoA")
-
 
 class UnsafeValue(CheckpointError, ValueError):
     """Data nested too deep, or a number that no config means (``ValueError``, as the JSON
