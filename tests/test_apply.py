@@ -19,7 +19,7 @@ from i2i.core.ranks import Ranks
 from i2i.core.registry import generators
 from i2i.infer.apply import ApplyReport, apply_paths
 from i2i.infer.translator import Translator, _tile_starts, default_batch_size
-from i2i.models.folder import load_model, make_config, net_spec, save_model
+from i2i.models.folder import load_model, make_config, net_spec, read_config, save_model
 
 
 # -- test networks -------------------------------------------------------------------------------
@@ -95,6 +95,29 @@ def noise(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 # -- Translator ----------------------------------------------------------------------------------
+def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path):
+    folder = build_model(tmp_path / "m", {"AtoB": ("local_net", {})})
+    seen: list[tuple[int, ...]] = []
+    plain = i2i.load(folder, device="cpu")
+    scaled = i2i.load(folder, device="cpu", scale=16)
+    scaled._nets["AtoB"].register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
+    x = noise(2, 3, 40, 64)
+    out = scaled(x, "AtoB")
+    assert out.shape == x.shape and seen == [(1, 3, 16, 26), (1, 3, 16, 26)]
+    assert (out - plain(x, "AtoB")).abs().mean() > 0.01  # another scale, another result
+    same = i2i.load(folder, device="cpu", scale=40)(x, "AtoB")  # the input's own scale
+    torch.testing.assert_close(same, plain(x, "AtoB"))
+    config = read_config(folder)
+    config["training"] = {"load_size": 20}  # what export records of the run
+    assert Translator(config, load_model(folder)[1], scale="model").scale == 20
+    with pytest.raises(I2IError, match="records no training size; give --scale in pixels"):
+        Translator(
+            {**config, "training": {}, "preprocess": {}}, {"AtoB": LocalNet()}, scale="model"
+        )
+    with pytest.raises(I2IError, match="--scale is pixels"):
+        i2i.load(folder, scale=0)
+
+
 @pytest.mark.parametrize("size", [(37, 53), (32, 32), (5, 3), (64, 33)])
 def test_pil_keeps_size_at_any_resolution(translator, size):
     out = translator(pattern(*size))

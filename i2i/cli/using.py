@@ -18,6 +18,15 @@ path_noise_option = click.option(
 )
 
 
+def _scale(value: str | None) -> int | str | None:
+    if value is None or value == "model":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"is pixels (e.g. 286) or 'model', got {value!r}") from None
+
+
 @cli.command()
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
@@ -42,6 +51,14 @@ path_noise_option = click.option(
 )
 @click.option("--tile", type=int, help="Translate in tiles of this size (for huge images).")
 @click.option("--overlap", default=32, show_default=True, type=int, help="Tile overlap in pixels.")
+@click.option(
+    "--scale",
+    callback=lambda ctx, param, value: _scale(value),
+    metavar="PIXELS|model",
+    help="Translate with each image's shorter side at this size, then back to its own size: "
+    "'model' for the size the model was trained at (textures then come out at the scale it "
+    "learned them; large photos run faster).",
+)
 @click.option(
     "--steps",
     type=int,
@@ -97,6 +114,7 @@ def apply(
     compiled: bool,
     tile: int | None,
     overlap: int,
+    scale: int | str | None,
     steps: int | None,
     seed: int,
     path_noise: float | None,
@@ -147,6 +165,7 @@ def apply(
         steps=steps,
         seed=seed,
         path_noise=path_noise,
+        scale=scale,
     )
     report = apply_paths(
         translator,

@@ -158,6 +158,12 @@ class Translator:
     256 px and 1.45x at 512 px on the development CPU, after 10-15 seconds of compiling for each
     new image size, so it pays off on folders and videos, not on a single image.
 
+    ``scale`` translates at a scale other than the input's: each image's shorter side resized to
+    ``scale`` pixels before the network and the result resized back to the input's size, so that
+    a model trained on downscaled photos (286 px loads of 1024 px pictures) sees textures at the
+    size it learned them; ``"model"`` is the load size it was trained at (what the official
+    test.py's ``--load_size`` does, there without the way back).
+
     A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
     predictions along its path from the input (default: its bridge's ``sample_steps``, else
     all the steps it was trained with), with noise drawn from ``seed``, walking ``path_noise``
@@ -176,6 +182,7 @@ class Translator:
         steps: int | None = None,
         seed: int = 0,
         path_noise: float | None = None,
+        scale: int | str | None = None,
     ) -> None:
         if not generators:
             raise I2IError("a Translator needs at least one generator")
@@ -187,6 +194,7 @@ class Translator:
             else check_positive("batch_size", batch_size)
         )
         self._config = dict(config)
+        self.scale = _check_scale(scale, self._config)
         self.untiled_max_pixels = UNTILED_MAX_PIXELS
         self._channels_last = self.device.type == "cuda"
         specs = self._config.get("generators", {})
@@ -262,6 +270,7 @@ class Translator:
         steps: int | None = None,
         seed: int = 0,
         path_noise: float | None = None,
+        scale: int | str | None = None,
     ) -> Translator:
         """A Hub id (``user/repo[@rev]``), a model folder, or a run (its last checkpoint).
 
@@ -311,6 +320,7 @@ class Translator:
             steps=steps,
             seed=seed,
             path_noise=path_noise,
+            scale=scale,
         )
 
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
@@ -454,12 +464,17 @@ class Translator:
         if bridge is not None:
             net = BridgeRunner(net, bridge, self.steps, self.seed, self.path_noise)
         batch_size = batch_size or self.batch_size
-        check_pixels(x.shape[-2], x.shape[-1], tile, self.untiled_max_pixels)
+        size = tuple(x.shape[-2:])
+        scaled = _scaled_size(size, self.scale)
+        check_pixels(scaled[0], scaled[1], tile, self.untiled_max_pixels)
         x = _match_channels(x, self._in_channels[direction])
         with torch.inference_mode(), autocast(self.device, self.precision):
+            x = _resized(x, scaled)
             if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
-                return torch.cat([self._run(net, chunk) for chunk in x.split(batch_size)])
-            return self._run_tiled(net, x, tile, overlap, batch_size)
+                out = torch.cat([self._run(net, chunk) for chunk in x.split(batch_size)])
+            else:
+                out = self._run_tiled(net, x, tile, overlap, batch_size)
+            return _resized(out.float(), size).clamp(-1, 1) if scaled != size else out
 
     def _run(self, net: Any, x: torch.Tensor) -> torch.Tensor:
         padded, top, left = _pad_to_valid(x, *size_limits(unwrap(net)))
@@ -534,6 +549,40 @@ def _check_sampling(
     for bridge in found:
         bridge.check_steps(steps)
     return steps, seed, check_path_noise(PATH_NOISE if path_noise is None else path_noise)
+
+
+def _check_scale(scale: int | str | None, config: Mapping[str, Any]) -> int | None:
+    """``scale`` as pixels of the shorter side: a positive number, or ``"model"``, the load size
+    the model was trained at (recorded by export), else its training crop size."""
+    if scale is None:
+        return None
+    if scale == "model":
+        training, preprocess = config.get("training") or {}, config.get("preprocess") or {}
+        found = training.get("load_size") or preprocess.get("size")
+        if not (isinstance(found, int) and not isinstance(found, bool) and found > 0):
+            raise InvalidArgumentError(
+                "this model records no training size; give --scale in pixels (e.g. --scale 286)"
+            )
+        return found
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise InvalidArgumentError(f"--scale is pixels (e.g. 286) or 'model', got {scale!r}")
+    return scale
+
+
+def _scaled_size(size: tuple[int, ...], scale: int | None) -> tuple[int, ...]:
+    """(H, W) with the shorter side at ``scale`` pixels and the shape kept."""
+    if scale is None or min(size) == scale:
+        return size
+    factor = scale / min(size)
+    return tuple(max(1, round(side * factor)) for side in size)
+
+
+def _resized(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Bicubic, antialiased when shrinking (as PIL resizes for training)."""
+    if tuple(x.shape[-2:]) == size:
+        return x
+    shrink = size[0] < x.shape[-2]
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=shrink)
 
 
 # ``i2i.load``: the classmethod itself, so that help() and editors show its arguments.
