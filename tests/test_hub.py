@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 from PIL import Image
 
@@ -221,6 +222,22 @@ def test_missing_file(hub, tmp_path):
     api.upload_folder(folder_path=str(folder), repo_id=repo)
     with pytest.raises(HubError, match=r"no model\.safetensors"):
         pull(repo)
+
+
+def test_push_sets_the_license_and_datasets_of_the_card(hub, tmp_path):
+    repo = hub.unique_repo_id("licensed")
+    model = _model(tmp_path / "m", seed=4)
+    push(model, repo, token=hub.token, license="cc-by-nc-4.0", datasets=["huggan/monet2photo"])
+    folder = pull(repo, token=hub.token)
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["license"], config["datasets"]) == ("cc-by-nc-4.0", ["huggan/monet2photo"])
+    front = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+    assert front["license"] == "cc-by-nc-4.0" and front["datasets"] == ["huggan/monet2photo"]
+    assert json.loads((model / "config.json").read_text())["license"] is None  # not changed
+    with pytest.raises(HubError, match="is not a Hub license id"):
+        push(model, repo, token=hub.token, license="MIT License; rm")
+    with pytest.raises(HubError, match="is not a Hub dataset id"):
+        push(model, repo, token=hub.token, datasets=["a b"])
 
 
 def test_a_push_to_repo_at_revision_says_to_use_revision(hub, tmp_path):

@@ -70,6 +70,14 @@ def export(
 @click.option("--revision", help="Branch to push to (created if missing).")
 @click.option("--message", help="Commit message.")
 @click.option("--with-discriminators", is_flag=True, help="Include D when MODEL is a run.")
+@click.option(
+    "--license",
+    "license_id",
+    help="The model's license as a Hub license id (mit, apache-2.0, cc-by-nc-4.0, other...).",
+)
+@click.option(
+    "--dataset", "datasets", multiple=True, help="A Hub dataset it was trained on (repeatable)."
+)
 @click.option("--space", help="Also create or update this Gradio Space (USER/SPACE) for the model.")
 def push(
     model: str,
@@ -78,6 +86,8 @@ def push(
     revision: str | None,
     message: str | None,
     with_discriminators: bool,
+    license_id: str | None,
+    datasets: tuple[str, ...],
     space: str | None,
 ) -> None:
     """Upload a model folder or a training run to the Hub as USER/REPO."""
@@ -90,6 +100,8 @@ def push(
         revision=revision,
         message=message,
         with_discriminators=with_discriminators,
+        license=license_id,
+        datasets=datasets,
     )
     where = f"{repo_id}@{revision}" if revision else repo_id
     click.echo(f"pushed to {where}: {getattr(info, 'commit_url', info)}")

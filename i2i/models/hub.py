@@ -9,10 +9,11 @@ the client's exception.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from i2i.models.safefiles import copy_regular
 
 MODEL_FILES = [CONFIG, WEIGHTS, CARD, SAMPLES]
 _log = logging.getLogger("i2i")
+LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
+DATASET_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[\w.-]{1,96}$")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -213,15 +216,24 @@ def push(
     message: str | None = None,
     token: str | None = None,
     with_discriminators: bool = False,
+    license: str | None = None,
+    datasets: Sequence[str] = (),
 ) -> Any:
     """Upload a model folder, or a training run exported on the fly, to ``repo_id``.
 
-    The card is re-rendered with ``repo_id`` so its usage lines are copy-paste ready.
+    The card is re-rendered with ``repo_id`` so its usage lines are copy-paste ready;
+    ``license`` (a Hub license id: mit, apache-2.0, cc-by-nc-4.0, other...) and ``datasets``
+    (Hub dataset ids) go into the pushed config.json and the card's metadata.
     """
     from huggingface_hub import HfApi
 
     from i2i.models.card import render_card
 
+    if license is not None and not LICENSE_ID.match(license):
+        raise HubError(f"--license {license!r} is not a Hub license id (e.g. mit, apache-2.0)")
+    bad = [d for d in datasets if not DATASET_ID.match(d)]
+    if bad:
+        raise HubError(f"--dataset {bad[0]!r} is not a Hub dataset id (NAME or USER/NAME)")
     if not REPO_ID.match(repo_id):
         name, at = split_revision(repo_id)
         if at and REPO_ID.match(name):
@@ -250,6 +262,10 @@ def push(
         else:
             raise I2IError(f"{source} is neither an i2i model folder nor a training run folder")
         config = read_config(staged)
+        if license is not None or datasets:
+            config["license"] = license if license is not None else config.get("license")
+            config["datasets"] = list(datasets) or config.get("datasets", [])
+            (staged / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         config["has_samples"] = (staged / SAMPLES).is_file()
         (staged / CARD).write_text(render_card(config, repo_id=repo_id, revision=revision))
         api = HfApi(token=token)
