@@ -238,3 +238,12 @@ def test_a_misspelt_option_is_named_with_the_one_meant(tmp_path):
         resolve_config("cyclegan", {}, tmp_path / "options.yaml")
     with pytest.raises(InvalidArgumentError, match=r"did you mean crop_size for crop_sise, lr for lrr\?"):  # fmt: skip
         resolve_config("cyclegan", {"crop_sise": 8, "lrr": 1.0, "zzz": 1})
+
+
+def test_recipe_none_drops_the_recipe_a_config_file_names(tmp_path):
+    from tests.training import resolve_config
+
+    (tmp_path / "options.yaml").write_text("recipe: quality\n")
+    assert resolve_config("cyclegan", {}, tmp_path / "options.yaml")["disc"] == "projected"
+    config = resolve_config("cyclegan", {"recipe": "none"}, tmp_path / "options.yaml")
+    assert config["recipe"] is None and config["disc"] == "patchgan"

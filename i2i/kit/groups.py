@@ -85,7 +85,9 @@ class RunOptions(OptionGroup):
         below=1,
     )
     # Read when options are resolved: the values it names are recorded, not the name's meaning.
-    recipe: str | None = option(None, "A named set of option values (see `i2i describe TASK`).")
+    recipe: str | None = option(
+        None, "A named set of option values (see `i2i describe TASK`); none: no recipe."
+    )
 
 
 @dataclass(frozen=True)

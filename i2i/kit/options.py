@@ -321,6 +321,8 @@ def resolve(
     if chosen.get("data") is None and toy_defaults:
         config.update({k: v for k, v in toy_defaults.items() if k not in chosen})
     recipe = chosen.get("recipe")
+    if recipe == "none":  # `--recipe none` drops the recipe a config file names
+        chosen, recipe = {**chosen, "recipe": None}, None
     if recipe is not None and recipes is not None:
         recipe = _coerce(by_name["recipe"], recipe)
         recipes = dict(recipes)
