@@ -3,6 +3,7 @@ architecture is the same; a resumed run keeps its own."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -117,8 +118,13 @@ def test_a_run_starts_from_a_hub_model(hub, trained, toy_data, tmp_path):
     repo = hub.unique_repo_id("init-from")
     push(model, repo, token=hub.token)
     run = tmp_path / "from_hub"
+    info = push(model, repo, token=hub.token)  # a second commit: the run names the one it got
     train("cyclegan", data=str(toy_data), out=str(run), init_from=repo, **STILL)
     _assert_same(_weights(model), _weights(export_run(run, tmp_path / "m")), ("AtoB.", "BtoA."))
+    recorded = json.loads((run / "config.json").read_text())["started_from"]
+    assert recorded.startswith(f"weights from {repo}@{info.oid} (generators G_AB, G_BA")
+    train("cyclegan", resume=str(run), max_steps=2)  # a resumed run keeps the record
+    assert json.loads((run / "config.json").read_text())["started_from"] == recorded
 
 
 def test_a_generator_with_broken_sampling_arguments_is_named(monkeypatch):

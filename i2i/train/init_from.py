@@ -24,6 +24,7 @@ from i2i.core.errors import CheckpointError, I2IError, InvalidArgumentError, one
 from i2i.core.registry import Registry, discriminators, generators
 from i2i.models.export import run_to_model
 from i2i.models.folder import net_spec, read_weights, verify_model
+from i2i.models.hub import split_revision
 from i2i.models.loader import resolve_model
 
 # Network arguments that only choose how fresh weights are drawn, not the architecture.
@@ -54,14 +55,21 @@ def _arguments(registry: Registry, spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({**defaults, **spec["kwargs"]}))
 
 
-def load_model_weights(model: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def load_model_weights(
+    model: str | Path,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], str]:
     """The config and the weights (per direction and per discriminator) of a model folder, a
-    training run (its last checkpoint, averaged generators where it kept them) or a Hub id."""
+    training run (its last checkpoint, averaged generators where it kept them) or a Hub id, and
+    the model as a run records it: a Hub id pinned to the commit pulled (``user/repo@SHA``), so
+    that the run says exactly what it started from even after the repo changes."""
     kind, path = resolve_model(model)
     if kind == "run":
         config, weights, _ = run_to_model(path, with_discriminators=True)
-        return config, weights
-    return verify_model(path), read_weights(path)
+        return config, weights, str(model)
+    pinned = str(model)
+    if not Path(model).exists() and path.parent.name == "snapshots":  # the Hub cache's layout
+        pinned = f"{split_revision(str(model))[0]}@{path.name}"
+    return verify_model(path), read_weights(path), pinned
 
 
 def architecture_differences(
@@ -111,7 +119,7 @@ def init_networks(
         )
     check_text_path(model, "--init-from")  # config.json records it
     try:
-        config, weights = load_model_weights(model)
+        config, weights, pinned = load_model_weights(model)
     except OSError as error:  # a name the system refuses: too long, a file in the way
         shown = str(model) if len(str(model)) <= 80 else f"{str(model)[:77]}..."
         raise InvalidArgumentError(
@@ -156,7 +164,7 @@ def init_networks(
         what += f"; fresh {', '.join(fresh)}"
     if own:
         what += f"; this run's own {', '.join(dict.fromkeys(own))}"
-    return f"weights from {model} ({what})"
+    return f"weights from {pinned} ({what})"
 
 
 def _load(net: nn.Module, state: dict[str, Any], model: str | Path, role: str) -> None:

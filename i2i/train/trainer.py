@@ -25,7 +25,7 @@ from i2i.core.errors import I2IError, I2IWarning, InputSizeError, InvalidArgumen
 from i2i.data import collate, keep_decoded, prefetch
 from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
-from i2i.models.checkpoint import latest_checkpoint
+from i2i.models.checkpoint import latest_checkpoint, read_run_config
 from i2i.train import checkpoints, schedule
 from i2i.train.augmentation import BatchAugmentation
 from i2i.train.compiled import CompiledStep
@@ -133,6 +133,12 @@ class Trainer:
             self.started_from = init_networks(
                 o.init_from, task.nets, task.generators(), task.discriminators()
             )
+        # What config.json keeps of it: a resumed run started from what it said at its start.
+        self.recorded_start = (
+            read_run_config(self.folder.path).get("started_from")
+            if has_weights
+            else self.started_from
+        )
         if o.ema_decay > 0:
             rt.ema = GeneratorEMA({n: task.nets[n] for n in task.generators()}, o.ema_decay)
         checkpoints.seed_everything(o.seed + rt.rank)
@@ -187,6 +193,7 @@ class Trainer:
             "world_size": self.runtime.world_size,
             "precision": self.runtime.precision,
             "samples_from": self.data.samples_from,
+            "started_from": self.recorded_start,  # --init-from's model (a Hub id: its commit)
         }
 
     # -- the loop ----------------------------------------------------------------------------
