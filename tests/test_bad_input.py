@@ -269,6 +269,12 @@ CASES = [
         untouched=("run",),
     ),
     Case(
+        "resume-with-a-recipe",  # every option the recipe would change, not only its name
+        _resume("--recipe", "quality"),
+        "--lambda-cycle 10.0 -> 1.0, --lambda-identity 0.5 -> 0.0, --pool-size 50 -> 0",
+        untouched=("run",),
+    ),
+    Case(
         "resume-finished-run",
         _resume(),
         "has already trained 2 steps; to train longer",

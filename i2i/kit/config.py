@@ -109,7 +109,17 @@ def resolve_task_config(
     )
     config = _aliased(task_cls, config)
     config["out"] = config["resume"] = str(run_dir)
-    _refuse_changes(options, saved, config, asked, run_dir, task)
+    # A recipe asked for now would set more than the differences above show (the run's own
+    # values stand in for it): what a new run with it would train with, for the refusal.
+    recipe = config.get("recipe")
+    fresh = {}
+    if recipe != saved.get("recipe") and recipe in recipes:
+        fresh = resolve(
+            options, {"recipe": recipe, "data": saved.get("data")}, {},
+            toy_defaults=task_cls.toy_defaults, recipes=recipes, task=task,
+        )  # fmt: skip
+        fresh = {k: fresh[k] for k in recipes[recipe].values if k in fresh}
+    _refuse_changes(options, saved, {**config, **fresh}, asked, run_dir, task)
     return config
 
 
