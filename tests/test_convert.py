@@ -62,6 +62,16 @@ def test_wrong_architecture_is_named_with_a_hint(tmp_path):
         convert_official(tmp_path / "g.pth", tmp_path / "m", "resnet6", {"ngf": 8})
     with pytest.raises(CheckpointError, match="resnet6"):
         convert_official(tmp_path / "g.pth", tmp_path / "m", "resnet9", {"ngf": 16})
+    _official_checkpoint(tmp_path / "u.pth", i2i.create_generator("unet128", ngf=8))
+    for gen, kwargs, hint in [
+        ("unet256", {"ngf": 64}, "try --gen unet128 --gen-kw ngf=8"),
+        ("unet128", {"ngf": 16}, "try --gen-kw ngf=8"),
+        ("resnet9", {}, "try --gen unet128 --gen-kw ngf=8"),
+    ]:
+        with pytest.raises(CheckpointError, match=hint):
+            convert_official(tmp_path / "u.pth", tmp_path / "m", gen, kwargs, task="pix2pix")
+    with pytest.raises(CheckpointError, match="try --gen-kw ngf=16 --gen resnet6"):  # a ResNet
+        convert_official(tmp_path / "g.pth", tmp_path / "m", "unet128", {})
     assert not (tmp_path / "m").exists()
 
 

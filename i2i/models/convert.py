@@ -69,23 +69,40 @@ def patch_instance_norm(state: dict[str, torch.Tensor], net: nn.Module) -> dict[
     return out
 
 
+def _unet_levels(keys: Any) -> int:
+    """The levels of an official U-Net state dict (each nests one ``.model.`` deeper): 7 for
+    unet_128, 8 for unet_256; 0 for anything else."""
+    return max((k.count(".model.") for k in keys if k.startswith("model.model.")), default=0)
+
+
 def _hint(state: Mapping[str, torch.Tensor], net: nn.Module) -> str:
-    """Suggest the --gen-kw that would match, for the common ResNet mismatches."""
+    """Suggest the --gen / --gen-kw that would match, for the common mismatches."""
+    own = net.state_dict()
+    levels, own_levels = _unet_levels(state), _unet_levels(own)
+    if levels:  # an official U-Net (pix2pix)
+        hints = []
+        if levels != own_levels:
+            known = {7: "unet128", 8: "unet256"}.get(levels)
+            hints.append(f"--gen {known}" if known else f"a U-Net of {levels} levels")
+        width = state["model.model.0.weight"].shape[0] if "model.model.0.weight" in state else None
+        if width is not None and (
+            levels != own_levels or own["model.model.0.weight"].shape[0] != width
+        ):
+            hints.append(f"--gen-kw ngf={width}")
+        return f"; try {' '.join(hints)}" if hints else ""
     hints = []
     first = state.get("model.1.weight")
-    own = net.state_dict().get("model.1.weight")
-    if first is not None and own is not None and first.shape[0] != own.shape[0]:
+    mine = own.get("model.1.weight")
+    if first is not None and (mine is None or first.shape[0] != mine.shape[0]):
         hints.append(f"--gen-kw ngf={first.shape[0]}")
     blocks = {m.group(1) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
-    own_blocks = {
-        m.group(1) for k in net.state_dict() if (m := re.match(r"model\.(\d+)\.conv_block\.", k))
-    }
+    own_blocks = {m.group(1) for k in own if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
     is_cut = any(k.endswith(".filt") for k in state)
-    own_cut = any(k.endswith(".filt") for k in net.state_dict())
+    own_cut = any(k.endswith(".filt") for k in own)
     if is_cut != own_cut:
         # CUT/FastCUT generators blur-pool (``filt`` buffers); CycleGAN's use strided convs.
         hints.append(f"--gen-kw antialias={'true' if is_cut else 'false'}")
-    if blocks and own_blocks and len(blocks) != len(own_blocks):
+    if blocks and len(blocks) != len(own_blocks):
         hints.append(
             f"--gen resnet{len(blocks)}" if len(blocks) in (6, 9) else f"n_blocks={len(blocks)}"
         )
