@@ -116,6 +116,17 @@ def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path)
         )
     with pytest.raises(I2IError, match="--scale is pixels"):
         i2i.load(folder, scale=0)
+    none = {**config, "training": {"load_size": 20, "preprocess": "none"}}
+    with pytest.raises(I2IError, match=r"trained with --preprocess none.*without --scale"):
+        Translator(none, {"AtoB": LocalNet()}, scale="model")
+    # the pixel budget is the scaled image's: a big photo at a small scale needs no tiles
+    save(tmp_path / "big.png", pattern(120, 80))
+    scaled.untiled_max_pixels = plain.untiled_max_pixels = 40 * 40
+    report = apply_paths(scaled, [tmp_path / "big.png"], tmp_path / "out", progress=False)
+    assert report.written == [tmp_path / "out" / "big.png"] and not report.failed
+    assert Image.open(tmp_path / "out" / "big.png").size == (120, 80)
+    report = apply_paths(plain, [tmp_path / "big.png"], tmp_path / "out2", progress=False)
+    assert "megapixel budget" in report.failed[0][1]
 
 
 @pytest.mark.parametrize("size", [(37, 53), (32, 32), (5, 3), (64, 33)])

@@ -20,7 +20,6 @@ from typing import TypeVar
 
 import torch
 
-from i2i.core.checks import check_pixels
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, count, one_line, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
@@ -139,7 +138,7 @@ class _ImageRun:
 
             def decode(job: Job) -> torch.Tensor:
                 width, height, animated, transparent = image_header(job.src)  # before decoding
-                check_pixels(height, width, self.tile, self.translator.untiled_max_pixels)
+                self.translator.check_size(height, width, self.tile)
                 if transparent:
                     self.transparent.append(job.src.name)
                 if animated:

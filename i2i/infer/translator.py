@@ -224,9 +224,10 @@ class Translator:
             for d, net in self._nets.items()
         )
         backend = ", onnxruntime" if "onnx" in self._config else ""
+        scale = f", scale {self.scale}" if self.scale else ""
         return (
             f"Translator({self._config.get('task', '?')}; {nets}; {self.device}, "
-            f"{self.precision}, batch {self.batch_size}{backend})"
+            f"{self.precision}, batch {self.batch_size}{scale}{backend})"
         )
 
     @property
@@ -361,6 +362,12 @@ class Translator:
             )
         return direction
 
+    def check_size(self, height: int, width: int, tile: int | None) -> None:
+        """Refuse an image too big for one network pass at the size it runs at (``scale``),
+        before any memory is spent on it (apply reads the size from the file's header)."""
+        scaled = _scaled_size((height, width), self.scale)
+        check_pixels(scaled[0], scaled[1], tile, self.untiled_max_pixels)
+
     def input_channels(self, direction: str | None = None) -> int:
         return self._in_channels[self.resolve_direction(direction)]
 
@@ -465,11 +472,11 @@ class Translator:
             net = BridgeRunner(net, bridge, self.steps, self.seed, self.path_noise)
         batch_size = batch_size or self.batch_size
         size = tuple(x.shape[-2:])
+        self.check_size(size[0], size[1], tile)
         scaled = _scaled_size(size, self.scale)
-        check_pixels(scaled[0], scaled[1], tile, self.untiled_max_pixels)
         x = _match_channels(x, self._in_channels[direction])
         with torch.inference_mode(), autocast(self.device, self.precision):
-            x = _resized(x, scaled)
+            x = _resized(x, scaled).clamp(-1, 1)  # bicubic overshoots; training's PIL clamps
             if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
                 out = torch.cat([self._run(net, chunk) for chunk in x.split(batch_size)])
             else:
@@ -558,6 +565,16 @@ def _check_scale(scale: int | str | None, config: Mapping[str, Any]) -> int | No
         return None
     if scale == "model":
         training, preprocess = config.get("training") or {}, config.get("preprocess") or {}
+        how = training.get("preprocess", "resize_crop")
+        if how != "resize_crop":  # none: the images' own scale; scale_width: their width
+            raise InvalidArgumentError(
+                f"this model was trained with --preprocess {how}, not at one load size; "
+                + (
+                    "apply it without --scale"
+                    if how == "none"
+                    else "give --scale in pixels of the shorter side"
+                )
+            )
         found = training.get("load_size") or preprocess.get("size")
         if not (isinstance(found, int) and not isinstance(found, bool) and found > 0):
             raise InvalidArgumentError(

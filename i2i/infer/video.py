@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from i2i.core.checks import check_pixels
 from i2i.core.errors import (
     I2IError,
     ImageDecodeError,
@@ -423,10 +422,7 @@ def translate_video(
         threads = opencv_single_threaded()
     container, stream = _open_input(av, src)
     try:
-        check_pixels(
-            stream.codec_context.height, stream.codec_context.width, tile,
-            translator.untiled_max_pixels,
-        )  # fmt: skip
+        translator.check_size(stream.codec_context.height, stream.codec_context.width, tile)
     except InputSizeError:
         container.close()
         raise
