@@ -177,6 +177,11 @@ def test_unreadable_test_images_are_left_out_and_listed(model_dir, data_dir, tmp
     with pytest.raises(DataError, match="no readable image in testA/"):
         evaluate(translator, data, tmp_path / "new" / "out", extractor=RandomConv(), device="cpu")
     assert not (tmp_path / "new").exists()  # a failed evaluation leaves no folder behind
+    (tmp_path / "shared").mkdir()  # a parent that another report filled meanwhile stays
+    (tmp_path / "shared" / "other").mkdir()
+    with pytest.raises(DataError, match="no readable image in testA/"):
+        evaluate(translator, data, tmp_path / "shared" / "mine", extractor=RandomConv())
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["other"]
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     with pytest.raises(DataError, match="no readable image in testA/"):
         evaluate(translator, data, tmp_path / "out", extractor=RandomConv(), device="cpu")

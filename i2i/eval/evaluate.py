@@ -230,16 +230,24 @@ def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
 @contextlib.contextmanager
 def _report_folder(out_dir: Path) -> Iterator[None]:
     """Create ``out_dir`` (a read-only or foreign -o fails now, not after the work) and, if the
-    evaluation then fails, remove the folders it made: a failed run leaves nothing behind."""
-    first_new = next((p for p in reversed([out_dir, *out_dir.parents]) if not p.exists()), None)
+    evaluation then fails, remove the folders it made: a failed run leaves nothing behind. Only
+    ``out_dir`` is removed with its contents (the report writes nothing there until the work has
+    succeeded); the parents it made go only while empty, so nothing another process put there
+    in the meantime is touched."""
+    made = [p for p in [out_dir, *out_dir.parents] if not p.exists()]
     with writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out_dir).close()
     try:
         yield
     except BaseException:
-        if first_new is not None:
-            shutil.rmtree(first_new, ignore_errors=True)
+        if made and made[0] == out_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        for parent in made[1:]:
+            try:
+                parent.rmdir()
+            except OSError:  # not empty: someone else's by now
+                break
         raise
 
 

@@ -236,6 +236,7 @@ def apply_paths(
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     direction: str | None = None,
+    *,
     overwrite: bool = False,
     tile: int | None = None,
     overlap: int = 32,
@@ -314,8 +315,9 @@ def apply_paths(
     for job in videos:
         try:
             translate_video(
-                translator, job.src, job.dst, direction, tile, overlap, progress, video,
-                warn=report.notes.append, progress_prefix=ranks.prefix,
+                translator, job.src, job.dst, direction, tile=tile, overlap=overlap,
+                progress=progress, options=video, warn=report.notes.append,
+                progress_prefix=ranks.prefix,
             )  # fmt: skip
         except (ImageDecodeError, InputSizeError) as error:
             report.failed.append((str(job.src), _reason(job, error)))

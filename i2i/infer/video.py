@@ -390,6 +390,7 @@ def translate_video(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     direction: str | None = None,
+    *,
     tile: int | None = None,
     overlap: int = 32,
     progress: bool = True,
