@@ -381,8 +381,9 @@ def load_page(
 @contextlib.contextmanager
 def _own_gradio_folder() -> Iterator[None]:
     """Gradio keeps uploads and the results it serves in GRADIO_TEMP_DIR (by default one
-    /tmp/gradio for every app), and a page stopped with Ctrl-C leaves them there: this page
-    gets a folder of its own inside it, removed when the page stops."""
+    gradio/ folder in the system's temp for every app), and a page stopped with Ctrl-C leaves
+    them there: this page gets a folder of its own (inside GRADIO_TEMP_DIR when it is set),
+    removed when the page stops."""
     before = os.environ.get("GRADIO_TEMP_DIR")
     parent = Path(before) if before else Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
@@ -398,24 +399,25 @@ def _own_gradio_folder() -> Iterator[None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _wait_for_a_stop(page: gr.Blocks, handlers: dict[int, Any]) -> None:
-    """Serve until Ctrl-C or SIGTERM (a service manager's, a Space's): both stop the page.
-    Once it stops, further ones wait (``handlers``, the ones to put back after, say that this
-    is the main thread): an interrupted clean-up would leave the uploads behind."""
-    if handlers:
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[threading.Event]:
+    """An event that Ctrl-C and SIGTERM (a service manager's, a Space's) set, from the start
+    (while the model loads too): the page stops at it and cleans up with no exception thrown
+    into the clean-up, and further signals change nothing. The handlers are put back after;
+    off the main thread, where signals cannot be handled, the event is only the caller's."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    numbers = (signal.SIGINT, signal.SIGTERM)
+    before = {number: signal.getsignal(number) for number in numbers}
+    for number in numbers:
+        signal.signal(number, lambda *_: stop.set())
     try:
-        while page.is_running:
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        pass
+        yield stop
     finally:
-        for number in handlers:
-            signal.signal(number, signal.SIG_IGN)
-        page.close()
+        for number, handler in before.items():  # None: set outside Python; the default then
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 def serve(
@@ -427,34 +429,28 @@ def serve(
     device: str = "auto",
     limits: DemoLimits | None = None,
 ) -> None:
-    """Serve the page until interrupted (Ctrl-C or SIGTERM), then delete what was uploaded and
-    made; ``host``/``port`` None: Gradio's own defaults and env.
+    """Serve the page until Ctrl-C or SIGTERM, then delete what was uploaded and made;
+    ``host``/``port`` None: Gradio's own defaults and env.
 
     (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, which Hugging Face Spaces set.)
     """
     limits = limits or DemoLimits()
-    main = threading.current_thread() is threading.main_thread()
-    handlers = {number: signal.getsignal(number) for number in _SIGNALS} if main else {}
-    try:
-        with _own_gradio_folder():
-            _serve_page(model, revision, host, port, device, limits, handlers)
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    with _stopped_by_signals() as stop, _own_gradio_folder():
+        page = load_page(model, revision=revision, device=device, limits=limits)
+        if not stop.is_set():  # not stopped while the model loaded
+            _launch_until(page, stop, host, port, limits, str(model))
     print("stopped; the uploads and results are deleted", flush=True)
 
 
-def _serve_page(
-    model: str | Path,
-    revision: str | None,
+def _launch_until(
+    page: gr.Blocks,
+    stop: threading.Event,
     host: str | None,
     port: int | None,
-    device: str,
     limits: DemoLimits,
-    handlers: dict[int, Any],
+    name: str,
 ) -> None:
-    """Load and launch the page; wait for a stop, then close it."""
-    page = load_page(model, revision=revision, device=device, limits=limits)
+    """Serve ``page`` until ``stop`` is set (or the server ends), then close it."""
     try:
         page.launch(
             server_name=host,
@@ -469,5 +465,9 @@ def _serve_page(
             f"cannot serve on {host or 'the default address'}:{port or 'the default port'} "
             f"({str(error).split('. ')[0]}); choose another --port or --host"
         ) from None
-    print(f"serving {model} at {page.local_url} (Ctrl-C stops)", flush=True)
-    _wait_for_a_stop(page, handlers)
+    print(f"serving {name} at {page.local_url} (Ctrl-C stops)", flush=True)
+    try:
+        while page.is_running and not stop.wait(0.1):
+            pass
+    finally:
+        page.close()
