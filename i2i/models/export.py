@@ -67,6 +67,8 @@ def run_to_model(
         training["precision"] = run["precision"]
     if run.get("samples_from") in ("test", "train"):  # the card says where the samples are from
         training["samples_from"] = run["samples_from"]
+    if isinstance(run.get("started_from"), str):  # what --init-from was: a Hub id's commit
+        training["init_from"] = run["started_from"]
     # A model leaves the machine (push, a shared folder): its local folders are named, not
     # located, so a model card never shows someone's home directory.
     for key in ("data", "init_from"):

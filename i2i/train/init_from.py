@@ -110,9 +110,10 @@ def init_networks(
     nets: dict[str, nn.Module],
     generator_specs: dict[str, dict[str, Any]],
     discriminator_specs: dict[str, dict[str, Any]],
-) -> str:
+) -> tuple[str, str]:
     """Load ``model``'s weights into the task's networks ``nets``; returns what was loaded, for
-    the start line. Every generator must match; discriminators load where they match."""
+    the start line, and the model as the run records it (a Hub id pinned to its commit).
+    Every generator must match; discriminators load where they match."""
     if not str(model).strip():
         raise InvalidArgumentError(
             "--init-from is empty; give a model folder, a training run or USER/REPO"
@@ -164,7 +165,7 @@ def init_networks(
         what += f"; fresh {', '.join(fresh)}"
     if own:
         what += f"; this run's own {', '.join(dict.fromkeys(own))}"
-    return f"weights from {pinned} ({what})"
+    return f"weights from {pinned} ({what})", pinned
 
 
 def _load(net: nn.Module, state: dict[str, Any], model: str | Path, role: str) -> None:

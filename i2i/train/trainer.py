@@ -127,18 +127,14 @@ class Trainer:
             task.build(self.data.held_out(collate([self.data.first_readable_item()])))
         # Before the EMA copies the generators; a resumed run has its own weights, unless it
         # stopped before its first checkpoint and starts again from step 0.
-        self.started_from = None
+        self.started_from, self.recorded_start = None, None
         has_weights = bool(o.resume) and latest_checkpoint(self.folder.path) is not None
         if o.init_from is not None and not has_weights:
-            self.started_from = init_networks(
+            self.started_from, self.recorded_start = init_networks(
                 o.init_from, task.nets, task.generators(), task.discriminators()
             )
-        # What config.json keeps of it: a resumed run started from what it said at its start.
-        self.recorded_start = (
-            read_run_config(self.folder.path).get("started_from")
-            if has_weights
-            else self.started_from
-        )
+        elif has_weights:  # a resumed run started from what it recorded at its start
+            self.recorded_start = read_run_config(self.folder.path).get("started_from")
         if o.ema_decay > 0:
             rt.ema = GeneratorEMA({n: task.nets[n] for n in task.generators()}, o.ema_decay)
         checkpoints.seed_everything(o.seed + rt.rank)
@@ -193,7 +189,7 @@ class Trainer:
             "world_size": self.runtime.world_size,
             "precision": self.runtime.precision,
             "samples_from": self.data.samples_from,
-            "started_from": self.recorded_start,  # --init-from's model (a Hub id: its commit)
+            "started_from": self.recorded_start,  # --init-from's model; a Hub id with @COMMIT
         }
 
     # -- the loop ----------------------------------------------------------------------------
