@@ -361,6 +361,8 @@ REGISTRIES: dict[str, Registry] = {
 def find(name: str, kind: str | None = None) -> list[Component]:
     """Every component called ``name`` (of ``kind``, a key of ``REGISTRIES``, if given); none is
     an ``UnknownComponentError`` naming the closest registered name of any kind."""
+    if kind is not None and kind not in REGISTRIES:
+        raise InvalidArgumentError(f"unknown kind {kind!r}; kinds: {', '.join(REGISTRIES)}")
     registries = [REGISTRIES[kind]] if kind else list(REGISTRIES.values())
     found = [registry.get(name) for registry in registries if name in registry]
     if found:

@@ -127,7 +127,7 @@ def _inception_weights(path: Path | None, download: bool) -> Path:
             torch.hub.download_url_to_file(INCEPTION_URL, str(target), progress=False)
             return target
         except Exception as error:  # offline, proxy, disk: all end in the same advice
-            reason = f"{type(error).__name__}: {one_line(error)}"
+            reason = one_line(error)
     raise I2IError(
         f"FID Inception weights not found at {target} and not downloaded ({reason}); download "
         f"{INCEPTION_URL} and save it as {target} (I2I_HOME sets the folder), or choose another "

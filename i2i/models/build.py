@@ -188,6 +188,6 @@ def header_shapes(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
             flat = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
     except (OSError, SafetensorError, ValueError) as error:
         raise CheckpointError(
-            f"cannot read {path}: not a safetensors file ({' '.join(str(error).split())})"
+            f"cannot read {path}: not a safetensors file ({one_line(error)})"
         ) from None
     return split_state_dicts(flat)

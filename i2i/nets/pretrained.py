@@ -37,7 +37,7 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:
         raise I2IError(
-            f"cannot read weights file {path} ({type(error).__name__}: {one_line(error)}); delete it to download it again"
+            f"cannot read weights file {path} ({one_line(error)}); delete it to download it again"
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from i2i.core.errors import CheckpointError, I2IError
+from i2i.core.errors import CheckpointError, I2IError, one_line
 from i2i.kit.task import Task
 from i2i.models.checkpoint import (
     latest_checkpoint,
@@ -87,7 +87,7 @@ def resume_run(
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"checkpoint {path} does not hold this run's training state ({type(error).__name__}"
-            f": {' '.join(str(error).split())[:120]}); the run folder was edited or mixed "
+            f": {one_line(error, 120)}); the run folder was edited or mixed "
             f"with another run"
         ) from error
 
