@@ -435,3 +435,32 @@ def test_save_image_uint8_and_float(tmp_path):
     with pytest.raises(InvalidArgumentError, match=r"Pillow writes no \.xyz files"):
         save_image(pixels, tmp_path / "odd.xyz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "gray.jpg", "out"]
+
+
+def test_big_photos_are_decoded_no_bigger_than_training_needs(tmp_path):
+    """A whole factor that keeps the shorter side at least twice the load size (JPEG's DCT
+    scaling, then a box filter); smaller images are untouched."""
+    import i2i
+    from i2i.data.images import load_image
+    from i2i.train.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray((rng.random((900, 1200, 3)) * 255).astype(np.uint8))
+    for name in ("big.jpg", "big.png"):
+        photo.save(tmp_path / name)
+        # JPEG: decoded at 1/4 scale; PNG: a box filter of factor 4 (900 // 200)
+        assert tuple(load_image(tmp_path / name, 3, min_side=100).shape) == (3, 225, 300)
+        assert tuple(load_image(tmp_path / name, 3, min_side=500).shape) == (3, 900, 1200)
+    for split in ("trainA", "trainB"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        photo.save(tmp_path / "data" / split / "big.jpg")
+    task = i2i.create_task(
+        "cyclegan", data=str(tmp_path / "data"), out=str(tmp_path / "run"), load_size=36,
+        crop_size=32, gen="resnet6", ngf=8, ndf=8, workers=0,
+    )  # fmt: skip
+    trainer = Trainer(task)
+    try:
+        assert trainer.dataset.min_side == 36
+        assert tuple(trainer.dataset[0]["A"].shape) == (3, 113, 150)  # JPEG at 1/8: >= 72
+    finally:
+        trainer.folder.release(failed=True)

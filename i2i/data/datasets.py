@@ -36,12 +36,18 @@ Item = dict[str, Any]
 
 
 def _try_load(
-    path: Path, channels: int, skipped: list[tuple[str, str]], cache: DecodedCache | None = None
+    path: Path,
+    channels: int,
+    skipped: list[tuple[str, str]],
+    cache: DecodedCache | None = None,
+    min_side: int | None = None,
 ) -> torch.Tensor | None:
     try:
         if cache is None:
-            return load_image(path, channels)
-        return cache.get((str(path), channels), lambda: load_image(path, channels))
+            return load_image(path, channels, min_side)
+        return cache.get(
+            (str(path), channels, min_side), lambda: load_image(path, channels, min_side)
+        )
     except ImageDecodeError as e:
         skipped.append((str(path), str(e)))
         return None
@@ -131,7 +137,7 @@ class UnalignedDataset(KeepsDecoded, torch.utils.data.Dataset):
     def _probe(self, count: int) -> list[Decoded]:
         skipped: list[tuple[str, str]] = []
         return [
-            _try_load(path, channels, skipped, self.cache)
+            _try_load(path, channels, skipped, self.cache, self.min_side)
             for paths, channels in zip((self.paths_a, self.paths_b), self.channels, strict=True)
             for path in paths[:count]
         ]
@@ -139,8 +145,8 @@ class UnalignedDataset(KeepsDecoded, torch.utils.data.Dataset):
     def _item(self, path_a: Path, path_b: Path) -> Item:
         skipped: list[tuple[str, str]] = []
         return {
-            "A": _try_load(path_a, self.channels[0], skipped, self.cache),
-            "B": _try_load(path_b, self.channels[1], skipped, self.cache),
+            "A": _try_load(path_a, self.channels[0], skipped, self.cache, self.min_side),
+            "B": _try_load(path_b, self.channels[1], skipped, self.cache, self.min_side),
             "A_path": str(path_a),
             "B_path": str(path_b),
             "skipped": skipped,
@@ -262,7 +268,7 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
 
     def _load_pair(self, path_a: Path, path_b: Path) -> tuple[Image.Image, Image.Image]:
         if self.side_by_side:
-            img = decode_image(path_a)
+            img = decode_image(path_a, self.min_side)
             half = img.width // 2
             if half == 0:
                 raise ImageDecodeError(f"{path_a} is 1 pixel wide; it cannot hold an A|B pair")
@@ -271,7 +277,10 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
                 img.crop((half, 0, 2 * half, img.height)),
             )
         else:
-            img_a, img_b = _same_size(decode_image(path_a), path_a, decode_image(path_b), path_b)
+            img_a, img_b = _same_size(
+                decode_image(path_a, self.min_side), path_a, decode_image(path_b, self.min_side),
+                path_b,
+            )  # fmt: skip
         return (img_b, img_a) if self.direction == "BtoA" else (img_a, img_b)
 
     def _tensors(self, pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor]:

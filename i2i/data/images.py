@@ -139,12 +139,17 @@ def normalize_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # P, CMYK, YCbCr, HSV, ...
 
 
-def decode_image(path: Path) -> Image.Image:
+def decode_image(path: Path, min_side: int | None = None) -> Image.Image:
     """Open, orient and normalize ``path``; every failure becomes an ``ImageDecodeError``.
 
     The size a file claims is checked before it is decoded: above Pillow's decompression-bomb
     limit (``Image.MAX_IMAGE_PIXELS``, 89 MP) it is refused, where Pillow would only warn up to
     twice that. An animated image gives its first frame, as a still image does.
+
+    ``min_side``: a much bigger image is shrunk by a whole factor that keeps its shorter side at
+    least twice this long (a JPEG decoded at 1/2, 1/4 or 1/8 scale, then a box filter), so the
+    resize that follows still does the filtering: training at a 286 px load size then decodes,
+    caches and resizes a 12 MP photo as a 0.5 MP one.
     """
     try:
         with Image.open(path) as img:
@@ -153,11 +158,18 @@ def decode_image(path: Path) -> Image.Image:
                     f"it claims {img.width}x{img.height} pixels, more than "
                     f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (a decompression bomb?)"
                 )
+            if min_side:
+                img.draft(None, (2 * min_side, 2 * min_side))  # JPEG only; else a no-op
             img.load()
             oriented = ImageOps.exif_transpose(img)
-            return normalize_mode(oriented)
+            return _shrunk(normalize_mode(oriented), min_side)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {one_line(e)}") from e
+
+
+def _shrunk(img: Image.Image, min_side: int | None) -> Image.Image:
+    factor = min(img.size) // (2 * min_side) if min_side else 1
+    return img.reduce(factor) if factor >= 2 else img
 
 
 def image_header(path: Path) -> tuple[int, int, bool, bool]:
@@ -185,14 +197,15 @@ def to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def load_image(path: PathLike, channels: int = 3) -> torch.Tensor:
+def load_image(path: PathLike, channels: int = 3, min_side: int | None = None) -> torch.Tensor:
     """Decode any image Pillow reads into a uint8 ``(C, H, W)`` tensor with C = ``channels``.
 
     Camera photos are turned upright from their EXIF orientation, transparent pixels become white
     (the usual look of a cut-out), 16-bit and float images are rescaled rather than clipped, and
-    ``channels=1`` gives luminance. A file that cannot be decoded raises ``ImageDecodeError``.
+    ``channels=1`` gives luminance; ``min_side`` shrinks big images (``decode_image``). A file
+    that cannot be decoded raises ``ImageDecodeError``.
     """
-    return to_tensor(decode_image(Path(path)), check_channels(channels))
+    return to_tensor(decode_image(Path(path), min_side), check_channels(channels))
 
 
 # -- conversion and saving -----------------------------------------------------------------------

@@ -49,6 +49,8 @@ class BatchAugmentation:
         self.size = options.crop_size  # the size the networks train at
         self.load_size = options.load_size
         self.crops = options.preprocess != "none"  # else every image keeps its own size
+        # The smallest shorter side worth decoding: the pipeline resizes to load_size first.
+        self.decode_size = options.load_size if self.crops else None
         # Held-out images: the training pipeline's resize (Kornia, bicubic, antialiased) to the
         # training size, without its random parts; with --preprocess none they keep their size.
         self.held_out_pipeline = (

@@ -15,6 +15,7 @@ import torch
 
 from i2i.core.errors import DataError
 from i2i.data import EpochSampler, collate, to_float
+from i2i.data.cache import KeepsDecoded
 from i2i.kit.task import Task
 from i2i.train.augmentation import BatchAugmentation
 from i2i.train.runtime import Runtime
@@ -40,7 +41,7 @@ class DataFeed:
     ) -> None:
         self.task, self.runtime, self.augment = task, runtime, augment
         self.batch_size, self.seed = batch_size, seed
-        self.dataset = task.dataset("train")
+        self.dataset = self._decoded_for_training(task.dataset("train"))
         if len(self.dataset) == 0:
             raise DataError(f"no training images in {task.data_root}")
         self.sampler = EpochSampler(
@@ -94,6 +95,13 @@ class DataFeed:
             f"none could be used{example}; replace or remove those files"
         )
 
+    def _decoded_for_training(self, dataset: Any) -> Any:
+        """i2i's folder datasets decode big photos no bigger than the training resizes them to
+        (a third party's dataset decodes as it likes)."""
+        if isinstance(dataset, KeepsDecoded):
+            dataset.min_side = self.augment.decode_size
+        return dataset
+
     def held_out(self, raw: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Decoded held-out images to floats on the device, at the training size."""
         return self.augment.held_out(self.to_device(raw))
@@ -102,7 +110,8 @@ class DataFeed:
         """The same few images for every sample grid and eval: held-out ones when there are
         (``samples_from`` says which it took: "test" or "train")."""
         try:
-            dataset, self.samples_from = self.task.dataset("test"), "test"
+            dataset = self._decoded_for_training(self.task.dataset("test"))
+            self.samples_from = "test"
         except DataError:
             dataset, self.samples_from = self.dataset, "train"
         n = min(n, len(dataset))
