@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from i2i.core import registry as _registry
-from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.errors import I2IError, I2IWarning, InvalidArgumentError
 from i2i.core.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -21,6 +21,7 @@ __all__ = [
     "Bridge",
     "GANTask",
     "I2IError",
+    "I2IWarning",
     "ImagePool",
     "InvalidArgumentError",
     "Optimizing",

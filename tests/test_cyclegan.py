@@ -340,3 +340,12 @@ def test_tensorboard_events_when_installed(toy_data, tmp_path):
     events.Reload()
     assert {"G_AB", "cycle_A", "D_B", "lr"} <= set(events.Tags()["scalars"])
     assert "samples" in events.Tags()["images"]
+
+
+def test_an_identity_term_that_grey_and_colour_rule_out_is_said_to_be_off(toy_data, tmp_path):
+    with pytest.warns(I2IWarning, match=r"--lambda-identity 0.5 is not used: .* --channels-a 1"):
+        result = train(
+            "cyclegan", data=str(toy_data), out=str(tmp_path / "r"), max_steps=1, channels_a=1,
+            **TINY,
+        )  # fmt: skip
+    assert result.step == 1

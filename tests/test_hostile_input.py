@@ -687,6 +687,10 @@ ROWS = [
         lambda w: [*_train()(w)[:1], "unsb", *_train()(w)[2:], "--nce-layers", "0,99"],
         expect="--nce-layers 0,99 does not fit --gen unsb_resnet6: layer 99 is outside the "
                "encoder"),
+    Row("7-cut-between-grey-and-colour",
+        lambda w: [*_train()(w)[:1], "cut", *_train()(w)[2:], "--channels-a", "1"],
+        expect="cut compares patches of A images with patches of their translations through one "
+               "encoder, so both need one channel count; got --channels-a 1 and --channels-b 3"),
     Row("7-nce-layers-with-an-empty-entry",
         lambda w: [*_train()(w)[:1], "cut", *_train()(w)[2:], "--nce-layers", "foo,,-1"],
         expect="--nce-layers takes comma-separated layer indices or submodule names"),

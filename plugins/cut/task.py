@@ -51,6 +51,13 @@ class CUT(i2i.GANTask):
                 "--lambda-gan and --lambda-nce are both 0: the generator would have nothing to "
                 "learn from; give one of them a weight"
             )
+        a, b = self.channels
+        if a != b and o.lambda_nce > 0:
+            raise i2i.InvalidArgumentError(
+                f"{self.name} compares patches of A images with patches of their translations "
+                f"through one encoder, so both need one channel count; got --channels-a {a} and "
+                f"--channels-b {b} (cyclegan translates between them)"
+            )
         self.build_gan()
         self.nce_loss = i2i.create_loss(
             "patchnce", temperature=o.nce_temperature, negatives=o.nce_negatives

@@ -10,6 +10,7 @@ frees its activations before the next (the objective is a sum).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,15 @@ class CycleGAN(i2i.GANTask):
         self.lambda_b = o.lambda_b if o.lambda_b is not None else o.lambda_cycle
         # Identity needs G_AB to accept B images: impossible when the channels differ.
         self.lambda_idt = o.lambda_identity if len(set(self.channels)) == 1 else 0.0
+        if o.lambda_identity and not self.lambda_idt:
+            a, b = self.channels
+            warnings.warn(
+                f"--lambda-identity {o.lambda_identity} is not used: the identity term feeds "
+                f"B images to the A->B generator, which --channels-a {a} and --channels-b {b} "
+                f"rule out",
+                i2i.I2IWarning,
+                stacklevel=2,
+            )
         self.pool_A = i2i.ImagePool(o.pool_size, self.random_stream())
         self.pool_B = i2i.ImagePool(o.pool_size, self.random_stream())
         # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with
