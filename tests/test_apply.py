@@ -95,6 +95,14 @@ def noise(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 # -- Translator ----------------------------------------------------------------------------------
+def test_a_photo_with_exif_orientation_comes_back_upright(translator, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to view: stored 40x24, shown 24x40
+    pattern(40, 24).save(tmp_path / "phone.jpg", exif=exif)
+    with Image.open(tmp_path / "phone.jpg") as photo:
+        assert translator(photo).size == (24, 40)
+
+
 def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path):
     folder = build_model(tmp_path / "m", {"AtoB": ("local_net", {})})
     seen: list[tuple[int, ...]] = []

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 
 from i2i.bridge import (
@@ -430,9 +430,10 @@ class Translator:
     def _translate_pil(
         self, images: list[Image.Image], direction: str, tile: int | None, overlap: int
     ) -> list[Image.Image]:
-        """Same-size images share a batch; the results come back in the input order."""
+        """Same-size images share a batch; the results come back in the input order, upright
+        (a camera's EXIF orientation applied, as a viewer shows the photo)."""
         channels = self._in_channels[direction]
-        tensors = [to_tensor(normalize_mode(img), channels) for img in images]
+        tensors = [to_tensor(normalize_mode(ImageOps.exif_transpose(i)), channels) for i in images]
         by_size: dict[tuple[int, ...], list[int]] = {}
         for index, tensor in enumerate(tensors):
             by_size.setdefault(tuple(tensor.shape[-2:]), []).append(index)
