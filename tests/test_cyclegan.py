@@ -349,3 +349,14 @@ def test_an_identity_term_that_grey_and_colour_rule_out_is_said_to_be_off(toy_da
             **TINY,
         )  # fmt: skip
     assert result.step == 1
+
+
+def test_a_test_split_that_cannot_be_used_is_said_not_to_be(toy_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data, ignore=shutil.ignore_patterns("testB"))
+    with pytest.warns(I2IWarning, match=r"the test split is not used \(.*testB is missing"):
+        train("cyclegan", data=str(data), out=str(tmp_path / "r"), max_steps=1, **TINY)
+    run = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert run["samples_from"] == "train"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from i2i.core.errors import DataError
+from i2i.core.errors import DataError, I2IWarning
 from i2i.data import EpochSampler, collate, to_float
 from i2i.data.cache import KeepsDecoded
 from i2i.kit.task import Task
@@ -112,8 +113,15 @@ class DataFeed:
         try:
             dataset = self._decoded_for_training(self.task.dataset("test"))
             self.samples_from = "test"
-        except DataError:
+        except DataError as error:
             dataset, self.samples_from = self.dataset, "train"
+            root = self.task.data_root
+            if root is not None and any((root / n).exists() for n in ("test", "testA", "testB")):
+                warnings.warn(  # a test split meant but unusable: say why the grids are not of it
+                    f"the test split is not used ({error}); sample grids show training images",
+                    I2IWarning,
+                    stacklevel=2,
+                )
         n = min(n, len(dataset))
         batch = collate([self.task.held_out_item(dataset, i) for i in range(n)])
         return {} if batch["A"] is None else self.held_out(batch)
