@@ -464,3 +464,12 @@ def test_big_photos_are_decoded_no_bigger_than_training_needs(tmp_path):
         assert tuple(trainer.dataset[0]["A"].shape) == (3, 113, 150)  # JPEG at 1/8: >= 72
     finally:
         trainer.folder.release(failed=True)
+
+
+def test_an_unreadable_file_is_named_once(tmp_path):
+    from i2i.data.images import load_image
+
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ImageDecodeError) as info:
+        load_image(tmp_path / "broken.jpg")
+    assert str(info.value).count("broken.jpg") == 1

@@ -164,7 +164,12 @@ def decode_image(path: Path, min_side: int | None = None) -> Image.Image:
             oriented = ImageOps.exif_transpose(img)
             return _shrunk(normalize_mode(oriented), min_side)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise ImageDecodeError(f"cannot read image {path}: {one_line(e)}") from e
+        raise ImageDecodeError(f"cannot read image {path}: {_reason(e, path)}") from e
+
+
+def _reason(error: BaseException, path: Path) -> str:
+    """Pillow's reason without the path it repeats ("cannot identify image file '...'")."""
+    return one_line(error).replace(f" {str(path)!r}", "").replace(str(path), "the file")
 
 
 def _shrunk(img: Image.Image, min_side: int | None) -> Image.Image:
@@ -180,7 +185,7 @@ def image_header(path: Path) -> tuple[int, int, bool, bool]:
             transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
             return img.width, img.height, bool(getattr(img, "is_animated", False)), transparent
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise ImageDecodeError(f"cannot read image {path}: {one_line(e)}") from e
+        raise ImageDecodeError(f"cannot read image {path}: {_reason(e, path)}") from e
 
 
 def check_channels(channels: int) -> int:

@@ -133,7 +133,7 @@ class DataFeed:
         for path, reason in raw.get("skipped", []):
             if path not in self.skipped:
                 self.skipped[path] = reason
-                say(f"warning: skipped unreadable image {path}: {reason}")
+                say(f"warning: skipping an unreadable file: {reason}")  # the reason names it
         if raw["A"] is not None:
             self._last_good = raw
         elif self.runtime.distributed:
