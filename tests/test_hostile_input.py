@@ -691,6 +691,15 @@ ROWS = [
         lambda w: [*_train()(w)[:1], "cut", *_train()(w)[2:], "--channels-a", "1"],
         expect="cut compares patches of A images with patches of their translations through one "
                "encoder, so both need one channel count; got --channels-a 1 and --channels-b 3"),
+    Row("7-crop-larger-than-load",
+        lambda w: ["train", "cyclegan", "--data", str(w["data"]), "--out", str(w["out"]),
+                   *TINY_FLAGS, "--max-steps", "1", "--crop-size", "40", "--load-size", "36"],
+        expect="--crop-size 40 is larger than --load-size 36: the crop is cut from the image "
+               "resized to --load-size; give --load-size 40 or more"),
+    Row("7-two-channels",
+        lambda w: ["train", "cyclegan", "--data", str(w["data"]), "--out", str(w["out"]),
+                   *TINY_FLAGS, "--max-steps", "1", "--channels-a", "2"],
+        expect="--channels-a must be 1 (grey) or 3 (colour), got 2"),
     Row("7-nce-layers-with-an-empty-entry",
         lambda w: [*_train()(w)[:1], "cut", *_train()(w)[2:], "--nce-layers", "foo,,-1"],
         expect="--nce-layers takes comma-separated layer indices or submodule names"),

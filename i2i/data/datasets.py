@@ -23,7 +23,6 @@ from i2i.data.cache import Decoded, DecodedCache, KeepsDecoded
 from i2i.data.images import (
     IMAGE_EXTENSIONS,
     PathLike,
-    check_channels,
     decode_image,
     find_files,
     image_header,
@@ -65,7 +64,12 @@ def _check_max_images(max_images: int | None) -> int | None:
 def _check_channel_pair(channels: Sequence[int]) -> tuple[int, int]:
     if len(channels) != 2:
         raise InvalidArgumentError(f"channels must be a pair (A, B), got {channels!r}")
-    return check_channels(channels[0]), check_channels(channels[1])
+    for domain, count in zip("ab", channels, strict=True):
+        if count not in (1, 3):
+            raise InvalidArgumentError(
+                f"--channels-{domain} must be 1 (grey) or 3 (colour), got {count!r}"
+            )
+    return channels[0], channels[1]
 
 
 def _extensions_hint() -> str:

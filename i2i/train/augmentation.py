@@ -22,6 +22,12 @@ def augmentation_specs(options: AugmentationOptions) -> list[Any]:
     """The Kornia pipeline that the augmentation options describe (preprocess, flip, extras)."""
     specs: list[Any] = []
     if options.preprocess != "none":
+        if options.crop_size > options.load_size:
+            raise InvalidArgumentError(
+                f"--crop-size {options.crop_size} is larger than --load-size "
+                f"{options.load_size}: the crop is cut from the image resized to --load-size; "
+                f"give --load-size {options.crop_size} or more (the paper: 286 for 256)"
+            )
         sizes = {"load_size": options.load_size, "crop_size": options.crop_size}
         specs.append((options.preprocess, sizes))
     if options.flip:
