@@ -696,6 +696,10 @@ ROWS = [
                    *TINY_FLAGS, "--max-steps", "1", "--crop-size", "40", "--load-size", "36"],
         expect="--crop-size 40 is larger than --load-size 36: the crop is cut from the image "
                "resized to --load-size; give --load-size 40 or more"),
+    Row("7-out-inside-the-data",
+        lambda w: ["train", "cyclegan", "--data", str(w["data"]), "--out",
+                   str(w["data"] / "trainA" / "run"), *TINY_FLAGS, "--max-steps", "1"],
+        expect="is inside --data"),
     Row("7-two-channels",
         lambda w: ["train", "cyclegan", "--data", str(w["data"]), "--out", str(w["out"]),
                    *TINY_FLAGS, "--max-steps", "1", "--channels-a", "2"],

@@ -103,6 +103,11 @@ def check_eval_measures(task: Task, o: RunOptions) -> None:
 class Trainer:
     def __init__(self, task: Task) -> None:
         o = RunOptions.of(task.config)
+        root = task.data_root
+        if o.out and root is not None and Path(o.out).resolve().is_relative_to(root.resolve()):
+            raise InvalidArgumentError(  # its sample grids would be training images next time
+                f"--out {o.out} is inside --data {root}; put the run folder elsewhere"
+            )
         # The run folder is this process's alone until train() ends (or setting up fails).
         self.folder = claim_run_folder(o.out, o.resume, task.name)
         with self.folder.released_on_error():
