@@ -110,7 +110,9 @@ class DataOptions(OptionGroup):
     reader: ClassVar[str] = "i2i.kit.task"
 
     data: str | None = option(None, "Dataset folder; omit to train on the built-in toy dataset.")
-    max_images: int | None = option(None, "Use at most this many images per domain.", minimum=1)
+    max_images: int | None = option(
+        None, "Use at most this many images per domain: the first in sorted path order.", minimum=1
+    )
     domain_a: str = option("A", "Name of domain A (the input, for paired tasks), e.g. monet.")
     domain_b: str = option("B", "Name of domain B, e.g. photo.")
     channels_a: int = option(3, "Channels of domain A images (1 for grayscale).", minimum=1)

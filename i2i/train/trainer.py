@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from i2i.core import errors
 from i2i.core.errors import I2IError, I2IWarning, InputSizeError, InvalidArgumentError
 from i2i.data import collate, keep_decoded, prefetch
 from i2i.kit.groups import RunOptions
@@ -284,7 +285,7 @@ class Trainer:
                 f"--max-steps; smaller --epochs and --epochs-decay put the decay within it)"
             )
         return (
-            f"training {self.task.name}{recipe} on {len(self.dataset)} images/epoch "
+            f"training {self.task.name}{recipe} on {errors.count(len(self.dataset), 'image')}/epoch "
             f"({self.task.data_root}), {steps}, device {rt.device}{ranks}, "
             f"{rt.precision}{compiled}{started}; run folder {self.run_dir}"
         )
