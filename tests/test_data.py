@@ -473,3 +473,23 @@ def test_an_unreadable_file_is_named_once(tmp_path):
     with pytest.raises(ImageDecodeError) as info:
         load_image(tmp_path / "broken.jpg")
     assert str(info.value).count("broken.jpg") == 1
+
+
+def test_preprocess_none_with_images_of_two_sizes_is_told_before_training(tmp_path):
+    import i2i
+    from i2i.train.trainer import Trainer
+
+    for split, size in (("trainA", (48, 48)), ("trainB", (48, 48))):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", size, (i * 40, 90, 200)).save(tmp_path / "data" / split / f"{i}.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 48x64, upright 64x48: its header size is the upright one
+    Image.new("RGB", (48, 64)).save(tmp_path / "data" / "trainB" / "3.jpg", exif=exif)
+    options = {"gen": "resnet6", "ngf": 8, "ndf": 8, "workers": 0, "preprocess": "none"}
+    task = i2i.create_task(
+        "cyclegan", data=str(tmp_path / "data"), out=str(tmp_path / "r"), **options
+    )
+    with pytest.raises(DataError, match=r"0.png is 48x48 but .*3.jpg is 64x48; resize them"):
+        Trainer(task)
+    assert not (tmp_path / "r").exists()

@@ -138,6 +138,9 @@ class UnalignedDataset(KeepsDecoded, torch.utils.data.Dataset):
     def _images(self) -> int:
         return len(self.paths_a) + len(self.paths_b)
 
+    def files(self) -> list[Path]:
+        return [*self.paths_a, *self.paths_b]
+
     def _probe(self, count: int) -> list[Decoded]:
         skipped: list[tuple[str, str]] = []
         return [
@@ -293,6 +296,9 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
 
     def _images(self) -> int:
         return 2 * len(self.pairs)
+
+    def files(self) -> list[Path]:
+        return list(dict.fromkeys(path for pair in self.pairs for path in pair))
 
     def _probe(self, count: int) -> list[Decoded]:
         items = [self[i] for i in range(min(count, len(self)))]

@@ -177,13 +177,29 @@ def _shrunk(img: Image.Image, min_side: int | None) -> Image.Image:
     return img.reduce(factor) if factor >= 2 else img
 
 
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _turned(img: Image.Image) -> bool:
+    """Whether the EXIF orientation is a quarter turn; a PNG's EXIF chunk may sit after the
+    pixels, so a file whose pixels are cut short (the header is all apply reads first) has
+    none to tell."""
+    try:
+        return img.getexif().get(_ORIENTATION) in (5, 6, 7, 8)
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return False
+
+
 def image_header(path: Path) -> tuple[int, int, bool, bool]:
     """(width, height, animated, transparent) that ``path`` claims, read from its header without
-    decoding."""
+    decoding; the size as it decodes, upright (a camera's quarter turn swaps the sides)."""
     try:
         with Image.open(path) as img:
             transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
-            return img.width, img.height, bool(getattr(img, "is_animated", False)), transparent
+            width, height = img.size
+            if _turned(img):
+                width, height = height, width
+            return width, height, bool(getattr(img, "is_animated", False)), transparent
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {_reason(e, path)}") from e
 

@@ -10,13 +10,15 @@ import math
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from i2i.core.errors import DataError, I2IWarning
+from i2i.core.errors import DataError, I2IWarning, ImageDecodeError
 from i2i.data import EpochSampler, collate, to_float
 from i2i.data.cache import KeepsDecoded
+from i2i.data.images import image_header
 from i2i.kit.task import Task
 from i2i.train.augmentation import BatchAugmentation
 from i2i.train.runtime import Runtime
@@ -45,6 +47,8 @@ class DataFeed:
         self.dataset = self._decoded_for_training(task.dataset("train"))
         if len(self.dataset) == 0:
             raise DataError(f"no training images in {task.data_root}")
+        if not augment.crops and isinstance(self.dataset, KeepsDecoded):
+            _check_one_size(self.dataset.files())
         self.sampler = EpochSampler(
             len(self.dataset),
             seed=seed,
@@ -144,3 +148,23 @@ class DataFeed:
                 )
             raw = self._last_good
         return raw
+
+
+def _check_one_size(files: list[Path]) -> None:
+    """With --preprocess none every image keeps its size, and a step sets A and B images side by
+    side (and stacks a batch): all must have one size. Told before training, from the files'
+    headers, naming two that differ, not at the step that first meets them."""
+    first: tuple[Path, tuple[int, int]] | None = None
+    for path in files:
+        try:
+            size = image_header(path)[:2]
+        except ImageDecodeError:
+            continue  # skipped with its reason when training reads it
+        if first is None:
+            first = (path, size)
+        elif size != first[1]:
+            raise DataError(
+                f"--preprocess none keeps each image's size, so all must have one: {first[0]} "
+                f"is {first[1][0]}x{first[1][1]} but {path} is {size[0]}x{size[1]}; resize "
+                f"them to one size, or use --preprocess resize_crop (the default)"
+            )
