@@ -286,22 +286,24 @@ class Translator:
             raise InvalidArgumentError(
                 f"unknown backend {backend!r}; use auto, torch or onnxruntime"
             )
+        chosen = ""
         if backend == "auto":
             folder = Path(model)
             onnx = not (folder / WEIGHTS).exists() and any(folder.glob("*.onnx"))
             backend = "onnxruntime" if folder.is_dir() and onnx else "torch"
+            chosen = f"{model} is an ONNX export, so " if backend == "onnxruntime" else ""
         if backend == "onnxruntime":
             from i2i.infer.onnx import load_onnx
 
             if precision != "fp32" or compile:
                 raise InvalidArgumentError(
-                    "the onnxruntime backend runs the exported fp32 graph as it is; "
+                    f"{chosen}the onnxruntime backend runs the exported fp32 graph as it is; "
                     "use --precision fp32 without --compile"
                 )
             if device not in ("auto", "cpu"):
                 raise InvalidArgumentError(
-                    f"the onnxruntime backend runs on the CPU; drop --device {device} (or use "
-                    f"the torch backend for a GPU)"
+                    f"{chosen}the onnxruntime backend runs on the CPU; drop --device {device} "
+                    f"(for a GPU, apply the model it was exported from)"
                 )
 
             _, path = resolve_model(model, revision)
@@ -340,6 +342,8 @@ class Translator:
         revision: str | None = None,
         message: str | None = None,
         token: str | None = None,
+        license: str | None = None,
+        datasets: Sequence[str] = (),
     ) -> Any:
         """Upload to the Hub as ``i2i push`` does; returns huggingface_hub's ``CommitInfo``."""
         import tempfile
@@ -349,8 +353,9 @@ class Translator:
         with tempfile.TemporaryDirectory(prefix="i2i-") as tmp:
             folder = self.save_pretrained(Path(tmp) / "model")
             return push(
-                folder, repo_id, private=private, revision=revision, message=message, token=token
-            )
+                folder, repo_id, private=private, revision=revision, message=message, token=token,
+                license=license, datasets=datasets,
+            )  # fmt: skip
 
     def resolve_direction(self, direction: str | None = None) -> str:
         """The direction to run: the only one a model has, else ``AtoB`` unless one is named."""

@@ -114,8 +114,9 @@ def resolve_task_config(
     recipe = config.get("recipe")
     fresh = {}
     if recipe != saved.get("recipe") and recipe in recipes:
+        flags = {k: v for k, v in given.items() if k not in ("resume", "out")}
         fresh = resolve(
-            options, {"recipe": recipe, "data": saved.get("data")}, {},
+            options, {**flags, "recipe": recipe, "data": saved.get("data")}, from_file,
             toy_defaults=task_cls.toy_defaults, recipes=recipes, task=task,
         )  # fmt: skip
         fresh = {k: fresh[k] for k in recipes[recipe].values if k in fresh}

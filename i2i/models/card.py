@@ -42,7 +42,7 @@ def render_card(
         pipeline_tag="image-to-image",
         tags=["i2i", config["task"], "image-to-image", "gan", "safetensors"],
         license=config.get("license") or None,
-        datasets=[d for d in config.get("datasets", []) if "/" in d] or None,
+        datasets=list(config.get("datasets", [])) or None,
     )
     training = config.get("training") or {}
     architectures = ", ".join(

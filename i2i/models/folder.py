@@ -36,6 +36,7 @@ from i2i.models.build import (
 )
 from i2i.models.checkpoint import flatten_state_dicts, split_state_dicts
 from i2i.models.safefiles import (
+    PACKAGE_NAME,
     check_net_spec,
     is_size,
     read_json,
@@ -59,8 +60,8 @@ def net_spec(registry: Registry, name: str, kwargs: Mapping[str, Any]) -> dict[s
     component = registry.get(name)
     spec = {"name": name, "kwargs": dict(kwargs), "plugin": component.plugin}
     package = plugin_package(component.plugin)
-    if package is not None and package != "i2i":
-        spec["package"] = package
+    if package is not None and package != "i2i" and PACKAGE_NAME.match(package):
+        spec["package"] = package  # a name no installer takes would make the model unloadable
     return spec
 
 
@@ -184,8 +185,9 @@ def weights_file(folder: Path) -> Path:
     folder = Path(folder)
     if not (folder / WEIGHTS).exists() and any(folder.glob("*.onnx")):
         raise CheckpointError(
-            f"{folder} is an ONNX export, without {WEIGHTS}: `i2i apply` runs it (Python: "
-            f"i2i.load); other commands need the model it was exported from"
+            f"{folder} is an ONNX export, without {WEIGHTS}: `i2i apply` runs it with "
+            f"--backend auto or onnxruntime (Python: i2i.load); other commands need the model "
+            f"it was exported from"
         )
     return folder / WEIGHTS
 
