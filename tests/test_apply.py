@@ -95,6 +95,12 @@ def noise(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 # -- Translator ----------------------------------------------------------------------------------
+def test_an_opaque_alpha_channel_gets_no_transparency_note(translator, tmp_path):
+    save(tmp_path / "screenshot.png", pattern(32, 32, "RGBA"))  # alpha 255 everywhere
+    report = apply_paths(translator, [tmp_path / "screenshot.png"], tmp_path / "out")
+    assert report.written and report.notes == []
+
+
 def test_a_photo_with_exif_orientation_comes_back_upright(translator, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees to view: stored 40x24, shown 24x40
@@ -343,7 +349,9 @@ def save(path: Path, image: Image.Image) -> Path:
 def tree(tmp_path) -> Path:
     root = tmp_path / "in"
     save(root / "a.jpg", pattern(32, 32))
-    save(root / "b.png", pattern(32, 32, "RGBA", seed=1))
+    cut_out = pattern(32, 32, "RGBA", seed=1)
+    cut_out.putalpha(Image.linear_gradient("L").resize((32, 32)))  # see-through at the top
+    save(root / "b.png", cut_out)
     save(root / "sub" / "c.png", pattern(40, 24, "L", seed=2))
     save(root / "sub" / "deeper" / "d.jpg", pattern(32, 32, seed=3))
     (root / "notes.txt").write_text("not an image")

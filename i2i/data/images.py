@@ -124,7 +124,8 @@ def _scale_to_8bit(array: np.ndarray) -> Image.Image:
 
 
 def normalize_mode(img: Image.Image) -> Image.Image:
-    """Reduce any Pillow mode to ``L`` or ``RGB``; transparency is flattened onto white."""
+    """Reduce any Pillow mode to ``L`` or ``RGB``; transparency is flattened onto white (and
+    ``info["flattened"]`` says so; an alpha channel that is opaque everywhere is just dropped)."""
     mode = img.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         return _scale_to_8bit(np.asarray(img))
@@ -132,8 +133,12 @@ def normalize_mode(img: Image.Image) -> Image.Image:
         return img.convert("L")
     if mode in _ALPHA_MODES or "transparency" in img.info:
         img = img.convert("RGBA")
+        if img.getchannel("A").getextrema()[0] == 255:  # a screenshot's alpha: opaque
+            return img.convert("RGB")
         background = Image.new("RGBA", img.size, _WHITE)
-        return Image.alpha_composite(background, img).convert("RGB")
+        flat = Image.alpha_composite(background, img).convert("RGB")
+        flat.info["flattened"] = True
+        return flat
     if img.mode in ("L", "RGB"):
         return img
     return img.convert("RGB")  # P, CMYK, YCbCr, HSV, ...
@@ -190,16 +195,15 @@ def _turned(img: Image.Image) -> bool:
         return False
 
 
-def image_header(path: Path) -> tuple[int, int, bool, bool]:
-    """(width, height, animated, transparent) that ``path`` claims, read from its header without
-    decoding; the size as it decodes, upright (a camera's quarter turn swaps the sides)."""
+def image_header(path: Path) -> tuple[int, int, bool]:
+    """(width, height, animated) that ``path`` claims, read from its header without decoding;
+    the size as it decodes, upright (a camera's quarter turn swaps the sides)."""
     try:
         with Image.open(path) as img:
-            transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
             width, height = img.size
             if _turned(img):
                 width, height = height, width
-            return width, height, bool(getattr(img, "is_animated", False)), transparent
+            return width, height, bool(getattr(img, "is_animated", False))
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {_reason(e, path)}") from e
 

@@ -23,7 +23,8 @@ import torch
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, count, one_line, writing
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
-from i2i.data import image_format, image_header, load_image, save_image
+from i2i.data import decode_image, image_format, image_header, save_image
+from i2i.data.images import to_tensor
 from i2i.infer.plan import Job, plan
 from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling
@@ -137,16 +138,17 @@ class _ImageRun:
                 bar.advance(task, len(group))
 
             def decode(job: Job) -> torch.Tensor:
-                width, height, animated, transparent = image_header(job.src)  # before decoding
+                width, height, animated = image_header(job.src)  # before decoding
                 self.translator.check_size(height, width, self.tile)
-                if transparent:
-                    self.transparent.append(job.src.name)
                 if animated:
                     self.report.notes.append(
                         f"{job.src.name} is animated; only its first frame was translated "
                         f"(make it a video to translate them all)"
                     )
-                return load_image(job.src, channels)
+                image = decode_image(job.src)
+                if image.info.get("flattened"):
+                    self.transparent.append(job.src.name)
+                return to_tensor(image, channels)
 
             for job, decoded in _ahead(pool, decode, jobs, self.window):
                 try:
