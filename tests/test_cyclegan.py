@@ -360,3 +360,22 @@ def test_a_test_split_that_cannot_be_used_is_said_not_to_be(toy_data, tmp_path):
         train("cyclegan", data=str(data), out=str(tmp_path / "r"), max_steps=1, **TINY)
     run = json.loads((tmp_path / "r" / "config.json").read_text())
     assert run["samples_from"] == "train"
+
+
+@pytest.mark.parametrize(("every", "grids"), [(0, [3]), (1, [1, 2, 3]), (3, [3])])
+def test_sample_grids_come_every_so_often_and_the_last_once(
+    toy_data, tmp_path, monkeypatch, every, grids
+):
+    from i2i.train.trainer import Trainer
+
+    drawn: list[int] = []
+    write = Trainer.write_samples
+
+    def counted(self, logger):
+        drawn.append(self.step)
+        return write(self, logger)
+
+    monkeypatch.setattr(Trainer, "write_samples", counted)
+    train("cyclegan", data=str(toy_data), out=str(tmp_path / "r"), max_steps=3,
+          **{**TINY, "sample_every": every})  # fmt: skip
+    assert drawn == grids

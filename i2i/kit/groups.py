@@ -58,7 +58,9 @@ class RunOptions(OptionGroup):
     log_every: int = option(
         50, "Steps between loss lines (the only host syncs).", minimum=1, resumable=True
     )
-    sample_every: int = option(500, "Steps between sample grids.", minimum=1, resumable=True)
+    sample_every: int = option(
+        500, "Steps between sample grids (0: only the last).", minimum=0, resumable=True
+    )
     save_every: int = option(1000, "Steps between checkpoints.", minimum=1, resumable=True)
     eval_every: int = option(
         0,

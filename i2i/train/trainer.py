@@ -205,7 +205,7 @@ class Trainer:
             logger = RunLogger(self.run_dir, self.total_steps, self.step, enabled=rt.is_main)
         run_step = CompiledStep(self.task, rt, logger.print) if rt.compile else None
         run_step = run_step or self.task.train_step
-        stop, sums, count, samples_path = StopFlag(), {}, 0, None
+        stop, sums, count, samples_path, sampled_at = StopFlag(), {}, 0, None, None
         stopping = False  # agreed by all ranks, unlike a signal that reached one of them
         logger.print(self._start_line())
         try:
@@ -237,14 +237,14 @@ class Trainer:
                             stopping = stop.raised
                         if o.eval_every and self.step % o.eval_every == 0:
                             self.evaluate(logger, epoch)
-                        if self.step % o.sample_every == 0 and rt.is_main:
-                            samples_path = self.write_samples(logger)
+                        if o.sample_every and self.step % o.sample_every == 0 and rt.is_main:
+                            samples_path, sampled_at = self.write_samples(logger), self.step
                         if self.step % o.save_every == 0:
                             self.save()
                         if last or stopping:
                             break
                 checkpoint = self.save()
-                if rt.is_main:
+                if rt.is_main and sampled_at != self.step:  # the last grid, once
                     samples_path = self.write_samples(logger)
                 loss_curve = logger.write_loss_curve()
         except KeyboardInterrupt:  # a second signal: out at once, but say what is left
