@@ -127,7 +127,7 @@ class GANTask(Task):
         taken["any"] = taken["generators"] | taken["discriminators"]
         options = {o.name: o for o in type(self).declared_options()}
         defaults = {name: o.default for name, o in options.items()}
-        if self._data.data is None:  # the toy data's smaller networks are a default too
+        if self.on_toy_data:  # the toy data's smaller networks are a default too
             defaults.update(type(self).toy_defaults)
         unused = [
             options[name].flag + ("" if options[name].switch else f" {self.config[name]}")

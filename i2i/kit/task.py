@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from i2i.core.errors import I2IError
+from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.registry import discriminators, generators
 from i2i.data import AlignedDataset, UnalignedDataset
 from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, RunOptions
@@ -99,6 +99,12 @@ class Task(abc.ABC):
         self.config: dict[str, Any] = resolve_task_config(type(self), options, config_file)
         self.opts: Any = self.Options.of(self.config) if self.Options else None
         self._data = DataOptions.of(self.config)
+        a, b = self._data.domain_a, self._data.domain_b
+        if not a.strip() or not b.strip() or a == b:  # they name the directions and the card
+            raise InvalidArgumentError(
+                f"--domain-a {a!r} and --domain-b {b!r} must be two different names (e.g. "
+                f"--domain-a horse --domain-b zebra)"
+            )
         self._optimizer = OptimizerOptions.of(self.config)
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -204,6 +210,12 @@ class Task(abc.ABC):
     def domains(self) -> dict[str, str]:
         """The names of the domains, for the model card and config."""
         return {"A": self._data.domain_a, "B": self._data.domain_b}
+
+    @property
+    def on_toy_data(self) -> bool:
+        """Whether the run trains on the built-in toy data (no --data), whose ``toy_defaults``
+        are then defaults too."""
+        return self._data.data is None
 
     # -- running -----------------------------------------------------------------------------
     def attach(self, runtime: Runtime, seed: int = 0) -> None:

@@ -104,11 +104,13 @@ def check_eval_measures(task: Task, o: RunOptions) -> None:
 class Trainer:
     def __init__(self, task: Task) -> None:
         o = RunOptions.of(task.config)
-        root = task.data_root
-        if o.out and root is not None and Path(o.out).resolve().is_relative_to(root.resolve()):
-            raise InvalidArgumentError(  # its sample grids would be training images next time
-                f"--out {o.out} is inside --data {root}; put the run folder elsewhere"
-            )
+        root, out = task.data_root, Path(o.out).resolve() if o.out else None
+        for split in ("trainA", "trainB", "testA", "testB", "train", "test"):
+            if root is not None and out is not None and out.is_relative_to(root.resolve() / split):
+                raise InvalidArgumentError(  # its sample grids would be read as images next time
+                    f"--out {o.out} is inside {root / split}, which training reads; put the "
+                    f"run folder elsewhere"
+                )
         # The run folder is this process's alone until train() ends (or setting up fails).
         self.folder = claim_run_folder(o.out, o.resume, task.name)
         with self.folder.released_on_error():
