@@ -31,3 +31,14 @@ def test_a_long_caption_wraps_inside_the_grid():
     bar = grid[: 16 + extra]
     assert (bar[:, -3:] == 255).all()  # no text cut at the right edge
     assert (bar[-12:] != 255).any()  # the last line is drawn
+
+
+def test_sample_grid_titles_name_the_domains():
+    from i2i.train.outputs import _named
+
+    panels = [(["real A", "fake B", "rec A"], [1, 2, 3]), (["input", "output"], [4, 5])]
+    named = _named(panels, {"A": "day", "B": "night"})
+    assert named == [
+        (["real day", "fake night", "rec day"], [1, 2, 3]),
+        (["input", "output"], [4, 5]),
+    ]

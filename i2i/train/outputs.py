@@ -80,7 +80,9 @@ class RunOutputs:
         caption = " ".join(
             f"{k.removeprefix('eval/')}={v:.3g}" for k, v in self.last_eval.items() if v is not None
         )
-        grid = image_grid(panels, caption=f"step {step}  {caption}".strip())
+        grid = image_grid(
+            _named(panels, self.task.domains), caption=f"step {step}  {caption}".strip()
+        )
         folder = self.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step_{step:08d}.png"
@@ -104,6 +106,16 @@ def resume_command(task_name: str, run_dir: Path) -> str:
         f"torchrun --nnodes={world // local} --nproc_per_node={local} (and the rendezvous "
         f"options of the start, on every node) -m {command}"
     )
+
+
+def _named(panels: Any, domains: dict[str, str]) -> Any:
+    """Column titles with the domains' names for the tasks' "A" and "B" ("real A" -> "real
+    horse"), so a grid reads without the run's config beside it."""
+    return [
+        ([" ".join(domains.get(w, w) if w in ("A", "B") else w for w in t.split()) for t in titles],
+         images)
+        for titles, images in panels
+    ]  # fmt: skip
 
 
 def print_stopped_at_once(task_name: str, run_dir: Path) -> None:
