@@ -110,9 +110,9 @@ def decode_calls(monkeypatch):
     calls: list[str] = []
     load = i2i.data.load_image
 
-    def counting(path, channels=3):
+    def counting(path, channels=3, min_side=None):
         calls.append(str(path))
-        return load(path, channels)
+        return load(path, channels, min_side)
 
     monkeypatch.setattr(i2i.data.datasets, "load_image", counting)
     return calls
