@@ -868,7 +868,7 @@ ROWS = [
     Row("y-eval-into-the-test-images",
         lambda w: ["eval", str(w["model"]), "--data", str(w["data"]), "-o",
                    str(w["data"] / "testA"), "--extractor", "nope"],
-        expect="which training reads; put the run folder elsewhere"),
+        expect="is inside --data"),
     Row("y-eval-into-a-folder-of-files",
         lambda w: ["eval", str(w["model"]), "--data", str(w["data"]), "-o", str(w["out"]),
                    "--extractor", "nope"],
