@@ -128,8 +128,9 @@ def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path)
         Translator(
             {**config, "training": {}, "preprocess": {}}, {"AtoB": LocalNet()}, scale="model"
         )
-    with pytest.raises(I2IError, match="--scale is pixels"):
-        i2i.load(folder, scale=0)
+    for bad in (0, 10**9, "big"):
+        with pytest.raises(I2IError, match="--scale is pixels of the shorter side, 1 to 4096"):
+            i2i.load(folder, scale=bad)
     none = {**config, "training": {"load_size": 20, "preprocess": "none"}}
     with pytest.raises(I2IError, match=r"trained with --preprocess none.*without --scale"):
         Translator(none, {"AtoB": LocalNet()}, scale="model")

@@ -564,6 +564,11 @@ def _check_sampling(
     return steps, seed, check_path_noise(PATH_NOISE if path_noise is None else path_noise)
 
 
+# The largest --scale: a 4096 px shorter side is already 22 MP at 4:3, as the resized copy
+# is held whole before any tiling.
+_MAX_SCALE = 4096
+
+
 def _check_scale(scale: int | str | None, config: Mapping[str, Any]) -> int | None:
     """``scale`` as pixels of the shorter side: a positive number, or ``"model"``, the load size
     the model was trained at (recorded by export), else its training crop size."""
@@ -587,8 +592,11 @@ def _check_scale(scale: int | str | None, config: Mapping[str, Any]) -> int | No
                 "this model records no training size; give --scale in pixels (e.g. --scale 286)"
             )
         return found
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise InvalidArgumentError(f"--scale is pixels (e.g. 286) or 'model', got {scale!r}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= _MAX_SCALE:
+        raise InvalidArgumentError(
+            f"--scale is pixels of the shorter side, 1 to {_MAX_SCALE} (e.g. 286), or 'model'; "
+            f"got {scale!r}"
+        )
     return scale
 
 
