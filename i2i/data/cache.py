@@ -10,7 +10,6 @@ import abc
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 Decoded = Any  # a uint8 tensor, or a tuple of them for an aligned pair
@@ -72,10 +71,6 @@ class KeepsDecoded(abc.ABC):
     @abc.abstractmethod
     def _images(self) -> int:
         """How many decoded images the whole dataset holds."""
-
-    @abc.abstractmethod
-    def files(self) -> list[Path]:
-        """Every image file the dataset reads, once each."""
 
     @abc.abstractmethod
     def _probe(self, count: int) -> list[Decoded]:

@@ -139,6 +139,7 @@ class UnalignedDataset(KeepsDecoded, torch.utils.data.Dataset):
         return len(self.paths_a) + len(self.paths_b)
 
     def files(self) -> list[Path]:
+        """Every image file of both domains."""
         return [*self.paths_a, *self.paths_b]
 
     def _probe(self, count: int) -> list[Decoded]:
@@ -296,9 +297,6 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
 
     def _images(self) -> int:
         return 2 * len(self.pairs)
-
-    def files(self) -> list[Path]:
-        return list(dict.fromkeys(path for pair in self.pairs for path in pair))
 
     def _probe(self, count: int) -> list[Decoded]:
         items = [self[i] for i in range(min(count, len(self)))]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from i2i.core.errors import DataError, I2IWarning, ImageDecodeError
-from i2i.data import EpochSampler, collate, to_float
+from i2i.data import EpochSampler, UnalignedDataset, collate, to_float
 from i2i.data.cache import KeepsDecoded
 from i2i.data.images import image_header
 from i2i.kit.task import Task
@@ -47,8 +47,8 @@ class DataFeed:
         self.dataset = self._decoded_for_training(task.dataset("train"))
         if len(self.dataset) == 0:
             raise DataError(f"no training images in {task.data_root}")
-        if not augment.crops and isinstance(self.dataset, KeepsDecoded):
-            _check_one_size(self.dataset.files())
+        if not augment.crops and isinstance(self.dataset, UnalignedDataset):
+            _check_one_size(self.dataset.files())  # (aligned partners are sized as pairs)
         self.sampler = EpochSampler(
             len(self.dataset),
             seed=seed,
