@@ -36,9 +36,9 @@ def test_a_long_caption_wraps_inside_the_grid():
 def test_sample_grid_titles_name_the_domains():
     from i2i.train.outputs import _named
 
-    panels = [(["real A", "fake B", "rec A"], [1, 2, 3]), (["input", "output"], [4, 5])]
+    panels = [(["real A", "fake B", "G(real B)"], [1, 2, 3]), (["input", "output"], [4, 5])]
     named = _named(panels, {"A": "day", "B": "night"})
     assert named == [
-        (["real day", "fake night", "rec day"], [1, 2, 3]),
+        (["real day", "fake night", "G(real night)"], [1, 2, 3]),
         (["input", "output"], [4, 5]),
     ]

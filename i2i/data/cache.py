@@ -64,9 +64,6 @@ class KeepsDecoded(abc.ABC):
     decides whether the whole dataset fits in it."""
 
     cache: DecodedCache | None = None
-    # Decode big images no bigger than this shorter side (``decode_image``): training sets it to
-    # its load size, so a folder of phone photos costs what the training actually uses.
-    min_side: int | None = None
 
     @abc.abstractmethod
     def _images(self) -> int:

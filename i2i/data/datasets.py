@@ -98,6 +98,11 @@ class UnalignedDataset(KeepsDecoded, torch.utils.data.Dataset):
     resumed run, or one with a different number of DataLoader workers, sees the same pairs.
     """
 
+    # Decode big images no bigger than this shorter side (``decode_image``): training sets it to
+    # its load size, so a folder of phone photos costs what the training uses. (Aligned pairs
+    # decode whole: partners and A|B halves must be sized as one.)
+    min_side: int | None = None
+
     def __init__(
         self,
         root: PathLike,
@@ -276,7 +281,7 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
 
     def _load_pair(self, path_a: Path, path_b: Path) -> tuple[Image.Image, Image.Image]:
         if self.side_by_side:
-            img = decode_image(path_a, self.min_side)
+            img = decode_image(path_a)
             half = img.width // 2
             if half == 0:
                 raise ImageDecodeError(f"{path_a} is 1 pixel wide; it cannot hold an A|B pair")
@@ -285,10 +290,7 @@ class AlignedDataset(KeepsDecoded, torch.utils.data.Dataset):
                 img.crop((half, 0, 2 * half, img.height)),
             )
         else:
-            img_a, img_b = _same_size(
-                decode_image(path_a, self.min_side), path_a, decode_image(path_b, self.min_side),
-                path_b,
-            )  # fmt: skip
+            img_a, img_b = _same_size(decode_image(path_a), path_a, decode_image(path_b), path_b)
         return (img_b, img_a) if self.direction == "BtoA" else (img_a, img_b)
 
     def _tensors(self, pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor]:

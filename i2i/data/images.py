@@ -174,7 +174,7 @@ def decode_image(path: Path, min_side: int | None = None) -> Image.Image:
 
 def _reason(error: BaseException, path: Path) -> str:
     """Pillow's reason without the path it repeats ("cannot identify image file '...'")."""
-    return one_line(error).replace(f" {str(path)!r}", "").replace(str(path), "the file")
+    return one_line(error).replace(f" {str(path)!r}", "")
 
 
 def _shrunk(img: Image.Image, min_side: int | None) -> Image.Image:
@@ -189,6 +189,8 @@ def _turned(img: Image.Image) -> bool:
     """Whether the EXIF orientation is a quarter turn; a PNG's EXIF chunk may sit after the
     pixels, so a file whose pixels are cut short (the header is all apply reads first) has
     none to tell."""
+    if img.format == "PNG" and "exif" not in img.info:  # Pillow would decode it to look
+        return False
     try:
         return img.getexif().get(_ORIENTATION) in (5, 6, 7, 8)
     except (OSError, SyntaxError, ValueError, EOFError):

@@ -438,7 +438,7 @@ class Translator:
         """Same-size images share a batch; the results come back in the input order, upright
         (a camera's EXIF orientation applied, as a viewer shows the photo)."""
         channels = self._in_channels[direction]
-        tensors = [to_tensor(normalize_mode(ImageOps.exif_transpose(i)), channels) for i in images]
+        tensors = [to_tensor(normalize_mode(_upright(i)), channels) for i in images]
         by_size: dict[tuple[int, ...], list[int]] = {}
         for index, tensor in enumerate(tensors):
             by_size.setdefault(tuple(tensor.shape[-2:]), []).append(index)
@@ -562,6 +562,14 @@ def _check_sampling(
     for bridge in found:
         bridge.check_steps(steps)
     return steps, seed, check_path_noise(PATH_NOISE if path_noise is None else path_noise)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The photo as a viewer shows it (EXIF orientation); as it is where its EXIF is broken."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, EOFError, KeyError):
+        return image
 
 
 # The largest --scale: a 4096 px shorter side is already 22 MP at 4:3, as the resized copy

@@ -17,7 +17,6 @@ import torch
 
 from i2i.core.errors import DataError, I2IWarning, ImageDecodeError
 from i2i.data import EpochSampler, UnalignedDataset, collate, to_float
-from i2i.data.cache import KeepsDecoded
 from i2i.data.images import image_header
 from i2i.kit.task import Task
 from i2i.train.augmentation import BatchAugmentation
@@ -101,9 +100,9 @@ class DataFeed:
         )
 
     def _decoded_for_training(self, dataset: Any) -> Any:
-        """i2i's folder datasets decode big photos no bigger than the training resizes them to
-        (a third party's dataset decodes as it likes)."""
-        if isinstance(dataset, KeepsDecoded):
+        """i2i's unpaired folders decode big photos no bigger than the training resizes them to
+        (aligned pairs and a third party's dataset decode as they do)."""
+        if isinstance(dataset, UnalignedDataset):
             dataset.min_side = self.augment.decode_size
         return dataset
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def _named(panels: Any, domains: dict[str, str]) -> Any:
     """Column titles with the domains' names for the tasks' "A" and "B" ("real A" -> "real
     horse"), so a grid reads without the run's config beside it."""
     return [
-        ([" ".join(domains.get(w, w) if w in ("A", "B") else w for w in t.split()) for t in titles],
+        ([re.sub(r"\b[AB]\b", lambda m: domains.get(m.group(), m.group()), t) for t in titles],
          images)
         for titles, images in panels
     ]  # fmt: skip

@@ -106,7 +106,11 @@ class Trainer:
         o = RunOptions.of(task.config)
         root, out = task.data_root, Path(o.out).resolve() if o.out else None
         for split in ("trainA", "trainB", "testA", "testB", "train", "test"):
-            if root is not None and out is not None and out.is_relative_to(root.resolve() / split):
+            if (
+                root is not None
+                and out is not None
+                and out.is_relative_to((root / split).resolve())
+            ):
                 raise InvalidArgumentError(  # its sample grids would be read as images next time
                     f"--out {o.out} is inside {root / split}, which training reads; put the "
                     f"run folder elsewhere"

@@ -52,7 +52,7 @@ class CUT(i2i.GANTask):
                 "learn from; give one of them a weight"
             )
         a, b = self.channels
-        if a != b and o.lambda_nce > 0:
+        if a != b:
             raise i2i.InvalidArgumentError(
                 f"{self.name} compares patches of A images with patches of their translations "
                 f"through one encoder, so both need one channel count; got --channels-a {a} and "

@@ -68,9 +68,9 @@ class CycleGAN(i2i.GANTask):
         if o.lambda_identity and not self.lambda_idt:
             a, b = self.channels
             warnings.warn(
-                f"--lambda-identity {o.lambda_identity} is not used: the identity term feeds "
-                f"B images to the A->B generator, which --channels-a {a} and --channels-b {b} "
-                f"rule out",
+                f"the identity term is off (--lambda-identity {o.lambda_identity} is not used): it "
+                f"feeds B images to the A->B generator, which --channels-a {a} and --channels-b "
+                f"{b} rule out",
                 i2i.I2IWarning,
                 stacklevel=2,
             )
