@@ -130,9 +130,9 @@ class GANTask(Task):
         if self.on_toy_data:  # the toy data's smaller networks are a default too
             defaults.update(type(self).toy_defaults)
         unused = [
-            options[name].flag + ("" if options[name].switch else f" {self.config[name]}")
+            options[name].flag + ("" if options[name].switch else f" {getattr(self._gan, name)}")
             for name, (argument, networks) in _NETWORK_SETTINGS.items()
-            if argument not in taken[networks] and self.config[name] != defaults.get(name)
+            if argument not in taken[networks] and getattr(self._gan, name) != defaults.get(name)
         ]
         if unused:
             g = self._gan
