@@ -124,10 +124,16 @@ def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path)
     config = read_config(folder)
     config["training"] = {"load_size": 20}  # what export records of the run
     assert Translator(config, load_model(folder)[1], scale="model").scale == 20
-    with pytest.raises(I2IError, match="records no training size; give --scale in pixels"):
-        Translator(
-            {**config, "training": {}, "preprocess": {}}, {"AtoB": LocalNet()}, scale="model"
-        )
+    for record in ({}, {"load_size": 10**9}):  # none, or one no file should claim
+        with pytest.raises(I2IError, match=r"records no usable training size .*; give --scale"):
+            Translator(
+                {**config, "training": record, "preprocess": {}}, {"AtoB": LocalNet()},
+                scale="model",
+            )  # fmt: skip
+    x_out = noise(1, 3, 32, 32) * 3  # a tensor beyond [-1, 1] at its own scale: passed as is
+    torch.testing.assert_close(
+        i2i.load(folder, device="cpu", scale=32)(x_out, "AtoB"), plain(x_out, "AtoB")
+    )
     for bad in (0, 10**9, "big"):
         with pytest.raises(I2IError, match="--scale is pixels of the shorter side, 1 to 4096"):
             i2i.load(folder, scale=bad)

@@ -34,7 +34,7 @@ from i2i.bridge import (
 )
 from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
-from i2i.core.errors import I2IError, InvalidArgumentError, one_line
+from i2i.core.errors import I2IError, InvalidArgumentError, one_line, short
 from i2i.core.protocol import size_limits
 from i2i.data.images import normalize_mode, to_pil, to_tensor, to_uint8
 
@@ -482,7 +482,8 @@ class Translator:
         scaled = _scaled_size(size, self.scale)
         x = _match_channels(x, self._in_channels[direction])
         with torch.inference_mode(), autocast(self.device, self.precision):
-            x = _resized(x, scaled).clamp(-1, 1)  # bicubic overshoots; training's PIL clamps
+            if scaled != size:  # bicubic overshoots, where training's PIL resize clamps
+                x = _resized(x, scaled).clamp(-1, 1)
             if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
                 out = torch.cat([self._run(net, chunk) for chunk in x.split(batch_size)])
             else:
@@ -595,9 +596,10 @@ def _check_scale(scale: int | str | None, config: Mapping[str, Any]) -> int | No
                 )
             )
         found = training.get("load_size") or preprocess.get("size")
-        if not (isinstance(found, int) and not isinstance(found, bool) and found > 0):
+        if not (isinstance(found, int) and not isinstance(found, bool) and 0 < found <= _MAX_SCALE):
             raise InvalidArgumentError(
-                "this model records no training size; give --scale in pixels (e.g. --scale 286)"
+                f"this model records no usable training size ({short(found)}); give --scale in "
+                f"pixels (e.g. --scale 286)"
             )
         return found
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= _MAX_SCALE:
