@@ -238,6 +238,9 @@ def test_push_sets_the_license_and_datasets_of_the_card(hub, tmp_path):
         push(model, repo, token=hub.token, license="MIT License; rm")
     with pytest.raises(HubError, match="is not a Hub dataset id"):
         push(model, repo, token=hub.token, datasets=["a b"])
+    with pytest.raises(HubError, match="is not a Hub license id") as info:
+        push(model, repo, token=hub.token, license="x" * 100_000)
+    assert len(str(info.value)) < 200  # one readable line, not the value
 
 
 def test_a_push_to_repo_at_revision_says_to_use_revision(hub, tmp_path):

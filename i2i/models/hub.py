@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from i2i.core.errors import CheckpointError, I2IError, one_line
+from i2i.core.errors import CheckpointError, I2IError, one_line, short
 from i2i.models.export import export_run, is_run_folder
 from i2i.models.folder import (
     CARD,
@@ -230,10 +230,10 @@ def push(
     from i2i.models.card import render_card
 
     if license is not None and not LICENSE_ID.match(license):
-        raise HubError(f"--license {license!r} is not a Hub license id (e.g. mit, apache-2.0)")
+        raise HubError(f"--license {short(license)} is not a Hub license id (e.g. mit, apache-2.0)")
     bad = [d for d in datasets if not DATASET_ID.match(d)]
     if bad:
-        raise HubError(f"--dataset {bad[0]!r} is not a Hub dataset id (NAME or USER/NAME)")
+        raise HubError(f"--dataset {short(bad[0])} is not a Hub dataset id (NAME or USER/NAME)")
     if not REPO_ID.match(repo_id):
         name, at = split_revision(repo_id)
         if at and REPO_ID.match(name):
