@@ -109,6 +109,17 @@ def test_a_photo_with_exif_orientation_comes_back_upright(translator, tmp_path):
         assert translator(photo).size == (24, 40)
 
 
+def test_a_photo_with_a_colour_profile_is_translated_as_a_viewer_shows_it(translator):
+    from tests.iccprofiles import swapped_profile
+
+    tagged = Image.new("RGB", (32, 32), (255, 0, 0))
+    tagged.info["icc_profile"] = swapped_profile()  # its red is green in sRGB
+    assert np.array_equal(
+        np.asarray(translator(tagged)),
+        np.asarray(translator(Image.new("RGB", (32, 32), (0, 255, 0)))),
+    )
+
+
 def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path):
     folder = build_model(tmp_path / "m", {"AtoB": ("local_net", {})})
     seen: list[tuple[int, ...]] = []

@@ -164,6 +164,30 @@ def test_exif_orientation_is_applied(tmp_path):
     assert np.abs(out[13, 4] - BLUE).max() < 40
 
 
+def test_a_colour_profile_is_applied_and_srgb_or_a_broken_one_left_alone(tmp_path):
+    from PIL import ImageCms
+
+    from tests.iccprofiles import swapped_profile
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    cases = {"swapped": swapped_profile(), "srgb": srgb, "broken": b"\x00garbage" * 20}
+    for name, profile in cases.items():
+        Image.fromarray(pattern(16, 12)).save(tmp_path / f"{name}.png", icc_profile=profile)
+        Image.new("RGBA", (8, 8), (255, 0, 0, 90)).save(tmp_path / f"{name}_a.png",
+                                                          icc_profile=profile)  # fmt: skip
+    # Red in a file whose profile swaps red and green is green as a viewer shows it (not a
+    # rounding: the networks would otherwise learn the file's numbers as sRGB).
+    swapped = as_hwc(load_image(tmp_path / "swapped.png")).astype(int)
+    assert np.abs(swapped[..., [1, 0, 2]] - pattern(16, 12)).max() <= 2
+    assert load_image(tmp_path / "swapped_a.png")[:, 0, 0].tolist() == [
+        165,
+        255,
+        165,
+    ]  # green on white
+    for name in ("srgb", "broken"):  # nothing to do, or nothing to trust: the numbers as stored
+        np.testing.assert_array_equal(as_hwc(load_image(tmp_path / f"{name}.png")), pattern(16, 12))
+
+
 def test_corrupt_truncated_and_missing_files(tmp_path):
     (tmp_path / "noise.png").write_bytes(b"\x00garbage" * 20)
     (tmp_path / "text.jpg").write_text("not an image\nsecond line\n")

@@ -1,12 +1,14 @@
 """Image files: finding them, decoding any file Pillow reads into a uint8 tensor, and saving.
 
-Decoding is forgiving in what it takes (EXIF orientation, transparency, 16-bit and float
-samples, animations) and strict in what it gives: a ``(C, H, W)`` uint8 tensor with C = 1 or 3,
+Decoding is forgiving in what it takes (EXIF orientation, colour profiles, transparency, 16-bit
+and float samples, animations) and strict in what it gives: a ``(C, H, W)`` uint8 tensor with C = 1 or 3,
 or an ``ImageDecodeError`` that says which file and why.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import os
 import uuid
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError, one_line
 
@@ -123,6 +125,41 @@ def _scale_to_8bit(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.rint(scaled).astype(np.uint8))
 
 
+# Pixels that an embedded colour profile can be applied to, and the mode each becomes in sRGB.
+_SRGB_MODES = {"RGB": "RGB", "RGBA": "RGBA"}
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """The pixels in sRGB, the space the networks learn in and that viewers assume for an
+    untagged file: an embedded RGB colour profile (a phone's Display P3, Adobe RGB) is applied, where reading its numbers as sRGB would mute or shift the colours. A profile
+    that Little CMS cannot read, or one for other pixels than the image's, is ignored, as
+    viewers do; an sRGB profile needs nothing."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in _SRGB_MODES:
+        return img
+    transform = _srgb_transform(bytes(icc), img.mode)
+    if transform is None:
+        return img
+    converted = ImageCms.applyTransform(img, transform)
+    converted.info = {key: value for key, value in img.info.items() if key != "icc_profile"}
+    return converted
+
+
+@functools.lru_cache(maxsize=16)
+def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """A transform from profile ``icc`` to sRGB, built once per profile (a folder of photos from
+    one phone carries one); None where none is needed or none can be built."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+            return None
+        return ImageCms.buildTransform(
+            profile, ImageCms.createProfile("sRGB"), mode, _SRGB_MODES[mode]
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+
+
 def normalize_mode(img: Image.Image) -> Image.Image:
     """Reduce any Pillow mode to ``L`` or ``RGB``; transparency is flattened onto white (and
     ``info["flattened"]`` says so; an alpha channel that is opaque everywhere is just dropped)."""
@@ -167,7 +204,7 @@ def decode_image(path: Path, min_side: int | None = None) -> Image.Image:
                 img.draft(None, (2 * min_side, 2 * min_side))  # JPEG only; else a no-op
             img.load()
             oriented = ImageOps.exif_transpose(img)
-            return _shrunk(normalize_mode(oriented), min_side)
+            return _shrunk(normalize_mode(to_srgb(oriented)), min_side)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {_reason(e, path)}") from e
 
@@ -227,7 +264,8 @@ def to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
 def load_image(path: PathLike, channels: int = 3, min_side: int | None = None) -> torch.Tensor:
     """Decode any image Pillow reads into a uint8 ``(C, H, W)`` tensor with C = ``channels``.
 
-    Camera photos are turned upright from their EXIF orientation, transparent pixels become white
+    Camera photos are turned upright from their EXIF orientation and brought into sRGB from their
+    colour profile, transparent pixels become white
     (the usual look of a cut-out), 16-bit and float images are rescaled rather than clipped, and
     ``channels=1`` gives luminance; ``min_side`` shrinks big images (``decode_image``). A file
     that cannot be decoded raises ``ImageDecodeError``.

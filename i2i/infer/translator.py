@@ -36,7 +36,7 @@ from i2i.core.checks import UNTILED_MAX_PIXELS, check_pixels, check_positive
 from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError, one_line, short
 from i2i.core.protocol import size_limits
-from i2i.data.images import normalize_mode, to_pil, to_tensor, to_uint8
+from i2i.data.images import normalize_mode, to_pil, to_srgb, to_tensor, to_uint8
 
 __all__ = ["Translator", "load"]
 
@@ -436,9 +436,10 @@ class Translator:
         self, images: list[Image.Image], direction: str, tile: int | None, overlap: int
     ) -> list[Image.Image]:
         """Same-size images share a batch; the results come back in the input order, upright
-        (a camera's EXIF orientation applied, as a viewer shows the photo)."""
+        and in sRGB (a camera's EXIF orientation and colour profile applied, as a viewer shows
+        the photo)."""
         channels = self._in_channels[direction]
-        tensors = [to_tensor(normalize_mode(_upright(i)), channels) for i in images]
+        tensors = [to_tensor(normalize_mode(to_srgb(_upright(i))), channels) for i in images]
         by_size: dict[tuple[int, ...], list[int]] = {}
         for index, tensor in enumerate(tensors):
             by_size.setdefault(tuple(tensor.shape[-2:]), []).append(index)
