@@ -517,3 +517,35 @@ def test_preprocess_none_with_images_of_two_sizes_is_told_before_training(tmp_pa
     with pytest.raises(DataError, match=r"0.png is 48x48 but .*3.jpg is 64x48; resize them"):
         Trainer(task)
     assert not (tmp_path / "r").exists()
+
+
+def test_thumbnails_and_banners_among_the_training_images_are_told_before_training(tmp_path):
+    import i2i
+    from i2i.train.trainer import Trainer
+
+    sizes = {"trainA": [(48, 48), (48, 48), (8, 8)], "trainB": [(48, 40), (200, 40), (48, 48)]}
+    for split, listed in sizes.items():
+        (tmp_path / "data" / split).mkdir(parents=True)
+        for i, size in enumerate(listed):
+            Image.new("RGB", size, (i * 40, 90, 200)).save(tmp_path / "data" / split / f"{i}.png")
+
+    def told(**options) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            task = i2i.create_task(
+                "cyclegan", data=str(tmp_path / "data"), out=str(tmp_path / "r"), gen="resnet6",
+                ngf=8, ndf=8, workers=0, crop_size=32, **options,
+            )  # fmt: skip
+            Trainer(task).folder.release(failed=True)
+        return [str(w.message) for w in caught if issubclass(w.category, I2IWarning)]
+
+    assert told(load_size=32) == [
+        f"1 training image has one side over 4 times the other, which resizing squashes or cuts "
+        f"to a sliver (e.g. {tmp_path / 'data' / 'trainB' / '1.png'}, 200x40); crop them, or "
+        f"remove them"
+    ]  # the 8x8 icon at 32 px: blown up 4 times, just within
+    assert told(load_size=40)[0] == (
+        f"1 training image is under 10 px on a side, which --load-size 40 blows up into a blur "
+        f"(e.g. {tmp_path / 'data' / 'trainA' / '2.png'}, 8x8); remove them, or train at a "
+        f"smaller --load-size"
+    )

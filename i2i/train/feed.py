@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from i2i.core.errors import DataError, I2IWarning, ImageDecodeError
+from i2i.core.errors import DataError, I2IWarning, ImageDecodeError, count
 from i2i.data import EpochSampler, UnalignedDataset, collate, to_float
 from i2i.data.images import image_header
 from i2i.kit.task import Task
@@ -46,8 +46,11 @@ class DataFeed:
         self.dataset = self._decoded_for_training(task.dataset("train"))
         if len(self.dataset) == 0:
             raise DataError(f"no training images in {task.data_root}")
-        if not augment.crops and isinstance(self.dataset, UnalignedDataset):
-            _check_one_size(self.dataset.files())  # (aligned partners are sized as pairs)
+        if isinstance(self.dataset, UnalignedDataset):  # (aligned partners are sized as pairs)
+            if augment.crops:
+                _warn_about_odd_images(self.dataset.files(), augment.decode_size)
+            else:
+                _check_one_size(self.dataset.files())
         self.sampler = EpochSampler(
             len(self.dataset),
             seed=seed,
@@ -147,6 +150,47 @@ class DataFeed:
                 )
             raw = self._last_good
         return raw
+
+
+# An image smaller than a quarter of the load size on a side is blown up into a blur, and one
+# over four times as long as it is wide is squashed or cut to a sliver: neither shows the look.
+_BLOWN_UP = 4
+_ELONGATED = 4
+_LOOKED_AT = 1000  # headers read, spread over the folder: a few milliseconds, even for 100k
+
+
+def _warn_about_odd_images(files: list[Path], load_size: int) -> None:
+    """Say when a folder holds thumbnails, icons or banners (a scraped data set often does),
+    which train without an error but teach blur and stretched shapes; from the headers of an
+    even spread of the files, before training."""
+    looked_at = files[:: max(1, math.ceil(len(files) / _LOOKED_AT))]
+    small: list[tuple[Path, int, int]] = []
+    elongated: list[tuple[Path, int, int]] = []
+    for path in looked_at:
+        try:
+            width, height, _ = image_header(path)
+        except ImageDecodeError:
+            continue  # skipped with its reason when training reads it
+        if min(width, height) * _BLOWN_UP < load_size:
+            small.append((path, width, height))
+        elif max(width, height) > _ELONGATED * min(width, height):
+            elongated.append((path, width, height))
+    of = "" if len(looked_at) == len(files) else f" of the {len(looked_at)} looked at"
+    for found, verbs, what, advice in (
+        (small, ("is", "are"), f"under {load_size / _BLOWN_UP:g} px on a side, which "
+         f"--load-size {load_size} blows up into a blur", "remove them, or train at a smaller "
+         "--load-size"),
+        (elongated, ("has", "have"), f"one side over {_ELONGATED} times the other, which "
+         "resizing squashes or cuts to a sliver", "crop them, or remove them"),
+    ):  # fmt: skip
+        if found:
+            path, width, height = found[0]
+            warnings.warn(
+                f"{count(len(found), 'training image')}{of} {verbs[len(found) > 1]} {what} "
+                f"(e.g. {path}, {width}x{height}); {advice}",
+                I2IWarning,
+                stacklevel=3,
+            )
 
 
 def _check_one_size(files: list[Path]) -> None:
