@@ -69,12 +69,15 @@ def test_a_model_of_another_architecture_is_refused_and_leaves_no_run(trained, t
     _, model = trained
     out = tmp_path / "wrong"
     args = ["train", "cyclegan", "--data", str(toy_data), "--out", str(out), "--gen", "resnet6"]
-    args += ["--ngf", "16", "--ndf", "8", "--max-steps", "1", "--init-from", str(model)]
+    args += ["--ngf", "16", "--ndf", "8", "--load-size", "64", "--crop-size", "64"]
+    args += ["--max-steps", "1", "--init-from", str(model)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
     assert result.output.count("\n") == 1
-    assert "generator differs from this run's in ngf (model 8, this run 16)" in result.output
+    assert "generator differs from this run's in --ngf (model 8, this run 16)" in result.output
     assert not out.exists()
+    residual = CliRunner().invoke(cli, [*args[:8], "--gen-kw", "residual=true", *args[8:]])
+    assert "; --gen-kw residual=... (model False, this run True);" in residual.output
     missing = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "not a folder, and not a Hub id" in missing.output
     empty = CliRunner().invoke(cli, [*args[:-1], ""])

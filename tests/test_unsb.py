@@ -501,8 +501,8 @@ def test_a_run_starts_from_a_bridge_model_at_its_own_noise_and_predictions(
     own = {"tau": 0.001, "sample_steps": 3}
     train("unsb", out=str(tuned), init_from=str(model), **{**common, "lr": 0.0}, **own)
     assert (
-        "this run's own sample_steps (model None, this run 3), tau (model 0.01, this run 0.001)"
-        in capsys.readouterr().err
+        "this run's own --sample-steps (model None, this run 3), --tau (model 0.01, this run "
+        "0.001)" in capsys.readouterr().err
     )
     tuned_model = export_run(tuned, tmp_path / "tuned_model")
     kwargs = json.loads((tuned_model / "config.json").read_text())["generators"]["AtoB"]["kwargs"]
@@ -510,7 +510,7 @@ def test_a_run_starts_from_a_bridge_model_at_its_own_noise_and_predictions(
     before, after = (load_file(str(m / "model.safetensors")) for m in (model, tuned_model))
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    with pytest.raises(CheckpointError, match=r"steps \(model 5, this run 3\)"):
+    with pytest.raises(CheckpointError, match=r" --bridge-steps \(model 5, this run 3\)"):
         train("unsb", out=str(tmp_path / "other"), init_from=str(model), bridge_steps=3, **common)
     assert not (tmp_path / "other").exists()
 

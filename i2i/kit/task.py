@@ -80,6 +80,9 @@ class Task(abc.ABC):
     # Option values that mean another name for this task, from flags, files, recipes or
     # defaults alike: UNSB reads ``--gen resnet6`` as its conditioned ``unsb_resnet6``.
     option_aliases: ClassVar[dict[str, dict[str, str]]] = {}
+    # Generator arguments that an option of another name sets (UNSB's ``steps`` by
+    # ``bridge_steps``), so that a message about an argument can name the flag to change.
+    argument_options: ClassVar[dict[str, str]] = {}
     # Paired tasks get the same random crop and flip on A and B and an AlignedDataset, whose
     # input side is ``pair_direction`` (pix2pix reads it from --direction).
     paired: ClassVar[bool] = False
@@ -129,6 +132,17 @@ class Task(abc.ABC):
         if unknown:
             raise I2IError(f"task {cls.name!r} sets defaults of unknown option(s) {unknown}")
         return [o for group in groups for o in group.declared(cls.defaults)]
+
+    @classmethod
+    def argument_flag(cls, argument: str) -> str:
+        """The flag that sets generator argument ``argument``, as a message names it (``ngf``:
+        ``--ngf``); an argument no option sets is named as ``--gen-kw`` gives it, where the task
+        has that option, else by itself."""
+        names = {option.name for option in cls.declared_options()}
+        option = cls.argument_options.get(argument, argument)
+        if option in names:
+            return "--" + option.replace("_", "-")
+        return f"--gen-kw {argument}=..." if "gen_kw" in names else argument
 
     # -- what a task implements ------------------------------------------------------------
     @classmethod

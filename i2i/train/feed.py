@@ -177,7 +177,7 @@ def _warn_about_odd_images(files: list[Path], load_size: int) -> None:
             elongated.append((path, width, height))
     of = "" if len(looked_at) == len(files) else f" of the {len(looked_at)} looked at"
     for found, verbs, what, advice in (
-        (small, ("is", "are"), f"under {load_size / _BLOWN_UP:g} px on a side, which "
+        (small, ("is", "are"), f"under {math.ceil(load_size / _BLOWN_UP)} px on a side, which "
          f"--load-size {load_size} blows up into a blur", "remove them, or train at a smaller "
          "--load-size"),
         (elongated, ("has", "have"), f"one side over {_ELONGATED} times the other, which "

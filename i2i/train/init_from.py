@@ -73,22 +73,29 @@ def load_model_weights(
 
 
 def architecture_differences(
-    registry: Registry, theirs: dict[str, Any], ours: dict[str, Any]
+    registry: Registry,
+    theirs: dict[str, Any],
+    ours: dict[str, Any],
+    named: Callable[[str], str] = str,
 ) -> list[str]:
     """``name (model X, this run Y)`` for each architectural argument that differs, defaults
-    filled in (a config records the arguments it was given)."""
+    filled in (a config records the arguments it was given); ``named`` says an argument as the
+    user sets it (``--bridge-steps`` for UNSB's ``steps``)."""
     if theirs["name"] != ours["name"]:
         return [f"network (model {theirs['name']}, this run {ours['name']})"]
     free = INIT_ONLY | sampling_arguments(registry, ours["name"])
-    return _differences(registry, theirs, ours, lambda key: key not in free)
+    return _differences(registry, theirs, ours, lambda key: key not in free, named)
 
 
 def sampling_differences(
-    registry: Registry, theirs: dict[str, Any], ours: dict[str, Any]
+    registry: Registry,
+    theirs: dict[str, Any],
+    ours: dict[str, Any],
+    named: Callable[[str], str] = str,
 ) -> list[str]:
     """Like ``architecture_differences``, for the sampling arguments, which a run may change."""
     chosen = sampling_arguments(registry, ours["name"])
-    return _differences(registry, theirs, ours, chosen.__contains__)
+    return _differences(registry, theirs, ours, chosen.__contains__, named)
 
 
 def _differences(
@@ -96,10 +103,11 @@ def _differences(
     theirs: dict[str, Any],
     ours: dict[str, Any],
     compared: Callable[[str], bool],
+    named: Callable[[str], str],
 ) -> list[str]:
     model, run = _arguments(registry, theirs), _arguments(registry, ours)
     return [
-        f"{key} (model {short(model.get(key))}, this run {short(run.get(key))})"
+        f"{named(key)} (model {short(model.get(key))}, this run {short(run.get(key))})"
         for key in sorted(set(model) | set(run))
         if compared(key) and model.get(key) != run.get(key)
     ]
@@ -110,10 +118,12 @@ def init_networks(
     nets: dict[str, nn.Module],
     generator_specs: dict[str, dict[str, Any]],
     discriminator_specs: dict[str, dict[str, Any]],
+    named: Callable[[str], str] = str,
 ) -> tuple[str, str]:
     """Load ``model``'s weights into the task's networks ``nets``; returns what was loaded, for
     the start line, and the model as the run records it (a Hub id pinned to its commit).
-    Every generator must match; discriminators load where they match."""
+    Every generator must match; discriminators load where they match. ``named`` says a
+    generator argument as the user sets it (the task's ``argument_flag``)."""
     if not str(model).strip():
         raise InvalidArgumentError(
             "--init-from is empty; give a model folder, a training run or USER/REPO"
@@ -137,14 +147,14 @@ def init_networks(
                 f"{', '.join(config['generators'])}); start from a model of this direction"
             )
         ours = net_spec(generators, spec["name"], spec["kwargs"])
-        differences = architecture_differences(generators, theirs, ours)
+        differences = architecture_differences(generators, theirs, ours, named)
         if differences:
             raise CheckpointError(
                 f"--init-from {model}: its {direction} generator differs from this run's in "
                 f"{'; '.join(differences)}; train with the model's settings (its config.json)"
             )
         _load(nets[net_name], weights[direction], model, f"{direction} generator")
-        own += sampling_differences(generators, theirs, ours)
+        own += sampling_differences(generators, theirs, ours, named)
     loaded, fresh = [], []
     for net_name, spec in discriminator_specs.items():
         theirs = config.get("discriminators", {}).get(net_name)

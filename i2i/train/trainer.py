@@ -143,8 +143,9 @@ class Trainer:
         has_weights = bool(o.resume) and latest_checkpoint(self.folder.path) is not None
         if o.init_from is not None and not has_weights:
             self.started_from, self.recorded_start = init_networks(
-                o.init_from, task.nets, task.generators(), task.discriminators()
-            )
+                o.init_from, task.nets, task.generators(), task.discriminators(),
+                task.argument_flag,
+            )  # fmt: skip
         elif has_weights:  # a resumed run started from what it recorded at its start
             self.recorded_start = read_run_config(self.folder.path).get("started_from")
         if o.ema_decay > 0:

@@ -110,6 +110,7 @@ class UNSB(i2i.GANTask):
     recipes = RECIPES
 
     option_aliases = {"gen": BRIDGE_GENERATORS, "disc": TIMED_CRITICS}
+    argument_options = {"steps": "bridge_steps"}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
