@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -549,3 +551,43 @@ def test_thumbnails_and_banners_among_the_training_images_are_told_before_traini
         f"(e.g. {tmp_path / 'data' / 'trainA' / '2.png'}, 8x8); remove them, or train at a "
         f"smaller --load-size"
     )
+
+
+_FILE_SIZE_LIMITED = """
+import resource, signal, sys
+import torch
+from PIL import Image
+from i2i.core.files import atomic_write
+from i2i.data import save_image
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+noise = torch.randint(0, 256, (3, 128, 128), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+folder = sys.argv[1]
+for name, write in (
+    ("saved.jpg", lambda path: save_image(noise, path)),
+    ("grid.jpg", lambda path: atomic_write(path, lambda f: Image.fromarray(
+        noise.permute(1, 2, 0).numpy()).save(f, format="JPEG", quality=95))),
+):
+    try:
+        write(f"{folder}/{name}")
+        print(name, "written")
+    except OSError as error:
+        print(name, "refused:", type(error).__name__)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file size limit needs Linux")
+def test_a_full_disk_leaves_no_cut_image_that_looks_finished(tmp_path):
+    """Given a real file, Pillow's encoders write to its descriptor and drop a short write: a
+    full disk left an 8 KB piece of a 17 KB JPEG that a rerun kept as finished."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMITED, str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "saved.jpg refused: OSError",
+        "grid.jpg refused: WriteError",
+    ]
+    assert list(tmp_path.iterdir()) == []  # no image, no temp file

@@ -4,6 +4,7 @@ reports and exports are written through here."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -42,13 +43,18 @@ def share_like_umask(path: Path) -> None:
 def atomic_write(path: Path, write: Callable[[BinaryIO], Any], *advice: str) -> None:
     """Write via a temp file in the same folder and rename, so readers never see half a file;
     a full disk or a read-only folder is a one-line ``WriteError`` (``advice``: what to do,
-    as ``writing`` takes it) and leaves no temp file."""
+    as ``writing`` takes it) and leaves no temp file.
+
+    ``write`` fills a buffer that is then written as one: given a real file, Pillow's encoders
+    write to its descriptor and drop a short write on a full disk without a word."""
     path = Path(path)
     with writing(path, *advice):
+        buffer = io.BytesIO()
+        write(buffer)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as f:
-                write(f)
+                f.write(buffer.getbuffer())
                 f.flush()
                 os.fsync(f.fileno())
             share_like_umask(Path(tmp))

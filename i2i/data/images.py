@@ -20,6 +20,7 @@ import torch
 from PIL import Image, ImageCms, ImageOps
 
 from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError, one_line
+from i2i.core.files import write_file
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -320,11 +321,14 @@ def save_image(image: torch.Tensor, path: PathLike) -> Path:
             f"cannot write {path.name}: Pillow writes no {path.suffix or 'suffix-less'} files; "
             f"use .png or .jpg"
         )
+    # Encoded in memory: given a file, Pillow writes to its descriptor and drops a short write
+    # on a full disk without a word, leaving a cut image that looks finished.
+    encoded = io.BytesIO()
+    pil.save(encoded, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "xb") as file:  # unlike mkstemp, "x" honours the umask
-            pil.save(file, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
+        write_file(tmp, encoded.getvalue())  # "x" mode honours the umask, unlike mkstemp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
