@@ -109,6 +109,32 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_data, tmp_pat
     )
 
 
+def test_a_run_rolled_back_by_deleting_its_newest_checkpoint_goes_on_from_the_one_before(
+    toy_data, tmp_path, capsys
+):
+    """Deleting the newest checkpoint (or the pointer) used to restart the run from step 0:
+    the log cut to nothing and, as the new run reached their steps, the kept checkpoints
+    deleted."""
+    import shutil
+
+    from i2i.models.checkpoint import latest_checkpoint
+
+    run = tmp_path / "run"
+    common = {"data": str(toy_data), **TINY, "save_every": 2, "keep_checkpoints": 3}
+    train("cyclegan", out=str(run), max_steps=6, **common)
+    shutil.rmtree(run / "checkpoints" / "step_00000006")
+    assert latest_checkpoint(run) == run / "checkpoints" / "step_00000004"
+    resumed = train("cyclegan", resume=str(run), max_steps=8)
+    assert "latest names step_00000006; going on from step_00000004" in capsys.readouterr().out
+    assert resumed.step == 8
+    steps = [json.loads(line)["step"] for line in (run / "losses.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 8]  # steps 1-4 kept, 5-8 trained again
+    (run / "checkpoints" / "latest").unlink()
+    assert latest_checkpoint(run) == run / "checkpoints" / "step_00000008"
+    assert train("cyclegan", resume=str(run), max_steps=10).step == 10
+    assert "latest names nothing; going on from step_00000008" in capsys.readouterr().out
+
+
 def test_run_folder_contents(toy_data, tmp_path, capsys):
     out = tmp_path / "run"
     result = train("cyclegan", data=str(toy_data), out=str(out), max_steps=6, **{**TINY})

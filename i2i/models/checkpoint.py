@@ -148,8 +148,22 @@ _STEP = re.compile(r"step_\d{8,}")
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint ``checkpoints/latest`` names, None before the first one. The pointer
-    may only name a ``step_*`` folder beside it, inside the run (never a path elsewhere)."""
+    """The checkpoint ``checkpoints/latest`` names, None before the first one.
+
+    Where the pointer is gone or names a removed folder (a user rolls back by deleting the
+    newest checkpoint; a run killed between its first checkpoint and the pointer), the newest
+    whole checkpoint left is the run's: starting again from step 0 would throw away the
+    training and, as it reached their steps, the checkpoints kept."""
+    named = pointed_checkpoint(run_dir)
+    if named is not None and _whole(named):
+        return named
+    return newest_checkpoint(Path(run_dir) / "checkpoints")
+
+
+def pointed_checkpoint(run_dir: Path) -> Path | None:
+    """The folder ``checkpoints/latest`` names, whether or not it still exists; None without
+    a pointer. It may only name a ``step_*`` folder beside it, inside the run (never a path
+    elsewhere)."""
     root = Path(run_dir) / "checkpoints"
     pointer = root / LATEST
     if not pointer.exists() and not pointer.is_symlink():
@@ -160,8 +174,18 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             f"{pointer} names {name.strip()[:60]!r}, not a checkpoint of this run (step_*); "
             f"the run folder was edited: write the name of a folder in {root} into it"
         )
-    path = root / name.strip()
-    return path if (path / NETWORKS_FILE).is_file() else None
+    return root / name.strip()
+
+
+def newest_checkpoint(root: Path) -> Path | None:
+    """The whole ``step_*`` folder of ``root`` with the highest step, whatever the pointer
+    says (a folder has both files from the moment it is renamed into place)."""
+    found = [p for p in root.glob("step_*") if _STEP.fullmatch(p.name) and _whole(p)]
+    return max(found, key=lambda p: int(p.name[5:]), default=None)
+
+
+def _whole(path: Path) -> bool:
+    return (path / NETWORKS_FILE).is_file() and (path / STATE_FILE).is_file()
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
@@ -172,15 +196,18 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
         networks_file = regular_file(path / NETWORKS_FILE, run_dir, "checkpoint file")
         networks = split_state_dicts(load_file(str(networks_file)))
     except (OSError, SafetensorError, CheckpointError) as error:
-        raise CheckpointError(f"checkpoint {path} is unreadable: {one_line(error, 300)}") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable: {one_line(error, 300)}; delete {path.name} to go "
+            f"on from the checkpoint before it, where the run kept one"
+        ) from None
     try:
         state_file = regular_file(path / STATE_FILE, run_dir, "checkpoint file")
         state = torch.load(state_file, map_location="cpu", weights_only=True)
     except Exception as error:  # a tampered or truncated pickle: refused, never executed
         raise CheckpointError(
             f"checkpoint {path / STATE_FILE} is damaged or holds more than tensors and plain "
-            f"values ({type(error).__name__}); it was not loaded (restore it from a backup, or "
-            f"start a new run)"
+            f"values ({type(error).__name__}); it was not loaded (delete {path.name} to go on "
+            f"from the checkpoint before it, where the run kept one, or start a new run)"
         ) from None
     step = state.get("step") if isinstance(state, dict) else None
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:

@@ -21,6 +21,7 @@ from i2i.models.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     load_networks_strict,
+    pointed_checkpoint,
     save_checkpoint,
 )
 from i2i.train.runtime import Runtime
@@ -78,6 +79,13 @@ def resume_run(
     if path is None:
         print(f"{run_dir} has no checkpoint yet; training it from step 0", flush=True)
         return 0, {}
+    named = pointed_checkpoint(run_dir)
+    if named != path:  # rolled back by hand, or killed before the pointer was written
+        print(
+            f"{run_dir}: checkpoints/latest names {named.name if named else 'nothing'}; going "
+            f"on from {path.name}, the newest checkpoint left",
+            flush=True,
+        )
     networks, state = load_checkpoint(path)
     load_networks_strict(run_networks(task, runtime), networks)
     try:
