@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,10 +116,6 @@ def test_a_run_rolled_back_by_deleting_its_newest_checkpoint_goes_on_from_the_on
     """Deleting the newest checkpoint (or the pointer) used to restart the run from step 0:
     the log cut to nothing and, as the new run reached their steps, the kept checkpoints
     deleted."""
-    import shutil
-
-    from i2i.models.checkpoint import latest_checkpoint
-
     run = tmp_path / "run"
     common = {"data": str(toy_data), **TINY, "save_every": 2, "keep_checkpoints": 3}
     train("cyclegan", out=str(run), max_steps=6, **common)
@@ -366,6 +363,15 @@ def test_tensorboard_events_when_installed(toy_data, tmp_path):
     events.Reload()
     assert {"G_AB", "cycle_A", "D_B", "lr"} <= set(events.Tags()["scalars"])
     assert "samples" in events.Tags()["images"]
+    rolled_back = out / "checkpoints" / "step_00000004"
+    shutil.copytree(rolled_back, out / "checkpoints" / "step_00000002")  # as if saved at 2
+    state = torch.load(rolled_back / "state.pt", weights_only=True)
+    torch.save({**state, "step": 2}, out / "checkpoints" / "step_00000002" / "state.pt")
+    (out / "checkpoints" / "latest").write_text("step_00000002\n")
+    train("cyclegan", resume=str(out), max_steps=4)  # steps 3 and 4 again
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("G_AB")] == [2, 4]  # the old step 4 hidden
 
 
 def test_an_identity_term_that_grey_and_colour_rule_out_is_said_to_be_off(toy_data, tmp_path):

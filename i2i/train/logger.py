@@ -22,12 +22,14 @@ METRICS_FILE = LOSS_LOG
 LOSS_CURVE = "loss_curve.png"
 
 
-def _tensorboard_writer(log_dir: Path) -> Any:
+def _tensorboard_writer(log_dir: Path, start_step: int) -> Any:
+    """Events of a resumed run hide the old ones after its checkpoint, which it trains again
+    (else TensorBoard draws both, a zig-zag back in time), as the loss log drops them."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional
         return None
-    return SummaryWriter(log_dir=str(log_dir))
+    return SummaryWriter(log_dir=str(log_dir), purge_step=start_step + 1 if start_step else None)
 
 
 def _duration(seconds: float) -> str:
@@ -46,7 +48,9 @@ class RunLogger:
         self.enabled = enabled
         self.console = Console(stderr=True, soft_wrap=True)
         self.metrics_path = self.run_dir / METRICS_FILE
-        self.tensorboard = _tensorboard_writer(self.run_dir / "tensorboard") if enabled else None
+        self.tensorboard = (
+            _tensorboard_writer(self.run_dir / "tensorboard", start_step) if enabled else None
+        )
         self.progress: Progress | None = None
         self.total_steps = total_steps
         self._last_time, self._last_step = time.perf_counter(), start_step
