@@ -132,6 +132,34 @@ def test_a_run_rolled_back_by_deleting_its_newest_checkpoint_goes_on_from_the_on
     assert "latest names nothing; going on from step_00000008" in capsys.readouterr().out
 
 
+def test_a_checkpoint_pruned_while_export_reads_it_is_not_called_damaged(
+    toy_data, tmp_path, monkeypatch
+):
+    """A run still training saves a newer checkpoint and prunes the one being read: export
+    (and ``i2i.load``) said it was damaged, or raised torch's mmap error."""
+    import i2i.models.checkpoint as checkpoint
+    from i2i.models.export import run_to_model
+
+    run = tmp_path / "run"
+    train("cyclegan", data=str(toy_data), out=str(run), max_steps=2, **TINY)
+    read = checkpoint.load_file
+    saved, newer = run / "checkpoints" / "step_00000002", run / "checkpoints" / "step_00000004"
+
+    def meanwhile_the_run_saves_and_prunes(path):
+        if saved.exists():
+            shutil.copytree(saved, newer)
+            (run / "checkpoints" / "latest").write_text("step_00000004\n")
+            shutil.rmtree(saved)
+        return read(path)
+
+    monkeypatch.setattr(checkpoint, "load_file", meanwhile_the_run_saves_and_prunes)
+    _, weights, _ = run_to_model(run)
+    assert set(weights) == {"AtoB", "BtoA"}
+    (newer / "state.pt").write_bytes(b"damaged")  # a damaged one that stays is damaged
+    with pytest.raises(i2i.I2IError, match=r"is damaged.*delete step_00000004 to go on from"):
+        run_to_model(run)
+
+
 def test_run_folder_contents(toy_data, tmp_path, capsys):
     out = tmp_path / "run"
     result = train("cyclegan", data=str(toy_data), out=str(out), max_steps=6, **{**TINY})

@@ -195,7 +195,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     try:
         networks_file = regular_file(path / NETWORKS_FILE, run_dir, "checkpoint file")
         networks = split_state_dicts(load_file(str(networks_file)))
-    except (OSError, SafetensorError, CheckpointError) as error:
+    except (OSError, RuntimeError, SafetensorError, CheckpointError) as error:  # torch's mmap
         raise CheckpointError(
             f"checkpoint {path} is unreadable: {one_line(error, 300)}; delete {path.name} to go "
             f"on from the checkpoint before it, where the run kept one"
@@ -213,6 +213,26 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"checkpoint {path / STATE_FILE} does not hold a training state")
     return networks, state
+
+
+def load_latest_checkpoint(
+    run_dir: Path,
+) -> tuple[Path, dict[str, dict[str, torch.Tensor]], dict[str, Any]] | None:
+    """``load_checkpoint`` of a run's latest checkpoint (None before the first), for reading a
+    run that may still be training: a checkpoint pruned while it was read (the run saved a
+    newer one) is not damage, so the newer one is read instead."""
+    for _ in range(5):
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            return None
+        try:
+            return (path, *load_checkpoint(path))
+        except CheckpointError:
+            if _whole(path):  # still there: really damaged
+                raise
+    raise CheckpointError(
+        f"{run_dir} saves checkpoints faster than they can be read; try again, or when it ends"
+    )
 
 
 def load_networks_strict(networks: Mapping[str, nn.Module], weights: Mapping[str, Any]) -> None:

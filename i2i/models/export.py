@@ -16,7 +16,7 @@ import torch
 
 from i2i.core.errors import CheckpointError
 from i2i.core.registry import discriminators, generators
-from i2i.models.checkpoint import EMA_SUFFIX, latest_checkpoint, load_checkpoint, read_run_config
+from i2i.models.checkpoint import EMA_SUFFIX, load_latest_checkpoint, read_run_config
 from i2i.models.folder import CONFIG, WEIGHTS, make_config, net_spec, save_model
 from i2i.models.losslog import LOSS_LOG, read_records
 
@@ -39,10 +39,10 @@ def run_to_model(
             )
         raise CheckpointError(f"{run_dir} is not an i2i training run (no checkpoints/ or {CONFIG})")
     run = read_run_config(run_dir)
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None:
+    latest = load_latest_checkpoint(run_dir)
+    if latest is None:
         raise CheckpointError(f"{run_dir} has no finished checkpoint yet")
-    networks, state = load_checkpoint(checkpoint)
+    checkpoint, networks, state = latest
     named = {*run["generators"], *(run.get("discriminators") or {})}
     if not named <= set(networks):
         raise CheckpointError(
