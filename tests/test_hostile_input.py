@@ -746,6 +746,11 @@ ROWS = [
             and not list((w["run"] / "checkpoints").glob(".step_*"))
             and not (w["run"] / "checkpoints" / "step_00000003").exists()
         ) or pytest.fail("a half-written checkpoint was left")),
+    Row("7-full-disk-at-the-first-checkpoint", _train(),
+        patch=lambda m, w: _full_disk_for_checkpoints(m), writes=("out",),
+        expect="step_00000001: No space left on device; no checkpoint was saved yet; free some "
+        "space, then start the training again",
+        check=lambda w: not w["out"].exists() or pytest.fail("a run with nothing to resume")),
     Row("7-read-only-out-train", _train(out="ro_out"), patch=lambda m, w: _read_only(m, w["ro"]),
         expect="Read-only file system; choose another --out"),
     Row("7-read-only-out-export", lambda w: ["export", str(w["run"]), "-o", str(w["ro_out"])],

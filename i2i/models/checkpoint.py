@@ -39,10 +39,15 @@ EMA_SUFFIX = "_ema"
 STATE_FILE = "state.pt"
 LATEST = "latest"
 RUN_CONFIG = "config.json"
-# What to do when a checkpoint cannot be written: the previous one is whole.
+# What to do when a checkpoint cannot be written: the previous one is whole; before the
+# first, there is nothing to resume from (and a new run's folder is taken back).
 _KEEP_GOING = (
     "the previous checkpoint is intact; make the run folder writable, then --resume the run",
     "the previous checkpoint is intact; free some space, then --resume the run",
+)
+_START_AGAIN = (
+    "no checkpoint was saved yet; make the folder writable, then start the training again",
+    "no checkpoint was saved yet; free some space, then start the training again",
 )
 
 
@@ -114,13 +119,15 @@ def save_checkpoint(
 ) -> Path:
     root = Path(run_dir) / "checkpoints"
     final = root / f"step_{step:08d}"
-    with writing(final, *_KEEP_GOING):
+    previous = latest_checkpoint(run_dir)
+    advice = _KEEP_GOING if previous is not None else _START_AGAIN
+    with writing(final, *advice):
         root.mkdir(parents=True, exist_ok=True)
-    if final.exists() and latest_checkpoint(run_dir) != final:
+    if final.exists() and previous != final:
         # Left by a run killed after this rename but before updating ``latest``: not ours.
         shutil.rmtree(final)
     if not final.exists():
-        with writing(final, *_KEEP_GOING):
+        with writing(final, *advice):
             tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
             try:
                 write_file(tmp / NETWORKS_FILE, save(flatten_state_dicts(networks)))
@@ -130,7 +137,7 @@ def save_checkpoint(
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-    atomic_write(root / LATEST, lambda f: f.write(f"{final.name}\n".encode()), *_KEEP_GOING)
+    atomic_write(root / LATEST, lambda f: f.write(f"{final.name}\n".encode()), *advice)
     _prune(root, keep, final.name)
     return final
 
