@@ -132,6 +132,22 @@ def test_a_run_rolled_back_by_deleting_its_newest_checkpoint_goes_on_from_the_on
     assert "latest names nothing; going on from step_00000008" in capsys.readouterr().out
 
 
+def test_a_resume_on_data_that_changed_says_the_schedule_is_not_the_runs(toy_data, tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(toy_data, data)
+    train("cyclegan", data=str(data), out=str(run), max_steps=2, **TINY)
+    assert json.loads((run / "config.json").read_text())["images_per_epoch"] == 6
+    for image in list((data / "trainA").iterdir())[:3]:
+        shutil.copy(image, image.with_name(f"more_{image.name}"))
+    with pytest.warns(
+        I2IWarning, match="now gives 9 images per epoch, 6 when the run last trained"
+    ):
+        train("cyclegan", resume=str(run), max_steps=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", I2IWarning)  # the same data again: nothing to say
+        train("cyclegan", resume=str(run), max_steps=6)
+
+
 def test_a_checkpoint_pruned_while_export_reads_it_is_not_called_damaged(
     toy_data, tmp_path, monkeypatch
 ):

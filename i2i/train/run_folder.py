@@ -23,12 +23,13 @@ import shutil
 import socket
 import sys
 import time
+import warnings
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.errors import I2IError, I2IWarning, InvalidArgumentError
 from i2i.core.files import atomic_write_text
 from i2i.kit.config import PATH_OPTIONS
 from i2i.models.checkpoint import RUN_CONFIG, latest_checkpoint, read_run_config
@@ -105,7 +106,8 @@ def quoted(path: Path | str) -> str:
 def record_config(run_dir: Path, config: dict[str, Any], resuming: bool) -> None:
     """Write config.json; on resume, say which (resumable) options changed: it records them."""
     if resuming:
-        old = read_run_config(run_dir)["options"]
+        recorded = read_run_config(run_dir)
+        old = recorded["options"]
         changed = [
             f"--{k.replace('_', '-')} {old[k]!r} -> {v!r}"
             for k, v in config["options"].items()
@@ -113,6 +115,15 @@ def record_config(run_dir: Path, config: dict[str, Any], resuming: bool) -> None
         ]
         if changed:
             print(f"resuming with {', '.join(changed)}", flush=True)
+        before, now = recorded.get("images_per_epoch"), config.get("images_per_epoch")
+        if isinstance(before, int) and before != now:  # images added to or taken from --data
+            warnings.warn(
+                f"the data now gives {now} images per epoch, {before} when the run last trained: "
+                f"from here its epochs, its data order and a learning-rate schedule counted in "
+                f"epochs are not the run's",
+                I2IWarning,
+                stacklevel=2,
+            )
     atomic_write_text(run_dir / RUN_CONFIG, json.dumps(config, indent=2))
 
 

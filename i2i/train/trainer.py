@@ -202,6 +202,7 @@ class Trainer:
             "world_size": self.runtime.world_size,
             "precision": self.runtime.precision,
             "samples_from": self.data.samples_from,
+            "images_per_epoch": len(self.dataset),  # a resume says when --data changed
             "started_from": self.recorded_start,  # --init-from's model; a Hub id with @COMMIT
         }
 
