@@ -148,6 +148,18 @@ def test_a_resume_on_data_that_changed_says_the_schedule_is_not_the_runs(toy_dat
         train("cyclegan", resume=str(run), max_steps=6)
 
 
+def test_a_resume_removes_the_temp_files_of_a_killed_write(toy_data, tmp_path):
+    run = tmp_path / "run"
+    train("cyclegan", data=str(toy_data), out=str(run), max_steps=2, **TINY)
+    stale = [run / "samples" / ".latest.png.r3c6nxhq", run / ".config.json.a_9bzzq1",
+             run / "checkpoints" / ".latest.k2j4h5g6"]  # fmt: skip
+    kept = [run / ".notes.txt", run / "samples" / ".mine.12345678.png"]
+    for path in stale + kept:
+        path.write_bytes(b"half")
+    train("cyclegan", resume=str(run), max_steps=4)
+    assert [p.exists() for p in stale + kept] == [False, False, False, True, True]
+
+
 def test_a_checkpoint_pruned_while_export_reads_it_is_not_called_damaged(
     toy_data, tmp_path, monkeypatch
 ):

@@ -751,6 +751,9 @@ ROWS = [
         expect="step_00000001: No space left on device; no checkpoint was saved yet; free some "
         "space, then start the training again",
         check=lambda w: not w["out"].exists() or pytest.fail("a run with nothing to resume")),
+    Row("7-read-only-run-resumed", _resume("run", "--max-steps", "3"),
+        patch=lambda m, w: _read_only(m, w["run"]),
+        expect="Read-only file system; make it writable to resume it"),
     Row("7-read-only-out-train", _train(out="ro_out"), patch=lambda m, w: _read_only(m, w["ro"]),
         expect="Read-only file system; choose another --out"),
     Row("7-read-only-out-export", lambda w: ["export", str(w["run"]), "-o", str(w["ro_out"])],

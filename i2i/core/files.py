@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,19 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], Any], *advice: str) -> 
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+# The temp files of ``atomic_write`` (``mkstemp``: ``.NAME.`` and eight random characters).
+_TEMP_FILE = re.compile(r"\..+\.[a-z0-9_]{8}")
+
+
+def remove_stale_temp_files(*folders: Path) -> None:
+    """Remove the temp files that a process killed inside ``atomic_write`` left in
+    ``folders``; only for folders whose one writer is the caller (a locked run folder)."""
+    for folder in folders:
+        for path in Path(folder).glob(".*"):
+            if _TEMP_FILE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
 
 
 def write_file(path: Path, data: bytes) -> None:

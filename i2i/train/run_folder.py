@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from i2i.core.errors import I2IError, I2IWarning, InvalidArgumentError
-from i2i.core.files import atomic_write_text
+from i2i.core.files import atomic_write_text, remove_stale_temp_files
 from i2i.kit.config import PATH_OPTIONS
 from i2i.models.checkpoint import RUN_CONFIG, latest_checkpoint, read_run_config
 
@@ -135,6 +135,8 @@ def claim_run_folder(out: str | None, resume: str | None, task: str) -> RunFolde
     if resume:
         folder = RunFolder(Path(resume))
         folder.lock(resume=True)
+        path = folder.path
+        remove_stale_temp_files(path, path / "samples", path / "checkpoints")
         return folder
     if not out:
         folder = _new_default_folder(task)
@@ -242,9 +244,9 @@ def _lock(path: Path, resume: bool, probe: bool = False) -> int | None:
         except OSError as error:
             if probe:
                 return None
+            what = "make it writable to resume it" if resume else "choose another --out"
             raise InvalidArgumentError(
-                f"cannot write in the run folder {path}: {error.strerror or error}; "
-                f"choose another --out"
+                f"cannot write in the run folder {path}: {error.strerror or error}; {what}"
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
