@@ -120,6 +120,38 @@ def test_a_photo_with_a_colour_profile_is_translated_as_a_viewer_shows_it(transl
     )
 
 
+def test_ctrl_c_during_apply_says_how_far_it_got_and_how_to_go_on(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from i2i.cli import cli
+    from i2i.infer.apply import ApplyStopped
+
+    model = build_model(tmp_path / "model", {"AtoB": RESNET})
+    for i in range(6):
+        pattern(32, 32, seed=i).save(tmp_path / f"{i}.png")
+    real = Translator.translate_batch
+    calls = itertools.count()
+
+    def interrupted_at_the_third(self, *args, **kwargs):
+        if next(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Translator, "translate_batch", interrupted_at_the_third)
+    paths = [tmp_path / f"{i}.png" for i in range(6)]
+    with pytest.raises(ApplyStopped) as stopped:  # still a KeyboardInterrupt for the API
+        apply_paths(i2i.load(model, device="cpu", batch_size=1), paths, tmp_path / "api")
+    assert isinstance(stopped.value, KeyboardInterrupt)
+    assert sorted(p.name for p in stopped.value.report.written) == ["0.png", "1.png"]
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["0.png", "1.png"]
+    calls = itertools.count()
+    argv = ["apply", str(model), *map(str, paths), "-o", str(tmp_path / "cli"), "--batch-size", "1"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 130
+    assert "Stopped: wrote 2 files to " in result.output
+    assert "4 of 6 not done. Run the same command again to translate them" in result.output
+
+
 def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path):
     folder = build_model(tmp_path / "m", {"AtoB": ("local_net", {})})
     seen: list[tuple[int, ...]] = []

@@ -135,7 +135,7 @@ def apply(
     Each process uses its own GPU and prints its own progress and summary; rerun the same
     command to resume a stopped job.
     """
-    from i2i.infer.apply import apply_paths, job_counts
+    from i2i.infer.apply import ApplyStopped, apply_paths, job_counts
     from i2i.infer.temporal import DEFAULT_STRENGTH
     from i2i.infer.translator import load
     from i2i.infer.video import VideoOptions, parse_time
@@ -167,16 +167,20 @@ def apply(
         path_noise=path_noise,
         scale=scale,
     )
-    report = apply_paths(
-        translator,
-        list(inputs),
-        Path(out),
-        direction=direction,
-        overwrite=overwrite,
-        tile=tile,
-        overlap=overlap,
-        video=video,
-    )
+    try:
+        report = apply_paths(
+            translator,
+            list(inputs),
+            Path(out),
+            direction=direction,
+            overwrite=overwrite,
+            tile=tile,
+            overlap=overlap,
+            video=video,
+        )
+    except ApplyStopped as stopped:
+        click.echo(printable(stopped.summary()), err=True)
+        sys.exit(130)
     click.echo(printable(report.summary()))
     ranks = report.ranks
     failed = len(report.failed)

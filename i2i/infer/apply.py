@@ -30,7 +30,7 @@ from i2i.infer.temporal import require_cv2
 from i2i.infer.translator import Translator, check_tiling
 from i2i.infer.video import VIDEO_EXTENSIONS, VideoOptions, require_av, translate_video
 
-__all__ = ["ApplyReport", "apply_paths", "job_counts"]
+__all__ = ["ApplyReport", "ApplyStopped", "apply_paths", "job_counts"]
 
 T = TypeVar("T")
 
@@ -126,48 +126,55 @@ class _ImageRun:
         # Same-size images wait for each other to fill a batch, but never more than this many.
         max_waiting = 4 * self.batch_size
         waiting: dict[tuple[int, ...], list[tuple[Job, torch.Tensor]]] = {}
-        with (
-            ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
-            progress_bar(progress, prefix=self.prefix) as bar,
-        ):
-            task = bar.add_task("translating", total=len(jobs))
+        try:
+            with (
+                ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
+                progress_bar(progress, prefix=self.prefix) as bar,
+            ):
+                task = bar.add_task("translating", total=len(jobs))
 
-            def flush(size: tuple[int, ...]) -> None:
-                group = waiting.pop(size)
-                self._flush(group, pool)
-                bar.advance(task, len(group))
+                def flush(size: tuple[int, ...]) -> None:
+                    group = waiting.pop(size)
+                    self._flush(group, pool)
+                    bar.advance(task, len(group))
 
-            def decode(job: Job) -> torch.Tensor:
-                width, height, animated = image_header(job.src)  # before decoding
-                self.translator.check_size(height, width, self.tile)
-                if animated:
-                    self.report.notes.append(
-                        f"{job.src.name} is animated; only its first frame was translated "
-                        f"(make it a video to translate them all)"
-                    )
-                image = decode_image(job.src)
-                if image.info.get("flattened"):
-                    self.transparent.append(job.src.name)
-                return to_tensor(image, channels)
+                def decode(job: Job) -> torch.Tensor:
+                    width, height, animated = image_header(job.src)  # before decoding
+                    self.translator.check_size(height, width, self.tile)
+                    if animated:
+                        self.report.notes.append(
+                            f"{job.src.name} is animated; only its first frame was translated "
+                            f"(make it a video to translate them all)"
+                        )
+                    image = decode_image(job.src)
+                    if image.info.get("flattened"):
+                        self.transparent.append(job.src.name)
+                    return to_tensor(image, channels)
 
-            for job, decoded in _ahead(pool, decode, jobs, self.window):
-                try:
-                    image = decoded.result()
-                except (ImageDecodeError, InputSizeError) as error:
-                    self.report.failed.append((str(job.src), _reason(job, error)))
-                    bar.advance(task)
-                    continue
-                size = tuple(image.shape[-2:])
-                waiting.setdefault(size, []).append((job, image))
-                if len(waiting[size]) >= self.batch_size:
+                for job, decoded in _ahead(pool, decode, jobs, self.window):
+                    try:
+                        image = decoded.result()
+                    except (ImageDecodeError, InputSizeError) as error:
+                        self.report.failed.append((str(job.src), _reason(job, error)))
+                        bar.advance(task)
+                        continue
+                    size = tuple(image.shape[-2:])
+                    waiting.setdefault(size, []).append((job, image))
+                    if len(waiting[size]) >= self.batch_size:
+                        flush(size)
+                    elif sum(map(len, waiting.values())) >= max_waiting:
+                        flush(max(waiting, key=lambda k: len(waiting[k])))
+                for size in list(waiting):
                     flush(size)
-                elif sum(map(len, waiting.values())) >= max_waiting:
-                    flush(max(waiting, key=lambda k: len(waiting[k])))
-            for size in list(waiting):
-                flush(size)
-            while self.writes:
-                self._settle()
-        self.report.written += [path for _, path in sorted(self.written)]
+                while self.writes:
+                    self._settle()
+        finally:  # also after Ctrl-C, when the pool has finished the writes it had: all whole
+            self.written += [
+                (job.index, future.result())
+                for job, future in self.writes
+                if future.done() and not future.cancelled() and future.exception() is None
+            ]
+            self.report.written += [path for _, path in sorted(self.written)]
         if self.transparent:
             names = sorted(self.transparent)
             more = f" and {len(names) - 1} more" if len(names) > 1 else ""
@@ -311,18 +318,39 @@ def apply_paths(
         with writing(out_dir, "choose another -o"):  # a read-only -o fails now, not per file
             out_dir.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=out_dir).close()
-    if images:
-        run = _ImageRun(translator, report, direction, tile, overlap, ranks.prefix)
-        run.run(images, progress)
-    for job in videos:
-        try:
-            translate_video(
-                translator, job.src, job.dst, direction, tile=tile, overlap=overlap,
-                progress=progress, options=video, warn=report.notes.append,
-                progress_prefix=ranks.prefix,
-            )  # fmt: skip
-        except (ImageDecodeError, InputSizeError) as error:
-            report.failed.append((str(job.src), _reason(job, error)))
-        else:
-            report.written.append(job.dst)
+    try:
+        if images:
+            run = _ImageRun(translator, report, direction, tile, overlap, ranks.prefix)
+            run.run(images, progress)
+        for job in videos:
+            try:
+                translate_video(
+                    translator, job.src, job.dst, direction, tile=tile, overlap=overlap,
+                    progress=progress, options=video, warn=report.notes.append,
+                    progress_prefix=ranks.prefix,
+                )  # fmt: skip
+            except (ImageDecodeError, InputSizeError) as error:
+                report.failed.append((str(job.src), _reason(job, error)))
+            else:
+                report.written.append(job.dst)
+    except KeyboardInterrupt:
+        raise ApplyStopped(report, len(todo)) from None
     return report
+
+
+class ApplyStopped(KeyboardInterrupt):
+    """Ctrl-C during ``apply_paths``: still an interrupt, carrying what was done, so that the
+    CLI can say how far the job got and how to go on."""
+
+    def __init__(self, report: ApplyReport, todo: int) -> None:
+        super().__init__()
+        self.report, self.todo = report, todo
+
+    def summary(self) -> str:
+        done = len(self.report.written) + len(self.report.failed)
+        where = f" to {self.report.out_dir}" if self.report.out_dir is not None else ""
+        return (
+            f"{self.report.ranks.prefix}Stopped: wrote {count(len(self.report.written), 'file')}"
+            f"{where}, each whole; {self.todo - done} of {self.todo} not done. Run the same "
+            f"command again to translate them (outputs that exist are kept)."
+        )
