@@ -316,6 +316,28 @@ def test_sigint_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
     assert latest_checkpoint(out) is not None
 
 
+def test_a_stop_between_log_steps_logs_its_part_of_the_interval(toy_data, tmp_path):
+    """Step 3 of a run stopped there was in no record: the run logged every 2 steps, and the
+    resumed run's interval began after its checkpoint."""
+    task = i2i.create_task(
+        "cyclegan", data=str(toy_data), out=str(tmp_path / "run"), max_steps=8,
+        **{**TINY, "log_every": 2},
+    )  # fmt: skip
+    step = task.train_step
+
+    def ctrl_c_in_step_3(batch):
+        if len(list((tmp_path / "run").glob("losses.jsonl"))) and not hasattr(task, "_hit"):
+            task._hit = True
+            os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C: stop after this step
+        return step(batch)
+
+    task.train_step = ctrl_c_in_step_3
+    assert i2i.fit(task).step == 3
+    train("cyclegan", resume=str(tmp_path / "run"), max_steps=8)
+    log = (tmp_path / "run" / "losses.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log] == [2, 3, 4, 6, 8]
+
+
 @pytest.mark.parametrize("at_step", [3, 1])
 def test_a_second_signal_stops_at_once_and_names_what_is_left(toy_data, tmp_path, capsys, at_step):
     task = i2i.create_task(

@@ -233,7 +233,10 @@ class Trainer:
                         self.step += 1
                         logger.advance(self.step, epoch)
                         last = self.step >= self.total_steps
-                        if self.step % o.log_every == 0 or last:
+                        # A stop between log steps logs its part of the interval, which the
+                        # resumed run would not (one process: ranks stop at log steps).
+                        cut = stop.raised and not rt.distributed
+                        if self.step % o.log_every == 0 or last or cut:
                             if count:
                                 means = self._means(sums, count)
                                 _stop_if_diverged(means, self.step)
