@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,18 @@ def test_export_refuses_to_overwrite_and_leaves_nothing_half_written(run_dir, tm
         export_run(run_dir, out)
     export_run(run_dir, out, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temp folders left
+
+
+def test_export_removes_what_a_killed_export_of_the_same_folder_left(run_dir, tmp_path):
+    killed, running, other = (tmp_path / n for n in (".model.k1ll3d_x", ".model.now1ng_y", ".x"))
+    for folder in (killed, running, other):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"half a model")
+    hours_ago = time.time() - 7200
+    for folder in (killed, other):
+        os.utime(folder, (hours_ago, hours_ago))
+    export_run(run_dir, tmp_path / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.now1ng_y", ".x", "model"]
 
 
 def _tiny_model(tmp_path: Path, **kwargs) -> Path:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,26 @@ def publish_folder(tmp: Path, folder: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
+# A temp folder of a save untouched this long was left by a killed process: no save of a
+# model folder takes an hour between two of its files.
+_KILLED_AFTER_S = 3600
+
+
+def _remove_killed_saves(folder: Path) -> None:
+    """Remove the temp folders that killed saves of ``folder`` left beside it (a model's
+    weights, hundreds of MB each); one still being written by another process is younger."""
+    ours = {WEIGHTS, CONFIG, SAMPLES, CARD}
+    for tmp in folder.parent.glob(f".{folder.name}.*"):
+        if len(tmp.name) != len(folder.name) + 10 or tmp.is_symlink() or not tmp.is_dir():
+            continue  # mkdtemp's: ".NAME." and eight characters
+        try:
+            names = {p.name for p in tmp.iterdir()}
+            if names <= ours and time.time() - tmp.stat().st_mtime > _KILLED_AFTER_S:
+                shutil.rmtree(tmp)
+        except OSError:
+            continue
+
+
 def save_model(
     folder: Path,
     config: Mapping[str, Any],
@@ -290,6 +311,7 @@ def save_model(
     folder = Path(folder)
     with writing(folder):
         prepare_output_folder(folder, overwrite)
+        _remove_killed_saves(folder)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
         try:
             metadata = {"format": "pt", "i2i_format": MODEL_FORMAT}
