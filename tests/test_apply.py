@@ -127,8 +127,10 @@ def test_ctrl_c_during_apply_says_how_far_it_got_and_how_to_go_on(tmp_path, monk
     from i2i.infer.apply import ApplyStopped
 
     model = build_model(tmp_path / "model", {"AtoB": RESNET})
-    for i in range(6):
+    for i in range(7):
         pattern(32, 32, seed=i).save(tmp_path / f"{i}.png")
+    for out in ("api", "cli"):  # an input refused before any is translated: not "left"
+        (tmp_path / out / "6.png").mkdir(parents=True)
     real = Translator.translate_batch
     calls = itertools.count()
 
@@ -138,12 +140,12 @@ def test_ctrl_c_during_apply_says_how_far_it_got_and_how_to_go_on(tmp_path, monk
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Translator, "translate_batch", interrupted_at_the_third)
-    paths = [tmp_path / f"{i}.png" for i in range(6)]
+    paths = [tmp_path / f"{i}.png" for i in range(7)]
     with pytest.raises(ApplyStopped) as stopped:  # still a KeyboardInterrupt for the API
         apply_paths(i2i.load(model, device="cpu", batch_size=1), paths, tmp_path / "api")
     assert isinstance(stopped.value, KeyboardInterrupt)
     assert sorted(p.name for p in stopped.value.report.written) == ["0.png", "1.png"]
-    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["0.png", "1.png"]
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["0.png", "1.png", "6.png"]
     calls = itertools.count()
     argv = ["apply", str(model), *map(str, paths), "-o", str(tmp_path / "cli"), "--batch-size", "1"]
     result = CliRunner().invoke(cli, argv)

@@ -122,14 +122,15 @@ def test_a_run_rolled_back_by_deleting_its_newest_checkpoint_goes_on_from_the_on
     shutil.rmtree(run / "checkpoints" / "step_00000006")
     assert latest_checkpoint(run) == run / "checkpoints" / "step_00000004"
     resumed = train("cyclegan", resume=str(run), max_steps=8)
-    assert "latest names step_00000006; going on from step_00000004" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "latest names step_00000006, which is gone or not whole; going on from " in said
     assert resumed.step == 8
     steps = [json.loads(line)["step"] for line in (run / "losses.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6, 8]  # steps 1-4 kept, 5-8 trained again
     (run / "checkpoints" / "latest").unlink()
     assert latest_checkpoint(run) == run / "checkpoints" / "step_00000008"
     assert train("cyclegan", resume=str(run), max_steps=10).step == 10
-    assert "latest names nothing; going on from step_00000008" in capsys.readouterr().out
+    assert "latest is missing; going on from step_00000008" in capsys.readouterr().out
 
 
 def test_a_resume_on_data_that_changed_says_the_schedule_is_not_the_runs(toy_data, tmp_path):

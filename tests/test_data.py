@@ -167,27 +167,42 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 def test_a_colour_profile_is_applied_and_srgb_or_a_broken_one_left_alone(tmp_path):
-    from PIL import ImageCms
+    from tests.iccprofiles import SRGB_BLUE, SRGB_GREEN, SRGB_RED, rgb_profile
 
-    from tests.iccprofiles import swapped_profile
+    def swapped(name: str) -> bytes:  # red and green swapped: a change no rounding can fake
+        return rgb_profile(SRGB_GREEN, SRGB_RED, SRGB_BLUE, name=name)
 
-    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    cases = {"swapped": swapped_profile(), "srgb": srgb, "broken": b"\x00garbage" * 20}
+    cases = {
+        "swapped": swapped("swapped red green"),
+        "linear": swapped("sRGB-elle-V4-g10"),  # sRGB's primaries, but not its tone curve
+        "srgb": swapped("sRGB IEC61966-2.1"),  # taken for sRGB by its name, as viewers do
+        "broken": b"\x00garbage" * 20,
+    }
     for name, profile in cases.items():
         Image.fromarray(pattern(16, 12)).save(tmp_path / f"{name}.png", icc_profile=profile)
-        Image.new("RGBA", (8, 8), (255, 0, 0, 90)).save(tmp_path / f"{name}_a.png",
-                                                          icc_profile=profile)  # fmt: skip
     # Red in a file whose profile swaps red and green is green as a viewer shows it (not a
     # rounding: the networks would otherwise learn the file's numbers as sRGB).
-    swapped = as_hwc(load_image(tmp_path / "swapped.png")).astype(int)
-    assert np.abs(swapped[..., [1, 0, 2]] - pattern(16, 12)).max() <= 2
-    assert load_image(tmp_path / "swapped_a.png")[:, 0, 0].tolist() == [
-        165,
-        255,
-        165,
-    ]  # green on white
+    for name in ("swapped", "linear"):
+        seen = as_hwc(load_image(tmp_path / f"{name}.png")).astype(int)[..., [1, 0, 2]]
+        assert np.abs(seen - pattern(16, 12)).max() <= 2, name
     for name in ("srgb", "broken"):  # nothing to do, or nothing to trust: the numbers as stored
         np.testing.assert_array_equal(as_hwc(load_image(tmp_path / f"{name}.png")), pattern(16, 12))
+
+
+def test_a_colour_profile_is_applied_to_see_through_and_palette_pictures(tmp_path):
+    from tests.iccprofiles import swapped_profile
+
+    profile = swapped_profile()
+    Image.new("RGBA", (8, 8), (255, 0, 0, 90)).save(tmp_path / "alpha.png", icc_profile=profile)
+    keyed = np.zeros((2, 4, 3), np.uint8)
+    keyed[0], keyed[1] = RED, (0, 0, 255)  # red rows see-through by the PNG's colour key
+    Image.fromarray(keyed).save(tmp_path / "keyed.png", icc_profile=profile, transparency=RED)
+    Image.fromarray(keyed).convert("P").save(tmp_path / "palette.png", icc_profile=profile)
+    assert load_image(tmp_path / "alpha.png")[:, 0, 0].tolist() == [165, 255, 165]  # on white
+    assert as_hwc(load_image(tmp_path / "keyed.png"))[:, 0].tolist() == [[255, 255, 255],
+                                                                          [0, 0, 255]]  # fmt: skip
+    assert as_hwc(load_image(tmp_path / "palette.png"))[:, 0].tolist() == [[0, 255, 0],
+                                                                            [0, 0, 255]]  # fmt: skip
 
 
 def test_corrupt_truncated_and_missing_files(tmp_path):

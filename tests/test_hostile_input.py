@@ -969,7 +969,7 @@ ROWS = [
 ]  # fmt: skip
 
 
-def _denied(folder: Path) -> None:
+def _denied(folder: Path, start_step: int) -> None:
     raise PermissionError(errno.EACCES, "Permission denied", "events")
 
 

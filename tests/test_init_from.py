@@ -78,6 +78,8 @@ def test_a_model_of_another_architecture_is_refused_and_leaves_no_run(trained, t
     assert not out.exists()
     residual = CliRunner().invoke(cli, [*args[:8], "--gen-kw", "residual=true", *args[8:]])
     assert "; --gen-kw residual=... (model False, this run True);" in residual.output
+    grey = CliRunner().invoke(cli, [*args[:8], "--channels-a", "1", *args[8:]])
+    assert "--channels-a/--channels-b (model 3, this run 1)" in grey.output
     missing = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "not a folder, and not a Hub id" in missing.output
     empty = CliRunner().invoke(cli, [*args[:-1], ""])

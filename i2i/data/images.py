@@ -20,7 +20,6 @@ import torch
 from PIL import Image, ImageCms, ImageOps
 
 from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError, one_line
-from i2i.core.files import write_file
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -126,17 +125,18 @@ def _scale_to_8bit(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.rint(scaled).astype(np.uint8))
 
 
-# Pixels that an embedded colour profile can be applied to, and the mode each becomes in sRGB.
-_SRGB_MODES = {"RGB": "RGB", "RGBA": "RGBA"}
-
-
 def to_srgb(img: Image.Image) -> Image.Image:
     """The pixels in sRGB, the space the networks learn in and that viewers assume for an
-    untagged file: an embedded RGB colour profile (a phone's Display P3, Adobe RGB) is applied, where reading its numbers as sRGB would mute or shift the colours. A profile
-    that Little CMS cannot read, or one for other pixels than the image's, is ignored, as
-    viewers do; an sRGB profile needs nothing."""
+    untagged file: an embedded RGB colour profile (a phone's Display P3, Adobe RGB) is
+    applied, where reading its numbers as sRGB would mute or shift the colours. A profile that
+    Little CMS cannot read, or one for other pixels than the image's (grey, CMYK), is ignored,
+    as viewers do; an sRGB profile needs nothing."""
     icc = img.info.get("icc_profile")
-    if not icc or img.mode not in _SRGB_MODES:
+    if not icc:
+        return img
+    if img.mode in ("P", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        img = _with_alpha_channel(img)  # a palette or a colour key: the profile is of colours
+    if img.mode not in ("RGB", "RGBA"):
         return img
     transform = _srgb_transform(bytes(icc), img.mode)
     if transform is None:
@@ -146,17 +146,29 @@ def to_srgb(img: Image.Image) -> Image.Image:
     return converted
 
 
+def _with_alpha_channel(img: Image.Image) -> Image.Image:
+    """A palette or colour-keyed image as RGB(A) pixels, keeping its profile: the key (a
+    colour) would no longer match once the colours are converted."""
+    keyed = img.mode == "PA" or "transparency" in img.info
+    converted = img.convert("RGBA" if keyed else "RGB")
+    converted.info = {key: value for key, value in img.info.items() if key != "transparency"}
+    return converted
+
+
+# Profile names of sRGB's primaries with a linear tone curve, which is not sRGB.
+_LINEAR = ("linear", "g10", "gamma1.0")
+
+
 @functools.lru_cache(maxsize=16)
 def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     """A transform from profile ``icc`` to sRGB, built once per profile (a folder of photos from
     one phone carries one); None where none is needed or none can be built."""
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+        name = ImageCms.getProfileDescription(profile).lower().replace(" ", "")
+        if "srgb" in name and not any(word in name for word in _LINEAR):
             return None
-        return ImageCms.buildTransform(
-            profile, ImageCms.createProfile("sRGB"), mode, _SRGB_MODES[mode]
-        )
+        return ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), mode, mode)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None
 
@@ -205,7 +217,10 @@ def decode_image(path: Path, min_side: int | None = None) -> Image.Image:
                 img.draft(None, (2 * min_side, 2 * min_side))  # JPEG only; else a no-op
             img.load()
             oriented = ImageOps.exif_transpose(img)
-            return _shrunk(normalize_mode(to_srgb(oriented)), min_side)
+            # Shrunk before the colour transform where its mode allows (a transform of 12 MP
+            # takes a third of a second), else once it is L or RGB.
+            srgb = to_srgb(_shrunk(oriented, min_side))
+            return _shrunk(normalize_mode(srgb), min_side)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(f"cannot read image {path}: {_reason(e, path)}") from e
 
@@ -215,9 +230,13 @@ def _reason(error: BaseException, path: Path) -> str:
     return one_line(error).replace(f" {str(path)!r}", "")
 
 
+# The modes Pillow's reduce() takes.
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "I", "F"})
+
+
 def _shrunk(img: Image.Image, min_side: int | None) -> Image.Image:
     factor = min(img.size) // (2 * min_side) if min_side else 1
-    return img.reduce(factor) if factor >= 2 else img
+    return img.reduce(factor) if factor >= 2 and img.mode in _REDUCIBLE else img
 
 
 _ORIENTATION = 0x0112  # the EXIF tag
@@ -328,7 +347,8 @@ def save_image(image: torch.Tensor, path: PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        write_file(tmp, encoded.getvalue())  # "x" mode honours the umask, unlike mkstemp
+        with open(tmp, "xb") as file:  # unlike mkstemp, "x" honours the umask
+            file.write(encoded.getbuffer())  # raises on a short write, as Pillow does not
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

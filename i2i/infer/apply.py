@@ -200,7 +200,9 @@ class _ImageRun:
         folder) stops the run: the outputs written so far are whole, and the next ones would
         fail the same way. One that fails for this file alone (a format that cannot hold its
         mode, a folder in the way) skips it and is reported, as an unreadable input is."""
-        job, future = self.writes.popleft()
+        job, future = self.writes[0]  # taken off once settled: a Ctrl-C here still counts it
+        future.exception()  # wait
+        self.writes.popleft()
         with writing(job.dst, "choose another -o"):
             try:
                 self.written.append((job.index, future.result()))
@@ -238,6 +240,25 @@ def _videos_need(jobs: list[Job], video: VideoOptions) -> str | None:
     if video.temporal is not None:
         require_cv2()
     return None
+
+
+class ApplyStopped(KeyboardInterrupt):
+    """Ctrl-C during ``apply_paths``: still an interrupt, carrying what was done, so that the
+    CLI can say how far the job got and how to go on."""
+
+    def __init__(self, report: ApplyReport, todo: int, failed_before: int) -> None:
+        super().__init__()
+        self.report, self.todo, self.failed_before = report, todo, failed_before
+
+    def summary(self) -> str:
+        report = self.report
+        done = len(report.written) + len(report.failed) - self.failed_before
+        where = f" to {report.out_dir}" if report.out_dir is not None else ""
+        return (
+            f"{report.ranks.prefix}Stopped: wrote {count(len(report.written), 'file')}{where}, "
+            f"each whole; {self.todo - done} of {self.todo} not done. Run the same command "
+            f"again to translate them (outputs that exist are kept)."
+        )
 
 
 def apply_paths(
@@ -318,6 +339,7 @@ def apply_paths(
         with writing(out_dir, "choose another -o"):  # a read-only -o fails now, not per file
             out_dir.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=out_dir).close()
+    failed_before = len(report.failed)  # inputs refused before any was translated
     try:
         if images:
             run = _ImageRun(translator, report, direction, tile, overlap, ranks.prefix)
@@ -334,23 +356,5 @@ def apply_paths(
             else:
                 report.written.append(job.dst)
     except KeyboardInterrupt:
-        raise ApplyStopped(report, len(todo)) from None
+        raise ApplyStopped(report, len(todo), failed_before) from None
     return report
-
-
-class ApplyStopped(KeyboardInterrupt):
-    """Ctrl-C during ``apply_paths``: still an interrupt, carrying what was done, so that the
-    CLI can say how far the job got and how to go on."""
-
-    def __init__(self, report: ApplyReport, todo: int) -> None:
-        super().__init__()
-        self.report, self.todo = report, todo
-
-    def summary(self) -> str:
-        done = len(self.report.written) + len(self.report.failed)
-        where = f" to {self.report.out_dir}" if self.report.out_dir is not None else ""
-        return (
-            f"{self.report.ranks.prefix}Stopped: wrote {count(len(self.report.written), 'file')}"
-            f"{where}, each whole; {self.todo - done} of {self.todo} not done. Run the same "
-            f"command again to translate them (outputs that exist are kept)."
-        )

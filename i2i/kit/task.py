@@ -138,6 +138,8 @@ class Task(abc.ABC):
         """The flag that sets generator argument ``argument``, as a message names it (``ngf``:
         ``--ngf``); an argument no option sets is named as ``--gen-kw`` gives it, where the task
         has that option, else by itself."""
+        if argument in ("in_channels", "out_channels"):  # A's or B's, by the direction
+            return "--channels-a/--channels-b"
         names = {option.name for option in cls.declared_options()}
         option = cls.argument_options.get(argument, argument)
         if option in names:

@@ -143,7 +143,10 @@ def save_checkpoint(
 
 
 def _prune(root: Path, keep: int, newest: str) -> None:
-    done = sorted(p for p in root.glob("step_*") if p.is_dir())
+    done = sorted(
+        (p for p in root.glob("step_*") if p.is_dir() and _STEP.fullmatch(p.name)),
+        key=lambda p: int(p.name[5:]),  # past 8 digits the names no longer sort as numbers
+    )
     for old in done[: max(0, len(done) - max(keep, 1))]:
         if old.name != newest:
             shutil.rmtree(old, ignore_errors=True)
@@ -192,29 +195,36 @@ def newest_checkpoint(root: Path) -> Path | None:
 
 
 def _whole(path: Path) -> bool:
+    """Both files are there: a folder is renamed into place only once it holds them."""
     return (path / NETWORKS_FILE).is_file() and (path / STATE_FILE).is_file()
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
     """Networks (per name) and training state of one checkpoint folder, read only from
-    regular files inside its run."""
+    regular files inside its run. Only a file that is not what it should be is called
+    damaged (and may be deleted to roll back); one that cannot be read now (permissions, a
+    failing disk, no memory, pruned meanwhile) is said as it is."""
     run_dir = Path(path).parent.parent
+    roll_back = f"delete {path.name} to go on from the checkpoint before it, where the run kept one"
     try:
         networks_file = regular_file(path / NETWORKS_FILE, run_dir, "checkpoint file")
         networks = split_state_dicts(load_file(str(networks_file)))
-    except (OSError, RuntimeError, SafetensorError, CheckpointError) as error:  # torch's mmap
+    except (SafetensorError, CheckpointError) as error:
         raise CheckpointError(
-            f"checkpoint {path} is unreadable: {one_line(error, 300)}; delete {path.name} to go "
-            f"on from the checkpoint before it, where the run kept one"
+            f"checkpoint {path} is damaged: {one_line(error, 300)}; {roll_back}"
         ) from None
+    except (OSError, RuntimeError, MemoryError) as error:  # RuntimeError: torch's mmap
+        raise CheckpointError(f"cannot read checkpoint {path}: {one_line(error, 300)}") from None
     try:
         state_file = regular_file(path / STATE_FILE, run_dir, "checkpoint file")
         state = torch.load(state_file, map_location="cpu", weights_only=True)
+    except (OSError, MemoryError) as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {one_line(error, 300)}") from None
     except Exception as error:  # a tampered or truncated pickle: refused, never executed
         raise CheckpointError(
             f"checkpoint {path / STATE_FILE} is damaged or holds more than tensors and plain "
-            f"values ({type(error).__name__}); it was not loaded (delete {path.name} to go on "
-            f"from the checkpoint before it, where the run kept one, or start a new run)"
+            f"values ({type(error).__name__}); it was not loaded ({roll_back}, or start a new "
+            f"run)"
         ) from None
     step = state.get("step") if isinstance(state, dict) else None
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:

@@ -80,10 +80,11 @@ def resume_run(
         print(f"{run_dir} has no checkpoint yet; training it from step 0", flush=True)
         return 0, {}
     named = pointed_checkpoint(run_dir)
-    if named != path:  # rolled back by hand, or killed before the pointer was written
+    if named != path and runtime.is_main:  # rolled back by hand, or killed before the pointer
+        said = f"names {named.name}, which is gone or not whole" if named else "is missing"
         print(
-            f"{run_dir}: checkpoints/latest names {named.name if named else 'nothing'}; going "
-            f"on from {path.name}, the newest checkpoint left",
+            f"{run_dir}: checkpoints/latest {said}; going on from {path.name}, the newest whole "
+            f"checkpoint",
             flush=True,
         )
     networks, state = load_checkpoint(path)
