@@ -271,3 +271,21 @@ def test_a_third_partys_network_records_the_package_that_provides_it(monkeypatch
     assert "package" not in net_spec(generators, "resnet6", {})  # i2i's own: nothing to add
     monkeypatch.setattr("i2i.core.plugins.plugin_package", lambda name: "i2i-x")
     assert net_spec(generators, "resnet6", {})["package"] == "i2i-x"
+
+
+def test_checkpoints_past_eight_digits_are_kept_and_found_by_step():
+    """Names sort as text (step_100000000 before step_99999999): pruning by name deleted the
+    newest checkpoint once a run passed 10^8 steps."""
+    import tempfile
+
+    from i2i.models.checkpoint import latest_checkpoint, newest_checkpoint, save_checkpoint
+
+    with tempfile.TemporaryDirectory() as run:
+        net = {"G": torch.nn.Linear(1, 1)}
+        for step in (99_999_998, 99_999_999, 100_000_000):
+            save_checkpoint(Path(run), step, net, {"step": step}, keep=2)
+        kept = sorted(p.name for p in (Path(run) / "checkpoints").glob("step_*"))
+        assert kept == ["step_100000000", "step_99999999"]
+        (Path(run) / "checkpoints" / "latest").unlink()
+        assert latest_checkpoint(Path(run)).name == "step_100000000"
+        assert newest_checkpoint(Path(run) / "checkpoints").name == "step_100000000"
