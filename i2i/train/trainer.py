@@ -278,11 +278,15 @@ class Trainer:
 
     def _start_line(self) -> str:
         rt, o = self.runtime, self.options
-        recipe = f" (recipe {o.recipe})" if o.recipe else ""
+        recipe = f" (recipe {o.recipe})" if o.recipe not in (None, "none") else ""
+        if not recipe and "quality" in self.task.recipes and not o.resume:
+            recipe = (
+                " (the paper's settings; --recipe quality trains better pictures in short runs)"
+            )
         ranks = f" x{rt.world_size}" if rt.distributed else ""
         compiled = (", compiled" + (" with CUDA graphs" if rt.graphs else "")) if rt.compile else ""
         started = f"; {self.started_from}" if self.started_from else ""
-        steps = f"{self.total_steps} steps"
+        steps = errors.count(self.total_steps, "step")
         if o.max_steps is not None and o.max_steps > self.total_steps:  # the schedule ends first
             steps += (
                 f" (the schedule's end: --epochs {o.epochs} + --epochs-decay {o.epochs_decay} at "
