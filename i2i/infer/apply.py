@@ -122,52 +122,8 @@ class _ImageRun:
         self.transparent: list[str] = []  # names of inputs flattened onto white
 
     def run(self, jobs: list[Job], progress: bool) -> None:
-        channels = self.translator.input_channels(self.direction)
-        # Same-size images wait for each other to fill a batch, but never more than this many.
-        max_waiting = 4 * self.batch_size
-        waiting: dict[tuple[int, ...], list[tuple[Job, torch.Tensor]]] = {}
         try:
-            with (
-                ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
-                progress_bar(progress, prefix=self.prefix) as bar,
-            ):
-                task = bar.add_task("translating", total=len(jobs))
-
-                def flush(size: tuple[int, ...]) -> None:
-                    group = waiting.pop(size)
-                    self._flush(group, pool)
-                    bar.advance(task, len(group))
-
-                def decode(job: Job) -> torch.Tensor:
-                    width, height, animated = image_header(job.src)  # before decoding
-                    self.translator.check_size(height, width, self.tile)
-                    if animated:
-                        self.report.notes.append(
-                            f"{job.src.name} is animated; only its first frame was translated "
-                            f"(make it a video to translate them all)"
-                        )
-                    image = decode_image(job.src)
-                    if image.info.get("flattened"):
-                        self.transparent.append(job.src.name)
-                    return to_tensor(image, channels)
-
-                for job, decoded in _ahead(pool, decode, jobs, self.window):
-                    try:
-                        image = decoded.result()
-                    except (ImageDecodeError, InputSizeError) as error:
-                        self.report.failed.append((str(job.src), _reason(job, error)))
-                        bar.advance(task)
-                        continue
-                    size = tuple(image.shape[-2:])
-                    waiting.setdefault(size, []).append((job, image))
-                    if len(waiting[size]) >= self.batch_size:
-                        flush(size)
-                    elif sum(map(len, waiting.values())) >= max_waiting:
-                        flush(max(waiting, key=lambda k: len(waiting[k])))
-                for size in list(waiting):
-                    flush(size)
-                while self.writes:
-                    self._settle()
+            self._translate(jobs, progress)
         finally:  # also after Ctrl-C, when the pool has finished the writes it had: all whole
             self.written += [
                 (job.index, future.result())
@@ -181,6 +137,53 @@ class _ImageRun:
             self.report.notes.append(
                 f"{names[0]}{more} had transparency: translated on white, written without it"
             )
+
+    def _translate(self, jobs: list[Job], progress: bool) -> None:
+        channels = self.translator.input_channels(self.direction)
+        # Same-size images wait for each other to fill a batch, but never more than this many.
+        max_waiting = 4 * self.batch_size
+        waiting: dict[tuple[int, ...], list[tuple[Job, torch.Tensor]]] = {}
+        with (
+            ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
+            progress_bar(progress, prefix=self.prefix) as bar,
+        ):
+            task = bar.add_task("translating", total=len(jobs))
+
+            def flush(size: tuple[int, ...]) -> None:
+                group = waiting.pop(size)
+                self._flush(group, pool)
+                bar.advance(task, len(group))
+
+            def decode(job: Job) -> torch.Tensor:
+                width, height, animated = image_header(job.src)  # before decoding
+                self.translator.check_size(height, width, self.tile)
+                if animated:
+                    self.report.notes.append(
+                        f"{job.src.name} is animated; only its first frame was translated "
+                        f"(make it a video to translate them all)"
+                    )
+                image = decode_image(job.src)
+                if image.info.get("flattened"):
+                    self.transparent.append(job.src.name)
+                return to_tensor(image, channels)
+
+            for job, decoded in _ahead(pool, decode, jobs, self.window):
+                try:
+                    image = decoded.result()
+                except (ImageDecodeError, InputSizeError) as error:
+                    self.report.failed.append((str(job.src), _reason(job, error)))
+                    bar.advance(task)
+                    continue
+                size = tuple(image.shape[-2:])
+                waiting.setdefault(size, []).append((job, image))
+                if len(waiting[size]) >= self.batch_size:
+                    flush(size)
+                elif sum(map(len, waiting.values())) >= max_waiting:
+                    flush(max(waiting, key=lambda k: len(waiting[k])))
+            for size in list(waiting):
+                flush(size)
+            while self.writes:
+                self._settle()
 
     def _flush(self, group: list[tuple[Job, torch.Tensor]], pool: ThreadPoolExecutor) -> None:
         out = self.translator.translate_batch(
