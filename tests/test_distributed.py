@@ -59,3 +59,36 @@ def test_the_resume_command_of_a_torchrun_job_is_a_torchrun_command(
         else:
             monkeypatch.setenv(name, value)
     assert resume_command("cut", Path("runs/a")) == command
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_torchrun_stops_every_rank_at_the_next_step(toy_data, tmp_path):
+    """Ranks agreed on stopping only at log steps: with --log-every 1000 a Ctrl-C waited for
+    step 1000, and torchrun killed the workers 30 s after the signal, unsaved."""
+    import signal
+    import time
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    args = [
+        sys.executable,
+        *("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+        *tiny_cli_args(toy_data, out),
+        *("--log-every", "1000", "--save-every", "3", "--max-steps", "5000", "--device", "cpu"),
+        *("--epochs", "5000", "--epochs-decay", "0"),
+    ]
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.time() + 240
+    while latest_checkpoint(out) is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    signal_at = time.time()
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert time.time() - signal_at < 25, output  # well within torchrun's 30 s
+    assert "torchrun --nproc_per_node=2 -m i2i train cyclegan --resume" in output, output
+    stopped_at = int(latest_checkpoint(out).name[5:])
+    records = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [stopped_at]  # saved and logged where it stopped
+    assert "Unable to shutdown process" not in output

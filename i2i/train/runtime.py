@@ -44,6 +44,10 @@ class Runtime:
             torch.cuda.set_device(self.device)
         if self.distributed and not dist.is_initialized():
             dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
+        # Stopping is agreed every step over the CPU (gloo), without a wait on the device: a
+        # signal must stop every rank well within torchrun's 30 s before it kills them.
+        self._stop_group = dist.new_group(backend="gloo") if self.distributed else None
+        self._stop_vote: tuple[Any, torch.Tensor] | None = None
         self.precision = usable_precision(self.device, precision)
         self.dtype = check_precision(self.precision)
         self.compile = compile
@@ -92,12 +96,21 @@ class Runtime:
             # were computed outside the graphs; the image pool keeps copies).
             torch.compiler.cudagraph_mark_step_begin()
 
-    def all_reduce_max(self, value: float) -> float:
+    def agreed_stop(self, asked: bool) -> bool:
+        """Whether every rank stops after this step: one process stops when asked; ranks
+        stop together one step after any rank was asked. Each step sends this rank's vote and
+        reads the previous step's result, which has long arrived, so no step waits."""
         if not self.distributed:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self._collective_device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return float(t.item())
+            return asked
+        agreed = False
+        if self._stop_vote is not None:
+            work, votes = self._stop_vote
+            work.wait()
+            agreed = bool(votes.item() > 0)
+        votes = torch.tensor([float(asked)])
+        work = dist.all_reduce(votes, op=dist.ReduceOp.MAX, group=self._stop_group, async_op=True)
+        self._stop_vote = (work, votes)
+        return agreed
 
     def mean_across_ranks(self, t: torch.Tensor) -> torch.Tensor:
         if not self.distributed:
@@ -115,5 +128,8 @@ class Runtime:
             dist.barrier()
 
     def close(self) -> None:
+        if self._stop_vote is not None:  # the last step's vote, which every rank sent
+            self._stop_vote[0].wait()
+            self._stop_vote = None
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()

@@ -233,19 +233,15 @@ class Trainer:
                         self.step += 1
                         logger.advance(self.step, epoch)
                         last = self.step >= self.total_steps
+                        stopping = rt.agreed_stop(stop.raised)
                         # A stop between log steps logs its part of the interval, which the
-                        # resumed run would not (one process: ranks stop at log steps).
-                        cut = stop.raised and not rt.distributed
-                        if self.step % o.log_every == 0 or last or cut:
+                        # resumed run would not.
+                        if self.step % o.log_every == 0 or last or stopping:
                             if count:
                                 means = self._means(sums, count)
                                 _stop_if_diverged(means, self.step)
                                 logger.log(self.step, epoch, {**means, "lr": lr})
                             sums, count = {}, 0
-                            if rt.distributed:
-                                stopping = rt.all_reduce_max(float(stop.raised)) > 0
-                        if not rt.distributed:
-                            stopping = stop.raised
                         if o.eval_every and self.step % o.eval_every == 0:
                             self.evaluate(logger, epoch)
                         if o.sample_every and self.step % o.sample_every == 0 and rt.is_main:
