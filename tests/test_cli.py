@@ -186,3 +186,24 @@ def test_i2i_warnings_are_one_line_and_said_once_per_torchrun_job(
     shown(UserWarning("a library's"), UserWarning, "f.py", 1)
     assert capsys.readouterr().err == ("warning: plugin 'x' failed\n" if printed else "")
     assert others == ["a library's"]  # other libraries' warnings: every process, as before
+
+
+def test_a_process_of_a_torchrun_job_that_died_is_one_line_on_the_others(monkeypatch, tmp_path):
+    """kill -9 of one worker: the others' collective fails in gloo, which was a 40-line
+    traceback on every rank."""
+
+    def peer_gone(task):
+        raise RuntimeError(
+            "[../third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:"
+            "41043: Connection reset by peer"
+        )
+
+    monkeypatch.setattr(i2i, "fit", peer_gone)
+    argv = ["train", "cyclegan", "--out", str(tmp_path / "r"), "--max-steps", "1"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "Error: another process of this torchrun job ended" in result.output
+    assert "start the job again with --resume RUN_FOLDER" in result.output
+    monkeypatch.setenv("WORLD_SIZE", "1")  # alone, the same error is news about i2i
+    assert isinstance(CliRunner().invoke(cli, argv).exception, RuntimeError)

@@ -84,7 +84,9 @@ class I2IGroup(click.Group):
             if os.environ.get("I2I_DEBUG", "") not in ("", "0"):
                 raise  # I2I_DEBUG=1: the traceback, for bug reports
             if not isinstance(error, I2IError | MemoryError) and not (
-                error.errno in _THE_MACHINE if isinstance(error, OSError) else out_of_memory(error)
+                error.errno in _THE_MACHINE
+                if isinstance(error, OSError)
+                else out_of_memory(error) or _peer_lost(error)
             ):
                 raise
             click.secho(printable(f"Error: {_said(error)}"), err=True, fg="red")
@@ -114,7 +116,23 @@ def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
 _THE_MACHINE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+def _peer_lost(error: RuntimeError) -> bool:
+    """Under torchrun, a collective that failed because another process of the job died
+    (killed, out of memory): the traceback is gloo's or NCCL's, not news about i2i."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return False
+    import torch.distributed as dist
+
+    text = str(error)
+    return isinstance(error, dist.DistError) or "gloo" in text or "NCCL" in text
+
+
 def _said(error: Exception) -> str:
+    if isinstance(error, RuntimeError) and _peer_lost(error):
+        return (
+            f"another process of this torchrun job ended ({one_line(error, 120)}); start the "
+            f"job again with --resume RUN_FOLDER to go on from its last checkpoint"
+        )
     if isinstance(error, MemoryError | RuntimeError):
         return (
             f"out of memory ({one_line(error, 160)}); use smaller networks (--ngf, "

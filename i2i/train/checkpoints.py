@@ -77,7 +77,8 @@ def resume_run(
     again from step 0."""
     path = latest_checkpoint(run_dir)
     if path is None:
-        print(f"{run_dir} has no checkpoint yet; training it from step 0", flush=True)
+        if runtime.is_main:
+            print(f"{run_dir} has no checkpoint yet; training it from step 0", flush=True)
         return 0, {}
     named = pointed_checkpoint(run_dir)
     if named != path and runtime.is_main:  # rolled back by hand, or killed before the pointer
