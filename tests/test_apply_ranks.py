@@ -219,3 +219,40 @@ def test_a_device_type_this_machine_lacks_is_a_one_line_error(monkeypatch):
     with pytest.raises(InvalidArgumentError, match="'mps' asked for, but mps is not available"):
         resolve_device("mps")
     assert resolve_device("xpu:1") == torch.device("xpu", 1)
+
+
+def test_the_wait_for_the_other_processes_is_polled_so_ctrl_c_stops_it(monkeypatch):
+    """gloo's own wait cannot be interrupted: a process that finished its share ignored
+    Ctrl-C until torchrun killed it, and waited 7 days for a process that had died."""
+    import torch.distributed as dist
+
+    from i2i.core import ranks as ranks_module
+
+    polls = []
+
+    class Work:
+        def is_completed(self) -> bool:
+            polls.append(1)
+            return len(polls) > 3
+
+        def wait(self) -> None:
+            pass
+
+    def all_reduce(total, async_op=False):
+        assert async_op, "a blocking all_reduce cannot be interrupted"
+        total.mul_(2)  # as if a second process had the same counts
+        return Work()
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    two = Ranks(rank=0, world_size=2)
+    assert ranks_module.sum_over_ranks(two, [3, 1, 0]) == [6, 2, 0] and len(polls) == 4
+
+    def ctrl_c(seconds):
+        raise KeyboardInterrupt
+
+    polls.clear()
+    monkeypatch.setattr(ranks_module.time, "sleep", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        ranks_module.sum_over_ranks(two, [3, 1, 0])

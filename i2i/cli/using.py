@@ -135,6 +135,7 @@ def apply(
     Each process uses its own GPU and prints its own progress and summary; rerun the same
     command to resume a stopped job.
     """
+    from i2i.core.ranks import Ranks, joined
     from i2i.infer.apply import ApplyStopped, apply_paths, job_counts
     from i2i.infer.temporal import DEFAULT_STRENGTH
     from i2i.infer.translator import load
@@ -167,30 +168,31 @@ def apply(
         path_noise=path_noise,
         scale=scale,
     )
-    try:
-        report = apply_paths(
-            translator,
-            list(inputs),
-            Path(out),
-            direction=direction,
-            overwrite=overwrite,
-            tile=tile,
-            overlap=overlap,
-            video=video,
-        )
-    except ApplyStopped as stopped:
-        click.echo(printable(stopped.summary()), err=True)
-        sys.exit(130)
-    click.echo(printable(report.summary()))
-    ranks = report.ranks
-    failed = len(report.failed)
-    if ranks.distributed:
-        written, kept, failed = job_counts(report)
-        if ranks.rank == 0:
-            click.echo(
-                f"All {ranks.world_size} processes: wrote {written}, kept {kept} existing, "
-                f"failed {failed}."
+    with joined(Ranks.from_env()):  # under torchrun: a process that dies is heard of at once
+        try:
+            report = apply_paths(
+                translator,
+                list(inputs),
+                Path(out),
+                direction=direction,
+                overwrite=overwrite,
+                tile=tile,
+                overlap=overlap,
+                video=video,
             )
+        except ApplyStopped as stopped:
+            click.echo(printable(stopped.summary()), err=True)
+            sys.exit(130)
+        click.echo(printable(report.summary()))
+        ranks = report.ranks
+        failed = len(report.failed)
+        if ranks.distributed:
+            written, kept, failed = job_counts(report)
+            if ranks.rank == 0:
+                click.echo(
+                    f"All {ranks.world_size} processes: wrote {written}, kept {kept} existing, "
+                    f"failed {failed}."
+                )
     if failed:
         sys.exit(1)
 

@@ -8,8 +8,10 @@ process lists the same inputs in the same order and takes every ``WORLD_SIZE``-t
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -72,11 +74,37 @@ class Ranks:
         return list(items[self.rank :: self.world_size])
 
 
+@contextlib.contextmanager
+def joined(ranks: Ranks) -> Iterator[None]:
+    """The job's processes connected (gloo) for the length of the block, from its start: a
+    process that dies later closes its connections, so the others hear of it at once. Joined
+    only at the end, one that had died was waited for as long as a slow one (7 days)."""
+    import torch.distributed as dist
+
+    if not ranks.distributed or dist.is_initialized():
+        yield
+        return
+    _join(ranks)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def _join(ranks: Ranks) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", rank=ranks.rank, world_size=ranks.world_size, timeout=_WAIT_FOR_OTHERS
+    )
+
+
 def sum_over_ranks(ranks: Ranks, counts: Sequence[int]) -> list[int]:
     """``counts`` summed over all processes, waiting for the slowest (gloo, on the CPU).
 
     Also what keeps a process that found a bad input from exiting with an error while the
-    others still work: torchrun stops the whole job when one process fails.
+    others still work: torchrun stops the whole job when one process fails. The wait is
+    polled, so that Ctrl-C stops it (gloo's own wait cannot be interrupted).
     """
     if not ranks.distributed:
         return list(counts)
@@ -85,17 +113,18 @@ def sum_over_ranks(ranks: Ranks, counts: Sequence[int]) -> list[int]:
 
     owned = not dist.is_initialized()
     if owned:
-        dist.init_process_group(
-            "gloo", rank=ranks.rank, world_size=ranks.world_size, timeout=_WAIT_FOR_OTHERS
-        )
+        _join(ranks)
     try:
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # a caller's own group
         total = torch.tensor(list(counts), dtype=torch.int64, device=device)
-        dist.all_reduce(total)
+        work = dist.all_reduce(total, async_op=True)
+        while not work.is_completed():
+            time.sleep(0.05)
+        work.wait()  # raises what the collective met (a process that died)
         return total.tolist()
     finally:
         if owned:
             dist.destroy_process_group()
 
 
-__all__ = ["Ranks", "sum_over_ranks"]
+__all__ = ["Ranks", "joined", "sum_over_ranks"]
