@@ -606,3 +606,33 @@ def test_a_full_disk_leaves_no_cut_image_that_looks_finished(tmp_path):
         "grid.jpg refused: WriteError",
     ]
     assert list(tmp_path.iterdir()) == []  # no image, no temp file
+
+
+def test_a_rank_whose_first_batch_is_unreadable_steps_on_the_first_readable_item(tmp_path):
+    """Under DDP every rank must step; one whose first batch was all unreadable files stopped
+    the whole job, where one process skips them."""
+    import i2i
+    from i2i.train.trainer import Trainer
+
+    for split in ("trainA", "trainB"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 40), (i * 40, 90, 200)).save(
+                tmp_path / "data" / split / f"{i}.png"
+            )
+    task = i2i.create_task(
+        "cyclegan", data=str(tmp_path / "data"), out=str(tmp_path / "r"), gen="resnet6", ngf=8,
+        ndf=8, workers=0, load_size=40, crop_size=32,
+    )  # fmt: skip
+    trainer = Trainer(task)
+    try:
+        trainer.runtime.distributed = True  # as one rank of several
+        said: list[str] = []
+        broken = {"A": None, "B": None, "skipped": [("x.png", "x.png: cut short")]}
+        batch = trainer.data.usable(broken, said.append)
+        assert batch["A"].shape == (1, 3, 40, 40) and said == [
+            "warning: skipping an unreadable file: x.png: cut short"
+        ]
+    finally:
+        trainer.runtime.distributed = False
+        trainer.folder.release(failed=True)

@@ -135,7 +135,7 @@ class DataFeed:
     def usable(self, raw: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
         """``raw`` with its unreadable files noted. Under DDP every rank must step (gradients are
         synchronised), so a batch whose images were all unreadable is replaced by this rank's
-        previous good batch."""
+        previous good batch, or before its first by the data's first readable item."""
         for path, reason in raw.get("skipped", []):
             if path not in self.skipped:
                 self.skipped[path] = reason
@@ -144,10 +144,7 @@ class DataFeed:
             self._last_good = raw
         elif self.runtime.distributed:
             if self._last_good is None:
-                raise DataError(
-                    f"rank {self.runtime.rank}'s first batch had no readable image; remove the "
-                    f"unreadable files listed above and start again"
-                )
+                self._last_good = collate([self.first_readable_item()])
             raw = self._last_good
         return raw
 
