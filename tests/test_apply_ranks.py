@@ -254,5 +254,10 @@ def test_the_wait_for_the_other_processes_is_polled_so_ctrl_c_stops_it(monkeypat
 
     polls.clear()
     monkeypatch.setattr(ranks_module.time, "sleep", ctrl_c)
+    destroyed = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)  # a group of its own
+    monkeypatch.setattr(dist, "init_process_group", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: destroyed.append(1))
     with pytest.raises(KeyboardInterrupt):
         ranks_module.sum_over_ranks(two, [3, 1, 0])
+    assert destroyed == []  # it would wait for the others to reach the collective

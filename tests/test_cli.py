@@ -204,6 +204,13 @@ def test_a_process_of_a_torchrun_job_that_died_is_one_line_on_the_others(monkeyp
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
     assert "Error: another process of this torchrun job ended" in result.output
-    assert "start the job again with --resume RUN_FOLDER" in result.output
+    assert "a training with --resume RUN_FOLDER goes on from its last checkpoint" in result.output
     monkeypatch.setenv("WORLD_SIZE", "1")  # alone, the same error is news about i2i
+    assert isinstance(CliRunner().invoke(cli, argv).exception, RuntimeError)
+
+    def setup_error(task):
+        raise RuntimeError("Distributed package doesn't have NCCL built in")
+
+    monkeypatch.setattr(i2i, "fit", setup_error)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # not a process that died: the traceback stays
     assert isinstance(CliRunner().invoke(cli, argv).exception, RuntimeError)

@@ -75,7 +75,7 @@ def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path, capsys):
     assert f"training cyclegan (recipe {name}) on" in printed.out + printed.err  # says so up front
     train("cyclegan", data=str(toy_data), out=str(tmp_path / "p"), max_steps=1, **TINY)
     printed = capsys.readouterr()
-    assert "training cyclegan (the paper's settings; --recipe quality trains better" in (
+    assert "training cyclegan (no recipe; --recipe quality trains better" in (
         printed.out + printed.err
     )  # the defaults, and what gains on every look measured
     options = json.loads((tmp_path / "r" / "config.json").read_text())["options"]

@@ -116,22 +116,28 @@ def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
 _THE_MACHINE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+# How gloo, NCCL and the store say that the other end of a connection went away.
+_PEER_GONE = ("by peer", "Broken pipe", "remote process exited", "Connection closed")
+
+
 def _peer_lost(error: RuntimeError) -> bool:
     """Under torchrun, a collective that failed because another process of the job died
-    (killed, out of memory): the traceback is gloo's or NCCL's, not news about i2i."""
+    (killed, out of memory): the traceback is gloo's or NCCL's, not news about i2i. Other
+    distributed errors (a setup, a misuse) keep their traceback."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
         return False
     import torch.distributed as dist
 
     text = str(error)
-    return isinstance(error, dist.DistError) or "gloo" in text or "NCCL" in text
+    return isinstance(error, dist.DistNetworkError) or any(words in text for words in _PEER_GONE)
 
 
 def _said(error: Exception) -> str:
     if isinstance(error, RuntimeError) and _peer_lost(error):
         return (
             f"another process of this torchrun job ended ({one_line(error, 120)}); start the "
-            f"job again with --resume RUN_FOLDER to go on from its last checkpoint"
+            f"job again: a training with --resume RUN_FOLDER goes on from its last checkpoint, "
+            f"an apply keeps the outputs it wrote"
         )
     if isinstance(error, MemoryError | RuntimeError):
         return (

@@ -87,8 +87,12 @@ def joined(ranks: Ranks) -> Iterator[None]:
     _join(ranks)
     try:
         yield
-    finally:
+    except KeyboardInterrupt:
+        raise  # left as it is: a destroy would wait for a collective the others never reach
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    dist.destroy_process_group()
 
 
 def _join(ranks: Ranks) -> None:
@@ -118,8 +122,12 @@ def sum_over_ranks(ranks: Ranks, counts: Sequence[int]) -> list[int]:
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # a caller's own group
         total = torch.tensor(list(counts), dtype=torch.int64, device=device)
         work = dist.all_reduce(total, async_op=True)
-        while not work.is_completed():
-            time.sleep(0.05)
+        try:
+            while not work.is_completed():
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            owned = False  # a destroy would wait for the others to reach the collective
+            raise
         work.wait()  # raises what the collective met (a process that died)
         return total.tolist()
     finally:

@@ -276,9 +276,7 @@ class Trainer:
         rt, o = self.runtime, self.options
         recipe = f" (recipe {o.recipe})" if o.recipe not in (None, "none") else ""
         if not recipe and "quality" in self.task.recipes and not o.resume:
-            recipe = (
-                " (the paper's settings; --recipe quality trains better pictures in short runs)"
-            )
+            recipe = " (no recipe; --recipe quality trains better pictures in short runs)"
         ranks = f" x{rt.world_size}" if rt.distributed else ""
         compiled = (", compiled" + (" with CUDA graphs" if rt.graphs else "")) if rt.compile else ""
         started = f"; {self.started_from}" if self.started_from else ""
