@@ -92,3 +92,21 @@ def test_ctrl_c_under_torchrun_stops_every_rank_at_the_next_step(toy_data, tmp_p
     records = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [stopped_at]  # saved and logged where it stopped
     assert "Unable to shutdown process" not in output
+
+
+def test_gloo_that_cannot_connect_the_machines_is_one_line_saying_what_to_set(monkeypatch):
+    """An NCCL job now also needs a gloo group (stops are agreed on the CPU): on a cluster
+    where gloo picks an interface the machines do not share, say how to choose one."""
+    import torch.distributed as dist
+
+    import i2i
+    from i2i.train.runtime import Runtime
+
+    def cannot_connect(backend):
+        raise RuntimeError("[../gloo/transport/tcp/pair.cc:144] no route to host 127.0.1.1")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "new_group", cannot_connect)
+    with pytest.raises(i2i.I2IError, match="set GLOO_SOCKET_IFNAME to the network interface"):
+        Runtime("cpu")

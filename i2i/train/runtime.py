@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from i2i.core.device import autocast, check_precision, resolve_device, usable_precision
+from i2i.core.errors import I2IError, one_line
 from i2i.train.ema import GeneratorEMA
 
 
@@ -46,7 +47,7 @@ class Runtime:
             dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
         # Stopping is agreed every step over the CPU (gloo), without a wait on the device: a
         # signal must stop every rank well within torchrun's 30 s before it kills them.
-        self._stop_group = dist.new_group(backend="gloo") if self.distributed else None
+        self._stop_group = _gloo_group() if self.distributed else None
         self._stop_vote: tuple[Any, torch.Tensor] | None = None
         self.precision = usable_precision(self.device, precision)
         self.dtype = check_precision(self.precision)
@@ -133,3 +134,17 @@ class Runtime:
             self._stop_vote = None
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _gloo_group() -> Any:
+    """A gloo group over the job's processes, which an NCCL job did not need before: where
+    gloo cannot connect the machines (it picked an interface they do not share), say how to
+    choose one."""
+    try:
+        return dist.new_group(backend="gloo")
+    except RuntimeError as error:
+        raise I2IError(
+            f"the processes cannot connect over gloo, which they use to agree on stopping "
+            f"({one_line(error, 160)}); set GLOO_SOCKET_IFNAME to the network interface the "
+            f"machines share (as NCCL_SOCKET_IFNAME)"
+        ) from None
