@@ -1,8 +1,8 @@
 """Image files: finding them, decoding any file Pillow reads into a uint8 tensor, and saving.
 
 Decoding is forgiving in what it takes (EXIF orientation, colour profiles, transparency, 16-bit
-and float samples, animations) and strict in what it gives: a ``(C, H, W)`` uint8 tensor with C = 1 or 3,
-or an ``ImageDecodeError`` that says which file and why.
+and float samples, animations) and strict in what it gives: a ``(C, H, W)`` uint8 tensor with
+C = 1 or 3, or an ``ImageDecodeError`` that says which file and why.
 """
 
 from __future__ import annotations
