@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -649,3 +654,29 @@ def test_video_without_pyav_says_how_to_install(translator, tmp_path, monkeypatc
         for r in (0, 1)
     ]
     assert [len(share.failed) + len(share.written) for share in shares] == [1, 1]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_apply_as_ctrl_c_does_saying_how_far_it_got(tmp_path):
+    """What torchrun, SLURM and kill send: apply ended without a word."""
+    model = build_model(tmp_path / "model", {"AtoB": ("resnet6", {"ngf": 16})})
+    (tmp_path / "in").mkdir()
+    for i in range(400):
+        pattern(128, 128, seed=i).save(tmp_path / "in" / f"{i:03d}.png")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "i2i", "apply", str(model), str(tmp_path / "in"), "-o", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [*argv, "--batch-size", "1"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while len(list(out.glob("*.png"))) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    written = sorted(out.glob("*.png"))
+    assert f"Stopped: wrote {len(written)} files to {out}, each whole" in err
+    assert 0 < len(written) < 400
+    for path in written:  # whole, as the line says
+        Image.open(path).load()

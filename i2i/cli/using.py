@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -168,7 +171,8 @@ def apply(
         path_noise=path_noise,
         scale=scale,
     )
-    with joined(Ranks.from_env()):  # under torchrun: a process that dies is heard of at once
+    # Under torchrun the processes are joined from the start: one that dies is heard of at once.
+    with joined(Ranks.from_env()), _terminated_as_interrupted() as stop:
         try:
             report = apply_paths(
                 translator,
@@ -182,7 +186,7 @@ def apply(
             )
         except ApplyStopped as stopped:
             click.echo(printable(stopped.summary()), err=True)
-            sys.exit(130)
+            sys.exit(128 + stop.signum)
         click.echo(printable(report.summary()))
         ranks = report.ranks
         failed = len(report.failed)
@@ -346,3 +350,31 @@ def space(
         f"Space {published.space_id} serves {published.model_repo} at commit "
         f"{published.revision[:12]}: {getattr(published.commit, 'commit_url', published.commit)}"
     )
+
+
+class _Stop:
+    """The signal that stopped an apply, for its exit status (128 + the signal, as a shell
+    says): Ctrl-C's unless SIGTERM came."""
+
+    signum: int = signal.SIGINT
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted() -> Iterator[_Stop]:
+    """SIGTERM (what torchrun, SLURM and ``kill`` send) stops an apply as Ctrl-C does, saying
+    how far it got; without this it ended without a word."""
+    stopped = _Stop()
+
+    def stop(signum: int, frame: object) -> None:
+        stopped.signum = signum
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave the signals alone
+        yield stopped
+        return
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
