@@ -1129,6 +1129,7 @@ _BUILTIN_ERRORS = {
 _ALLOWED = {
     ("i2i/__init__.py", "AttributeError"),  # module __getattr__: Python's protocol
     ("i2i/train/stop.py", "KeyboardInterrupt"),  # a second Ctrl-C stops at once
+    ("i2i/cli/using.py", "KeyboardInterrupt"),  # SIGTERM stops an apply as Ctrl-C does
 }
 
 
