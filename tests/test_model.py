@@ -114,6 +114,12 @@ def test_export_removes_what_a_killed_export_of_the_same_folder_left(run_dir, tm
         os.utime(folder, (hours_ago, hours_ago))
     export_run(run_dir, tmp_path / "model")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.now1ng_y", ".x", "model"]
+    another = tmp_path / ".mx.k1ll3d_z"  # model "mx"'s, which the name "m*" matches as a pattern
+    another.mkdir()
+    (another / "model.safetensors").write_bytes(b"half a model")
+    os.utime(another, (hours_ago, hours_ago))
+    export_run(run_dir, tmp_path / "m*")
+    assert another.exists()
 
 
 def _tiny_model(tmp_path: Path, **kwargs) -> Path:

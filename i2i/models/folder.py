@@ -9,6 +9,7 @@ safetensors are ever read, never pickle or code.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -282,7 +283,7 @@ def _remove_killed_saves(folder: Path) -> None:
     """Remove the temp folders that killed saves of ``folder`` left beside it (a model's
     weights, hundreds of MB each); one still being written by another process is younger."""
     ours = {WEIGHTS, CONFIG, SAMPLES, CARD}
-    for tmp in folder.parent.glob(f".{folder.name}.*"):
+    for tmp in folder.parent.glob(f".{glob.escape(folder.name)}.*"):
         if len(tmp.name) != len(folder.name) + 10 or tmp.is_symlink() or not tmp.is_dir():
             continue  # mkdtemp's: ".NAME." and eight characters
         try:
