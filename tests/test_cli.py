@@ -214,3 +214,5 @@ def test_a_process_of_a_torchrun_job_that_died_is_one_line_on_the_others(monkeyp
     monkeypatch.setattr(i2i, "fit", setup_error)
     monkeypatch.setenv("WORLD_SIZE", "2")  # not a process that died: the traceback stays
     assert isinstance(CliRunner().invoke(cli, argv).exception, RuntimeError)
+    monkeypatch.setenv("WORLD_SIZE", "two")  # a hostile value: still the error, not a new one
+    assert isinstance(CliRunner().invoke(cli, argv).exception, RuntimeError)

@@ -124,7 +124,8 @@ def _peer_lost(error: RuntimeError) -> bool:
     """Under torchrun, a collective that failed because another process of the job died
     (killed, out of memory): the traceback is gloo's or NCCL's, not news about i2i. Other
     distributed errors (a setup, a misuse) keep their traceback."""
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+    world = os.environ.get("WORLD_SIZE", "1")
+    if not world.isdigit() or int(world) <= 1:  # told apart before it reaches an error
         return False
     import torch.distributed as dist
 
