@@ -296,7 +296,10 @@ def test_any_registered_generator_can_be_named(toy_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigint_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(signum, toy_data, tmp_path):
+    """Ctrl-C and SIGTERM (torchrun's, SLURM's, kill's) save and stop, with the exit status a
+    shell gives for the signal: SIGTERM's was Ctrl-C's 130."""
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [
@@ -310,9 +313,9 @@ def test_sigint_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
     deadline = time.time() + 120
     while not (out / "losses.jsonl").exists() and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
+    assert proc.returncode == 128 + signum, output
     assert f"--resume {out}" in output
     assert latest_checkpoint(out) is not None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -76,8 +77,8 @@ class TrainGroup(click.Group):
             if "config" in given:
                 given["config_file"] = given.pop("config")
             result = i2i.fit(i2i.create_task(cmd_name, **given))
-            if result.interrupted:
-                sys.exit(130)
+            if result.interrupted:  # 130 for Ctrl-C, 143 for SIGTERM, as a shell says
+                sys.exit(128 + (result.signal or signal.SIGINT))
 
         return click.Command(cmd_name, params=params, callback=run, help=task_cls.__doc__)
 

@@ -48,6 +48,9 @@ class TrainResult:
     samples: Path | None
     loss_curve: Path | None
     interrupted: bool = False
+    # The signal that asked this process to stop (SIGINT, SIGTERM), for the exit status a shell
+    # and a scheduler expect; None when it finished, or stopped with the other ranks.
+    signal: int | None = None
 
 
 @contextmanager
@@ -262,7 +265,7 @@ class Trainer:
             logger.close()
             self.folder.release(failed=sys.exc_info()[0] is not None)
         result = TrainResult(
-            self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping
+            self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping, stop.signum
         )
         if rt.is_main:
             files = {"checkpoint": checkpoint, "loss curve": loss_curve}
