@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from PIL import Image
 import i2i.data.images as images_module
 from i2i.core.device import resolve_device
 from i2i.core.errors import InvalidArgumentError, WriteError
+from i2i.core.files import temp_sibling
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks
 from i2i.infer.apply import apply_paths, job_counts
@@ -158,6 +160,40 @@ def test_an_interrupted_write_leaves_nothing_a_rerun_would_skip(
     assert [p for p in out.rglob("*") if p.is_file()] == []  # no output, no temp file
     monkeypatch.setattr(images_module, "to_pil", real_to_pil)
     assert len(apply_paths(translator, [folder], out, progress=False).written) == 6
+
+
+def test_a_rerun_removes_the_temp_files_killed_writes_of_its_share_left(
+    translator, folder, tmp_path
+):
+    """A job killed mid-write (SIGKILL, out of memory) leaves hidden temp files, a whole
+    video's worth each. Each process of the rerun removes those of its own share's outputs
+    once they are an hour old, and nothing else: not a live write's, not another's."""
+    out, hours_ago = tmp_path / "out", time.time() - 2 * 3600
+
+    def leftover(name: str, mtime: float = hours_ago, path: Path | None = None) -> Path:
+        path = path or temp_sibling(out / name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x89PNG half an image")
+        os.utime(path, (mtime, mtime))
+        return path
+
+    save(out / "0.png", pattern(32, 32))  # an output a rerun keeps; its killed rewrite goes
+    # Rank 0 of 2 takes 0, 2 and 4.png; rank 1 takes 1, 3 and sub/5.png.
+    gone = [leftover("0.png"), leftover("2.png")]
+    kept = [
+        leftover("4.png", mtime=time.time()),  # a write that may be live
+        leftover("1.png"),  # rank 1's
+        leftover("other.png"),  # not an output of this job
+        leftover("", path=out / ".2.png.0123abcd.jpg"),  # another suffix: not a temp sibling
+    ]
+    apply_paths(translator, [folder], out, progress=False, ranks=Ranks(0, 2))
+    assert not any(path.exists() for path in gone)
+    assert all(path.exists() for path in kept)
+    apply_paths(translator, [folder], out, progress=False, ranks=Ranks(1, 2))
+    assert not kept[1].exists() and kept[2].exists()
+    # A video's temp file ends in its suffix, by which PyAV chooses the container.
+    video_temp = temp_sibling(out / "clip.mp4")
+    assert video_temp.name.startswith(".clip.mp4.") and video_temp.suffix == ".mp4"
 
 
 def test_progress_of_one_of_several_processes_is_prefixed_lines(capsys):

@@ -8,7 +8,10 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Callable
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,6 +79,50 @@ def remove_stale_temp_files(*folders: Path) -> None:
         for path in Path(folder).glob(".*"):
             if _TEMP_FILE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
                 path.unlink(missing_ok=True)
+
+
+# A temp file (or folder) this old is a killed write's: a live write renames its own within
+# seconds, or keeps writing to it (a video), which keeps it younger.
+KILLED_AFTER_S = 3600
+
+
+def temp_sibling(path: Path) -> Path:
+    """A hidden, unique name beside ``path`` to write it under before the rename. It ends in
+    the target's suffix, which video encoders choose the format by; ``remove_killed_writes``
+    knows it."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+_TEMP_SIBLING = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}(?P<suffix>.*)")
+
+
+def remove_killed_writes(paths: Iterable[Path]) -> None:
+    """Remove the ``temp_sibling`` files that killed writes of ``paths`` left (an image, or a
+    whole video: gigabytes), once they are an hour old. Only the names given are looked at, so
+    processes that write other files of a folder (ranks of a job) never touch each other's."""
+    wanted: defaultdict[Path, set[str]] = defaultdict(set)
+    for path in paths:
+        wanted[Path(path).parent].add(Path(path).name)
+    for folder, names in wanted.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not made yet, or unreadable: nothing of ours is there
+            continue
+        for entry in entries:
+            match = _TEMP_SIBLING.fullmatch(entry.name)
+            if not match or match["name"] not in names:
+                continue
+            if match["suffix"] != Path(match["name"]).suffix:
+                continue
+            try:
+                stat = entry.stat(follow_symlinks=False)
+                if (
+                    entry.is_file(follow_symlinks=False)
+                    and time.time() - stat.st_mtime > KILLED_AFTER_S
+                ):
+                    os.unlink(entry.path)
+            except OSError:  # gone meanwhile, or not ours to remove
+                continue
 
 
 def write_file(path: Path, data: bytes) -> None:

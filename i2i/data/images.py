@@ -11,7 +11,6 @@ import functools
 import io
 import math
 import os
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from PIL import Image, ImageCms, ImageOps
 
 from i2i.core.errors import DataError, ImageDecodeError, InvalidArgumentError, one_line
+from i2i.core.files import temp_sibling
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -345,7 +345,7 @@ def save_image(image: torch.Tensor, path: PathLike) -> Path:
     encoded = io.BytesIO()
     pil.save(encoded, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_sibling(path)
     try:
         with open(tmp, "xb") as file:  # unlike mkstemp, "x" honours the umask
             file.write(encoded.getbuffer())  # raises on a short write, as Pillow does not

@@ -3,7 +3,7 @@
 Inputs are decoded ahead in threads while the network runs; outputs mirror the input names,
 are written atomically and never replace an input. Under torchrun each process translates its
 own share of the inputs into the common output folder, and outputs that exist already are kept,
-so a job that was stopped resumes where it was.
+so a job that was stopped resumes where it was (and removes the temp files of a killed one).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TypeVar
 import torch
 
 from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, count, one_line, writing
+from i2i.core.files import remove_killed_writes
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
 from i2i.data import decode_image, image_format, image_header, save_image
@@ -313,7 +314,9 @@ def apply_paths(
     if left_out and ranks.rank == 0:  # one note for the job, not one per process
         report.notes.append(left_out)
     no_pyav = _videos_need(jobs, video)
-    for job in ranks.shard(jobs):
+    share = ranks.shard(jobs)
+    remove_killed_writes(job.dst for job in share)  # what a killed job left (SIGKILL, OOM)
+    for job in share:
         if job.dst.is_dir():
             report.failed.append(
                 (str(job.src), f"a folder is in the way of its output {job.dst}; move it away")

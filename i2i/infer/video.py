@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from i2i.core.errors import (
     WriteError,
     writing,
 )
+from i2i.core.files import temp_sibling
 from i2i.core.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -433,7 +433,7 @@ def translate_video(
     rate = stream.average_rate or stream.guessed_rate or _FALLBACK_RATE
     origin = options.start if options.start is not None else (container.start_time or 0) / 1e6
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}{dst.suffix}")
+    tmp = temp_sibling(dst)
     try:
         with (
             container,

@@ -26,7 +26,7 @@ from torch import nn
 
 from i2i.core.checks import check_text_path
 from i2i.core.errors import CheckpointError, I2IError, writing
-from i2i.core.files import share_like_umask, write_file
+from i2i.core.files import KILLED_AFTER_S, share_like_umask, write_file
 from i2i.core.protocol import DIRECTIONS
 from i2i.core.registry import Registry, generators
 from i2i.models.build import (
@@ -274,11 +274,6 @@ def publish_folder(tmp: Path, folder: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-# A temp folder of a save untouched this long was left by a killed process: no save of a
-# model folder takes an hour between two of its files.
-_KILLED_AFTER_S = 3600
-
-
 def _remove_killed_saves(folder: Path) -> None:
     """Remove the temp folders that killed saves of ``folder`` left beside it (a model's
     weights, hundreds of MB each); one still being written by another process is younger."""
@@ -288,7 +283,7 @@ def _remove_killed_saves(folder: Path) -> None:
             continue  # mkdtemp's: ".NAME." and eight characters
         try:
             names = {p.name for p in tmp.iterdir()}
-            if names <= ours and time.time() - tmp.stat().st_mtime > _KILLED_AFTER_S:
+            if names <= ours and time.time() - tmp.stat().st_mtime > KILLED_AFTER_S:
                 shutil.rmtree(tmp)
         except OSError:
             continue
