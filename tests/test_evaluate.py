@@ -157,6 +157,27 @@ def test_a_report_of_fewer_directions_replaces_the_earlier_sheets(report, model_
     assert sorted(p.name for p in out.iterdir()) == ["AtoB.png", "index.html", "metrics.json"]
 
 
+def test_sheets_of_an_eval_killed_before_its_metrics_are_replaced_but_pictures_are_not(
+    report, model_dir, data_dir
+):
+    """An eval killed between its sheets and its metrics.json left a folder that the next
+    eval refused as the user's own; a user's own AtoB.png is still refused."""
+    killed = report[0].parent / "killed"
+    killed.mkdir()
+    shutil.copy(report[0] / "AtoB.png", killed)  # what the killed eval had written
+    translator = i2i.load(model_dir, device="cpu")
+    evaluate(translator, data_dir, killed, extractor=RandomConv(), device="cpu")
+    assert sorted(p.name for p in killed.iterdir()) == [
+        "AtoB.png", "BtoA.png", "index.html", "metrics.json"
+    ]  # fmt: skip
+    users = report[0].parent / "users"
+    users.mkdir()
+    Image.new("RGB", (8, 8)).save(users / "AtoB.png")
+    with pytest.raises(I2IError, match=r"holds 'AtoB\.png', which is not part of an eval report"):
+        evaluate(translator, data_dir, users, extractor=RandomConv(), device="cpu")
+    assert [p.name for p in users.iterdir()] == ["AtoB.png"]
+
+
 def test_unreadable_test_images_are_left_out_and_listed(model_dir, data_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(data_dir, data)

@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
+from PIL import Image, PngImagePlugin
 
 from i2i.core.checks import check_positive, check_text_path
 from i2i.core.errors import DataError, I2IError, ImageDecodeError, count, writing
@@ -207,6 +208,27 @@ def _pair_direction(translator: Any) -> str | None:
     return direction if direction in ("AtoB", "BtoA") else "AtoB"
 
 
+# Written into every contact sheet (a PNG text chunk), so a report folder that lost its
+# metrics.json (an eval killed between the two) is still known as one.
+_SHEET_MARK = ("Software", "i2i eval")
+
+
+def _save_sheet(image: Any, file: BinaryIO) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text(*_SHEET_MARK)
+    image.save(file, format="PNG", pnginfo=info)
+
+
+def _is_eval_sheet(path: Path) -> bool:
+    if path.suffix != ".png" or not path.is_file():
+        return False
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get(_SHEET_MARK[0]) == _SHEET_MARK[1]
+    except (OSError, ValueError):  # not a picture, or not one Pillow reads
+        return False
+
+
 def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
     """The report replaces an earlier report and nothing else: never the test images it
     reads (it would then count its own sheets as test images), never a user's files."""
@@ -217,8 +239,10 @@ def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
     ours = {METRICS_FILE, REPORT_FILE, *(f"{d}.png" for d in SOURCE)}
     names = sorted(p.name for p in out_dir.iterdir())
     foreign = [name for name in names if name not in ours]
-    if names and not foreign and METRICS_FILE not in names:  # a page of the user's own
-        foreign = [name for name in names if name != METRICS_FILE]
+    if names and not foreign and METRICS_FILE not in names:
+        # A page or pictures of the user's own; sheets that say they are an eval's were left
+        # by one that stopped before its metrics.json.
+        foreign = [name for name in names if not _is_eval_sheet(out_dir / name)]
     if foreign:
         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise I2IError(
@@ -414,7 +438,7 @@ def evaluate(
             "skipped": [{"path": path, "reason": reason} for path, reason in skipped.items()],
         }
         for name, image in sheets.items():  # the report is written once the work has succeeded
-            atomic_write(out_dir / name, lambda f, image=image: image.save(f, format="PNG"))
+            atomic_write(out_dir / name, lambda f, image=image: _save_sheet(image, f))
         atomic_write_text(
             out_dir / METRICS_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n"
         )
