@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 import i2i
-from i2i.core.errors import DataError, I2IWarning
+from i2i.core.errors import DataError, I2IWarning, WriteError
 from i2i.models.checkpoint import latest_checkpoint
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY, tiny_cli_args
@@ -340,6 +340,29 @@ def test_a_stop_between_log_steps_logs_its_part_of_the_interval(toy_data, tmp_pa
     train("cyclegan", resume=str(tmp_path / "run"), max_steps=8)
     log = (tmp_path / "run" / "losses.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in log] == [2, 3, 4, 6, 8]
+
+
+@pytest.mark.parametrize("next_write", ["log", "checkpoint"])
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_run_folder_deleted_while_training_is_said_to_be_gone(next_write, toy_data, tmp_path):
+    """Deleted mid-run, the folder got "make the run folder writable, then --resume", or was
+    made again by the next checkpoint, holding loose files that no --resume reads; and
+    TensorBoard's writer thread printed a traceback of its own."""
+    run = tmp_path / "run"
+    every = {"log_every": 2, "save_every": 100} if next_write == "log" else {"log_every": 100}
+    task = i2i.create_task(
+        "cyclegan", data=str(toy_data), out=str(run), max_steps=8, **{**TINY, **every}
+    )
+    step = task.train_step
+
+    def delete_in_step_1(batch):
+        shutil.rmtree(run, ignore_errors=True)
+        return step(batch)
+
+    task.train_step = delete_in_step_1
+    with pytest.raises(WriteError, match=r"run folder .* is gone \(deleted or moved while"):
+        i2i.fit(task)
+    assert not run.exists()
 
 
 @pytest.mark.parametrize("at_step", [3, 1])

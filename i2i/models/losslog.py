@@ -18,6 +18,8 @@ from i2i.core.files import atomic_write_text
 from i2i.models.safefiles import regular_file
 
 LOSS_LOG = "losses.jsonl"
+# What to do when a file of a training run cannot be written (not a full disk).
+RUN_WAY_OUT = "make the run folder writable, then --resume the run"
 
 Warn = Callable[[str], None]
 
@@ -66,5 +68,5 @@ def trim_after(path: Path, step: int, warn: Warn = _ignore) -> None:
 def append(path: Path, record: dict[str, Any]) -> None:
     """Add one record as one write of one line (a kill or a full disk tears at most this line,
     which every reader drops)."""
-    with writing(path, "make the run folder writable, then --resume the run"), open(path, "a") as f:
+    with writing(path, RUN_WAY_OUT), open(path, "a") as f:
         f.write(json.dumps(record) + "\n")

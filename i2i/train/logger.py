@@ -6,16 +6,19 @@ are the only points where the training loop waits for the device.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, TextColumn
 
+from i2i.core.errors import WriteError, writing
 from i2i.core.files import atomic_write
 from i2i.core.progress import progress_bar
-from i2i.models.losslog import LOSS_LOG, append, read_records, trim_after
+from i2i.models.losslog import LOSS_LOG, RUN_WAY_OUT, append, read_records, trim_after
 from i2i.viz import line_charts
 
 METRICS_FILE = LOSS_LOG
@@ -30,6 +33,22 @@ def _tensorboard_writer(log_dir: Path, start_step: int) -> Any:
     except ImportError:  # tensorboard is optional
         return None
     return SummaryWriter(log_dir=str(log_dir), purge_step=start_step + 1 if start_step else None)
+
+
+# TensorBoard writes its events in a thread of its own, which prints a traceback when a write
+# fails (a full disk, the run folder deleted) and keeps the error for the next write from
+# the training, which says it in one line: the thread's traceback is noise.
+_EVENT_THREAD = "_AsyncWriterThread"
+
+
+def _quiet_event_thread(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def excepthook(args: Any) -> None:
+        if not (
+            type(args.thread).__name__ == _EVENT_THREAD and isinstance(args.exc_value, OSError)
+        ):
+            hook(args)
+
+    return excepthook
 
 
 def _duration(seconds: float) -> str:
@@ -51,6 +70,9 @@ class RunLogger:
         self.tensorboard = (
             _tensorboard_writer(self.run_dir / "tensorboard", start_step) if enabled else None
         )
+        self._thread_hook = threading.excepthook
+        if self.tensorboard is not None:
+            threading.excepthook = _quiet_event_thread(self._thread_hook)
         self.progress: Progress | None = None
         self.total_steps = total_steps
         self._last_time, self._last_step = time.perf_counter(), start_step
@@ -103,16 +125,18 @@ class RunLogger:
             {"step": step, "epoch": epoch + 1, "time": time.time(), **extra, **values},
         )
         if self.tensorboard is not None:
-            for key, value in values.items():
-                if value is not None:
-                    self.tensorboard.add_scalar(key, value, step)
+            with writing(self.run_dir / "tensorboard", RUN_WAY_OUT):
+                for key, value in values.items():
+                    if value is not None:
+                        self.tensorboard.add_scalar(key, value, step)
         return " ".join(f"{k}={v:.3g}" for k, v in values.items() if k != "lr" and v is not None)
 
     def image(self, tag: str, image: Any, step: int) -> None:
         if self.tensorboard is not None:
             import numpy as np
 
-            self.tensorboard.add_image(tag, np.asarray(image), step, dataformats="HWC")
+            with writing(self.run_dir / "tensorboard", RUN_WAY_OUT):
+                self.tensorboard.add_image(tag, np.asarray(image), step, dataformats="HWC")
 
     def write_loss_curve(self) -> Path | None:
         if not self.enabled:
@@ -141,8 +165,17 @@ class RunLogger:
         if self.enabled:
             self.console.print(message, highlight=False)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """``failed``: the training is ending on an error, which an event file that cannot be
+        flushed (its folder deleted, a full disk) must not hide."""
         if self.progress is not None:
             self.progress.stop()
         if self.tensorboard is not None:
-            self.tensorboard.close()
+            try:
+                with writing(self.run_dir / "tensorboard", RUN_WAY_OUT):
+                    self.tensorboard.close()
+            except WriteError:
+                if not failed:
+                    raise
+            finally:
+                threading.excepthook = self._thread_hook

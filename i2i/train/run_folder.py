@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from i2i.core.errors import I2IError, I2IWarning, InvalidArgumentError
+from i2i.core.errors import I2IError, I2IWarning, InvalidArgumentError, WriteError
 from i2i.core.files import atomic_write_text, remove_stale_temp_files
 from i2i.kit.config import PATH_OPTIONS
 from i2i.models.checkpoint import RUN_CONFIG, latest_checkpoint, read_run_config
@@ -88,6 +88,16 @@ class RunFolder:
             self._created = False
             with contextlib.suppress(OSError):
                 self.path.rmdir()  # only if empty
+
+    def check_still_there(self, cause: BaseException | None = None) -> None:
+        """Raise a one-line ``WriteError`` if the folder was deleted or moved while training.
+        Writing on would make a folder of loose files that no --resume reads, and the advice
+        for a folder that cannot be written (make it writable) would not help."""
+        if not (self.path / RUN_CONFIG).is_file():
+            raise WriteError(
+                f"the run folder {self.path} is gone (deleted or moved while training); move "
+                f"it back and --resume the run, or start the training again"
+            ) from cause
 
     @contextlib.contextmanager
     def released_on_error(self) -> Iterator[RunFolder]:

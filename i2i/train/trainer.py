@@ -22,7 +22,13 @@ from typing import Any
 import torch
 
 from i2i.core import errors
-from i2i.core.errors import I2IError, I2IWarning, InputSizeError, InvalidArgumentError
+from i2i.core.errors import (
+    I2IError,
+    I2IWarning,
+    InputSizeError,
+    InvalidArgumentError,
+    WriteError,
+)
 from i2i.data import collate, keep_decoded, prefetch
 from i2i.kit.groups import RunOptions
 from i2i.kit.task import Task
@@ -257,13 +263,18 @@ class Trainer:
                 if rt.is_main and sampled_at != self.step:  # the last grid, once
                     samples_path = self.write_samples(logger)
                 loss_curve = logger.write_loss_curve()
+        except WriteError as error:
+            if rt.is_main:
+                self.folder.check_still_there(error)
+            raise
         except KeyboardInterrupt:  # a second signal: out at once, but say what is left
             if rt.is_main:
                 print_stopped_at_once(self.task.name, self.run_dir)
             raise
         finally:
-            logger.close()
-            self.folder.release(failed=sys.exc_info()[0] is not None)
+            failed = sys.exc_info()[0] is not None
+            logger.close(failed)
+            self.folder.release(failed)
         result = TrainResult(
             self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping, stop.signum
         )
@@ -319,6 +330,8 @@ class Trainer:
 
     # -- outputs -----------------------------------------------------------------------------
     def save(self) -> Path | None:
+        if self.runtime.is_main:
+            self.folder.check_still_there()
         return checkpoints.save_run(
             self.run_dir,
             self.task,
