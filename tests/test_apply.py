@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from PIL import Image
 from torch import nn
 
 import i2i
+from i2i.cli import cli
 from i2i.core.errors import I2IError, InvalidArgumentError
 from i2i.core.ranks import Ranks
 from i2i.core.registry import generators
@@ -126,9 +128,6 @@ def test_a_photo_with_a_colour_profile_is_translated_as_a_viewer_shows_it(transl
 
 
 def test_ctrl_c_during_apply_says_how_far_it_got_and_how_to_go_on(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from i2i.cli import cli
     from i2i.infer.apply import ApplyStopped
 
     model = build_model(tmp_path / "model", {"AtoB": RESNET})
@@ -198,6 +197,53 @@ def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path)
     assert Image.open(tmp_path / "out" / "big.png").size == (120, 80)
     report = apply_paths(plain, [tmp_path / "big.png"], tmp_path / "out2", progress=False)
     assert "megapixel budget" in report.failed[0][1]
+
+
+class Tint(nn.Module):
+    """A colour grade: the same change at every pixel, which a coarse scale holds whole."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.tensor([0.2, 0.0, -0.1]).view(1, 3, 1, 1)
+
+
+def test_scale_keeps_the_inputs_detail_so_a_look_comes_out_sharp(tmp_path):
+    """Translated at a smaller scale and enlarged, the result lost every detail of the photo
+    finer than that scale; the input's fine band is now added back (--drop-detail: not)."""
+    config = read_config(build_model(tmp_path / "m", {"AtoB": ("local_net", {})}))
+    x = noise(2, 3, 40, 64) * 0.5  # fine detail everywhere, within [-1, 1] after the tint
+    truth = Tint()(x)
+    kept = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16)(x, "AtoB")
+    torch.testing.assert_close(kept, truth, atol=1e-5, rtol=0)
+    dropped = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16, keep_detail=False)
+    assert (dropped(x, "AtoB") - truth).abs().mean() > 0.1  # the soft, enlarged output alone
+    assert "without the input's detail" in repr(dropped)
+    with pytest.raises(InvalidArgumentError, match="dropping the detail applies with --scale"):
+        Translator(config, {"AtoB": Tint()}, keep_detail=False)
+    # a grey input's detail goes into every colour of a colour output
+    grey = noise(1, 1, 40, 64) * 0.5
+    out = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16)(grey, "AtoB")
+    torch.testing.assert_close(out, Tint()(grey.expand(1, 3, 40, 64)), atol=1e-5, rtol=0)
+
+
+def test_cli_drop_detail_needs_scale_and_gives_a_softer_picture(tmp_path):
+    folder = build_model(tmp_path / "m", {"AtoB": ("local_net", {})})
+    save(tmp_path / "in" / "a.png", pattern(64, 48))
+    runner = CliRunner()
+    outputs = {}
+    for name, flags in {"kept": [], "dropped": ["--drop-detail"]}.items():
+        result = runner.invoke(
+            cli, ["apply", str(folder), str(tmp_path / "in"), "-o", str(tmp_path / name),
+                  "--scale", "16", *flags],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs[name] = np.asarray(Image.open(tmp_path / name / "a.png"), dtype=np.float64)
+    # the kept detail: the picture's own edges; dropped: a smooth enlargement of 16 px
+    sharpness = {k: np.abs(np.diff(v, axis=1)).mean() for k, v in outputs.items()}
+    assert sharpness["kept"] > 1.5 * sharpness["dropped"], sharpness
+    result = runner.invoke(cli, ["apply", str(folder), str(tmp_path / "in"), "-o",
+                                 str(tmp_path / "x"), "--drop-detail"])  # fmt: skip
+    assert result.exit_code == 1 and "dropping the detail applies with --scale" in result.output
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("size", [(37, 53), (32, 32), (5, 3), (64, 33)])

@@ -63,6 +63,14 @@ def _scale(value: str | None) -> int | str | None:
     "learned them; large photos run faster).",
 )
 @click.option(
+    "--keep-detail/--drop-detail",
+    default=True,
+    help="With --scale: add the input's detail finer than that scale back to the result, so a "
+    "look, a light or a colour grade comes out sharp at full size (default); or give the "
+    "network's output alone, enlarged and softer (a painting style whose strokes replace the "
+    "photo's detail).",
+)
+@click.option(
     "--steps",
     type=int,
     help="Bridge models (UNSB): predictions along the path, 1 to the trained steps (default: "
@@ -118,6 +126,7 @@ def apply(
     tile: int | None,
     overlap: int,
     scale: int | str | None,
+    keep_detail: bool,
     steps: int | None,
     seed: int,
     path_noise: float | None,
@@ -170,6 +179,7 @@ def apply(
         seed=seed,
         path_noise=path_noise,
         scale=scale,
+        keep_detail=keep_detail,
     )
     # Under torchrun the processes are joined from the start: one that dies is heard of at once.
     with joined(Ranks.from_env()), _terminated_as_interrupted() as stop:

@@ -1,0 +1,108 @@
+"""Photos bigger than a model's training scale: translated at their own size, at the model's
+scale and enlarged, or at the model's scale with the input's finer detail added back.
+
+A model trained at 64 px crops of 72 px loads (``quality.py``'s suite) is applied to the
+held-out photos of its look at their own 256 px, where the look's truth is the look of the
+256 px photo. One JSON line per model: PSNR over returning the input (dB, the mean over the
+photos) and seconds per photo for ``own`` (``i2i apply`` without ``--scale``), ``enlarged``
+(``--scale model --drop-detail``) and ``detail`` (``--scale model``, the default detail).
+Never asserts.
+
+    python benchmarks/quality.py --grid GRID --work W ...     # or: i2i train ... --out RUN
+    python benchmarks/scale_detail.py --run W/RUN --look dusk --data CACHE/dusk-72
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+import i2i
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from looks import apply_look
+from quality_data import images_in
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MODES = {
+    "own": {},
+    "enlarged": {"scale": "model", "keep_detail": False},
+    "detail": {"scale": "model"},
+}
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
+
+
+def _photo(path: Path) -> torch.Tensor:
+    """A photo as a float (3, H, W) tensor in [0, 1], read as the suite reads it."""
+    array = np.array(Image.open(path).convert("RGB"))
+    return torch.from_numpy(array).permute(2, 0, 1).float() / 255
+
+
+def measure(
+    run: Path, look: Callable[[torch.Tensor], torch.Tensor], photos: list[Path], threads: int
+) -> dict[str, Any]:
+    """Each mode's PSNR over the input against ``look`` of the photo, and its seconds."""
+    torch.set_num_threads(threads)
+    models = {mode: i2i.load(str(run), device="cpu", **kw) for mode, kw in MODES.items()}
+    gains: dict[str, list[float]] = {mode: [] for mode in MODES}
+    seconds = dict.fromkeys(MODES, 0.0)
+    identity = []
+    for path in photos:
+        x = _photo(path)
+        truth = (look(x) * 255).round() / 255  # what a look written to 8 bits gives
+        identity.append(_psnr(x, truth))
+        for mode, model in models.items():
+            start = time.perf_counter()
+            out = model(x[None] * 2 - 1, direction="AtoB")[0]
+            seconds[mode] += time.perf_counter() - start
+            out = ((out + 1) / 2 * 255).round() / 255  # as apply writes it
+            gains[mode].append(_psnr(out, truth) - identity[-1])
+    return {
+        "identity_psnr": round(float(np.mean(identity)), 3),
+        **{f"{mode}_db": round(float(np.mean(v)), 3) for mode, v in gains.items()},
+        **{f"{mode}_s": round(s / len(photos), 4) for mode, s in seconds.items()},
+        "photos": len(photos),
+        "size": list(_photo(photos[0]).shape[1:]),
+    }
+
+
+def held_out_photos(data: Path, shared: Path, n: int) -> list[Path]:
+    """The originals of a suite data set's held-out photos (its testA names)."""
+    originals = {p.stem: p for p in images_in(shared / "monet2photo" / "testB")}
+    names = [p.stem for p in images_in(data / "testA")][:n]
+    missing = [name for name in names if name not in originals]
+    if missing:
+        raise SystemExit(f"no original of {missing[0]} in {shared}/monet2photo/testB")
+    return [originals[name] for name in names]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="a run or model folder")
+    parser.add_argument("--look", required=True, help="the look it was trained on (looks.py)")
+    parser.add_argument("--data", type=Path, required=True, help="its suite data set")
+    parser.add_argument("--shared-data", type=Path, default=SHARED)
+    parser.add_argument("--photos", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    photos = held_out_photos(args.data, args.shared_data, args.photos)
+    record = measure(args.run, lambda x: apply_look(args.look, x), photos, args.threads)
+    print(json.dumps({"benchmark": "scale_detail", "look": args.look, "run": args.run.name,
+                      **record, "cpu": platform.processor() or platform.machine()}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
