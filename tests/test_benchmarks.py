@@ -351,3 +351,30 @@ def test_gpu_check_only_runs_the_stages_named(tmp_path):
     ran = [line["stage"] for line in lines if line["bench"] == "gpu_check" and "rc" in line]
     assert ran == ["environment"]
     assert subprocess.run(["bash", script, "--bogus"], capture_output=True).returncode == 2
+
+
+def test_scale_detail_scores_the_three_ways_against_the_look_of_the_photo(tmp_path, monkeypatch):
+    """benchmarks/scale_detail.py: a model whose change the coarse scale holds whole (a
+    colour shift) comes close to its truth with the detail kept, and the enlarged output alone
+    loses the photo's detail."""
+    import scale_detail
+
+    from i2i.infer.translator import Translator
+    from tests.test_apply import Tint, pattern, save
+
+    for i in range(2):
+        save(tmp_path / "photos" / f"{i}.png", pattern(96, 80, seed=i))
+    photos = sorted((tmp_path / "photos").iterdir())
+    config = {"training": {"load_size": 24}}  # as export records a run trained at 24 px
+    monkeypatch.setattr(
+        scale_detail.i2i,
+        "load",
+        lambda run, **kwargs: Translator(config, {"AtoB": Tint()}, **kwargs),
+    )
+    record = scale_detail.measure(
+        tmp_path, lambda x: (Tint()(x[None] * 2 - 1)[0] + 1) / 2, photos, 1
+    )
+    assert record["photos"] == 2 and record["size"] == [80, 96]
+    assert record["own_db"] == float("inf")  # the shift itself, exactly
+    assert record["detail_db"] > 10 and record["enlarged_db"] < record["detail_db"] - 3
+    assert set(record) >= {"own_s", "enlarged_s", "detail_s", "identity_psnr"}
