@@ -197,6 +197,12 @@ def test_scale_runs_the_network_at_that_size_and_gives_the_inputs_size(tmp_path)
     assert Image.open(tmp_path / "out" / "big.png").size == (120, 80)
     report = apply_paths(plain, [tmp_path / "big.png"], tmp_path / "out2", progress=False)
     assert "megapixel budget" in report.failed[0][1]
+    assert "--scale model" not in report.failed[0][1]  # it records no training size
+    plain._config["training"] = {"load_size": 20}  # one that does: the other way out is named
+    report = apply_paths(plain, [tmp_path / "big.png"], tmp_path / "out3", progress=False)
+    assert report.failed[0][1].endswith(
+        "or at the scale the model was trained at with --scale model (scale='model')"
+    )
 
 
 class Tint(nn.Module):

@@ -663,7 +663,8 @@ ROWS = [
     Row("6-untiled-png-over-the-pixel-budget", _apply("model", "big.png"),
         prepare=_make("big.png", lambda p: _png_claiming(p, 4000, 4000)),
         expect="over the 4.2-megapixel budget of one network pass; translate it in tiles with "
-        "--tile 512", summary=True, writes=("out",)),
+        "--tile 512 (Python: tile=512), or at the scale the model was trained at with --scale "
+        "model", summary=True, writes=("out",)),
     Row("6-png-claiming-144-megapixels", _apply("model", "bomb.png", flags=("--tile", "512")),
         prepare=_make("bomb.png", lambda p: _png_claiming(p, 12000, 12000)),
         expect="claims 12000x12000 pixels, more than 89 megapixels", summary=True, writes=("out",)),

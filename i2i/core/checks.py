@@ -68,11 +68,14 @@ def check_text_path(path: object, flag: str) -> None:
 UNTILED_MAX_PIXELS = 2048 * 2048
 
 
-def check_pixels(height: int, width: int, tile: int | None, limit: int) -> None:
+def check_pixels(
+    height: int, width: int, tile: int | None, limit: int, other_way: str = ""
+) -> None:
     """Refuse an image that would go through the network whole above ``limit`` pixels, naming
-    the way out (tiles), before any memory is spent on it."""
+    the way out (tiles, and ``other_way`` where the caller has one), before any memory is spent
+    on it."""
     if (tile is None or max(height, width) <= tile) and height * width > limit:
         raise InputSizeError(
             f"a {width}x{height} image is over the {limit / 1e6:.1f}-megapixel budget of one "
-            f"network pass; translate it in tiles with --tile 512 (Python: tile=512)"
+            f"network pass; translate it in tiles with --tile 512 (Python: tile=512){other_way}"
         )
