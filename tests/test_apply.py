@@ -231,6 +231,22 @@ def test_scale_keeps_the_inputs_detail_so_a_look_comes_out_sharp(tmp_path):
     torch.testing.assert_close(out, Tint()(grey.expand(1, 3, 40, 64)), atol=1e-5, rtol=0)
 
 
+def test_photos_far_bigger_than_the_training_scale_get_a_note_on_scale_model(tmp_path):
+    folder = build_model(tmp_path / "m", {"AtoB": ("local_net", {})})
+    config = {**read_config(folder), "training": {"load_size": 20}}
+    save(tmp_path / "in" / "big.png", pattern(64, 60))  # 3x the 20 px it was trained at
+    save(tmp_path / "in" / "small.png", pattern(64, 59))
+    plain = Translator(config, load_model(folder)[1], device="cpu")
+    report = apply_paths(plain, [tmp_path / "in"], tmp_path / "out", progress=False)
+    assert report.notes == [
+        "big.png: 3x or more the 20 px the model was trained at; --scale model translates at "
+        "that scale, keeping the detail, with textures at the size it learned them and in a "
+        "fraction of the time"
+    ]
+    scaled = Translator(config, load_model(folder)[1], device="cpu", scale="model")
+    assert apply_paths(scaled, [tmp_path / "in"], tmp_path / "o2", progress=False).notes == []
+
+
 def test_cli_drop_detail_needs_scale_and_gives_a_softer_picture(tmp_path):
     folder = build_model(tmp_path / "m", {"AtoB": ("local_net", {})})
     save(tmp_path / "in" / "a.png", pattern(64, 48))

@@ -121,6 +121,12 @@ class _ImageRun:
         self.written: list[tuple[int, Path]] = []
         self.writes: deque[tuple[Job, Future[Path]]] = deque()
         self.transparent: list[str] = []  # names of inputs flattened onto white
+        # Inputs this many times the model's training scale, or more, are worth a note on
+        # --scale model (none is given where the model records no scale, or one is chosen).
+        self.big_from: int | None = None
+        if translator.scale is None and translator.training_scale is not None:
+            self.big_from = _BIG * translator.training_scale
+        self.big: list[str] = []
 
     def run(self, jobs: list[Job], progress: bool) -> None:
         try:
@@ -133,10 +139,16 @@ class _ImageRun:
             ]
             self.report.written += [path for _, path in sorted(self.written)]
         if self.transparent:
-            names = sorted(self.transparent)
-            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
             self.report.notes.append(
-                f"{names[0]}{more} had transparency: translated on white, written without it"
+                f"{_some(self.transparent)} had transparency: translated on white, written "
+                f"without it"
+            )
+        if self.big:
+            self.report.notes.append(
+                f"{_some(self.big)}: {_BIG}x or more the {self.translator.training_scale} px "
+                f"the model was trained at; --scale model translates at that scale, keeping "
+                f"the detail, with textures at the size it learned them and in a fraction of "
+                f"the time"
             )
 
     def _translate(self, jobs: list[Job], progress: bool) -> None:
@@ -163,6 +175,8 @@ class _ImageRun:
                         f"{job.src.name} is animated; only its first frame was translated "
                         f"(make it a video to translate them all)"
                     )
+                if self.big_from is not None and min(width, height) >= self.big_from:
+                    self.big.append(job.src.name)
                 image = decode_image(job.src)
                 if image.info.get("flattened"):
                     self.transparent.append(job.src.name)
@@ -215,6 +229,16 @@ class _ImageRun:
                     raise
                 reason = getattr(error, "strerror", None) or one_line(error)
                 self.report.failed.append((str(job.src), f"cannot write {job.dst}: {reason}"))
+
+
+# How many times the training scale an input's shorter side is for the note on --scale model.
+_BIG = 3
+
+
+def _some(names: list[str]) -> str:
+    """``a.png``, ``a.png and 3 more``: the first of some files, by name."""
+    names = sorted(names)
+    return names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "")
 
 
 # Write failures that no other file in the same folder would escape.

@@ -389,14 +389,15 @@ class Translator:
         before any memory is spent on it (apply reads the size from the file's header)."""
         scaled = _scaled_size((height, width), self.scale)
         other_way = ""
-        if self.scale is None and self._training_scale() is not None:
+        if self.scale is None and self.training_scale is not None:
             other_way = (
                 ", or at the scale the model was trained at with --scale model (scale='model')"
             )
         check_pixels(scaled[0], scaled[1], tile, self.untiled_max_pixels, other_way)
 
-    def _training_scale(self) -> int | None:
-        """The load size ``scale="model"`` would run at; None where the model has none."""
+    @property
+    def training_scale(self) -> int | None:
+        """The load size ``scale="model"`` runs at; None where the model records none."""
         try:
             return _check_scale("model", self._config)
         except InvalidArgumentError:
