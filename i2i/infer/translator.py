@@ -205,8 +205,8 @@ class Translator:
         self.scale = _check_scale(scale, self._config)
         if not keep_detail and self.scale is None:
             raise InvalidArgumentError(
-                "dropping the detail applies with --scale; without it the network runs at "
-                "the input's own size and its output is the result"
+                "dropping the detail (--drop-detail, keep_detail=False) applies with --scale; "
+                "without it the network runs at the input's own size and its output is the result"
             )
         self.keep_detail = keep_detail
         self.untiled_max_pixels = UNTILED_MAX_PIXELS
