@@ -79,6 +79,22 @@ def measure(
     }
 
 
+def write_figure(
+    run: Path, look: Callable[[torch.Tensor], torch.Tensor], photo: Path, path: Path
+) -> None:
+    """input | own size | enlarged | detail kept | truth, for one photo, with the titles."""
+    from i2i.eval.report import contact_sheet
+
+    x = _photo(photo)
+    tiles = [x * 2 - 1]
+    for kw in MODES.values():
+        tiles.append(i2i.load(str(run), device="cpu", **kw)(x[None] * 2 - 1, direction="AtoB")[0])
+    tiles.append(look(x) * 2 - 1)
+    titles = ["input", "own size", "--drop-detail", "--scale model", "truth"]
+    sheet = contact_sheet(titles, [[t.clamp(-1, 1)] for t in tiles], max(x.shape[1:]))
+    sheet.save(path, quality=92)
+
+
 def held_out_photos(data: Path, shared: Path, n: int) -> list[Path]:
     """The originals of a suite data set's held-out photos (its testA names)."""
     originals = {p.stem: p for p in images_in(shared / "monet2photo" / "testB")}
@@ -97,9 +113,12 @@ def main() -> None:
     parser.add_argument("--shared-data", type=Path, default=SHARED)
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--figure", type=Path, help="write the first photo's five ways here")
     args = parser.parse_args()
     photos = held_out_photos(args.data, args.shared_data, args.photos)
     record = measure(args.run, lambda x: apply_look(args.look, x), photos, args.threads)
+    if args.figure:
+        write_figure(args.run, lambda x: apply_look(args.look, x), photos[0], args.figure)
     print(json.dumps({"benchmark": "scale_detail", "look": args.look, "run": args.run.name,
                       **record, "cpu": platform.processor() or platform.machine()}))  # fmt: skip
 
