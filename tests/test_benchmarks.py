@@ -378,3 +378,6 @@ def test_scale_detail_scores_the_three_ways_against_the_look_of_the_photo(tmp_pa
     assert record["own_db"] == float("inf")  # the shift itself, exactly
     assert record["detail_db"] > 10 and record["enlarged_db"] < record["detail_db"] - 3
     assert set(record) >= {"own_s", "enlarged_s", "detail_s", "identity_psnr"}
+    look = lambda x: (Tint()(x[None] * 2 - 1)[0] + 1) / 2  # noqa: E731
+    scale_detail.write_figure(tmp_path, look, photos[0], tmp_path / "figure.jpg")
+    assert Image.open(tmp_path / "figure.jpg").width >= 5 * 96  # five ways side by side
