@@ -1,12 +1,12 @@
-"""Photos bigger than a model's training scale: translated at their own size, at the model's
-scale and enlarged, or at the model's scale with the input's finer detail added back.
+"""Photos bigger than a model's training scale: translated at their own size, or at the
+model's scale and enlarged with each ``--detail``: the output alone, the input's finer detail
+added back, or the network's colour change as a local map of the full-size input.
 
 A model trained at 64 px crops of 72 px loads (``quality.py``'s suite) is applied to the
 held-out photos of its look at their own 256 px, where the look's truth is the look of the
 256 px photo. One JSON line per model: PSNR over returning the input (dB, the mean over the
-photos) and seconds per photo for ``own`` (``i2i apply`` without ``--scale``), ``enlarged``
-(``--scale model --drop-detail``) and ``detail`` (``--scale model``, the default detail).
-Never asserts.
+photos) and seconds per photo for ``own`` (``i2i apply`` without ``--scale``) and ``none``,
+``input`` and ``local`` (``--scale model --detail ...``). Never asserts.
 
     python benchmarks/quality.py --grid GRID --work W ...     # or: i2i train ... --out RUN
     python benchmarks/scale_detail.py --run W/RUN --look dusk --data CACHE/dusk-72
@@ -34,11 +34,7 @@ from looks import apply_look
 from quality_data import images_in
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MODES = {
-    "own": {},
-    "enlarged": {"scale": "model", "keep_detail": False},
-    "detail": {"scale": "model"},
-}
+MODES = {"own": {}, **{d: {"scale": "model", "detail": d} for d in ("none", "input", "local")}}
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -82,7 +78,7 @@ def measure(
 def write_figure(
     run: Path, look: Callable[[torch.Tensor], torch.Tensor], photo: Path, path: Path
 ) -> None:
-    """input | own size | enlarged | detail kept | truth, for one photo, with the titles."""
+    """The input, each mode, and the truth, for one photo, with titles."""
     from i2i.eval.report import contact_sheet
 
     x = _photo(photo)
@@ -90,7 +86,7 @@ def write_figure(
     for kw in MODES.values():
         tiles.append(i2i.load(str(run), device="cpu", **kw)(x[None] * 2 - 1, direction="AtoB")[0])
     tiles.append(look(x) * 2 - 1)
-    titles = ["input", "own size", "--drop-detail", "--scale model", "truth"]
+    titles = ["input", "own size", *(f"--detail {d}" for d in list(MODES)[1:]), "truth"]
     sheet = contact_sheet(titles, [[t.clamp(-1, 1)] for t in tiles], max(x.shape[1:]))
     sheet.save(path, quality=92)
 
@@ -113,7 +109,7 @@ def main() -> None:
     parser.add_argument("--shared-data", type=Path, default=SHARED)
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--figure", type=Path, help="write the first photo's five ways here")
+    parser.add_argument("--figure", type=Path, help="write the first photo's ways here")
     args = parser.parse_args()
     photos = held_out_photos(args.data, args.shared_data, args.photos)
     record = measure(args.run, lambda x: apply_look(args.look, x), photos, args.threads)

@@ -212,26 +212,55 @@ class Tint(nn.Module):
         return x + torch.tensor([0.2, 0.0, -0.1]).view(1, 3, 1, 1)
 
 
-def test_scale_keeps_the_inputs_detail_so_a_look_comes_out_sharp(tmp_path):
+class TintWithArtefacts(Tint):
+    """A grade drawn with a network's faults: a checkerboard that no photo has."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows, cols = torch.meshgrid(
+            torch.arange(x.shape[-2]), torch.arange(x.shape[-1]), indexing="ij"
+        )
+        return super().forward(x) + 0.1 * ((rows + cols) % 2 * 2 - 1)
+
+
+def _photo_like(channels: int = 3) -> torch.Tensor:
+    """Smooth shading with fine grain on top: detail at every scale, within [-0.8, 0.8]."""
+    rows, cols = torch.meshgrid(torch.linspace(-1, 1, 40), torch.linspace(-1, 1, 64), indexing="ij")
+    shade = torch.stack([rows * 0.5, cols * 0.5, (rows * cols) * 0.5])[:channels]
+    return (shade + 0.2 * noise(1, channels, 40, 64)[0].clamp(-1, 1))[None].clamp(-0.8, 0.8)
+
+
+def test_scale_puts_back_the_fine_detail_so_a_look_comes_out_sharp(tmp_path):
     """Translated at a smaller scale and enlarged, the result lost every detail of the photo
-    finer than that scale; the input's fine band is now added back (--drop-detail: not)."""
+    finer than that scale. --detail input adds the input's fine band back; local keeps the
+    network's colour change as a local map of the input, without the network's artefacts;
+    none is the enlarged output alone."""
     config = read_config(build_model(tmp_path / "m", {"AtoB": ("local_net", {})}))
-    x = noise(2, 3, 40, 64) * 0.5  # fine detail everywhere, within [-1, 1] after the tint
+    x = _photo_like()
     truth = Tint()(x)
-    kept = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16)(x, "AtoB")
-    torch.testing.assert_close(kept, truth, atol=1e-5, rtol=0)
-    dropped = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16, keep_detail=False)
-    assert (dropped(x, "AtoB") - truth).abs().mean() > 0.1  # the soft, enlarged output alone
-    assert "without the input's detail" in repr(dropped)
-    with pytest.raises(
-        InvalidArgumentError,
-        match=r"dropping the detail \(--drop-detail, keep_detail=False\) applies with --scale",
-    ):
-        Translator(config, {"AtoB": Tint()}, keep_detail=False)
+
+    def translated(net: nn.Module, detail: str, image: torch.Tensor = x) -> torch.Tensor:
+        model = Translator(config, {"AtoB": net}, device="cpu", scale=16, detail=detail)
+        return model(image, "AtoB")
+
+    torch.testing.assert_close(translated(Tint(), "input"), truth, atol=1e-5, rtol=0)
+    assert (translated(Tint(), "local") - truth).abs().mean() < 0.02
+    assert (translated(Tint(), "none") - truth).abs().mean() > 0.05  # soft: the grain is gone
+    # the network's checkerboard: added back with the enlarged output, gone from the local map
+    faulty = {
+        d: (translated(TintWithArtefacts(), d) - truth).abs().mean() for d in ("input", "local")
+    }
+    assert faulty["local"] < faulty["input"] / 2, faulty
     # a grey input's detail goes into every colour of a colour output
-    grey = noise(1, 1, 40, 64) * 0.5
-    out = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16)(grey, "AtoB")
-    torch.testing.assert_close(out, Tint()(grey.expand(1, 3, 40, 64)), atol=1e-5, rtol=0)
+    grey = _photo_like(channels=1)
+    grey_truth = Tint()(grey.expand(1, 3, 40, 64))
+    torch.testing.assert_close(translated(Tint(), "input", grey), grey_truth, atol=1e-5, rtol=0)
+    assert (translated(Tint(), "local", grey) - grey_truth).abs().mean() < 0.02
+    model = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16, detail="none")
+    assert "scale 16, detail none" in repr(model)
+    with pytest.raises(InvalidArgumentError, match="--detail local applies with --scale"):
+        Translator(config, {"AtoB": Tint()}, detail="local")
+    with pytest.raises(InvalidArgumentError, match="--detail is one of input, local, none"):
+        Translator(config, {"AtoB": Tint()}, scale=16, detail="sharp")
 
 
 def test_photos_far_bigger_than_the_training_scale_get_a_note_on_scale_model(tmp_path):
@@ -250,24 +279,24 @@ def test_photos_far_bigger_than_the_training_scale_get_a_note_on_scale_model(tmp
     assert apply_paths(scaled, [tmp_path / "in"], tmp_path / "o2", progress=False).notes == []
 
 
-def test_cli_drop_detail_needs_scale_and_gives_a_softer_picture(tmp_path):
+def test_cli_detail_needs_scale_and_none_gives_a_softer_picture(tmp_path):
     folder = build_model(tmp_path / "m", {"AtoB": ("local_net", {})})
     save(tmp_path / "in" / "a.png", pattern(64, 48))
     runner = CliRunner()
     outputs = {}
-    for name, flags in {"kept": [], "dropped": ["--drop-detail"]}.items():
+    for detail in ("input", "local", "none"):
         result = runner.invoke(
-            cli, ["apply", str(folder), str(tmp_path / "in"), "-o", str(tmp_path / name),
-                  "--scale", "16", *flags],
+            cli, ["apply", str(folder), str(tmp_path / "in"), "-o", str(tmp_path / detail),
+                  "--scale", "16", "--detail", detail],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        outputs[name] = np.asarray(Image.open(tmp_path / name / "a.png"), dtype=np.float64)
-    # the kept detail: the picture's own edges; dropped: a smooth enlargement of 16 px
+        outputs[detail] = np.asarray(Image.open(tmp_path / detail / "a.png"), dtype=np.float64)
+    # the input's detail: the picture's own edges; none: a smooth enlargement of 16 px
     sharpness = {k: np.abs(np.diff(v, axis=1)).mean() for k, v in outputs.items()}
-    assert sharpness["kept"] > 1.5 * sharpness["dropped"], sharpness
+    assert min(sharpness["input"], sharpness["local"]) > 1.5 * sharpness["none"], sharpness
     result = runner.invoke(cli, ["apply", str(folder), str(tmp_path / "in"), "-o",
-                                 str(tmp_path / "x"), "--drop-detail"])  # fmt: skip
-    assert result.exit_code == 1 and "applies with --scale" in result.output
+                                 str(tmp_path / "x"), "--detail", "none"])  # fmt: skip
+    assert result.exit_code == 1 and "--detail none applies with --scale" in result.output
     assert not (tmp_path / "x").exists()
 
 

@@ -63,12 +63,15 @@ def _scale(value: str | None) -> int | str | None:
     "learned them; large photos run faster).",
 )
 @click.option(
-    "--keep-detail/--drop-detail",
-    default=True,
-    help="With --scale: add the input's detail finer than that scale back to the result, so a "
-    "look, a light or a colour grade comes out sharp at full size (default); or give the "
-    "network's output alone, enlarged and softer (a painting style whose strokes replace the "
-    "photo's detail).",
+    "--detail",
+    type=click.Choice(["input", "local", "none"]),
+    default="input",
+    show_default=True,
+    help="With --scale, what the enlarged result takes from the full-size input: its finer "
+    "detail, added back (the network's textures stay at the scale it drew them); 'local': only "
+    "the colour change the network made, as a smooth local map of the input, sharp and without "
+    "the network's artefacts (looks, light, colour grades, seasons; not strokes or stripes); "
+    "'none': the network's output alone, enlarged and soft.",
 )
 @click.option(
     "--steps",
@@ -126,7 +129,7 @@ def apply(
     tile: int | None,
     overlap: int,
     scale: int | str | None,
-    keep_detail: bool,
+    detail: str,
     steps: int | None,
     seed: int,
     path_noise: float | None,
@@ -179,7 +182,7 @@ def apply(
         seed=seed,
         path_noise=path_noise,
         scale=scale,
-        keep_detail=keep_detail,
+        detail=detail,
     )
     # Under torchrun the processes are joined from the start: one that dies is heard of at once.
     with joined(Ranks.from_env()), _terminated_as_interrupted() as stop:

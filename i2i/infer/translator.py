@@ -37,6 +37,7 @@ from i2i.core.device import autocast, resolve_device, unwrap, usable_precision
 from i2i.core.errors import I2IError, InvalidArgumentError, one_line, short
 from i2i.core.protocol import size_limits
 from i2i.data.images import normalize_mode, to_pil, to_srgb, to_tensor, to_uint8
+from i2i.infer.detail import DETAILS, enlarged_with_detail, resize
 
 __all__ = ["Translator", "load"]
 
@@ -147,35 +148,34 @@ def default_batch_size(device: torch.device) -> int:
 class Translator:
     """A loaded model, ready to translate PIL images or tensors of any size.
 
-    Networks go to ``device`` once, in eval mode (channels-last on CUDA); ``precision`` bf16 or
-    fp16 runs them under autocast, on a GPU or on a CPU alike (a CPU with AVX512-BF16 or AMX
-    runs bf16 about twice as fast as fp32; one that only emulates it runs fp32 and says so).
-    ``batch_size`` bounds how many images or tiles go through the network at once, which
-    with ``untiled_max_pixels`` (above it, an image needs ``tile``) is what bounds memory; by
-    default 4 on a GPU and 1 on the CPU (``default_batch_size``).
-    ``compile`` runs the networks through ``torch.compile`` with frozen weights, which fuses the
-    norms and activations around the convolutions: ``i2i apply`` with resnet9 ran 1.15x faster at
-    256 px and 1.45x at 512 px on the development CPU, after 10-15 seconds of compiling for each
-    new image size, so it pays off on folders and videos, not on a single image.
+        Networks go to ``device`` once, in eval mode (channels-last on CUDA); ``precision`` bf16 or
+        fp16 runs them under autocast, on a GPU or on a CPU alike (a CPU with AVX512-BF16 or AMX
+        runs bf16 about twice as fast as fp32; one that only emulates it runs fp32 and says so).
+        ``batch_size`` bounds how many images or tiles go through the network at once, which
+        with ``untiled_max_pixels`` (above it, an image needs ``tile``) is what bounds memory; by
+        default 4 on a GPU and 1 on the CPU (``default_batch_size``).
+        ``compile`` runs the networks through ``torch.compile`` with frozen weights, which fuses the
+        norms and activations around the convolutions: ``i2i apply`` with resnet9 ran 1.15x faster at
+        256 px and 1.45x at 512 px on the development CPU, after 10-15 seconds of compiling for each
+        new image size, so it pays off on folders and videos, not on a single image.
 
-    ``scale`` translates at a scale other than the input's: each image's shorter side resized to
-    ``scale`` pixels before the network and the result resized back to the input's size, so that
-    a model trained on downscaled photos (286 px loads of 1024 px pictures) sees textures at the
-    size it learned them; ``"model"`` is the load size it was trained at (what the official
-    test.py's ``--load_size`` does, there without the way back). ``keep_detail`` then adds the
-    input's detail finer than that scale back to the result (the band the resize took away, as
-    in Laplacian-pyramid translation, LPTN, Liang et al. 2021): a look, a light or a colour
-    grade lives in the coarse band and comes out at full sharpness, where the network's output
-    alone, enlarged, is soft (on 256 px photos of two looks, from a model trained at 64 px:
-    +5.0 and +4.7 dB over the input with the detail, +0.9 and -3.9 without it, +4.9 and +5.3
-    translated at their own size). ``keep_detail=False`` gives the output alone: for a style
-    whose strokes should replace the photo's detail.
+        ``scale`` translates at a scale other than the input's: each image's shorter side resized to
+        ``scale`` pixels before the network and the result resized back to the input's size, so that
+        a model trained on downscaled photos (286 px loads of 1024 px pictures) sees textures at the
+        size it learned them; ``"model"`` is the load size it was trained at (what the official
+        test.py's ``--load_size`` does, there without the way back). ``detail`` says what the
+    enlarged result takes from the full-size input (``i2i.infer.detail``): ``"input"`` (default)
+    its finer detail, added back, so the network's textures stay at the scale they were drawn;
+    ``"local"`` only the colour change the network made, as a smooth local linear map of the input,
+    sharp and free of the network's artefacts, for looks, light, grades and seasons (not strokes or
+    stripes); ``"none"`` nothing, the output enlarged and soft. ``benchmarks/scale_detail.py``
+    measures the three against the look's truth.
 
-    A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
-    predictions along its path from the input (default: its bridge's ``sample_steps``, else
-    all the steps it was trained with), with noise drawn from ``seed``, walking ``path_noise``
-    of the path's noise (default 0: its mean; 1: the paper's sampling, ``i2i.bridge`` says
-    why); one-pass generators take none.
+        A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
+        predictions along its path from the input (default: its bridge's ``sample_steps``, else
+        all the steps it was trained with), with noise drawn from ``seed``, walking ``path_noise``
+        of the path's noise (default 0: its mean; 1: the paper's sampling, ``i2i.bridge`` says
+        why); one-pass generators take none.
     """
 
     def __init__(
@@ -190,7 +190,7 @@ class Translator:
         seed: int = 0,
         path_noise: float | None = None,
         scale: int | str | None = None,
-        keep_detail: bool = True,
+        detail: str = "input",
     ) -> None:
         if not generators:
             raise I2IError("a Translator needs at least one generator")
@@ -203,12 +203,14 @@ class Translator:
         )
         self._config = dict(config)
         self.scale = _check_scale(scale, self._config)
-        if not keep_detail and self.scale is None:
+        if detail not in DETAILS:
+            raise InvalidArgumentError(f"--detail is one of {', '.join(DETAILS)}; got {detail!r}")
+        if detail != "input" and self.scale is None:
             raise InvalidArgumentError(
-                "dropping the detail (--drop-detail, keep_detail=False) applies with --scale; "
-                "without it the network runs at the input's own size and its output is the result"
+                f"--detail {detail} applies with --scale; without it the network runs at the "
+                f"input's own size and its output is the result"
             )
-        self.keep_detail = keep_detail
+        self.detail = detail
         self.untiled_max_pixels = UNTILED_MAX_PIXELS
         self._channels_last = self.device.type == "cuda"
         specs = self._config.get("generators", {})
@@ -239,7 +241,7 @@ class Translator:
         )
         backend = ", onnxruntime" if "onnx" in self._config else ""
         scale = f", scale {self.scale}" if self.scale else ""
-        scale += "" if self.keep_detail else " without the input's detail"
+        scale += f", detail {self.detail}" if self.scale and self.detail != "input" else ""
         return (
             f"Translator({self._config.get('task', '?')}; {nets}; {self.device}, "
             f"{self.precision}, batch {self.batch_size}{scale}{backend})"
@@ -287,7 +289,7 @@ class Translator:
         seed: int = 0,
         path_noise: float | None = None,
         scale: int | str | None = None,
-        keep_detail: bool = True,
+        detail: str = "input",
     ) -> Translator:
         """A Hub id (``user/repo[@rev]``), a model folder, or a run (its last checkpoint).
 
@@ -340,7 +342,7 @@ class Translator:
             seed=seed,
             path_noise=path_noise,
             scale=scale,
-            keep_detail=keep_detail,
+            detail=detail,
         )
 
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
@@ -515,17 +517,14 @@ class Translator:
         with torch.inference_mode(), autocast(self.device, self.precision):
             full = x
             if scaled != size:  # bicubic overshoots, where training's PIL resize clamps
-                x = _resized(x, scaled).clamp(-1, 1)
+                x = resize(x, scaled).clamp(-1, 1)
             if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
                 out = torch.cat([self._run(net, chunk) for chunk in x.split(batch_size)])
             else:
                 out = self._run_tiled(net, x, tile, overlap, batch_size)
             if scaled == size:
                 return out
-            out = _resized(out.float(), size)
-            if self.keep_detail:
-                out = out + _detail(full.float() - _resized(x.float(), size), out.shape[1])
-            return out.clamp(-1, 1)
+            return enlarged_with_detail(out, x, full, self.detail).clamp(-1, 1)
 
     def _run(self, net: Any, x: torch.Tensor) -> torch.Tensor:
         padded, top, left = _pad_to_valid(x, *size_limits(unwrap(net)))
@@ -653,24 +652,6 @@ def _scaled_size(size: tuple[int, ...], scale: int | None) -> tuple[int, ...]:
         return size
     factor = scale / min(size)
     return tuple(max(1, round(side * factor)) for side in size)
-
-
-def _resized(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Bicubic, antialiased when shrinking (as PIL resizes for training)."""
-    if tuple(x.shape[-2:]) == size:
-        return x
-    shrink = size[0] < x.shape[-2]
-    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=shrink)
-
-
-def _detail(band: torch.Tensor, channels: int) -> torch.Tensor | float:
-    """The input's fine band for an output of ``channels``: a grey input's detail goes into
-    every colour, a colour input's into a grey output as its mean; none between other counts."""
-    if band.shape[1] == channels or band.shape[1] == 1:
-        return band
-    if channels == 1:
-        return band.mean(1, keepdim=True)
-    return 0.0
 
 
 # ``i2i.load``: the classmethod itself, so that help() and editors show its arguments.
