@@ -257,10 +257,25 @@ def test_scale_puts_back_the_fine_detail_so_a_look_comes_out_sharp(tmp_path):
     assert (translated(Tint(), "local", grey) - grey_truth).abs().mean() < 0.02
     model = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16, detail="none")
     assert "scale 16, detail none" in repr(model)
-    with pytest.raises(InvalidArgumentError, match="--detail local applies with --scale"):
-        Translator(config, {"AtoB": Tint()}, detail="local")
+    with pytest.raises(InvalidArgumentError, match="--detail none applies with --scale"):
+        Translator(config, {"AtoB": Tint()}, detail="none")
     with pytest.raises(InvalidArgumentError, match="--detail is one of input, local, none"):
         Translator(config, {"AtoB": Tint()}, scale=16, detail="sharp")
+
+
+def test_detail_local_at_the_inputs_own_size_keeps_the_change_without_the_artefacts(tmp_path):
+    """Without --scale, 'local' fits the output as a local map of the input at its own size
+    (on a copy of at most FIT_SIDE px for big pictures): the grade stays, the checkerboard goes."""
+    config = read_config(build_model(tmp_path / "m", {"AtoB": ("local_net", {})}))
+    x = _photo_like()
+    truth = Tint()(x)
+    plain = Translator(config, {"AtoB": TintWithArtefacts()}, device="cpu")(x, "AtoB")
+    local = Translator(config, {"AtoB": TintWithArtefacts()}, device="cpu", detail="local")
+    assert "detail local" in repr(local)
+    error = (local(x, "AtoB") - truth).abs().mean()
+    assert error < (plain - truth).abs().mean() / 2, error
+    big = torch.nn.functional.interpolate(x, scale_factor=8, mode="bilinear")  # 320 x 512
+    assert (local(big, "AtoB") - Tint()(big)).abs().mean() < 0.03  # fitted on a 256 px copy
 
 
 def test_photos_far_bigger_than_the_training_scale_get_a_note_on_scale_model(tmp_path):
@@ -298,6 +313,9 @@ def test_cli_detail_needs_scale_and_none_gives_a_softer_picture(tmp_path):
                                  str(tmp_path / "x"), "--detail", "none"])  # fmt: skip
     assert result.exit_code == 1 and "--detail none applies with --scale" in result.output
     assert not (tmp_path / "x").exists()
+    result = runner.invoke(cli, ["apply", str(folder), str(tmp_path / "in"), "-o",
+                                 str(tmp_path / "own"), "--detail", "local"])  # fmt: skip
+    assert result.exit_code == 0 and (tmp_path / "own" / "a.png").is_file(), result.output
 
 
 @pytest.mark.parametrize("size", [(37, 53), (32, 32), (5, 3), (64, 33)])

@@ -67,11 +67,12 @@ def _scale(value: str | None) -> int | str | None:
     type=click.Choice(["input", "local", "none"]),
     default="input",
     show_default=True,
-    help="With --scale, what the enlarged result takes from the full-size input: its finer "
-    "detail, added back (the network's textures stay at the scale it drew them); 'local': only "
-    "the colour change the network made, as a smooth local map of the input, sharp and without "
-    "the network's artefacts (looks, light, colour grades, seasons; not strokes or stripes); "
-    "'none': the network's output alone, enlarged and soft.",
+    help="What the result takes from the input's own detail. With --scale: 'input' adds back "
+    "the detail finer than that scale (the network's textures stay at the scale it drew "
+    "them); 'none' gives the network's output enlarged, soft. 'local' (with or without "
+    "--scale) keeps only the colour change the network made, as a smooth local map of the "
+    "input: sharp and without the network's artefacts, for looks, light, colour grades and "
+    "seasons, not strokes or stripes.",
 )
 @click.option(
     "--steps",

@@ -1,14 +1,15 @@
-"""Putting back the fine scale a translation at a smaller scale (``--scale``) did not see.
+"""What a translation's result takes from the input's own detail (``--detail``).
 
-The network runs on the input shrunk to the scale it was trained at; its output, enlarged, is
-as soft as that scale. ``input`` adds the band the shrinking took away, the input's own finer
-detail, to the enlarged output (a Laplacian pyramid's top level, as LPTN keeps it: Liang et al.
-2021): the network's textures stay at the scale it drew them. ``local`` keeps, instead of the
-output, the colour change it made: in each neighbourhood of the shrunk pair, the output as a
-linear function of the input (a guided filter's coefficients, He et al. 2013), enlarged and
-applied to the full-size input (the fast guided filter's upsampling, He and Sun 2015; Wu et al.
-2018 train through it). A look, a light, a grade or a season comes out sharp and free of the
-network's own artefacts; strokes or stripes the network draws are not kept.
+With ``--scale`` the network runs on the input shrunk to the scale it was trained at; its
+output, enlarged, is as soft as that scale. ``input`` adds the band the shrinking took away,
+the input's own finer detail, to the enlarged output (a Laplacian pyramid's top level, as LPTN
+keeps it: Liang et al. 2021): the network's textures stay at the scale it drew them. ``local``
+keeps, instead of the output, the colour change it made: in each neighbourhood, the output as a
+linear function of the input (a guided filter's coefficients, He et al. 2013), fitted on a
+small copy of the pair, smoothed, enlarged and applied to the full-size input (the fast guided
+filter's upsampling, He and Sun 2015; Wu et al. 2018 train through it). A look, a light, a
+grade or a season comes out sharp and without the network's own artefacts, at the scale the
+network ran at or at the input's own; strokes or stripes the network draws are not kept.
 """
 
 from __future__ import annotations
@@ -17,21 +18,26 @@ import torch
 import torch.nn.functional as F
 
 DETAILS = ("input", "local", "none")
-# The local linear fits: windows of this fraction of the shrunk image's shorter side, and a
+# The local linear fits: windows of this fraction of the fitted image's shorter side, and a
 # variance floor (images in [-1, 1]) below which a flat window keeps its mean, not its noise.
 WINDOW_FRACTION = 1 / 9
 EPS = 1e-3
+# The fit runs on a copy of at most this shorter side: the map is smooth at a ninth of the
+# picture, and a 12-megapixel fit would hold gigabytes.
+FIT_SIDE = 256
 
 
-def enlarged_with_detail(
+def with_detail(
     out: torch.Tensor, shrunk: torch.Tensor, full: torch.Tensor, detail: str
 ) -> torch.Tensor:
-    """The network's ``out`` (of ``shrunk``, the full-size ``full`` resized) at ``full``'s size,
-    with its fine scale as ``detail`` says (``DETAILS``)."""
+    """The network's ``out`` (of ``shrunk``, which is ``full`` resized, or ``full`` itself) at
+    ``full``'s size, with the input's detail as ``detail`` says (``DETAILS``)."""
     size = tuple(full.shape[-2:])
     out, shrunk, full = out.float(), shrunk.float(), full.float()
     if detail == "local":
         return _local_linear(shrunk, out, full)
+    if tuple(out.shape[-2:]) == size:  # run at the input's own size: nothing was taken away
+        return out
     enlarged = resize(out, size)
     if detail == "none":
         return enlarged
@@ -57,6 +63,10 @@ def _local_linear(
     output (grey in, colour out) guides by its mean."""
     if small_in.shape[1] != small_out.shape[1]:
         small_in, full_in = small_in.mean(1, keepdim=True), full_in.mean(1, keepdim=True)
+    side = min(small_in.shape[-2:])
+    if side > FIT_SIDE:
+        fit = tuple(round(n * FIT_SIDE / side) for n in small_in.shape[-2:])
+        small_in, small_out = resize(small_in, fit), resize(small_out, fit)
     radius = max(1, round(min(small_in.shape[-2:]) * WINDOW_FRACTION))
     mean_in, mean_out = _box(small_in, radius), _box(small_out, radius)
     covariance = _box(small_in * small_out, radius) - mean_in * mean_out
