@@ -4,9 +4,10 @@ added back, or the network's colour change as a local map of the full-size input
 
 A model trained at 64 px crops of 72 px loads (``quality.py``'s suite) is applied to the
 held-out photos of its look at their own 256 px, where the look's truth is the look of the
-256 px photo. One JSON line per model: PSNR over returning the input (dB, the mean over the
-photos) and seconds per photo for ``own`` (``i2i apply`` without ``--scale``) and ``none``,
-``input`` and ``local`` (``--scale model --detail ...``). Never asserts.
+256 px photo (``--size 72``: the suite's own size). One JSON line per model: PSNR over returning
+the input (dB, the mean over the photos) and seconds per photo for ``own`` (``i2i apply``
+without ``--scale``), ``own_local`` (``--detail local``) and ``none``, ``input`` and ``local``
+(``--scale model --detail ...``). Never asserts.
 
     python benchmarks/quality.py --grid GRID --work W ...     # or: i2i train ... --out RUN
     python benchmarks/scale_detail.py --run W/RUN --look dusk --data CACHE/dusk-72
@@ -30,25 +31,35 @@ from PIL import Image
 import i2i
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from looks import apply_look
+from looks import apply_look, downsample
 from quality_data import images_in
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MODES = {"own": {}, **{d: {"scale": "model", "detail": d} for d in ("none", "input", "local")}}
+MODES = {
+    "own": {},
+    "own_local": {"detail": "local"},
+    **{d: {"scale": "model", "detail": d} for d in ("none", "input", "local")},
+}
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
 
 
-def _photo(path: Path) -> torch.Tensor:
-    """A photo as a float (3, H, W) tensor in [0, 1], read as the suite reads it."""
+def _photo(path: Path, size: int | None = None) -> torch.Tensor:
+    """A photo as a float (3, H, W) tensor in [0, 1], read as the suite reads it (``size``:
+    shrunk to that square, as the suite builds its data sets)."""
     array = np.array(Image.open(path).convert("RGB"))
-    return torch.from_numpy(array).permute(2, 0, 1).float() / 255
+    photo = torch.from_numpy(array).permute(2, 0, 1).float() / 255
+    return photo if size is None else downsample(photo, size)
 
 
 def measure(
-    run: Path, look: Callable[[torch.Tensor], torch.Tensor], photos: list[Path], threads: int
+    run: Path,
+    look: Callable[[torch.Tensor], torch.Tensor],
+    photos: list[Path],
+    threads: int,
+    size: int | None = None,
 ) -> dict[str, Any]:
     """Each mode's PSNR over the input against ``look`` of the photo, and its seconds."""
     torch.set_num_threads(threads)
@@ -57,7 +68,7 @@ def measure(
     seconds = dict.fromkeys(MODES, 0.0)
     identity = []
     for path in photos:
-        x = _photo(path)
+        x = _photo(path, size)
         truth = (look(x) * 255).round() / 255  # what a look written to 8 bits gives
         identity.append(_psnr(x, truth))
         for mode, model in models.items():
@@ -71,7 +82,7 @@ def measure(
         **{f"{mode}_db": round(float(np.mean(v)), 3) for mode, v in gains.items()},
         **{f"{mode}_s": round(s / len(photos), 4) for mode, s in seconds.items()},
         "photos": len(photos),
-        "size": list(_photo(photos[0]).shape[1:]),
+        "size": list(_photo(photos[0], size).shape[1:]),
     }
 
 
@@ -86,7 +97,8 @@ def write_figure(
     for kw in MODES.values():
         tiles.append(i2i.load(str(run), device="cpu", **kw)(x[None] * 2 - 1, direction="AtoB")[0])
     tiles.append(look(x) * 2 - 1)
-    titles = ["input", "own size", *(f"--detail {d}" for d in list(MODES)[1:]), "truth"]
+    titles = ["input", "own size", "own, --detail local"]
+    titles += [f"--scale model --detail {d}" for d in list(MODES)[2:]] + ["truth"]
     sheet = contact_sheet(titles, [[t.clamp(-1, 1)] for t in tiles], max(x.shape[1:]))
     sheet.save(path, quality=92)
 
@@ -109,10 +121,13 @@ def main() -> None:
     parser.add_argument("--shared-data", type=Path, default=SHARED)
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--size", type=int, help="shrink the photos to this square first (72: the suite's own)"
+    )
     parser.add_argument("--figure", type=Path, help="write the first photo's ways here")
     args = parser.parse_args()
     photos = held_out_photos(args.data, args.shared_data, args.photos)
-    record = measure(args.run, lambda x: apply_look(args.look, x), photos, args.threads)
+    record = measure(args.run, lambda x: apply_look(args.look, x), photos, args.threads, args.size)
     if args.figure:
         write_figure(args.run, lambda x: apply_look(args.look, x), photos[0], args.figure)
     print(json.dumps({"benchmark": "scale_detail", "look": args.look, "run": args.run.name,

@@ -378,7 +378,8 @@ def test_scale_detail_scores_the_three_ways_against_the_look_of_the_photo(tmp_pa
     assert record["own_db"] == float("inf")  # the shift itself, exactly
     assert record["input_db"] > 10 and record["none_db"] < record["input_db"] - 3
     assert record["local_db"] > 10  # a shift is a local linear map of the input
-    assert set(record) >= {"own_s", "none_s", "input_s", "local_s", "identity_psnr"}
+    assert record["own_local_db"] > 10
+    assert set(record) >= {"own_s", "own_local_s", "none_s", "input_s", "local_s", "identity_psnr"}
     look = lambda x: (Tint()(x[None] * 2 - 1)[0] + 1) / 2  # noqa: E731
     scale_detail.write_figure(tmp_path, look, photos[0], tmp_path / "figure.jpg")
-    assert Image.open(tmp_path / "figure.jpg").width >= 6 * 96  # six ways side by side
+    assert Image.open(tmp_path / "figure.jpg").width >= 7 * 96  # seven ways side by side
