@@ -257,9 +257,13 @@ def test_scale_puts_back_the_fine_detail_so_a_look_comes_out_sharp(tmp_path):
     assert (translated(Tint(), "local", grey) - grey_truth).abs().mean() < 0.02
     model = Translator(config, {"AtoB": Tint()}, device="cpu", scale=16, detail="none")
     assert "scale 16, detail none" in repr(model)
-    with pytest.raises(InvalidArgumentError, match="--detail none applies with --scale"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"--detail none applies with --scale \(Python: scale=\)"
+    ):
         Translator(config, {"AtoB": Tint()}, detail="none")
-    with pytest.raises(InvalidArgumentError, match="--detail is one of input, local, none"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"--detail \(Python: detail=\) is one of input, local, none"
+    ):
         Translator(config, {"AtoB": Tint()}, scale=16, detail="sharp")
 
 
@@ -276,6 +280,11 @@ def test_detail_local_at_the_inputs_own_size_keeps_the_change_without_the_artefa
     assert error < (plain - truth).abs().mean() / 2, error
     big = torch.nn.functional.interpolate(x, scale_factor=8, mode="bilinear")  # 320 x 512
     assert (local(big, "AtoB") - Tint()(big)).abs().mean() < 0.03  # fitted on a 256 px copy
+    # the change is what is fitted: a network that changes nothing keeps the finest grain (a
+    # fit of the output itself flattened grain that the 256 px copy no longer held)
+    grain = (big + 0.03 * noise(*big.shape)).clamp(-1, 1)
+    unchanged = Translator(config, {"AtoB": nn.Identity()}, device="cpu", detail="local")
+    torch.testing.assert_close(unchanged(grain, "AtoB"), grain, atol=1e-5, rtol=0)
 
 
 def test_photos_far_bigger_than_the_training_scale_get_a_note_on_scale_model(tmp_path):
@@ -306,9 +315,10 @@ def test_cli_detail_needs_scale_and_none_gives_a_softer_picture(tmp_path):
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         outputs[detail] = np.asarray(Image.open(tmp_path / detail / "a.png"), dtype=np.float64)
-    # the input's detail: the picture's own edges; none: a smooth enlargement of 16 px
+    # the input's detail: the picture's own edges; none: a smooth enlargement of 16 px (local
+    # follows what the network did, here a random network: its sharpness is tested with a grade)
     sharpness = {k: np.abs(np.diff(v, axis=1)).mean() for k, v in outputs.items()}
-    assert min(sharpness["input"], sharpness["local"]) > 1.5 * sharpness["none"], sharpness
+    assert sharpness["input"] > 1.5 * sharpness["none"], sharpness
     result = runner.invoke(cli, ["apply", str(folder), str(tmp_path / "in"), "-o",
                                  str(tmp_path / "x"), "--detail", "none"])  # fmt: skip
     assert result.exit_code == 1 and "--detail none applies with --scale" in result.output

@@ -365,6 +365,21 @@ def test_a_run_folder_deleted_while_training_is_said_to_be_gone(next_write, toy_
     assert not run.exists()
 
 
+def test_a_log_that_cannot_be_closed_still_gives_the_run_folder_up(toy_data, tmp_path, monkeypatch):
+    """TensorBoard's last flush failing (a full disk) skipped the release: the lock stayed."""
+    from i2i.train.logger import RunLogger
+
+    def full_disk(self, failed=False):
+        raise WriteError("cannot write tensorboard: No space left on device; free some space")
+
+    monkeypatch.setattr(RunLogger, "close", full_disk)
+    with pytest.raises(WriteError, match="No space left"):
+        train("cyclegan", data=str(toy_data), out=str(tmp_path / "run"), max_steps=1, **TINY)
+    assert not (tmp_path / "run" / ".i2i-lock").exists()
+    monkeypatch.undo()
+    assert train("cyclegan", resume=str(tmp_path / "run"), max_steps=2).step == 2
+
+
 @pytest.mark.parametrize("at_step", [3, 1])
 def test_a_second_signal_stops_at_once_and_names_what_is_left(toy_data, tmp_path, capsys, at_step):
     task = i2i.create_task(

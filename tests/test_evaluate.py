@@ -160,11 +160,13 @@ def test_a_report_of_fewer_directions_replaces_the_earlier_sheets(report, model_
 def test_sheets_of_an_eval_killed_before_its_metrics_are_replaced_but_pictures_are_not(
     report, model_dir, data_dir
 ):
-    """An eval killed between its sheets and its metrics.json left a folder that the next
-    eval refused as the user's own; a user's own AtoB.png is still refused."""
+    """An eval killed between its sheets and its metrics.json (or in the middle of a sheet)
+    left a folder that the next eval refused as the user's own; a user's own AtoB.png is still
+    refused."""
     killed = report[0].parent / "killed"
     killed.mkdir()
     shutil.copy(report[0] / "AtoB.png", killed)  # what the killed eval had written
+    (killed / ".BtoA.png.k1ll3d_x").write_bytes(b"\x89PNG half")  # and was writing
     translator = i2i.load(model_dir, device="cpu")
     evaluate(translator, data_dir, killed, extractor=RandomConv(), device="cpu")
     assert sorted(p.name for p in killed.iterdir()) == [

@@ -69,7 +69,13 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], Any], *advice: str) -> 
 
 
 # The temp files of ``atomic_write`` (``mkstemp``: ``.NAME.`` and eight random characters).
-_TEMP_FILE = re.compile(r"\..+\.[a-z0-9_]{8}")
+_TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}")
+
+
+def atomic_write_target(name: str) -> str | None:
+    """The file whose ``atomic_write`` left a temp file called ``name``; None for any other."""
+    match = _TEMP_FILE.fullmatch(name)
+    return match["name"] if match else None
 
 
 def remove_stale_temp_files(*folders: Path) -> None:
@@ -77,7 +83,7 @@ def remove_stale_temp_files(*folders: Path) -> None:
     ``folders``; only for folders whose one writer is the caller (a locked run folder)."""
     for folder in folders:
         for path in Path(folder).glob(".*"):
-            if _TEMP_FILE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            if atomic_write_target(path.name) and path.is_file() and not path.is_symlink():
                 path.unlink(missing_ok=True)
 
 

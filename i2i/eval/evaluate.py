@@ -32,7 +32,7 @@ from PIL import Image, PngImagePlugin
 
 from i2i.core.checks import check_positive, check_text_path
 from i2i.core.errors import DataError, I2IError, ImageDecodeError, count, writing
-from i2i.core.files import atomic_write, atomic_write_text
+from i2i.core.files import atomic_write, atomic_write_target, atomic_write_text
 from i2i.core.protocol import REVERSE, SOURCE, TARGET
 from i2i.core.registry import REGISTRIES
 from i2i.data import AlignedDataset, find_images, load_image, to_float, to_uint8
@@ -238,6 +238,8 @@ def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
         return
     ours = {METRICS_FILE, REPORT_FILE, *(f"{d}.png" for d in SOURCE)}
     names = sorted(p.name for p in out_dir.iterdir())
+    killed = [name for name in names if atomic_write_target(name) in ours]  # writes of ours
+    names = [name for name in names if name not in killed]
     foreign = [name for name in names if name not in ours]
     if names and not foreign and METRICS_FILE not in names:
         # A page or pictures of the user's own; sheets that say they are an eval's were left
@@ -249,6 +251,8 @@ def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
             f"-o {out_dir} holds {foreign[0]!r}{more}, which is not part of an eval report; "
             f"choose an empty or new folder"
         )
+    for name in killed:
+        (out_dir / name).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

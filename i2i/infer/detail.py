@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 DETAILS = ("input", "local", "none")
-# The local linear fits: windows of this fraction of the fitted image's shorter side, and a
-# variance floor (images in [-1, 1]) below which a flat window keeps its mean, not its noise.
-WINDOW_FRACTION = 1 / 9
+# The local linear fits: a window radius of this fraction of the fitted image's shorter side,
+# and a variance floor (images in [-1, 1]) below which a window's fit is only its mean change.
+RADIUS_FRACTION = 1 / 9
 EPS = 1e-3
 # The fit runs on a copy of at most this shorter side: the map is smooth at a ninth of the
 # picture, and a 12-megapixel fit would hold gigabytes.
@@ -35,7 +35,9 @@ def with_detail(
     size = tuple(full.shape[-2:])
     out, shrunk, full = out.float(), shrunk.float(), full.float()
     if detail == "local":
-        return _local_linear(shrunk, out, full)
+        if shrunk.shape[1] in (1, out.shape[1]):  # the change is fitted: flat windows keep
+            return full + _local_linear(shrunk, out - shrunk, full)  # the input's grain
+        return _local_linear(shrunk, out, full)  # colour into grey: the grey itself
     if tuple(out.shape[-2:]) == size:  # run at the input's own size: nothing was taken away
         return out
     enlarged = resize(out, size)
@@ -59,15 +61,15 @@ def _local_linear(
     small_in: torch.Tensor, small_out: torch.Tensor, full_in: torch.Tensor
 ) -> torch.Tensor:
     """``a * full_in + b``, with ``a`` and ``b`` the least-squares fit of ``small_out`` to
-    ``small_in`` in each window, smoothed, then enlarged. A guide with other channels than the
-    output (grey in, colour out) guides by its mean."""
+    ``small_in`` in each window (ridge-damped by ``EPS``), smoothed, then enlarged. A guide with
+    other channels than the output (grey in, colour out) guides by its mean."""
     if small_in.shape[1] != small_out.shape[1]:
         small_in, full_in = small_in.mean(1, keepdim=True), full_in.mean(1, keepdim=True)
     side = min(small_in.shape[-2:])
     if side > FIT_SIDE:
         fit = tuple(round(n * FIT_SIDE / side) for n in small_in.shape[-2:])
         small_in, small_out = resize(small_in, fit), resize(small_out, fit)
-    radius = max(1, round(min(small_in.shape[-2:]) * WINDOW_FRACTION))
+    radius = max(1, round(min(small_in.shape[-2:]) * RADIUS_FRACTION))
     mean_in, mean_out = _box(small_in, radius), _box(small_out, radius)
     covariance = _box(small_in * small_out, radius) - mean_in * mean_out
     variance = _box(small_in * small_in, radius) - mean_in * mean_in
@@ -83,7 +85,9 @@ def _local_linear(
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     """The mean over a (2r+1)-pixel square around each pixel, edges replicated: two running
-    sums, so a window of any size costs the same."""
+    sums, so a window of any size costs the same; in float64, whose sums along a long side
+    keep the small variances of flat windows."""
+    dtype, x = x.dtype, x.double()
     for dim in (-2, -1):
         pad = [0, 0, 0, 0]
         pad[0 if dim == -1 else 2] = pad[1 if dim == -1 else 3] = radius
@@ -94,4 +98,4 @@ def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
         width = 2 * radius + 1
         n = x.shape[dim]
         x = (sums.narrow(dim, width, n) - sums.narrow(dim, 0, n)) / width
-    return x
+    return x.to(dtype)

@@ -148,22 +148,22 @@ def default_batch_size(device: torch.device) -> int:
 class Translator:
     """A loaded model, ready to translate PIL images or tensors of any size.
 
-            Networks go to ``device`` once, in eval mode (channels-last on CUDA); ``precision`` bf16 or
-            fp16 runs them under autocast, on a GPU or on a CPU alike (a CPU with AVX512-BF16 or AMX
-            runs bf16 about twice as fast as fp32; one that only emulates it runs fp32 and says so).
-            ``batch_size`` bounds how many images or tiles go through the network at once, which
-            with ``untiled_max_pixels`` (above it, an image needs ``tile``) is what bounds memory; by
-            default 4 on a GPU and 1 on the CPU (``default_batch_size``).
-            ``compile`` runs the networks through ``torch.compile`` with frozen weights, which fuses the
-            norms and activations around the convolutions: ``i2i apply`` with resnet9 ran 1.15x faster at
-            256 px and 1.45x at 512 px on the development CPU, after 10-15 seconds of compiling for each
-            new image size, so it pays off on folders and videos, not on a single image.
+    Networks go to ``device`` once, in eval mode (channels-last on CUDA); ``precision`` bf16 or
+    fp16 runs them under autocast, on a GPU or on a CPU alike (a CPU with AVX512-BF16 or AMX
+    runs bf16 about twice as fast as fp32; one that only emulates it runs fp32 and says so).
+    ``batch_size`` bounds how many images or tiles go through the network at once, which
+    with ``untiled_max_pixels`` (above it, an image needs ``tile``) is what bounds memory; by
+    default 4 on a GPU and 1 on the CPU (``default_batch_size``).
+    ``compile`` runs the networks through ``torch.compile`` with frozen weights, which fuses the
+    norms and activations around the convolutions: ``i2i apply`` with resnet9 ran 1.15x faster at
+    256 px and 1.45x at 512 px on the development CPU, after 10-15 seconds of compiling for each
+    new image size, so it pays off on folders and videos, not on a single image.
 
-            ``scale`` translates at a scale other than the input's: each image's shorter side resized to
-            ``scale`` pixels before the network and the result resized back to the input's size, so that
-            a model trained on downscaled photos (286 px loads of 1024 px pictures) sees textures at the
-            size it learned them; ``"model"`` is the load size it was trained at (what the official
-            test.py's ``--load_size`` does, there without the way back). ``detail`` says what the result
+    ``scale`` translates at a scale other than the input's: each image's shorter side resized to
+    ``scale`` pixels before the network and the result resized back to the input's size, so that
+    a model trained on downscaled photos (286 px loads of 1024 px pictures) sees textures at the
+    size it learned them; ``"model"`` is the load size it was trained at (what the official
+    test.py's ``--load_size`` does, there without the way back). ``detail`` says what the result
     takes from the full-size input (``i2i.infer.detail``): with ``scale``, ``"input"`` (default)
     adds its finer detail back, so the network's textures stay at the scale they were drawn, and
     ``"none"`` gives the output enlarged and soft; ``"local"``, with or without ``scale``, keeps only
@@ -171,11 +171,11 @@ class Translator:
     without the network's artefacts, for looks, light, grades and seasons (not strokes or stripes).
     ``benchmarks/scale_detail.py`` measures them against a look's truth.
 
-            A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
-            predictions along its path from the input (default: its bridge's ``sample_steps``, else
-            all the steps it was trained with), with noise drawn from ``seed``, walking ``path_noise``
-            of the path's noise (default 0: its mean; 1: the paper's sampling, ``i2i.bridge`` says
-            why); one-pass generators take none.
+    A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
+    predictions along its path from the input (default: its bridge's ``sample_steps``, else
+    all the steps it was trained with), with noise drawn from ``seed``, walking ``path_noise``
+    of the path's noise (default 0: its mean; 1: the paper's sampling, ``i2i.bridge`` says
+    why); one-pass generators take none.
     """
 
     def __init__(
@@ -204,11 +204,13 @@ class Translator:
         self._config = dict(config)
         self.scale = _check_scale(scale, self._config)
         if detail not in DETAILS:
-            raise InvalidArgumentError(f"--detail is one of {', '.join(DETAILS)}; got {detail!r}")
+            raise InvalidArgumentError(
+                f"--detail (Python: detail=) is one of {', '.join(DETAILS)}; got {detail!r}"
+            )
         if detail == "none" and self.scale is None:
             raise InvalidArgumentError(
-                "--detail none applies with --scale; without it the network runs at the "
-                "input's own size and its output is the result"
+                "--detail none applies with --scale (Python: scale=); without it the network "
+                "runs at the input's own size and its output is the result"
             )
         self.detail = detail
         self.untiled_max_pixels = UNTILED_MAX_PIXELS

@@ -273,10 +273,18 @@ class Trainer:
             raise
         finally:
             failed = sys.exc_info()[0] is not None
-            logger.close(failed)
-            self.folder.release(failed)
+            try:
+                logger.close(failed)
+            finally:  # a close that fails (a full disk) still gives the folder up
+                self.folder.release(failed)
         result = TrainResult(
-            self.run_dir, self.step, checkpoint, samples_path, loss_curve, stopping, stop.signum
+            self.run_dir,
+            self.step,
+            checkpoint,
+            samples_path,
+            loss_curve,
+            stopping,
+            stop.signum if stopping else None,  # not one that came after the last step
         )
         if rt.is_main:
             files = {"checkpoint": checkpoint, "loss curve": loss_curve}
