@@ -85,9 +85,10 @@ def _local_linear(
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     """The mean over a (2r+1)-pixel square around each pixel, edges replicated: two running
-    sums, so a window of any size costs the same; in float64, whose sums along a long side
-    keep the small variances of flat windows."""
-    dtype, x = x.dtype, x.double()
+    sums, so a window of any size costs the same; in float64 (where the device has it: not
+    Apple's MPS), whose sums along a long side keep the small variances of flat windows."""
+    dtype = x.dtype
+    x = x.to(torch.float32 if x.device.type == "mps" else torch.float64)
     for dim in (-2, -1):
         pad = [0, 0, 0, 0]
         pad[0 if dim == -1 else 2] = pad[1 if dim == -1 else 3] = radius
