@@ -7,7 +7,7 @@ its traceback.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,12 @@ def one_line(error: BaseException, limit: int = 200) -> str:
     """An exception's message as one line of at most ``limit`` characters, or its type's name
     when it has none: libraries' messages span lines and may quote whole files."""
     return " ".join(str(error).split())[:limit] or type(error).__name__
+
+
+def first_of(items: Sequence[str]) -> str:
+    """``a.png``, ``a.png and 3 more``: the first of some things and how many others, as a
+    message names them."""
+    return items[0] + (f" and {len(items) - 1} more" if len(items) > 1 else "")
 
 
 def count(n: int, noun: str) -> str:

@@ -31,7 +31,7 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from i2i.core.checks import check_positive, check_text_path
-from i2i.core.errors import DataError, I2IError, ImageDecodeError, count, writing
+from i2i.core.errors import DataError, I2IError, ImageDecodeError, count, first_of, writing
 from i2i.core.files import atomic_write, atomic_write_target, atomic_write_text
 from i2i.core.protocol import REVERSE, SOURCE, TARGET
 from i2i.core.registry import REGISTRIES
@@ -246,10 +246,9 @@ def _check_report_folder(out_dir: Path, data_dir: Path) -> None:
         # by one that stopped before its metrics.json.
         foreign = [name for name in names if not _is_eval_sheet(out_dir / name)]
     if foreign:
-        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise I2IError(
-            f"-o {out_dir} holds {foreign[0]!r}{more}, which is not part of an eval report; "
-            f"choose an empty or new folder"
+            f"-o {out_dir} holds {first_of([repr(n) for n in foreign])}, which is not part of "
+            f"an eval report; choose an empty or new folder"
         )
     for name in killed:
         (out_dir / name).unlink(missing_ok=True)

@@ -20,7 +20,15 @@ from typing import TypeVar
 
 import torch
 
-from i2i.core.errors import I2IError, ImageDecodeError, InputSizeError, count, one_line, writing
+from i2i.core.errors import (
+    I2IError,
+    ImageDecodeError,
+    InputSizeError,
+    count,
+    first_of,
+    one_line,
+    writing,
+)
 from i2i.core.files import remove_killed_writes
 from i2i.core.progress import progress_bar
 from i2i.core.ranks import Ranks, sum_over_ranks
@@ -140,12 +148,12 @@ class _ImageRun:
             self.report.written += [path for _, path in sorted(self.written)]
         if self.transparent:
             self.report.notes.append(
-                f"{_some(self.transparent)} had transparency: translated on white, written "
+                f"{first_of(sorted(self.transparent))} had transparency: translated on white, written "
                 f"without it"
             )
         if self.big:
             self.report.notes.append(
-                f"{_some(self.big)}: {_BIG}x or more the {self.translator.training_scale} px "
+                f"{first_of(sorted(self.big))}: {_BIG}x or more the {self.translator.training_scale} px "
                 f"the model was trained at; --scale model translates at that scale, keeping "
                 f"the detail, with textures at the size it learned them and in a fraction of "
                 f"the time"
@@ -233,12 +241,6 @@ class _ImageRun:
 
 # How many times the training scale an input's shorter side is for the note on --scale model.
 _BIG = 3
-
-
-def _some(names: list[str]) -> str:
-    """``a.png``, ``a.png and 3 more``: the first of some files, by name."""
-    names = sorted(names)
-    return names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "")
 
 
 # Write failures that no other file in the same folder would escape.

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from i2i.core.checks import check_text_path
-from i2i.core.errors import CheckpointError, I2IError, writing
+from i2i.core.errors import CheckpointError, I2IError, first_of, writing
 from i2i.core.files import KILLED_AFTER_S, share_like_umask, write_file
 from i2i.core.protocol import DIRECTIONS
 from i2i.core.registry import Registry, generators
@@ -242,9 +242,9 @@ def prepare_output_folder(folder: Path, overwrite: bool) -> None:
         ) from None
     foreign = sorted(p.name for p in folder.iterdir() if not _written_by_i2i(p))
     if foreign:
-        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise I2IError(
-            f"{folder} holds {foreign[0]!r}{more}, which is not part of a model; refusing to "
+            f"{folder} holds {first_of([repr(n) for n in foreign])}, which is not part of a "
+            f"model; refusing to "
             f"replace it (move it away or choose another -o)"
         )
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch._dynamo.utils import counters
 
+from i2i.core.errors import first_of
 from i2i.kit.sync import recorded_host_reads
 from i2i.kit.task import Batch, Task
 from i2i.train.runtime import Runtime
@@ -68,10 +69,9 @@ class CompiledStep:
             losses = self.task.train_step(batch)
         if reads:
             self.eager = True
-            more = f" and {len(reads) - 1} more" if len(reads) > 1 else ""
             self.say(
                 f"warning: the step of {self.task.name} reads tensor values on the host "
-                f"({reads[0]}{more}), which CUDA graphs cannot replay; training with the eager "
+                f"({first_of(reads)}), which CUDA graphs cannot replay; training with the eager "
                 f"step"
             )
         return losses
