@@ -148,15 +148,15 @@ class _ImageRun:
             self.report.written += [path for _, path in sorted(self.written)]
         if self.transparent:
             self.report.notes.append(
-                f"{first_of(sorted(self.transparent))} had transparency: translated on white, written "
-                f"without it"
+                f"{first_of(sorted(self.transparent))} had transparency: translated on white, "
+                f"written without it"
             )
         if self.big:
+            scale = self.translator.training_scale
             self.report.notes.append(
-                f"{first_of(sorted(self.big))}: {_BIG}x or more the {self.translator.training_scale} px "
-                f"the model was trained at; --scale model translates at that scale, keeping "
-                f"the detail, with textures at the size it learned them and in a fraction of "
-                f"the time"
+                f"{first_of(sorted(self.big))}: {_BIG}x or more the {scale} px the model was "
+                f"trained at; --scale model translates at that scale, keeping the detail, with "
+                f"textures at the size it learned them and in a fraction of the time"
             )
 
     def _translate(self, jobs: list[Job], progress: bool) -> None:

@@ -166,9 +166,10 @@ class Translator:
     test.py's ``--load_size`` does, there without the way back). ``detail`` says what the result
     takes from the full-size input (``i2i.infer.detail``): with ``scale``, ``"input"`` (default)
     adds its finer detail back, so the network's textures stay at the scale they were drawn, and
-    ``"none"`` gives the output enlarged and soft; ``"local"``, with or without ``scale``, keeps only
-    the colour change the network made, as a smooth local linear map of the input: sharp and
-    without the network's artefacts, for looks, light, grades and seasons (not strokes or stripes).
+    ``"none"`` gives the output enlarged and soft; ``"local"``, with or without ``scale``, keeps
+    only the colour change the network made, as a smooth local linear map of the input: sharp
+    and without the network's artefacts, for looks, light, grades and seasons (not strokes or
+    stripes).
     ``benchmarks/scale_detail.py`` measures them against a look's truth.
 
     A bridge generator (UNSB's, ``i2i.bridge``) is run as its model declares: ``steps``
