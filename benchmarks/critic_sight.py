@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quality_data import LOOKS, BenchmarkError, critic_ratings, dataset, load_folder
+from quality_data import KNOWN_ANSWER, LOOKS, BenchmarkError, critic_ratings, dataset, load_folder
 
 from i2i.core.errors import I2IError
 
@@ -115,7 +115,7 @@ def table(records: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--looks", default=",".join(LOOKS), help="comma-separated looks")
+    p.add_argument("--looks", default=",".join(LOOKS), help="comma-separated looks or flaws")
     p.add_argument(
         "--critics",
         default="instance,layer,none,projected",
@@ -133,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         looks = [look for look in args.looks.split(",") if look]
         critics = [critic for critic in args.critics.split(",") if critic]
-        unknown = [look for look in looks if look not in LOOKS]
+        unknown = [look for look in looks if look not in KNOWN_ANSWER]
         if unknown:
-            raise BenchmarkError(f"unknown look {unknown[0]!r}; choose from {', '.join(LOOKS)}")
+            choices = ", ".join(KNOWN_ANSWER)
+            raise BenchmarkError(f"unknown look {unknown[0]!r}; choose from {choices}")
         if not looks or not critics:
             raise BenchmarkError("--looks and --critics need at least one name each")
         bad = [critic for critic in critics if critic not in CRITICS]

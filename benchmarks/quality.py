@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from quality_data import (
+    FLAWS,
     LOOKS,
     MONET,
     PAINTINGS,
@@ -466,8 +467,8 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
     unknown = sorted(set(looks) - set(PAIRS))
     if unknown:
         raise BenchmarkError(
-            f"unknown look(s) {unknown}; the looks are {', '.join(LOOKS)}, the painting pairs "
-            f"{', '.join(PAINTINGS)}"
+            f"unknown look(s) {unknown}; the looks are {', '.join(LOOKS)}, the flaws "
+            f"{', '.join(FLAWS)}, the painting pairs {', '.join(PAINTINGS)}"
         )
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     paintings = suite.get("paintings", [MONET])

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from looks import LOOKS, apply_look, downsample
+from looks import FLAWS, LOOKS, apply_look, downsample
 
 # Bump when a look or the split changes: cached data sets are keyed by it.
 DATA_VERSION = 2
@@ -31,7 +31,8 @@ PHOTO_SPLIT = {"A": 300, "B": 300, "test": 151}  # of the 751 photos, disjoint
 # never seen, scored as monet2photo is.
 PAINTINGS = {"monet2photo": ("monet2photo/testA", 40), "ukiyoe2photo": ("ukiyoe2photo/testA", 80)}
 MONET = "monet2photo"
-PAIRS = (*LOOKS, *PAINTINGS)
+KNOWN_ANSWER = (*LOOKS, *FLAWS)  # pairs scored against a truth
+PAIRS = (*KNOWN_ANSWER, *PAINTINGS)
 
 
 class BenchmarkError(Exception):
@@ -105,13 +106,16 @@ def _build(target: Path, folders: dict[str, list[tuple[Path, str | None]]], size
 
 
 def look_data(look: str, shared: Path, target: Path, size: int) -> Path:
-    """trainA (photos), trainB (other photos, looked), testA, testB (= the truth for testA)."""
+    """trainA (photos), trainB (other photos, looked), testA, testB (= the truth for testA).
+    For a flaw, the flaw is on the A side: trainA and testA are flawed, and testB, the truth,
+    is the clean test photos."""
     split = photo_split(shared)
+    a_side, b_side = (look, None) if look in FLAWS else (None, look)
     folders = {
-        "trainA": [(p, None) for p in split["A"]],
-        "trainB": [(p, look) for p in split["B"]],
-        "testA": [(p, None) for p in split["test"]],
-        "testB": [(p, look) for p in split["test"]],
+        "trainA": [(p, a_side) for p in split["A"]],
+        "trainB": [(p, b_side) for p in split["B"]],
+        "testA": [(p, a_side) for p in split["test"]],
+        "testB": [(p, b_side) for p in split["test"]],
     }
     return _build(target, folders, size)
 

@@ -35,15 +35,24 @@ def _photo(seed: int = 0, size: int = 40) -> torch.Tensor:
     return image.clamp(0, 1)
 
 
-@pytest.mark.parametrize("name", list(looks.LOOKS))
+def _detailed_photo(seed: int = 0, size: int = 40) -> torch.Tensor:
+    """With stripes one pixel high: fine detail for a flaw to take away."""
+    image = _photo(seed, size)
+    image[:, ::2] = 1 - image[:, ::2]
+    return image
+
+
+@pytest.mark.parametrize("name", [*looks.LOOKS, *looks.FLAWS])
 def test_every_look_is_a_fixed_function_of_the_image(name):
-    x = _photo()
+    x = _photo() if name in looks.LOOKS else _detailed_photo()
     y = looks.apply_look(name, x)
     assert y.shape == x.shape and y.dtype == torch.float32
     assert float(y.min()) >= 0 and float(y.max()) <= 1
     assert torch.equal(y, looks.apply_look(name, x.clone()))  # the same answer every time
     assert float((y - x).abs().mean()) > 0.01  # it changes the picture
-    other = looks.apply_look(name, _photo(seed=1))
+    other = looks.apply_look(
+        name, _photo(seed=1) if name in looks.LOOKS else _detailed_photo(seed=1)
+    )
     assert not torch.equal(y, other)
 
 
@@ -135,6 +144,39 @@ def test_look_data_truth_is_the_look_of_the_input(tmp_path):
     assert not a & b and len(a) == len(b) == 300
     manifest = json.loads((data / "manifest.json").read_text())
     assert manifest["version"] == quality_data.DATA_VERSION and manifest["size"] == size
+
+
+def test_the_flaws_remove_what_a_network_must_put_back():
+    """Noise is new in every pixel and seeded by the image; blur and JPEG take fine detail
+    away; gray takes the colour."""
+    x = _detailed_photo(size=64)
+    noisy = looks.noise(x)
+    assert 0.05 < float((noisy - x).std()) < 0.1 and torch.equal(noisy, looks.noise(x.clone()))
+    for flaw, kept in ((looks.blur, 0.5), (looks.jpeg, 0.9)):
+        rows = flaw(x).diff(dim=1).abs().mean()
+        assert float(rows) < kept * float(x.diff(dim=1).abs().mean())
+    grey = looks.gray(x)
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+
+
+@pytest.mark.slow
+@needs_photos
+def test_flaw_data_puts_the_flaw_on_the_a_side_and_the_truth_is_the_clean_photo(tmp_path):
+    size = 16
+    data = quality_data.dataset("blur", SHARED, tmp_path, size)
+    split = quality_data.photo_split(SHARED)
+    name = quality_data.images_in(data / "testA")[0]
+    source = next(p for p in split["test"] if p.stem == name.stem)
+    photo = quality_data.read_photo(source, size)
+    loaded = quality_data.load_folder
+    truth, flawed = loaded(data / "testB")[:1], loaded(data / "testA")[:1]
+    torch.testing.assert_close(truth[0], (photo * 255).round() / 127.5 - 1, atol=1e-6, rtol=0)
+    want = (looks.blur(photo) * 255).round() / 127.5 - 1
+    torch.testing.assert_close(flawed[0], want, atol=1e-6, rtol=0)
+    b = quality_data.images_in(data / "trainB")[0]
+    source = next(p for p in split["B"] if p.stem == b.stem)
+    clean = (quality_data.read_photo(source, size) * 255).round() / 127.5 - 1
+    torch.testing.assert_close(loaded(data / "trainB")[0], clean, atol=1e-6, rtol=0)
 
 
 @pytest.mark.slow
