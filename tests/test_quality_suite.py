@@ -126,18 +126,26 @@ def test_unknown_look_is_named():
 
 @pytest.mark.slow
 @needs_photos
-def test_look_data_truth_is_the_look_of_the_input(tmp_path):
+@pytest.mark.parametrize("pair", ["cnn", "blur"])
+def test_known_answer_data_holds_the_truth_of_each_input(pair, tmp_path):
+    """A look is on the B side and its truth is the look of the input; a flaw is on the A side
+    and its truth is the clean photo."""
     size = 16
-    data = quality_data.dataset("cnn", SHARED, tmp_path, size)
+    data = quality_data.dataset(pair, SHARED, tmp_path, size)
     split = quality_data.photo_split(SHARED)
     names = [p.name for p in quality_data.images_in(data / "testA")]
     assert names == [p.name for p in quality_data.images_in(data / "testB")]
     assert len(names) == quality_data.PHOTO_SPLIT["test"]
-    source = next(p for p in split["test"] if p.stem == Path(names[0]).stem)
-    photo = quality_data.read_photo(source, size)
-    truth = quality_data.load_folder(data / "testB")[:1]
-    want = (looks.cnn(photo) * 255).round() / 127.5 - 1
-    torch.testing.assert_close(truth[0], want, atol=1e-6, rtol=0)
+    changed_side = "A" if pair in looks.FLAWS else "B"
+    for folder, photos in (("trainA", "A"), ("trainB", "B"), ("testA", "test"), ("testB", "test")):
+        first = quality_data.images_in(data / folder)[0]
+        photo = quality_data.read_photo(
+            next(p for p in split[photos] if p.stem == first.stem), size
+        )
+        if folder.endswith(changed_side):
+            photo = looks.apply_look(pair, photo)
+        got = quality_data.load_folder(data / folder)[0]
+        torch.testing.assert_close(got, (photo * 255).round() / 127.5 - 1, atol=1e-6, rtol=0)
     # A and B are disjoint photos: unpaired.
     a = {p.stem for p in quality_data.images_in(data / "trainA")}
     b = {p.stem for p in quality_data.images_in(data / "trainB")}
@@ -157,26 +165,6 @@ def test_the_flaws_remove_what_a_network_must_put_back():
         assert float(rows) < kept * float(x.diff(dim=1).abs().mean())
     grey = looks.gray(x)
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
-
-
-@pytest.mark.slow
-@needs_photos
-def test_flaw_data_puts_the_flaw_on_the_a_side_and_the_truth_is_the_clean_photo(tmp_path):
-    size = 16
-    data = quality_data.dataset("blur", SHARED, tmp_path, size)
-    split = quality_data.photo_split(SHARED)
-    name = quality_data.images_in(data / "testA")[0]
-    source = next(p for p in split["test"] if p.stem == name.stem)
-    photo = quality_data.read_photo(source, size)
-    loaded = quality_data.load_folder
-    truth, flawed = loaded(data / "testB")[:1], loaded(data / "testA")[:1]
-    torch.testing.assert_close(truth[0], (photo * 255).round() / 127.5 - 1, atol=1e-6, rtol=0)
-    want = (looks.blur(photo) * 255).round() / 127.5 - 1
-    torch.testing.assert_close(flawed[0], want, atol=1e-6, rtol=0)
-    b = quality_data.images_in(data / "trainB")[0]
-    source = next(p for p in split["B"] if p.stem == b.stem)
-    clean = (quality_data.read_photo(source, size) * 255).round() / 127.5 - 1
-    torch.testing.assert_close(loaded(data / "trainB")[0], clean, atol=1e-6, rtol=0)
 
 
 @pytest.mark.slow
