@@ -319,14 +319,14 @@ def gray(image: torch.Tensor) -> torch.Tensor:
 
 
 FLAWS: dict[str, Look] = {"noise": noise, "blur": blur, "jpeg": jpeg, "gray": gray}
+KNOWN_ANSWER: dict[str, Look] = {**LOOKS, **FLAWS}  # every change whose truth is known
 
 
 def apply_look(name: str, image: torch.Tensor) -> torch.Tensor:
     """The look or flaw called ``name`` on a float (3, H, W) image in [0, 1]."""
-    known = {**LOOKS, **FLAWS}
-    if name not in known:
-        raise KeyError(f"unknown look {name!r}; the looks are {', '.join(known)}")
-    return known[name](image.float())
+    if name not in KNOWN_ANSWER:
+        raise KeyError(f"unknown look {name!r}; the looks are {', '.join(KNOWN_ANSWER)}")
+    return KNOWN_ANSWER[name](image.float())
 
 
 def downsample(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from looks import FLAWS, LOOKS, apply_look, downsample
+from looks import FLAWS, KNOWN_ANSWER, apply_look, downsample
+from looks import LOOKS as LOOKS  # re-exported: the suite and critic_sight take it from here
 
 # Bump when a look or the split changes: cached data sets are keyed by it.
 DATA_VERSION = 2
@@ -31,7 +32,6 @@ PHOTO_SPLIT = {"A": 300, "B": 300, "test": 151}  # of the 751 photos, disjoint
 # never seen, scored as monet2photo is.
 PAINTINGS = {"monet2photo": ("monet2photo/testA", 40), "ukiyoe2photo": ("ukiyoe2photo/testA", 80)}
 MONET = "monet2photo"
-KNOWN_ANSWER = (*LOOKS, *FLAWS)  # pairs scored against a truth
 PAIRS = (*KNOWN_ANSWER, *PAINTINGS)
 
 
