@@ -78,7 +78,7 @@ def test_the_pixel_head_judges_the_full_resolution_image():
         ({"levels": (1, 1)}, "must not repeat"),
         ({"ndf": 0}, "ndf must be a positive integer"),
         ({"projection": 0}, "projection must be a positive integer"),
-        ({"pixels": 1}, "pixels must be true or false"),
+        ({"pixels": 1}, "pixels must be bool"),
     ],
 )
 def test_bad_settings_are_one_clear_error(kwargs, message):
@@ -87,8 +87,8 @@ def test_bad_settings_are_one_clear_error(kwargs, message):
 
 
 def test_the_recipe_trains_and_resumes_with_projected_critics(toy_data, tmp_path):
-    """The quality recipe's critics: Adam gets the heads only; the frozen features come back
-    unchanged from a checkpoint."""
+    """The quality recipe's critics: Adam gets the trained heads only (the pixel head included);
+    the frozen features come back unchanged from a checkpoint."""
     from i2i.nets.pretrained import lite0_network
 
     def trained(options):
@@ -101,8 +101,14 @@ def test_the_recipe_trains_and_resumes_with_projected_critics(toy_data, tmp_path
     assert task.discriminators()["D_A"]["name"] == "projected"
     assert task.discriminators()["D_A"]["kwargs"]["levels"] == [0, 1, 2, 3]
     assert len(task.nets["D_B"].heads) == 4  # the finest level, at half resolution, included
+    assert task.nets["D_B"].pixels is not None  # and the head on the raw pixels
     adam = {id(p) for group in task.optimizers["D"].param_groups for p in group["params"]}
-    heads = {id(p) for n in ("D_A", "D_B") for p in task.nets[n].heads.parameters()}
+    heads = {
+        id(p)
+        for n in ("D_A", "D_B")
+        for part in (task.nets[n].heads, task.nets[n].pixels)
+        for p in part.parameters()
+    }
     assert adam == heads
     stem = lite0_network().conv_stem.weight
     assert torch.equal(task.nets["D_A"].features.stem[0].weight, stem)

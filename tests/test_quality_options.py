@@ -110,9 +110,9 @@ def test_the_recipe_has_its_critics_judge_the_current_fakes(toy_data, tmp_path):
 
 
 def test_a_recipes_network_arguments_go_with_its_network():
-    """The quality recipe's --disc-kw (the projected critic's levels) is dropped when --disc
-    names another critic, kept and merged when it names the same one."""
-    levels = {"levels": [0, 1, 2, 3]}
+    """The quality recipe's --disc-kw (the projected critic's levels and pixel head) is dropped
+    when --disc names another critic, kept and merged when it names the same one."""
+    levels = {"levels": [0, 1, 2, 3], "pixels": True}
     assert resolve_config("cyclegan", {"data": "x", "recipe": "quality"})["disc_kw"] == levels
     other = resolve_config(
         "cyclegan", {"data": "x", "recipe": "quality", "disc": "patchgan", "disc_kw": ["x=1"]}
@@ -123,6 +123,11 @@ def test_a_recipes_network_arguments_go_with_its_network():
         {"data": "x", "recipe": "quality", "disc": "projected", "disc_kw": ["projection=8"]},
     )
     assert same["disc_kw"] == {**levels, "projection": 8}
+    off = resolve_config(
+        "cyclegan",
+        {"data": "x", "recipe": "quality", "disc_kw": ["pixels=false"]},
+    )
+    assert off["disc_kw"] == {**levels, "pixels": False}  # the recipe before its pixel head
     kept = resolve_config("cyclegan", {"data": "x", "recipe": "quality", "gen": "resnet6"})
     assert kept["gen_kw"]["residual"] is True  # the recipe names no generator: its kw stay
 

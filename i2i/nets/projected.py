@@ -137,8 +137,6 @@ def projected(
         )
     if len(set(levels)) != len(levels):
         raise InvalidArgumentError(f"levels must not repeat a stage; got {levels}")
-    if not isinstance(pixels, bool):
-        raise InvalidArgumentError(f"pixels must be true or false; got {pixels!r}")
     for name, value in (("ndf", ndf), ("projection", projection)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgumentError(f"{name} must be a positive integer; got {value!r}")

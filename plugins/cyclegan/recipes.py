@@ -17,17 +17,19 @@ RECIPES = {
         "image's colour balance, so an identity term had to hold colour casts, and it also "
         "held the generator at its input on subtle looks; a critic that sees the look, "
         "subtle ones included, does that job itself; they read four levels of features, "
-        "the finest at half resolution (texture and fine colour the coarser levels miss); "
+        "the finest at half resolution (texture and fine colour the coarser levels miss), "
+        "and a small head reads the raw pixels (grain, streaks and ringing that the frozen "
+        "features barely see: it gains most where a flaw must be taken away); "
         "no image pool, so the critics learn from the fakes the generators make now, not (half "
         "the time) pooled ones about 100 steps old (runs depend less on their seed, and the "
         "two subtle looks gain most). "
         "Measured on thirteen known-answer looks, monet<->photo and ukiyoe<->photo "
         "(benchmarks/quality.py; table in README.md, Better pictures); seven of the looks "
         "were written after an earlier form of the recipe had been fixed, to check that it "
-        "generalises.",
+        "generalises; the pixel head on eight looks and four flaws through the CLI.",
         {
             "disc": "projected",
-            "disc_kw": {"levels": [0, 1, 2, 3]},
+            "disc_kw": {"levels": [0, 1, 2, 3], "pixels": True},
             "ema_decay": 0.999,
             "gen_kw": {"antialias": True, "residual": True, "detail": True},
             "lambda_cycle": 1.0,
