@@ -63,6 +63,17 @@ class LiteFeatures(nn.Module):
         return features
 
 
+def _head(first: nn.Conv2d, ndf: int) -> nn.Sequential:
+    """A small head of patch logits: ``first``, then a 3x3 and a 1x1 convolution."""
+    return nn.Sequential(
+        first,
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf, ndf, 3, padding=1),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf, 1, 1),
+    )
+
+
 class ProjectedDiscriminator(nn.Module):
     """Frozen features, a fixed random 1x1 projection per level, and a trained head per level."""
 
@@ -73,26 +84,9 @@ class ProjectedDiscriminator(nn.Module):
             nn.Conv2d(LEVEL_CHANNELS[level], projection, 1, bias=False) for level in levels
         ).requires_grad_(False)
         self.heads = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv2d(projection, ndf, 3, padding=1),
-                nn.LeakyReLU(0.2, True),
-                nn.Conv2d(ndf, ndf, 3, padding=1),
-                nn.LeakyReLU(0.2, True),
-                nn.Conv2d(ndf, 1, 1),
-            )
-            for _ in levels
+            _head(nn.Conv2d(projection, ndf, 3, padding=1), ndf) for _ in levels
         )
-        self.pixels = (
-            nn.Sequential(
-                nn.Conv2d(3, ndf, 4, stride=2, padding=1),
-                nn.LeakyReLU(0.2, True),
-                nn.Conv2d(ndf, ndf, 3, padding=1),
-                nn.LeakyReLU(0.2, True),
-                nn.Conv2d(ndf, 1, 1),
-            )
-            if pixels
-            else None
-        )
+        self.pixels = _head(nn.Conv2d(3, ndf, 4, stride=2, padding=1), ndf) if pixels else None
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.features(x)
