@@ -213,6 +213,11 @@ class Task(abc.ABC):
             value = getattr(self, name)
             if isinstance(value, ImagePool):
                 value.load_state_dict(saved, self.device)
+            elif saved.numel() != value.get_state().numel():  # a CPU stream's state is larger
+                raise I2IError(
+                    f"this run drew its random numbers ({name}) on another kind of device (CPU or "
+                    f"CUDA); resume it on the kind it was trained on (--device)"
+                )
             else:
                 value.set_state(saved)
 

@@ -202,11 +202,6 @@ class UNSB(i2i.GANTask):
         self.previous_A = None if previous is None else previous.to(self.device)
         if "time_rng" in state:  # runs saved before the steps had their own stream lack it
             self.time_rng.setstate(state.pop("time_rng"))
-        if state["noise_rng"].numel() != self.noise_rng.get_state().numel():
-            raise i2i.I2IError(
-                "this run drew the bridge's noise on another kind of device (CPU or CUDA); "
-                "resume it on the kind it was trained on (--device)"
-            )
         super().load_state_dict(state)
 
     # -- the maths ---------------------------------------------------------------------------
