@@ -193,6 +193,40 @@ def test_translate_uploads_keeps_size_and_skips_bad_files(tmp_path, model):
     _check_translation(photo, tiled.pairs[0][1])
 
 
+def test_a_page_with_scale_translates_photos_at_the_models_size(tmp_path, model):
+    """``i2i demo MODEL --scale model``: the header says so, and a photo over the budget of one
+    pass at its own size goes through at the model's 32 px and comes back at its own size."""
+    page = load_page(model, device="cpu", scale="model", detail="none")
+    header, _ = _header_and_examples(page)
+    assert "**Translates:** shorter side at 32 px, the network's output enlarged" in header
+    assert "Translates" not in _header_and_examples(load_page(model, device="cpu"))[0]
+    photo = _photo(tmp_path)
+    with Image.open(photo) as image:
+        pixels = image.width * image.height
+    out = tmp_path / "out"
+    out.mkdir()
+    budget = pixels // 4
+    whole = translate_uploads(i2i.load(model, device="cpu"), [photo], "AtoB", out,
+                              untiled_max_pixels=budget)  # fmt: skip
+    assert whole.pairs == [] and "turn on tiling" in whole.skipped[0]
+    scaled = i2i.load(model, device="cpu", scale="model")
+    results = translate_uploads(scaled, [photo], "AtoB", out, untiled_max_pixels=budget)
+    assert results.skipped == []
+    _check_translation(photo, results.pairs[0][1])
+
+
+def test_demo_passes_scale_and_detail_to_the_page(model, monkeypatch):
+    served = {}
+    monkeypatch.setattr("i2i.demo.page.serve", lambda model, **kwargs: served.update(kwargs))
+    result = CliRunner().invoke(cli, ["demo", str(model), "--scale", "model", "--detail", "local"])
+    assert result.exit_code == 0, result.output
+    assert (served["scale"], served["detail"]) == ("model", "local")
+    CliRunner().invoke(cli, ["demo", str(model), "--scale", "300"])
+    assert (served["scale"], served["detail"]) == (300, "input")
+    result = CliRunner().invoke(cli, ["demo", str(model), "--scale", "big"])
+    assert result.exit_code == 2 and "is pixels (e.g. 286) or 'model', got 'big'" in result.output
+
+
 def test_space_files_pin_the_model_and_this_i2i(tmp_path):
     import yaml
 

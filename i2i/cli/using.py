@@ -30,6 +30,29 @@ def _scale(value: str | None) -> int | str | None:
         raise click.BadParameter(f"is pixels (e.g. 286) or 'model', got {value!r}") from None
 
 
+# The size a model runs at and what the result keeps of the input, the same for apply and demo.
+scale_option = click.option(
+    "--scale",
+    callback=lambda ctx, param, value: _scale(value),
+    metavar="PIXELS|model",
+    help="Translate with each image's shorter side at this size, then back to its own size: "
+    "'model' for the size the model was trained at (textures then come out at the scale it "
+    "learned them; large photos run faster).",
+)
+detail_option = click.option(
+    "--detail",
+    type=click.Choice(["input", "local", "none"]),
+    default="input",
+    show_default=True,
+    help="What the result takes from the input's own detail. With --scale: 'input' adds back "
+    "the detail finer than that scale (the network's textures stay at the scale it drew "
+    "them); 'none' gives the network's output enlarged, soft. 'local' (with or without "
+    "--scale) keeps only the colour change the network made, as a smooth local map of the "
+    "input: sharp and without the network's artefacts, for looks, light, colour grades and "
+    "seasons, not strokes or stripes.",
+)
+
+
 @cli.command()
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
@@ -54,26 +77,8 @@ def _scale(value: str | None) -> int | str | None:
 )
 @click.option("--tile", type=int, help="Translate in tiles of this size (for huge images).")
 @click.option("--overlap", default=32, show_default=True, type=int, help="Tile overlap in pixels.")
-@click.option(
-    "--scale",
-    callback=lambda ctx, param, value: _scale(value),
-    metavar="PIXELS|model",
-    help="Translate with each image's shorter side at this size, then back to its own size: "
-    "'model' for the size the model was trained at (textures then come out at the scale it "
-    "learned them; large photos run faster).",
-)
-@click.option(
-    "--detail",
-    type=click.Choice(["input", "local", "none"]),
-    default="input",
-    show_default=True,
-    help="What the result takes from the input's own detail. With --scale: 'input' adds back "
-    "the detail finer than that scale (the network's textures stay at the scale it drew "
-    "them); 'none' gives the network's output enlarged, soft. 'local' (with or without "
-    "--scale) keeps only the colour change the network made, as a smooth local map of the "
-    "input: sharp and without the network's artefacts, for looks, light, colour grades and "
-    "seasons, not strokes or stripes.",
-)
+@scale_option
+@detail_option
 @click.option(
     "--steps",
     type=int,
@@ -318,10 +323,23 @@ def eval_command(
 @click.option("--device", default="auto", show_default=True)
 @click.option("--revision", help="Hub revision when MODEL is USER/REPO.")
 @click.option("--max-upload", default="25mb", show_default=True, help="Largest upload accepted.")
+@scale_option
+@detail_option
 def demo(
-    model: str, host: str, port: int, device: str, revision: str | None, max_upload: str
+    model: str,
+    host: str,
+    port: int,
+    device: str,
+    revision: str | None,
+    max_upload: str,
+    scale: int | str | None,
+    detail: str,
 ) -> None:
-    """Serve a web page to try MODEL in a browser (pip install "i2i[demo]")."""
+    """Serve a web page to try MODEL in a browser (pip install "i2i[demo]").
+
+    Photos from a phone are far larger than what a model trained at 256 px has seen: --scale
+    model translates them at its training size, faster and with its textures at their scale.
+    """
     from i2i.demo.page import DemoLimits, serve
 
     serve(
@@ -331,6 +349,8 @@ def demo(
         port=port,
         device=device,
         limits=DemoLimits(max_upload=max_upload),
+        scale=scale,
+        detail=detail,
     )
 
 

@@ -139,7 +139,8 @@ def translate_uploads(
         except I2IError as error:
             results.skipped.append(str(error))
             continue
-        if tile is None and image.width * image.height > untiled_max_pixels:
+        height, width = translator.network_size(image.height, image.width)
+        if tile is None and height * width > untiled_max_pixels:
             results.skipped.append(
                 f"{path.name} is {image.width}x{image.height} pixels; turn on tiling to "
                 "translate images this big"
@@ -255,16 +256,27 @@ class _Handlers:
         return rows
 
 
+# What the header says of --detail; the default, the input's detail kept, goes unsaid.
+_DETAIL_SHOWN = {
+    "input": [],
+    "none": ["the network's output enlarged"],
+    "local": ["only the colour change, on the input's own detail"],
+}
+
+
 def _header(name: str, translator: Translator) -> str:
     directions = ", ".join(direction_label(translator, d) for d in translator.directions)
     generators = sorted(
         {spec.get("name", "?") for spec in translator.config["generators"].values()}
     )
     task = translator.config.get("task", "?")
+    how = [f"shorter side at {translator.scale} px"] if translator.scale else []
+    how += _DETAIL_SHOWN[translator.detail]
+    shown = f" · **Translates:** {', '.join(how)}" if how else ""
     return (
         f"# {name}\n"
         f"**Directions:** {directions} · **Runs on:** `{_device_text(translator.device)}` · "
-        f"**Model:** {task}, {', '.join(generators)} (i2i)\n\n"
+        f"**Model:** {task}, {', '.join(generators)} (i2i){shown}\n\n"
         "Upload one or several images, choose the direction and press **Translate**; the "
         "results download from the list below the comparison."
     )
@@ -366,15 +378,18 @@ def load_page(
     revision: str | None = None,
     device: str = "auto",
     limits: DemoLimits | None = None,
+    scale: int | str | None = None,
+    detail: str = "input",
 ) -> gr.Blocks:
-    """The page for MODEL (a Hub id, a model folder or a run folder), as everywhere in i2i."""
+    """The page for MODEL (a Hub id, a model folder or a run folder), as everywhere in i2i,
+    translating at ``scale`` with ``detail`` (as ``i2i.load``)."""
     kind, path = resolve_model(model, revision)
     if Path(model).exists():
         name = Path(model).resolve().name
     else:
         name = split_revision(str(model))[0]
     samples = path / "samples" / "latest.png" if kind == "run" else path / SAMPLES
-    translator = load(path, device=device)
+    translator = load(path, device=device, scale=scale, detail=detail)
     return build_page(translator, name, samples=samples, limits=limits)
 
 
@@ -428,15 +443,20 @@ def serve(
     port: int | None = None,
     device: str = "auto",
     limits: DemoLimits | None = None,
+    scale: int | str | None = None,
+    detail: str = "input",
 ) -> None:
     """Serve the page until Ctrl-C or SIGTERM, then delete what was uploaded and made;
-    ``host``/``port`` None: Gradio's own defaults and env.
+    ``host``/``port`` None: Gradio's own defaults and env; ``scale`` and ``detail`` as for
+    ``i2i.load``.
 
     (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, which Hugging Face Spaces set.)
     """
     limits = limits or DemoLimits()
     with _stopped_by_signals() as stop, _own_gradio_folder():
-        page = load_page(model, revision=revision, device=device, limits=limits)
+        page = load_page(
+            model, revision=revision, device=device, limits=limits, scale=scale, detail=detail
+        )
         if not stop.is_set():  # not stopped while the model loaded
             _launch_until(page, stop, host, port, limits, str(model))
     print("stopped; the uploads and results are deleted", flush=True)

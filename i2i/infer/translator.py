@@ -389,10 +389,15 @@ class Translator:
             )
         return direction
 
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) an image of this size goes through the network at (``scale``)."""
+        scaled_height, scaled_width = _scaled_size((height, width), self.scale)
+        return scaled_height, scaled_width
+
     def check_size(self, height: int, width: int, tile: int | None) -> None:
         """Refuse an image too big for one network pass at the size it runs at (``scale``),
         before any memory is spent on it (apply reads the size from the file's header)."""
-        scaled = _scaled_size((height, width), self.scale)
+        scaled = self.network_size(height, width)
         other_way = ""
         if self.scale is None and self.training_scale is not None:
             other_way = (
