@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import socket
@@ -506,6 +507,48 @@ def test_space_is_created_then_updated_at_pinned_commits(hub, tmp_path, monkeypa
     args = ["space", str(tmp_path / "v1"), space_id, "--model-repo", local]
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert f"serve({local!r}, revision=" in _space_app(hub, space_id)
+
+
+def test_a_space_serves_at_the_models_scale_checked_before_it_is_written(
+    hub, tmp_path, monkeypatch
+):
+    """``i2i space ... --scale model``: the Space's page translates at the model's size; a
+    scale the model cannot take is refused in one line, before any Space is written."""
+    from huggingface_hub import HfApi
+
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    repo, space_id = hub.unique_repo_id("scaled"), hub.unique_repo_id("scaled-demo")
+    push(_make_model(tmp_path / "m", tmp_path, seed=5), repo, token=hub.token)
+    result = CliRunner().invoke(
+        cli, ["space", repo, space_id, "--scale", "model", "--detail", "local"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scale='model', detail='local')" in _space_app(hub, space_id)
+
+    sizeless = tmp_path / "sizeless"
+    model = _make_model(tmp_path / "m2", tmp_path, seed=6)
+    shutil.copytree(model, sizeless)
+    config = json.loads((sizeless / "config.json").read_text())
+    config["preprocess"]["size"] = None
+    (sizeless / "config.json").write_text(json.dumps(config))
+    unsized = hub.unique_repo_id("unsized")
+    push(sizeless, unsized, token=hub.token)
+    garbled = hub.unique_repo_id("garbled")
+    push(model, garbled, token=hub.token)
+    HfApi(token=hub.token).upload_file(
+        path_or_fileobj=b"[not json", path_in_repo="config.json", repo_id=garbled
+    )
+    for args, message in [
+        ([repo, "--detail", "none"], "--detail none applies with --scale"),
+        ([repo, "--scale", "0"], "--scale is pixels of the shorter side"),
+        ([unsized, "--scale", "model"], "this model records no usable training size"),
+        ([garbled, "--scale", "model"], "has a config.json that is not an i2i model's config"),
+    ]:
+        never = hub.unique_repo_id("never")
+        result = CliRunner().invoke(cli, ["space", args[0], never, *args[1:]])
+        assert result.exit_code == 1 and result.output.startswith("Error: "), result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+        assert ("space", never) not in hub.repos
 
 
 def test_a_space_of_a_private_model_uses_the_token_it_is_given(hub, tmp_path):

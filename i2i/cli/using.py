@@ -361,6 +361,8 @@ def demo(
 @click.option("--revision", help="Model revision to serve (default: main); pinned to its commit.")
 @click.option("--private", is_flag=True, help="Create the Space (and a pushed model) as private.")
 @click.option("--requirement", help="pip requirement for i2i in the Space (default: this version).")
+@scale_option
+@detail_option
 def space(
     model: str,
     space_id: str,
@@ -368,8 +370,11 @@ def space(
     revision: str | None,
     private: bool,
     requirement: str | None,
+    scale: int | str | None,
+    detail: str,
 ) -> None:
-    """Create or update a Gradio Space USER/SPACE serving MODEL's demo page."""
+    """Create or update a Gradio Space USER/SPACE serving MODEL's demo page (--scale and
+    --detail as for i2i demo)."""
     from i2i.demo.space import DEFAULT_REQUIREMENT, publish_space
 
     published = publish_space(
@@ -379,6 +384,8 @@ def space(
         model_repo=model_repo,
         private=private,
         requirement=requirement or DEFAULT_REQUIREMENT,
+        scale=scale,
+        detail=detail,
     )
     click.echo(
         f"Space {published.space_id} serves {published.model_repo} at commit "

@@ -19,6 +19,7 @@ from typing import Any
 
 from i2i import __version__
 from i2i.core.errors import I2IError
+from i2i.infer.translator import check_scale_and_detail
 from i2i.models.folder import CONFIG
 from i2i.models.hub import REPO_ID, HubError, hub_errors, push, split_revision
 
@@ -45,9 +46,15 @@ def _gradio_version() -> str | None:
 
 
 def space_files(
-    model_repo: str, revision: str, *, requirement: str = DEFAULT_REQUIREMENT
+    model_repo: str,
+    revision: str,
+    *,
+    requirement: str = DEFAULT_REQUIREMENT,
+    scale: int | str | None = None,
+    detail: str = "input",
 ) -> dict[str, str]:
-    """The Space's files (name -> text) serving ``model_repo`` at commit ``revision``."""
+    """The Space's files (name -> text) serving ``model_repo`` at commit ``revision``, with
+    ``i2i demo``'s ``scale`` and ``detail``."""
     title = model_repo.split("/")[-1]
     sdk_version = _gradio_version()
     front_matter = [
@@ -75,10 +82,12 @@ def space_files(
     )
     # Code never takes an outside string but as a Python literal (repr): a repo id or a
     # revision from the Hub cannot end the string and run as code in the Space.
+    how = "" if scale is None else f", scale={scale!r}"
+    how += "" if detail == "input" else f", detail={detail!r}"
     app = (
         '"""Demo page of an i2i model at a pinned commit, written by `i2i space`."""\n\n'
         "from i2i.demo.page import serve\n\n"
-        f"serve({model_repo!r}, revision={revision!r})\n"
+        f"serve({model_repo!r}, revision={revision!r}{how})\n"
     )
     requirements = f"# the i2i that wrote this Space, with Gradio\n{requirement}\n"
     return {APP_FILE: app, "requirements.txt": requirements, "README.md": readme}
@@ -105,6 +114,16 @@ def _commit(sha: Any, model_repo: str) -> str:
     return sha
 
 
+def _read_config(path: Path, model_repo: str) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        raise HubError(f"{model_repo!r} has a {CONFIG} that is not an i2i model's config")
+    return config
+
+
 def _check_repo_id(repo_id: str, what: str) -> None:
     if not REPO_ID.match(repo_id):
         raise I2IError(f"{repo_id!r} is not a valid {what}; expected USER/NAME")
@@ -120,15 +139,21 @@ def publish_space(
     token: str | None = None,
     requirement: str = DEFAULT_REQUIREMENT,
     message: str | None = None,
+    scale: int | str | None = None,
+    detail: str = "input",
 ) -> PublishedSpace:
     """Create or update the Gradio Space ``space_id`` serving MODEL at a pinned commit.
 
     MODEL is a Hub id (``user/repo[@revision]``), or a local model or run folder, which is first
-    pushed to ``model_repo`` (the Space needs the weights on the Hub).
+    pushed to ``model_repo`` (the Space needs the weights on the Hub). ``scale`` and ``detail``
+    are ``i2i demo``'s, checked against the pinned model's config before the Space is written,
+    so that a Space never fails as it starts.
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, hf_hub_download
 
     _check_repo_id(space_id, "Space id")
+    if scale != "model":  # pixels or none need no config: checked before anything is pushed
+        check_scale_and_detail(scale, detail, {})
     if "\n" in requirement or "\r" in requirement:
         raise I2IError(f"--requirement must be one line, got {requirement!r}")
     if Path(model).exists():
@@ -143,9 +168,14 @@ def publish_space(
         model_repo, at_revision = split_revision(str(model))
         _check_repo_id(model_repo, "model repo id")
         pinned = _pin(model_repo, revision or at_revision, token)
+    if scale == "model":
+        with hub_errors(model_repo, pinned, token=token):
+            config_file = hf_hub_download(model_repo, CONFIG, revision=pinned, token=token)
+        check_scale_and_detail(scale, detail, _read_config(Path(config_file), model_repo))
     api = HfApi(token=token)
+    files = space_files(model_repo, pinned, requirement=requirement, scale=scale, detail=detail)
     with tempfile.TemporaryDirectory(prefix="i2i-space-") as tmp:
-        for name, text in space_files(model_repo, pinned, requirement=requirement).items():
+        for name, text in files.items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
         with hub_errors(space_id, None, kind="Space", token=token, write=True):
             api.create_repo(

@@ -203,16 +203,7 @@ class Translator:
             else check_positive("batch_size", batch_size)
         )
         self._config = dict(config)
-        self.scale = _check_scale(scale, self._config)
-        if detail not in DETAILS:
-            raise InvalidArgumentError(
-                f"--detail (Python: detail=) is one of {', '.join(DETAILS)}; got {detail!r}"
-            )
-        if detail == "none" and self.scale is None:
-            raise InvalidArgumentError(
-                "--detail none applies with --scale (Python: scale=); without it the network "
-                "runs at the input's own size and its output is the result"
-            )
+        self.scale = check_scale_and_detail(scale, detail, self._config)
         self.detail = detail
         self.untiled_max_pixels = UNTILED_MAX_PIXELS
         self._channels_last = self.device.type == "cuda"
@@ -620,6 +611,24 @@ def _upright(image: Image.Image) -> Image.Image:
 # The largest --scale: a 4096 px shorter side is already 22 MP at 4:3, as the resized copy
 # is held whole before any tiling.
 _MAX_SCALE = 4096
+
+
+def check_scale_and_detail(
+    scale: int | str | None, detail: str, config: Mapping[str, Any]
+) -> int | None:
+    """``scale`` in pixels for the model of ``config``, after checking that it and ``detail``
+    suit that model: a Translator checks them, and so does ``i2i space`` before it publishes."""
+    pixels = _check_scale(scale, config)
+    if detail not in DETAILS:
+        raise InvalidArgumentError(
+            f"--detail (Python: detail=) is one of {', '.join(DETAILS)}; got {detail!r}"
+        )
+    if detail == "none" and pixels is None:
+        raise InvalidArgumentError(
+            "--detail none applies with --scale (Python: scale=); without it the network "
+            "runs at the input's own size and its output is the result"
+        )
+    return pixels
 
 
 def _check_scale(scale: int | str | None, config: Mapping[str, Any]) -> int | None:
