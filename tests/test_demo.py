@@ -542,7 +542,7 @@ def test_a_space_serves_at_the_models_scale_checked_before_it_is_written(
         ([repo, "--detail", "none"], "--detail none applies with --scale"),
         ([repo, "--scale", "0"], "--scale is pixels of the shorter side"),
         ([unsized, "--scale", "model"], "this model records no usable training size"),
-        ([garbled, "--scale", "model"], "has a config.json that is not an i2i model's config"),
+        ([garbled, "--scale", "model"], "config.json is not valid JSON"),
     ]:
         never = hub.unique_repo_id("never")
         result = CliRunner().invoke(cli, ["space", args[0], never, *args[1:]])

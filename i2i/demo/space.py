@@ -20,7 +20,7 @@ from typing import Any
 from i2i import __version__
 from i2i.core.errors import I2IError
 from i2i.infer.translator import check_scale_and_detail
-from i2i.models.folder import CONFIG
+from i2i.models.folder import CONFIG, read_config
 from i2i.models.hub import REPO_ID, HubError, hub_errors, push, split_revision
 
 __all__ = ["PublishedSpace", "publish_space", "space_files"]
@@ -114,16 +114,6 @@ def _commit(sha: Any, model_repo: str) -> str:
     return sha
 
 
-def _read_config(path: Path, model_repo: str) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        config = None
-    if not isinstance(config, dict):
-        raise HubError(f"{model_repo!r} has a {CONFIG} that is not an i2i model's config")
-    return config
-
-
 def _check_repo_id(repo_id: str, what: str) -> None:
     if not REPO_ID.match(repo_id):
         raise I2IError(f"{repo_id!r} is not a valid {what}; expected USER/NAME")
@@ -171,7 +161,7 @@ def publish_space(
     if scale == "model":
         with hub_errors(model_repo, pinned, token=token):
             config_file = hf_hub_download(model_repo, CONFIG, revision=pinned, token=token)
-        check_scale_and_detail(scale, detail, _read_config(Path(config_file), model_repo))
+        check_scale_and_detail(scale, detail, read_config(Path(config_file).parent))
     api = HfApi(token=token)
     files = space_files(model_repo, pinned, requirement=requirement, scale=scale, detail=detail)
     with tempfile.TemporaryDirectory(prefix="i2i-space-") as tmp:
