@@ -34,9 +34,10 @@ def _task(toy_data: Path, **overrides):
     return task
 
 
-def _reference_step(nets, real_A, real_B, lam=10.0, lam_idt=0.5):
+def _reference_step(nets, real_A, real_B, lam=10.0, lam_idt=0.5, lam_shift=0.0):
     """The paper's objective written out plainly, one network call per term, as the official
-    code does it; returns the losses and the gradients of every parameter."""
+    code does it, plus the mean-shift term when weighted; returns the losses and the gradients
+    of every parameter."""
     G_AB, G_BA, D_A, D_B = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
 
     def mse(pred, target):
@@ -53,6 +54,19 @@ def _reference_step(nets, real_A, real_B, lam=10.0, lam_idt=0.5):
         "idt_A": (idt_A - real_A).abs().mean() * lam * lam_idt,
         "idt_B": (idt_B - real_B).abs().mean() * lam * lam_idt,
     }
+    if lam_shift:
+
+        def cells(x):
+            return torch.nn.functional.adaptive_avg_pool2d(x, 4)
+
+        for source, real, fake, wanted in (
+            ("A", real_A, fake_B, cells(real_B).mean(0) - cells(real_A).mean(0)),
+            ("B", real_B, fake_A, cells(real_A).mean(0) - cells(real_B).mean(0)),
+        ):
+            shift = (cells(fake) - cells(real)).mean(0)
+            # First step: the average holds 2% of this shift, and all of its gradient.
+            averaged = 0.02 * shift.detach() + (shift - shift.detach())
+            losses[f"shift_{source}"] = mse(averaged, wanted) * lam_shift
     g_params = [*G_AB.parameters(), *G_BA.parameters()]
     g_grads = torch.autograd.grad(sum(losses.values()), g_params)
     # First step: the image pools hand back the fakes themselves.
@@ -63,17 +77,22 @@ def _reference_step(nets, real_A, real_B, lam=10.0, lam_idt=0.5):
     return losses, g_grads, d_grads
 
 
-@pytest.mark.parametrize("norm,merged", [("instance", True), ("instance", False), ("batch", False)])
-def test_one_step_equals_the_papers_objective(toy_data, norm, merged):
-    """Both generator phases: batched passes (GPUs) and one cycle at a time (CPU, batch norm)."""
-    task = _task(toy_data, norm=norm)
+@pytest.mark.parametrize(
+    "norm,merged,shift",
+    [("instance", True, 0.0), ("instance", False, 0.0), ("batch", False, 0.0),
+     ("instance", True, 3.0), ("instance", False, 3.0)],
+)  # fmt: skip
+def test_one_step_equals_the_papers_objective(toy_data, norm, merged, shift):
+    """Both generator phases: batched passes (GPUs) and one cycle at a time (CPU, batch norm);
+    with the mean-shift term, the paper's objective plus that term as its docstring says."""
+    task = _task(toy_data, norm=norm, lambda_shift=shift)
     assert task.merge_g is False  # on the CPU the lean phase is the default
     task.merge_g = merged
     reference_nets = copy.deepcopy(task.nets)
     torch.manual_seed(1)
     real_A, real_B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     losses = task.train_step({"A": real_A, "B": real_B})
-    ref_losses, g_grads, d_grads = _reference_step(reference_nets, real_A, real_B)
+    ref_losses, g_grads, d_grads = _reference_step(reference_nets, real_A, real_B, lam_shift=shift)
     assert set(losses) == set(ref_losses)
     for key, value in ref_losses.items():
         torch.testing.assert_close(losses[key], value.detach(), rtol=1e-5, atol=1e-6, msg=key)
@@ -88,7 +107,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_data, tmp_pat
 
     Tolerance: exact equality is expected on CPU; we allow 1e-6 absolute for BLAS nondeterminism.
     """
-    common = {"data": str(toy_data), **TINY, "epochs": 2, "epochs_decay": 1}
+    common = {"data": str(toy_data), **TINY, "epochs": 2, "epochs_decay": 1, "lambda_shift": 1.0}
     straight = train("cyclegan", out=str(tmp_path / "straight"), max_steps=8, **common)
     first = train("cyclegan", out=str(tmp_path / "resumed"), max_steps=4, **common)
     assert first.step == 4
@@ -104,10 +123,11 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_data, tmp_pat
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
     state_a = torch.load(straight.checkpoint / "state.pt", weights_only=True)
     state_b = torch.load(resumed.checkpoint / "state.pt", weights_only=True)
-    torch.testing.assert_close(
-        state_a["per_rank"][0]["task"]["pool_A"]["images"],
-        state_b["per_rank"][0]["task"]["pool_A"]["images"],
-    )
+    task_a, task_b = state_a["per_rank"][0]["task"], state_b["per_rank"][0]["task"]
+    torch.testing.assert_close(task_a["pool_A"]["images"], task_b["pool_A"]["images"])
+    for name in ("set_sums", "seen", "shifts"):  # the mean shift's averages go on, not anew
+        torch.testing.assert_close(task_a["mean_shift"][name], task_b["mean_shift"][name])
+    assert task_b["mean_shift"]["seen"].flatten().tolist() == [8.0, 8.0]
 
 
 def test_a_run_rolled_back_by_deleting_its_newest_checkpoint_goes_on_from_the_one_before(
@@ -494,14 +514,16 @@ def test_tensorboard_events_when_installed(toy_data, tmp_path):
     assert [e.step for e in events.Scalars("G_AB")] == [2, 4]  # the old step 4 hidden
 
 
-def test_an_identity_term_that_grey_and_colour_rule_out_is_said_to_be_off(toy_data, tmp_path):
-    with pytest.warns(
-        I2IWarning, match=r"identity term is off \(--lambda-identity 0.5 is not used\)"
-    ):
+def test_terms_that_grey_and_colour_rule_out_are_said_to_be_off(toy_data, tmp_path):
+    with pytest.warns(I2IWarning) as warned:
         result = train(
             "cyclegan", data=str(toy_data), out=str(tmp_path / "r"), max_steps=1, channels_a=1,
-            **TINY,
+            lambda_shift=2.0, **TINY,
         )  # fmt: skip
+    said = [str(w.message) for w in warned if "term is off" in str(w.message)]
+    assert len(said) == 2
+    assert said[0].startswith("the identity term is off (--lambda-identity 0.5 is not used)")
+    assert said[1].startswith("the mean-shift term is off (--lambda-shift 2.0 is not used)")
     assert result.step == 1
 
 

@@ -2,5 +2,6 @@
 
 ``task`` (the ``Task`` base class), ``gan`` (``GANTask``: what GANs share), ``step`` (the
 optimisation step), ``runtime`` (the interface of the run a task sees), ``pool`` (the image
-pool), ``sync`` (finding host reads), ``options``/``groups``/``config`` (typed options).
+pool), ``shift`` (the mean shift a translation makes), ``sync`` (finding host reads),
+``options``/``groups``/``config`` (typed options).
 """

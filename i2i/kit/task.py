@@ -28,6 +28,7 @@ from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, R
 from i2i.kit.options import Option, OptionGroup
 from i2i.kit.pool import ImagePool
 from i2i.kit.runtime import Runtime
+from i2i.kit.shift import MeanShift
 from i2i.kit.step import Optimizing
 
 # Small networks and a short schedule for the built-in toy datasets: a few CPU minutes.
@@ -198,11 +199,11 @@ class Task(abc.ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Training state beyond networks and optimizers, saved in every checkpoint: the task's
-        attributes that are image pools or random streams (``torch.Generator``). A task with
-        other state extends both methods."""
+        attributes that are image pools, mean shifts or random streams (``torch.Generator``). A
+        task with other state extends both methods."""
         state: dict[str, Any] = {}
         for name, value in vars(self).items():
-            if isinstance(value, ImagePool):
+            if isinstance(value, ImagePool | MeanShift):
                 state[name] = value.state_dict()
             elif isinstance(value, torch.Generator):
                 state[name] = value.get_state()
@@ -211,7 +212,7 @@ class Task(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, saved in state.items():
             value = getattr(self, name)
-            if isinstance(value, ImagePool):
+            if isinstance(value, ImagePool | MeanShift):
                 value.load_state_dict(saved, self.device)
             elif saved.numel() != value.get_state().numel():  # a CPU stream's state is larger
                 raise I2IError(

@@ -36,6 +36,12 @@ class CycleGANOptions(i2i.OptionGroup):
     lambda_identity: float = i2i.option(
         0.5, "Identity loss weight, relative to the cycle weight.", minimum=0
     )
+    lambda_shift: float = i2i.option(
+        0.0,
+        "Weight of the mean-shift term: averaged over the run, each generator changes the mean "
+        "colour of each region (4x4 grid) by as much as the two training sets differ there.",
+        minimum=0,
+    )
     pool_size: int = i2i.option(
         50, "Generated images kept for the discriminators (0: none).", minimum=0
     )
@@ -63,17 +69,26 @@ class CycleGAN(i2i.GANTask):
         self.identity_loss = i2i.create_loss("l1").to(self.device)
         self.lambda_a = o.lambda_a if o.lambda_a is not None else o.lambda_cycle
         self.lambda_b = o.lambda_b if o.lambda_b is not None else o.lambda_cycle
-        # Identity needs G_AB to accept B images: impossible when the channels differ.
-        self.lambda_idt = o.lambda_identity if len(set(self.channels)) == 1 else 0.0
-        if o.lambda_identity and not self.lambda_idt:
-            a, b = self.channels
-            warnings.warn(
-                f"the identity term is off (--lambda-identity {o.lambda_identity} is not used): it "
-                f"feeds B images to the A->B generator, which --channels-a {a} and --channels-b "
-                f"{b} rule out",
-                i2i.I2IWarning,
-                stacklevel=2,
-            )
+        # Both terms compare A images with B images: impossible when the channels differ.
+        same = len(set(self.channels)) == 1
+        self.lambda_idt = o.lambda_identity if same else 0.0
+        self.lambda_shift = o.lambda_shift if same else 0.0
+        terms = (
+            ("identity", "identity", "feeds B images to the A->B generator"),
+            ("mean-shift", "shift", "compares the colours of A and B images"),
+        )
+        for term, option, why in terms:
+            if (value := getattr(o, f"lambda_{option}")) and not same:
+                a, b = self.channels
+                warnings.warn(
+                    f"the {term} term is off (--lambda-{option} {value} is not used): it {why}, "
+                    f"which --channels-a {a} and --channels-b {b} rule out",
+                    i2i.I2IWarning,
+                    stacklevel=2,
+                )
+        self.mean_shift = (
+            i2i.MeanShift(self.channels[0], self.device) if self.lambda_shift else None
+        )
         self.pool_A = i2i.ImagePool(o.pool_size, self.random_stream())
         self.pool_B = i2i.ImagePool(o.pool_size, self.random_stream())
         # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with
@@ -84,6 +99,13 @@ class CycleGAN(i2i.GANTask):
     # -- the maths ---------------------------------------------------------------------------
     def _identity(self, same: torch.Tensor, real: torch.Tensor, lam: float) -> torch.Tensor:
         return self.identity_loss(same, real) * lam * self.lambda_idt
+
+    def _shift(self, real: torch.Tensor, fake: torch.Tensor, source: str) -> dict[str, Any]:
+        """The mean-shift term of the generator that made ``fake`` from ``real`` (none when
+        the term is off)."""
+        if self.mean_shift is None:
+            return {}
+        return {f"shift_{source}": self.mean_shift.loss(real, fake, source) * self.lambda_shift}
 
     def _generator_phase_merged(
         self, real_A: torch.Tensor, real_B: torch.Tensor, g: i2i.Optimizing
@@ -100,6 +122,8 @@ class CycleGAN(i2i.GANTask):
             "G_BA": self.fool("D_A", fake_A),
             "cycle_A": self.cycle_loss(rec_A, real_A) * self.lambda_a,
             "cycle_B": self.cycle_loss(self.G_AB(fake_A), real_B) * self.lambda_b,
+            **self._shift(real_A, fake_B, "A"),
+            **self._shift(real_B, fake_A, "B"),
         }
         if idt:
             logged["idt_A"] = self._identity(idt_A[0], real_A, self.lambda_a)
@@ -124,6 +148,7 @@ class CycleGAN(i2i.GANTask):
             part = {
                 adversarial: self.fool(critic, fake),
                 cycle: self.cycle_loss(F(fake), real) * lam,
+                **self._shift(real, fake, cycle[-1]),
             }
             g.minimize(sum(part.values()))
             logged.update(part)
@@ -139,6 +164,8 @@ class CycleGAN(i2i.GANTask):
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         real_A, real_B = batch["A"], batch["B"]
+        if self.mean_shift is not None:
+            self.mean_shift.observe(real_A, real_B)
         # Generators against the frozen discriminators, then the discriminators on real images
         # and on fakes drawn from the pools.
         with self.optimizing("G") as g:
