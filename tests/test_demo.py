@@ -569,7 +569,38 @@ def test_push_with_space_publishes_the_pushed_commit(hub, tmp_path, monkeypatch)
     result = CliRunner().invoke(cli, ["push", str(model), repo, "--space", space_id])
     assert result.exit_code == 0, result.output
     assert f"space {space_id} serves {repo} at commit" in result.output
-    assert f"serve({repo!r}, revision=" in _space_app(hub, space_id)
+    assert f"serve({repo!r}, revision=" in (app := _space_app(hub, space_id))
+    assert "scale=" not in app and "detail=" not in app  # i2i demo's defaults
+
+    args = ["push", str(model), repo, "--space", space_id, "--scale", "model", "--detail", "local"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert "scale='model', detail='local')" in _space_app(hub, space_id)
+
+
+def test_a_space_scale_the_model_cannot_take_is_refused_before_the_model_is_pushed(
+    hub, tmp_path, monkeypatch
+):
+    """``i2i push --space`` and ``i2i space LOCAL --model-repo``: a model whose config records
+    no training size cannot serve at --scale model; neither the model nor a Space is written."""
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    sizeless = _make_model(tmp_path / "m", tmp_path, seed=7)
+    config = json.loads((sizeless / "config.json").read_text())
+    config["preprocess"]["size"] = None
+    (sizeless / "config.json").write_text(json.dumps(config))
+    repo, space_id = hub.unique_repo_id("sizeless"), hub.unique_repo_id("sizeless-demo")
+    for args in [
+        ["push", str(sizeless), repo, "--space", space_id, "--scale", "model"],
+        ["space", str(sizeless), space_id, "--model-repo", repo, "--scale", "model"],
+    ]:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1 and result.output.startswith("Error: "), result.output
+        assert "this model records no usable training size" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert ("model", repo) not in hub.repos and ("space", space_id) not in hub.repos
+
+    result = CliRunner().invoke(cli, ["push", str(sizeless), repo, "--scale", "300"])
+    assert result.exit_code == 1, result.output
+    assert "give them with --space" in result.output and ("model", repo) not in hub.repos
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from i2i.cli.group import cli, not_empty, output_folder
+from i2i.cli.group import cli, detail_option, not_empty, output_folder, scale_option
+from i2i.core.errors import I2IError
 
 
 @cli.command()
@@ -79,6 +80,8 @@ def export(
     "--dataset", "datasets", multiple=True, help="A Hub dataset it was trained on (repeatable)."
 )
 @click.option("--space", help="Also create or update this Gradio Space (USER/SPACE) for the model.")
+@scale_option
+@detail_option
 def push(
     model: str,
     repo_id: str,
@@ -89,9 +92,19 @@ def push(
     license_id: str | None,
     datasets: tuple[str, ...],
     space: str | None,
+    scale: int | str | None,
+    detail: str,
 ) -> None:
-    """Upload a model folder or a training run to the Hub as USER/REPO."""
+    """Upload a model folder or a training run to the Hub as USER/REPO (--scale and --detail,
+    as for i2i demo, set how its --space translates)."""
+    from i2i.infer.translator import check_scale_and_detail
     from i2i.models.hub import push as push_model
+
+    if not space and (scale is not None or detail != "input"):
+        raise I2IError("--scale and --detail set how the Space translates: give them with --space")
+
+    def check(config: dict) -> None:  # the Space's options, before anything is pushed
+        check_scale_and_detail(scale, detail, config)
 
     info = push_model(
         model,
@@ -102,13 +115,16 @@ def push(
         with_discriminators=with_discriminators,
         license=license_id,
         datasets=datasets,
+        check=check if space else None,
     )
     where = f"{repo_id}@{revision}" if revision else repo_id
     click.echo(f"pushed to {where}: {getattr(info, 'commit_url', info)}")
     if space:
         from i2i.demo.space import publish_space
 
-        published = publish_space(repo_id, space, revision=info.oid, private=private)
+        published = publish_space(
+            repo_id, space, revision=info.oid, private=private, scale=scale, detail=detail
+        )
         click.echo(f"space {space} serves {repo_id} at commit {published.revision[:12]}")
 
 

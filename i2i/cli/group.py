@@ -40,6 +40,38 @@ output_folder = click.option(
 )
 
 
+def _scale(value: str | None) -> int | str | None:
+    if value is None or value == "model":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"is pixels (e.g. 286) or 'model', got {value!r}") from None
+
+
+# The size a model runs at and what the result keeps of the input: apply, demo and Spaces.
+scale_option = click.option(
+    "--scale",
+    callback=lambda ctx, param, value: _scale(value),
+    metavar="PIXELS|model",
+    help="Translate with each image's shorter side at this size, then back to its own size: "
+    "'model' for the size the model was trained at (textures then come out at the scale it "
+    "learned them; large photos run faster).",
+)
+detail_option = click.option(
+    "--detail",
+    type=click.Choice(["input", "local", "none"]),
+    default="input",
+    show_default=True,
+    help="What the result takes from the input's own detail. With --scale: 'input' adds back "
+    "the detail finer than that scale (the network's textures stay at the scale it drew "
+    "them); 'none' gives the network's output enlarged, soft. 'local' (with or without "
+    "--scale) keeps only the colour change the network made, as a smooth local map of the "
+    "input: sharp and without the network's artefacts, for looks, light, colour grades and "
+    "seasons, not strokes or stripes.",
+)
+
+
 def parse_kind(value: str) -> str:
     for kind in KINDS:
         if value in (kind, kind[:-1], kind.removesuffix("es")):

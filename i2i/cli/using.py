@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from i2i.cli.group import cli, not_empty, output_folder, printable
+from i2i.cli.group import (
+    cli,
+    detail_option,
+    not_empty,
+    output_folder,
+    printable,
+    scale_option,
+)
 
 # A bridge model's sampling option, the same for apply and eval.
 path_noise_option = click.option(
@@ -18,38 +25,6 @@ path_noise_option = click.option(
     type=float,
     help="Bridge models: the share of the path's noise walked, 0 (default: its mean, sharper) "
     "to 1 (the paper's sampling).",
-)
-
-
-def _scale(value: str | None) -> int | str | None:
-    if value is None or value == "model":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise click.BadParameter(f"is pixels (e.g. 286) or 'model', got {value!r}") from None
-
-
-# The size a model runs at and what the result keeps of the input, the same for apply and demo.
-scale_option = click.option(
-    "--scale",
-    callback=lambda ctx, param, value: _scale(value),
-    metavar="PIXELS|model",
-    help="Translate with each image's shorter side at this size, then back to its own size: "
-    "'model' for the size the model was trained at (textures then come out at the scale it "
-    "learned them; large photos run faster).",
-)
-detail_option = click.option(
-    "--detail",
-    type=click.Choice(["input", "local", "none"]),
-    default="input",
-    show_default=True,
-    help="What the result takes from the input's own detail. With --scale: 'input' adds back "
-    "the detail finer than that scale (the network's textures stay at the scale it drew "
-    "them); 'none' gives the network's output enlarged, soft. 'local' (with or without "
-    "--scale) keeps only the colour change the network made, as a smooth local map of the "
-    "input: sharp and without the network's artefacts, for looks, light, colour grades and "
-    "seasons, not strokes or stripes.",
 )
 
 

@@ -136,14 +136,18 @@ def publish_space(
 
     MODEL is a Hub id (``user/repo[@revision]``), or a local model or run folder, which is first
     pushed to ``model_repo`` (the Space needs the weights on the Hub). ``scale`` and ``detail``
-    are ``i2i demo``'s, checked against the pinned model's config before the Space is written,
-    so that a Space never fails as it starts.
+    are ``i2i demo``'s, checked against the model's config before anything is pushed or the
+    Space is written, so that a Space never fails as it starts.
     """
     from huggingface_hub import HfApi, hf_hub_download
 
     _check_repo_id(space_id, "Space id")
+
+    def check(config: dict[str, Any]) -> None:
+        check_scale_and_detail(scale, detail, config)
+
     if scale != "model":  # pixels or none need no config: checked before anything is pushed
-        check_scale_and_detail(scale, detail, {})
+        check({})
     if "\n" in requirement or "\r" in requirement:
         raise I2IError(f"--requirement must be one line, got {requirement!r}")
     if Path(model).exists():
@@ -153,15 +157,16 @@ def publish_space(
                 "first (the Space loads the model from there)"
             )
         _check_repo_id(model_repo, "model repo id")
-        pinned = _commit(push(model, model_repo, private=private, token=token).oid, model_repo)
+        pushed = push(model, model_repo, private=private, token=token, check=check)
+        pinned = _commit(pushed.oid, model_repo)
     else:
         model_repo, at_revision = split_revision(str(model))
         _check_repo_id(model_repo, "model repo id")
         pinned = _pin(model_repo, revision or at_revision, token)
-    if scale == "model":
-        with hub_errors(model_repo, pinned, token=token):
-            config_file = hf_hub_download(model_repo, CONFIG, revision=pinned, token=token)
-        check_scale_and_detail(scale, detail, read_config(Path(config_file).parent))
+        if scale == "model":
+            with hub_errors(model_repo, pinned, token=token):
+                config_file = hf_hub_download(model_repo, CONFIG, revision=pinned, token=token)
+            check(read_config(Path(config_file).parent))
     api = HfApi(token=token)
     files = space_files(model_repo, pinned, requirement=requirement, scale=scale, detail=detail)
     with tempfile.TemporaryDirectory(prefix="i2i-space-") as tmp:

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -218,12 +218,15 @@ def push(
     with_discriminators: bool = False,
     license: str | None = None,
     datasets: Sequence[str] = (),
+    check: Callable[[dict[str, Any]], object] | None = None,
 ) -> Any:
     """Upload a model folder, or a training run exported on the fly, to ``repo_id``.
 
     The card is re-rendered with ``repo_id`` so its usage lines are copy-paste ready;
     ``license`` (a Hub license id: mit, apache-2.0, cc-by-nc-4.0, other...) and ``datasets``
-    (Hub dataset ids) go into the pushed config.json and the card's metadata.
+    (Hub dataset ids) go into the pushed config.json and the card's metadata. ``check`` is
+    called with the config to be pushed before anything is uploaded: what comes after the push
+    (a Space that serves it) can refuse a model before the repo is touched.
     """
     from huggingface_hub import HfApi
 
@@ -262,6 +265,8 @@ def push(
         else:
             raise I2IError(f"{source} is neither an i2i model folder nor a training run folder")
         config = read_config(staged)
+        if check is not None:
+            check(config)
         if license is not None or datasets:
             config["license"] = license if license is not None else config.get("license")
             config["datasets"] = list(datasets) or config.get("datasets", [])
