@@ -25,12 +25,12 @@ RECIPES = {
         "two subtle looks gain most), and a mean-shift term (weight 10: each generator's "
         "average change of each region's mean colour is held to the training sets' own "
         "difference, which takes away a drift in brightness that the critic lets through: "
-        "+0.64 dB on five flaws, eleven looks level). "
+        "+0.64 dB on five flaws, seventeen looks level). "
         "Measured on thirteen known-answer looks, monet<->photo and ukiyoe<->photo "
         "(benchmarks/quality.py; table in README.md, Better pictures); seven of the looks "
         "were written after an earlier form of the recipe had been fixed, to check that it "
         "generalises; the pixel head on eight looks and four flaws, the mean-shift term on "
-        "eleven looks and five flaws, through the CLI.",
+        "eleven looks and five flaws, and six looks after it joined, through the CLI.",
         {
             "disc": "projected",
             "disc_kw": {"levels": [0, 1, 2, 3], "pixels": True},
