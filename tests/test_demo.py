@@ -598,6 +598,9 @@ def test_a_space_scale_the_model_cannot_take_is_refused_before_the_model_is_push
         assert len(result.output.strip().splitlines()) == 1
         assert ("model", repo) not in hub.repos and ("space", space_id) not in hub.repos
 
+    result = CliRunner().invoke(cli, ["push", str(sizeless), repo, "--space", "not a space"])
+    assert result.exit_code == 1 and "'not a space' is not a valid Space id" in result.output
+    assert ("model", repo) not in hub.repos
     result = CliRunner().invoke(cli, ["push", str(sizeless), repo, "--scale", "300"])
     assert result.exit_code == 1, result.output
     assert "give them with --space" in result.output and ("model", repo) not in hub.repos

@@ -97,6 +97,7 @@ def push(
 ) -> None:
     """Upload a model folder or a training run to the Hub as USER/REPO (--scale and --detail,
     as for i2i demo, set how its --space translates)."""
+    from i2i.demo.space import check_repo_id
     from i2i.infer.translator import check_scale_and_detail
     from i2i.models.hub import push as push_model
 
@@ -104,6 +105,7 @@ def push(
         raise I2IError("--scale and --detail set how the Space translates: give them with --space")
 
     def check(config: dict) -> None:  # the Space's options, before anything is pushed
+        check_repo_id(space, "Space id")
         check_scale_and_detail(scale, detail, config)
 
     info = push_model(

@@ -114,7 +114,7 @@ def _commit(sha: Any, model_repo: str) -> str:
     return sha
 
 
-def _check_repo_id(repo_id: str, what: str) -> None:
+def check_repo_id(repo_id: str, what: str) -> None:
     if not REPO_ID.match(repo_id):
         raise I2IError(f"{repo_id!r} is not a valid {what}; expected USER/NAME")
 
@@ -141,7 +141,7 @@ def publish_space(
     """
     from huggingface_hub import HfApi, hf_hub_download
 
-    _check_repo_id(space_id, "Space id")
+    check_repo_id(space_id, "Space id")
 
     def check(config: dict[str, Any]) -> None:
         check_scale_and_detail(scale, detail, config)
@@ -156,12 +156,12 @@ def publish_space(
                 f"{model} is a local folder; pass --model-repo USER/REPO to push it to the Hub "
                 "first (the Space loads the model from there)"
             )
-        _check_repo_id(model_repo, "model repo id")
+        check_repo_id(model_repo, "model repo id")
         pushed = push(model, model_repo, private=private, token=token, check=check)
         pinned = _commit(pushed.oid, model_repo)
     else:
         model_repo, at_revision = split_revision(str(model))
-        _check_repo_id(model_repo, "model repo id")
+        check_repo_id(model_repo, "model repo id")
         pinned = _pin(model_repo, revision or at_revision, token)
         if scale == "model":
             with hub_errors(model_repo, pinned, token=token):
