@@ -14,6 +14,15 @@ average over about 50 steps. The image's content cancels in that difference, so 
 quieter than either mean alone. The loss is the squared gap between the two. Its gradient
 reaches the generator through the current images' shift only, so every image is moved by the
 population's gap, and none is pulled toward the average picture.
+
+Two sets of a few hundred photos differ in their means by chance: at 300 a set, by about 0.016
+of the range per cell, as much as a subtle look changes them. Asked for that, the term moved
+every look's outputs by the same chance error of one split ("The mean shift" in
+benchmarks/README.md). So each cell asks only for what the sets can tell: its difference is
+shrunk towards no shift by its own noise, d * (1 - se^2 / d^2) (the positive-part James-Stein
+factor), where se^2 is the variance of the cell's mean over each set's images divided by how
+many *different* images the set has. A cell whose difference is within its noise asks the
+generator to keep the mean (the drift is still taken away); a clear shift is asked for whole.
 """
 
 from __future__ import annotations
@@ -34,10 +43,15 @@ class MeanShift:
     """The running averages of one pair of domains; all on the training device, read by no one
     on the host (the step stays free of synchronisation), and saved with every checkpoint."""
 
-    def __init__(self, channels: int, device: torch.device) -> None:
+    def __init__(self, channels: int, device: torch.device, set_sizes: tuple[int, int]) -> None:
+        """``set_sizes``: how many different images A and B have; a set seen twice over tells
+        its mean no better than once."""
         cells = (channels, GRID, GRID)
-        self.set_sums = torch.zeros(2, *cells, device=device)  # every A image, every B image
-        self.seen = torch.zeros(2, 1, 1, 1, device=device)
+        # Sums over every A image and every B image, in float64: a long run adds millions.
+        self.set_sums = torch.zeros(2, *cells, device=device, dtype=torch.float64)
+        self.set_squares = torch.zeros(2, *cells, device=device, dtype=torch.float64)
+        self.seen = torch.zeros(2, 1, 1, 1, device=device, dtype=torch.float64)
+        self.sizes = torch.tensor(set_sizes, dtype=torch.float64, device=device).view(2, 1, 1, 1)
         self.shifts = torch.zeros(2, *cells, device=device)  # G_AB's, G_BA's (averaged)
 
     @staticmethod
@@ -49,16 +63,29 @@ class MeanShift:
         """Add this step's real images to the sets' averages."""
         with torch.no_grad():
             for i, real in enumerate((real_A, real_B)):
-                self.set_sums[i] += self.cells(real).sum(0)
+                cells = self.cells(real).double()
+                self.set_sums[i] += cells.sum(0)
+                self.set_squares[i] += cells.square().sum(0)
                 self.seen[i] += real.shape[0]
+
+    def target(self) -> torch.Tensor:
+        """The shift from A to B per cell that the sets tell: their difference, shrunk by its
+        noise; zero before both sets have been observed."""
+        seen = self.seen.clamp(min=1)
+        means = self.set_sums / seen
+        spread = (self.set_squares / seen - means.square()).clamp(min=0)  # over each set's images
+        noise = (spread / torch.minimum(seen, self.sizes)).sum(0)  # of the difference, squared
+        gap = means[1] - means[0]
+        told = (1 - noise / gap.square().clamp(min=1e-12)).clamp(min=0)
+        return (gap * told * (self.seen.amin() > 0)).float()
 
     def loss(self, real: torch.Tensor, fake: torch.Tensor, source: str) -> torch.Tensor:
         """Squared gap between the averaged shift of the generator that made ``fake`` from
         ``real`` (domain ``source``: "A" or "B") and the sets' shift from ``source`` to the
         other domain; zero before both sets have been observed."""
         i = "AB".index(source)
-        means = self.set_sums / self.seen.clamp(min=1)
-        wanted = (means[1 - i] - means[i]) * (self.seen.amin() > 0)
+        wanted = self.target()
+        wanted = wanted if i == 0 else -wanted
         shift = (self.cells(fake) - self.cells(real).detach()).mean(0)
         with torch.no_grad():
             self.shifts[i].lerp_(shift, 1 - DECAY)
@@ -66,7 +93,8 @@ class MeanShift:
         return F.mse_loss(averaged, wanted)
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name).cpu() for name in ("set_sums", "seen", "shifts")}
+        names = ("set_sums", "set_squares", "seen", "shifts")
+        return {name: getattr(self, name).cpu() for name in names}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
         for name, saved in state.items():

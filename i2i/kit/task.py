@@ -118,6 +118,7 @@ class Task(abc.ABC):
         self._streams = 0
         self.seed = 0
         self.data_root = Path(self._data.data) if self._data.data else None
+        self._datasets: dict[str, torch.utils.data.Dataset] = {}
 
     @classmethod
     def groups(cls) -> tuple[type[OptionGroup], ...]:
@@ -165,12 +166,17 @@ class Task(abc.ABC):
 
     def dataset(self, split: str) -> torch.utils.data.Dataset:
         """The images of ``split`` ("train" or "test") from the data options: aligned pairs for
-        a ``paired`` task (``pair_direction`` says which side is the input), else unaligned."""
-        d = self._data
-        common = {"split": split, "max_images": d.max_images, "channels": self.channels}
-        if self.paired:
-            return AlignedDataset(self.data_root, direction=self.pair_direction, **common)
-        return UnalignedDataset(self.data_root, seed=self.seed, **common)
+        a ``paired`` task (``pair_direction`` says which side is the input), else unaligned.
+        Listed once per split: the trainer and the task read the same files."""
+        if split not in self._datasets:
+            d = self._data
+            common = {"split": split, "max_images": d.max_images, "channels": self.channels}
+            if self.paired:
+                made = AlignedDataset(self.data_root, direction=self.pair_direction, **common)
+            else:
+                made = UnalignedDataset(self.data_root, seed=self.seed, **common)
+            self._datasets[split] = made
+        return self._datasets[split]
 
     def held_out_item(self, dataset: Any, index: int) -> dict[str, Any]:
         """Item ``index`` for sample grids and eval: unpaired data pairs A[i] with B[i]."""
@@ -247,6 +253,7 @@ class Task(abc.ABC):
         self.seed = seed
         if self.data_root is None:
             self.data_root = self.toy_data_root()
+        self._datasets.clear()  # listed with the run's seed and data from here on
 
     @property
     def runtime(self) -> Runtime:

@@ -39,7 +39,8 @@ class CycleGANOptions(i2i.OptionGroup):
     lambda_shift: float = i2i.option(
         0.0,
         "Weight of the mean-shift term: averaged over the run, each generator changes the mean "
-        "colour of each region (4x4 grid) by as much as the two training sets differ there.",
+        "colour of each region (4x4 grid) by as much as the two training sets differ there "
+        "beyond chance.",
         minimum=0,
     )
     pool_size: int = i2i.option(
@@ -86,9 +87,12 @@ class CycleGAN(i2i.GANTask):
                     i2i.I2IWarning,
                     stacklevel=2,
                 )
-        self.mean_shift = (
-            i2i.MeanShift(self.channels[0], self.device) if self.lambda_shift else None
-        )
+        self.mean_shift = None
+        if self.lambda_shift:
+            train, ranks = self.dataset("train"), self.runtime.world_size
+            # Each process sees its own share of the images, and averages what it has seen.
+            sizes = (-(-len(train.paths_a) // ranks), -(-len(train.paths_b) // ranks))
+            self.mean_shift = i2i.MeanShift(self.channels[0], self.device, sizes)
         self.pool_A = i2i.ImagePool(o.pool_size, self.random_stream())
         self.pool_B = i2i.ImagePool(o.pool_size, self.random_stream())
         # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with
