@@ -53,6 +53,7 @@ class MeanShift:
         self.seen = torch.zeros(2, 1, 1, 1, device=device, dtype=torch.float64)
         self.sizes = torch.tensor(set_sizes, dtype=torch.float64, device=device).view(2, 1, 1, 1)
         self.shifts = torch.zeros(2, *cells, device=device)  # G_AB's, G_BA's (averaged)
+        self.wanted = torch.zeros(*cells, device=device)  # A to B: target(), once a step
 
     @staticmethod
     def cells(images: torch.Tensor) -> torch.Tensor:
@@ -67,6 +68,7 @@ class MeanShift:
                 self.set_sums[i] += cells.sum(0)
                 self.set_squares[i] += cells.square().sum(0)
                 self.seen[i] += real.shape[0]
+            self.wanted.copy_(self.target())
 
     def target(self) -> torch.Tensor:
         """The shift from A to B per cell that the sets tell: their difference, shrunk by its
@@ -84,8 +86,7 @@ class MeanShift:
         ``real`` (domain ``source``: "A" or "B") and the sets' shift from ``source`` to the
         other domain; zero before both sets have been observed."""
         i = "AB".index(source)
-        wanted = self.target()
-        wanted = wanted if i == 0 else -wanted
+        wanted = self.wanted if i == 0 else -self.wanted
         shift = (self.cells(fake) - self.cells(real).detach()).mean(0)
         with torch.no_grad():
             self.shifts[i].lerp_(shift, 1 - DECAY)
@@ -99,3 +100,4 @@ class MeanShift:
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
         for name, saved in state.items():
             getattr(self, name).copy_(saved.to(device))
+        self.wanted.copy_(self.target())
