@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         from quality import CACHE
 
         cache = Path(args.cache) if args.cache else CACHE
+        if cache.exists() and not cache.is_dir():
+            raise BenchmarkError(f"--cache {cache} is a file; give a folder for the data sets")
         for look in looks:
             record = {"bench": "shift_target", "look": look}
             record.update(measure(dataset(look, Path(args.shared_data), cache, LOAD)))
