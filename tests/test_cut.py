@@ -23,6 +23,7 @@ from i2i.models.convert import convert_official
 from i2i.models.folder import load_model
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY
+from tests.mean_shift_reference import first_step_shift_loss
 from tests.training import resolve_config, train
 
 CUT_TINY = {**TINY, "num_patches": 16}
@@ -255,9 +256,10 @@ def _reference_nce(G, head, src, out, layers, ids, lam, temperature=0.07):
     return total / len(layers)
 
 
-@pytest.mark.parametrize("name", ["cut", "fastcut"])
-def test_one_step_equals_the_papers_objective(toy_data, name):
-    task = _task(toy_data, name, flip_equivariance=False)
+@pytest.mark.parametrize("name,shift", [("cut", 0.0), ("fastcut", 0.0), ("cut", 2.0)])
+def test_one_step_equals_the_papers_objective(toy_data, name, shift):
+    """With the mean-shift term, the paper's objective plus that term (i2i/kit/shift.py)."""
+    task = _task(toy_data, name, flip_equivariance=False, lambda_shift=shift)
     # In float64: oneDNN's float32 convolution backward on a batch of two (CUT's G(cat(A, B)))
     # is only ~1e-3 accurate on some CPUs (AVX2), which would hide a wrong term.
     for net in task.nets.values():
@@ -288,12 +290,39 @@ def test_one_step_equals_the_papers_objective(toy_data, name):
     g_gan = mse(task.nets["D"](fake_B), 1.0)  # against the updated discriminator
     torch.testing.assert_close(losses["NCE"], nce.detach().float(), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(losses["G_GAN"], g_gan.detach().float(), rtol=1e-6, atol=1e-7)
+    total = g_gan + nce
+    if shift:
+        shift_loss = first_step_shift_loss(real_A, fake_B, real_A, real_B, "A") * shift
+        torch.testing.assert_close(losses["shift"], shift_loss.detach().float())
+        total = total + shift_loss
+    else:
+        assert "shift" not in losses
     # Sums in a different order: compare each network's gradient at its own scale.
     for name, reference in (("G", G0), ("F", F0)):
-        want = torch.autograd.grad(g_gan + nce, list(reference.parameters()), retain_graph=True)
+        want = torch.autograd.grad(total, list(reference.parameters()), retain_graph=True)
         want = torch.cat([w.flatten() for w in want])
         got = torch.cat([p.grad.flatten() for p in task.nets[name].parameters()])
         torch.testing.assert_close(got, want, rtol=0, atol=1e-9 * float(want.abs().max()))
+
+
+def test_fastcuts_mean_shift_compares_each_cell_with_its_own_under_a_flip(toy_data):
+    """FastCUT's input is flipped half of the time; its output is flipped back before its
+    cells are compared with the input's, so a generator that only darkens the left half
+    shifts the left cells on either side of the coin."""
+    for seed in range(20):  # until the coin comes up flipped
+        task = _task(toy_data, "fastcut", lambda_shift=1.0, seed=seed)
+        if torch.rand((), generator=torch.Generator().set_state(task.rng.get_state())) < 0.5:
+            break
+    G = task.nets["G"]
+    G0 = copy.deepcopy(G)
+    torch.manual_seed(1)
+    real_A, real_B = torch.rand(2, 2, 3, 32, 32) * 2 - 1
+    task.train_step({"A": real_A, "B": real_B})
+    unflipped = (G0(real_A.flip(3)).flip(3) - real_A).double()
+    averaged = 0.02 * F.avg_pool2d(unflipped, 8).mean(0)
+    torch.testing.assert_close(task.mean_shift.shifts[0].double(), averaged, atol=1e-6, rtol=1e-4)
+    mirrored = 0.02 * F.avg_pool2d((G0(real_A) - real_A).double(), 8).mean(0)
+    assert not torch.allclose(task.mean_shift.shifts[0].double(), mirrored, atol=1e-4)
 
 
 def test_fastcut_defaults_are_the_official_ones():
@@ -326,9 +355,11 @@ def test_head_is_sized_from_the_first_batch_and_flip_equivariance_runs(toy_data)
 
 
 # -- training, resume, DDP, export ------------------------------------------------------------
-@pytest.mark.parametrize("name", ["cut", "fastcut"])  # fastcut: its flip coins too
-def test_resume_is_bit_exact_with_the_head_and_patch_stream(toy_data, tmp_path, name):
+@pytest.mark.parametrize("name,shift", [("cut", 0.0), ("fastcut", 1.0)])  # its flip coins
+def test_resume_is_bit_exact_with_the_head_and_patch_stream(toy_data, tmp_path, name, shift):
+    """FastCUT with the mean-shift term: its averages are saved and go on after the resume."""
     common = {"data": str(toy_data), **CUT_TINY, "epochs": 2, "epochs_decay": 1}
+    common["lambda_shift"] = shift
     straight = train(name, out=str(tmp_path / "straight"), max_steps=6, **common)
     train(name, out=str(tmp_path / "resumed"), max_steps=3, **common)
     # Resumed from Python: the task object reads the run as `--resume` does.

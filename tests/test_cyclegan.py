@@ -22,6 +22,7 @@ from i2i.core.errors import DataError, I2IWarning, WriteError
 from i2i.models.checkpoint import latest_checkpoint
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY, tiny_cli_args
+from tests.mean_shift_reference import first_step_shift_loss
 from tests.training import resolve_config, train
 
 
@@ -54,24 +55,10 @@ def _reference_step(nets, real_A, real_B, lam=10.0, lam_idt=0.5, lam_shift=0.0):
         "idt_A": (idt_A - real_A).abs().mean() * lam * lam_idt,
         "idt_B": (idt_B - real_B).abs().mean() * lam * lam_idt,
     }
-    if lam_shift:
-
-        def cells(x):
-            return torch.nn.functional.adaptive_avg_pool2d(x, 4)
-
-        # The sets' difference, shrunk by its noise: one batch of 2 (of 6 toy images) seen.
-        a, b = cells(real_A), cells(real_B)
-        gap = b.mean(0) - a.mean(0)
-        noise = a.var(0, unbiased=False) / 2 + b.var(0, unbiased=False) / 2
-        told = gap * (1 - noise / gap**2).clamp(min=0)
-        for source, real, fake, wanted in (
-            ("A", real_A, fake_B, told),
-            ("B", real_B, fake_A, -told),
-        ):
-            shift = (cells(fake) - cells(real)).mean(0)
-            # First step: the average holds 2% of this shift, and all of its gradient.
-            averaged = 0.02 * shift.detach() + (shift - shift.detach())
-            losses[f"shift_{source}"] = mse(averaged, wanted) * lam_shift
+    if lam_shift:  # one batch of 2 (of 6 toy images) seen
+        for source, real, fake in (("A", real_A, fake_B), ("B", real_B, fake_A)):
+            term = first_step_shift_loss(real, fake, real_A, real_B, source)
+            losses[f"shift_{source}"] = term * lam_shift
     g_params = [*G_AB.parameters(), *G_BA.parameters()]
     g_grads = torch.autograd.grad(sum(losses.values()), g_params)
     # First step: the image pools hand back the fakes themselves.

@@ -21,9 +21,9 @@ TASKS = {
     "cyclegan-d-augment": {"pool_size": 2, "d_augment": "color,translation,cutout"},
     "cyclegan-shift": {"lambda_shift": 1.0},
     "cut": {"num_patches": 16, "nce_channels": 16},
-    "fastcut": {"num_patches": 16, "nce_channels": 16},  # its flip coin
+    "fastcut": {"num_patches": 16, "nce_channels": 16, "lambda_shift": 1.0},  # its flip coin
     "pix2pix": {},
-    "unsb": {"num_patches": 16, "nce_channels": 16, "noise_dim": 16},  # walks 0-4 steps
+    "unsb": {"num_patches": 16, "nce_channels": 16, "noise_dim": 16, "lambda_shift": 1.0},
 }
 
 

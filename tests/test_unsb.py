@@ -29,6 +29,7 @@ from i2i.models.export import export_run
 from i2i.models.folder import make_config, net_spec, save_model
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY
+from tests.mean_shift_reference import first_step_shift_loss
 from tests.test_cut import _direct_patchnce
 from tests.training import resolve_config, train
 
@@ -331,10 +332,12 @@ def _reference_nce(G, head, src, out, z, layers, rng, lam, patches):
     return total / len(layers)
 
 
-def test_one_step_equals_the_papers_objective_in_float64(toy_data):
+@pytest.mark.parametrize("shift", [0.0, 2.0])
+def test_one_step_equals_the_papers_objective_in_float64(toy_data, shift):
     """D, E and G's losses and G's and the head's gradients, written out from the formulas
-    with copies of the networks and of the task's random streams."""
-    task = _task(toy_data)
+    with copies of the networks and of the task's random streams; with the mean-shift term,
+    the paper's objective plus that term (of the endpoint predicted from step k)."""
+    task = _task(toy_data, lambda_shift=shift)
     for net in task.nets.values():
         net.double()
     steps, tau, nd, n, k = 5, 0.01, 16, 2, 3
@@ -387,6 +390,12 @@ def test_one_step_equals_the_papers_objective_in_float64(toy_data):
     for name, want in (("G_GAN", g_gan), ("SB", sb), ("NCE", nce)):
         torch.testing.assert_close(losses[name].double(), want.detach(), **logged)
     total = g_gan + sb + nce
+    if shift:
+        term = first_step_shift_loss(real_A, fake, real_A, real_B, "A") * shift
+        torch.testing.assert_close(losses["shift"].double(), term.detach(), **logged)
+        total = total + term
+    else:
+        assert "shift" not in losses
     for name, reference in (("G", G0), ("F", F0)):
         want = torch.autograd.grad(total, list(reference.parameters()), retain_graph=True)
         want = torch.cat([w.flatten() for w in want])
@@ -433,7 +442,9 @@ def test_previous_batch_is_the_second_path_and_steps_run_at_batch_two(toy_data):
 
 
 def test_resume_is_bit_exact_with_the_noise_stream_and_previous_batch(toy_data, tmp_path):
+    """With the mean-shift term: its averages go on after the resume."""
     common = {"data": str(toy_data), **UNSB_TINY, "batch_size": 2, "epochs": 2, "epochs_decay": 1}
+    common["lambda_shift"] = 1.0
     straight = train("unsb", out=str(tmp_path / "straight"), max_steps=6, **common)
     train("unsb", out=str(tmp_path / "resumed"), max_steps=4, **common)
     resumed = i2i.fit(i2i.create_task("unsb", resume=str(tmp_path / "resumed"), max_steps=6))

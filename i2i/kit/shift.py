@@ -27,16 +27,33 @@ generator to keep the mean (the drift is still taken away); a clear shift is ask
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from i2i.kit.options import OptionGroup, option
 
 GRID = 4
 """Cells per side: a vignette, a graduated sky or a warm corner has its own mean."""
 
 DECAY = 0.98
 """Of the generators' average shift per step: it follows about the last 50 steps."""
+
+
+@dataclass(frozen=True)
+class MeanShiftOptions(OptionGroup):
+    """The term's weight, for a task whose generator maps A onto B (CycleGAN, CUT, FastCUT):
+    subclass it in the task's own group, so that the flag means the same in each."""
+
+    lambda_shift: float = option(
+        0.0,
+        "Weight of the mean-shift term: averaged over the run, the A->B generator (and "
+        "CycleGAN's B->A) changes the mean colour of each region (4x4 grid) by as much as the "
+        "two training sets differ there beyond chance.",
+        minimum=0,
+    )
 
 
 class MeanShift:

@@ -334,6 +334,15 @@ class Task(abc.ABC):
             if any(id(p) in wanted for p in _parameters(optimizer))
         )
 
+    def mean_shift_term(self) -> MeanShift:
+        """The statistics of the mean-shift term (``i2i.MeanShift``) for this run's training
+        sets, on its device. Each process sees its own share of the images and averages what
+        it has seen, so a set's size is that of one share. Held as an attribute, they are saved
+        and resumed with the run."""
+        train, ranks = self.dataset("train"), self.runtime.world_size
+        sizes = (-(-len(train.paths_a) // ranks), -(-len(train.paths_b) // ranks))
+        return MeanShift(self.channels[0], self.device, sizes)
+
     def random_stream(self) -> torch.Generator:
         """A CPU random stream of the task's own, for draws made on the host (patch locations,
         coins): seeded from the run's seed, the rank and the order of the calls. Held as an

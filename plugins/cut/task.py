@@ -19,7 +19,7 @@ from i2i_plugins.cut.recipes import FASTCUT_RECIPES, RECIPES
 
 
 @dataclass(frozen=True)
-class CUTOptions(i2i.PatchNCEOptions):
+class CUTOptions(i2i.PatchNCEOptions, i2i.MeanShiftOptions):
     antialias: bool = i2i.option(
         True, "Anti-aliased down/upsampling in the generator (the official CUT generator)."
     )
@@ -77,6 +77,7 @@ class CUT(i2i.GANTask):
         self.adam("F", ["F"])  # the head has its own optimizer, as upstream
         # Patch locations and flips have their own stream, saved and resumed with the run.
         self.rng = self.random_stream()
+        self.mean_shift = self.mean_shift_term() if o.lambda_shift else None
 
     # -- the maths ---------------------------------------------------------------------------
     def nce(
@@ -102,6 +103,8 @@ class CUT(i2i.GANTask):
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         o = self.opts
         real_A, real_B = batch["A"], batch["B"]
+        if self.mean_shift is not None:
+            self.mean_shift.observe(real_A, real_B)
         n = real_A.shape[0]
         real = torch.cat([real_A, real_B]) if self.nce_idt else real_A
         # Half of the time the input is flipped; the coin stays on the device as a mask.
@@ -117,8 +120,17 @@ class CUT(i2i.GANTask):
             loss_G_GAN = self.fool("D", fake_B) * o.lambda_gan
             pairs = [(real_A, fake_B)] + ([(real_B, idt_B)] if self.nce_idt else [])
             loss_NCE = self.nce(pairs, flip)
-            g.minimize(loss_G_GAN + loss_NCE)
-        return {"G_GAN": loss_G_GAN, "NCE": loss_NCE, **critic}
+            shift = self._shift(real_A, flipped(fake_B, flip))
+            g.minimize(loss_G_GAN + loss_NCE + sum(shift.values()))
+        return {"G_GAN": loss_G_GAN, "NCE": loss_NCE, **shift, **critic}
+
+    def _shift(self, real_A: torch.Tensor, fake_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The mean-shift term of the change from ``real_A`` to ``fake_B`` (made from the
+        flipped input, it is flipped back: each cell compared with its own); none when the term
+        is off."""
+        if self.mean_shift is None:
+            return {}
+        return {"shift": self.mean_shift.loss(real_A, fake_B, "A") * self.opts.lambda_shift}
 
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
         G = self.nets["G"]

@@ -25,7 +25,7 @@ def split(x: torch.Tensor, *sizes: int) -> tuple[torch.Tensor, ...]:
 
 
 @dataclass(frozen=True)
-class CycleGANOptions(i2i.OptionGroup):
+class CycleGANOptions(i2i.MeanShiftOptions):
     lambda_cycle: float = i2i.option(10.0, "Weight of both cycle-consistency losses.", minimum=0)
     lambda_a: float | None = i2i.option(
         None, "Cycle weight A->B->A (default: --lambda-cycle).", minimum=0
@@ -35,13 +35,6 @@ class CycleGANOptions(i2i.OptionGroup):
     )
     lambda_identity: float = i2i.option(
         0.5, "Identity loss weight, relative to the cycle weight.", minimum=0
-    )
-    lambda_shift: float = i2i.option(
-        0.0,
-        "Weight of the mean-shift term: averaged over the run, each generator changes the mean "
-        "colour of each region (4x4 grid) by as much as the two training sets differ there "
-        "beyond chance.",
-        minimum=0,
     )
     pool_size: int = i2i.option(
         50, "Generated images kept for the discriminators (0: none).", minimum=0
@@ -87,12 +80,7 @@ class CycleGAN(i2i.GANTask):
                     i2i.I2IWarning,
                     stacklevel=2,
                 )
-        self.mean_shift = None
-        if self.lambda_shift:
-            train, ranks = self.dataset("train"), self.runtime.world_size
-            # Each process sees its own share of the images, and averages what it has seen.
-            sizes = (-(-len(train.paths_a) // ranks), -(-len(train.paths_b) // ranks))
-            self.mean_shift = i2i.MeanShift(self.channels[0], self.device, sizes)
+        self.mean_shift = self.mean_shift_term() if self.lambda_shift else None
         self.pool_A = i2i.ImagePool(o.pool_size, self.random_stream())
         self.pool_B = i2i.ImagePool(o.pool_size, self.random_stream())
         # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with

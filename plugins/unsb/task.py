@@ -33,7 +33,7 @@ IMAGE_ONLY_CRITICS = {"unsb_projected"}
 
 
 @dataclass(frozen=True)
-class UNSBOptions(i2i.PatchNCEOptions):
+class UNSBOptions(i2i.PatchNCEOptions, i2i.MeanShiftOptions):
     bridge_steps: int = i2i.option(
         5, "Steps T of the bridge from A to B (i2i apply may take fewer: --steps).", minimum=1
     )
@@ -189,6 +189,7 @@ class UNSB(i2i.GANTask):
         )
         # The previous batch of A: the second, independent path of the entropy term.
         self.previous_A: torch.Tensor | None = None
+        self.mean_shift = self.mean_shift_term() if o.lambda_shift else None
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -253,6 +254,8 @@ class UNSB(i2i.GANTask):
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         o, bridge = self.opts, self.bridge
         real_A, real_B = batch["A"], batch["B"]
+        if self.mean_shift is not None:
+            self.mean_shift.observe(real_A, real_B)
         n = real_A.shape[0]
         k = self.time_rng.randrange(bridge.steps)
         starts = [real_A, self.other_paths_start(real_A)] + ([real_B] if self.nce_idt else [])
@@ -290,6 +293,12 @@ class UNSB(i2i.GANTask):
                 pairs = [(real_A, fake_B)] + ([(real_B, idt_B)] if self.nce_idt else [])
                 logged["NCE"] = self.nce(pairs)
                 loss_G = loss_G + logged["NCE"]
+            if self.mean_shift is not None:
+                # Every prediction of the endpoint, from any step of the path, is a translation
+                # of real A.
+                shift = self.mean_shift.loss(real_A, fake_B, "A")
+                logged["shift"] = shift * o.lambda_shift
+                loss_G = loss_G + logged["shift"]
             g.minimize(loss_G)
         self.previous_A = real_A
         return logged
