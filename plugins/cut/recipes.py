@@ -20,12 +20,18 @@ RECIPES = {
         "the look); at 0.5 they go further (+4.62 dB on nine known-answer looks at 1000 steps, "
         "two seeds, against +4.07), and at 0.25 the subtle teal look drifts off. Measured on "
         "thirteen known-answer looks, monet<->photo and ukiyoe<->photo (README.md, Better "
-        "pictures).",
+        "pictures). And CycleGAN's mean-shift term at its weight, 10 (the generator's average "
+        "change of each region's mean colour held to the training sets' own difference, "
+        "shrunk by its noise): CUT's recipe moved too little along looks that change the "
+        "mean (graduated +5.42 -> +8.57 dB, dusk +11.08 -> +13.23); every one of six looks "
+        'gained, +1.09 dB on their mean (benchmarks/README.md, "The mean shift in CUT and '
+        'FastCUT").',
         {
             "disc": "projected",
             "ema_decay": 0.999,
             "gen_kw": {"residual": True, "detail": True},
             "lambda_nce": 0.5,
+            "lambda_shift": 10.0,
         },
     ),
 }
@@ -42,7 +48,12 @@ FASTCUT_RECIPES = {
         "+1.99 dB on the mean of nine known-answer looks at 1000 steps (two seeds, every run "
         "gains) against CUT's +4.62, at about 0.6x CUT's time per step. CUT's own recipe "
         "keeps instance norm: its identity term already holds the colours, and layer norm "
-        "cost it 1 dB on the mean (README.md, Better pictures).",
+        "cost it 1 dB on the mean (README.md, Better pictures). CUT's mean-shift term too, "
+        "at weight 10: FastCUT's recipe left looks that darken or warm the picture too light "
+        "(dusk's outputs 0.10 of the range above the truth on the mean); with the term every "
+        "one of six looks but crisp gained, +2.28 dB on their mean (dusk +3.46 -> +12.88), "
+        "and three of four looks written before it (haze +1.87 -> +7.47; infrared -0.68) "
+        '(benchmarks/README.md, "The mean shift in CUT and FastCUT").',
         {**RECIPES["quality"].values, "lambda_nce": 1.0, "norm": "layer"},
     ),
 }
