@@ -271,7 +271,7 @@ CASES = [
     Case(
         "resume-with-a-recipe",  # every option the recipe would change, not only its name
         _resume("--recipe", "quality"),
-        "--lambda-cycle 10.0 -> 1.0, --lambda-identity 0.5 -> 0.0, --lambda-shift 0.0 -> 10.0, --pool-size 50 -> 0",
+        "--lambda-shift 0.0 -> 10.0, --lambda-cycle 10.0 -> 1.0, --lambda-identity 0.5 -> 0.0, --pool-size 50 -> 0",
         untouched=("run",),
     ),
     Case(
