@@ -307,12 +307,14 @@ def test_one_step_equals_the_papers_objective(toy_data, name, shift):
 
 def test_fastcuts_mean_shift_compares_each_cell_with_its_own_under_a_flip(toy_data):
     """FastCUT's input is flipped half of the time; its output is flipped back before its
-    cells are compared with the input's, so a generator that only darkens the left half
-    shifts the left cells on either side of the coin."""
+    cells are compared with the input's, so the running shift is each cell's own change, not
+    that of its mirror image."""
     for seed in range(20):  # until the coin comes up flipped
         task = _task(toy_data, "fastcut", lambda_shift=1.0, seed=seed)
         if torch.rand((), generator=torch.Generator().set_state(task.rng.get_state())) < 0.5:
             break
+    else:
+        pytest.fail("no seed of 20 flipped the first input")
     G = task.nets["G"]
     G0 = copy.deepcopy(G)
     torch.manual_seed(1)

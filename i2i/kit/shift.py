@@ -44,8 +44,8 @@ DECAY = 0.98
 
 @dataclass(frozen=True)
 class MeanShiftOptions(OptionGroup):
-    """The term's weight, for a task whose generator maps A onto B (CycleGAN, CUT, FastCUT):
-    subclass it in the task's own group, so that the flag means the same in each."""
+    """The term's weight, for a task whose generator maps A onto B (CycleGAN, CUT, FastCUT,
+    UNSB): subclass it in the task's own group, so that the flag means the same in each."""
 
     lambda_shift: float = option(
         0.0,
