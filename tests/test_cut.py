@@ -256,16 +256,10 @@ def _reference_nce(G, head, src, out, layers, ids, lam, temperature=0.07):
     return total / len(layers)
 
 
-@pytest.mark.parametrize(
-    "name,shift",
-    [("cut", (0.0, 0.0)), ("fastcut", (0.0, 0.0)), ("cut", (2.0, 0.0)), ("cut", (0.0, 3.0))],
-)
+@pytest.mark.parametrize("name,shift", [("cut", 0.0), ("fastcut", 0.0), ("cut", 2.0)])
 def test_one_step_equals_the_papers_objective(toy_data, name, shift):
-    """With the mean-shift term (means, second moments), the paper's objective plus that term
-    (i2i/kit/shift.py)."""
-    task = _task(
-        toy_data, name, flip_equivariance=False, lambda_shift=shift[0], lambda_moments=shift[1]
-    )
+    """With the mean-shift term, the paper's objective plus that term (i2i/kit/shift.py)."""
+    task = _task(toy_data, name, flip_equivariance=False, lambda_shift=shift)
     # In float64: oneDNN's float32 convolution backward on a batch of two (CUT's G(cat(A, B)))
     # is only ~1e-3 accurate on some CPUs (AVX2), which would hide a wrong term.
     for net in task.nets.values():
@@ -297,8 +291,8 @@ def test_one_step_equals_the_papers_objective(toy_data, name, shift):
     torch.testing.assert_close(losses["NCE"], nce.detach().float(), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(losses["G_GAN"], g_gan.detach().float(), rtol=1e-6, atol=1e-7)
     total = g_gan + nce
-    if any(shift):
-        shift_loss = first_step_shift_loss(real_A, fake_B, real_A, real_B, "A", shift)
+    if shift:
+        shift_loss = first_step_shift_loss(real_A, fake_B, real_A, real_B, "A") * shift
         torch.testing.assert_close(losses["shift"], shift_loss.detach().float())
         total = total + shift_loss
     else:

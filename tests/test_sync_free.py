@@ -19,7 +19,7 @@ from tests.conftest import TINY
 TASKS = {
     "cyclegan": {"pool_size": 2},  # full after two steps: the swaps run too
     "cyclegan-d-augment": {"pool_size": 2, "d_augment": "color,translation,cutout"},
-    "cyclegan-shift": {"lambda_shift": 1.0, "lambda_moments": 1.0},
+    "cyclegan-shift": {"lambda_shift": 1.0},
     "cut": {"num_patches": 16, "nce_channels": 16},
     "fastcut": {"num_patches": 16, "nce_channels": 16, "lambda_shift": 1.0},  # its flip coin
     "pix2pix": {},

@@ -23,14 +23,6 @@ shrunk towards no shift by its own noise, d * (1 - se^2 / d^2) (the positive-par
 factor), where se^2 is the variance of the cell's mean over each set's images divided by how
 many *different* images the set has. A cell whose difference is within its noise asks the
 generator to keep the mean (the drift is still taken away); a clear shift is asked for whole.
-
-The same holds for any statistic of the pictures, and the second moments of colour (each
-channel's square and each pair's product, per cell) carry what the means cannot: contrast,
-saturation and how the channels mix. The linear colour map that matches the training sets' pooled
-means and covariances comes within reach of the trained models on looks that recolour the picture
-(``dusk`` +18.5 dB over the input from the statistics alone; benchmarks/README.md, "The second
-moments"). ``--lambda-moments`` holds them as ``--lambda-shift`` holds the means, with the same
-averages and the same shrinkage.
 """
 
 from __future__ import annotations
@@ -62,33 +54,16 @@ class MeanShiftOptions(OptionGroup):
         "two training sets differ there beyond chance.",
         minimum=0,
     )
-    lambda_moments: float = option(
-        0.0,
-        "Weight of the colour-moments term: as --lambda-shift, for the second moments of colour "
-        "in each region (each channel's square, each pair's product), so that contrast, "
-        "saturation and the mixing of the channels change as between the two training sets.",
-        minimum=0,
-    )
 
 
 class MeanShift:
     """The running averages of one pair of domains; all on the training device, read by no one
     on the host (the step stays free of synchronisation), and saved with every checkpoint."""
 
-    def __init__(
-        self,
-        channels: int,
-        device: torch.device,
-        set_sizes: tuple[int, int],
-        weights: tuple[float, float] = (1.0, 0.0),
-    ) -> None:
+    def __init__(self, channels: int, device: torch.device, set_sizes: tuple[int, int]) -> None:
         """``set_sizes``: how many different images A and B have; a set seen twice over tells
-        its mean no better than once. ``weights``: of the means' gap and of the second
-        moments' (not computed when 0)."""
-        self.channels, self.weights = channels, weights
-        self.pairs = torch.triu_indices(channels, channels).tolist() if weights[1] else None
-        statistics = channels + (len(self.pairs[0]) if self.pairs else 0)
-        cells = (statistics, GRID, GRID)
+        its mean no better than once."""
+        cells = (channels, GRID, GRID)
         # Sums over every A image and every B image, in float64: a long run adds millions.
         self.set_sums = torch.zeros(2, *cells, device=device, dtype=torch.float64)
         self.set_squares = torch.zeros(2, *cells, device=device, dtype=torch.float64)
@@ -97,15 +72,10 @@ class MeanShift:
         self.shifts = torch.zeros(2, *cells, device=device)  # G_AB's, G_BA's (averaged)
         self.wanted = torch.zeros(*cells, device=device)  # A to B: target(), once a step
 
-    def cells(self, images: torch.Tensor) -> torch.Tensor:
-        """Mean colour of each cell (then the mean of each channel's square and each pair's
-        product, when the second moments are held), one grid per image, in float32 under any
-        precision."""
-        x = images.float()
-        if self.pairs:
-            first, second = self.pairs
-            x = torch.cat([x, x[:, first] * x[:, second]], 1)
-        return F.adaptive_avg_pool2d(x, GRID)
+    @staticmethod
+    def cells(images: torch.Tensor) -> torch.Tensor:
+        """Mean colour of each cell, one grid per image, in float32 under any precision."""
+        return F.adaptive_avg_pool2d(images.float(), GRID)
 
     def observe(self, real_A: torch.Tensor, real_B: torch.Tensor) -> None:
         """Add this step's real images to the sets' averages."""
@@ -131,17 +101,14 @@ class MeanShift:
     def loss(self, real: torch.Tensor, fake: torch.Tensor, source: str) -> torch.Tensor:
         """Squared gap between the averaged shift of the generator that made ``fake`` from
         ``real`` (domain ``source``: "A" or "B") and the sets' shift from ``source`` to the
-        other domain, weighted; zero before both sets have been observed."""
+        other domain; zero before both sets have been observed."""
         i = "AB".index(source)
         wanted = self.wanted if i == 0 else -self.wanted
         shift = (self.cells(fake) - self.cells(real).detach()).mean(0)
         with torch.no_grad():
             self.shifts[i].lerp_(shift, 1 - DECAY)
         averaged = self.shifts[i] + shift - shift.detach()  # its value, this step's gradient
-        gaps = (averaged - wanted).square()
-        c = self.channels
-        loss = gaps[:c].mean() * self.weights[0]
-        return loss + gaps[c:].mean() * self.weights[1] if self.pairs else loss
+        return F.mse_loss(averaged, wanted)
 
     def state_dict(self) -> dict[str, Any]:
         names = ("set_sums", "set_squares", "seen", "shifts")

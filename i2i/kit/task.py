@@ -28,7 +28,7 @@ from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, R
 from i2i.kit.options import Option, OptionGroup
 from i2i.kit.pool import ImagePool
 from i2i.kit.runtime import Runtime
-from i2i.kit.shift import MeanShift, MeanShiftOptions
+from i2i.kit.shift import MeanShift
 from i2i.kit.step import Optimizing
 
 # Small networks and a short schedule for the built-in toy datasets: a few CPU minutes.
@@ -334,18 +334,14 @@ class Task(abc.ABC):
             if any(id(p) in wanted for p in _parameters(optimizer))
         )
 
-    def mean_shift_term(self, options: MeanShiftOptions) -> MeanShift | None:
+    def mean_shift_term(self) -> MeanShift:
         """The statistics of the mean-shift term (``i2i.MeanShift``) for this run's training
-        sets, on its device, weighted by ``options``; None when both weights are 0. Each
-        process sees its own share of the images and averages what it has seen, so a set's
-        size is that of one share. Held as an attribute, they are saved and resumed with the
-        run."""
-        weights = (options.lambda_shift, options.lambda_moments)
-        if not any(weights):
-            return None
+        sets, on its device. Each process sees its own share of the images and averages what
+        it has seen, so a set's size is that of one share. Held as an attribute, they are saved
+        and resumed with the run."""
         train, ranks = self.dataset("train"), self.runtime.world_size
         sizes = (-(-len(train.paths_a) // ranks), -(-len(train.paths_b) // ranks))
-        return MeanShift(self.channels[0], self.device, sizes, weights)
+        return MeanShift(self.channels[0], self.device, sizes)
 
     def random_stream(self) -> torch.Generator:
         """A CPU random stream of the task's own, for draws made on the host (patch locations,

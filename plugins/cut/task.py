@@ -77,7 +77,7 @@ class CUT(i2i.GANTask):
         self.adam("F", ["F"])  # the head has its own optimizer, as upstream
         # Patch locations and flips have their own stream, saved and resumed with the run.
         self.rng = self.random_stream()
-        self.mean_shift = self.mean_shift_term(o)
+        self.mean_shift = self.mean_shift_term() if o.lambda_shift else None
 
     # -- the maths ---------------------------------------------------------------------------
     def nce(
@@ -130,7 +130,7 @@ class CUT(i2i.GANTask):
         is off."""
         if self.mean_shift is None:
             return {}
-        return {"shift": self.mean_shift.loss(real_A, fake_B, "A")}
+        return {"shift": self.mean_shift.loss(real_A, fake_B, "A") * self.opts.lambda_shift}
 
     def samples(self, batch: dict[str, torch.Tensor]) -> list[tuple[list[str], list[torch.Tensor]]]:
         G = self.nets["G"]

@@ -66,10 +66,10 @@ class CycleGAN(i2i.GANTask):
         # Both terms compare A images with B images: impossible when the channels differ.
         same = len(set(self.channels)) == 1
         self.lambda_idt = o.lambda_identity if same else 0.0
+        self.lambda_shift = o.lambda_shift if same else 0.0
         terms = (
             ("identity", "identity", "feeds B images to the A->B generator"),
             ("mean-shift", "shift", "compares the colours of A and B images"),
-            ("colour-moments", "moments", "compares the colours of A and B images"),
         )
         for term, option, why in terms:
             if (value := getattr(o, f"lambda_{option}")) and not same:
@@ -80,7 +80,7 @@ class CycleGAN(i2i.GANTask):
                     i2i.I2IWarning,
                     stacklevel=2,
                 )
-        self.mean_shift = self.mean_shift_term(o) if same else None
+        self.mean_shift = self.mean_shift_term() if self.lambda_shift else None
         self.pool_A = i2i.ImagePool(o.pool_size, self.random_stream())
         self.pool_B = i2i.ImagePool(o.pool_size, self.random_stream())
         # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with
@@ -93,11 +93,11 @@ class CycleGAN(i2i.GANTask):
         return self.identity_loss(same, real) * lam * self.lambda_idt
 
     def _shift(self, real: torch.Tensor, fake: torch.Tensor, source: str) -> dict[str, Any]:
-        """The mean-shift term (with the colour moments') of the generator that made ``fake``
-        from ``real`` (none when the term is off)."""
+        """The mean-shift term of the generator that made ``fake`` from ``real`` (none when
+        the term is off)."""
         if self.mean_shift is None:
             return {}
-        return {f"shift_{source}": self.mean_shift.loss(real, fake, source)}
+        return {f"shift_{source}": self.mean_shift.loss(real, fake, source) * self.lambda_shift}
 
     def _generator_phase_merged(
         self, real_A: torch.Tensor, real_B: torch.Tensor, g: i2i.Optimizing

@@ -189,7 +189,7 @@ class UNSB(i2i.GANTask):
         )
         # The previous batch of A: the second, independent path of the entropy term.
         self.previous_A: torch.Tensor | None = None
-        self.mean_shift = self.mean_shift_term(o)
+        self.mean_shift = self.mean_shift_term() if o.lambda_shift else None
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -296,7 +296,8 @@ class UNSB(i2i.GANTask):
             if self.mean_shift is not None:
                 # Every prediction of the endpoint, from any step of the path, is a translation
                 # of real A.
-                logged["shift"] = self.mean_shift.loss(real_A, fake_B, "A")
+                shift = self.mean_shift.loss(real_A, fake_B, "A")
+                logged["shift"] = shift * o.lambda_shift
                 loss_G = loss_G + logged["shift"]
             g.minimize(loss_G)
         self.previous_A = real_A
