@@ -21,15 +21,23 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from i2i.core.errors import I2IError, InvalidArgumentError
+from i2i.core.errors import I2IError, ImageDecodeError, InvalidArgumentError
 from i2i.core.registry import discriminators, generators
-from i2i.data import AlignedDataset, UnalignedDataset
+from i2i.data import AlignedDataset, UnalignedDataset, load_image, to_float
+from i2i.kit.colour import colour_moments, linear_colour_map
 from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, RunOptions
 from i2i.kit.options import Option, OptionGroup
 from i2i.kit.pool import ImagePool
 from i2i.kit.runtime import Runtime
 from i2i.kit.shift import MeanShift
 from i2i.kit.step import Optimizing
+
+COLOUR_SAMPLE = 256
+"""Images of each domain whose colours start a generator's colour map: its twelve numbers are
+told well by a few hundred, and a folder of a hundred thousand would cost minutes."""
+COLOUR_SIDE = 128
+"""Shorter side the colour sample is decoded at (smaller images as they are): colour moments
+do not depend on the resolution."""
 
 # Small networks and a short schedule for the built-in toy datasets: a few CPU minutes.
 TOY_TRAINING: dict[str, Any] = {
@@ -343,6 +351,34 @@ class Task(abc.ABC):
         sizes = (-(-len(train.paths_a) // ranks), -(-len(train.paths_b) // ranks))
         return MeanShift(self.channels[0], self.device, sizes)
 
+    def start_colour_maps(self, maps: dict[str, tuple[str, str]]) -> None:
+        """Start the colour path of each generator that has one (``--gen-kw colour=true``) at
+        the linear colour map between its domains' training images (``i2i.linear_colour_map``).
+        ``maps``: the generator's name -> (its input's domain, its output's), e.g. ``{"G_AB":
+        ("A", "B")}``. Every process reads the same images, so the ranks start alike; a resumed
+        run then loads the map it had learned."""
+        paths = dict(zip("AB", self._colour_sample(), strict=True))
+        moments: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for name, (source, target) in maps.items():
+            colour = getattr(self.nets[name], "colour", None)
+            if not isinstance(colour, nn.Conv2d):
+                continue
+            for domain in (source, target):
+                if domain not in moments:
+                    channels = self.channels["AB".index(domain)]
+                    moments[domain] = colour_moments(_readable(paths[domain], channels))
+            matrix, bias = linear_colour_map(moments[source], moments[target])
+            with torch.no_grad():
+                colour.weight.copy_(matrix[:, :, None, None])
+                colour.bias.copy_(bias)
+
+    def _colour_sample(self) -> tuple[list[Path], list[Path]]:
+        """Up to ``COLOUR_SAMPLE`` training images of A and of B, spread over each folder."""
+        train = self.dataset("train")
+        return tuple(
+            paths[:: -(-len(paths) // COLOUR_SAMPLE)] for paths in (train.paths_a, train.paths_b)
+        )
+
     def random_stream(self) -> torch.Generator:
         """A CPU random stream of the task's own, for draws made on the host (patch locations,
         coins): seeded from the run's seed, the rank and the order of the calls. Held as an
@@ -350,6 +386,15 @@ class Task(abc.ABC):
         self._streams += 1
         seed = hash((self.seed, self.runtime.rank, self._streams)) & (2**63 - 1)
         return torch.Generator().manual_seed(seed)
+
+
+def _readable(paths: list[Path], channels: int) -> Iterable[torch.Tensor]:
+    """The images of ``paths`` that decode, small (``COLOUR_SIDE``), in [-1, 1]."""
+    for path in paths:
+        try:
+            yield to_float(load_image(path, channels, COLOUR_SIDE))
+        except ImageDecodeError:
+            continue
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

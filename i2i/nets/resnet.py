@@ -60,15 +60,19 @@ def resnet_decode(
     x: torch.Tensor,
     detail: nn.Module | None,
     residual: bool,
+    base: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``layers`` on ``h``, with the detail path's features of the raw input ``x`` joining before
     ``layers[head]`` (the last pad and conv), and for a residual network the result read as a
-    change to ``x``. Shared with the networks built on this generator's modules (UNSB's)."""
+    change to ``base`` (``x`` unless given). Shared with the networks built on this generator's
+    modules (UNSB's)."""
     if detail is None:
         out = layers(h)
     else:
         out = layers[head:](torch.cat([layers[:head](h), detail(x)], 1))
-    return torch.tanh(torch.atanh(x.clamp(-_EDGE, _EDGE)) + out) if residual else out
+    if not residual:
+        return out
+    return torch.tanh(torch.atanh((x if base is None else base).clamp(-_EDGE, _EDGE)) + out)
 
 
 class ResnetGenerator(nn.Module):
@@ -92,6 +96,13 @@ class ResnetGenerator(nn.Module):
     Without it every change is computed from features that passed the 1/4-scale bottleneck and
     instance norm, so the network cannot sharpen, follow a per-pixel tone curve or keep fine
     texture; with it, it keeps the ResNet body for what needs context.
+
+    ``colour`` (with ``residual``) reads the change as one to a learned linear map of the input's
+    colours (a 1x1 convolution, from the identity) rather than to the input itself. A look that
+    recolours the whole picture (a colour matrix, a cast, a tone's contrast) is then a dozen
+    numbers that every pixel moves together, which a short training finds, instead of a change
+    that each pixel's features must agree on; a task may start it at the colour map between its
+    two training sets (``Task.start_colour_maps``).
     """
 
     def __init__(
@@ -106,9 +117,15 @@ class ResnetGenerator(nn.Module):
         antialias: bool = False,
         residual: bool = False,
         detail: bool = False,
+        colour: bool = False,
     ):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
+        if colour and not residual:
+            raise InvalidArgumentError(
+                "colour maps the input that a residual network changes: add residual, or drop "
+                "colour"
+            )
         if residual and in_channels != out_channels:
             raise InvalidArgumentError(
                 f"residual needs as many output channels as input channels, got {in_channels} -> "
@@ -166,10 +183,12 @@ class ResnetGenerator(nn.Module):
             if detail
             else None
         )
+        self.colour = nn.Conv2d(in_channels, out_channels, 1) if colour else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
-        return resnet_decode(self.model, self.head_index, x, x, self.detail, self.residual)
+        base = None if self.colour is None else self.colour(x)
+        return resnet_decode(self.model, self.head_index, x, x, self.detail, self.residual, base)
 
     def finish_init(self, init: str, init_gain: float) -> ResnetGenerator:
         """The registered initialisation, except in the detail path: it has no normalisation
@@ -183,10 +202,15 @@ class ResnetGenerator(nn.Module):
         return self.start_as_identity() if self.residual else self
 
     def start_as_identity(self) -> ResnetGenerator:
-        """Zero the last convolution: with ``residual``, the output is then the input."""
+        """Zero the last convolution (and make the colour map the identity): with ``residual``,
+        the output is then the input."""
         last = self.model[-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
+        if self.colour is not None:
+            with torch.no_grad():
+                self.colour.weight.copy_(torch.eye(self.colour.in_channels)[:, :, None, None])
+                nn.init.zeros_(self.colour.bias)
         return self
 
 
@@ -206,6 +230,7 @@ def resnet9(
     antialias: bool = False,
     residual: bool = False,
     detail: bool = False,
+    colour: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -226,6 +251,7 @@ def resnet6(
     antialias: bool = False,
     residual: bool = False,
     detail: bool = False,
+    colour: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:

@@ -78,6 +78,7 @@ class CUT(i2i.GANTask):
         # Patch locations and flips have their own stream, saved and resumed with the run.
         self.rng = self.random_stream()
         self.mean_shift = self.mean_shift_term() if o.lambda_shift else None
+        self.start_colour_maps({"G": ("A", "B")})
 
     # -- the maths ---------------------------------------------------------------------------
     def nce(

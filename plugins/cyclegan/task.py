@@ -81,6 +81,7 @@ class CycleGAN(i2i.GANTask):
                     stacklevel=2,
                 )
         self.mean_shift = self.mean_shift_term() if self.lambda_shift else None
+        self.start_colour_maps({"G_AB": ("A", "B"), "G_BA": ("B", "A")})
         self.pool_A = i2i.ImagePool(o.pool_size, self.random_stream())
         self.pool_B = i2i.ImagePool(o.pool_size, self.random_stream())
         # Batched passes pay on GPUs; on the CPU they save no time and cost memory, and with

@@ -139,6 +139,7 @@ class BridgeGenerator(nn.Module):
         # The base's full-resolution detail path and residual output (--gen-kw detail=true,
         # residual=true): with them the prediction starts as the path point it is made from.
         self.detail, self.residual = base.detail, base.residual
+        self.colour = base.colour  # --gen-kw colour=true: the change is to a map of the colours
         self.head_index = base.head_index - (at[-1] + 1)
         self.time_embed = _mlp([width, width, width])
         mapping = _mlp([noise_dim] + [width] * (mapping_layers + 1))
@@ -151,7 +152,10 @@ class BridgeGenerator(nn.Module):
         h = self.encoder(x)
         for block in self.blocks:
             h = block(h, t_emb, z_emb)
-        return resnet_decode(self.decoder, self.head_index, h, x, self.detail, self.residual)
+        colours = None if self.colour is None else self.colour(x)
+        return resnet_decode(
+            self.decoder, self.head_index, h, x, self.detail, self.residual, colours
+        )
 
     def layer_names(self, layers: Sequence[int | str]) -> list[str]:
         """CUT's integer layers (the encoder's modules, then the residual blocks, counted on:
@@ -208,6 +212,7 @@ def unsb_resnet9(
     antialias: bool = True,
     residual: bool = False,
     detail: bool = False,
+    colour: bool = False,
     init: str = "xavier",
     init_gain: float = 0.02,
     noise_dim: int = 256,
@@ -221,7 +226,8 @@ def unsb_resnet9(
     Called as ``G(x_t, time_index, z)``; ``steps`` and ``tau`` describe the bridge it was
     trained on, which ``i2i apply`` walks (``--steps`` 1..steps; by default ``sample_steps``
     predictions, None: all). Sizes as resnet9;
-    ``residual`` and ``detail`` as resnet9's (a residual one starts by predicting its input).
+    ``residual``, ``detail`` and ``colour`` as resnet9's (a residual one starts by predicting
+    its input).
     """
     return _bridge_generator("resnet9", **locals())
 
@@ -236,6 +242,7 @@ def unsb_resnet6(
     antialias: bool = True,
     residual: bool = False,
     detail: bool = False,
+    colour: bool = False,
     init: str = "xavier",
     init_gain: float = 0.02,
     noise_dim: int = 256,

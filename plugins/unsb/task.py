@@ -190,6 +190,7 @@ class UNSB(i2i.GANTask):
         # The previous batch of A: the second, independent path of the entropy term.
         self.previous_A: torch.Tensor | None = None
         self.mean_shift = self.mean_shift_term() if o.lambda_shift else None
+        self.start_colour_maps({"G": ("A", "B")})
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -1,0 +1,121 @@
+"""The colour path of a generator: the linear colour map between two sets, and where it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import i2i
+from i2i.data import load_image, to_float
+from i2i.kit.colour import colour_moments, linear_colour_map
+from i2i.train.runtime import Runtime
+from tests.conftest import TINY
+from tests.training import resolve_config
+
+
+def _images(n: int, seed: int) -> list[torch.Tensor]:
+    """Smooth colour images with a cast of their own, in [-1, 1]."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 4, generator=generator) * 1.2 - 0.6
+    cast = torch.randn(n, 3, 1, 1, generator=generator) * 0.1
+    return list(torch.nn.functional.interpolate(coarse, size=32, mode="bilinear") + cast)
+
+
+def _apply(matrix: torch.Tensor, bias: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,jhw->ihw", matrix.to(image), image) + bias.to(image)[:, None, None]
+
+
+# A look that recolours: warm shadows, a contrast, a mixing of the channels.
+LOOK = (
+    torch.tensor([[0.9, 0.2, 0.0], [0.1, 0.7, 0.1], [0.0, 0.2, 0.6]]),
+    torch.tensor([0.1, -0.05, -0.15]),
+)
+
+
+def test_the_map_gives_the_source_the_targets_colour_moments():
+    source = _images(40, 0)
+    target = [_apply(*LOOK, image) for image in _images(40, 1)]
+    matrix, bias = linear_colour_map(colour_moments(source), colour_moments(target))
+    mapped = colour_moments(_apply(matrix, bias, image) for image in source)
+    for got, want in zip(mapped, colour_moments(target), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)  # images in float32
+
+
+def test_a_symmetric_look_is_recovered_exactly():
+    """Of all maps that give the target's moments, the one that moves colours least: when the
+    look is itself such a map (symmetric, positive), it is the look."""
+    root = torch.tensor([[0.8, 0.1, 0.0], [0.1, 0.6, 0.2], [0.0, 0.2, 0.9]])
+    look = (root @ root.T, torch.tensor([0.05, 0.1, -0.2]))
+    source = _images(30, 2)
+    target = [_apply(*look, image) for image in source]
+    matrix, bias = linear_colour_map(colour_moments(source), colour_moments(target))
+    torch.testing.assert_close(matrix.float(), look[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(bias.float(), look[1], rtol=0, atol=1e-5)
+
+
+def test_grey_images_give_a_finite_map_both_ways():
+    colour = _images(20, 3)
+    grey = [image.mean(0, keepdim=True).expand(3, -1, -1) for image in colour]
+    for source, target in ((grey, colour), (colour, grey)):
+        matrix, bias = linear_colour_map(colour_moments(source), colour_moments(target))
+        assert torch.isfinite(matrix).all() and torch.isfinite(bias).all()
+        assert matrix.abs().amax() < 100
+    matrix, bias = linear_colour_map(colour_moments(colour), colour_moments(grey))
+    greyed = _apply(matrix, bias, colour[0])
+    assert (greyed - greyed.mean(0)).abs().amax() < 0.02  # colour to grey: channels alike
+
+
+def test_a_generator_with_a_colour_path_starts_as_the_identity_and_needs_a_residual():
+    net = i2i.create_generator("resnet6", ngf=8, residual=True, colour=True)
+    x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
+    torch.testing.assert_close(net(x), x, rtol=0, atol=1e-5)
+    with torch.no_grad():
+        net.colour.weight.copy_(LOOK[0][:, :, None, None])
+        net.colour.bias.copy_(LOOK[1])
+    want = torch.stack([_apply(*LOOK, image) for image in x]).clamp(-0.999, 0.999)
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+    with pytest.raises(i2i.I2IError, match="add residual"):
+        i2i.create_generator("resnet6", ngf=8, colour=True)
+
+
+def _save(images: list[torch.Tensor], folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images):
+        pixels = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(np.ascontiguousarray(pixels)).save(folder / f"{i:03d}.png")
+
+
+@pytest.mark.parametrize("name", ["cyclegan", "cut", "unsb"])
+def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path, name):
+    """A: photos; B: other photos with the look. Each generator starts as the map from its
+    input's set to its output's (CycleGAN's B->A the other way), read from the image files;
+    UNSB's bridge generator reads its base's colour path."""
+    a, b = _images(12, 4), [_apply(*LOOK, image) for image in _images(12, 5)]
+    for split in ("train", "test"):
+        _save(a, tmp_path / f"{split}A")
+        _save(b, tmp_path / f"{split}B")
+    gen_kw = {"residual": True, "colour": True}
+    tiny = {**TINY, "num_patches": 16, "noise_dim": 16} if name == "unsb" else TINY
+    config = resolve_config(name, {"data": str(tmp_path), **tiny, "gen_kw": gen_kw})
+    task = i2i.create_task(name, **config)
+    task.attach(Runtime("cpu"))
+    task.build({"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1})
+    # The files hold the images rounded to 8 bits.
+    a8, b8 = ([to_float(load_image(p)) for p in sorted((tmp_path / f"train{d}").iterdir())]
+              for d in "AB")  # fmt: skip
+    moments = {"A": colour_moments(a8), "B": colour_moments(b8)}
+    generators = {"G_AB": "AB", "G_BA": "BA"} if name == "cyclegan" else {"G": "AB"}
+    for net, (source, target) in generators.items():
+        matrix, bias = linear_colour_map(moments[source], moments[target])
+        colour = task.nets[net].colour
+        torch.testing.assert_close(colour.weight[:, :, 0, 0], matrix.float(), rtol=0, atol=1e-5)
+        torch.testing.assert_close(colour.bias, bias.float(), rtol=0, atol=1e-5)
+        if name == "unsb":
+            continue  # its generator also reads a time step and noise
+        x = torch.stack(a8[:2] if source == "A" else b8[:2])
+        want = torch.stack([_apply(matrix, bias, image) for image in x]).clamp(-0.999, 0.999)
+        torch.testing.assert_close(task.nets[net](x), want, rtol=0, atol=1e-4)
