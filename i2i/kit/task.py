@@ -357,12 +357,14 @@ class Task(abc.ABC):
         ``maps``: the generator's name -> (its input's domain, its output's), e.g. ``{"G_AB":
         ("A", "B")}``. Every process reads the same images, so the ranks start alike; a resumed
         run then loads the map it had learned."""
+        colours = {name: getattr(self.nets[name], "colour", None) for name in maps}
+        colours = {name: c for name, c in colours.items() if isinstance(c, nn.Conv2d)}
+        if not colours:
+            return  # no data read: a task may be built without any (speed benchmarks)
         paths = dict(zip("AB", self._colour_sample(), strict=True))
         moments: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for name, (source, target) in maps.items():
-            colour = getattr(self.nets[name], "colour", None)
-            if not isinstance(colour, nn.Conv2d):
-                continue
+        for name, colour in colours.items():
+            source, target = maps[name]
             for domain in (source, target):
                 if domain not in moments:
                     channels = self.channels["AB".index(domain)]
