@@ -377,9 +377,7 @@ class Task(abc.ABC):
     def _colour_sample(self) -> tuple[list[Path], list[Path]]:
         """Up to ``COLOUR_SAMPLE`` training images of A and of B, spread over each folder."""
         train = self.dataset("train")
-        return tuple(
-            paths[:: -(-len(paths) // COLOUR_SAMPLE)] for paths in (train.paths_a, train.paths_b)
-        )
+        return _spread(train.paths_a, COLOUR_SAMPLE), _spread(train.paths_b, COLOUR_SAMPLE)
 
     def random_stream(self) -> torch.Generator:
         """A CPU random stream of the task's own, for draws made on the host (patch locations,
@@ -388,6 +386,12 @@ class Task(abc.ABC):
         self._streams += 1
         seed = hash((self.seed, self.runtime.rank, self._streams)) & (2**63 - 1)
         return torch.Generator().manual_seed(seed)
+
+
+def _spread(paths: list[Path], count: int) -> list[Path]:
+    """``count`` of ``paths`` evenly spaced (all when there are no more)."""
+    n = min(len(paths), count)
+    return [paths[i * len(paths) // n] for i in range(n)]
 
 
 def _readable(paths: list[Path], channels: int) -> Iterable[torch.Tensor]:
