@@ -13,10 +13,13 @@ truth is exactly the look of the input the network sees.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ PHOTO_SPLIT = {"A": 300, "B": 300, "test": 151}  # of the 751 photos, disjoint
 PAINTINGS = {"monet2photo": ("monet2photo/testA", 40), "ukiyoe2photo": ("ukiyoe2photo/testA", 80)}
 MONET = "monet2photo"
 PAIRS = (*KNOWN_ANSWER, *PAINTINGS)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 class BenchmarkError(Exception):
@@ -181,3 +185,34 @@ def critic_ratings(critic: Any, images: Any, size: int) -> Any:
             maps = prediction if isinstance(prediction, list) else [prediction]
             ratings.append(sum(m.mean((1, 2, 3)) for m in maps) / len(maps))
         return torch.cat(ratings)
+
+
+def each_look(
+    argv: list[str] | None, doc: str, bench: str, measure: Callable[[Path], dict[str, Any]]
+) -> int:
+    """The command line of the no-training look benchmarks (``shift_target.py``,
+    ``colour_map.py``): ``measure`` on each look's data set (built at 72 px), one JSON line each."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--looks", default=",".join(KNOWN_ANSWER), help="comma-separated looks")
+    p.add_argument("--cache", default=None, help="built data sets (default: quality.py's)")
+    p.add_argument("--shared-data", default=str(SHARED_DATA), help="the ../shared/data folder")
+    args = p.parse_args(argv)
+    try:
+        looks = [look for look in args.looks.split(",") if look]
+        unknown = [look for look in looks if look not in KNOWN_ANSWER]
+        if unknown or not looks:
+            choices = ", ".join(KNOWN_ANSWER)
+            raise BenchmarkError(f"unknown look {(unknown or [''])[0]!r}; choose from {choices}")
+        from quality import CACHE
+
+        cache = Path(args.cache) if args.cache else CACHE
+        if cache.exists() and not cache.is_dir():
+            raise BenchmarkError(f"--cache {cache} is a file; give a folder for the data sets")
+        for look in looks:
+            record = {"bench": bench, "look": look}
+            record.update(measure(dataset(look, Path(args.shared_data), cache, 72)))
+            print(json.dumps(record), flush=True)
+    except BenchmarkError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -20,16 +20,12 @@ Values are in the images' [-1, 1] range (half of that in [0, 1]). No training: a
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from quality_data import KNOWN_ANSWER, BenchmarkError, dataset, load_folder
+from quality_data import each_look, load_folder
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 SIZE, LOAD = 64, 72
 
 
@@ -69,30 +65,7 @@ def measure(data: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--looks", default=",".join(KNOWN_ANSWER), help="comma-separated looks")
-    p.add_argument("--cache", default=None, help="built data sets (default: quality.py's)")
-    p.add_argument("--shared-data", default=str(SHARED_DATA), help="the ../shared/data folder")
-    args = p.parse_args(argv)
-    try:
-        looks = [look for look in args.looks.split(",") if look]
-        unknown = [look for look in looks if look not in KNOWN_ANSWER]
-        if unknown or not looks:
-            choices = ", ".join(KNOWN_ANSWER)
-            raise BenchmarkError(f"unknown look {(unknown or [''])[0]!r}; choose from {choices}")
-        from quality import CACHE
-
-        cache = Path(args.cache) if args.cache else CACHE
-        if cache.exists() and not cache.is_dir():
-            raise BenchmarkError(f"--cache {cache} is a file; give a folder for the data sets")
-        for look in looks:
-            record = {"bench": "shift_target", "look": look}
-            record.update(measure(dataset(look, Path(args.shared_data), cache, LOAD)))
-            print(json.dumps(record), flush=True)
-    except BenchmarkError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return each_look(argv, __doc__, "shift_target", measure)
 
 
 if __name__ == "__main__":

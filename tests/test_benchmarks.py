@@ -383,3 +383,26 @@ def test_scale_detail_scores_the_three_ways_against_the_look_of_the_photo(tmp_pa
     look = lambda x: (Tint()(x[None] * 2 - 1)[0] + 1) / 2  # noqa: E731
     scale_detail.write_figure(tmp_path, look, photos[0], tmp_path / "figure.jpg")
     assert Image.open(tmp_path / "figure.jpg").width >= 7 * 96  # seven ways side by side
+
+
+def test_colour_map_scores_the_sets_map_against_a_look_that_recolours(tmp_path):
+    """benchmarks/colour_map.py: where the look is a symmetric colour map of every photo, the
+    map the two sets tell is that look (beyond 30 dB over the input), and moving the mean
+    colour alone is not. The B set holds the same photos in another order (unpaired, with no
+    chance difference), the test pairs others."""
+    import colour_map
+
+    from i2i.data import save_image
+
+    matrix = torch.tensor([[0.7, 0.15, 0.0], [0.15, 0.8, 0.1], [0.0, 0.1, 0.6]])
+    generator = torch.Generator().manual_seed(0)
+    for split, count in (("train", 24), ("test", 4)):
+        coarse = torch.rand(count, 3, 3, 3, generator=generator) * 1.6 - 0.8
+        a = torch.nn.functional.interpolate(coarse, size=24, mode="bilinear")
+        b = torch.einsum("ij,njhw->nihw", matrix, a if split == "test" else a.flip(0)) + 0.1
+        for domain, images in (("A", a), ("B", b)):
+            for i, image in enumerate(images):
+                save_image(image.clamp(-1, 1), tmp_path / f"{split}{domain}" / f"{i}.png")
+    record = colour_map.measure(tmp_path)
+    assert record["n_train"] == [24, 24] and record["n_test"] == 4
+    assert record["colour_map"] > 30 > record["mean_only"] + 10

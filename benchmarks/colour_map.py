@@ -1,0 +1,62 @@
+"""What two unpaired training sets tell of a look through their colours alone.
+
+A generator with a colour path (``--gen-kw colour=true``) starts as the linear colour map
+between its two training sets (``i2i/kit/colour.py``): the map that gives the A photos' colours
+the mean and covariance of the B photos' while moving them least. For each known-answer look
+(``looks.py``), this script takes that map from every training image (the task takes up to 256
+of each set), applies it to the held-out A photos and scores them against the truth, beside
+returning the input and moving only the mean colour:
+
+* ``input_psnr``: returning the input unchanged, in dB against the truth;
+* ``mean_only``: the input shifted by the sets' difference of mean colour, dB over the input;
+* ``colour_map``: the linear colour map, dB over the input: where a training run starts.
+
+No training: a minute.
+
+    python3 benchmarks/colour_map.py                      # every look and flaw
+    python3 benchmarks/colour_map.py --looks dusk,teal    # some
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from quality_data import each_look, load_folder
+
+
+def measure(data: Path) -> dict[str, Any]:
+    """The map from the training sets, scored on the held-out pairs."""
+    import torch
+
+    from i2i.eval.statistics import psnr
+    from i2i.kit.colour import colour_moments, linear_colour_map
+
+    train_a, train_b, test_a, test_b = (
+        load_folder(data / name) for name in ("trainA", "trainB", "testA", "testB")
+    )
+    source, target = colour_moments(train_a), colour_moments(train_b)
+    matrix, bias = linear_colour_map(source, target)
+    mapped = torch.einsum("ij,njhw->nihw", matrix.float(), test_a) + bias.float()[:, None, None]
+    shifted = test_a + (target[0] - source[0]).float()[:, None, None]
+    base = float(psnr(test_a, test_b).mean())
+
+    def gain(images: torch.Tensor) -> float:
+        return round(float(psnr(images.clamp(-1, 1), test_b).mean()) - base, 2)
+
+    return {
+        "input_psnr": round(base, 2),
+        "mean_only": gain(shifted),
+        "colour_map": gain(mapped),
+        "n_train": [len(train_a), len(train_b)],
+        "n_test": len(test_a),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    return each_look(argv, __doc__, "colour_map", measure)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
