@@ -133,14 +133,21 @@ def test_any_forward_argument_name_exports_with_dynamic_sizes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kwargs", [{"antialias": True}, {"residual": True}])
+@pytest.mark.parametrize(
+    "kwargs", [{"antialias": True}, {"residual": True}, {"residual": True, "colour": True}]
+)
 def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
     """CUT's anti-aliased layers (grouped conv / transposed conv) and the residual generator's
-    atanh/tanh export with dynamic sizes, and ONNX Runtime agrees with PyTorch."""
+    atanh/tanh (with its colour path) export with dynamic sizes, and ONNX Runtime agrees with
+    PyTorch."""
     from i2i.infer.onnx import export_onnx
 
     torch.manual_seed(0)
     net = i2i.create_generator("resnet6", ngf=4, **kwargs).eval()
+    if net.colour is not None:  # as a training starts it: a map, not the identity
+        with torch.no_grad():
+            net.colour.weight.copy_(torch.eye(3)[:, :, None, None] * 0.8 + 0.05)
+            net.colour.bias.fill_(0.1)
     config = {
         "generators": {"AtoB": {"name": "resnet6", "kwargs": {"ngf": 4, **kwargs}}},
         "format": "i2i-model",
