@@ -119,3 +119,15 @@ def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path,
         x = torch.stack(a8[:2] if source == "A" else b8[:2])
         want = torch.stack([_apply(matrix, bias, image) for image in x]).clamp(-0.999, 0.999)
         torch.testing.assert_close(task.nets[net](x), want, rtol=0, atol=1e-4)
+
+
+def test_cyclegans_quality_recipe_starts_both_generators_at_the_colour_map(toy_data):
+    config = resolve_config("cyclegan", {"data": str(toy_data), **TINY, "recipe": "quality"})
+    assert config["gen_kw"]["colour"] is True
+    task = i2i.create_task("cyclegan", **config)
+    task.attach(Runtime("cpu"))
+    task.build({})
+    there = task.nets["G_AB"].colour.weight[:, :, 0, 0]
+    back = task.nets["G_BA"].colour.weight[:, :, 0, 0]
+    assert not torch.allclose(there, torch.eye(3), atol=1e-3)  # the toy sets differ in colour
+    torch.testing.assert_close(there @ back, torch.eye(3), rtol=0, atol=0.05)  # near inverses
