@@ -131,3 +131,17 @@ def test_cyclegans_quality_recipe_starts_both_generators_at_the_colour_map(toy_d
     back = task.nets["G_BA"].colour.weight[:, :, 0, 0]
     assert not torch.allclose(there, torch.eye(3), atol=1e-3)  # the toy sets differ in colour
     torch.testing.assert_close(there @ back, torch.eye(3), rtol=0, atol=0.05)  # near inverses
+
+
+def test_a_set_with_no_readable_image_is_a_one_line_data_error(tmp_path):
+    _save(_images(4, 6), tmp_path / "trainB")
+    (tmp_path / "trainA").mkdir()
+    for i in range(4):
+        (tmp_path / "trainA" / f"{i}.png").write_bytes(b"not a png")
+    config = resolve_config(
+        "cyclegan", {"data": str(tmp_path), **TINY, "gen_kw": {"residual": True, "colour": True}}
+    )
+    task = i2i.create_task("cyclegan", **config)
+    task.attach(Runtime("cpu"))
+    with pytest.raises(i2i.I2IError, match=r"none of the 4 training images of A .* colour map"):
+        task.build({})

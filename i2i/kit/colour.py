@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 import torch
 
+from i2i.core.errors import InvalidArgumentError
+
 SMALLEST_VARIANCE = 1e-4
 """Of a colour direction, in the [-1, 1] range (a standard deviation of 1.3 grey levels): a set
 of grey images has no spread across the channels, and the map must not divide by it."""
@@ -29,7 +31,7 @@ def colour_moments(images: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.
         firsts.append(pixels.mean(1))
         seconds.append(pixels @ pixels.T / pixels.shape[1])
     if not firsts:
-        raise ValueError("no images to take the colour moments of")
+        raise InvalidArgumentError("colour_moments needs at least one image; got none")
     mean = torch.stack(firsts).mean(0)
     return mean, torch.stack(seconds).mean(0) - torch.outer(mean, mean)
 

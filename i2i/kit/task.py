@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from i2i.core.errors import I2IError, ImageDecodeError, InvalidArgumentError
+from i2i.core.errors import DataError, I2IError, ImageDecodeError, InvalidArgumentError
 from i2i.core.registry import discriminators, generators
 from i2i.data import AlignedDataset, UnalignedDataset, load_image, to_float
 from i2i.kit.colour import colour_moments, linear_colour_map
@@ -368,7 +368,14 @@ class Task(abc.ABC):
             for domain in (source, target):
                 if domain not in moments:
                     channels = self.channels["AB".index(domain)]
-                    moments[domain] = colour_moments(_readable(paths[domain], channels))
+                    try:
+                        moments[domain] = colour_moments(_readable(paths[domain], channels))
+                    except InvalidArgumentError:  # not one image decoded
+                        raise DataError(
+                            f"none of the {len(paths[domain])} training images of {domain} "
+                            "sampled for the colour map could be read; replace the unreadable "
+                            "files, or train without --gen-kw colour"
+                        ) from None
             matrix, bias = linear_colour_map(moments[source], moments[target])
             with torch.no_grad():
                 colour.weight.copy_(matrix[:, :, None, None])
