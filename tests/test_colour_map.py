@@ -121,18 +121,6 @@ def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path,
         torch.testing.assert_close(task.nets[net](x), want, rtol=0, atol=1e-4)
 
 
-def test_cyclegans_quality_recipe_starts_both_generators_at_the_colour_map(toy_data):
-    config = resolve_config("cyclegan", {"data": str(toy_data), **TINY, "recipe": "quality"})
-    assert config["gen_kw"]["colour"] is True
-    task = i2i.create_task("cyclegan", **config)
-    task.attach(Runtime("cpu"))
-    task.build({})
-    there = task.nets["G_AB"].colour.weight[:, :, 0, 0]
-    back = task.nets["G_BA"].colour.weight[:, :, 0, 0]
-    assert not torch.allclose(there, torch.eye(3), atol=1e-3)  # the toy sets differ in colour
-    torch.testing.assert_close(there @ back, torch.eye(3), rtol=0, atol=0.05)  # near inverses
-
-
 def test_a_set_with_no_readable_image_is_a_one_line_data_error(tmp_path):
     _save(_images(4, 6), tmp_path / "trainB")
     (tmp_path / "trainA").mkdir()
