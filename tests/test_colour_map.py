@@ -82,6 +82,26 @@ def test_a_generator_with_a_colour_path_starts_as_the_identity_and_needs_a_resid
         i2i.create_generator("resnet6", ngf=8, colour=True)
 
 
+def test_a_colour_curve_starts_flat_bends_each_pixel_alone_and_needs_a_colour_path():
+    """The curve adds nothing at first (the generator is still the identity), and once it is
+    bent, what it gives a pixel depends on that pixel's colour alone: an object keeps its
+    outline."""
+    net = i2i.create_generator("resnet6", ngf=8, residual=True, colour=True, colour_curve=True)
+    x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
+    torch.testing.assert_close(net(x), x, rtol=0, atol=1e-5)
+    with torch.no_grad():
+        torch.nn.init.normal_(net.colour_curve[-1].weight, std=0.5)
+    bent = i2i.mapped_colours(net.colour, net.colour_curve, x)
+    linear = net.colour(x)
+    assert (bent - linear).abs().amax() > 0.05  # it bends
+    probe = x.clone()
+    probe[:, :, 5, 7] = -probe[:, :, 5, 7]  # one pixel changed
+    changed = (i2i.mapped_colours(net.colour, net.colour_curve, probe) - bent).abs().sum(1)
+    assert changed[:, 5, 7].min() > 0 and changed.flatten(1).sum(1).sub(changed[:, 5, 7]).max() == 0
+    with pytest.raises(i2i.I2IError, match="add colour"):
+        i2i.create_generator("resnet6", ngf=8, residual=True, colour_curve=True)
+
+
 def _save(images: list[torch.Tensor], folder: Path) -> None:
     folder.mkdir(parents=True)
     for i, image in enumerate(images):
@@ -89,16 +109,19 @@ def _save(images: list[torch.Tensor], folder: Path) -> None:
         Image.fromarray(np.ascontiguousarray(pixels)).save(folder / f"{i:03d}.png")
 
 
-@pytest.mark.parametrize("name", ["cyclegan", "cut", "unsb"])
-def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path, name):
+@pytest.mark.parametrize(
+    ("name", "curve"),
+    [("cyclegan", False), ("cut", False), ("unsb", False), ("cyclegan", True), ("unsb", True)],
+)
+def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path, name, curve):
     """A: photos; B: other photos with the look. Each generator starts as the map from its
-    input's set to its output's (CycleGAN's B->A the other way), read from the image files;
-    UNSB's bridge generator reads its base's colour path."""
+    input's set to its output's (CycleGAN's B->A the other way), read from the image files, its
+    curve (if any) flat; UNSB's bridge generator reads its base's colour path."""
     a, b = _images(12, 4), [_apply(*LOOK, image) for image in _images(12, 5)]
     for split in ("train", "test"):
         _save(a, tmp_path / f"{split}A")
         _save(b, tmp_path / f"{split}B")
-    gen_kw = {"residual": True, "colour": True}
+    gen_kw = {"residual": True, "colour": True, "colour_curve": curve}
     tiny = {**TINY, "num_patches": 16, "noise_dim": 16} if name == "unsb" else TINY
     config = resolve_config(name, {"data": str(tmp_path), **tiny, "gen_kw": gen_kw})
     task = i2i.create_task(name, **config)
@@ -114,7 +137,15 @@ def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path,
         colour = task.nets[net].colour
         torch.testing.assert_close(colour.weight[:, :, 0, 0], matrix.float(), rtol=0, atol=1e-5)
         torch.testing.assert_close(colour.bias, bias.float(), rtol=0, atol=1e-5)
+        assert (task.nets[net].colour_curve is not None) == curve
         if name == "unsb":
+            if curve:  # the bridge generator's prediction goes through its base's curve
+                G, x = task.nets[net], torch.stack(a8[:2])
+                index, z = torch.zeros(2, dtype=torch.long), torch.zeros(2, 16)
+                before = G(x, index, z)
+                with torch.no_grad():
+                    torch.nn.init.normal_(G.colour_curve[-1].weight, std=0.5)
+                assert (G(x, index, z) - before).abs().amax() > 0.01
             continue  # its generator also reads a time step and noise
         x = torch.stack(a8[:2] if source == "A" else b8[:2])
         want = torch.stack([_apply(matrix, bias, image) for image in x]).clamp(-0.999, 0.999)

@@ -21,6 +21,9 @@ from i2i.nets.norm import conv_bias, norm_layer
 PADDINGS = ("reflect", "replicate", "zero")
 # Inputs are clamped into (-1, 1) before atanh, which is infinite at +-1.
 _EDGE = 1 - 1e-3
+COLOUR_CURVE_WIDTH = 16
+"""Hidden units of the colour curve (``colour_curve``): each bends the colour map along one
+direction of colour at one level, so sixteen draw a tone curve of a dozen kinks."""
 
 
 def _padded_conv3x3(channels: int, padding: str, bias: bool) -> list[nn.Module]:
@@ -51,6 +54,16 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv_block(x)
+
+
+def mapped_colours(
+    colour: nn.Module | None, curve: nn.Module | None, x: torch.Tensor
+) -> torch.Tensor | None:
+    """What a colour path makes of ``x``: the linear map, bent by the curve where there is one
+    (None without a colour path). Shared with the networks built on this generator's modules."""
+    if colour is None:
+        return None
+    return colour(x) if curve is None else colour(x) + curve(x)
 
 
 def resnet_decode(
@@ -103,6 +116,13 @@ class ResnetGenerator(nn.Module):
     numbers that every pixel moves together, which a short training finds, instead of a change
     that each pixel's features must agree on; a task may start it at the colour map between its
     two training sets (``Task.start_colour_maps``).
+
+    ``colour_curve`` (with ``colour``) bends that map per pixel: a small network on each pixel's
+    colour alone (1x1 convolutions, ``COLOUR_CURVE_WIDTH`` hidden units), added to the map and
+    starting at zero. A linear map darkens a small bright object with the picture around it (the
+    toy's sun, which must become a bright moon); the residual network must then paint it back,
+    and its 4x-downsampled trunk paints blobs. A curve turns that pixel's colour alone, so the
+    object keeps its outline.
     """
 
     def __init__(
@@ -118,6 +138,7 @@ class ResnetGenerator(nn.Module):
         residual: bool = False,
         detail: bool = False,
         colour: bool = False,
+        colour_curve: bool = False,
     ):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
@@ -125,6 +146,11 @@ class ResnetGenerator(nn.Module):
             raise InvalidArgumentError(
                 "colour maps the input that a residual network changes: add residual, or drop "
                 "colour"
+            )
+        if colour_curve and not colour:
+            raise InvalidArgumentError(
+                "colour_curve bends the colour path's map: add colour (and residual), or drop "
+                "colour_curve"
             )
         if residual and in_channels != out_channels:
             raise InvalidArgumentError(
@@ -184,26 +210,41 @@ class ResnetGenerator(nn.Module):
             else None
         )
         self.colour = nn.Conv2d(in_channels, out_channels, 1) if colour else None
+        self.colour_curve = (
+            nn.Sequential(
+                nn.Conv2d(in_channels, COLOUR_CURVE_WIDTH, 1),
+                nn.LeakyReLU(0.2, True),
+                nn.Conv2d(COLOUR_CURVE_WIDTH, out_channels, 1),
+            )
+            if colour_curve
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
-        base = None if self.colour is None else self.colour(x)
+        base = mapped_colours(self.colour, self.colour_curve, x)
         return resnet_decode(self.model, self.head_index, x, x, self.detail, self.residual, base)
 
     def finish_init(self, init: str, init_gain: float) -> ResnetGenerator:
         """The registered initialisation, except in the detail path: it has no normalisation
-        to rescale its activations, so it gets He initialisation, which keeps their scale."""
+        to rescale its activations, so it gets He initialisation, which keeps their scale. The
+        colour curve's hidden units too, their levels spread over the colour range (each one's
+        kink lies somewhere in it)."""
         init_weights(self, init, init_gain)
         if self.detail is not None:
             for conv in self.detail:
                 if isinstance(conv, nn.Conv2d):
                     nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
                     nn.init.zeros_(conv.bias)
+        if self.colour_curve is not None:
+            hidden = self.colour_curve[0]
+            nn.init.kaiming_normal_(hidden.weight, a=0.2, nonlinearity="leaky_relu")
+            nn.init.uniform_(hidden.bias, -1, 1)
         return self.start_as_identity() if self.residual else self
 
     def start_as_identity(self) -> ResnetGenerator:
-        """Zero the last convolution (and make the colour map the identity): with ``residual``,
-        the output is then the input."""
+        """Zero the last convolution (and make the colour map the identity, its curve flat):
+        with ``residual``, the output is then the input."""
         last = self.model[-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -211,6 +252,9 @@ class ResnetGenerator(nn.Module):
             with torch.no_grad():
                 self.colour.weight.copy_(torch.eye(self.colour.in_channels)[:, :, None, None])
                 nn.init.zeros_(self.colour.bias)
+        if self.colour_curve is not None:
+            nn.init.zeros_(self.colour_curve[-1].weight)
+            nn.init.zeros_(self.colour_curve[-1].bias)
         return self
 
 
@@ -231,6 +275,7 @@ def resnet9(
     residual: bool = False,
     detail: bool = False,
     colour: bool = False,
+    colour_curve: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -252,6 +297,7 @@ def resnet6(
     residual: bool = False,
     detail: bool = False,
     colour: bool = False,
+    colour_curve: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:

@@ -32,6 +32,7 @@ import i2i
 
 check_input_size = i2i.check_input_size  # bound once: forward stays a plain call
 resnet_decode = i2i.resnet_decode
+mapped_colours = i2i.mapped_colours
 
 
 def time_embedding(index: torch.Tensor, dim: int) -> torch.Tensor:
@@ -139,7 +140,8 @@ class BridgeGenerator(nn.Module):
         # The base's full-resolution detail path and residual output (--gen-kw detail=true,
         # residual=true): with them the prediction starts as the path point it is made from.
         self.detail, self.residual = base.detail, base.residual
-        self.colour = base.colour  # --gen-kw colour=true: the change is to a map of the colours
+        # --gen-kw colour=true: the change is to a map of the colours (bent: colour_curve=true)
+        self.colour, self.colour_curve = base.colour, base.colour_curve
         self.head_index = base.head_index - (at[-1] + 1)
         self.time_embed = _mlp([width, width, width])
         mapping = _mlp([noise_dim] + [width] * (mapping_layers + 1))
@@ -152,7 +154,7 @@ class BridgeGenerator(nn.Module):
         h = self.encoder(x)
         for block in self.blocks:
             h = block(h, t_emb, z_emb)
-        colours = None if self.colour is None else self.colour(x)
+        colours = mapped_colours(self.colour, self.colour_curve, x)
         return resnet_decode(
             self.decoder, self.head_index, h, x, self.detail, self.residual, colours
         )
@@ -213,6 +215,7 @@ def unsb_resnet9(
     residual: bool = False,
     detail: bool = False,
     colour: bool = False,
+    colour_curve: bool = False,
     init: str = "xavier",
     init_gain: float = 0.02,
     noise_dim: int = 256,
@@ -226,7 +229,7 @@ def unsb_resnet9(
     Called as ``G(x_t, time_index, z)``; ``steps`` and ``tau`` describe the bridge it was
     trained on, which ``i2i apply`` walks (``--steps`` 1..steps; by default ``sample_steps``
     predictions, None: all). Sizes as resnet9;
-    ``residual``, ``detail`` and ``colour`` as resnet9's (a residual one starts by predicting
+    ``residual``, ``detail``, ``colour`` and ``colour_curve`` as resnet9's (a residual one starts by predicting
     its input).
     """
     return _bridge_generator("resnet9", **locals())
@@ -243,6 +246,7 @@ def unsb_resnet6(
     residual: bool = False,
     detail: bool = False,
     colour: bool = False,
+    colour_curve: bool = False,
     init: str = "xavier",
     init_gain: float = 0.02,
     noise_dim: int = 256,
