@@ -10,7 +10,8 @@ import i2i
 RECIPES = {
     "quality": i2i.Recipe(
         "No smears in short trainings, and the look learned: a residual generator that starts "
-        "as the identity, with a full-resolution detail path, averaged weights (EMA 0.999) and "
+        "near its input (the identity, with its colours mapped as the training sets say; "
+        "below), with a full-resolution detail path, averaged weights (EMA 0.999) and "
         "critics on frozen ImageNet features (--disc projected). PatchNCE then keeps the "
         "content from the first step instead of rebuilding it from noise, which is what "
         "smears CUT's pictures at short budgets, and a critic that sees colour balance moves "
@@ -25,11 +26,17 @@ RECIPES = {
         "shrunk by its noise): CUT's recipe moved too little along looks that change the "
         "mean (graduated +5.42 -> +8.57 dB, dusk +11.08 -> +13.23); every one of six looks "
         "gained, +1.09 dB on their mean, and +0.43 on four more (gray -1.47 -> -0.32; "
-        'infrared -0.27) (benchmarks/README.md, "The mean shift in CUT and FastCUT").',
+        'infrared -0.27) (benchmarks/README.md, "The mean shift in CUT and FastCUT"). '
+        "And a colour path that starts at the linear colour map between the two training sets "
+        "(the generator's change is read against a learned map of each pixel's colour that "
+        "begins as the one giving A's colours B's mean and covariance): +1.55 dB on eight "
+        "known-answer looks, every one gaining (dusk +13.23 -> +18.03), monet->photo KID "
+        "47.0 -> 42.5 on one seed "
+        '(benchmarks/README.md, "The colour path in CUT").',
         {
             "disc": "projected",
             "ema_decay": 0.999,
-            "gen_kw": {"residual": True, "detail": True},
+            "gen_kw": {"residual": True, "detail": True, "colour": True},
             "lambda_nce": 0.5,
             "lambda_shift": 10.0,
         },
@@ -54,7 +61,13 @@ FASTCUT_RECIPES = {
         "one of six looks but crisp gained, +2.28 dB on their mean (dusk +3.46 -> +12.88), "
         "and three of four more (+1.30 on their mean; haze +1.87 -> +7.47, infrared -0.68; "
         "at weight 30 the six gained more and the four less) "
-        '(benchmarks/README.md, "The mean shift in CUT and FastCUT").',
-        {**RECIPES["quality"].values, "lambda_nce": 1.0, "norm": "layer"},
+        '(benchmarks/README.md, "The mean shift in CUT and FastCUT"). Not CUT\'s colour path: '
+        "not measured with FastCUT.",
+        {
+            **RECIPES["quality"].values,
+            "gen_kw": {"residual": True, "detail": True},
+            "lambda_nce": 1.0,
+            "norm": "layer",
+        },
     ),
 }
