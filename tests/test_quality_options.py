@@ -227,7 +227,6 @@ def test_the_recipe_frees_the_residual_generator_that_the_paper_cycle_weight_pin
             recipe="quality",
             lambda_cycle=weight,
             lambda_shift=0.0,  # the mean-shift term moves it at either weight
-            gen_kw={"colour": False, "colour_curve": False},  # the map starts it elsewhere
             **TINY,
         )
         trainer = Trainer(task)

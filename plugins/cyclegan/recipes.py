@@ -9,7 +9,7 @@ import i2i
 RECIPES = {
     "quality": i2i.Recipe(
         "Better pictures in short trainings, on looks it was never tuned on: a residual, "
-        "anti-aliased generator (no checkerboard) with a "
+        "anti-aliased generator that starts as the identity (no checkerboard) with a "
         "full-resolution detail path (texture and grain the 4x-downsampled trunk cannot "
         "draw), averaged weights (EMA 0.999), cycle weight 1 so the cycle no longer pins "
         "the generators to their input, and critics on frozen ImageNet features (--disc "
@@ -26,30 +26,17 @@ RECIPES = {
         "average change of each region's mean colour is held to the training sets' own "
         "difference, shrunk by its noise, which takes away a drift in brightness that the "
         "critic lets through: +0.64 dB on five flaws, seventeen looks level; the shrinkage "
-        "+0.11 dB on six), and a colour path that starts at the linear colour map between "
-        "the two training sets, bent per pixel by a colour curve that starts flat (the "
-        "generator's change is read against a learned map of each pixel's colour that begins "
-        "as the one giving A's colours B's mean and covariance: a look that recolours the "
-        "picture is then found at once; the curve lets a small object the map gets wrong, a "
-        "bright sun it darkens, be recoloured within its outline: +1.74 dB on nine looks and flaws, dusk +8.6, hue "
-        "-0.6; monet<->photo KID a draw over three seeds, and the toy's moon stays round). "
+        "+0.11 dB on six). "
         "Measured on thirteen known-answer looks, monet<->photo and ukiyoe<->photo "
         "(benchmarks/quality.py; table in README.md, Better pictures); seven of the looks "
         "were written after an earlier form of the recipe had been fixed, to check that it "
         "generalises; the pixel head on eight looks and four flaws, the mean-shift term on "
-        "eleven looks and five flaws, and six looks after it joined, the colour path on nine, "
-        "through the CLI.",
+        "eleven looks and five flaws, and six looks after it joined, through the CLI.",
         {
             "disc": "projected",
             "disc_kw": {"levels": [0, 1, 2, 3], "pixels": True},
             "ema_decay": 0.999,
-            "gen_kw": {
-                "antialias": True,
-                "residual": True,
-                "detail": True,
-                "colour": True,
-                "colour_curve": True,
-            },
+            "gen_kw": {"antialias": True, "residual": True, "detail": True},
             "lambda_cycle": 1.0,
             "lambda_identity": 0.0,
             "lambda_shift": 10.0,
