@@ -22,8 +22,8 @@ PADDINGS = ("reflect", "replicate", "zero")
 # Inputs are clamped into (-1, 1) before atanh, which is infinite at +-1.
 _EDGE = 1 - 1e-3
 COLOUR_CURVE_WIDTH = 16
-"""Hidden units of the colour curve (``colour_curve``): each bends the colour map along one
-direction of colour at one level, so sixteen draw a tone curve of a dozen kinks."""
+"""Hidden units of the colour curve (``colour_curve``): each bends the colour map once, at one
+level along one direction of colour."""
 
 
 def _padded_conv3x3(channels: int, padding: str, bias: bool) -> list[nn.Module]:
@@ -122,7 +122,8 @@ class ResnetGenerator(nn.Module):
     starting at zero. A linear map darkens a small bright object with the picture around it (the
     toy's sun, which must become a bright moon); the residual network must then paint it back,
     and its 4x-downsampled trunk paints blobs. A curve turns that pixel's colour alone, so the
-    object keeps its outline.
+    object can keep its outline (on the toy it made round moons likelier, not sure:
+    benchmarks/README.md, "The colour path in the recipes").
     """
 
     def __init__(
