@@ -143,8 +143,8 @@ def test_any_forward_argument_name_exports_with_dynamic_sizes(tmp_path):
 )
 def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
     """CUT's anti-aliased layers (grouped conv / transposed conv) and the residual generator's
-    atanh/tanh (with its colour path and curve) export with dynamic sizes, and ONNX Runtime agrees with
-    PyTorch."""
+    atanh/tanh (with its colour path and curve) export with dynamic sizes, and ONNX Runtime
+    agrees with PyTorch."""
     from i2i.infer.onnx import export_onnx
 
     torch.manual_seed(0)

@@ -32,7 +32,7 @@ RECIPES = {
         "begins as the one giving A's colours B's mean and covariance): +1.55 dB on eight "
         "known-answer looks, every one gaining (dusk +13.23 -> +18.03), monet->photo KID "
         "47.0 -> 42.5 on one seed "
-        '(benchmarks/README.md, "The colour path in CUT").',
+        '(benchmarks/README.md, "The colour path in the recipes").',
         {
             "disc": "projected",
             "ema_decay": 0.999,
@@ -65,7 +65,7 @@ FASTCUT_RECIPES = {
         "not measured with FastCUT.",
         {
             **RECIPES["quality"].values,
-            "gen_kw": {"residual": True, "detail": True},
+            "gen_kw": {**RECIPES["quality"].values["gen_kw"], "colour": False},
             "lambda_nce": 1.0,
             "norm": "layer",
         },

@@ -229,8 +229,8 @@ def unsb_resnet9(
     Called as ``G(x_t, time_index, z)``; ``steps`` and ``tau`` describe the bridge it was
     trained on, which ``i2i apply`` walks (``--steps`` 1..steps; by default ``sample_steps``
     predictions, None: all). Sizes as resnet9;
-    ``residual``, ``detail``, ``colour`` and ``colour_curve`` as resnet9's (a residual one starts by predicting
-    its input).
+    ``residual``, ``detail``, ``colour`` and ``colour_curve`` as resnet9's (a residual one starts
+    by predicting its input).
     """
     return _bridge_generator("resnet9", **locals())
 
