@@ -47,6 +47,7 @@ from quality_data import (
     MONET,
     PAINTINGS,
     PAIRS,
+    TOY_NIGHT,
     BenchmarkError,
     critic_ratings,
     dataset,
@@ -256,6 +257,9 @@ def score_look(
     }
     metrics["psnr_vs_identity"] = round(metrics["psnr"] - metrics["identity_psnr"], 3)
     metrics.update(look_progress(inputs, outputs, truth))
+    if (data / "discs.json").is_file():
+        discs = read_json(data / "discs.json", "discs")["discs"]
+        metrics.update(discs_drawn(outputs, truth, discs))
     # A model with the reverse direction (CycleGAN's F) is scored on taking the look off: the
     # truth translated back against the inputs, a second known answer from the same run (PSNR
     # is symmetric, so the identity baseline is the same).
@@ -286,6 +290,38 @@ def look_progress(inputs: Any, outputs: Any, truth: Any) -> dict[str, float]:
     return {
         "way": round(way.item(), 3),
         "off": round(((got - way * want).norm() / size.sqrt()).item(), 3),
+    }
+
+
+def discs_drawn(outputs: Any, truth: Any, discs: list[dict[str, float]]) -> dict[str, float]:
+    """Whether the toy's sun became the moon: a look that moves one small object, which a
+    colour map alone cannot make (the day -> night map darkens the sun with the sky).
+
+    ``discs_drawn``: the fraction of pictures whose disc stands out from the sky around it (the
+    mean brightness inside 0.7 of its radius over that of the sky between 1.5 and 2.5 radii)
+    by at least half as much as in the true night. ``disc_shape``: the correlation of output
+    and truth brightness in the 3-radius square around the disc (1: a round moon in place)."""
+    import torch
+
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    side = outputs.shape[-1]
+    at = (torch.arange(side) + 0.5) / side
+    drawn, shape = [], []
+    for output, night, disc in zip(outputs, truth, discs, strict=True):
+        got, want = (((x + 1) / 2 * weights).sum(0) for x in (output, night))
+        x, y, r = disc["x"], disc["y"], disc["radius"]
+        dist = torch.hypot(at[None, :] - x, at[:, None] - y)
+        inner, sky = dist < 0.7 * r, (dist > 1.5 * r) & (dist < 2.5 * r) & (want < 0.6)
+        if not sky.any():
+            continue
+        contrast = [v[inner].mean() - v[sky].mean() for v in (got, want)]
+        drawn.append(float(contrast[0] >= 0.5 * contrast[1]))
+        square = ((at[None, :] - x).abs() < 1.5 * r) & ((at[:, None] - y).abs() < 1.5 * r)
+        pair = torch.stack([got[square], want[square]])
+        shape.append(float(torch.corrcoef(pair)[0, 1].nan_to_num()))
+    return {
+        "discs_drawn": round(_mean(torch.tensor(drawn)), 3),
+        "disc_shape": round(_mean(torch.tensor(shape)), 3),
     }
 
 
@@ -468,7 +504,8 @@ def suite_jobs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str,
     if unknown:
         raise BenchmarkError(
             f"unknown look(s) {unknown}; the looks are {', '.join(LOOKS)}, the flaws "
-            f"{', '.join(FLAWS)}, the painting pairs {', '.join(PAINTINGS)}"
+            f"{', '.join(FLAWS)}, the toy's {TOY_NIGHT}, the painting pairs "
+            f"{', '.join(PAINTINGS)}"
         )
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     paintings = suite.get("paintings", [MONET])
@@ -797,7 +834,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", default=None, help="with --suite: seeds, e.g. 0,1,2")
     p.add_argument("--name", default=None, help="configuration name (default: from the options)")
     p.add_argument("--task", default="cyclegan", help="training task, or 'identity' (no training)")
-    p.add_argument("--pair", choices=PAIRS, default="film", help="a look, or a painting pair")
+    p.add_argument("--pair", choices=PAIRS, default="film", help="a look, the toy's night, or a painting pair")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="task option (repeatable), e.g. gan_loss=hinge, disc_kw=spectral_norm=true")  # fmt: skip
     p.add_argument("--lr-decay", action="store_true",

@@ -5,7 +5,9 @@ Known-answer data (one per look of ``looks.py``): domain A is 300 photos, domain
 (``testB/NAME.png`` is the truth for ``testA/NAME.png``). The split is the same for every look,
 so the looks differ only in the answer. The painting pairs (``monet2photo``, ``ukiyoe2photo``)
 train paintings or prints against the 300 A photos and keep some paintings and the held-out
-photos for KID; no truth exists there.
+photos for KID; no truth exists there. ``toynight`` is the built-in toy's day -> night with a
+known answer: each held-out day has its night, the same scene (horizon, hills, disc) in the
+night's palette, so it is scored like a look, and on whether the sun became the moon.
 
 Images are stored at the training load size, and a look is applied at that size, so that the
 truth is exactly the look of the input the network sees.
@@ -35,7 +37,10 @@ PHOTO_SPLIT = {"A": 300, "B": 300, "test": 151}  # of the 751 photos, disjoint
 # never seen, scored as monet2photo is.
 PAINTINGS = {"monet2photo": ("monet2photo/testA", 40), "ukiyoe2photo": ("ukiyoe2photo/testA", 80)}
 MONET = "monet2photo"
-PAIRS = (*KNOWN_ANSWER, *PAINTINGS)
+TOY_NIGHT = "toynight"
+TOY_NIGHT_TEST = 64  # held-out day/night pairs (the training sets are the toy's 200 + 200)
+KNOWN_PAIRS = (*KNOWN_ANSWER, TOY_NIGHT)  # scored against a truth
+PAIRS = (*KNOWN_PAIRS, *PAINTINGS)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -86,17 +91,27 @@ def _save(source: Path, target: Path, size: int, look: str | None) -> None:
 
 
 def _build(target: Path, folders: dict[str, list[tuple[Path, str | None]]], size: int) -> Path:
-    """Write the folders into a temporary sibling, then rename: never half a data set."""
+    """The folders of photos (each with its look or None) at ``size`` px."""
+
+    def write(tmp: Path) -> dict[str, int]:
+        for folder, items in folders.items():
+            (tmp / folder).mkdir()
+            for source, look in items:
+                _save(source, tmp / folder / source.name, size, look)
+        return {folder: len(items) for folder, items in folders.items()}
+
+    return _built(target, write, size)
+
+
+def _built(target: Path, write: Callable[[Path], dict[str, int]], size: int) -> Path:
+    """``write`` (which returns each folder's count) into a temporary sibling, then renamed:
+    never half a data set."""
     if (target / "manifest.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        for folder, items in folders.items():
-            (tmp / folder).mkdir()
-            for source, look in items:
-                _save(source, tmp / folder / source.name, size, look)
-        counts = {folder: len(items) for folder, items in folders.items()}
+        counts = write(tmp)
         manifest = {"version": DATA_VERSION, "size": size, "split_seed": SPLIT_SEED, **counts}
         (tmp / "manifest.json").write_text(json.dumps(manifest) + "\n")
         try:
@@ -143,15 +158,31 @@ def painting_data(pair: str, shared: Path, target: Path, size: int) -> Path:
     return _build(target, folders, size)
 
 
+def toy_night_data(target: Path, size: int) -> Path:
+    """The toy's training days and nights (``i2i.toydata``, unpaired), and held-out days with
+    their nights (``testB``), drawn at ``size`` px; ``discs.json`` says where each sun is."""
+    from i2i.toydata import make_toy_pairs, make_toy_unpaired
+
+    def write(tmp: Path) -> dict[str, int]:
+        make_toy_unpaired(tmp, n_test=0, size=size)
+        discs = make_toy_pairs(tmp / "testA", tmp / "testB", TOY_NIGHT_TEST, size, SPLIT_SEED)
+        (tmp / "discs.json").write_text(json.dumps({"discs": [d._asdict() for d in discs]}) + "\n")
+        return {folder: len(images_in(tmp / folder)) for folder in ("trainA", "trainB", "testA")}
+
+    return _built(target, write, size)
+
+
 def dataset(pair: str, shared: Path, cache: Path, size: int) -> Path:
-    """The data set folder of ``pair`` (a look, or a painting pair) at ``size`` px: from the
-    cache, else built from ``shared``. A cache built elsewhere (``--prepare``) needs no
-    ``shared``: it holds everything."""
+    """The data set folder of ``pair`` (a look, the toy's night or a painting pair) at ``size``
+    px: from the cache, else built from ``shared`` (the toy's, drawn). A cache built elsewhere
+    (``--prepare``) needs no ``shared``: it holds everything."""
     if pair not in PAIRS:
         raise BenchmarkError(f"unknown pair {pair!r}; choose from {', '.join(PAIRS)}")
     target = cache / f"{pair}-v{DATA_VERSION}-{size}px"
     if (target / "manifest.json").is_file():
         return target
+    if pair == TOY_NIGHT:
+        return toy_night_data(target, size)
     if not (shared / "monet2photo" / "testB").is_dir():
         raise BenchmarkError(
             f"no data set at {target} and no photos at {shared}/monet2photo/testB to build it "

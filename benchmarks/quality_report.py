@@ -13,14 +13,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from quality_data import KNOWN_ANSWER, MONET, PAINTINGS
+from quality_data import KNOWN_PAIRS, MONET, PAINTINGS
 
 SHEET_IMAGES = 8  # rows of a configuration's own sheet
 GRID_IMAGES = 6  # rows of a combined sheet
 
 
 def is_look(pair: str) -> bool:
-    return pair in KNOWN_ANSWER
+    return pair in KNOWN_PAIRS
 
 
 def painter(pair: str) -> str:

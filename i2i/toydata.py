@@ -15,13 +15,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from i2i.core.errors import InvalidArgumentError
 
-__all__ = ["cached_folder", "make_toy_unpaired", "toy_dataset_dir"]
+__all__ = ["Disc", "cached_folder", "make_toy_pairs", "make_toy_unpaired", "toy_dataset_dir"]
 
 # Bump when the drawing changes, so cached copies are regenerated instead of silently reused.
 TOY_VERSION = 1
@@ -29,6 +30,17 @@ _STAMP = ".i2i-toy"
 _SUPERSAMPLE = 4  # drawn larger then box-filtered down, for smooth edges at 64 px
 _DOMAINS = {"A": 0, "B": 1}
 _SPLITS = {"train": 0, "test": 1}
+# The pairs' streams are (seed, _PAIRS, index): a third "domain" beside A's and B's, so no pair is
+# an unpaired image (numpy's seed sequences ignore trailing zeros: (0, 0) is (0, 0, 0, 0)).
+_PAIRS = 2
+
+
+class Disc(NamedTuple):
+    """Where a scene's sun (or moon) is: centre and radius, as fractions of the side."""
+
+    x: float
+    y: float
+    radius: float
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -39,11 +51,12 @@ def _mix(a: np.ndarray, b: np.ndarray | float, t: float | np.ndarray) -> np.ndar
     return a + (b - a) * t
 
 
-def _render(rng: np.random.Generator, size: int, night: bool) -> np.ndarray:
-    """One scene as uint8 (size, size, 3).
+def _render(rng: np.random.Generator, size: int, night: bool) -> tuple[np.ndarray, Disc]:
+    """One scene as uint8 (size, size, 3), and its disc.
 
     Geometry is drawn first, with the same calls for both domains, so that its distribution is
-    identical; only colours (and the night's stars) depend on the domain.
+    identical, and two streams in the same state draw the same geometry by day and by night;
+    only colours (and the night's stars) depend on the domain.
     """
     n = size * _SUPERSAMPLE
     coords = ((np.arange(n) + 0.5) / n).astype(np.float32)
@@ -108,7 +121,8 @@ def _render(rng: np.random.Generator, size: int, night: bool) -> np.ndarray:
         image = np.where((y >= ridge)[..., None], shaded, image)
 
     image = image.reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE, 3).mean(axis=(1, 3))
-    return np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    pixels = np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return pixels, Disc(float(disc_x), float(disc_y), float(disc_r))
 
 
 def make_toy_unpaired(
@@ -130,9 +144,35 @@ def make_toy_unpaired(
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 rng = np.random.default_rng([seed, domain_id, _SPLITS[split], i])
-                pixels = _render(rng, size, night=domain == "B")
+                pixels, _ = _render(rng, size, night=domain == "B")
                 Image.fromarray(pixels).save(folder / f"{i:04d}.png")
     return root
+
+
+def make_toy_pairs(
+    day: str | os.PathLike[str],
+    night: str | os.PathLike[str],
+    n: int = 64,
+    size: int = 64,
+    seed: int = 0,
+) -> list[Disc]:
+    """Write ``day/NNNN.png`` and ``night/NNNN.png``, each pair one scene by day and by night.
+
+    A known answer for day -> night: the night has the day's horizon, hills and disc, with the
+    night's palette (drawn at random, like the training nights') and stars, so a translation can
+    be scored against it, and on whether it drew the moon where the sun was. Returns the discs;
+    the streams are apart from ``make_toy_unpaired``'s, so no pair is a training image.
+    """
+    folders = Path(day), Path(night)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    discs = []
+    for i in range(n):
+        for folder, is_night in zip(folders, (False, True), strict=True):
+            pixels, disc = _render(np.random.default_rng([seed, _PAIRS, i]), size, night=is_night)
+            Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+        discs.append(disc)
+    return discs
 
 
 def _cache_home() -> Path:

@@ -719,6 +719,30 @@ def test_look_progress_separates_moving_too_little_from_moving_wrongly():
     assert quality.look_progress(x, x + 0.1, x) == {"way": 0.0, "off": 0.0}  # no look to make
 
 
+def test_the_toy_night_is_a_known_answer_that_asks_for_the_moon(tmp_path):
+    data = quality_data.dataset(quality_data.TOY_NIGHT, tmp_path / "no-photos", tmp_path, 40)
+    assert quality_report.is_look(quality_data.TOY_NIGHT)
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["trainA"] == manifest["trainB"] == 200
+    assert manifest["testA"] == quality_data.TOY_NIGHT_TEST
+    discs = json.loads((data / "discs.json").read_text())["discs"][:8]
+    days = quality_data.load_folder(data / "testA")[:8]
+    nights = quality_data.load_folder(data / "testB")[:8]
+    assert quality.discs_drawn(nights, nights, discs) == {"discs_drawn": 1.0, "disc_shape": 1.0}
+    # the day itself, and the night with its moon painted over with the sky, draw no moon
+    assert quality.discs_drawn(days, nights, discs)["discs_drawn"] == 0.0
+    moonless = nights.clone()
+    side = nights.shape[-1]
+    at = (torch.arange(side) + 0.5) / side
+    for night, disc in zip(moonless, discs, strict=True):
+        dist = torch.hypot(at[None, :] - disc["x"], at[:, None] - disc["y"])
+        ring = (dist > 1.5 * disc["radius"]) & (dist < 2.5 * disc["radius"])
+        sky = night[:, ring].median(1).values
+        night[:, dist < 1.2 * disc["radius"]] = sky[:, None]
+    drawn = quality.discs_drawn(moonless, nights, discs)
+    assert drawn["discs_drawn"] == 0.0 and drawn["disc_shape"] < 0.9
+
+
 def test_critic_ratings_average_each_map_over_the_centre_crop():
     """A rating is the mean over a critic's maps of each map's mean, on the centre crop only
     (the border a random crop may show is left out)."""

@@ -5,7 +5,7 @@ from PIL import Image
 
 import i2i.toydata as toydata
 from i2i.data import UnalignedDataset, find_images
-from i2i.toydata import make_toy_unpaired, toy_dataset_dir
+from i2i.toydata import make_toy_pairs, make_toy_unpaired, toy_dataset_dir
 
 
 def read(path) -> np.ndarray:
@@ -30,6 +30,24 @@ def test_deterministic_from_seed_and_independent_of_counts(tmp_path):
         assert (one / rel).read_bytes() == (two / rel).read_bytes()
         assert (one / rel).read_bytes() != (other / rel).read_bytes()
     assert (one / "trainA/0000.png").read_bytes() != (one / "trainA/0001.png").read_bytes()
+
+
+def test_pairs_draw_one_scene_by_day_and_by_night(tmp_path):
+    discs = make_toy_pairs(tmp_path / "day", tmp_path / "night", n=6, size=48)
+    again = make_toy_pairs(tmp_path / "again", tmp_path / "again_night", n=6, size=48)
+    assert discs == again and len(set(discs)) == 6
+    train = make_toy_unpaired(tmp_path / "toy", n_train=6, n_test=0, size=48)
+    training = {p.read_bytes() for p in find_images(train / "trainA")}
+    for i, disc in enumerate(discs):
+        day, night = (read(tmp_path / side / f"{i:04d}.png") / 255 for side in ("day", "night"))
+        assert (tmp_path / "day" / f"{i:04d}.png").read_bytes() not in training
+        centre = int(disc.y * 48), int(disc.x * 48)
+        r, g, b = day[centre]
+        assert r > 0.9 and g > 0.7 and b < 0.5  # the yellow sun where the disc is
+        assert night[centre].min() > 0.8  # the pale moon in the same place
+        above = int((disc.y - 1.8 * disc.radius) * 48), centre[1]
+        if above[0] >= 0:
+            assert day[above].mean() > 0.5 and night[above].mean() < 0.5  # sky around it
 
 
 def test_day_is_brighter_than_night(tmp_path):
