@@ -834,7 +834,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", default=None, help="with --suite: seeds, e.g. 0,1,2")
     p.add_argument("--name", default=None, help="configuration name (default: from the options)")
     p.add_argument("--task", default="cyclegan", help="training task, or 'identity' (no training)")
-    p.add_argument("--pair", choices=PAIRS, default="film", help="a look, the toy's night, or a painting pair")
+    p.add_argument(
+        "--pair", choices=PAIRS, default="film", help="a look, the toy's night, or a painting pair"
+    )
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="task option (repeatable), e.g. gan_loss=hinge, disc_kw=spectral_norm=true")  # fmt: skip
     p.add_argument("--lr-decay", action="store_true",
