@@ -432,7 +432,7 @@ def test_learns_day_to_night_on_the_toy_data(tmp_path, name, options):
 @pytest.mark.parametrize("name", ["cut", "fastcut"])
 def test_the_quality_recipe_starts_as_the_identity_and_resumes(name, toy_data, tmp_path):
     """``--recipe quality``: the generator starts as the identity (PatchNCE keeps the content
-    from the first step; CUT's as the training sets' colour map), EMA on, critics on frozen
+    from the first step), its colours at the training sets' colour map, EMA on, critics on frozen
     features, NCE weight 0.5; the run resumes with its recipe. FastCUT's adds layer norm in the generator (no instance-norm blobs) and
     keeps NCE weight 1."""
     task = i2i.create_task(name, data=str(toy_data), recipe="quality", **CUT_TINY)
@@ -450,7 +450,7 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(name, toy_data, t
     assert config["lambda_nce"] == (0.5 if name == "cut" else 1.0)
     assert config["nce_idt"] is (name == "cut")
     assert norms == ({nn.GroupNorm} if name == "fastcut" else {nn.InstanceNorm2d})
-    assert (G.colour is not None) is (name == "cut")  # FastCUT's not measured with it
+    assert G.colour is not None and G.colour_curve is None
     run = tmp_path / "run"
     train(name, data=str(toy_data), out=str(run), max_steps=1, recipe="quality", **CUT_TINY)
     resumed = train(name, resume=str(run), max_steps=2)
