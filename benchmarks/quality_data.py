@@ -39,6 +39,8 @@ PAINTINGS = {"monet2photo": ("monet2photo/testA", 40), "ukiyoe2photo": ("ukiyoe2
 MONET = "monet2photo"
 TOY_NIGHT = "toynight"
 TOY_NIGHT_TEST = 64  # held-out day/night pairs (the training sets are the toy's 200 + 200)
+TOY_SEED = 0  # the toy's training sets, as ``i2i train`` draws them without --data
+TOY_FOLDERS = ("trainA", "trainB", "testA", "testB")
 KNOWN_PAIRS = (*KNOWN_ANSWER, TOY_NIGHT)  # scored against a truth
 PAIRS = (*KNOWN_PAIRS, *PAINTINGS)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -104,15 +106,14 @@ def _build(target: Path, folders: dict[str, list[tuple[Path, str | None]]], size
 
 
 def _built(target: Path, write: Callable[[Path], dict[str, int]], size: int) -> Path:
-    """``write`` (which returns each folder's count) into a temporary sibling, then renamed:
-    never half a data set."""
+    """``write`` (which returns what the manifest records besides the version and size: each
+    folder's count) into a temporary sibling, then renamed: never half a data set."""
     if (target / "manifest.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        counts = write(tmp)
-        manifest = {"version": DATA_VERSION, "size": size, "split_seed": SPLIT_SEED, **counts}
+        manifest = {"version": DATA_VERSION, "size": size, "split_seed": SPLIT_SEED, **write(tmp)}
         (tmp / "manifest.json").write_text(json.dumps(manifest) + "\n")
         try:
             tmp.rename(target)
@@ -161,13 +162,14 @@ def painting_data(pair: str, shared: Path, target: Path, size: int) -> Path:
 def toy_night_data(target: Path, size: int) -> Path:
     """The toy's training days and nights (``i2i.toydata``, unpaired), and held-out days with
     their nights (``testB``), drawn at ``size`` px; ``discs.json`` says where each sun is."""
-    from i2i.toydata import make_toy_pairs, make_toy_unpaired
+    from i2i.toydata import TOY_VERSION, make_toy_pairs, make_toy_unpaired
 
-    def write(tmp: Path) -> dict[str, int]:
-        make_toy_unpaired(tmp, n_test=0, size=size)
+    def write(tmp: Path) -> dict[str, Any]:
+        make_toy_unpaired(tmp, n_test=0, size=size, seed=TOY_SEED)
         discs = make_toy_pairs(tmp / "testA", tmp / "testB", TOY_NIGHT_TEST, size, SPLIT_SEED)
         (tmp / "discs.json").write_text(json.dumps({"discs": [d._asdict() for d in discs]}) + "\n")
-        return {folder: len(images_in(tmp / folder)) for folder in ("trainA", "trainB", "testA")}
+        counts = {folder: len(images_in(tmp / folder)) for folder in TOY_FOLDERS}
+        return {"toy_version": TOY_VERSION, "toy_seed": TOY_SEED, **counts}
 
     return _built(target, write, size)
 
@@ -179,6 +181,10 @@ def dataset(pair: str, shared: Path, cache: Path, size: int) -> Path:
     if pair not in PAIRS:
         raise BenchmarkError(f"unknown pair {pair!r}; choose from {', '.join(PAIRS)}")
     target = cache / f"{pair}-v{DATA_VERSION}-{size}px"
+    if pair == TOY_NIGHT:  # drawn, not read: a new drawing of the toy is a new data set
+        from i2i.toydata import TOY_VERSION
+
+        target = cache / f"{pair}-v{DATA_VERSION}-toy{TOY_VERSION}-{size}px"
     if (target / "manifest.json").is_file():
         return target
     if pair == TOY_NIGHT:

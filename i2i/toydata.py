@@ -3,7 +3,8 @@
 It exists so that ``i2i train`` works out of the box, offline, and so that tests and tutorials
 have data. Both domains draw their geometry (horizon, sun or moon, hills) from one distribution
 and differ mostly in palette, which is exactly the kind of mapping a tiny CycleGAN learns in a
-few CPU minutes. Images are unpaired: every image has its own random geometry.
+few CPU minutes. Images are unpaired: every image has its own random geometry. For benchmarks,
+``make_toy_pairs`` draws held-out scenes by day and by night, a known answer.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ _PAIRS = 2
 
 
 class Disc(NamedTuple):
-    """Where a scene's sun (or moon) is: centre and radius, as fractions of the side."""
+    """Where a scene's sun (or moon) is: centre and radius, as fractions of the side, and how
+    much of it the hills leave to be seen (a ridge can rise in front of a low sun)."""
 
     x: float
     y: float
     radius: float
+    visible: float
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -111,6 +114,8 @@ def _render(rng: np.random.Generator, size: int, night: bool) -> tuple[np.ndarra
     image = _mix(image, disc_colour, (dist < disc_r)[..., None])
 
     # hills, far to near: far layers fade towards the sky, every ridge is lit from above
+    disc = dist < disc_r
+    in_sight = disc & (y < np.min(ridges, axis=0))
     for k, ridge in enumerate(ridges):
         hues = (22, 38) if not night and rng.random() < 0.3 else hill_hues  # some brown fields
         colour = _hsv(rng.uniform(*hues), rng.uniform(*hill_sat), rng.uniform(*hill_val))
@@ -122,7 +127,9 @@ def _render(rng: np.random.Generator, size: int, night: bool) -> tuple[np.ndarra
 
     image = image.reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE, 3).mean(axis=(1, 3))
     pixels = np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
-    return pixels, Disc(float(disc_x), float(disc_y), float(disc_r))
+    return pixels, Disc(
+        float(disc_x), float(disc_y), float(disc_r), float(in_sight.sum() / disc.sum())
+    )
 
 
 def make_toy_unpaired(

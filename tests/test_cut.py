@@ -430,8 +430,8 @@ def test_learns_day_to_night_on_the_toy_data(tmp_path, name, options):
 
 
 @pytest.mark.parametrize("name", ["cut", "fastcut"])
-def test_the_quality_recipe_starts_as_the_identity_and_resumes(name, toy_data, tmp_path):
-    """``--recipe quality``: the generator starts as the identity (PatchNCE keeps the content
+def test_the_quality_recipe_starts_at_the_colour_map_and_resumes(name, toy_data, tmp_path):
+    """``--recipe quality``: the generator starts near its input (PatchNCE keeps the content
     from the first step), its colours at the training sets' colour map, EMA on, critics on frozen
     features, NCE weight 0.5; the run resumes with its recipe. FastCUT's adds layer norm in the generator (no instance-norm blobs) and
     keeps NCE weight 1."""

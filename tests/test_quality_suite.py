@@ -740,7 +740,23 @@ def test_the_toy_night_is_a_known_answer_that_asks_for_the_moon(tmp_path):
         sky = night[:, ring].median(1).values
         night[:, dist < 1.2 * disc["radius"]] = sky[:, None]
     drawn = quality.discs_drawn(moonless, nights, discs)
-    assert drawn["discs_drawn"] == 0.0 and drawn["disc_shape"] < 0.9
+    assert drawn["discs_drawn"] == 0.0 and drawn["disc_shape"] < 0.5
+    # a disc the hills hide is not scored
+    hidden = [{**disc, "visible": 0.5} for disc in discs]
+    assert quality.discs_drawn(days, nights, hidden) == {"discs_drawn": None, "disc_shape": None}
+
+
+def test_a_look_scored_on_the_toy_night_says_whether_the_moon_was_drawn(tmp_path):
+    class NoKid:
+        def kid(self, *args):
+            return 0.0, 0.0
+
+    data = quality_data.dataset(quality_data.TOY_NIGHT, tmp_path / "no-photos", tmp_path, 40)
+    metrics, _ = quality.score_look(None, data, "cpu", NoKid())
+    assert metrics["discs_drawn"] == 0.0 and 0.6 < metrics["disc_shape"] < 0.9  # the day
+    assert "moons drawn 0.00" in quality_report.caption(
+        {"name": "identity", "pair": quality_data.TOY_NIGHT, "steps": 0, **metrics}
+    )
 
 
 def test_critic_ratings_average_each_map_over_the_centre_crop():
