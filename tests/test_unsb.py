@@ -456,9 +456,9 @@ def test_resume_is_bit_exact_with_the_noise_stream_and_previous_batch(toy_data, 
         assert torch.equal(a[key], b[key]), key
 
 
-def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_path):
-    """``--recipe quality``: the generator starts by predicting the path point it is given (at
-    every step and for any noise), so the walk keeps the input up to the bridge's noise; the
+def test_the_quality_recipe_starts_at_the_colour_map_and_resumes(toy_data, tmp_path):
+    """``--recipe quality``: the generator starts by predicting the path point it is given with
+    its colours mapped as the training sets say (at every step and for any noise); the
     discriminator is the step-conditioned projected critic on four levels of features, the
     energy network a PatchGAN on stacked pairs; EMA on; the run resumes with its recipe and
     exports a model that walks."""
@@ -466,7 +466,7 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     config = task.config
     assert (config["ema_decay"], config["tau"], config["sample_steps"]) == (0.999, 0.001, 3)
     assert config["lambda_nce"] == 0.5  # the paper's 1 holds the pictures near their input
-    assert config["gen_kw"] == {"residual": True, "detail": True}
+    assert config["gen_kw"] == {"residual": True, "detail": True, "colour": True}
     assert config["disc_kw"] == {"levels": [0, 1, 2, 3]}  # half resolution up to a 16th
     assert len(task.nets["D"].heads) == 4
     assert (config["disc"], task.discriminators()["E"]["name"]) == (
@@ -483,8 +483,10 @@ def test_the_quality_recipe_starts_as_the_identity_and_resumes(toy_data, tmp_pat
     assert E.model[0].in_channels == 12
     x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
     with torch.no_grad():
+        assert not torch.allclose(G.colour(x), x, atol=1e-2)  # the toy's day -> night map
         for k in (0, 3):
-            torch.testing.assert_close(G(x, task._index(x, k), torch.randn(2, 16)), x)
+            start = G.colour(x).clamp(-0.999, 0.999)
+            torch.testing.assert_close(G(x, task._index(x, k), torch.randn(2, 16)), start)
     run = tmp_path / "run"
     common = {"data": str(toy_data), **UNSB_TINY, "recipe": "quality"}
     train("unsb", out=str(run), max_steps=1, **common)
