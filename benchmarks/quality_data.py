@@ -105,7 +105,7 @@ def _build(target: Path, folders: dict[str, list[tuple[Path, str | None]]], size
     return _built(target, write, size)
 
 
-def _built(target: Path, write: Callable[[Path], dict[str, int]], size: int) -> Path:
+def _built(target: Path, write: Callable[[Path], dict[str, Any]], size: int) -> Path:
     """``write`` (which returns what the manifest records besides the version and size: each
     folder's count) into a temporary sibling, then renamed: never half a data set."""
     if (target / "manifest.json").is_file():
