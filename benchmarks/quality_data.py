@@ -180,6 +180,8 @@ def dataset(pair: str, shared: Path, cache: Path, size: int) -> Path:
     (``--prepare``) needs no ``shared``: it holds everything."""
     if pair not in PAIRS:
         raise BenchmarkError(f"unknown pair {pair!r}; choose from {', '.join(PAIRS)}")
+    if cache.exists() and not cache.is_dir():
+        raise BenchmarkError(f"--cache {cache} is a file; give a folder for the data sets")
     target = cache / f"{pair}-v{DATA_VERSION}-{size}px"
     if pair == TOY_NIGHT:  # drawn, not read: a new drawing of the toy is a new data set
         from i2i.toydata import TOY_VERSION
@@ -243,8 +245,6 @@ def each_look(
         from quality import CACHE
 
         cache = Path(args.cache) if args.cache else CACHE
-        if cache.exists() and not cache.is_dir():
-            raise BenchmarkError(f"--cache {cache} is a file; give a folder for the data sets")
         for look in looks:
             record = {"bench": bench, "look": look}
             record.update(measure(dataset(look, Path(args.shared_data), cache, 72)))

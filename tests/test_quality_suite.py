@@ -746,6 +746,16 @@ def test_the_toy_night_is_a_known_answer_that_asks_for_the_moon(tmp_path):
     assert quality.discs_drawn(days, nights, hidden) == {"discs_drawn": None, "disc_shape": None}
 
 
+def test_a_cache_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder")
+    args = ["--pair", quality_data.TOY_NIGHT, "--task", "identity", "--cache", str(cache)]
+    assert quality.main([*args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"Error: --cache {cache} is a file; give a folder for the data sets"
+    assert cache.read_text() == "not a folder"
+
+
 def test_a_look_scored_on_the_toy_night_says_whether_the_moon_was_drawn(tmp_path):
     class NoKid:
         def kid(self, *args):
