@@ -102,6 +102,41 @@ def test_a_colour_curve_starts_flat_bends_each_pixel_alone_and_needs_a_colour_pa
         i2i.create_generator("resnet6", ngf=8, residual=True, colour_curve=True)
 
 
+def test_a_colour_gate_starts_at_the_whole_map_and_lets_a_pixel_keep_its_colour():
+    """At the start each pixel takes all of the map's change (the generator is the map); a gate
+    closed for one colour keeps the input's colour on those pixels alone, and the map's
+    elsewhere: the toy's sun keeps its own bright disc while the sky is mapped."""
+    net = i2i.create_generator(
+        "resnet6", ngf=8, residual=True, colour=True, colour_curve=True, colour_gate=True
+    )
+    assert net.colour_curve[-1].out_channels == 4  # three bends and a gate
+    x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
+    torch.testing.assert_close(net(x), x, rtol=0, atol=1e-5)
+    with torch.no_grad():
+        net.colour.weight.copy_(LOOK[0][:, :, None, None])
+        net.colour.bias.copy_(LOOK[1])
+    mapped = torch.stack([_apply(*LOOK, image) for image in x]).clamp(-0.999, 0.999)
+    torch.testing.assert_close(net(x), mapped, rtol=0, atol=1e-5)
+    # A gate that shuts on bright red pixels (one hidden unit reads red past its level 0.5).
+    red = x.clone()
+    red[:, :, 4:8, 4:8] = torch.tensor([0.9, -0.8, -0.8])[:, None, None]
+    with torch.no_grad():
+        hidden, last = net.colour_curve[0], net.colour_curve[-1]
+        hidden.weight.zero_()
+        hidden.bias.fill_(-10.0)
+        hidden.weight[0, 0] = 40.0
+        hidden.bias[0] = -20.0
+        last.weight[-1, 0] = -10.0
+    gated = i2i.mapped_colours(net.colour, net.colour_curve, red, gated=True)
+    torch.testing.assert_close(gated[:, :, 4:8, 4:8], red[:, :, 4:8, 4:8], rtol=0, atol=1e-3)
+    elsewhere = i2i.mapped_colours(net.colour, net.colour_curve, x, gated=True)
+    outside = torch.ones(32, 32, dtype=torch.bool)
+    outside[4:8, 4:8] = False
+    torch.testing.assert_close(gated[:, :, outside], elsewhere[:, :, outside])  # each pixel alone
+    with pytest.raises(i2i.I2IError, match="add colour_curve"):
+        i2i.create_generator("resnet6", ngf=8, residual=True, colour=True, colour_gate=True)
+
+
 def _save(images: list[torch.Tensor], folder: Path) -> None:
     folder.mkdir(parents=True)
     for i, image in enumerate(images):
@@ -111,7 +146,15 @@ def _save(images: list[torch.Tensor], folder: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "curve"),
-    [("cyclegan", False), ("cut", False), ("unsb", False), ("cyclegan", True), ("unsb", True)],
+    [
+        ("cyclegan", False),
+        ("cut", False),
+        ("unsb", False),
+        ("cyclegan", True),
+        ("unsb", True),
+        ("cyclegan", "gate"),
+        ("unsb", "gate"),
+    ],
 )
 def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path, name, curve):
     """A: photos; B: other photos with the look. Each generator starts as the map from its
@@ -121,7 +164,9 @@ def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path,
     for split in ("train", "test"):
         _save(a, tmp_path / f"{split}A")
         _save(b, tmp_path / f"{split}B")
-    gen_kw = {"residual": True, "colour": True, "colour_curve": curve}
+    gen_kw = {"residual": True, "colour": True, "colour_curve": bool(curve)}
+    if curve == "gate":
+        gen_kw["colour_gate"] = True
     tiny = {**TINY, "num_patches": 16, "noise_dim": 16} if name == "unsb" else TINY
     config = resolve_config(name, {"data": str(tmp_path), **tiny, "gen_kw": gen_kw})
     task = i2i.create_task(name, **config)
@@ -137,7 +182,8 @@ def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path,
         colour = task.nets[net].colour
         torch.testing.assert_close(colour.weight[:, :, 0, 0], matrix.float(), rtol=0, atol=1e-5)
         torch.testing.assert_close(colour.bias, bias.float(), rtol=0, atol=1e-5)
-        assert (task.nets[net].colour_curve is not None) == curve
+        assert (task.nets[net].colour_curve is not None) == bool(curve)
+        assert task.nets[net].colour_gate == (curve == "gate")
         if name == "unsb":
             if curve:  # the bridge generator's prediction goes through its base's curve
                 G, x = task.nets[net], torch.stack(a8[:2])

@@ -138,12 +138,12 @@ def test_any_forward_argument_name_exports_with_dynamic_sizes(tmp_path):
     [
         {"antialias": True},
         {"residual": True},
-        {"residual": True, "colour": True, "colour_curve": True},
+        {"residual": True, "colour": True, "colour_curve": True, "colour_gate": True},
     ],
 )
 def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
     """CUT's anti-aliased layers (grouped conv / transposed conv) and the residual generator's
-    atanh/tanh (with its colour path and curve) export with dynamic sizes, and ONNX Runtime
+    atanh/tanh (with its colour path, curve and gate: CycleGAN's recipe) export with dynamic sizes, and ONNX Runtime
     agrees with PyTorch."""
     from i2i.infer.onnx import export_onnx
 
@@ -153,7 +153,7 @@ def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
         with torch.no_grad():
             net.colour.weight.copy_(torch.eye(3)[:, :, None, None] * 0.8 + 0.05)
             net.colour.bias.fill_(0.1)
-            torch.nn.init.normal_(net.colour_curve[-1].weight, std=0.3)  # a bent curve
+            torch.nn.init.normal_(net.colour_curve[-1].weight, std=0.3)  # bent, gate moved
     config = {
         "generators": {"AtoB": {"name": "resnet6", "kwargs": {"ngf": 4, **kwargs}}},
         "format": "i2i-model",

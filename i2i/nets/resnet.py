@@ -57,13 +57,22 @@ class ResnetBlock(nn.Module):
 
 
 def mapped_colours(
-    colour: nn.Module | None, curve: nn.Module | None, x: torch.Tensor
+    colour: nn.Module | None, curve: nn.Module | None, x: torch.Tensor, gated: bool = False
 ) -> torch.Tensor | None:
     """What a colour path makes of ``x``: the linear map, bent by the curve where there is one
-    (None without a colour path). Shared with the networks built on this generator's modules."""
+    (None without a colour path); ``gated``: the curve's last output is each pixel's gate, the
+    share of the map's change that the pixel takes (``2 * sigmoid``: 1 at the start, 0 keeps
+    the input's colour, up to 2 goes past the map). Shared with the networks built on this
+    generator's modules."""
     if colour is None:
         return None
-    return colour(x) if curve is None else colour(x) + curve(x)
+    if curve is None:
+        return colour(x)
+    bend = curve(x)
+    if not gated:
+        return colour(x) + bend
+    share = 2 * torch.sigmoid(bend[:, -1:])
+    return x + share * (colour(x) - x) + bend[:, :-1]
 
 
 def resnet_decode(
@@ -124,6 +133,12 @@ class ResnetGenerator(nn.Module):
     and its 4x-downsampled trunk paints blobs. A curve turns that pixel's colour alone, so the
     object can keep its outline (on the toy it made round moons likelier, not sure:
     benchmarks/README.md, "The colour path in the recipes").
+
+    ``colour_gate`` (with ``colour_curve``) gives the curve one more output: each pixel's share
+    of the map's change, from its colour alone, starting at all of it. The curve alone must learn
+    to undo the map where it is wrong, three numbers a pixel; the gate does it with one, so the
+    toy's sun can keep its own bright colour and outline with the sky mapped around it, and the
+    network only has to whiten it (benchmarks/README.md, "The colour gate").
     """
 
     def __init__(
@@ -140,6 +155,7 @@ class ResnetGenerator(nn.Module):
         detail: bool = False,
         colour: bool = False,
         colour_curve: bool = False,
+        colour_gate: bool = False,
     ):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
@@ -152,6 +168,11 @@ class ResnetGenerator(nn.Module):
             raise InvalidArgumentError(
                 "colour_curve bends the colour path's map: add colour (and residual), or drop "
                 "colour_curve"
+            )
+        if colour_gate and not colour_curve:
+            raise InvalidArgumentError(
+                "colour_gate is read from the colour curve: add colour_curve (and colour, "
+                "residual), or drop colour_gate"
             )
         if residual and in_channels != out_channels:
             raise InvalidArgumentError(
@@ -215,15 +236,16 @@ class ResnetGenerator(nn.Module):
             nn.Sequential(
                 nn.Conv2d(in_channels, COLOUR_CURVE_WIDTH, 1),
                 nn.LeakyReLU(0.2, True),
-                nn.Conv2d(COLOUR_CURVE_WIDTH, out_channels, 1),
+                nn.Conv2d(COLOUR_CURVE_WIDTH, out_channels + colour_gate, 1),
             )
             if colour_curve
             else None
         )
+        self.colour_gate = colour_gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
-        base = mapped_colours(self.colour, self.colour_curve, x)
+        base = mapped_colours(self.colour, self.colour_curve, x, self.colour_gate)
         return resnet_decode(self.model, self.head_index, x, x, self.detail, self.residual, base)
 
     def finish_init(self, init: str, init_gain: float) -> ResnetGenerator:
@@ -277,6 +299,7 @@ def resnet9(
     detail: bool = False,
     colour: bool = False,
     colour_curve: bool = False,
+    colour_gate: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -299,6 +322,7 @@ def resnet6(
     detail: bool = False,
     colour: bool = False,
     colour_curve: bool = False,
+    colour_gate: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:

@@ -140,8 +140,10 @@ class BridgeGenerator(nn.Module):
         # The base's full-resolution detail path and residual output (--gen-kw detail=true,
         # residual=true): with them the prediction starts as the path point it is made from.
         self.detail, self.residual = base.detail, base.residual
-        # --gen-kw colour=true: the change is to a map of the colours (bent: colour_curve=true)
+        # --gen-kw colour=true: the change is to a map of the colours (bent: colour_curve=true,
+        # each pixel's share of it: colour_gate=true)
         self.colour, self.colour_curve = base.colour, base.colour_curve
+        self.colour_gate = base.colour_gate
         self.head_index = base.head_index - (at[-1] + 1)
         self.time_embed = _mlp([width, width, width])
         mapping = _mlp([noise_dim] + [width] * (mapping_layers + 1))
@@ -154,7 +156,7 @@ class BridgeGenerator(nn.Module):
         h = self.encoder(x)
         for block in self.blocks:
             h = block(h, t_emb, z_emb)
-        colours = mapped_colours(self.colour, self.colour_curve, x)
+        colours = mapped_colours(self.colour, self.colour_curve, x, self.colour_gate)
         return resnet_decode(
             self.decoder, self.head_index, h, x, self.detail, self.residual, colours
         )
@@ -216,6 +218,7 @@ def unsb_resnet9(
     detail: bool = False,
     colour: bool = False,
     colour_curve: bool = False,
+    colour_gate: bool = False,
     init: str = "xavier",
     init_gain: float = 0.02,
     noise_dim: int = 256,
@@ -228,9 +231,9 @@ def unsb_resnet9(
 
     Called as ``G(x_t, time_index, z)``; ``steps`` and ``tau`` describe the bridge it was
     trained on, which ``i2i apply`` walks (``--steps`` 1..steps; by default ``sample_steps``
-    predictions, None: all). Sizes as resnet9;
-    ``residual``, ``detail``, ``colour`` and ``colour_curve`` as resnet9's (a residual one starts
-    by predicting its input).
+    predictions, None: all). Sizes as resnet9; ``residual``, ``detail``, ``colour``,
+    ``colour_curve`` and ``colour_gate`` as resnet9's (a residual one starts by predicting its
+    input).
     """
     return _bridge_generator("resnet9", **locals())
 
@@ -247,6 +250,7 @@ def unsb_resnet6(
     detail: bool = False,
     colour: bool = False,
     colour_curve: bool = False,
+    colour_gate: bool = False,
     init: str = "xavier",
     init_gain: float = 0.02,
     noise_dim: int = 256,
