@@ -31,12 +31,26 @@ RECIPES = {
         "(benchmarks/quality.py; table in README.md, Better pictures); seven of the looks "
         "were written after an earlier form of the recipe had been fixed, to check that it "
         "generalises; the pixel head on eight looks and four flaws, the mean-shift term on "
-        "eleven looks and five flaws, and six looks after it joined, through the CLI.",
+        "eleven looks and five flaws, and six looks after it joined, through the CLI. "
+        "And a colour path: the generators start at the linear colour map between the two "
+        "training sets (A's colours given B's mean and covariance, moving them least), bent "
+        "per pixel by a small curve on each pixel's colour, with each pixel's share of the "
+        "map's change gated by its colour too, so that an object the map gets wrong keeps its "
+        "outline (the toy's sun, which the map darkens with the sky, becomes a round moon): "
+        "+1.52 dB on nine looks and flaws, six gaining, monet<->photo KID level, the toy's "
+        'moons as round as without it (benchmarks/README.md, "The colour gate").',
         {
             "disc": "projected",
             "disc_kw": {"levels": [0, 1, 2, 3], "pixels": True},
             "ema_decay": 0.999,
-            "gen_kw": {"antialias": True, "residual": True, "detail": True},
+            "gen_kw": {
+                "antialias": True,
+                "residual": True,
+                "detail": True,
+                "colour": True,
+                "colour_curve": True,
+                "colour_gate": True,
+            },
             "lambda_cycle": 1.0,
             "lambda_identity": 0.0,
             "lambda_shift": 10.0,
