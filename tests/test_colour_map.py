@@ -135,6 +135,10 @@ def test_a_colour_gate_starts_at_the_whole_map_and_lets_a_pixel_keep_its_colour(
     torch.testing.assert_close(gated[:, :, outside], elsewhere[:, :, outside])  # each pixel alone
     with pytest.raises(i2i.I2IError, match="add colour_curve"):
         i2i.create_generator("resnet6", ngf=8, residual=True, colour=True, colour_gate=True)
+    # The quality recipe with --gen-kw colour=false: one line that names all it takes.
+    off = "--gen-kw colour_curve=false --gen-kw colour_gate=false"
+    with pytest.raises(i2i.I2IError, match=f"turn them off too \\({off}\\)"):
+        i2i.create_generator("resnet6", ngf=8, residual=True, colour_curve=True, colour_gate=True)
 
 
 def _save(images: list[torch.Tensor], folder: Path) -> None:

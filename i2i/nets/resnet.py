@@ -159,20 +159,30 @@ class ResnetGenerator(nn.Module):
     ):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
+        path = [
+            name
+            for name, on in (
+                ("colour", colour),
+                ("colour_curve", colour_curve),
+                ("colour_gate", colour_gate),
+            )
+            if on
+        ]
+        off = " ".join(f"--gen-kw {name}=false" for name in path)
         if colour and not residual:
             raise InvalidArgumentError(
-                "colour maps the input that a residual network changes: add residual, or drop "
-                "colour"
+                "colour maps the input that a residual network changes: add residual, or turn "
+                f"the colour path off ({off})"
             )
-        if colour_curve and not colour:
+        if path and not colour:
+            verb, them = ("shape", "them") if len(path) > 1 else ("shapes", "it")
             raise InvalidArgumentError(
-                "colour_curve bends the colour path's map: add colour (and residual), or drop "
-                "colour_curve"
+                f"{' and '.join(path)} {verb} the colour path's map: add colour (and residual), "
+                f"or turn {them} off too ({off})"
             )
         if colour_gate and not colour_curve:
             raise InvalidArgumentError(
-                "colour_gate is read from the colour curve: add colour_curve (and colour, "
-                "residual), or drop colour_gate"
+                "colour_gate is read from the colour curve: add colour_curve, or drop colour_gate"
             )
         if residual and in_channels != out_channels:
             raise InvalidArgumentError(
