@@ -104,8 +104,9 @@ def test_a_colour_curve_starts_flat_bends_each_pixel_alone_and_needs_a_colour_pa
 
 def test_a_colour_gate_starts_at_the_whole_map_and_lets_a_pixel_keep_its_colour():
     """At the start each pixel takes all of the map's change (the generator is the map); a gate
-    closed for one colour keeps the input's colour on those pixels alone, and the map's
-    elsewhere: the toy's sun keeps its own bright disc while the sky is mapped."""
+    shut for one colour keeps the input's colour on the pixels of that colour, and what the
+    others get does not depend on them: the toy's sun can keep its own bright disc while the
+    sky is mapped."""
     net = i2i.create_generator(
         "resnet6", ngf=8, residual=True, colour=True, colour_curve=True, colour_gate=True
     )

@@ -92,6 +92,29 @@ def test_every_recipe_resolves_and_is_recorded(toy_data, tmp_path, capsys):
     assert f"recipe {name}:" in described.output
 
 
+def test_a_run_resumes_with_its_recipe_as_it_was_when_the_run_began(toy_data, tmp_path):
+    """A recipe changes between releases (CycleGAN's gained the colour path): a run started
+    with the recipe before resumes with the values in its config.json, not today's, whether the
+    command names the recipe or not; ``--gen-kw`` given now merges with the run's own."""
+    run = tmp_path / "run"
+    off = {"colour": False, "colour_curve": False, "colour_gate": False}
+    train("cyclegan", data=str(toy_data), out=str(run), max_steps=1, recipe="quality",
+          gen_kw=off, **TINY)  # fmt: skip
+    config = json.loads((run / "config.json").read_text())
+    before = {k: v for k, v in config["options"]["gen_kw"].items() if k not in off}
+    config["options"]["gen_kw"] = before  # as the recipe before the colour path wrote it
+    (run / "config.json").write_text(json.dumps(config))
+    assert train("cyclegan", resume=str(run), max_steps=2).step == 2
+    resumed = i2i.create_task("cyclegan", resume=str(run), recipe="quality", max_steps=3)
+    assert resumed.config["gen_kw"] == before
+    merged = i2i.create_task(
+        "cyclegan", resume=str(run), gen_kw=["antialias=true"], max_steps=3
+    ).config["gen_kw"]
+    assert merged == before  # the run's own, given again
+    with pytest.raises(InvalidArgumentError, match="padding"):
+        i2i.create_task("cyclegan", resume=str(run), gen_kw=["padding=zero"], max_steps=3)
+
+
 def test_the_recipe_has_its_critics_judge_the_current_fakes(toy_data, tmp_path):
     """Why the recipe sets --pool-size 0: half the fakes a pooled critic learns from are about a
     hundred steps old, ones the generator no longer makes; a flag still brings a pool back."""
@@ -237,6 +260,7 @@ def test_the_recipe_frees_the_residual_generator_that_the_paper_cycle_weight_pin
         critic = task.nets["D_B"]  # ... a critic that sees colour casts stands in for it
         assert type(critic).__name__ == "ProjectedDiscriminator"
         G = task.nets["G_AB"]
+        assert G.colour_curve is not None and G.colour_gate  # the path, bent and gated
         with torch.no_grad():
             start = G(x)  # the colour map between the toy's days and nights
             torch.testing.assert_close(start, G.colour(x).clamp(-0.999, 0.999))

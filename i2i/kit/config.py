@@ -13,7 +13,7 @@ from typing import Any
 
 from i2i.core.checks import check_text_path
 from i2i.core.errors import CheckpointError, InvalidArgumentError
-from i2i.kit.options import read_config_file, resolve
+from i2i.kit.options import parse_keyvalue, read_config_file, resolve
 from i2i.models.checkpoint import read_run_config
 
 # Paths that a run stores absolute, so it resumes from any working directory.
@@ -94,17 +94,28 @@ def resolve_task_config(
         )
     known = {o.name for o in options}
     saved = resolve(options, {}, _absolute({k: v for k, v in run["options"].items() if k in known}))
-    # The run's recipe was applied when it started (its values are in config.json). Options
-    # given now read as they would have then (``--gen-kw`` merges with the recipe's), so the
-    # command that started the run resumes it; a recipe the task no longer has is only a record.
+    # The run's recipe was applied when it started: its values are in config.json, and the
+    # recipe may have changed since, so it is not applied again. Options given now read as they
+    # would have then (``--gen-kw`` merges with the run's, which hold the recipe's), so the
+    # command that started the run resumes it. Only another recipe, asked for now, applies
+    # (and is refused with what it would change).
     asked = {**from_file, **given}
-    recipe_known = asked.get("recipe") is not None or saved.get("recipe") in task_cls.recipes
+    other_recipe = asked.get("recipe") not in (None, saved.get("recipe"))
+    if not other_recipe:
+        given = {
+            **given,
+            **{
+                o.name: {**saved[o.name], **parse_keyvalue(given[o.name], o.flag)}
+                for o in options
+                if o.keyvalue and given.get(o.name) is not None and saved.get(o.name)
+            },
+        }
     config = resolve(
         options,
         given,
         {**saved, **from_file},
         toy_defaults=task_cls.toy_defaults,
-        recipes=recipes if recipe_known else None,
+        recipes=recipes if other_recipe else None,
         task=task,
     )
     config = _aliased(task_cls, config)

@@ -9,9 +9,9 @@ import i2i
 RECIPES = {
     "quality": i2i.Recipe(
         "Better pictures in short trainings, on looks it was never tuned on: a residual, "
-        "anti-aliased generator that starts as the identity (no checkerboard) with a "
-        "full-resolution detail path (texture and grain the 4x-downsampled trunk cannot "
-        "draw), averaged weights (EMA 0.999), cycle weight 1 so the cycle no longer pins "
+        "anti-aliased generator that changes its input (from the colour map below; no "
+        "checkerboard) with a full-resolution detail path (texture and grain the "
+        "4x-downsampled trunk cannot draw), averaged weights (EMA 0.999), cycle weight 1 so the cycle no longer pins "
         "the generators to their input, and critics on frozen ImageNet features (--disc "
         "projected) in place of an identity term: an instance-norm critic cannot see an "
         "image's colour balance, so an identity term had to hold colour casts, and it also "
@@ -37,8 +37,8 @@ RECIPES = {
         "per pixel by a small curve on each pixel's colour, with each pixel's share of the "
         "map's change gated by its colour too, so that an object the map gets wrong keeps its "
         "outline (the toy's sun, which the map darkens with the sky, becomes a round moon): "
-        "+1.74 dB on nine looks and flaws, seven gaining, monet<->photo KID level, the toy's "
-        'moons round and white (benchmarks/README.md, "The colour gate").',
+        "+1.73 dB on nine looks and flaws, six gaining, monet<->photo KID level, the toy's "
+        'moons round (benchmarks/README.md, "The colour gate").',
         {
             "disc": "projected",
             "disc_kw": {"levels": [0, 1, 2, 3], "pixels": True},
