@@ -69,8 +69,9 @@ def test_grey_images_give_a_finite_map_both_ways():
     assert (greyed - greyed.mean(0)).abs().amax() < 0.02  # colour to grey: channels alike
 
 
-def test_a_generator_with_a_colour_path_starts_as_the_identity_and_needs_a_residual():
-    net = i2i.create_generator("resnet6", ngf=8, residual=True, colour=True)
+def _identity_then_the_map(net: torch.nn.Module) -> torch.Tensor:
+    """Checks that a factory's generator with a colour path is the identity, and the map once
+    its colour map is set to LOOK's; the images it checked on."""
     x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
     torch.testing.assert_close(net(x), x, rtol=0, atol=1e-5)
     with torch.no_grad():
@@ -78,6 +79,11 @@ def test_a_generator_with_a_colour_path_starts_as_the_identity_and_needs_a_resid
         net.colour.bias.copy_(LOOK[1])
     want = torch.stack([_apply(*LOOK, image) for image in x]).clamp(-0.999, 0.999)
     torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+    return x
+
+
+def test_a_generator_with_a_colour_path_starts_as_the_identity_and_needs_a_residual():
+    _identity_then_the_map(i2i.create_generator("resnet6", ngf=8, residual=True, colour=True))
     with pytest.raises(i2i.I2IError, match="add residual"):
         i2i.create_generator("resnet6", ngf=8, colour=True)
 
@@ -111,13 +117,7 @@ def test_a_colour_gate_starts_at_the_whole_map_and_lets_a_pixel_keep_its_colour(
         "resnet6", ngf=8, residual=True, colour=True, colour_curve=True, colour_gate=True
     )
     assert net.colour_curve[-1].out_channels == 4  # three bends and a gate
-    x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
-    torch.testing.assert_close(net(x), x, rtol=0, atol=1e-5)
-    with torch.no_grad():
-        net.colour.weight.copy_(LOOK[0][:, :, None, None])
-        net.colour.bias.copy_(LOOK[1])
-    mapped = torch.stack([_apply(*LOOK, image) for image in x]).clamp(-0.999, 0.999)
-    torch.testing.assert_close(net(x), mapped, rtol=0, atol=1e-5)
+    x = _identity_then_the_map(net)
     # A gate that shuts on bright red pixels (one hidden unit reads red past its level 0.5).
     red = x.clone()
     red[:, :, 4:8, 4:8] = torch.tensor([0.9, -0.8, -0.8])[:, None, None]
