@@ -9,7 +9,9 @@ returning the input and moving only the mean colour:
 
 * ``input_psnr``: returning the input unchanged, in dB against the truth;
 * ``mean_only``: the input shifted by the sets' difference of mean colour, dB over the input;
-* ``colour_map``: the linear colour map, dB over the input: where a training run starts.
+* ``colour_map``: the linear colour map, dB over the input: where a training run starts;
+* ``colour_regions``: the map and its offset region by region (``i2i.region_offsets``, 4x4
+  cells, each shrunk by its noise): where a run with ``--gen-kw colour_regions=true`` starts.
 
 No training: a minute.
 
@@ -29,9 +31,11 @@ from quality_data import each_look, load_folder
 def measure(data: Path) -> dict[str, Any]:
     """The map from the training sets, scored on the held-out pairs."""
     import torch
+    import torch.nn.functional as F
 
     from i2i.eval.statistics import psnr
-    from i2i.kit.colour import colour_moments, linear_colour_map
+    from i2i.kit.colour import colour_moments, linear_colour_map, region_offsets
+    from i2i.nets.resnet import REGION_GRID
 
     train_a, train_b, test_a, test_b = (
         load_folder(data / name) for name in ("trainA", "trainB", "testA", "testB")
@@ -39,6 +43,9 @@ def measure(data: Path) -> dict[str, Any]:
     source, target = colour_moments(train_a), colour_moments(train_b)
     matrix, bias = linear_colour_map(source, target)
     mapped = torch.einsum("ij,njhw->nihw", matrix.float(), test_a) + bias.float()[:, None, None]
+    cells = [F.adaptive_avg_pool2d(images.double(), REGION_GRID) for images in (train_a, train_b)]
+    offsets = region_offsets(*cells, (matrix, bias)).float()[None]
+    regions = mapped + F.interpolate(offsets, test_a.shape[-2:], mode="bilinear")
     shifted = test_a + (target[0] - source[0]).float()[:, None, None]
     base = float(psnr(test_a, test_b).mean())
 
@@ -49,6 +56,7 @@ def measure(data: Path) -> dict[str, Any]:
         "input_psnr": round(base, 2),
         "mean_only": gain(shifted),
         "colour_map": gain(mapped),
+        "colour_regions": gain(regions),
         "n_train": [len(train_a), len(train_b)],
         "n_test": len(test_a),
     }

@@ -139,6 +139,7 @@ def test_any_forward_argument_name_exports_with_dynamic_sizes(tmp_path):
         {"antialias": True},
         {"residual": True},
         {"residual": True, "colour": True, "colour_curve": True, "colour_gate": True},
+        {"residual": True, "colour": True, "colour_regions": True},
     ],
 )
 def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
@@ -153,7 +154,10 @@ def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
         with torch.no_grad():
             net.colour.weight.copy_(torch.eye(3)[:, :, None, None] * 0.8 + 0.05)
             net.colour.bias.fill_(0.1)
-            torch.nn.init.normal_(net.colour_curve[-1].weight, std=0.3)  # bent, gate moved
+            if net.colour_curve is not None:
+                torch.nn.init.normal_(net.colour_curve[-1].weight, std=0.3)  # bent, gate moved
+            if net.colour_regions is not None:
+                net.colour_regions.grid.uniform_(-0.3, 0.3)
     config = {
         "generators": {"AtoB": {"name": "resnet6", "kwargs": {"ngf": 4, **kwargs}}},
         "format": "i2i-model",
@@ -165,3 +169,9 @@ def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
     x = torch.rand(1, 3, 40, 48) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(translator(x), net(x), atol=1e-4, rtol=1e-4)
+        if net.takes_frame:  # tiles (and padding) are told where they lie, as in PyTorch
+            pytorch = i2i.Translator(config, {"AtoB": net}, device="cpu")
+            y = torch.rand(1, 3, 70, 90) * 2 - 1
+            tiled = translator(y, tile=32, overlap=8)
+            torch.testing.assert_close(tiled, pytorch(y, tile=32, overlap=8), atol=1e-4, rtol=1e-4)
+            assert translator._nets["AtoB"].takes_frame  # the graph has its frame input

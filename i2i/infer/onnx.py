@@ -33,6 +33,7 @@ from i2i.models.safefiles import regular_file
 DEFAULT_TOLERANCE = 1e-4
 INPUT, OUTPUT = "image", "translated"
 TIME, NOISE = "time_index", "noise"  # a bridge's other inputs
+FRAME = "frame"  # where the image lies in its picture, for a generator with colour regions
 
 
 def _need_onnx() -> None:
@@ -61,8 +62,11 @@ def _session(path: Path) -> Any:
 
 
 def _inputs(net: nn.Module, batch: int, in_channels: int, height: int, width: int) -> tuple:
-    """Random inputs for ``net``: an image, and for a bridge a step number and a noise vector."""
+    """Random inputs for ``net``: an image, for a bridge a step number and a noise vector, and
+    for a generator with colour regions a frame (a tile's: the middle half of the rows)."""
     image = torch.rand(batch, in_channels, height, width) * 2 - 1
+    if getattr(net, "takes_frame", False):
+        return image, torch.tensor([[0.25, 0.0, 0.5, 1.0]]).repeat(batch, 1)
     bridge = bridge_of(net)
     if bridge is None:
         return (image,)
@@ -74,9 +78,9 @@ def _export_one(net: nn.Module, path: Path, example: tuple) -> bool:
     batch = torch.export.Dim("batch")
     dims: tuple = ({0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")},)
     names = [INPUT]
-    if len(example) > 1:  # a bridge: the step numbers and noise vectors share the batch
-        dims += ({0: batch}, {0: batch})
-        names += [TIME, NOISE]
+    if len(example) > 1:  # a bridge's step numbers and noise vectors, or a frame: the batch's
+        names += [FRAME] if getattr(net, "takes_frame", False) else [TIME, NOISE]
+        dims += ({0: batch},) * (len(names) - 1)
     common = dict(input_names=names, output_names=[OUTPUT], verbose=False, external_data=False)
     try:
         with warnings.catch_warnings():  # the three inputs' shared batch axis keeps one name
@@ -198,6 +202,7 @@ class OnnxGenerator(nn.Module):
         self.size_multiple = spec.get("size_multiple", 1)
         self.min_size = spec.get("min_size", 1)
         self.fixed_size = spec.get("size")
+        self.takes_frame = FRAME in self.names
         if spec.get("bridge"):
             self.bridge = Bridge.from_dict(spec["bridge"])
 

@@ -84,6 +84,29 @@ def _pad_to_valid(x: torch.Tensor, multiple: int, minimum: int) -> tuple[torch.T
     return F.pad(x, pads, mode="reflect" if fits else "replicate"), top, left
 
 
+def _frames(
+    boxes: Sequence[tuple[int, int]],
+    padded: tuple[int, int],
+    pads: tuple[int, int],
+    whole: tuple[int, int],
+    device: torch.device,
+) -> torch.Tensor:
+    """Where each padded input lies in its whole picture, as a generator with colour regions
+    takes it (``RegionOffset.forward``): rows of top, left, height, width, as fractions of the
+    picture's ``whole`` height and width. ``boxes``: each input's (top, left) before padding by
+    ``pads`` (top, left) to the ``padded`` size."""
+    rows = [
+        (
+            (top - pads[0]) / whole[0],
+            (left - pads[1]) / whole[1],
+            padded[0] / whole[0],
+            padded[1] / whole[1],
+        )
+        for top, left in boxes
+    ]
+    return torch.tensor(rows, dtype=torch.float32, device=device)
+
+
 def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Evenly spread tile origins covering ``length`` with at least ``overlap`` shared pixels."""
     if length <= tile:
@@ -525,12 +548,26 @@ class Translator:
                 return out
             return with_detail(out, x, full, self.detail).clamp(-1, 1)
 
-    def _run(self, net: Any, x: torch.Tensor) -> torch.Tensor:
+    def _run(
+        self,
+        net: Any,
+        x: torch.Tensor,
+        boxes: Sequence[tuple[int, int]] | None = None,
+        whole: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """``net`` on ``x``, padded to a size it takes; ``boxes``: each input's (top, left) in
+        its whole picture of size ``whole`` (tiles; None: each input is a whole picture), for a
+        generator whose output depends on the position (colour regions)."""
         padded, top, left = _pad_to_valid(x, *size_limits(unwrap(net)))
         if self._channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
+        args = [padded]
+        if getattr(unwrap(net), "takes_frame", False):
+            boxes = boxes or [(0, 0)] * len(x)
+            size = tuple(padded.shape[-2:])
+            args.append(_frames(boxes, size, (top, left), whole or x.shape[-2:], x.device))
         try:
-            out = net(padded)
+            out = net(*args)
         except torch._dynamo.exc.TorchDynamoException as error:  # only compiled networks raise it
             raise I2IError(
                 f"torch.compile failed ({type(error).__name__}: {one_line(error)}); run without "
@@ -570,7 +607,7 @@ class Translator:
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start : start + batch_size]
             tiles = torch.stack([x[i, :, y : y + tile_h, z : z + tile_w] for i, (y, z) in chunk])
-            result = self._run(net, tiles)
+            result = self._run(net, tiles, [box for _, box in chunk], (height, width))
             if out is None:
                 out = torch.zeros(n, result.shape[1], height, width, device=x.device)
             for (i, (y, z)), piece in zip(chunk, result, strict=True):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import torch
 
 from i2i.core.errors import InvalidArgumentError
+from i2i.kit.shift import told_by_sets
 
 SMALLEST_VARIANCE = 1e-3
 """Of a colour direction, in the [-1, 1] range (a standard deviation of 4 grey levels): a set
@@ -60,3 +61,28 @@ def linear_colour_map(
     )
     matrix = inverse_root @ _power(root @ cov_t @ root, 0.5, 0.0) @ inverse_root
     return matrix, mean_t - matrix @ mean_s
+
+
+def region_offsets(
+    source_cells: torch.Tensor,
+    target_cells: torch.Tensor,
+    map_: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """``(C, G, G)``: what the colour map ``map_`` (``linear_colour_map``) leaves of the two
+    sets' difference in each cell's mean colour, as far as the sets can tell it.
+
+    ``*_cells``: each image's mean colour in each cell of a ``G x G`` grid over its frame,
+    ``(N, C, G, G)``. A look that darkens corners, graduates a sky or thickens a haze upwards
+    changes the cells' means by different amounts, which a map of the colours alone cannot do;
+    on the known-answer looks such a start gains 2 to 5 dB where the look varies over the frame
+    and is level elsewhere (benchmarks/README.md, "The colour regions"). Two sets of different
+    photos also differ cell by cell by chance, so each difference is shrunk by its own noise
+    (``told_by_sets``), as the mean-shift term's target is; with fewer than two images in a set
+    nothing can be told, and the offsets are zero."""
+    if len(source_cells) < 2 or len(target_cells) < 2:
+        return torch.zeros_like(target_cells[0] if len(target_cells) else source_cells[0])
+    matrix, bias = (t.to(source_cells) for t in map_)
+    mapped = torch.einsum("ij,njhw->nihw", matrix, source_cells) + bias[:, None, None]
+    gap = target_cells.mean(0) - mapped.mean(0)
+    noise = mapped.var(0) / len(mapped) + target_cells.var(0) / len(target_cells)
+    return told_by_sets(gap, noise)

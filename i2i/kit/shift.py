@@ -42,6 +42,13 @@ DECAY = 0.98
 """Of the generators' average shift per step: it follows about the last 50 steps."""
 
 
+def told_by_sets(gap: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """What two sets tell of a difference ``gap`` between their means, whose chance error has
+    variance ``noise`` (elementwise): ``gap`` shrunk towards zero by the positive-part
+    James-Stein factor, ``1 - noise / gap^2``."""
+    return gap * (1 - noise / gap.square().clamp(min=1e-12)).clamp(min=0)
+
+
 @dataclass(frozen=True)
 class MeanShiftOptions(OptionGroup):
     """The term's weight, for a task whose generator maps A onto B (CycleGAN, CUT, FastCUT,
@@ -94,9 +101,7 @@ class MeanShift:
         means = self.set_sums / seen
         spread = (self.set_squares / seen - means.square()).clamp(min=0)  # over each set's images
         noise = (spread / torch.minimum(seen, self.sizes)).sum(0)  # of the difference, squared
-        gap = means[1] - means[0]
-        told = (1 - noise / gap.square().clamp(min=1e-12)).clamp(min=0)
-        return (gap * told * (self.seen.amin() > 0)).float()
+        return (told_by_sets(means[1] - means[0], noise) * (self.seen.amin() > 0)).float()
 
     def loss(self, real: torch.Tensor, fake: torch.Tensor, source: str) -> torch.Tensor:
         """Squared gap between the averaged shift of the generator that made ``fake`` from

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from i2i.core.errors import DataError, I2IError, ImageDecodeError, InvalidArgumentError
 from i2i.core.registry import discriminators, generators
 from i2i.data import AlignedDataset, UnalignedDataset, load_image, to_float
-from i2i.kit.colour import colour_moments, linear_colour_map
+from i2i.kit.colour import colour_moments, linear_colour_map, region_offsets
 from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, RunOptions
 from i2i.kit.options import Option, OptionGroup
 from i2i.kit.pool import ImagePool
@@ -353,7 +354,9 @@ class Task(abc.ABC):
 
     def start_colour_maps(self, maps: dict[str, tuple[str, str]]) -> None:
         """Start the colour path of each generator that has one (``--gen-kw colour=true``) at
-        the linear colour map between its domains' training images (``i2i.linear_colour_map``).
+        the linear colour map between its domains' training images (``i2i.linear_colour_map``),
+        and its regional offset, where it has one (``--gen-kw colour_regions=true``), at what
+        the map leaves of the images' difference region by region (``i2i.region_offsets``).
         ``maps``: the generator's name -> (its input's domain, its output's), e.g. ``{"G_AB":
         ("A", "B")}``. Every process reads the same images, so the ranks start alike; a resumed
         run then loads the map it had learned."""
@@ -361,15 +364,20 @@ class Task(abc.ABC):
         colours = {name: c for name, c in colours.items() if isinstance(c, nn.Conv2d)}
         if not colours:
             return  # no data read: a task may be built without any (speed benchmarks)
+        regions = {name: getattr(self.nets[name], "colour_regions", None) for name in colours}
         paths = dict(zip("AB", self._colour_sample(), strict=True))
         moments: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        cells: dict[str, list[torch.Tensor]] = {"A": [], "B": []}
         for name, colour in colours.items():
             source, target = maps[name]
             for domain in (source, target):
                 if domain not in moments:
                     channels = self.channels["AB".index(domain)]
+                    images = _readable(paths[domain], channels)
+                    if any(r is not None for r in regions.values()):
+                        images = _noting_cells(images, cells[domain], regions)
                     try:
-                        moments[domain] = colour_moments(_readable(paths[domain], channels))
+                        moments[domain] = colour_moments(images)
                     except InvalidArgumentError:  # not one image decoded
                         raise DataError(
                             f"none of the {len(paths[domain])} training images of {domain} "
@@ -380,6 +388,11 @@ class Task(abc.ABC):
             with torch.no_grad():
                 colour.weight.copy_(matrix[:, :, None, None])
                 colour.bias.copy_(bias)
+                if regions[name] is not None:
+                    offsets = region_offsets(
+                        torch.stack(cells[source]), torch.stack(cells[target]), (matrix, bias)
+                    )
+                    regions[name].grid.copy_(offsets[None])
 
     def _colour_sample(self) -> tuple[list[Path], list[Path]]:
         """Up to ``COLOUR_SAMPLE`` training images of A and of B, spread over each folder."""
@@ -408,6 +421,17 @@ def _readable(paths: list[Path], channels: int) -> Iterable[torch.Tensor]:
             yield to_float(load_image(path, channels, COLOUR_SIDE))
         except ImageDecodeError:
             continue
+
+
+def _noting_cells(
+    images: Iterable[torch.Tensor], into: list[torch.Tensor], regions: dict[str, Any]
+) -> Iterable[torch.Tensor]:
+    """``images`` as they come, each one's mean colour per cell of the regional offsets' grid
+    appended to ``into`` on the way (float64)."""
+    grid = next(r.grid.shape[-1] for r in regions.values() if r is not None)
+    for image in images:
+        into.append(F.adaptive_avg_pool2d(image[None].double(), grid)[0])
+        yield image
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from i2i.core.checks import check_choice, check_input_size
@@ -24,6 +25,9 @@ _EDGE = 1 - 1e-3
 COLOUR_CURVE_WIDTH = 16
 """Hidden units of the colour curve (``colour_curve``): each bends the colour map once, at one
 level along one direction of colour."""
+REGION_GRID = 4
+"""Cells per side of the colour path's regional offset (``colour_regions``), as the mean-shift
+term's (``i2i.kit.shift.GRID``): a vignette, a graduated sky, a haze that thickens upwards."""
 
 
 def _padded_conv3x3(channels: int, padding: str, bias: bool) -> list[nn.Module]:
@@ -56,23 +60,62 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+class RegionOffset(nn.Module):
+    """A colour offset that varies smoothly over the picture: a value per channel at the centre
+    of each cell of a grid laid over the whole frame, bilinear between the centres and flat
+    beyond them. Where a look changes with the position in the frame (corners darkened, a sky
+    graduated, haze that thickens upwards), no map of the colours alone can make it, and the
+    trunk, which sees position only through its padding, learns it slowly; a task starts the
+    grid at what the training sets tell of it (``Task.start_colour_maps``)."""
+
+    def __init__(self, channels: int, grid: int = REGION_GRID) -> None:
+        super().__init__()
+        self.grid = nn.Parameter(torch.zeros(1, channels, grid, grid))
+
+    def forward(self, x: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
+        """The offset at each pixel of ``x``. ``frame``: (N, 4) rows of where each input lies in
+        its whole picture (top, left, height, width, as fractions of the picture's height and
+        width: a tile, or an image padded to the network's size multiple); None: each input is
+        a whole picture."""
+        height, width = x.shape[-2:]
+        if frame is None:
+            return F.interpolate(self.grid, (height, width), mode="bilinear", align_corners=False)
+        frame = frame.to(self.grid)
+        # Pixel centres in grid_sample's coordinates: -1 and 1 are the picture's outer edges.
+        rows = (torch.arange(height, device=frame.device, dtype=frame.dtype) + 0.5) / height
+        cols = (torch.arange(width, device=frame.device, dtype=frame.dtype) + 0.5) / width
+        ys = 2 * (frame[:, :1] + rows * frame[:, 2:3]) - 1
+        xs = 2 * (frame[:, 1:2] + cols * frame[:, 3:4]) - 1
+        where = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), -1)
+        grid = self.grid.expand(frame.shape[0], -1, -1, -1)
+        return F.grid_sample(grid, where, "bilinear", padding_mode="border", align_corners=False)
+
+
 def mapped_colours(
-    colour: nn.Module | None, curve: nn.Module | None, x: torch.Tensor, gated: bool = False
+    colour: nn.Module | None,
+    curve: nn.Module | None,
+    x: torch.Tensor,
+    gated: bool = False,
+    regions: RegionOffset | None = None,
+    frame: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """What a colour path makes of ``x``: the linear map, bent by the curve where there is one
     (None without a colour path); ``gated``: the curve's last output is each pixel's gate, the
     share of the map's change that the pixel takes (``2 * sigmoid``: 1 at the start, 0 keeps
-    the input's colour, up to 2 goes past the map). Shared with the networks built on this
+    the input's colour, up to 2 goes past the map); ``regions``: an offset over the frame
+    (``RegionOffset``, ``frame`` as its forward's). Shared with the networks built on this
     generator's modules."""
     if colour is None:
         return None
     if curve is None:
-        return colour(x)
-    bend = curve(x)
-    if not gated:
-        return colour(x) + bend
-    share = 2 * torch.sigmoid(bend[:, -1:])
-    return x + share * (colour(x) - x) + bend[:, :-1]
+        mapped = colour(x)
+    elif not gated:
+        mapped = colour(x) + curve(x)
+    else:
+        bend = curve(x)
+        share = 2 * torch.sigmoid(bend[:, -1:])
+        mapped = x + share * (colour(x) - x) + bend[:, :-1]
+    return mapped if regions is None else mapped + regions(x, frame)
 
 
 def resnet_decode(
@@ -139,6 +182,11 @@ class ResnetGenerator(nn.Module):
     to undo the map where it is wrong, three numbers a pixel; the gate does it with one, so the
     toy's sun can keep its own bright colour and outline with the sky mapped around it, and the
     network only has to whiten it (benchmarks/README.md, "The colour gate").
+
+    ``colour_regions`` (with ``colour``) adds to the map an offset that varies smoothly over the
+    frame (``RegionOffset``, a 4x4 grid), for looks that change with the position in the picture
+    (a vignette, a graduated sky, a haze). The generator's output then depends on where its
+    input lies in the picture: ``forward``'s ``frame`` says it for a tile (``i2i apply --tile``).
     """
 
     def __init__(
@@ -156,6 +204,7 @@ class ResnetGenerator(nn.Module):
         colour: bool = False,
         colour_curve: bool = False,
         colour_gate: bool = False,
+        colour_regions: bool = False,
     ):
         super().__init__()
         check_choice("padding", padding, PADDINGS)
@@ -165,6 +214,7 @@ class ResnetGenerator(nn.Module):
                 ("colour", colour),
                 ("colour_curve", colour_curve),
                 ("colour_gate", colour_gate),
+                ("colour_regions", colour_regions),
             )
             if on
         ]
@@ -252,10 +302,21 @@ class ResnetGenerator(nn.Module):
             else None
         )
         self.colour_gate = colour_gate
+        self.colour_regions = RegionOffset(out_channels) if colour_regions else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def takes_frame(self) -> bool:
+        """Whether the output depends on where the input lies in its picture (colour regions):
+        the translator then says where each input lies (``forward``'s ``frame``)."""
+        return self.colour_regions is not None
+
+    def forward(self, x: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
+        """``frame``: where each input lies in its whole picture, for a generator with
+        ``colour_regions`` (``RegionOffset.forward``); the others ignore it."""
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
-        base = mapped_colours(self.colour, self.colour_curve, x, self.colour_gate)
+        base = mapped_colours(
+            self.colour, self.colour_curve, x, self.colour_gate, self.colour_regions, frame
+        )
         return resnet_decode(self.model, self.head_index, x, x, self.detail, self.residual, base)
 
     def finish_init(self, init: str, init_gain: float) -> ResnetGenerator:
@@ -276,7 +337,8 @@ class ResnetGenerator(nn.Module):
         return self.start_as_identity() if self.residual else self
 
     def start_as_identity(self) -> ResnetGenerator:
-        """Zero the last convolution (and make the colour map the identity, its curve flat):
+        """Zero the last convolution (and make the colour map the identity, its curve flat, its
+        regional offset zero):
         with ``residual``, the output is then the input."""
         last = self.model[-1]
         nn.init.zeros_(last.weight)
@@ -288,6 +350,8 @@ class ResnetGenerator(nn.Module):
         if self.colour_curve is not None:
             nn.init.zeros_(self.colour_curve[-1].weight)
             nn.init.zeros_(self.colour_curve[-1].bias)
+        if self.colour_regions is not None:
+            nn.init.zeros_(self.colour_regions.grid)
         return self
 
 
@@ -310,6 +374,7 @@ def resnet9(
     colour: bool = False,
     colour_curve: bool = False,
     colour_gate: bool = False,
+    colour_regions: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
@@ -333,6 +398,7 @@ def resnet6(
     colour: bool = False,
     colour_curve: bool = False,
     colour_gate: bool = False,
+    colour_regions: bool = False,
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> ResnetGenerator:
