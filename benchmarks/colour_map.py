@@ -10,8 +10,9 @@ returning the input and moving only the mean colour:
 * ``input_psnr``: returning the input unchanged, in dB against the truth;
 * ``mean_only``: the input shifted by the sets' difference of mean colour, dB over the input;
 * ``colour_map``: the linear colour map, dB over the input: where a training run starts;
-* ``colour_regions``: the map and its offset region by region (``i2i.region_offsets``, 4x4
-  cells, each shrunk by its noise): where a run with ``--gen-kw colour_regions=true`` starts.
+* ``colour_regions``: the map followed by a gain and an offset region by region
+  (``i2i.region_maps``, 4x4 cells, each shrunk by its noise): where a run with ``--gen-kw
+  colour_regions=true`` starts.
 
 No training: a minute.
 
@@ -31,11 +32,10 @@ from quality_data import each_look, load_folder
 def measure(data: Path) -> dict[str, Any]:
     """The map from the training sets, scored on the held-out pairs."""
     import torch
-    import torch.nn.functional as F
 
     from i2i.eval.statistics import psnr
-    from i2i.kit.colour import colour_moments, linear_colour_map, region_offsets
-    from i2i.nets.resnet import REGION_GRID
+    from i2i.kit.colour import cell_moments, colour_moments, linear_colour_map, region_maps
+    from i2i.nets.resnet import REGION_GRID, RegionMap
 
     train_a, train_b, test_a, test_b = (
         load_folder(data / name) for name in ("trainA", "trainB", "testA", "testB")
@@ -43,9 +43,13 @@ def measure(data: Path) -> dict[str, Any]:
     source, target = colour_moments(train_a), colour_moments(train_b)
     matrix, bias = linear_colour_map(source, target)
     mapped = torch.einsum("ij,njhw->nihw", matrix.float(), test_a) + bias.float()[:, None, None]
-    cells = [F.adaptive_avg_pool2d(images.double(), REGION_GRID) for images in (train_a, train_b)]
-    offsets = region_offsets(*cells, (matrix, bias)).float()[None]
-    regions = mapped + F.interpolate(offsets, test_a.shape[-2:], mode="bilinear")
+    cells = [torch.stack([cell_moments(i, REGION_GRID) for i in s]) for s in (train_a, train_b)]
+    gain, shift = region_maps(*cells, (matrix, bias))
+    regional = RegionMap(len(bias))
+    with torch.no_grad():
+        regional.gain.copy_(gain[None])
+        regional.offset.copy_(shift[None])
+        regions = regional(mapped)
     shifted = test_a + (target[0] - source[0]).float()[:, None, None]
     base = float(psnr(test_a, test_b).mean())
 

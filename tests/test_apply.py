@@ -472,21 +472,23 @@ def test_tiled_equals_untiled_for_a_local_network(tmp_path):
     assert hard > 3 * error.max()
 
 
-def test_a_model_with_colour_regions_gets_the_whole_pictures_offset_in_every_tile(tmp_path):
-    """A generator whose colour offset varies over the frame (``colour_regions``), trunk and
-    map still the identity: each output pixel is its input plus the offset where it lies in the
-    whole picture, untiled (padded to the network's multiple of 4) and tiled alike."""
+def test_a_model_with_colour_regions_gets_the_whole_pictures_map_in_every_tile(tmp_path):
+    """A generator whose colour map varies over the frame (``colour_regions``), trunk and
+    colour map still the identity: each output pixel is its input mapped by the gain and offset
+    where it lies in the whole picture, untiled (padded to the network's multiple of 4) and
+    tiled alike."""
     torch.manual_seed(0)
     kw = {"ngf": 8, "residual": True, "colour": True, "colour_regions": True}
     net = i2i.create_generator("resnet6", **kw)
     with torch.no_grad():
-        net.colour_regions.grid.uniform_(-0.4, 0.4)
+        net.colour_regions.gain.uniform_(0.6, 1.4)
+        net.colour_regions.offset.uniform_(-0.4, 0.4)
     config = make_config("cyclegan", {"AtoB": net_spec(generators, "resnet6", kw)})
     config, nets = load_model(save_model(tmp_path / "m", config, {"AtoB": net}))
     translator = Translator(config, nets, device="cpu")
     x = noise(2, 3, 62, 70) * 0.5
     with torch.no_grad():
-        want = (x + net.colour_regions(x)).clamp(-0.999, 0.999)
+        want = net.colour_regions(x).clamp(-0.999, 0.999)
     torch.testing.assert_close(translator(x), want, rtol=0, atol=1e-5)
     torch.testing.assert_close(translator(x, tile=32, overlap=8), want, rtol=0, atol=1e-5)
 

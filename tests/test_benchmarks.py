@@ -410,10 +410,11 @@ def test_colour_map_scores_the_sets_map_against_a_look_that_recolours(tmp_path):
 
 def test_colour_map_scores_the_regions_against_a_look_that_varies_over_the_frame(tmp_path):
     """benchmarks/colour_map.py: where the look darkens the top of every photo, neither the map
-    nor moving the mean colour makes it, and the map with its regional offsets makes most of
-    it: 5 dB more (not all: the shade's spread over the frame widens the map's contrast, and
-    each cell's offset is shrunk by the photos' spread). The B set holds the same photos in
-    another order, so the sets differ by the look alone."""
+    nor moving the mean colour makes it, and the map with its regional gains and offsets makes
+    most of it: 13 dB over the input against under 5 (not all: the shade's spread over the
+    frame widens the colour map itself, and each cell's numbers are shrunk by the photos'
+    spread). The B set holds the same photos in another order, so the sets differ by the look
+    alone."""
     import colour_map
 
     from i2i.data import save_image
@@ -429,4 +430,4 @@ def test_colour_map_scores_the_regions_against_a_look_that_varies_over_the_frame
             for i, image in enumerate(images):
                 save_image(image.clamp(-1, 1), tmp_path / f"{split}{domain}" / f"{i}.png")
     record = colour_map.measure(tmp_path)
-    assert record["colour_regions"] > max(record["colour_map"], record["mean_only"]) + 4
+    assert record["colour_regions"] > max(record["colour_map"], record["mean_only"]) + 6

@@ -11,7 +11,7 @@ from PIL import Image
 
 import i2i
 from i2i.data import load_image, to_float
-from i2i.kit.colour import colour_moments, linear_colour_map, region_offsets
+from i2i.kit.colour import cell_moments, colour_moments, linear_colour_map, region_maps
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY
 from tests.training import resolve_config
@@ -144,57 +144,77 @@ def test_a_colour_gate_starts_at_the_whole_map_and_lets_a_pixel_keep_its_colour(
 
 def _shaded(image: torch.Tensor) -> torch.Tensor:
     """A look that changes over the frame: the top darkened, most at the top edge (a graduated
-    sky), and the left edge lifted a little."""
+    sky), and a veil lifting the left edge."""
     height, width = image.shape[-2:]
     rows = torch.linspace(1, 0, height)[:, None].clamp(min=0.4) - 0.4
-    cols = torch.linspace(1, 0, width)[None, :]
-    return image - 0.5 * rows + 0.1 * cols**4
+    veil = 0.5 * torch.linspace(1, 0, width)[None, :] ** 2
+    darkened = (image + 1) * (1 - 0.8 * rows) - 1
+    return darkened * (1 - veil) + 0.6 * veil
 
 
 def _cells(images: list[torch.Tensor]) -> torch.Tensor:
-    return torch.nn.functional.adaptive_avg_pool2d(torch.stack(images).double(), 4)
+    return torch.stack([cell_moments(image, 4) for image in images])
 
 
-def test_colour_regions_start_at_nothing_and_follow_where_an_input_lies_in_its_picture():
-    """The offset is zero at the start (the generator is still the identity); once set, a tile
-    told where it lies gets the whole picture's offset there, which depends on the position, and
-    an input without a frame is a whole picture. It needs the colour path."""
+def _set(regions: i2i.RegionMap, gain: torch.Tensor, offset: torch.Tensor) -> None:
+    with torch.no_grad():
+        regions.gain.copy_(gain.reshape(regions.gain.shape))
+        regions.offset.copy_(offset.reshape(regions.offset.shape))
+
+
+def test_colour_regions_start_as_nothing_and_follow_where_an_input_lies_in_its_picture():
+    """The regional map is the identity at the start (the generator still is); once set, it
+    maps each pixel by the gain and offset where the pixel lies in its whole picture: a tile
+    told where it lies gets the whole picture's map there, and an input without a frame is a
+    whole picture. It follows the colour map, and needs it."""
     net = i2i.create_generator("resnet6", ngf=8, residual=True, colour=True, colour_regions=True)
     x = _identity_then_the_map(net)
-    with torch.no_grad():
-        net.colour_regions.grid.uniform_(-0.5, 0.5)
-    whole = net.colour_regions(x).expand(len(x), -1, -1, -1)  # one offset for every picture
-    assert (whole[..., :8, :8] - whole[..., -8:, -8:]).abs().amax() > 0.05  # varies over it
-    torch.testing.assert_close(net.colour_regions(x, torch.tensor([[0.0, 0, 1, 1]] * 2)), whole)
+    regions = net.colour_regions
+    _set(regions, torch.rand(16) + 0.5, torch.rand(3, 16) - 0.5)
+    whole = regions(x)
+    changed = whole - x
+    assert (changed[..., :8, :8] - changed[..., -8:, -8:]).abs().amax() > 0.05  # varies over it
+    torch.testing.assert_close(regions(x, torch.tensor([[0.0, 0, 1, 1]] * 2)), whole)
     tiles = torch.tensor([[8 / 32, 4 / 32, 16 / 32, 24 / 32], [0.0, 0.25, 0.5, 0.75]])
-    cut = net.colour_regions(x[..., :16, :24], tiles)
+    cut = regions(torch.stack([x[0, :, 8:24, 4:28], x[1, :, :16, 8:]]), tiles)
     torch.testing.assert_close(cut[0], whole[0, :, 8:24, 4:28])
     torch.testing.assert_close(cut[1], whole[1, :, :16, 8:])
-    mapped = i2i.mapped_colours(net.colour, None, x, regions=net.colour_regions)
-    torch.testing.assert_close(mapped, net.colour(x) + whole)
+    _set(regions, torch.full((16,), 0.5), torch.zeros(3, 16))  # a gain scales the colours
+    torch.testing.assert_close(regions(x), 0.5 * x)
+    mapped = i2i.mapped_colours(net.colour, None, x, regions=regions)
+    torch.testing.assert_close(mapped, 0.5 * net.colour(x))
     with pytest.raises(i2i.I2IError, match="add colour"):
         i2i.create_generator("resnet6", ngf=8, residual=True, colour_regions=True)
 
 
-def test_region_offsets_tell_a_look_that_varies_over_the_frame_and_not_the_sets_chance():
+def test_region_maps_tell_a_look_that_varies_over_the_frame_and_not_the_sets_chance():
     """Region by region, what the colour map leaves of the sets' difference: the darkened top
-    and lifted left edge of ``_shaded``, and next to nothing between two sets of different
-    images with no look, whose cells differ by chance alone."""
+    (a gain under 1) and the veiled left edge (a gain under 1, its colours lifted) of
+    ``_shaded``, made nearly whole by the regions; and next to nothing between two sets of
+    different images with no look, whose cells differ by chance alone."""
     a, b = _images(60, 7), [_shaded(image) for image in _images(60, 8)]
     matrix, bias = linear_colour_map(colour_moments(a), colour_moments(b))
-    offsets = region_offsets(_cells(a), _cells(b), (matrix, bias))
-    want = _cells(b).mean(0) - _cells([_apply(matrix, bias, image) for image in a]).mean(0)
-    assert offsets.shape == (3, 4, 4)
-    lumas = offsets.mean(0)
-    assert lumas[0].mean() < lumas[3].mean() - 0.1  # the top darker than the bottom
-    assert lumas[:, 0].mean() > lumas[:, 3].mean() + 0.02  # the left edge lifted
-    assert (offsets - want).abs().amax() < 0.05  # a clear difference is told whole, nearly
-    same = _images(60, 9)
-    chance = region_offsets(_cells(a), _cells(same), (torch.eye(3), torch.zeros(3)))
-    raw = _cells(same).mean(0) - _cells(a).mean(0)
-    assert chance.abs().mean() < raw.abs().mean() / 3
-    one = region_offsets(_cells(a[:1]), _cells(b), (matrix, bias))
-    assert not one.any()  # one image tells nothing of its set's spread
+    gain, shift = region_maps(_cells(a), _cells(b), (matrix, bias))
+    assert gain.shape == (1, 4, 4) and shift.shape == (3, 4, 4)
+    assert gain[0, 0].mean() < gain[0, 3].mean() - 0.2  # the top darkened: its spread shrunk
+    assert gain[0, :, 0].mean() < gain[0, :, 3].mean() - 0.2  # the veiled edge flattened
+    regions = i2i.RegionMap(3)
+    _set(regions, gain.float(), shift.float())
+    tests = _images(8, 9)
+    truth = torch.stack([_shaded(image) for image in tests])
+    mapped = torch.stack([_apply(matrix, bias, image) for image in tests])
+    error, error_before = (
+        (regions(mapped) - truth).square().mean(),
+        (mapped - truth).square().mean(),
+    )
+    assert error < error_before / 4
+    same = _images(60, 10)
+    gain, shift = region_maps(_cells(a), _cells(same), (torch.eye(3), torch.zeros(3)))
+    raw = _cells(same)[:, :3].mean(0) - _cells(a)[:, :3].mean(0)
+    assert (gain == 1).float().mean() > 0.4 and (gain - 1).abs().mean() < 0.05  # most told 1
+    assert shift.abs().mean() < raw.abs().mean() / 3
+    gain, shift = region_maps(_cells(a[:1]), _cells(b), (matrix, bias))
+    assert (gain == 1).all() and not shift.any()  # one image tells nothing of its set's spread
 
 
 def _save(images: list[torch.Tensor], folder: Path) -> None:
@@ -274,9 +294,10 @@ def test_a_set_with_no_readable_image_is_a_one_line_data_error(tmp_path):
 
 @pytest.mark.parametrize("name", ["cyclegan", "cut"])
 def test_a_task_starts_the_colour_regions_at_what_the_sets_tell_region_by_region(tmp_path, name):
-    """B: other images with a recolouring and a shading over the frame. Each generator's offsets
-    start at what its map leaves of the difference region by region, read from the image files
-    (CycleGAN's B->A the other way), so that the generator starts at the map with the shading."""
+    """B: other images with a recolouring and a shading over the frame. Each generator's
+    regional map starts at what its colour map leaves of the difference region by region, read
+    from the image files (CycleGAN's B->A the other way), so that the generator starts at the
+    colour map with the shading."""
     a = _images(24, 4)
     b = [_shaded(_apply(*LOOK, image)) for image in _images(24, 5)]
     for split in ("train", "test"):
@@ -293,8 +314,10 @@ def test_a_task_starts_the_colour_regions_at_what_the_sets_tell_region_by_region
     generators = {"G_AB": "AB", "G_BA": "BA"} if name == "cyclegan" else {"G": "AB"}
     for net, (source, target) in generators.items():
         matrix, bias = linear_colour_map(moments[source], moments[target])
-        want = region_offsets(_cells(files[source]), _cells(files[target]), (matrix, bias))
-        grid = task.nets[net].colour_regions.grid[0]
-        torch.testing.assert_close(grid, want.float(), rtol=0, atol=1e-5)
-        top_minus_bottom = (grid[:, 0].mean() - grid[:, 3].mean()).item()
-        assert top_minus_bottom < -0.05 if source == "A" else top_minus_bottom > 0.05
+        gain, shift = region_maps(_cells(files[source]), _cells(files[target]), (matrix, bias))
+        regions = task.nets[net].colour_regions
+        torch.testing.assert_close(regions.gain[0], gain.float(), rtol=0, atol=1e-5)
+        torch.testing.assert_close(regions.offset[0], shift.float(), rtol=0, atol=1e-5)
+        # The veiled left edge flattened on the way to B, given its spread back on the way to A.
+        left_over_right = (regions.gain[0, 0, :, 0].mean() / regions.gain[0, 0, :, 3].mean()).item()
+        assert left_over_right < 0.9 if source == "A" else left_over_right > 1.1

@@ -157,7 +157,8 @@ def test_cut_and_residual_generators_export_and_match(tmp_path, kwargs):
             if net.colour_curve is not None:
                 torch.nn.init.normal_(net.colour_curve[-1].weight, std=0.3)  # bent, gate moved
             if net.colour_regions is not None:
-                net.colour_regions.grid.uniform_(-0.3, 0.3)
+                net.colour_regions.gain.uniform_(0.7, 1.3)
+                net.colour_regions.offset.uniform_(-0.3, 0.3)
     config = {
         "generators": {"AtoB": {"name": "resnet6", "kwargs": {"ngf": 4, **kwargs}}},
         "format": "i2i-model",

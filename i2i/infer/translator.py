@@ -92,7 +92,7 @@ def _frames(
     device: torch.device,
 ) -> torch.Tensor:
     """Where each padded input lies in its whole picture, as a generator with colour regions
-    takes it (``RegionOffset.forward``): rows of top, left, height, width, as fractions of the
+    takes it (``RegionMap.forward``): rows of top, left, height, width, as fractions of the
     picture's ``whole`` height and width. ``boxes``: each input's (top, left) before padding by
     ``pads`` (top, left) to the ``padded`` size."""
     rows = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 
 from i2i.core.errors import InvalidArgumentError
 from i2i.kit.shift import told_by_sets
@@ -63,26 +64,63 @@ def linear_colour_map(
     return matrix, mean_t - matrix @ mean_s
 
 
-def region_offsets(
-    source_cells: torch.Tensor,
-    target_cells: torch.Tensor,
-    map_: tuple[torch.Tensor, torch.Tensor],
-) -> torch.Tensor:
-    """``(C, G, G)``: what the colour map ``map_`` (``linear_colour_map``) leaves of the two
-    sets' difference in each cell's mean colour, as far as the sets can tell it.
+def cell_moments(image: torch.Tensor, grid: int) -> torch.Tensor:
+    """``(C + C * C, grid, grid)``: an image's (``(C, H, W)``) mean colour in each cell of a
+    ``grid x grid`` partition of its frame, then the mean of each product of two channels,
+    float64; what ``region_maps`` reads of each image."""
+    pixels = image.double()
+    products = (pixels[:, None] * pixels[None, :]).flatten(0, 1)
+    return F.adaptive_avg_pool2d(torch.cat([pixels, products]), grid)
 
-    ``*_cells``: each image's mean colour in each cell of a ``G x G`` grid over its frame,
-    ``(N, C, G, G)``. A look that darkens corners, graduates a sky or thickens a haze upwards
-    changes the cells' means by different amounts, which a map of the colours alone cannot do;
-    on the known-answer looks such a start gains 2 to 5 dB where the look varies over the frame
-    and is level elsewhere (benchmarks/README.md, "The colour regions"). Two sets of different
-    photos also differ cell by cell by chance, so each difference is shrunk by its own noise
-    (``told_by_sets``), as the mean-shift term's target is; with fewer than two images in a set
-    nothing can be told, and the offsets are zero."""
-    if len(source_cells) < 2 or len(target_cells) < 2:
-        return torch.zeros_like(target_cells[0] if len(target_cells) else source_cells[0])
-    matrix, bias = (t.to(source_cells) for t in map_)
-    mapped = torch.einsum("ij,njhw->nihw", matrix, source_cells) + bias[:, None, None]
-    gap = target_cells.mean(0) - mapped.mean(0)
-    noise = mapped.var(0) / len(mapped) + target_cells.var(0) / len(target_cells)
-    return told_by_sets(gap, noise)
+
+def region_maps(
+    source: torch.Tensor, target: torch.Tensor, map_: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(gain (1, G, G), bias (C, G, G))``, region by region: the map ``x -> gain * x + bias``
+    that gives the colours that the colour map ``map_`` (``linear_colour_map``) makes of the
+    ``source`` set the ``target`` set's brightness spread and mean colour in each cell, as far as
+    the two sets can tell them.
+
+    ``source``, ``target``: each image's ``cell_moments``, ``(N, C + C * C, G, G)``. A look that
+    darkens the corners, graduates a sky or veils the top of the frame changes each cell's mean
+    and spread differently, which no map of the colours alone can do; the gain (one for the
+    brightness, the mean of the channels) scales a cell's spread to the target's, the bias then
+    moves its mean. On the known-answer looks such a start gains 3 to 10 dB where the look
+    varies over the frame and is level elsewhere (benchmarks/README.md, "The colour regions").
+    Two sets of different photos also differ cell by cell by chance, so the log of each gain
+    and each shift of the mean are shrunk by their own noise (``told_by_sets``), as the
+    mean-shift term's target is; with fewer than two images in a set nothing can be told: a
+    gain of 1, no bias."""
+    matrix, bias = (t.to(source) for t in map_)
+    out_channels, grid = matrix.shape[0], source.shape[-1]
+    if len(source) < 2 or len(target) < 2:
+        return source.new_ones(1, grid, grid), source.new_zeros(out_channels, grid, grid)
+
+    def split(moments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        channels = round((1 + 4 * moments.shape[1]) ** 0.5 - 1) // 2
+        means = moments[:, :channels]
+        return means, moments[:, channels:].unflatten(1, (channels, channels))
+
+    means_s, seconds_s = split(source)
+    mapped = torch.einsum("ij,njhw->nihw", matrix, means_s) + bias[:, None, None]
+    luma = matrix.mean(0)  # of the mapped colours, as a row on the source's
+    lift = bias.mean()
+    spread_s = torch.einsum("i,nijhw,j->nhw", luma, seconds_s, luma)
+    bright_s = torch.einsum("i,nihw->nhw", luma, means_s)
+    second_s = spread_s + 2 * lift * bright_s + lift**2  # of the mapped brightness, per image
+    means_t, seconds_t = split(target)
+    second_t = seconds_t.mean((1, 2))  # of the brightness, the channels' mean
+    bright_s, bright_t = bright_s + lift, means_t.mean(1)
+    gains = []
+    for bright, second in ((bright_s, second_s), (bright_t, second_t)):
+        mean = bright.mean(0)
+        variance = (second.mean(0) - mean**2).clamp(min=1e-6)
+        # Each image's share of the cell's spread about the set's mean, for its noise.
+        shares = second - 2 * bright * mean + mean**2
+        gains.append((variance, shares.var(0) / len(shares) / variance**2))
+    (variance_s, noise_s), (variance_t, noise_t) = gains
+    log_gain = told_by_sets(0.5 * (variance_t.log() - variance_s.log()), (noise_s + noise_t) / 4)
+    gain = log_gain.exp()[None]
+    noise = mapped.var(0) / len(mapped) + means_t.var(0) / len(means_t)
+    shift = told_by_sets(means_t.mean(0) - mapped.mean(0), noise)
+    return gain, (1 - gain) * mapped.mean(0) + shift

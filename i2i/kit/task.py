@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from i2i.core.errors import DataError, I2IError, ImageDecodeError, InvalidArgumentError
 from i2i.core.registry import discriminators, generators
 from i2i.data import AlignedDataset, UnalignedDataset, load_image, to_float
-from i2i.kit.colour import colour_moments, linear_colour_map, region_offsets
+from i2i.kit.colour import cell_moments, colour_moments, linear_colour_map, region_maps
 from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, RunOptions
 from i2i.kit.options import Option, OptionGroup
 from i2i.kit.pool import ImagePool
@@ -355,8 +354,8 @@ class Task(abc.ABC):
     def start_colour_maps(self, maps: dict[str, tuple[str, str]]) -> None:
         """Start the colour path of each generator that has one (``--gen-kw colour=true``) at
         the linear colour map between its domains' training images (``i2i.linear_colour_map``),
-        and its regional offset, where it has one (``--gen-kw colour_regions=true``), at what
-        the map leaves of the images' difference region by region (``i2i.region_offsets``).
+        and its regional map, where it has one (``--gen-kw colour_regions=true``), at what the
+        map leaves of the images' difference region by region (``i2i.region_maps``).
         ``maps``: the generator's name -> (its input's domain, its output's), e.g. ``{"G_AB":
         ("A", "B")}``. Every process reads the same images, so the ranks start alike; a resumed
         run then loads the map it had learned."""
@@ -389,10 +388,11 @@ class Task(abc.ABC):
                 colour.weight.copy_(matrix[:, :, None, None])
                 colour.bias.copy_(bias)
                 if regions[name] is not None:
-                    offsets = region_offsets(
+                    gain, shift = region_maps(
                         torch.stack(cells[source]), torch.stack(cells[target]), (matrix, bias)
                     )
-                    regions[name].grid.copy_(offsets[None])
+                    regions[name].gain.copy_(gain[None])
+                    regions[name].offset.copy_(shift[None])
 
     def _colour_sample(self) -> tuple[list[Path], list[Path]]:
         """Up to ``COLOUR_SAMPLE`` training images of A and of B, spread over each folder."""
@@ -426,11 +426,11 @@ def _readable(paths: list[Path], channels: int) -> Iterable[torch.Tensor]:
 def _noting_cells(
     images: Iterable[torch.Tensor], into: list[torch.Tensor], regions: dict[str, Any]
 ) -> Iterable[torch.Tensor]:
-    """``images`` as they come, each one's mean colour per cell of the regional offsets' grid
-    appended to ``into`` on the way (float64)."""
-    grid = next(r.grid.shape[-1] for r in regions.values() if r is not None)
+    """``images`` as they come, each one's ``cell_moments`` on the regional maps' grid appended
+    to ``into`` on the way."""
+    grid = next(r.gain.shape[-1] for r in regions.values() if r is not None)
     for image in images:
-        into.append(F.adaptive_avg_pool2d(image[None].double(), grid)[0])
+        into.append(cell_moments(image, grid))
         yield image
 
 

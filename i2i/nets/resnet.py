@@ -60,35 +60,43 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-class RegionOffset(nn.Module):
-    """A colour offset that varies smoothly over the picture: a value per channel at the centre
-    of each cell of a grid laid over the whole frame, bilinear between the centres and flat
-    beyond them. Where a look changes with the position in the frame (corners darkened, a sky
-    graduated, haze that thickens upwards), no map of the colours alone can make it, and the
-    trunk, which sees position only through its padding, learns it slowly; a task starts the
-    grid at what the training sets tell of it (``Task.start_colour_maps``)."""
+class RegionMap(nn.Module):
+    """A colour map that varies smoothly over the picture: at the centre of each cell of a grid
+    laid over the whole frame, a gain on the colours and an offset per channel, bilinear between
+    the centres and flat beyond them. Where a look changes with the position in the frame
+    (corners darkened, a sky graduated, a haze that veils the top more), no map of the colours
+    alone can make it, and the trunk, which sees position only through its padding, learns it
+    slowly. A darkening scales the colours, a veil lifts and flattens them: the gain and the
+    offset together make either. A task starts them at what the training sets tell
+    (``Task.start_colour_maps``); at first, a gain of 1 and no offset."""
 
     def __init__(self, channels: int, grid: int = REGION_GRID) -> None:
         super().__init__()
-        self.grid = nn.Parameter(torch.zeros(1, channels, grid, grid))
+        self.gain = nn.Parameter(torch.ones(1, 1, grid, grid))
+        self.offset = nn.Parameter(torch.zeros(1, channels, grid, grid))
 
     def forward(self, x: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
-        """The offset at each pixel of ``x``. ``frame``: (N, 4) rows of where each input lies in
-        its whole picture (top, left, height, width, as fractions of the picture's height and
-        width: a tile, or an image padded to the network's size multiple); None: each input is
-        a whole picture."""
+        """``x`` mapped by the gain and offset where each of its pixels lies. ``frame``: (N, 4)
+        rows of where each input lies in its whole picture (top, left, height, width, as
+        fractions of the picture's height and width: a tile, or an image padded to the
+        network's size multiple); None: each input is a whole picture."""
         height, width = x.shape[-2:]
+        grids = torch.cat([self.gain, self.offset], 1)
         if frame is None:
-            return F.interpolate(self.grid, (height, width), mode="bilinear", align_corners=False)
-        frame = frame.to(self.grid)
-        # Pixel centres in grid_sample's coordinates: -1 and 1 are the picture's outer edges.
-        rows = (torch.arange(height, device=frame.device, dtype=frame.dtype) + 0.5) / height
-        cols = (torch.arange(width, device=frame.device, dtype=frame.dtype) + 0.5) / width
-        ys = 2 * (frame[:, :1] + rows * frame[:, 2:3]) - 1
-        xs = 2 * (frame[:, 1:2] + cols * frame[:, 3:4]) - 1
-        where = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), -1)
-        grid = self.grid.expand(frame.shape[0], -1, -1, -1)
-        return F.grid_sample(grid, where, "bilinear", padding_mode="border", align_corners=False)
+            maps = F.interpolate(grids, (height, width), mode="bilinear", align_corners=False)
+        else:
+            frame = frame.to(grids)
+            # Pixel centres in grid_sample's coordinates: -1 and 1 are the picture's outer edges.
+            rows = (torch.arange(height, device=frame.device, dtype=frame.dtype) + 0.5) / height
+            cols = (torch.arange(width, device=frame.device, dtype=frame.dtype) + 0.5) / width
+            ys = 2 * (frame[:, :1] + rows * frame[:, 2:3]) - 1
+            xs = 2 * (frame[:, 1:2] + cols * frame[:, 3:4]) - 1
+            where = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), -1)
+            grids = grids.expand(frame.shape[0], -1, -1, -1)
+            maps = F.grid_sample(
+                grids, where, "bilinear", padding_mode="border", align_corners=False
+            )
+        return maps[:, :1] * x + maps[:, 1:]
 
 
 def mapped_colours(
@@ -96,14 +104,14 @@ def mapped_colours(
     curve: nn.Module | None,
     x: torch.Tensor,
     gated: bool = False,
-    regions: RegionOffset | None = None,
+    regions: RegionMap | None = None,
     frame: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """What a colour path makes of ``x``: the linear map, bent by the curve where there is one
     (None without a colour path); ``gated``: the curve's last output is each pixel's gate, the
     share of the map's change that the pixel takes (``2 * sigmoid``: 1 at the start, 0 keeps
-    the input's colour, up to 2 goes past the map); ``regions``: an offset over the frame
-    (``RegionOffset``, ``frame`` as its forward's). Shared with the networks built on this
+    the input's colour, up to 2 goes past the map); ``regions``: a map over the frame after it
+    (``RegionMap``, ``frame`` as its forward's). Shared with the networks built on this
     generator's modules."""
     if colour is None:
         return None
@@ -115,7 +123,7 @@ def mapped_colours(
         bend = curve(x)
         share = 2 * torch.sigmoid(bend[:, -1:])
         mapped = x + share * (colour(x) - x) + bend[:, :-1]
-    return mapped if regions is None else mapped + regions(x, frame)
+    return mapped if regions is None else regions(mapped, frame)
 
 
 def resnet_decode(
@@ -183,9 +191,9 @@ class ResnetGenerator(nn.Module):
     toy's sun can keep its own bright colour and outline with the sky mapped around it, and the
     network only has to whiten it (benchmarks/README.md, "The colour gate").
 
-    ``colour_regions`` (with ``colour``) adds to the map an offset that varies smoothly over the
-    frame (``RegionOffset``, a 4x4 grid), for looks that change with the position in the picture
-    (a vignette, a graduated sky, a haze). The generator's output then depends on where its
+    ``colour_regions`` (with ``colour``) follows the map with a gain and an offset that vary
+    smoothly over the frame (``RegionMap``, a 4x4 grid), for looks that change with the position
+    in the picture (a vignette, a graduated sky, a haze). The generator's output then depends on where its
     input lies in the picture: ``forward``'s ``frame`` says it for a tile (``i2i apply --tile``).
     """
 
@@ -302,7 +310,7 @@ class ResnetGenerator(nn.Module):
             else None
         )
         self.colour_gate = colour_gate
-        self.colour_regions = RegionOffset(out_channels) if colour_regions else None
+        self.colour_regions = RegionMap(out_channels) if colour_regions else None
 
     @property
     def takes_frame(self) -> bool:
@@ -312,7 +320,7 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
         """``frame``: where each input lies in its whole picture, for a generator with
-        ``colour_regions`` (``RegionOffset.forward``); the others ignore it."""
+        ``colour_regions`` (``RegionMap.forward``); the others ignore it."""
         check_input_size(x, self.arch, self.size_multiple, self.min_size)
         base = mapped_colours(
             self.colour, self.colour_curve, x, self.colour_gate, self.colour_regions, frame
@@ -338,7 +346,7 @@ class ResnetGenerator(nn.Module):
 
     def start_as_identity(self) -> ResnetGenerator:
         """Zero the last convolution (and make the colour map the identity, its curve flat, its
-        regional offset zero):
+        regional map the identity):
         with ``residual``, the output is then the input."""
         last = self.model[-1]
         nn.init.zeros_(last.weight)
@@ -351,7 +359,8 @@ class ResnetGenerator(nn.Module):
             nn.init.zeros_(self.colour_curve[-1].weight)
             nn.init.zeros_(self.colour_curve[-1].bias)
         if self.colour_regions is not None:
-            nn.init.zeros_(self.colour_regions.grid)
+            nn.init.ones_(self.colour_regions.gain)
+            nn.init.zeros_(self.colour_regions.offset)
         return self
 
 
