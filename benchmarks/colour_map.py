@@ -11,8 +11,8 @@ returning the input and moving only the mean colour:
 * ``mean_only``: the input shifted by the sets' difference of mean colour, dB over the input;
 * ``colour_map``: the linear colour map, dB over the input: where a training run starts;
 * ``colour_regions``: the map followed by a gain and an offset region by region
-  (``i2i.region_maps``, 4x4 cells, each shrunk by its noise): where a run with ``--gen-kw
-  colour_regions=true`` starts.
+  (``i2i.region_maps``, 4x4 cells, each shrunk by its noise, averaged with its mirror cell as
+  training flips the images): where a run with ``--gen-kw colour_regions=true`` starts.
 
 No training: a minute.
 
@@ -44,7 +44,7 @@ def measure(data: Path) -> dict[str, Any]:
     matrix, bias = linear_colour_map(source, target)
     mapped = torch.einsum("ij,njhw->nihw", matrix.float(), test_a) + bias.float()[:, None, None]
     cells = [torch.stack([cell_moments(i, REGION_GRID) for i in s]) for s in (train_a, train_b)]
-    gain, shift = region_maps(*cells, (matrix, bias))
+    gain, shift = region_maps(*cells, (matrix, bias), mirrored=True)  # training flips
     regional = RegionMap(len(bias))
     with torch.no_grad():
         regional.gain.copy_(gain[None])

@@ -137,9 +137,16 @@ def test_a_colour_gate_starts_at_the_whole_map_and_lets_a_pixel_keep_its_colour(
     with pytest.raises(i2i.I2IError, match="add colour_curve"):
         i2i.create_generator("resnet6", ngf=8, residual=True, colour=True, colour_gate=True)
     # The quality recipe with --gen-kw colour=false: one line that names all it takes.
-    off = "--gen-kw colour_curve=false --gen-kw colour_gate=false"
+    off = "--gen-kw colour_curve=false --gen-kw colour_gate=false --gen-kw colour_regions=false"
     with pytest.raises(i2i.I2IError, match=f"turn them off too \\({off}\\)"):
-        i2i.create_generator("resnet6", ngf=8, residual=True, colour_curve=True, colour_gate=True)
+        i2i.create_generator(
+            "resnet6",
+            ngf=8,
+            residual=True,
+            colour_curve=True,
+            colour_gate=True,
+            colour_regions=True,
+        )
 
 
 def _shaded(image: torch.Tensor) -> torch.Tensor:
@@ -292,20 +299,58 @@ def test_a_set_with_no_readable_image_is_a_one_line_data_error(tmp_path):
         task.build({})
 
 
-@pytest.mark.parametrize("name", ["cyclegan", "cut"])
-def test_a_task_starts_the_colour_regions_at_what_the_sets_tell_region_by_region(tmp_path, name):
+def test_region_maps_recover_each_cells_gain_after_a_colour_map_that_lifts():
+    """A known answer: B is each A image through a colour map that lifts the colours (a bias,
+    which enters the mapped brightness's spread), then scaled per region by known gains; told
+    that map, the regions find each gain (the shuffled B set differs by the look alone)."""
+    a = torch.stack(_images(80, 11))
+    map_ = (0.8 * torch.eye(3), torch.full((3,), 0.2))
+    gains = torch.tensor([[0.5, 0.7, 1.0, 1.6]]).expand(4, 4).T  # by row: top half darkened
+    upsampled = torch.nn.functional.interpolate(gains[None, None], size=32, mode="nearest")[0]
+    mapped = torch.einsum("ij,njhw->nihw", map_[0], a) + map_[1][:, None, None]
+    b = list((upsampled * mapped).flip(0))
+    gain, _ = region_maps(_cells(list(a)), _cells(b), map_)
+    torch.testing.assert_close(gain[0].float(), gains, rtol=0.05, atol=0)
+
+
+def test_region_maps_stay_bounded_on_flat_cells_and_mirror_when_training_flips():
+    """A corner black in every source image has no spread to scale: its gain stays within
+    LARGEST_REGION_GAIN, not the hundreds a floorless ratio gives. With ``mirrored`` (training
+    flips the images), each cell's gain is its mirror cell's."""
+    from i2i.kit.colour import LARGEST_REGION_GAIN
+
+    a = _images(40, 12)
+    for image in a:
+        image[:, :8, :8] = -1  # a black corner
+    b = _images(40, 13)
+    identity = (torch.eye(3), torch.zeros(3))
+    gain, bias = region_maps(_cells(a), _cells(b), identity)
+    assert torch.isfinite(gain).all() and torch.isfinite(bias).all()
+    assert gain.max() <= LARGEST_REGION_GAIN + 1e-6 and gain.min() >= 1 / LARGEST_REGION_GAIN - 1e-6
+    assert gain[0, 0, 0] > 2  # the corner is told to spread out, within the bound
+    gain, bias = region_maps(_cells(a), _cells(b), identity, mirrored=True)
+    torch.testing.assert_close(gain, gain.flip(-1))
+    torch.testing.assert_close(bias, bias.flip(-1))
+
+
+@pytest.mark.parametrize(
+    ("name", "flip"), [("cyclegan", False), ("cut", False), ("cyclegan", True)]
+)
+def test_a_task_starts_the_colour_regions_at_what_the_sets_tell_region_by_region(
+    tmp_path, name, flip
+):
     """B: other images with a recolouring and a shading over the frame. Each generator's
     regional map starts at what its colour map leaves of the difference region by region, read
     from the image files (CycleGAN's B->A the other way), so that the generator starts at the
-    colour map with the shading."""
+    colour map with the shading; mirrored, where training flips the images."""
     a = _images(24, 4)
     b = [_shaded(_apply(*LOOK, image)) for image in _images(24, 5)]
     for split in ("train", "test"):
         _save(a, tmp_path / f"{split}A")
         _save(b, tmp_path / f"{split}B")
     gen_kw = {"residual": True, "colour": True, "colour_regions": True}
-    config = resolve_config(name, {"data": str(tmp_path), **TINY, "gen_kw": gen_kw})
-    task = i2i.create_task(name, **config)
+    options = {"data": str(tmp_path), **TINY, "gen_kw": gen_kw, "flip": flip}
+    task = i2i.create_task(name, **resolve_config(name, options))
     task.attach(Runtime("cpu"))
     task.build({"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1})
     files = {d: [to_float(load_image(p)) for p in sorted((tmp_path / f"train{d}").iterdir())]
@@ -314,10 +359,15 @@ def test_a_task_starts_the_colour_regions_at_what_the_sets_tell_region_by_region
     generators = {"G_AB": "AB", "G_BA": "BA"} if name == "cyclegan" else {"G": "AB"}
     for net, (source, target) in generators.items():
         matrix, bias = linear_colour_map(moments[source], moments[target])
-        gain, shift = region_maps(_cells(files[source]), _cells(files[target]), (matrix, bias))
+        cells = _cells(files[source]), _cells(files[target])
+        gain, shift = region_maps(*cells, (matrix, bias), mirrored=flip)
         regions = task.nets[net].colour_regions
         torch.testing.assert_close(regions.gain[0], gain.float(), rtol=0, atol=1e-5)
         torch.testing.assert_close(regions.offset[0], shift.float(), rtol=0, atol=1e-5)
-        # The veiled left edge flattened on the way to B, given its spread back on the way to A.
+        # The veiled left edge flattened on the way to B, given its spread back on the way to A;
+        # with flips, the veil is on either side as often.
         left_over_right = (regions.gain[0, 0, :, 0].mean() / regions.gain[0, 0, :, 3].mean()).item()
-        assert left_over_right < 0.9 if source == "A" else left_over_right > 1.1
+        if flip:
+            assert left_over_right == pytest.approx(1)
+        else:
+            assert left_over_right < 0.9 if source == "A" else left_over_right > 1.1

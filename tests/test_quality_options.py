@@ -97,7 +97,7 @@ def test_a_run_resumes_with_its_recipe_as_it_was_when_the_run_began(toy_data, tm
     with the recipe before resumes with the values in its config.json, not today's, whether the
     command names the recipe or not; ``--gen-kw`` given now merges with the run's own."""
     run = tmp_path / "run"
-    off = {"colour": False, "colour_curve": False, "colour_gate": False}
+    off = {"colour": False, "colour_curve": False, "colour_gate": False, "colour_regions": False}
     train("cyclegan", data=str(toy_data), out=str(run), max_steps=1, recipe="quality",
           gen_kw=off, **TINY)  # fmt: skip
     config = json.loads((run / "config.json").read_text())
@@ -260,10 +260,13 @@ def test_the_recipe_frees_the_residual_generator_that_the_paper_cycle_weight_pin
         critic = task.nets["D_B"]  # ... a critic that sees colour casts stands in for it
         assert type(critic).__name__ == "ProjectedDiscriminator"
         G = task.nets["G_AB"]
-        assert G.colour_curve is not None and G.colour_gate  # the path, bent and gated
+        assert G.colour_curve is not None and G.colour_gate  # the path, bent and gated ...
+        assert G.takes_frame  # ... and varying over the frame, started where the toy's
+        assert (G.colour_regions.gain - 1).abs().amax() > 0.05  # nights are darker or flatter
         with torch.no_grad():
-            start = G(x)  # the colour map between the toy's days and nights
-            torch.testing.assert_close(start, G.colour(x).clamp(-0.999, 0.999))
+            start = G(x)  # the colour maps between the toy's days and nights
+            want = G.colour_regions(G.colour(x)).clamp(-0.999, 0.999)
+            torch.testing.assert_close(start, want)
             assert (start - x).abs().mean() > 0.1
         trainer.train()
         with torch.no_grad():

@@ -11,6 +11,7 @@ its training has only the rest to learn, and the map to refine.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -64,6 +65,12 @@ def linear_colour_map(
     return matrix, mean_t - matrix @ mean_s
 
 
+LARGEST_REGION_GAIN = 4.0
+"""Of a region's gain either way (``region_maps``): a cell flat in every source image (black
+corners, letterboxing, a sky clipped white) has no spread to scale, and a gain told from it
+would multiply the neighbouring cells' colours by hundreds."""
+
+
 def cell_moments(image: torch.Tensor, grid: int) -> torch.Tensor:
     """``(C + C * C, grid, grid)``: an image's (``(C, H, W)``) mean colour in each cell of a
     ``grid x grid`` partition of its frame, then the mean of each product of two channels,
@@ -74,7 +81,10 @@ def cell_moments(image: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def region_maps(
-    source: torch.Tensor, target: torch.Tensor, map_: tuple[torch.Tensor, torch.Tensor]
+    source: torch.Tensor,
+    target: torch.Tensor,
+    map_: tuple[torch.Tensor, torch.Tensor],
+    mirrored: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(gain (1, G, G), bias (C, G, G))``, region by region: the map ``x -> gain * x + bias``
     that gives the colours that the colour map ``map_`` (``linear_colour_map``) makes of the
@@ -85,12 +95,15 @@ def region_maps(
     darkens the corners, graduates a sky or veils the top of the frame changes each cell's mean
     and spread differently, which no map of the colours alone can do; the gain (one for the
     brightness, the mean of the channels) scales a cell's spread to the target's, the bias then
-    moves its mean. On the known-answer looks such a start gains 3 to 10 dB where the look
+    moves its mean. On the known-answer looks such a start gains 2 to 11 dB where the look
     varies over the frame and is level elsewhere (benchmarks/README.md, "The colour regions").
-    Two sets of different photos also differ cell by cell by chance, so the log of each gain
-    and each shift of the mean are shrunk by their own noise (``told_by_sets``), as the
-    mean-shift term's target is; with fewer than two images in a set nothing can be told: a
-    gain of 1, no bias."""
+    Two sets of different photos also differ cell by cell by chance, so each gain's log and
+    each shift of the mean are shrunk by their own noise (``told_by_sets``), as the mean-shift
+    term's target is; a spread is floored as the colour map's is (``SMALLEST_VARIANCE``) and a
+    gain kept within ``LARGEST_REGION_GAIN``; with fewer than two images in a set nothing can
+    be told: a gain of 1, no bias. ``mirrored``: training flips the images left to right, so
+    each set holds its mirror images as often, and a cell's numbers are averaged with those
+    of its mirror cell."""
     matrix, bias = (t.to(source) for t in map_)
     out_channels, grid = matrix.shape[0], source.shape[-1]
     if len(source) < 2 or len(target) < 2:
@@ -114,13 +127,17 @@ def region_maps(
     gains = []
     for bright, second in ((bright_s, second_s), (bright_t, second_t)):
         mean = bright.mean(0)
-        variance = (second.mean(0) - mean**2).clamp(min=1e-6)
+        variance = (second.mean(0) - mean**2).clamp(min=SMALLEST_VARIANCE)
         # Each image's share of the cell's spread about the set's mean, for its noise.
         shares = second - 2 * bright * mean + mean**2
         gains.append((variance, shares.var(0) / len(shares) / variance**2))
     (variance_s, noise_s), (variance_t, noise_t) = gains
     log_gain = told_by_sets(0.5 * (variance_t.log() - variance_s.log()), (noise_s + noise_t) / 4)
-    gain = log_gain.exp()[None]
+    largest = math.log(LARGEST_REGION_GAIN)
+    gain = log_gain.clamp(-largest, largest).exp()[None]
     noise = mapped.var(0) / len(mapped) + means_t.var(0) / len(means_t)
     shift = told_by_sets(means_t.mean(0) - mapped.mean(0), noise)
-    return gain, (1 - gain) * mapped.mean(0) + shift
+    bias = (1 - gain) * mapped.mean(0) + shift
+    if mirrored:
+        gain, bias = (gain + gain.flip(-1)) / 2, (bias + bias.flip(-1)) / 2
+    return gain, bias

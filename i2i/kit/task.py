@@ -389,7 +389,10 @@ class Task(abc.ABC):
                 colour.bias.copy_(bias)
                 if regions[name] is not None:
                     gain, shift = region_maps(
-                        torch.stack(cells[source]), torch.stack(cells[target]), (matrix, bias)
+                        torch.stack(cells[source]),
+                        torch.stack(cells[target]),
+                        (matrix, bias),
+                        mirrored=bool(self.config.get("flip")),
                     )
                     regions[name].gain.copy_(gain[None])
                     regions[name].offset.copy_(shift[None])

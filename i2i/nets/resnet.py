@@ -234,8 +234,9 @@ class ResnetGenerator(nn.Module):
             )
         if path and not colour:
             verb, them = ("shape", "them") if len(path) > 1 else ("shapes", "it")
+            named = " and ".join([", ".join(path[:-1]), path[-1]] if len(path) > 2 else path)
             raise InvalidArgumentError(
-                f"{' and '.join(path)} {verb} the colour path's map: add colour (and residual), "
+                f"{named} {verb} the colour path's map: add colour (and residual), "
                 f"or turn {them} off too ({off})"
             )
         if colour_gate and not colour_curve:

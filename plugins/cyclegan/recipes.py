@@ -38,7 +38,13 @@ RECIPES = {
         "map's change gated by its colour too, so that an object the map gets wrong keeps its "
         "outline (the toy's sun, which the map darkens with the sky, becomes a round moon): "
         "+1.73 dB on nine looks and flaws, six gaining, monet<->photo KID level, the toy's "
-        'moons round (benchmarks/README.md, "The colour gate").',
+        'moons round (benchmarks/README.md, "The colour gate"). '
+        "And the colour map followed by a gain and an offset that vary over the frame (a 4x4 "
+        "grid), started at each region's spread of brightness and mean colour as the sets tell "
+        "them: looks that darken corners, graduate a sky or veil the top (film +1.94 dB, "
+        "graduated +2.50, haze +7.63, dusk +0.77; sepia, infrared, teal and hue -0.09 to "
+        "-0.34; +1.32 on nine looks), the toy's moons round again "
+        '(benchmarks/README.md, "The colour regions").',
         {
             "disc": "projected",
             "disc_kw": {"levels": [0, 1, 2, 3], "pixels": True},
@@ -50,6 +56,7 @@ RECIPES = {
                 "colour": True,
                 "colour_curve": True,
                 "colour_gate": True,
+                "colour_regions": True,
             },
             "lambda_cycle": 1.0,
             "lambda_identity": 0.0,
