@@ -392,7 +392,7 @@ class Task(abc.ABC):
                         torch.stack(cells[source]),
                         torch.stack(cells[target]),
                         (matrix, bias),
-                        mirrored=bool(self.config.get("flip")),
+                        mirrored=AugmentationOptions.of(self.config).flip,
                     )
                     regions[name].gain.copy_(gain[None])
                     regions[name].offset.copy_(shift[None])
