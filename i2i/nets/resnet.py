@@ -26,7 +26,7 @@ COLOUR_CURVE_WIDTH = 16
 """Hidden units of the colour curve (``colour_curve``): each bends the colour map once, at one
 level along one direction of colour."""
 REGION_GRID = 4
-"""Cells per side of the colour path's regional offset (``colour_regions``), as the mean-shift
+"""Cells per side of the colour path's regional map (``colour_regions``), as the mean-shift
 term's (``i2i.kit.shift.GRID``): a vignette, a graduated sky, a haze that thickens upwards."""
 
 
