@@ -193,8 +193,9 @@ class ResnetGenerator(nn.Module):
 
     ``colour_regions`` (with ``colour``) follows the map with a gain and an offset that vary
     smoothly over the frame (``RegionMap``, a 4x4 grid), for looks that change with the position
-    in the picture (a vignette, a graduated sky, a haze). The generator's output then depends on where its
-    input lies in the picture: ``forward``'s ``frame`` says it for a tile (``i2i apply --tile``).
+    in the picture (a vignette, a graduated sky, a haze). The generator's output then depends on
+    where its input lies in the picture: ``forward``'s ``frame`` says it for a tile (``i2i apply
+    --tile``).
     """
 
     def __init__(
