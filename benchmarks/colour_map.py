@@ -12,9 +12,11 @@ returning the input and moving only the mean colour:
 * ``colour_map``: the linear colour map, dB over the input: where a training run starts;
 * ``colour_regions``: the map followed by a gain and an offset region by region
   (``i2i.region_maps``, 4x4 cells, each shrunk by its noise, averaged with its mirror cell as
-  training flips the images): where a run with ``--gen-kw colour_regions=true`` starts.
+  training flips the images): where a run with ``--gen-kw colour_regions=true`` starts;
+* ``colour_turn``: the colour map as a run starts it, turned where the sets' colours tell a
+  turn (``i2i.colour_turn``; ``turned``: whether they did), without the regions.
 
-No training: a minute.
+No training: three minutes.
 
     python3 benchmarks/colour_map.py                      # every look and flaw
     python3 benchmarks/colour_map.py --looks dusk,teal    # some
@@ -34,7 +36,14 @@ def measure(data: Path) -> dict[str, Any]:
     import torch
 
     from i2i.eval.statistics import psnr
-    from i2i.kit.colour import cell_moments, colour_moments, linear_colour_map, region_maps
+    from i2i.kit.colour import (
+        cell_moments,
+        colour_moments,
+        colour_pixels,
+        colour_turn,
+        linear_colour_map,
+        region_maps,
+    )
     from i2i.nets.resnet import REGION_GRID, RegionMap
 
     train_a, train_b, test_a, test_b = (
@@ -43,6 +52,13 @@ def measure(data: Path) -> dict[str, Any]:
     source, target = colour_moments(train_a), colour_moments(train_b)
     matrix, bias = linear_colour_map(source, target)
     mapped = torch.einsum("ij,njhw->nihw", matrix.float(), test_a) + bias.float()[:, None, None]
+    pixels = [torch.stack([colour_pixels(i) for i in s]) for s in (train_a, train_b)]
+    turn = colour_turn(source, target, *pixels)
+    turned_matrix, turned_bias = linear_colour_map(source, target, turn)
+    turned = (
+        torch.einsum("ij,njhw->nihw", turned_matrix.float(), test_a)
+        + turned_bias.float()[:, None, None]
+    )
     cells = [torch.stack([cell_moments(i, REGION_GRID) for i in s]) for s in (train_a, train_b)]
     gain, shift = region_maps(*cells, (matrix, bias), mirrored=True)  # training flips
     regional = RegionMap(len(bias))
@@ -61,6 +77,8 @@ def measure(data: Path) -> dict[str, Any]:
         "mean_only": gain(shifted),
         "colour_map": gain(mapped),
         "colour_regions": gain(regions),
+        "colour_turn": gain(turned),
+        "turned": turn is not None,
         "n_train": [len(train_a), len(train_b)],
         "n_test": len(test_a),
     }

@@ -11,7 +11,14 @@ from PIL import Image
 
 import i2i
 from i2i.data import load_image, to_float
-from i2i.kit.colour import cell_moments, colour_moments, linear_colour_map, region_maps
+from i2i.kit.colour import (
+    cell_moments,
+    colour_moments,
+    colour_pixels,
+    colour_turn,
+    linear_colour_map,
+    region_maps,
+)
 from i2i.train.runtime import Runtime
 from tests.conftest import TINY
 from tests.training import resolve_config
@@ -34,6 +41,67 @@ LOOK = (
     torch.tensor([[0.9, 0.2, 0.0], [0.1, 0.7, 0.1], [0.0, 0.2, 0.6]]),
     torch.tensor([0.1, -0.05, -0.15]),
 )
+
+
+def _scenes(n: int, seed: int) -> list[torch.Tensor]:
+    """Pictures of a few broad patches whose colours come from a lopsided palette (foliage,
+    sky, earth, a little red, white), clustered as photos' colours are, not spread alike every
+    way as ``_images``' are."""
+    generator = torch.Generator().manual_seed(seed)
+    palette = torch.tensor(
+        [[-0.5, 0.1, -0.6], [-0.2, 0.2, 0.7], [0.3, -0.1, -0.4], [0.8, -0.6, -0.5], [0.6] * 3]
+    )
+    weights = torch.tensor([0.4, 0.3, 0.15, 0.05, 0.1])
+    index = torch.multinomial(weights, n * 16, replacement=True, generator=generator)
+    coarse = palette[index.view(n, 4, 4)].permute(0, 3, 1, 2)
+    coarse = coarse + torch.randn(n, 3, 4, 4, generator=generator) * 0.1
+    return list(torch.nn.functional.interpolate(coarse, size=32, mode="bilinear"))
+
+
+def _hue_turn(degrees: float) -> torch.Tensor:
+    """The colour matrix that turns every hue by ``degrees`` about the grey axis."""
+    axis = torch.ones(3) / 3**0.5
+    cross = torch.linalg.cross(torch.eye(3), axis.expand(3, 3)).T  # cross @ x = axis x x
+    angle = torch.tensor(degrees).deg2rad()
+    return torch.eye(3) + angle.sin() * cross + (1 - angle.cos()) * cross @ cross
+
+
+# Looks that the least-moving map cannot make: a turn of every hue, a swap of two channels.
+TURNS = {
+    "hue": _hue_turn(100),
+    "swap": torch.tensor([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]]),
+}
+
+
+def _turn_between(source: list[torch.Tensor], target: list[torch.Tensor]):
+    moments = colour_moments(source), colour_moments(target)
+    pixels = (torch.stack([colour_pixels(image) for image in s]) for s in (source, target))
+    return moments, colour_turn(*moments, *pixels)
+
+
+@pytest.mark.parametrize("look", TURNS, ids=TURNS)
+def test_a_turn_of_the_colours_is_told_by_their_distribution(look):
+    """B: other scenes with their hues turned (or two channels swapped). Their colours' mean
+    and covariance allow any turn, and the least-moving map is far from the look; the
+    colours' whole distribution tells it."""
+    source = _scenes(24, 0)
+    target = [_apply(TURNS[look], torch.zeros(3), image) for image in _scenes(24, 1)]
+    moments, turn = _turn_between(source, target)
+    assert turn is not None
+    assert turn.T @ turn == pytest.approx(torch.eye(3, dtype=turn.dtype), abs=1e-5)
+    assert (linear_colour_map(*moments)[0].float() - TURNS[look]).norm() > 2
+    assert (linear_colour_map(*moments, turn)[0].float() - TURNS[look]).norm() < 0.2
+
+
+def test_no_turn_where_the_least_moving_map_fits_or_the_colours_cannot_tell_which():
+    """A look that the least-moving map makes (symmetric) needs no turn; nor can a turn be
+    told where the colours spread alike in every direction (``_images``): several turns
+    fit as well as the look's own, so the map stays the least-moving one."""
+    root = torch.tensor([[0.8, 0.1, 0.0], [0.1, 0.6, 0.2], [0.0, 0.2, 0.9]])
+    symmetric = [_apply(root @ root.T, torch.zeros(3), image) for image in _scenes(24, 1)]
+    assert _turn_between(_scenes(24, 0), symmetric)[1] is None
+    turned = [_apply(TURNS["hue"], torch.zeros(3), image) for image in _images(48, 1)]
+    assert _turn_between(_images(48, 0), turned)[1] is None
 
 
 def test_the_map_gives_the_source_the_targets_colour_moments():
@@ -283,6 +351,25 @@ def test_a_task_starts_each_colour_path_at_the_map_between_its_domains(tmp_path,
         x = torch.stack(a8[:2] if source == "A" else b8[:2])
         want = torch.stack([_apply(matrix, bias, image) for image in x]).clamp(-0.999, 0.999)
         torch.testing.assert_close(task.nets[net](x), want, rtol=0, atol=1e-4)
+
+
+def test_a_task_starts_both_ways_at_one_turn_where_the_sets_tell_it(tmp_path):
+    """B: other scenes with two channels swapped. CycleGAN's G_AB starts at the swap, read
+    from the image files, and G_BA at its inverse (one turn, told once), not at the
+    least-moving maps."""
+    a = _scenes(24, 0)
+    b = [_apply(TURNS["swap"], torch.zeros(3), image) for image in _scenes(24, 1)]
+    _save(a, tmp_path / "trainA")
+    _save(b, tmp_path / "trainB")
+    config = resolve_config(
+        "cyclegan", {"data": str(tmp_path), **TINY, "gen_kw": {"residual": True, "colour": True}}
+    )
+    task = i2i.create_task("cyclegan", **config)
+    task.attach(Runtime("cpu"))
+    task.build({"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1})
+    forward, backward = (task.nets[n].colour.weight[:, :, 0, 0] for n in ("G_AB", "G_BA"))
+    assert (forward - TURNS["swap"]).norm() < 0.2
+    torch.testing.assert_close(backward @ forward, torch.eye(3), rtol=0, atol=1e-4)
 
 
 def test_a_set_with_no_readable_image_is_a_one_line_data_error(tmp_path):

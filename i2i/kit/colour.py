@@ -52,17 +52,200 @@ def _power(matrix: torch.Tensor, exponent: float, floor: float) -> torch.Tensor:
 
 
 def linear_colour_map(
-    source: tuple[torch.Tensor, torch.Tensor], target: tuple[torch.Tensor, torch.Tensor]
+    source: tuple[torch.Tensor, torch.Tensor],
+    target: tuple[torch.Tensor, torch.Tensor],
+    turn: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(matrix, bias)`` of the map ``x -> matrix @ x + bias`` that gives colours with the
-    ``source`` moments (``colour_moments``) the ``target`` ones, moving them least."""
+    ``source`` moments (``colour_moments``) the ``target`` ones, moving them least; or, given a
+    ``turn`` (``colour_turn``), the one that whitens the source colours, turns them so and
+    gives them the target's spread."""
     (mean_s, cov_s), (mean_t, cov_t) = source, target
     root, inverse_root = (
         _power(cov_s, 0.5, SMALLEST_VARIANCE),
         _power(cov_s, -0.5, SMALLEST_VARIANCE),
     )
-    matrix = inverse_root @ _power(root @ cov_t @ root, 0.5, 0.0) @ inverse_root
+    if turn is None:
+        matrix = inverse_root @ _power(root @ cov_t @ root, 0.5, 0.0) @ inverse_root
+    else:
+        matrix = _power(cov_t, 0.5, SMALLEST_VARIANCE) @ turn.to(cov_t) @ inverse_root
     return matrix, mean_t - matrix @ mean_s
+
+
+PIXELS_PER_IMAGE = 256
+"""Of each image's colours that ``colour_turn`` compares: a few hundred images give tens of
+thousands of colours, which tell the sets' distributions well beyond their chance difference."""
+
+
+def colour_pixels(image: torch.Tensor, count: int = PIXELS_PER_IMAGE) -> torch.Tensor:
+    """``(C, count)``: colours of an image (``(C, H, W)``) at evenly spaced pixels, the same
+    ones on every call (every process of a run must start alike)."""
+    pixels = image.flatten(1)
+    index = torch.linspace(0, pixels.shape[1] - 1, count).round().long()
+    return pixels[:, index].double()
+
+
+TURN_CANDIDATES = 1500
+"""Random turns of each handedness that ``colour_turn`` first scores; the best few are then
+refined by gradient descent, so the search need not hit the answer, only come near it."""
+
+
+def colour_turn(
+    source: tuple[torch.Tensor, torch.Tensor],
+    target: tuple[torch.Tensor, torch.Tensor],
+    source_pixels: torch.Tensor,
+    target_pixels: torch.Tensor,
+) -> torch.Tensor | None:
+    """The orthogonal turn of the whitened colours (``(C, C)``) that makes the ``source``
+    images' colours fit the ``target`` ones' distribution, where the least-moving map
+    (``linear_colour_map``) does not and the turned map does, as far as the sets can tell;
+    else ``None``.
+
+    Mean and covariance do not tell a map: any turn of the whitened colours keeps them, and
+    the least-moving map picks the smallest. A look that turns every hue, or remixes the
+    channels (false-colour infrared), is a large turn, which only the colours' whole
+    distribution tells; the sliced Wasserstein distance compares it. But a look that is not a
+    linear map of the colours (a curve, a relight) also fits some turn better than the least
+    moving one, a wrong one (120 degrees off on the ``cnn`` look). So a turn is taken only
+    where it brings the distance below what two sets of these sizes differ by chance (halves
+    of the target set, scaled to the sets' sizes) and the least-moving map leaves it above,
+    and only where it beats every other turn tried (the least-moving map refined, the best
+    few found far apart) by more than that chance: colours spread alike in several directions
+    fit several turns alike, and nothing tells which.
+    ``source_pixels``, ``target_pixels``: ``(N, C, K)``, each image's ``colour_pixels``."""
+    (mean_s, cov_s), (mean_t, cov_t) = source, target
+    channels = len(mean_s)
+    if channels < 2 or len(mean_t) != channels or min(len(source_pixels), len(target_pixels)) < 4:
+        return None
+    stream = torch.Generator().manual_seed(0)
+    flat_s, flat_t = _whitened(source_pixels), _whitened(target_pixels)
+    least = _orthogonal(
+        _power(cov_t, -0.5, SMALLEST_VARIANCE)
+        @ linear_colour_map(source, target)[0]
+        @ _power(cov_s, 0.5, SMALLEST_VARIANCE)
+    ).float()
+    gaussian = torch.randn(TURN_CANDIDATES, channels, channels, generator=stream)
+    q, r = torch.linalg.qr(gaussian)
+    random = q * torch.diagonal(r, dim1=1, dim2=2).sign()[:, None]  # uniform over the turns
+    mirror = torch.ones(channels)
+    mirror[-1] = -1
+    candidates = torch.cat([random, random * mirror])  # both handednesses
+    least_distance = _sliced_distance(least[None], flat_s, flat_t)[0]
+    chance = _chance_distance(target_pixels, len(source_pixels), stream)
+    if least_distance <= chance:
+        return None
+    for directions, points, kept in ((8, 500, 100), (32, 4000, 100)):  # a rough look, a closer
+        rough = _sliced_distance(candidates, flat_s, flat_t, stream, directions, points)
+        candidates = candidates[rough.argsort()[:kept]]
+    starts = [least]
+    for candidate in candidates:  # the best few far apart: where several fit, it shows
+        if all(_largest_angle(candidate, start) > 30 for start in starts[1:]):
+            starts.append(candidate)
+    refined = []
+    for start in starts[:4]:
+        turn = _refined(start, flat_s, flat_t, stream)
+        refined.append((_sliced_distance(turn[None], flat_s, flat_t)[0], turn))
+    distance, best = min(refined, key=lambda fit: fit[0])
+    others = [d for d, turn in refined if _largest_angle(turn, best) > 20]
+    if distance < chance and all(d > distance + chance for d in others):
+        return best.double()
+    return None  # none fits, or another fits nearly as well: nothing tells which
+
+
+def _largest_angle(first: torch.Tensor, second: torch.Tensor) -> float:
+    """Degrees by which the orthogonal ``second`` turns some colour away from where ``first``
+    puts it (180 between turns of opposite handedness)."""
+    relative = first.T @ second
+    smallest = torch.linalg.eigvalsh((relative + relative.T) / 2)[0].clamp(-1, 1)
+    return float(torch.rad2deg(torch.arccos(smallest)))
+
+
+def _whitened(pixels: torch.Tensor) -> torch.Tensor:
+    """``(C, N * K)``: the colours of ``pixels`` (``(N, C, K)``) less their mean, times their
+    covariance's inverse root (float32)."""
+    flat = pixels.transpose(0, 1).flatten(1)
+    mean = flat.mean(1, keepdim=True)
+    cov = (flat - mean) @ (flat - mean).T / flat.shape[1]
+    return (_power(cov, -0.5, SMALLEST_VARIANCE) @ (flat - mean)).float()
+
+
+def _orthogonal(matrix: torch.Tensor) -> torch.Tensor:
+    """The orthogonal matrix nearest ``matrix`` (the polar factor)."""
+    left, _, right = torch.linalg.svd(matrix)
+    return left @ right
+
+
+def _sliced_distance(
+    turns: torch.Tensor,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    stream: torch.Generator | None = None,
+    directions: int = 64,
+    points: int = 20000,
+) -> torch.Tensor:
+    """``(T,)``: the squared sliced Wasserstein distance between each of ``turns`` (``(T, C,
+    C)``) applied to the ``source`` colours and the ``target`` ones (``(C, P)``), over random
+    ``directions`` and ``points`` colours of each drawn at random (fixed ones, evenly spread,
+    without a ``stream``)."""
+    if stream is None:
+        stream = torch.Generator().manual_seed(1)
+        source, target = (side[:, :: max(1, side.shape[1] // points)] for side in (source, target))
+    else:
+        source, target = (
+            side[:, torch.randint(side.shape[1], (points,), generator=stream)]
+            for side in (source, target)
+        )
+    axes = torch.randn(source.shape[0], directions, generator=stream)
+    axes = axes / axes.norm(dim=0)
+    count = min(source.shape[1], target.shape[1])
+    picks = [
+        torch.linspace(0, side.shape[1] - 1, count).round().long() for side in (source, target)
+    ]
+    sorted_t = (axes.T @ target).sort(1).values[:, picks[1]]
+    distances = []
+    for chunk in turns.split(100):
+        sorted_s = torch.einsum("pi,tij,jn->tpn", axes.T, chunk, source).sort(2).values
+        distances.append((sorted_s[:, :, picks[0]] - sorted_t).square().mean((1, 2)))
+    return torch.cat(distances)
+
+
+REFINING_STEPS = 60
+
+
+def _refined(
+    turn: torch.Tensor, source: torch.Tensor, target: torch.Tensor, stream: torch.Generator
+) -> torch.Tensor:
+    """``turn`` moved down the sliced distance, by steps along the turns (``matrix_exp`` of
+    a skew-symmetric matrix), so it stays orthogonal; the steps shrink to nothing, so that
+    the turn settles where the distance's noise (random directions each step) lets it."""
+    skew = torch.zeros_like(turn, requires_grad=True)
+    optimizer = torch.optim.Adam([skew], lr=0.03)
+    settling = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, REFINING_STEPS)
+    for _ in range(REFINING_STEPS):
+        moved = torch.matrix_exp(skew - skew.T) @ turn
+        loss = _sliced_distance(moved[None], source, target, stream, 32, 2000)
+        optimizer.zero_grad()
+        loss[0].backward()
+        optimizer.step()
+        settling.step()
+    return (torch.matrix_exp(skew - skew.T) @ turn).detach()
+
+
+def _chance_distance(
+    target_pixels: torch.Tensor, source_images: int, stream: torch.Generator
+) -> torch.Tensor:
+    """What the sliced distance between the whitened colours of two sets of images drawn
+    alike comes to by chance: between random halves of the target set (four splits, each
+    whitened on its own as the sets are), scaled from two halves (4 / N) to sets of
+    ``source_images`` and N images."""
+    count = len(target_pixels)
+    identity = torch.eye(target_pixels.shape[1])[None]
+    distances = []
+    for _ in range(4):
+        order = torch.randperm(count, generator=stream)
+        halves = [_whitened(target_pixels[part]) for part in order.tensor_split(2)]
+        distances.append(_sliced_distance(identity, *halves)[0])
+    return torch.stack(distances).mean() * (1 / source_images + 1 / count) * count / 4
 
 
 LARGEST_REGION_GAIN = 4.0

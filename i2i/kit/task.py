@@ -13,7 +13,7 @@ Importing the kit never imports the trainer.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +24,14 @@ from torch import nn
 from i2i.core.errors import DataError, I2IError, ImageDecodeError, InvalidArgumentError
 from i2i.core.registry import discriminators, generators
 from i2i.data import AlignedDataset, UnalignedDataset, load_image, to_float
-from i2i.kit.colour import cell_moments, colour_moments, linear_colour_map, region_maps
+from i2i.kit.colour import (
+    cell_moments,
+    colour_moments,
+    colour_pixels,
+    colour_turn,
+    linear_colour_map,
+    region_maps,
+)
 from i2i.kit.groups import AugmentationOptions, DataOptions, OptimizerOptions, RunOptions
 from i2i.kit.options import Option, OptionGroup
 from i2i.kit.pool import ImagePool
@@ -353,9 +360,10 @@ class Task(abc.ABC):
 
     def start_colour_maps(self, maps: dict[str, tuple[str, str]]) -> None:
         """Start the colour path of each generator that has one (``--gen-kw colour=true``) at
-        the linear colour map between its domains' training images (``i2i.linear_colour_map``),
-        and its regional map, where it has one (``--gen-kw colour_regions=true``), at what the
-        map leaves of the images' difference region by region (``i2i.region_maps``).
+        the linear colour map between its domains' training images (``i2i.linear_colour_map``;
+        turned where the images' colours tell a turn, ``i2i.colour_turn``, the same one each
+        way), and its regional map, where it has one (``--gen-kw colour_regions=true``), at
+        what the map leaves of the images' difference region by region (``i2i.region_maps``).
         ``maps``: the generator's name -> (its input's domain, its output's), e.g. ``{"G_AB":
         ("A", "B")}``. Every process reads the same images, so the ranks start alike; a resumed
         run then loads the map it had learned."""
@@ -367,14 +375,19 @@ class Task(abc.ABC):
         paths = dict(zip("AB", self._colour_sample(), strict=True))
         moments: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         cells: dict[str, list[torch.Tensor]] = {"A": [], "B": []}
+        pixels: dict[str, list[torch.Tensor]] = {"A": [], "B": []}
+        turns: dict[tuple[str, str], torch.Tensor | None] = {}
+        grids = [r.gain.shape[-1] for r in regions.values() if r is not None]
         for name, colour in colours.items():
             source, target = maps[name]
             for domain in (source, target):
                 if domain not in moments:
                     channels = self.channels["AB".index(domain)]
-                    images = _readable(paths[domain], channels)
-                    if any(r is not None for r in regions.values()):
-                        images = _noting_cells(images, cells[domain], regions)
+                    images = _noting(
+                        _readable(paths[domain], channels), pixels[domain], colour_pixels
+                    )
+                    if grids:
+                        images = _noting(images, cells[domain], lambda i: cell_moments(i, grids[0]))
                     try:
                         moments[domain] = colour_moments(images)
                     except InvalidArgumentError:  # not one image decoded
@@ -383,7 +396,19 @@ class Task(abc.ABC):
                             "sampled for the colour map could be read; replace the unreadable "
                             "files, or train without --gen-kw colour"
                         ) from None
-            matrix, bias = linear_colour_map(moments[source], moments[target])
+            if (target, source) in turns:  # the other way's, undone
+                turn = turns[target, source]
+                turns[source, target] = None if turn is None else turn.T
+            else:
+                turns[source, target] = colour_turn(
+                    moments[source],
+                    moments[target],
+                    torch.stack(pixels[source]),
+                    torch.stack(pixels[target]),
+                )
+            matrix, bias = linear_colour_map(
+                moments[source], moments[target], turns[source, target]
+            )
             with torch.no_grad():
                 colour.weight.copy_(matrix[:, :, None, None])
                 colour.bias.copy_(bias)
@@ -426,14 +451,15 @@ def _readable(paths: list[Path], channels: int) -> Iterable[torch.Tensor]:
             continue
 
 
-def _noting_cells(
-    images: Iterable[torch.Tensor], into: list[torch.Tensor], regions: dict[str, Any]
+def _noting(
+    images: Iterable[torch.Tensor],
+    into: list[torch.Tensor],
+    measure: Callable[[torch.Tensor], torch.Tensor],
 ) -> Iterable[torch.Tensor]:
-    """``images`` as they come, each one's ``cell_moments`` on the regional maps' grid appended
-    to ``into`` on the way."""
-    grid = next(r.gain.shape[-1] for r in regions.values() if r is not None)
+    """``images`` as they come, what ``measure`` makes of each appended to ``into`` on the way
+    (the sample is read once, for every statistic the start needs)."""
     for image in images:
-        into.append(cell_moments(image, grid))
+        into.append(measure(image))
         yield image
 
 
