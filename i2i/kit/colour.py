@@ -109,9 +109,11 @@ def colour_turn(
     moving one, a wrong one (120 degrees off on the ``cnn`` look). So a turn is taken only
     where it brings the distance below what two sets of these sizes differ by chance (halves
     of the target set, scaled to the sets' sizes) and the least-moving map leaves it above,
-    and only where it beats every other turn tried (the least-moving map refined, the best
-    few found far apart) by more than that chance: colours spread alike in several directions
-    fit several turns alike, and nothing tells which.
+    and only where no other turn tried (the least-moving map refined, the best few found far
+    apart) fits too, more than 20 degrees away (colours spread alike in several directions fit
+    several turns alike, and nothing tells which), and only a turn more than 20 degrees from the
+    least-moving map (nearer, a turn that fits follows what the sets differ by chance: the
+    ``blur`` flaw's, 0.5 dB below the map).
     ``source_pixels``, ``target_pixels``: ``(N, C, K)``, each image's ``colour_pixels``."""
     (mean_s, cov_s), (mean_t, cov_t) = source, target
     channels = len(mean_s)
@@ -145,11 +147,12 @@ def colour_turn(
     for start in starts[:4]:
         turn = _refined(start, flat_s, flat_t, stream)
         refined.append((_sliced_distance(turn[None], flat_s, flat_t)[0], turn))
-    distance, best = min(refined, key=lambda fit: fit[0])
-    others = [d for d, turn in refined if _largest_angle(turn, best) > 20]
-    if distance < chance and all(d > distance + chance for d in others):
-        return best.double()
-    return None  # none fits, or another fits nearly as well: nothing tells which
+    fitting = [turn for distance, turn in refined if distance < chance]
+    best = min(refined, key=lambda fit: fit[0])[1]
+    if fitting and all(_largest_angle(turn, best) < 20 for turn in fitting):
+        # Near the least-moving map, a turn follows what the sets differ by chance.
+        return best.double() if _largest_angle(best, least) > 20 else None
+    return None  # none fits, or turns far apart do: nothing tells which
 
 
 def _largest_angle(first: torch.Tensor, second: torch.Tensor) -> float:
@@ -231,17 +234,22 @@ def _refined(
     return (torch.matrix_exp(skew - skew.T) @ turn).detach()
 
 
+CHANCE_SPLITS = 16
+"""Random halvings of the target set whose distances ``_chance_distance`` averages: one
+halving's distance varies by half its size from the next."""
+
+
 def _chance_distance(
     target_pixels: torch.Tensor, source_images: int, stream: torch.Generator
 ) -> torch.Tensor:
     """What the sliced distance between the whitened colours of two sets of images drawn
-    alike comes to by chance: between random halves of the target set (four splits, each
+    alike comes to by chance: between random halves of the target set (``CHANCE_SPLITS``, each
     whitened on its own as the sets are), scaled from two halves (4 / N) to sets of
     ``source_images`` and N images."""
     count = len(target_pixels)
     identity = torch.eye(target_pixels.shape[1])[None]
     distances = []
-    for _ in range(4):
+    for _ in range(CHANCE_SPLITS):
         order = torch.randperm(count, generator=stream)
         halves = [_whitened(target_pixels[part]) for part in order.tensor_split(2)]
         distances.append(_sliced_distance(identity, *halves)[0])
