@@ -106,7 +106,7 @@ def colour_turn(
     channels (false-colour infrared), is a large turn, which only the colours' whole
     distribution tells; the sliced Wasserstein distance compares it. But a look that is not a
     linear map of the colours (a curve, a relight) also fits some turn better than the least
-    moving one, a wrong one (120 degrees off on the ``cnn`` look). So a turn is taken only
+    moving one, a wrong one (110 degrees off on the ``cnn`` look). So a turn is taken only
     where it brings the distance below what two sets of these sizes differ by chance (halves
     of the target set, scaled to the sets' sizes) and the least-moving map leaves it above,
     and only where no other turn tried (the least-moving map refined, the best few found far
